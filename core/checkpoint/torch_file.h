@@ -1,0 +1,41 @@
+// Reads PyTorch files without running Python or LibTorch's unpickler: torch.save zip
+// archives (PyTorch >= 1.6), the legacy pre-1.6 stream format, and the data.pkl /
+// constants.pkl of TorchScript archives. Tensors come back as TensorViews into the
+// mapped file (no copy for stored records).
+#ifndef GANSERVE_CORE_CHECKPOINT_TORCH_FILE_H_
+#define GANSERVE_CORE_CHECKPOINT_TORCH_FILE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/checkpoint/pickle.h"
+#include "core/util/mapped_file.h"
+
+namespace ganserve::core {
+
+enum class TorchFileFormat { kZip, kLegacy, kTorchScript };
+absl::string_view TorchFileFormatName(TorchFileFormat f);
+
+struct TorchFile {
+  TorchFileFormat format = TorchFileFormat::kZip;
+  // The unpickled root object (for TorchScript: the module object tree).
+  PyRef root;
+  // TorchScript only: constants.pkl (a tuple of tensors), may be null.
+  PyRef constants;
+};
+
+// Parses a PyTorch file held in memory. InvalidArgument naming the problem for
+// corrupt, truncated or unsupported files (including the pre-0.4 tar format).
+absl::StatusOr<TorchFile> ParseTorchFile(std::shared_ptr<const MappedFile> file);
+// Maps and parses `path`.
+absl::StatusOr<TorchFile> LoadTorchFile(const std::string& path);
+
+// Flattens a state dict (a dict of name -> tensor) into a map; nested dicts are
+// ignored. InvalidArgument if `value` is not a dict.
+absl::StatusOr<std::map<std::string, TensorView>> StateDictTensors(const PyRef& value);
+
+}  // namespace ganserve::core
+
+#endif  // GANSERVE_CORE_CHECKPOINT_TORCH_FILE_H_

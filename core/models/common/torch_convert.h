@@ -1,0 +1,28 @@
+// Conversions between the torch-free tensor containers and ATen tensors. Only
+// LibTorch-using model code includes this.
+#ifndef GANSERVE_CORE_MODELS_COMMON_TORCH_CONVERT_H_
+#define GANSERVE_CORE_MODELS_COMMON_TORCH_CONVERT_H_
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/util/tensor_data.h"
+
+namespace ganserve::core {
+
+// Copies a view into a new contiguous float32 tensor on `device`.
+absl::StatusOr<at::Tensor> ToTorchFloat(const TensorView& view, const c10::Device& device);
+at::Tensor ToTorch(const FloatTensor& t, const c10::Device& device);
+// Copies any float tensor to a host FloatTensor (float32, contiguous).
+FloatTensor FromTorch(const at::Tensor& t);
+
+// Parses "cpu", "cuda", "cuda:N" or "auto". InvalidArgument for other strings or a
+// CUDA device that this build or machine does not have.
+absl::StatusOr<c10::Device> ParseDevice(const std::string& spec);
+
+}  // namespace ganserve::core
+
+#endif  // GANSERVE_CORE_MODELS_COMMON_TORCH_CONVERT_H_

@@ -1,0 +1,424 @@
+#include "core/models/stylegan2/generator.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_file.h"
+#include "core/models/common/torch_convert.h"
+#include "core/util/np_random.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::stylegan2 {
+namespace {
+
+constexpr double kLeakySlope = 0.2;
+const double kActGain = std::sqrt(2.0);
+constexpr int kMeanLatentSamples = 4096;
+// Noise maps for NoiseMode::kRandom come from their own stream so that they do not
+// shift the z drawn from the same seed.
+constexpr uint32_t kNoiseStreamSalt = 0x9E3779B9u;
+
+// fused_leaky_relu: leaky_relu(x + bias, 0.2) * sqrt(2), bias over dim 1.
+at::Tensor FusedLeakyRelu(const at::Tensor& x, const at::Tensor& bias) {
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[1] = bias.size(0);
+  return at::leaky_relu(x + bias.view(shape), kLeakySlope) * kActGain;
+}
+
+// One modulated convolution with its style affine; weights pre-scaled by their
+// equalized-lr constants (the same products the reference forms at run time).
+struct ModConv {
+  at::Tensor weight;      // [out, in, k, k] * 1/sqrt(in*k*k)
+  at::Tensor mod_weight;  // [in, style_dim] * 1/sqrt(style_dim)
+  at::Tensor mod_bias;    // [in]
+  at::Tensor blur;        // [out, 1, 4, 4] flipped blur kernel (upsampling convs)
+  int in_channel = 0, out_channel = 0, kernel = 0;
+  bool upsample = false, demodulate = true;
+
+  at::Tensor Style(const at::Tensor& w) const { return at::linear(w, mod_weight, mod_bias); }
+
+  // x: [B, in, H, W]; style: [B, in]. Returns [B, out, H', W'] (H' = 2H when upsampling).
+  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style) const {
+    const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
+    at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
+    if (demodulate) {
+      at::Tensor demod = at::rsqrt(wt.pow(2).sum({2, 3, 4}) + 1e-8);
+      wt = wt * demod.view({b, out_channel, 1, 1, 1});
+    }
+    at::Tensor in = x.reshape({1, b * in_channel, h, w});
+    if (upsample) {
+      wt = wt.transpose(1, 2).reshape({b * in_channel, out_channel, kernel, kernel});
+      at::Tensor out = at::conv_transpose2d(in, wt, {}, /*stride=*/2, /*padding=*/0, /*output_padding=*/0,
+                                            /*groups=*/b);
+      out = out.view({b, out_channel, out.size(2), out.size(3)});
+      // Blur: upfirdn2d with pad (1, 1), a depthwise convolution with the flipped kernel.
+      return at::conv2d(out, blur, {}, 1, 1, 1, out_channel);
+    }
+    wt = wt.view({b * out_channel, in_channel, kernel, kernel});
+    at::Tensor out = at::conv2d(in, wt, {}, 1, kernel / 2, 1, b);
+    return out.view({b, out_channel, h, w});
+  }
+};
+
+struct StyledConv {
+  ModConv conv;
+  at::Tensor noise_weight;  // [1]
+  at::Tensor act_bias;      // [out]
+};
+
+struct ToRgb {
+  ModConv conv;
+  at::Tensor bias;      // [1, 3, 1, 1]
+  at::Tensor upsample;  // [3, 1, 4, 4] skip upsampling kernel (none for to_rgb1)
+};
+
+}  // namespace
+
+struct Generator::Impl {
+  GeneratorConfig config;
+  c10::Device device{c10::kCPU};
+  std::vector<at::Tensor> map_weight, map_bias;  // pre-scaled
+  at::Tensor const_input;                         // [1, C, 4, 4]
+  StyledConv conv1;
+  ToRgb to_rgb1;
+  std::vector<StyledConv> convs;
+  std::vector<ToRgb> to_rgbs;
+  std::vector<at::Tensor> noises;  // [1, 1, r, r]
+  at::Tensor mean_latent;          // [style_dim]
+  FloatTensor mean_latent_host;
+  bool mean_from_checkpoint = false;
+  std::map<std::string, FloatTensor> state_dict;
+
+  at::Tensor Map(const at::Tensor& z) const {
+    at::Tensor x = z * at::rsqrt(z.pow(2).mean(1, true) + 1e-8);
+    for (size_t i = 0; i < map_weight.size(); ++i) {
+      x = FusedLeakyRelu(at::linear(x, map_weight[i]), map_bias[i]);
+    }
+    return x;
+  }
+
+  // The per-layer modulated convs in S-space order.
+  std::vector<const ModConv*> StyleOrder() const {
+    std::vector<const ModConv*> out{&conv1.conv, &to_rgb1.conv};
+    for (size_t j = 0; j < to_rgbs.size(); ++j) {
+      out.push_back(&convs[2 * j].conv);
+      out.push_back(&convs[2 * j + 1].conv);
+      out.push_back(&to_rgbs[j].conv);
+    }
+    return out;
+  }
+
+  // styles: one [B, in] per S layer. noise: one [B or 1, 1, r, r] per layer or empty.
+  at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise) const {
+    const int64_t b = styles[0].size(0);
+    auto styled = [&](const StyledConv& c, const at::Tensor& x, const at::Tensor& s, size_t noise_idx) {
+      at::Tensor out = c.conv.Forward(x, s);
+      if (!noise.empty()) out = out + c.noise_weight * noise[noise_idx];
+      return FusedLeakyRelu(out, c.act_bias);
+    };
+    auto rgb = [&](const ToRgb& t, const at::Tensor& x, const at::Tensor& s, const at::Tensor& skip) {
+      at::Tensor out = t.conv.Forward(x, s) + t.bias;
+      if (skip.defined()) {
+        out = out + at::conv_transpose2d(skip, t.upsample, {}, 2, 1, 0, 3);
+      }
+      return out;
+    };
+    at::Tensor x = const_input.expand({b, -1, -1, -1});
+    x = styled(conv1, x, styles[0], 0);
+    at::Tensor skip = rgb(to_rgb1, x, styles[1], at::Tensor());
+    for (size_t j = 0; j < to_rgbs.size(); ++j) {
+      x = styled(convs[2 * j], x, styles[2 + 3 * j], 1 + 2 * j);
+      x = styled(convs[2 * j + 1], x, styles[3 + 3 * j], 2 + 2 * j);
+      skip = rgb(to_rgbs[j], x, styles[4 + 3 * j], skip);
+    }
+    return skip;
+  }
+};
+
+std::vector<float> SeedToZ(uint32_t seed, int style_dim) {
+  NumpyRandomState rng(seed);
+  return rng.Randn(static_cast<size_t>(style_dim));
+}
+
+Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Generator::~Generator() = default;
+
+const GeneratorConfig& Generator::config() const { return impl_->config; }
+const FloatTensor& Generator::mean_latent() const { return impl_->mean_latent_host; }
+bool Generator::mean_latent_from_checkpoint() const { return impl_->mean_from_checkpoint; }
+std::string Generator::device() const { return impl_->device.str(); }
+std::map<std::string, FloatTensor> Generator::StateDict() const { return impl_->state_dict; }
+
+absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map<std::string, TensorView>& tensors,
+                                                                  const TensorView* latent_avg,
+                                                                  const LoadOptions& options) {
+  ASSIGN_OR_RETURN(GeneratorConfig config, InferGeneratorConfig(tensors));
+  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->device = device;
+  try {
+    c10::InferenceMode guard;
+    std::map<std::string, at::Tensor> t;
+    for (const auto& [name, shape] : ExpectedGeneratorTensors(config)) {
+      ASSIGN_OR_RETURN(FloatTensor host, ToFloatTensor(tensors.at(name)));
+      t[name] = ToTorch(host, device);
+      impl->state_dict[name] = std::move(host);
+    }
+    const double sd = config.style_dim;
+    const double lr = config.lr_mlp;
+    for (int i = 1; i <= config.n_mlp; ++i) {
+      impl->map_weight.push_back(t[absl::StrCat("style.", i, ".weight")] * ((1.0 / std::sqrt(sd)) * lr));
+      impl->map_bias.push_back(t[absl::StrCat("style.", i, ".bias")] * lr);
+    }
+    impl->const_input = t["input.input"];
+    auto mod = [&](const StyleLayer& l) {
+      const std::string& m = l.module;
+      ModConv c;
+      c.in_channel = l.in_channel;
+      c.out_channel = l.out_channel;
+      c.kernel = l.kernel_size;
+      c.upsample = l.upsample;
+      c.demodulate = l.demodulate;
+      c.weight = t[m + ".conv.weight"].squeeze(0) * (1.0 / std::sqrt(double(l.in_channel) * l.kernel_size * l.kernel_size));
+      c.mod_weight = t[m + ".conv.modulation.weight"] * (1.0 / std::sqrt(sd));
+      c.mod_bias = t[m + ".conv.modulation.bias"];
+      if (l.upsample) {
+        c.blur = at::flip(t[m + ".conv.blur.kernel"], {0, 1}).view({1, 1, 4, 4}).repeat({l.out_channel, 1, 1, 1});
+      }
+      return c;
+    };
+    auto styled = [&](const StyleLayer& l) {
+      StyledConv s;
+      s.conv = mod(l);
+      s.noise_weight = t[l.module + ".noise.weight"];
+      s.act_bias = t[l.module + ".activate.bias"];
+      return s;
+    };
+    auto to_rgb = [&](const StyleLayer& l) {
+      ToRgb r;
+      r.conv = mod(l);
+      r.bias = t[l.module + ".bias"];
+      if (l.module != "to_rgb1") r.upsample = t[l.module + ".upsample.kernel"].view({1, 1, 4, 4}).repeat({3, 1, 1, 1});
+      return r;
+    };
+    for (const StyleLayer& l : config.style_layers) {
+      if (l.module == "conv1") impl->conv1 = styled(l);
+      else if (l.module == "to_rgb1") impl->to_rgb1 = to_rgb(l);
+      else if (!l.demodulate) impl->to_rgbs.push_back(to_rgb(l));
+      else impl->convs.push_back(styled(l));
+    }
+    for (int i = 0; i < config.num_layers; ++i) impl->noises.push_back(t[absl::StrCat("noises.noise_", i)]);
+
+    if (latent_avg != nullptr) {
+      ASSIGN_OR_RETURN(FloatTensor avg, ToFloatTensor(*latent_avg));
+      if (avg.numel() != config.style_dim) {
+        return absl::InvalidArgumentError(absl::StrCat("latent_avg has shape ", ShapeString(avg.shape),
+                                                       ", expected [", config.style_dim, "]"));
+      }
+      avg.shape = {config.style_dim};
+      impl->mean_latent_host = avg;
+      impl->mean_latent = ToTorch(avg, device);
+      impl->mean_from_checkpoint = true;
+    } else {
+      NumpyRandomState rng(0);
+      FloatTensor z;
+      z.shape = {kMeanLatentSamples, config.style_dim};
+      z.data = rng.Randn(static_cast<size_t>(kMeanLatentSamples) * config.style_dim);
+      impl->mean_latent = impl->Map(ToTorch(z, device)).mean(0);
+      impl->mean_latent_host = FromTorch(impl->mean_latent);
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("building the generator failed: ", e.what_without_backtrace()));
+  }
+  return std::unique_ptr<Generator>(new Generator(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& path, const LoadOptions& options,
+                                                           LoadReport* report) {
+  LoadReport local;
+  LoadReport& rep = report != nullptr ? *report : local;
+  std::map<std::string, TensorView> tensors;
+  std::optional<TensorView> latent_avg;
+  if (absl::EndsWith(path, ".safetensors")) {
+    ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
+    rep.format = "safetensors";
+    tensors = std::move(f.tensors);
+    if (auto it = tensors.find("latent_avg"); it != tensors.end()) {
+      latent_avg = it->second;
+      tensors.erase(it);
+    }
+  } else {
+    ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
+    rep.format = std::string(TorchFileFormatName(f.format));
+    if (f.root->kind != PyValue::Kind::kDict) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": expected a checkpoint dict, found ", f.root->Describe()));
+    }
+    for (const auto& [k, v] : f.root->dict) {
+      if (k->IsString()) rep.entries[k->s] = v->Describe();
+    }
+    PyRef sd;
+    if (!options.key.empty()) {
+      sd = f.root->Get(options.key);
+      if (sd == nullptr) return absl::InvalidArgumentError(absl::StrCat(path, ": checkpoint has no '", options.key, "' entry"));
+      rep.source_key = options.key;
+    } else if ((sd = f.root->Get("g_ema")) != nullptr) {
+      rep.source_key = "g_ema";
+    } else if ((sd = f.root->Get("g")) != nullptr) {
+      rep.source_key = "g";
+    } else if (f.root->Get("style.1.weight") != nullptr) {
+      sd = f.root;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": no generator found (expected a 'g_ema' or 'g' entry or a bare state dict); entries: ",
+          rep.entries.size()));
+    }
+    ASSIGN_OR_RETURN(tensors, StateDictTensors(sd));
+    if (PyRef avg = f.root->Get("latent_avg"); avg != nullptr && avg->kind == PyValue::Kind::kTensor) {
+      latent_avg = *avg->tensor;
+    }
+  }
+  auto gen = FromTensors(tensors, latent_avg ? &*latent_avg : nullptr, options);
+  if (!gen.ok()) return absl::Status(gen.status().code(), absl::StrCat(path, ": ", gen.status().message()));
+  rep.mean_latent_source = (*gen)->mean_latent_from_checkpoint()
+                               ? "checkpoint"
+                               : absl::StrCat("computed (", kMeanLatentSamples, " samples, seed 0)");
+  const auto& used = (*gen)->impl_->state_dict;
+  for (const auto& [name, v] : tensors) {
+    if (used.count(name) == 0) rep.ignored_tensors.push_back(name);
+  }
+  return gen;
+}
+
+absl::StatusOr<FloatTensor> Generator::Map(const FloatTensor& z) const {
+  if (z.shape.size() != 2 || z.shape[1] != impl_->config.style_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("z must be [N, ", impl_->config.style_dim, "], got ",
+                                                   ShapeString(z.shape)));
+  }
+  try {
+    c10::InferenceMode guard;
+    return FromTorch(impl_->Map(ToTorch(z, impl_->device)));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("mapping failed: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) const {
+  const GeneratorConfig& c = impl_->config;
+  const int64_t sd = c.style_dim;
+  const auto& shape = p.latents.shape;
+  if (shape.empty() || shape[0] < 1) return absl::InvalidArgumentError("latents must have a batch dimension >= 1");
+  const int64_t n = shape[0];
+  switch (p.space) {
+    case LatentSpace::kZ:
+    case LatentSpace::kW:
+      if (shape.size() != 2 || shape[1] != sd) {
+        return absl::InvalidArgumentError(absl::StrCat(p.space == LatentSpace::kZ ? "z" : "w", " latents must be [N, ",
+                                                       sd, "], got ", ShapeString(shape)));
+      }
+      break;
+    case LatentSpace::kWPlus:
+      if (shape.size() != 3 || shape[1] != c.n_latent || shape[2] != sd) {
+        return absl::InvalidArgumentError(absl::StrCat("w+ latents must be [N, ", c.n_latent, ", ", sd, "], got ",
+                                                       ShapeString(shape)));
+      }
+      break;
+    case LatentSpace::kS:
+      if (shape.size() != 2 || shape[1] != c.s_dim) {
+        return absl::InvalidArgumentError(absl::StrCat("S-space latents must be [N, ", c.s_dim, "], got ",
+                                                       ShapeString(shape)));
+      }
+      break;
+  }
+  if (static_cast<int64_t>(p.latents.data.size()) != p.latents.numel()) {
+    return absl::InvalidArgumentError("latent data size does not match its shape");
+  }
+  if (p.mix_latents) {
+    if (p.space != LatentSpace::kZ && p.space != LatentSpace::kW) {
+      return absl::InvalidArgumentError("style mixing needs z or w latents");
+    }
+    if (p.mix_latents->shape != shape || static_cast<int64_t>(p.mix_latents->data.size()) != p.mix_latents->numel()) {
+      return absl::InvalidArgumentError(absl::StrCat("mixing latents must have the same shape as the latents ",
+                                                     ShapeString(shape)));
+    }
+    if (p.inject_index < 1 || p.inject_index >= c.n_latent) {
+      return absl::InvalidArgumentError(absl::StrCat("inject_index must be in [1, ", c.n_latent - 1, "], got ",
+                                                     p.inject_index));
+    }
+  }
+  if (p.noise == NoiseMode::kRandom && static_cast<int64_t>(p.noise_seeds.size()) != n) {
+    return absl::InvalidArgumentError(absl::StrCat("random noise needs one seed per image: ", n, " images, ",
+                                                   p.noise_seeds.size(), " seeds"));
+  }
+  if (!std::isfinite(p.truncation)) return absl::InvalidArgumentError("truncation must be finite");
+
+  try {
+    c10::InferenceMode guard;
+    const c10::Device dev = impl_->device;
+    auto truncate = [&](at::Tensor w) {
+      if (p.truncation == 1.0f) return w;
+      return impl_->mean_latent + p.truncation * (w - impl_->mean_latent);
+    };
+    at::Tensor x = ToTorch(p.latents, dev);
+    at::Tensor wplus;
+    std::vector<at::Tensor> styles;
+    const auto order = impl_->StyleOrder();
+    if (p.space == LatentSpace::kS) {
+      for (const StyleLayer& l : c.style_layers) styles.push_back(x.narrow(1, l.offset, l.in_channel));
+    } else {
+      if (p.space == LatentSpace::kWPlus) {
+        wplus = truncate(x);
+      } else {
+        at::Tensor w = p.space == LatentSpace::kZ ? impl_->Map(x) : x;
+        w = truncate(w);
+        if (p.mix_latents) {
+          at::Tensor m = ToTorch(*p.mix_latents, dev);
+          at::Tensor w2 = truncate(p.space == LatentSpace::kZ ? impl_->Map(m) : m);
+          wplus = at::cat({w.unsqueeze(1).expand({n, p.inject_index, sd}),
+                           w2.unsqueeze(1).expand({n, c.n_latent - p.inject_index, sd})},
+                          1);
+        } else {
+          wplus = w.unsqueeze(1).expand({n, c.n_latent, sd});
+        }
+      }
+      for (size_t i = 0; i < order.size(); ++i) {
+        styles.push_back(order[i]->Style(wplus.select(1, c.style_layers[i].latent_index)));
+      }
+    }
+    std::vector<at::Tensor> noise;
+    if (p.noise == NoiseMode::kConst) {
+      noise = impl_->noises;
+    } else if (p.noise == NoiseMode::kRandom) {
+      std::vector<FloatTensor> host(static_cast<size_t>(c.num_layers));
+      for (int i = 0; i < c.num_layers; ++i) {
+        const int64_t r = int64_t{1} << ((i + 5) / 2);
+        host[i].shape = {n, 1, r, r};
+        host[i].data.reserve(static_cast<size_t>(n * r * r));
+      }
+      for (int64_t b = 0; b < n; ++b) {
+        NumpyRandomState rng(p.noise_seeds[b] ^ kNoiseStreamSalt);
+        for (int i = 0; i < c.num_layers; ++i) {
+          const int64_t r = host[i].shape[2];
+          auto v = rng.Randn(static_cast<size_t>(r * r));
+          host[i].data.insert(host[i].data.end(), v.begin(), v.end());
+        }
+      }
+      for (auto& h : host) noise.push_back(ToTorch(h, dev));
+    }
+    GenerateResult out;
+    out.images = FromTorch(impl_->Synthesize(styles, noise));
+    if (p.return_wplus && wplus.defined()) out.wplus = FromTorch(wplus);
+    if (p.return_s) out.s = FromTorch(at::cat(styles, 1));
+    return out;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("generation failed: ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace ganserve::core::stylegan2

@@ -1,0 +1,114 @@
+// The StyleGAN2 generator of rosinality's stylegan2-pytorch (the one StyleGAN-NADA,
+// StyleCLIP and e4e use), loaded from real checkpoints and run with LibTorch.
+// This header is torch-free: inputs and outputs are host FloatTensors.
+#ifndef GANSERVE_CORE_MODELS_STYLEGAN2_GENERATOR_H_
+#define GANSERVE_CORE_MODELS_STYLEGAN2_GENERATOR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/models/stylegan2/config.h"
+#include "core/util/tensor_data.h"
+
+namespace ganserve::core::stylegan2 {
+
+enum class LatentSpace { kZ, kW, kWPlus, kS };
+enum class NoiseMode { kConst, kRandom, kNone };
+
+// The z that a seed stands for: np.random.RandomState(seed).randn(style_dim), as
+// NVIDIA's and rosinality's generate scripts draw it, so seeds match theirs.
+std::vector<float> SeedToZ(uint32_t seed, int style_dim);
+
+struct GenerateParams {
+  LatentSpace space = LatentSpace::kZ;
+  // kZ, kW: [N, style_dim]; kWPlus: [N, n_latent, style_dim]; kS: [N, s_dim].
+  FloatTensor latents;
+  // Truncation psi toward the mean latent: w' = avg + psi * (w - avg). 1 = off.
+  // Applied for any psi != 1 (rosinality only for psi < 1; the same for psi < 1 and
+  // NVIDIA's extrapolation for psi > 1). Ignored for S input.
+  float truncation = 1.0f;
+  // Style mixing (z or w input only): rows [inject_index, n_latent) of w+ come from
+  // these latents (same space as `latents`, same count); rows before from `latents`.
+  std::optional<FloatTensor> mix_latents;
+  int inject_index = 0;
+  NoiseMode noise = NoiseMode::kConst;
+  // kRandom: one seed per image; noise maps are drawn on the host from it, so the
+  // same seed gives the same noise on every device.
+  std::vector<uint32_t> noise_seeds;
+  bool return_wplus = false;
+  bool return_s = false;
+};
+
+struct GenerateResult {
+  // [N, 3, H, W] float32, the raw generator output (nominally [-1, 1], unclamped).
+  FloatTensor images;
+  // [N, n_latent, style_dim] when requested (empty for S input).
+  FloatTensor wplus;
+  // [N, s_dim] when requested.
+  FloatTensor s;
+};
+
+struct LoadOptions {
+  // "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
+  std::string device = "cpu";
+  // Which entry of a checkpoint dict to load: empty = "g_ema", else "g".
+  std::string key;
+};
+
+// What a load found, for `ganctl local inspect` and the model repository.
+struct LoadReport {
+  std::string format;        // zip | legacy | safetensors
+  std::string source_key;    // "g_ema", "g", or "" for a bare state dict
+  // Top-level checkpoint entries and a description of each.
+  std::map<std::string, std::string> entries;
+  // "checkpoint" (latent_avg entry) or "computed (4096 samples, seed 0)".
+  std::string mean_latent_source;
+  std::vector<std::string> ignored_tensors;  // state-dict tensors the generator does not use
+};
+
+// Thread-safe: Generate and Map are const and may run concurrently; the weights are
+// immutable after Load.
+class Generator {
+ public:
+  // Loads a rosinality checkpoint (.pt, zip or legacy; `g_ema` preferred, else `g`,
+  // else a bare state dict) or a .safetensors state dict. InvalidArgument naming the
+  // problem for incomplete or mis-shaped generators; NotFound for a missing file.
+  static absl::StatusOr<std::unique_ptr<Generator>> Load(const std::string& path, const LoadOptions& options,
+                                                         LoadReport* report = nullptr);
+  // Builds from named tensors (state-dict keys). `latent_avg` may be null, in which
+  // case the mean latent is computed (4096 z from seeds drawn by a seed-0 stream).
+  static absl::StatusOr<std::unique_ptr<Generator>> FromTensors(const std::map<std::string, TensorView>& tensors,
+                                                                const TensorView* latent_avg,
+                                                                const LoadOptions& options);
+  ~Generator();
+
+  const GeneratorConfig& config() const;
+  // [style_dim].
+  const FloatTensor& mean_latent() const;
+  bool mean_latent_from_checkpoint() const;
+  std::string device() const;
+
+  // z [N, style_dim] -> w [N, style_dim].
+  absl::StatusOr<FloatTensor> Map(const FloatTensor& z) const;
+  // Renders images. InvalidArgument for shapes that do not fit the model.
+  absl::StatusOr<GenerateResult> Generate(const GenerateParams& params) const;
+
+  // All parameters and buffers by state-dict name, as float32 host tensors (exports,
+  // delta computation).
+  std::map<std::string, FloatTensor> StateDict() const;
+
+  struct Impl;
+
+ private:
+  explicit Generator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ganserve::core::stylegan2
+
+#endif  // GANSERVE_CORE_MODELS_STYLEGAN2_GENERATOR_H_

@@ -1,0 +1,208 @@
+#include "core/util/tensor_data.h"
+
+#include <cstring>
+#include <limits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace ganserve::core {
+namespace {
+
+float HalfToFloat(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      mant &= 0x3ff;
+      bits = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+template <typename T>
+T Load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+double ElementAsDouble(DType dtype, const uint8_t* p) {
+  switch (dtype) {
+    case DType::kFloat32: return Load<float>(p);
+    case DType::kFloat64: return Load<double>(p);
+    case DType::kFloat16: return HalfToFloat(Load<uint16_t>(p));
+    case DType::kBFloat16: {
+      uint32_t bits = static_cast<uint32_t>(Load<uint16_t>(p)) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
+    case DType::kInt64: return static_cast<double>(Load<int64_t>(p));
+    case DType::kInt32: return Load<int32_t>(p);
+    case DType::kInt16: return Load<int16_t>(p);
+    case DType::kInt8: return Load<int8_t>(p);
+    case DType::kUInt8: return *p;
+    case DType::kBool: return *p != 0;
+  }
+  return 0;
+}
+
+int64_t ElementAsInt(DType dtype, const uint8_t* p) {
+  switch (dtype) {
+    case DType::kInt64: return Load<int64_t>(p);
+    case DType::kInt32: return Load<int32_t>(p);
+    case DType::kInt16: return Load<int16_t>(p);
+    case DType::kInt8: return Load<int8_t>(p);
+    case DType::kUInt8: return *p;
+    case DType::kBool: return *p != 0;
+    default: return 0;
+  }
+}
+
+bool IsFloating(DType d) {
+  return d == DType::kFloat32 || d == DType::kFloat64 || d == DType::kFloat16 ||
+         d == DType::kBFloat16;
+}
+
+// Calls fn(byte_offset) for every element in C order after checking bounds.
+template <typename Fn>
+absl::Status ForEachElement(const TensorView& view, Fn fn) {
+  const int64_t n = view.numel();
+  if (n < 0) return absl::InvalidArgumentError("tensor has an invalid shape " + ShapeString(view.shape));
+  const size_t rank = view.shape.size();
+  std::vector<int64_t> strides = view.strides;
+  if (strides.empty()) {
+    strides.assign(rank, 1);
+    for (size_t i = rank; i-- > 1;) strides[i - 1] = strides[i] * view.shape[i];
+  }
+  if (strides.size() != rank) return absl::InvalidArgumentError("tensor strides do not match its rank");
+  const int64_t esize = static_cast<int64_t>(DTypeSize(view.dtype));
+  if (n == 0) return absl::OkStatus();
+  // Extent check: the lowest and highest element offsets must lie inside the bytes.
+  int64_t lo = view.offset, hi = view.offset;
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t span = (view.shape[i] - 1) * strides[i];
+    if (span < 0) lo += span; else hi += span;
+  }
+  if (lo < 0 || (hi + 1) * esize > static_cast<int64_t>(view.nbytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor of shape ", ShapeString(view.shape),
+                                                   " reaches outside its storage of ", view.nbytes,
+                                                   " bytes"));
+  }
+  std::vector<int64_t> idx(rank, 0);
+  int64_t off = view.offset;
+  for (int64_t e = 0; e < n; ++e) {
+    fn(view.data + off * esize);
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < view.shape[d]) {
+        off += strides[d];
+        break;
+      }
+      off -= (view.shape[d] - 1) * strides[d];
+      idx[d] = 0;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+size_t DTypeSize(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat64:
+    case DType::kInt64: return 8;
+    case DType::kFloat32:
+    case DType::kInt32: return 4;
+    case DType::kFloat16:
+    case DType::kBFloat16:
+    case DType::kInt16: return 2;
+    case DType::kInt8:
+    case DType::kUInt8:
+    case DType::kBool: return 1;
+  }
+  return 1;
+}
+
+absl::string_view DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return "F32";
+    case DType::kFloat64: return "F64";
+    case DType::kFloat16: return "F16";
+    case DType::kBFloat16: return "BF16";
+    case DType::kInt64: return "I64";
+    case DType::kInt32: return "I32";
+    case DType::kInt16: return "I16";
+    case DType::kInt8: return "I8";
+    case DType::kUInt8: return "U8";
+    case DType::kBool: return "BOOL";
+  }
+  return "?";
+}
+
+int64_t NumElements(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return -1;
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+absl::StatusOr<FloatTensor> ToFloatTensor(const TensorView& view) {
+  FloatTensor out;
+  out.shape = view.shape;
+  const int64_t n = view.numel();
+  if (n < 0) return absl::InvalidArgumentError("tensor has an invalid shape " + ShapeString(view.shape));
+  out.data.reserve(static_cast<size_t>(n));
+  absl::Status s = ForEachElement(view, [&](const uint8_t* p) {
+    out.data.push_back(static_cast<float>(ElementAsDouble(view.dtype, p)));
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> ToInt64Vector(const TensorView& view) {
+  if (IsFloating(view.dtype)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected an integer tensor, got ", DTypeName(view.dtype)));
+  }
+  std::vector<int64_t> out;
+  absl::Status s = ForEachElement(view, [&](const uint8_t* p) { out.push_back(ElementAsInt(view.dtype, p)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+TensorView ViewOf(std::shared_ptr<const FloatTensor> t) {
+  TensorView v;
+  v.dtype = DType::kFloat32;
+  v.shape = t->shape;
+  v.data = reinterpret_cast<const uint8_t*>(t->data.data());
+  v.nbytes = t->data.size() * sizeof(float);
+  v.owner = std::move(t);
+  return v;
+}
+
+}  // namespace ganserve::core

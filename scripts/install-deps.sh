@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian bookworm package ganserve needs to build, test and run.
+# Idempotent: packages already present are skipped by apt. Used by the README,
+# .ci/run and the Dockerfile's CPU build stage.
+#
+#   scripts/install-deps.sh   (build, test and run dependencies)
+set -euo pipefail
+
+build_pkgs=(
+  g++ cmake ninja-build ccache pkg-config git ca-certificates
+  libtorch-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev libspdlog-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libsqlite3-dev libspng-dev zlib1g-dev libturbojpeg0-dev
+  libcli11-dev nlohmann-json3-dev
+  # Optimized BLAS: LibTorch takes libblas.so.3 from the alternatives system and the
+  # reference BLAS it otherwise gets is ~20x slower. The OpenMP build shares LibTorch's
+  # OpenMP pool instead of oversubscribing the cores.
+  libopenblas0-openmp
+  # Test fixtures are generated with Debian's PyTorch (never used by the product).
+  python3 python3-torch python3-numpy
+)
+
+missing=()
+for p in "${build_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#build_pkgs[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
