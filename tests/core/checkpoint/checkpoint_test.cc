@@ -1,0 +1,180 @@
+// Loading the checkpoint shapes real users have: legacy and zip formats, extra entries
+// (g, d, optimizer states, argparse Namespace), bare state dicts, parameters and
+// non-contiguous tensors, changing widths, and broken files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_file.h"
+#include "core/io/npy.h"
+#include "core/models/stylegan2/generator.h"
+#include "core/util/file_util.h"
+#include "tests/testing/shared.h"
+
+namespace ganserve::core {
+namespace {
+
+using stylegan2::GenerateParams;
+using stylegan2::Generator;
+using stylegan2::LoadReport;
+
+std::string FixtureDir() { return std::string(GANSERVE_BINARY_DIR) + "/test_fixtures/checkpoints"; }
+
+float MaxAbsDiff(const FloatTensor& a, const FloatTensor& b) {
+  if (a.shape != b.shape) return INFINITY;
+  float m = 0;
+  for (size_t i = 0; i < a.data.size(); ++i) m = std::max(m, std::fabs(a.data[i] - b.data[i]));
+  return m;
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    shared_ = ::ganserve::testing::SharedDir();
+    if (shared_.empty()) GTEST_SKIP() << "shared/ fixtures not found (set GANSERVE_SHARED_DIR)";
+    if (!std::filesystem::exists(FixtureDir() + "/legacy_full.pt")) {
+      GTEST_SKIP() << "checkpoint fixtures not built: run ctest (fixture make_checkpoint_fixtures)";
+    }
+  }
+  // Renders the reference z through `gen` and compares with the official output.
+  void ExpectReferenceImages(const Generator& gen) {
+    auto z = ReadNpyFloat(shared_ + "/fixtures/stylegan2/a1/z.npy");
+    auto ref = ReadNpyFloat(shared_ + "/fixtures/stylegan2/a1/img_trunc07.npy");
+    ASSERT_TRUE(z.ok() && ref.ok());
+    GenerateParams p;
+    p.latents = *z;
+    p.truncation = 0.7f;
+    auto r = gen.Generate(p);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_LE(MaxAbsDiff(r->images, *ref), 1e-4f);
+  }
+  std::string shared_;
+};
+
+TEST_F(CheckpointTest, LegacyFormatWithExtraEntries) {
+  LoadReport rep;
+  auto g = Generator::Load(FixtureDir() + "/legacy_full.pt", {}, &rep);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(rep.format, "legacy");
+  EXPECT_EQ(rep.source_key, "g_ema");
+  EXPECT_EQ(rep.mean_latent_source, "checkpoint");
+  EXPECT_EQ(rep.entries.count("d"), 1u);
+  EXPECT_EQ(rep.entries.at("args"), "object argparse.Namespace");
+  ExpectReferenceImages(**g);
+}
+
+TEST_F(CheckpointTest, ExplicitKeyAndGOnly) {
+  stylegan2::LoadOptions opt;
+  opt.key = "g";
+  auto g = Generator::Load(FixtureDir() + "/legacy_full.pt", opt);
+  ASSERT_TRUE(g.ok()) << g.status();
+  LoadReport rep;
+  auto g2 = Generator::Load(FixtureDir() + "/zip_g_only.pt", {}, &rep);
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  EXPECT_EQ(rep.source_key, "g");
+  EXPECT_EQ(rep.format, "zip");
+  // No latent_avg: computed, so truncated images differ slightly from the reference.
+  EXPECT_EQ(rep.mean_latent_source, "computed (4096 samples, seed 0)");
+  opt.key = "d";
+  auto bad = Generator::Load(FixtureDir() + "/zip_g_only.pt", opt);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'d'"), std::string::npos) << bad.status();
+}
+
+TEST_F(CheckpointTest, BareStateDictAndSingleEntryDict) {
+  LoadReport rep;
+  auto g = Generator::Load(FixtureDir() + "/bare_state.pt", {}, &rep);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(rep.source_key, "");
+  auto g1 = Generator::Load(FixtureDir() + "/one_entry.pt", {});
+  ASSERT_TRUE(g1.ok()) << g1.status();
+}
+
+TEST_F(CheckpointTest, ParametersAndNonContiguousTensors) {
+  auto g = Generator::Load(FixtureDir() + "/params.pt", {});
+  ASSERT_TRUE(g.ok()) << g.status();
+  ExpectReferenceImages(**g);
+}
+
+TEST_F(CheckpointTest, MissingTensorIsNamed) {
+  auto g = Generator::Load(FixtureDir() + "/missing_key.pt", {});
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(g.status().message().find("convs.3.conv.weight"), std::string::npos) << g.status();
+}
+
+TEST_F(CheckpointTest, WrongShapeIsNamed) {
+  auto g = Generator::Load(FixtureDir() + "/wrong_shape.pt", {});
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(g.status().message().find("to_rgbs.1.bias is [1, 4, 1, 1], expected [1, 3, 1, 1]"), std::string::npos)
+      << g.status();
+}
+
+TEST_F(CheckpointTest, WidthsChangeBetweenResolutions) {
+  auto g = Generator::Load(FixtureDir() + "/widths.pt", {});
+  ASSERT_TRUE(g.ok()) << g.status();
+  const auto& c = (*g)->config();
+  EXPECT_EQ(c.resolution, 64);
+  EXPECT_EQ(c.style_dim, 64);
+  EXPECT_EQ(c.n_mlp, 4);
+  EXPECT_EQ(c.n_latent, 10);
+  EXPECT_EQ(c.channels, (std::map<int, int>{{4, 16}, {8, 16}, {16, 12}, {32, 8}, {64, 4}}));
+  GenerateParams p;
+  p.latents.shape = {2, 64};
+  p.latents.data = stylegan2::SeedToZ(1, 64);
+  auto z2 = stylegan2::SeedToZ(2, 64);
+  p.latents.data.insert(p.latents.data.end(), z2.begin(), z2.end());
+  auto r = (*g)->Generate(p);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->images.shape, (std::vector<int64_t>{2, 3, 64, 64}));
+  for (float v : r->images.data) ASSERT_TRUE(std::isfinite(v));
+}
+
+TEST_F(CheckpointTest, SafetensorsRoundTripRendersTheSame) {
+  auto g = Generator::Load(shared_ + "/fixtures/stylegan2/a1_g32_sd512_zip.pt", {});
+  ASSERT_TRUE(g.ok()) << g.status();
+  auto sd = (*g)->StateDict();
+  sd["latent_avg"] = (*g)->mean_latent();
+  const std::string path = ::testing::TempDir() + "/g.safetensors";
+  ASSERT_TRUE(SaveSafetensors(path, sd, {{"format", "ganserve-generator"}}).ok());
+  LoadReport rep;
+  auto g2 = Generator::Load(path, {}, &rep);
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  EXPECT_EQ(rep.format, "safetensors");
+  ExpectReferenceImages(**g2);
+  auto st = LoadSafetensors(path);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->metadata.at("format"), "ganserve-generator");
+}
+
+// Every prefix of a real checkpoint either fails with a clear error or (for a prefix
+// that happens to be complete) loads; none may crash.
+TEST_F(CheckpointTest, TruncatedFilesFailCleanly) {
+  for (const std::string name : {"legacy_full.pt", "one_entry.pt"}) {
+    auto bytes = ReadFile(FixtureDir() + "/" + name);
+    ASSERT_TRUE(bytes.ok());
+    for (double frac : {0.0, 0.001, 0.01, 0.3, 0.5, 0.9, 0.999}) {
+      auto file = MappedFile::FromString(bytes->substr(0, static_cast<size_t>(bytes->size() * frac)));
+      auto parsed = ParseTorchFile(file);
+      if (parsed.ok()) {
+        auto sd = StateDictTensors(parsed->root->Get("g_ema"));
+        if (!sd.ok()) continue;
+        auto g = Generator::FromTensors(*sd, nullptr, {});
+        EXPECT_FALSE(g.ok()) << name << " at " << frac;
+      } else {
+        EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << parsed.status();
+      }
+    }
+  }
+}
+
+TEST(TorchFileTest, NotACheckpoint) {
+  auto r = ParseTorchFile(MappedFile::FromString("hello world, not a checkpoint"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  auto missing = LoadTorchFile("/nonexistent/x.pt");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ganserve::core
