@@ -1,0 +1,100 @@
+// Durable storage of jobs and their event logs, behind an interface so that the
+// embedded SQLite store can be swapped for a shared PostgreSQL one when scaling out.
+#ifndef GANSERVE_CORE_JOBS_JOB_STORE_H_
+#define GANSERVE_CORE_JOBS_JOB_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace ganserve::core {
+
+// Values match ganserve.v1.JobKind / JobState so the edge can cast.
+enum class JobKind { kUnspecified = 0, kAdapt = 1, kInvert = 2, kEditStats = 3 };
+enum class JobState { kUnspecified = 0, kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
+
+bool IsTerminal(JobState s);
+const char* JobKindName(JobKind k);
+const char* JobStateName(JobState s);
+
+// One job's durable row.
+struct JobRecord {
+  std::string id;
+  JobKind kind = JobKind::kUnspecified;
+  JobState state = JobState::kQueued;
+  std::string request_id;    // idempotency key, may be empty
+  std::string request_hash;  // digest of the request payload, for idempotency checks
+  std::string model;
+  std::string request;       // the serialised request, opaque to the store
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  std::map<std::string, float> losses;
+  float eta_seconds = 0;
+  int64_t create_time_ms = 0;
+  int64_t start_time_ms = 0;
+  int64_t end_time_ms = 0;
+  std::string result;
+  int error_code = 0;
+  std::string error_message;
+  bool cancel_requested = false;
+  int64_t last_seq = 0;  // seq of the newest event
+};
+
+// One stored event; the payload is opaque (the edge's serialised JobEvent).
+struct JobEventRecord {
+  int64_t seq = 0;
+  int64_t time_ms = 0;
+  std::string type;  // "state", "progress", "preview"
+  std::string payload;
+};
+
+struct ListJobsQuery {
+  JobKind kind = JobKind::kUnspecified;    // any
+  JobState state = JobState::kUnspecified;  // any
+  int page_size = 50;
+  std::string page_token;  // from a previous page; empty = first page
+};
+
+struct ListJobsPage {
+  std::vector<JobRecord> jobs;  // newest first
+  std::string next_page_token;  // empty when done
+};
+
+// Implementations are thread-safe.
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // Inserts a new job. AlreadyExists if the id or a non-empty request_id is taken.
+  virtual absl::Status CreateJob(const JobRecord& job) = 0;
+  // NotFound if absent.
+  virtual absl::StatusOr<JobRecord> GetJob(const std::string& id) = 0;
+  // The job created with this idempotency key, if any.
+  virtual absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) = 0;
+  // Overwrites the job's mutable fields (not id, kind, request). NotFound if absent.
+  virtual absl::Status UpdateJob(const JobRecord& job) = 0;
+  // Pages through jobs, newest first. InvalidArgument for a malformed page token.
+  virtual absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) = 0;
+  // Jobs in QUEUED or RUNNING state, oldest first (crash recovery).
+  virtual absl::StatusOr<std::vector<JobRecord>> ListUnfinished() = 0;
+
+  // Appends an event and stores `job` (whose last_seq it sets) in one transaction;
+  // returns the new seq (last_seq + 1). NotFound if the job does not exist.
+  virtual absl::StatusOr<int64_t> AppendEvent(JobRecord& job, const std::string& type, const std::string& payload,
+                                              int64_t time_ms) = 0;
+  // Events with seq > after_seq, ascending, at most `limit`.
+  virtual absl::StatusOr<std::vector<JobEventRecord>> ListEvents(const std::string& job_id, int64_t after_seq,
+                                                                 int limit) = 0;
+  // The smallest seq still stored for the job (0 when it has none); events below it
+  // were pruned.
+  virtual absl::StatusOr<int64_t> FirstSeq(const std::string& job_id) = 0;
+};
+
+}  // namespace ganserve::core
+
+#endif  // GANSERVE_CORE_JOBS_JOB_STORE_H_

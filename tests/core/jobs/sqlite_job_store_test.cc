@@ -1,0 +1,151 @@
+#include "core/jobs/sqlite_job_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+
+namespace ganserve::core {
+namespace {
+
+class SqliteJobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("jobstore_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "jobs.db").string();
+    auto s = SqliteJobStore::Open(path_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+  JobRecord Job(const std::string& id, int64_t t, JobKind kind = JobKind::kAdapt) {
+    JobRecord j;
+    j.id = id;
+    j.kind = kind;
+    j.model = "ffhq";
+    j.create_time_ms = t;
+    j.request = std::string("\0\1binary", 8);
+    return j;
+  }
+  std::filesystem::path dir_;
+  std::string path_;
+  std::unique_ptr<SqliteJobStore> store_;
+};
+
+TEST_F(SqliteJobStoreTest, CreateGetUpdate) {
+  JobRecord j = Job("job-1", 1000);
+  j.request_id = "req-a";
+  j.losses = {{"clip", 0.5f}};
+  ASSERT_TRUE(store_->CreateJob(j).ok());
+  auto got = store_->GetJob("job-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->request, j.request);
+  EXPECT_EQ(got->losses.at("clip"), 0.5f);
+  EXPECT_EQ(got->state, JobState::kQueued);
+  got->state = JobState::kFailed;
+  got->error_code = 9;
+  got->error_message = "model vanished";
+  ASSERT_TRUE(store_->UpdateJob(*got).ok());
+  auto again = store_->GetJob("job-1");
+  EXPECT_EQ(again->state, JobState::kFailed);
+  EXPECT_EQ(again->error_message, "model vanished");
+  EXPECT_EQ(store_->GetJob("nope").status().code(), absl::StatusCode::kNotFound);
+  JobRecord missing = Job("nope", 1);
+  EXPECT_EQ(store_->UpdateJob(missing).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteJobStoreTest, IdempotencyKeysAreUnique) {
+  JobRecord a = Job("job-a", 1);
+  a.request_id = "same";
+  JobRecord b = Job("job-b", 2);
+  b.request_id = "same";
+  ASSERT_TRUE(store_->CreateJob(a).ok());
+  EXPECT_EQ(store_->CreateJob(b).code(), absl::StatusCode::kAlreadyExists);
+  auto found = store_->FindByRequestId("same");
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->id, "job-a");
+  // Empty request ids never collide.
+  ASSERT_TRUE(store_->CreateJob(Job("job-c", 3)).ok());
+  ASSERT_TRUE(store_->CreateJob(Job("job-d", 4)).ok());
+}
+
+TEST_F(SqliteJobStoreTest, PagingFilteringNewestFirst) {
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(store_->CreateJob(Job("job-" + std::to_string(i), 100 + i / 2,
+                                      i % 3 == 0 ? JobKind::kInvert : JobKind::kAdapt)).ok());
+  }
+  ListJobsQuery q;
+  q.page_size = 3;
+  std::vector<std::string> seen;
+  for (int pages = 0; pages < 5; ++pages) {
+    auto page = store_->ListJobs(q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& j : page->jobs) seen.push_back(j.id);
+    if (page->next_page_token.empty()) break;
+    q.page_token = page->next_page_token;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"job-6", "job-5", "job-4", "job-3", "job-2", "job-1", "job-0"}));
+  ListJobsQuery inv;
+  inv.kind = JobKind::kInvert;
+  auto page = store_->ListJobs(inv);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->jobs.size(), 3u);
+  ListJobsQuery bad;
+  bad.page_token = "garbage";
+  EXPECT_EQ(store_->ListJobs(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteJobStoreTest, EventsAreSequencedAndSurviveReopen) {
+  JobRecord j = Job("job-e", 5);
+  ASSERT_TRUE(store_->CreateJob(j).ok());
+  for (int i = 1; i <= 5; ++i) {
+    j.step = i;
+    auto seq = store_->AppendEvent(j, "progress", "payload-" + std::to_string(i), 1000 + i);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_EQ(*seq, i);
+    EXPECT_EQ(j.last_seq, i);
+  }
+  store_.reset();
+  auto reopened = SqliteJobStore::Open(path_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto events = (*reopened)->ListEvents("job-e", 2, 100);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].seq, 3);
+  EXPECT_EQ((*events)[2].payload, "payload-5");
+  auto job = (*reopened)->GetJob("job-e");
+  EXPECT_EQ(job->step, 5);
+  EXPECT_EQ(job->last_seq, 5);
+  EXPECT_EQ(*(*reopened)->FirstSeq("job-e"), 1);
+  JobRecord ghost = Job("ghost", 1);
+  EXPECT_EQ((*reopened)->AppendEvent(ghost, "state", "", 1).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteJobStoreTest, UnfinishedJobsForRecovery) {
+  JobRecord a = Job("a", 1), b = Job("b", 2), c = Job("c", 3);
+  b.state = JobState::kRunning;
+  c.state = JobState::kSucceeded;
+  for (auto* j : {&a, &b, &c}) ASSERT_TRUE(store_->CreateJob(*j).ok());
+  auto open = store_->ListUnfinished();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 2u);
+  EXPECT_EQ((*open)[0].id, "a");
+  EXPECT_EQ((*open)[1].id, "b");
+}
+
+TEST_F(SqliteJobStoreTest, RefusesNewerSchema) {
+  store_.reset();
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto s = SqliteJobStore::Open(path_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("99"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ganserve::core
