@@ -1,0 +1,34 @@
+// Image encoding for results: float generator output -> 8-bit RGB -> PNG or JPEG.
+#ifndef GANSERVE_CORE_IO_IMAGE_CODEC_H_
+#define GANSERVE_CORE_IO_IMAGE_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/util/tensor_data.h"
+
+namespace ganserve::core {
+
+// 8-bit interleaved RGB, row-major.
+struct Rgb8Image {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;  // width * height * 3
+};
+
+// Image `index` of a [N, 3, H, W] float batch in [-1, 1] to 8 bits, as torchvision's
+// save_image(normalize=True, value_range=(-1, 1)) does: clamp, scale to 255, round.
+absl::StatusOr<Rgb8Image> FloatToRgb8(const FloatTensor& batch, int64_t index);
+
+absl::StatusOr<std::string> EncodePng(const Rgb8Image& image);
+// quality 1..100.
+absl::StatusOr<std::string> EncodeJpeg(const Rgb8Image& image, int quality);
+
+// A grid of equally sized images, `columns` per row (a contact sheet).
+absl::StatusOr<Rgb8Image> MakeGrid(const std::vector<Rgb8Image>& images, int columns, int padding = 2);
+
+}  // namespace ganserve::core
+
+#endif  // GANSERVE_CORE_IO_IMAGE_CODEC_H_

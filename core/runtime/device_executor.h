@@ -1,0 +1,82 @@
+// One thread per device that owns the device's work: request threads only post tasks
+// and wait for results, so model code needs no locks and work classes can be ordered
+// (interactive before batch before training).
+#ifndef GANSERVE_CORE_RUNTIME_DEVICE_EXECUTOR_H_
+#define GANSERVE_CORE_RUNTIME_DEVICE_EXECUTOR_H_
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+
+namespace ganserve::core {
+
+enum class WorkClass { kInteractive = 0, kBatch = 1, kTraining = 2 };
+inline constexpr int kNumWorkClasses = 3;
+const char* WorkClassName(WorkClass c);
+
+// Observer for queue metrics; called on the executor's threads, must be cheap.
+class ExecutorObserver {
+ public:
+  virtual ~ExecutorObserver() = default;
+  virtual void OnQueueDepth(WorkClass c, size_t depth) = 0;
+  virtual void OnQueueWait(WorkClass c, double seconds) = 0;
+};
+
+// Thread-safe. Tasks of a higher class (lower enum value) always run first; within a
+// class, FIFO. A training job posts one step per task, so interactive work runs
+// between its steps.
+class DeviceExecutor {
+ public:
+  // A task gets `cancelled` = true when it is dropped at shutdown without running its
+  // work; it must still release what it holds (answer its caller).
+  using Task = std::function<void(bool cancelled)>;
+
+  struct Options {
+    std::string name = "cpu";
+    // Queue limit per work class; past it Submit answers ResourceExhausted.
+    std::array<size_t, kNumWorkClasses> max_queue = {256, 64, 16};
+    ExecutorObserver* observer = nullptr;  // not owned; may be null
+  };
+
+  explicit DeviceExecutor(Options options);
+  // Calls Shutdown().
+  ~DeviceExecutor();
+  DeviceExecutor(const DeviceExecutor&) = delete;
+  DeviceExecutor& operator=(const DeviceExecutor&) = delete;
+
+  // Queues `task`. ResourceExhausted (with the queue limit in the message) when the
+  // class's queue is full; Unavailable after Shutdown. On error the task is not run and
+  // is destroyed before returning.
+  absl::Status Submit(WorkClass c, Task task);
+
+  size_t QueueDepth(WorkClass c) const;
+  const std::string& name() const { return options_.name; }
+
+  // Stops taking tasks, runs the one in progress to its end, calls the queued ones with
+  // cancelled = true, and joins the thread. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Item {
+    Task task;
+    int64_t enqueue_ns;
+  };
+  void Loop();
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  std::array<std::deque<Item>, kNumWorkClasses> queues_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace ganserve::core
+
+#endif  // GANSERVE_CORE_RUNTIME_DEVICE_EXECUTOR_H_

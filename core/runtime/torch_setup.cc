@@ -1,0 +1,67 @@
+#include "core/runtime/torch_setup.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <link.h>
+#include <sched.h>
+#include <torch/version.h>
+
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+
+namespace ganserve::core {
+namespace {
+
+int CgroupCpuLimit() {
+  std::ifstream in("/sys/fs/cgroup/cpu.max");
+  std::string quota, period;
+  if (!(in >> quota >> period) || quota == "max") return INT_MAX;
+  double q = std::atof(quota.c_str()), p = std::atof(period.c_str());
+  if (q <= 0 || p <= 0) return INT_MAX;
+  return std::max(1, static_cast<int>(std::ceil(q / p)));
+}
+
+int FindBlas(struct dl_phdr_info* info, size_t, void* data) {
+  std::string name = info->dlpi_name != nullptr ? info->dlpi_name : "";
+  if (absl::StrContains(name, "libblas.so") || absl::StrContains(name, "libopenblas") ||
+      absl::StrContains(name, "libblis") || absl::StrContains(name, "libmkl_rt")) {
+    auto* out = static_cast<std::string*>(data);
+    if (out->empty()) {
+      char resolved[PATH_MAX];
+      *out = realpath(name.c_str(), resolved) != nullptr ? resolved : name;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int AvailableCpus() {
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = std::min(n, CPU_COUNT(&set));
+  n = std::min(n, CgroupCpuLimit());
+  return std::max(1, n);
+}
+
+TorchSetupInfo ConfigureTorch(int threads) {
+  TorchSetupInfo info;
+  info.cpus_available = AvailableCpus();
+  info.threads = threads > 0 ? threads : info.cpus_available;
+  at::set_num_threads(info.threads);
+  info.threads = at::get_num_threads();
+  dl_iterate_phdr(FindBlas, &info.blas_library);
+  // Debian's reference BLAS lives in .../blas/libblas.so.3; OpenBLAS and BLIS in
+  // openblas-*/ and blis-*/ folders.
+  info.reference_blas = absl::StrContains(info.blas_library, "/blas/libblas.so");
+  info.torch_version = TORCH_VERSION;
+  info.cuda_available = at::hasCUDA();
+  return info;
+}
+
+}  // namespace ganserve::core

@@ -1,0 +1,48 @@
+// GenerateSamples: request validation into a plan, and rendering of one batch.
+#ifndef GANSERVE_SERVER_GENERATE_REQUEST_H_
+#define GANSERVE_SERVER_GENERATE_REQUEST_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/models/stylegan2/generator.h"
+#include "core/registry/model_repository.h"
+#include "ganserve/v1/ganserve.pb.h"
+#include "server/options.h"
+
+namespace ganserve::server {
+
+// A validated GenerateSamples request. Immutable once planned.
+struct GeneratePlan {
+  std::string model;
+  std::shared_ptr<const core::stylegan2::Generator> generator;
+  int total = 0;
+  int batch_size = 8;
+  // Seeds of each image (seed mode), or empty when the client sent latents.
+  std::vector<uint32_t> seeds;
+  core::stylegan2::LatentSpace space = core::stylegan2::LatentSpace::kZ;
+  core::FloatTensor latents;  // client latents, [total, ...]
+  float truncation = 1.0f;
+  core::stylegan2::NoiseMode noise = core::stylegan2::NoiseMode::kConst;
+  std::vector<uint32_t> mix_seeds;
+  int inject_index = 0;
+  v1::ImageFormat format = v1::IMAGE_FORMAT_PNG;
+  int jpeg_quality = 90;
+  bool return_latents = false;
+};
+
+// Checks every field against its documented range and the model, and resolves
+// defaults. INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / UNIMPLEMENTED with a
+// message naming the field and what to send instead.
+absl::StatusOr<GeneratePlan> PlanGenerate(const v1::GenerateSamplesRequest& req, const core::ModelRepository& repo,
+                                          const ServerOptions& options);
+
+// Renders images [start, start + count) of the plan. Runs on the device executor.
+absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& plan, int start, int count);
+
+}  // namespace ganserve::server
+
+#endif  // GANSERVE_SERVER_GENERATE_REQUEST_H_

@@ -1,0 +1,106 @@
+#include "server/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "server/metrics_http.h"
+
+namespace ganserve::server {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                 0.5,   1,     2.5,  5,     10,   30,  60, 300};
+
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& build = prometheus::BuildGauge()
+                    .Name("ganserve_build_info")
+                    .Help("Build information; the value is always 1.")
+                    .Register(*registry_);
+  build.Add({{"version", "0.1.0"}}).Set(1);
+  rpc_requests_ = &prometheus::BuildCounter()
+                       .Name("ganserve_rpc_requests_total")
+                       .Help("RPCs finished, by method and gRPC status code.")
+                       .Register(*registry_);
+  rpc_duration_ = &prometheus::BuildHistogram()
+                       .Name("ganserve_rpc_duration_seconds")
+                       .Help("Time from the start of an RPC to its status, by method.")
+                       .Register(*registry_);
+  images_ = &prometheus::BuildCounter()
+                 .Name("ganserve_images_generated_total")
+                 .Help("Images rendered, by operation.")
+                 .Register(*registry_);
+  rejected_ = &prometheus::BuildCounter()
+                   .Name("ganserve_rejected_requests_total")
+                   .Help("Requests refused before any work, by reason.")
+                   .Register(*registry_);
+  models_loaded_ = &prometheus::BuildGauge()
+                        .Name("ganserve_models")
+                        .Help("Models in the repository, by load state.")
+                        .Register(*registry_);
+  model_load_ = &prometheus::BuildHistogram()
+                     .Name("ganserve_model_load_duration_seconds")
+                     .Help("Time to load all models of the repository at start-up.")
+                     .Register(*registry_);
+  queue_depth_ = &prometheus::BuildGauge()
+                      .Name("ganserve_queue_depth")
+                      .Help("Tasks waiting on the device executor, by work class.")
+                      .Register(*registry_);
+  queue_wait_ = &prometheus::BuildHistogram()
+                     .Name("ganserve_queue_wait_seconds")
+                     .Help("Time a task waited on the device executor, by work class.")
+                     .Register(*registry_);
+  for (int i = 0; i < core::kNumWorkClasses; ++i) {
+    queue_depth_->Add({{"class", core::WorkClassName(static_cast<core::WorkClass>(i))}}).Set(0);
+  }
+}
+
+Metrics::~Metrics() = default;
+
+absl::StatusOr<int> Metrics::StartExposer(const std::string& address) {
+  std::weak_ptr<prometheus::Registry> registry = registry_;
+  auto server = MetricsHttpServer::Start(address, [registry] {
+    auto r = registry.lock();
+    return r == nullptr ? std::string() : prometheus::TextSerializer().Serialize(r->Collect());
+  });
+  if (!server.ok()) return server.status();
+  exposer_ = std::move(*server);
+  return exposer_->port();
+}
+
+void Metrics::RecordRpc(const std::string& method, const char* code, double seconds) {
+  rpc_requests_->Add({{"method", method}, {"code", code}}).Increment();
+  rpc_duration_->Add({{"method", method}}, kLatencyBuckets).Observe(seconds);
+}
+
+void Metrics::AddImagesGenerated(const std::string& operation, int n) {
+  images_->Add({{"operation", operation}}).Increment(n);
+}
+
+void Metrics::RecordRejected(const std::string& reason) { rejected_->Add({{"reason", reason}}).Increment(); }
+
+void Metrics::SetModelsLoaded(int ready, int failed) {
+  models_loaded_->Add({{"state", "ready"}}).Set(ready);
+  models_loaded_->Add({{"state", "failed"}}).Set(failed);
+}
+
+void Metrics::RecordModelLoad(double seconds) {
+  model_load_->Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300})
+      .Observe(seconds);
+}
+
+void Metrics::OnQueueDepth(core::WorkClass c, size_t depth) {
+  queue_depth_->Add({{"class", core::WorkClassName(c)}}).Set(static_cast<double>(depth));
+}
+
+void Metrics::OnQueueWait(core::WorkClass c, double seconds) {
+  queue_wait_->Add({{"class", core::WorkClassName(c)}}, kLatencyBuckets).Observe(seconds);
+}
+
+}  // namespace ganserve::server

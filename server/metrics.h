@@ -1,0 +1,61 @@
+// Prometheus metrics of the server, exposed at /metrics.
+#ifndef GANSERVE_SERVER_METRICS_H_
+#define GANSERVE_SERVER_METRICS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/runtime/device_executor.h"
+
+namespace prometheus {
+class Registry;
+template <typename T>
+class Family;
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace prometheus
+
+namespace ganserve::server {
+
+class MetricsHttpServer;
+
+// Thread-safe (prometheus-cpp metrics are atomic; families lock on Add).
+class Metrics : public core::ExecutorObserver {
+ public:
+  Metrics();
+  ~Metrics() override;
+
+  // Starts the HTTP exposer on `address` ("host:port", port 0 = any). Returns the bound
+  // port. Unavailable if the address cannot be bound.
+  absl::StatusOr<int> StartExposer(const std::string& address);
+
+  void RecordRpc(const std::string& method, const char* code, double seconds);
+  void AddImagesGenerated(const std::string& operation, int n);
+  void RecordRejected(const std::string& reason);
+  void SetModelsLoaded(int ready, int failed);
+  void RecordModelLoad(double seconds);
+
+  // core::ExecutorObserver
+  void OnQueueDepth(core::WorkClass c, size_t depth) override;
+  void OnQueueWait(core::WorkClass c, double seconds) override;
+
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<MetricsHttpServer> exposer_;
+  prometheus::Family<prometheus::Counter>* rpc_requests_;
+  prometheus::Family<prometheus::Histogram>* rpc_duration_;
+  prometheus::Family<prometheus::Counter>* images_;
+  prometheus::Family<prometheus::Counter>* rejected_;
+  prometheus::Family<prometheus::Gauge>* models_loaded_;
+  prometheus::Family<prometheus::Histogram>* model_load_;
+  prometheus::Family<prometheus::Gauge>* queue_depth_;
+  prometheus::Family<prometheus::Histogram>* queue_wait_;
+};
+
+}  // namespace ganserve::server
+
+#endif  // GANSERVE_SERVER_METRICS_H_

@@ -1,0 +1,82 @@
+#include "server/options.h"
+
+#include <CLI/CLI.hpp>
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace ganserve::server {
+namespace {
+
+// Accepts HOST:PORT with a numeric port in [0, 65535] (0 picks a free port).
+std::string CheckAddress(const std::string& v) {
+  auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) return "expected HOST:PORT, e.g. 0.0.0.0:50051";
+  int port = 0;
+  for (char c : v.substr(colon + 1)) {
+    if (c < '0' || c > '9') return "the port must be a number";
+    port = port * 10 + (c - '0');
+    if (port > 65535) return "the port must be in [0, 65535]";
+  }
+  return "";
+}
+
+}  // namespace
+
+ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
+  ParsedOptions out;
+  ServerOptions& o = out.options;
+  CLI::App app("ganserve: StyleGAN2 domain adaptation, sampling, inversion and editing over gRPC.\n"
+               "Every flag can also be set with the environment variable shown.");
+  app.set_version_flag("--version", std::string("ganserve 0.1.0"));
+  CLI::Validator addr(CheckAddress, "HOST:PORT");
+  app.add_option("--listen", o.listen, "gRPC address")->envname("GANSERVE_LISTEN")->check(addr)->capture_default_str();
+  app.add_option("--metrics_listen", o.metrics_listen, "Prometheus /metrics address (empty: off)")
+      ->envname("GANSERVE_METRICS_LISTEN")->capture_default_str();
+  app.add_option("--data_dir", o.data_dir, "job store, inversions and checkpoints")
+      ->envname("GANSERVE_DATA_DIR")->capture_default_str();
+  app.add_option("--model_repository", o.model_repository, "model folders with manifest.json")
+      ->envname("GANSERVE_MODEL_REPOSITORY")->capture_default_str();
+  app.add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->envname("GANSERVE_DEVICE")->capture_default_str();
+  app.add_option("--log_level", o.log_level, "trace | debug | info | warn | error")
+      ->envname("GANSERVE_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--log_format", o.log_format, "text | json")
+      ->envname("GANSERVE_LOG_FORMAT")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  app.add_option("--max_message_mb", o.max_message_mb, "largest request or response message, MiB")
+      ->envname("GANSERVE_MAX_MESSAGE_MB")->check(CLI::Range(1, 512))->capture_default_str();
+  app.add_option("--max_interactive_queue", o.max_interactive_queue, "queued Generate/Edit batches per device")
+      ->envname("GANSERVE_MAX_INTERACTIVE_QUEUE")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--max_batch_queue", o.max_batch_queue, "queued inversion steps per device")
+      ->envname("GANSERVE_MAX_BATCH_QUEUE")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--max_training_queue", o.max_training_queue, "queued training jobs")
+      ->envname("GANSERVE_MAX_TRAINING_QUEUE")->check(CLI::Range(1, 10000))->capture_default_str();
+  app.add_option("--threads", o.threads, "LibTorch intra-op threads (0: CPUs available)")
+      ->envname("GANSERVE_THREADS")->check(CLI::Range(0, 1024))->capture_default_str();
+  app.add_option("--shutdown_grace_seconds", o.shutdown_grace_seconds, "drain time at SIGTERM")
+      ->envname("GANSERVE_SHUTDOWN_GRACE_SECONDS")->check(CLI::Range(0, 3600))->capture_default_str();
+  app.add_option("--max_images_per_request", o.max_images_per_request, "images one Generate/Edit call may ask for")
+      ->envname("GANSERVE_MAX_IMAGES_PER_REQUEST")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--max_batch_size", o.max_batch_size, "largest batch_size a request may ask for")
+      ->envname("GANSERVE_MAX_BATCH_SIZE")->check(CLI::Range(1, 1024))->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream os, es;
+    out.exit = true;
+    out.exit_code = app.exit(e, os, es);
+    out.message = os.str() + es.str();
+  }
+  if (!out.exit && !o.metrics_listen.empty()) {
+    if (std::string err = CheckAddress(o.metrics_listen); !err.empty()) {
+      out.exit = true;
+      out.exit_code = 2;
+      out.message = absl::StrCat("--metrics_listen: ", err, "\n");
+    }
+  }
+  return out;
+}
+
+}  // namespace ganserve::server

@@ -1,0 +1,47 @@
+// ganserve's command-line flags, each with a GANSERVE_* environment twin.
+#ifndef GANSERVE_SERVER_OPTIONS_H_
+#define GANSERVE_SERVER_OPTIONS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace ganserve::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  // Prometheus /metrics; empty disables the exposer.
+  std::string metrics_listen = "127.0.0.1:9464";
+  std::string data_dir = "./data";
+  std::string model_repository = "./models";
+  std::string device = "auto";
+  std::string log_level = "info";   // trace debug info warn error
+  std::string log_format = "text";  // text | json
+  int max_message_mb = 32;
+  int max_interactive_queue = 256;
+  int max_batch_queue = 64;
+  int max_training_queue = 16;
+  // LibTorch intra-op threads; 0 = the CPUs available to the process (cgroup-aware).
+  int threads = 0;
+  // How long in-flight calls may drain at SIGTERM before they are cancelled.
+  int shutdown_grace_seconds = 20;
+  // Per-request limits.
+  int max_images_per_request = 1024;
+  int max_batch_size = 64;
+};
+
+struct ParsedOptions {
+  ServerOptions options;
+  // Set when parsing ended the program (--help, --version, or an error): exit with
+  // `exit_code` after printing `message`.
+  bool exit = false;
+  int exit_code = 0;
+  std::string message;
+};
+
+// Parses flags; environment variables fill flags not given on the command line.
+ParsedOptions ParseServerOptions(int argc, const char* const* argv);
+
+}  // namespace ganserve::server
+
+#endif  // GANSERVE_SERVER_OPTIONS_H_

@@ -1,0 +1,141 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "core/jobs/sqlite_job_store.h"
+#include "core/registry/model_repository.h"
+#include "core/runtime/device_executor.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "server/gan_service.h"
+#include "server/metrics.h"
+
+namespace ganserve::server {
+
+struct GanServer::State {
+  absl::Notification loaded;
+  absl::Mutex mu;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+  absl::Notification finished;
+  std::atomic<bool> ready{false};
+};
+
+GanServer::GanServer() : state_(std::make_unique<State>()) {}
+
+GanServer::~GanServer() { Shutdown(absl::Seconds(1)); }
+
+bool GanServer::ready() const { return state_->ready.load(); }
+void GanServer::WaitUntilLoaded() { state_->loaded.WaitForNotification(); }
+void GanServer::Wait() { state_->finished.WaitForNotification(); }
+
+absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions& options) {
+  std::unique_ptr<GanServer> s(new GanServer());
+  s->metrics_ = std::make_unique<Metrics>();
+  RETURN_IF_ERROR(core::MakeDirs(options.data_dir));
+  ASSIGN_OR_RETURN(auto store, core::SqliteJobStore::Open((std::filesystem::path(options.data_dir) / "jobs.db").string()));
+  s->job_store_ = std::move(store);
+  core::stylegan2::LoadOptions load;
+  load.device = options.device;
+  ASSIGN_OR_RETURN(s->repository_, core::ModelRepository::Create(options.model_repository, load));
+
+  core::DeviceExecutor::Options exec;
+  exec.name = options.device;
+  exec.max_queue = {static_cast<size_t>(options.max_interactive_queue), static_cast<size_t>(options.max_batch_queue),
+                    static_cast<size_t>(options.max_training_queue)};
+  exec.observer = s->metrics_.get();
+  s->executor_ = std::make_unique<core::DeviceExecutor>(exec);
+
+  s->context_ = std::make_unique<ServiceContext>();
+  s->context_->options = options;
+  s->context_->repository = s->repository_.get();
+  s->context_->job_store = s->job_store_.get();
+  s->context_->executor = s->executor_.get();
+  s->context_->metrics = s->metrics_.get();
+  s->service_ = std::make_unique<GanServiceImpl>(s->context_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_mb << 20);
+  builder.SetMaxSendMessageSize(options.max_message_mb << 20);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    s->executor_->Shutdown();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
+                                               " (address in use or not available?)"));
+  }
+  auto* health = s->server_->GetHealthCheckService();
+  health->SetServingStatus("liveness", true);
+  health->SetServingStatus("readiness", false);
+  health->SetServingStatus(false);  // overall: follows readiness
+  if (!options.metrics_listen.empty()) {
+    auto port = s->metrics_->StartExposer(options.metrics_listen);
+    if (!port.ok()) {
+      s->server_->Shutdown();
+      s->executor_->Shutdown();
+      return port.status();
+    }
+    s->metrics_port_ = *port;
+  }
+  spdlog::info("listening on {} (port {}), metrics on {} (port {})", options.listen, s->port_,
+               options.metrics_listen.empty() ? "off" : options.metrics_listen, s->metrics_port_);
+
+  GanServer* self = s.get();
+  s->loader_ = std::thread([self] {
+    const auto t0 = std::chrono::steady_clock::now();
+    int ready = self->repository_->LoadAll();
+    int failed = 0;
+    for (const auto& m : self->repository_->List()) {
+      if (m.state == core::ModelState::kFailed) {
+        ++failed;
+        spdlog::error("model '{}' failed to load: {}", m.name, m.error);
+      } else {
+        spdlog::info("model '{}' ready: {} {} px", m.name, core::ModelKindName(m.kind), m.resolution);
+      }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    self->metrics_->SetModelsLoaded(ready, failed);
+    self->metrics_->RecordModelLoad(secs);
+    spdlog::info("model repository loaded in {:.2f} s: {} ready, {} failed", secs, ready, failed);
+    absl::MutexLock lock(&self->state_->mu);
+    if (!self->state_->shut_down) {
+      auto* h = self->server_->GetHealthCheckService();
+      h->SetServingStatus("readiness", true);
+      h->SetServingStatus(true);
+      self->state_->ready = true;
+    }
+    self->state_->loaded.Notify();
+  });
+  return s;
+}
+
+void GanServer::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->shut_down) return;
+    state_->shut_down = true;
+    state_->ready = false;
+    if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();  // everything NOT_SERVING
+  }
+  spdlog::info("shutting down: draining calls for up to {}", absl::FormatDuration(grace));
+  if (context_ != nullptr) context_->shutting_down = true;
+  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  if (executor_ != nullptr) executor_->Shutdown();
+  if (loader_.joinable()) loader_.join();
+  spdlog::info("shutdown complete");
+  state_->finished.Notify();
+}
+
+}  // namespace ganserve::server

@@ -1,0 +1,67 @@
+// The ganserve process minus main(): model repository, job store, device executor,
+// gRPC services (GanService, health, reflection) and the metrics exposer.
+#ifndef GANSERVE_SERVER_SERVER_H_
+#define GANSERVE_SERVER_SERVER_H_
+
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/options.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace ganserve::core {
+class DeviceExecutor;
+class JobStore;
+class ModelRepository;
+}  // namespace ganserve::core
+
+namespace ganserve::server {
+
+class GanServiceImpl;
+class Metrics;
+struct ServiceContext;
+
+// Start() returns once the ports are bound; models load in the background and the
+// health services `readiness` and "" turn SERVING when they are done (`liveness` is
+// SERVING from the start). Not copyable; Shutdown is idempotent and thread-safe.
+class GanServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<GanServer>> Start(const ServerOptions& options);
+  ~GanServer();
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  bool ready() const;
+  // Blocks until the model repository finished loading.
+  void WaitUntilLoaded();
+
+  // Ordered shutdown: health NOT_SERVING, refuse new work, drain in-flight calls up to
+  // `grace` (then cancel them), stop the executor, join every thread.
+  void Shutdown(absl::Duration grace);
+  // Blocks until Shutdown() finished.
+  void Wait();
+
+ private:
+  GanServer();
+  int port_ = 0;
+  int metrics_port_ = 0;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<core::JobStore> job_store_;
+  std::unique_ptr<core::ModelRepository> repository_;
+  std::unique_ptr<core::DeviceExecutor> executor_;
+  std::unique_ptr<ServiceContext> context_;
+  std::unique_ptr<GanServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread loader_;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace ganserve::server
+
+#endif  // GANSERVE_SERVER_SERVER_H_
