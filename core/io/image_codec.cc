@@ -81,6 +81,86 @@ absl::StatusOr<std::string> EncodeJpeg(const Rgb8Image& image, int quality) {
   return out;
 }
 
+namespace {
+
+absl::Status CheckSize(int64_t w, int64_t h, const DecodeLimits& limits) {
+  if (w <= 0 || h <= 0) return absl::InvalidArgumentError("image has zero width or height");
+  if (w > limits.max_width || h > limits.max_height || w * h > limits.max_pixels) {
+    return absl::ResourceExhaustedError(absl::StrCat("image is ", w, "x", h, " pixels; the limit is ", limits.max_width,
+                                                     "x", limits.max_height, " and ", limits.max_pixels,
+                                                     " pixels in total"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Rgb8Image> DecodePng(absl::string_view bytes, const DecodeLimits& limits) {
+  std::unique_ptr<spng_ctx, decltype(&spng_ctx_free)> ctx(spng_ctx_new(0), spng_ctx_free);
+  if (!ctx) return absl::ResourceExhaustedError("PNG decode: out of memory");
+  spng_set_crc_action(ctx.get(), SPNG_CRC_ERROR, SPNG_CRC_ERROR);
+  spng_set_image_limits(ctx.get(), static_cast<uint32_t>(limits.max_width), static_cast<uint32_t>(limits.max_height));
+  spng_set_chunk_limits(ctx.get(), 1u << 20, 4u << 20);
+  spng_set_png_buffer(ctx.get(), bytes.data(), bytes.size());
+  spng_ihdr ihdr{};
+  if (int rc = spng_get_ihdr(ctx.get(), &ihdr); rc != 0) {
+    if (rc == SPNG_EWIDTH || rc == SPNG_EHEIGHT || rc == SPNG_EUSER_WIDTH || rc == SPNG_EUSER_HEIGHT) {
+      return absl::ResourceExhaustedError(absl::StrCat("PNG dimensions exceed the limit of ", limits.max_width, "x",
+                                                       limits.max_height));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("not a valid PNG: ", spng_strerror(rc)));
+  }
+  if (absl::Status s = CheckSize(ihdr.width, ihdr.height, limits); !s.ok()) return s;
+  size_t out_size = 0;
+  if (int rc = spng_decoded_image_size(ctx.get(), SPNG_FMT_RGB8, &out_size); rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("PNG cannot be decoded to RGB: ", spng_strerror(rc)));
+  }
+  Rgb8Image out;
+  out.width = static_cast<int>(ihdr.width);
+  out.height = static_cast<int>(ihdr.height);
+  out.pixels.resize(out_size);
+  if (int rc = spng_decode_image(ctx.get(), out.pixels.data(), out_size, SPNG_FMT_RGB8, SPNG_DECODE_TRNS); rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("PNG is corrupt or truncated: ", spng_strerror(rc)));
+  }
+  return out;
+}
+
+absl::StatusOr<Rgb8Image> DecodeJpeg(absl::string_view bytes, const DecodeLimits& limits) {
+  std::unique_ptr<void, decltype(&tjDestroy)> tj(tjInitDecompress(), tjDestroy);
+  if (!tj) return absl::ResourceExhaustedError("JPEG decode: cannot create a decompressor");
+  int w = 0, h = 0, subsamp = 0, colorspace = 0;
+  auto* src = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (tjDecompressHeader3(tj.get(), src, bytes.size(), &w, &h, &subsamp, &colorspace) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("not a valid JPEG: ", tjGetErrorStr2(tj.get())));
+  }
+  if (absl::Status s = CheckSize(w, h, limits); !s.ok()) return s;
+  Rgb8Image out;
+  out.width = w;
+  out.height = h;
+  out.pixels.resize(static_cast<size_t>(w) * h * 3);
+  if (tjDecompress2(tj.get(), src, bytes.size(), out.pixels.data(), w, 0, h, TJPF_RGB,
+                    TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("JPEG is corrupt or truncated: ", tjGetErrorStr2(tj.get())));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Rgb8Image> DecodeImage(absl::string_view bytes, const DecodeLimits& limits) {
+  if (bytes.empty()) return absl::InvalidArgumentError("image is empty");
+  if (bytes.size() > limits.max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("image is ", bytes.size(), " bytes; the limit is ",
+                                                     limits.max_bytes));
+  }
+  if (bytes.size() >= 8 && bytes.substr(0, 8) == absl::string_view("\x89PNG\r\n\x1a\n", 8)) {
+    return DecodePng(bytes, limits);
+  }
+  if (bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF && static_cast<uint8_t>(bytes[1]) == 0xD8 &&
+      static_cast<uint8_t>(bytes[2]) == 0xFF) {
+    return DecodeJpeg(bytes, limits);
+  }
+  return absl::InvalidArgumentError("image is neither PNG nor JPEG (unknown signature)");
+}
+
 absl::StatusOr<Rgb8Image> MakeGrid(const std::vector<Rgb8Image>& images, int columns, int padding) {
   if (images.empty() || columns < 1) return absl::InvalidArgumentError("grid needs images and >= 1 column");
   const int w = images[0].width, h = images[0].height;

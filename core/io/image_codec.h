@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/util/tensor_data.h"
 
 namespace ganserve::core {
@@ -25,6 +26,20 @@ absl::StatusOr<Rgb8Image> FloatToRgb8(const FloatTensor& batch, int64_t index);
 absl::StatusOr<std::string> EncodePng(const Rgb8Image& image);
 // quality 1..100.
 absl::StatusOr<std::string> EncodeJpeg(const Rgb8Image& image, int quality);
+
+struct DecodeLimits {
+  size_t max_bytes = 16u << 20;
+  int max_width = 8192;
+  int max_height = 8192;
+  int64_t max_pixels = 64LL << 20;
+};
+
+// Decodes a PNG or JPEG (detected by signature) to 8-bit RGB: grey and palette images
+// are expanded, alpha is dropped. The header is checked against `limits` before any
+// pixel memory is allocated (decompression bombs). InvalidArgument saying what is
+// wrong for empty, truncated, corrupt or unsupported data; ResourceExhausted for
+// images over the limits. EXIF orientation is not applied yet.
+absl::StatusOr<Rgb8Image> DecodeImage(absl::string_view bytes, const DecodeLimits& limits = {});
 
 // A grid of equally sized images, `columns` per row (a contact sheet).
 absl::StatusOr<Rgb8Image> MakeGrid(const std::vector<Rgb8Image>& images, int columns, int padding = 2);

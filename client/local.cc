@@ -1,0 +1,143 @@
+#include "client/local.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "client/util.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/io/image_codec.h"
+#include "core/io/npy.h"
+#include "core/models/stylegan2/generator.h"
+#include "core/models/stylegan2/random_init.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::client {
+
+using core::FloatTensor;
+namespace sg = core::stylegan2;
+
+absl::Status LocalInspect(const LocalInspectArgs& args) {
+  sg::LoadReport report;
+  sg::LoadOptions opt;
+  opt.key = args.key;
+  ASSIGN_OR_RETURN(auto gen, sg::Generator::Load(args.checkpoint, opt, &report));
+  nlohmann::json j = nlohmann::json::parse(gen->config().ToJson());
+  j["checkpoint"] = args.checkpoint;
+  j["format"] = report.format;
+  j["source_key"] = report.source_key;
+  j["entries"] = report.entries;
+  j["mean_latent"] = report.mean_latent_source;
+  j["ignored_tensors"] = report.ignored_tensors;
+  std::printf("%s\n", j.dump(2).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status LocalGenerate(const LocalGenerateArgs& a) {
+  sg::LoadOptions opt;
+  opt.key = a.key;
+  opt.device = a.device;
+  ASSIGN_OR_RETURN(auto gen, sg::Generator::Load(a.checkpoint, opt));
+  const int sd = gen->config().style_dim;
+  sg::GenerateParams p;
+  const int sources = !a.z_npy.empty() + !a.w_npy.empty() + !a.wplus_npy.empty() + !a.s_npy.empty() + !a.seeds.empty();
+  if (sources != 1) return absl::InvalidArgumentError("give exactly one of --z-npy, --w-npy, --wplus-npy, --s-npy, --seeds");
+  std::vector<int64_t> seeds;
+  if (!a.seeds.empty()) {
+    ASSIGN_OR_RETURN(seeds, ParseSeeds(a.seeds, 4096));
+    p.space = sg::LatentSpace::kZ;
+    p.latents.shape = {static_cast<int64_t>(seeds.size()), sd};
+    for (int64_t s : seeds) {
+      if (s > 0xffffffffLL) return absl::InvalidArgumentError("seeds must be below 2^32");
+      auto z = sg::SeedToZ(static_cast<uint32_t>(s), sd);
+      p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
+    }
+  } else if (!a.z_npy.empty()) {
+    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.z_npy));
+  } else if (!a.w_npy.empty()) {
+    p.space = sg::LatentSpace::kW;
+    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.w_npy));
+  } else if (!a.wplus_npy.empty()) {
+    p.space = sg::LatentSpace::kWPlus;
+    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.wplus_npy));
+  } else {
+    p.space = sg::LatentSpace::kS;
+    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.s_npy));
+  }
+  p.truncation = a.truncation;
+  if (a.noise == "const") {
+    p.noise = sg::NoiseMode::kConst;
+  } else if (a.noise == "random") {
+    p.noise = sg::NoiseMode::kRandom;
+    const int64_t n = p.latents.shape.empty() ? 0 : p.latents.shape[0];
+    for (int64_t i = 0; i < n; ++i) {
+      p.noise_seeds.push_back(seeds.empty() ? static_cast<uint32_t>(i) : static_cast<uint32_t>(seeds[i]));
+    }
+  } else if (a.noise == "none") {
+    p.noise = sg::NoiseMode::kNone;
+  } else {
+    return absl::InvalidArgumentError("--noise must be const, random or none");
+  }
+  if (!a.mix_z_npy.empty()) {
+    ASSIGN_OR_RETURN(FloatTensor mix, core::ReadNpyFloat(a.mix_z_npy));
+    p.mix_latents = std::move(mix);
+    p.inject_index = a.inject_index;
+  }
+  p.return_s = !a.s_space_out_npz.empty();
+  p.return_wplus = !a.wplus_out_npy.empty();
+  ASSIGN_OR_RETURN(sg::GenerateResult r, gen->Generate(p));
+  RETURN_IF_ERROR(core::WriteNpy(a.out_npy, r.images));
+  if (!a.wplus_out_npy.empty()) RETURN_IF_ERROR(core::WriteNpy(a.wplus_out_npy, r.wplus));
+  if (!a.s_space_out_npz.empty()) {
+    std::vector<std::pair<std::string, FloatTensor>> arrays{{"s", r.s}};
+    const int64_t n = r.s.shape[0];
+    for (const auto& l : gen->config().style_layers) {
+      FloatTensor t;
+      t.shape = {n, l.in_channel};
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = r.s.data.data() + i * r.s.shape[1] + l.offset;
+        t.data.insert(t.data.end(), row, row + l.in_channel);
+      }
+      arrays.emplace_back(l.module, std::move(t));
+    }
+    RETURN_IF_ERROR(core::WriteNpz(a.s_space_out_npz, arrays));
+  }
+  if (!a.out_png_dir.empty()) {
+    RETURN_IF_ERROR(core::MakeDirs(a.out_png_dir));
+    for (int64_t i = 0; i < r.images.shape[0]; ++i) {
+      ASSIGN_OR_RETURN(core::Rgb8Image rgb, core::FloatToRgb8(r.images, i));
+      ASSIGN_OR_RETURN(std::string png, core::EncodePng(rgb));
+      const std::string name = seeds.empty() ? absl::StrCat("image", i, ".png") : absl::StrCat("seed", seeds[i], ".png");
+      RETURN_IF_ERROR(WriteBinary((std::filesystem::path(a.out_png_dir) / name).string(), png));
+    }
+  }
+  std::fprintf(stderr, "wrote %lld images %s to %s\n", static_cast<long long>(r.images.shape[0]),
+               core::ShapeString(r.images.shape).c_str(), a.out_npy.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status MakeDemoModel(const MakeDemoArgs& a) {
+  if (a.resolution < 8 || a.resolution > 1024 || (a.resolution & (a.resolution - 1)) != 0) {
+    return absl::InvalidArgumentError("--resolution must be a power of two in [8, 1024]");
+  }
+  const sg::GeneratorConfig cfg = sg::MakeConfig(a.resolution, a.style_dim, a.n_mlp, 2, a.max_channels);
+  auto weights = sg::RandomGeneratorWeights(cfg, a.seed, 0.1f);
+  const std::filesystem::path dir = std::filesystem::path(a.out) / a.name;
+  RETURN_IF_ERROR(core::MakeDirs(dir.string()));
+  RETURN_IF_ERROR(core::SaveSafetensors((dir / "generator.safetensors").string(), weights,
+                                        {{"format", "ganserve-stylegan2"},
+                                         {"note", "random weights: the demo pack's pictures mean nothing"}}));
+  nlohmann::json m = {{"kind", "generator"},
+                      {"checkpoint", "generator.safetensors"},
+                      {"domain", "demo (random weights)"},
+                      {"default_truncation", 0.7}};
+  RETURN_IF_ERROR(core::WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n"));
+  std::fprintf(stderr, "wrote demo generator '%s' (%d px, random weights) to %s\n", a.name.c_str(), a.resolution,
+               dir.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace ganserve::client

@@ -1,0 +1,49 @@
+// `ganctl local ...`: runs the core in-process, no server (checkpoint checks, parity
+// runs, the demo model pack).
+#ifndef GANSERVE_CLIENT_LOCAL_H_
+#define GANSERVE_CLIENT_LOCAL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace ganserve::client {
+
+struct LocalInspectArgs {
+  std::string checkpoint;
+  std::string key;
+};
+absl::Status LocalInspect(const LocalInspectArgs& args);
+
+struct LocalGenerateArgs {
+  std::string checkpoint;
+  std::string key;
+  std::string device = "cpu";
+  std::string z_npy, w_npy, wplus_npy, s_npy, seeds;
+  float truncation = 1.0f;
+  std::string noise = "const";
+  std::string mix_z_npy;
+  int inject_index = 0;
+  std::string out_npy;
+  std::string out_png_dir;
+  std::string s_space_out_npz;
+  std::string wplus_out_npy;
+};
+absl::Status LocalGenerate(const LocalGenerateArgs& args);
+
+struct MakeDemoArgs {
+  std::string out;  // model repository root
+  std::string name = "demo";
+  int resolution = 64;
+  int style_dim = 128;
+  int n_mlp = 4;
+  int max_channels = 64;
+  uint32_t seed = 1;
+};
+// Writes a random-initialised generator (safetensors + manifest) into the repository.
+absl::Status MakeDemoModel(const MakeDemoArgs& args);
+
+}  // namespace ganserve::client
+
+#endif  // GANSERVE_CLIENT_LOCAL_H_

@@ -1,0 +1,167 @@
+// ganctl: the command-line client of ganserve.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "client/local.h"
+#include "client/remote.h"
+#include "core/runtime/torch_setup.h"
+
+namespace {
+
+using ganserve::client::Connection;
+
+int Report(const absl::Status& s) {
+  if (s.ok()) return 0;
+  std::fprintf(stderr, "ganctl: %s: %s\n", absl::StatusCodeToString(s.code()).c_str(),
+               std::string(s.message()).c_str());
+  return ganserve::client::ExitCodeFor(s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("ganctl: command-line client for ganserve (StyleGAN2 adaptation, sampling, inversion, editing)");
+  app.require_subcommand(1);
+  app.fallthrough();  // --server/--timeout/--json may follow the subcommand
+  Connection conn;
+  app.add_option("--server", conn.server, "ganserve address HOST:PORT")->envname("GANCTL_SERVER")->capture_default_str();
+  app.add_option("--timeout", conn.timeout_seconds, "seconds per call (0: none)")->capture_default_str();
+  app.add_flag("--json", conn.json, "machine-readable output (one JSON object per line)");
+  absl::Status result;
+
+  auto* health = app.add_subcommand("health", "exit 0 only if the server is SERVING");
+  std::string health_service;
+  health->add_option("--service", health_service, "health service: '' (server), liveness, readiness");
+  health->callback([&] { result = ganserve::client::Health(conn, health_service); });
+
+  auto* models = app.add_subcommand("models", "list, show or delete models");
+  models->require_subcommand(1);
+  models->add_subcommand("list", "list models")->callback([&] { result = ganserve::client::ModelsList(conn); });
+  std::string model_name;
+  auto* mget = models->add_subcommand("get", "show one model");
+  mget->add_option("name", model_name)->required();
+  mget->callback([&] { result = ganserve::client::ModelsGet(conn, model_name); });
+  auto* mdel = models->add_subcommand("delete", "delete an adapted model");
+  mdel->add_option("name", model_name)->required();
+  mdel->callback([&] { result = ganserve::client::ModelsDelete(conn, model_name); });
+
+  auto* jobs = app.add_subcommand("jobs", "list, show, watch or cancel jobs");
+  jobs->require_subcommand(1);
+  std::string job_kind, job_state, page_token, job_id;
+  int page_size = 0;
+  int64_t after_seq = 0;
+  auto* jlist = jobs->add_subcommand("list", "list jobs, newest first");
+  jlist->add_option("--kind", job_kind, "adapt | invert | edit_stats");
+  jlist->add_option("--state", job_state, "queued | running | succeeded | failed | cancelled");
+  jlist->add_option("--page-size", page_size, "1..500 (default 50)");
+  jlist->add_option("--page-token", page_token);
+  jlist->callback([&] { result = ganserve::client::JobsList(conn, job_kind, job_state, page_size, page_token); });
+  auto* jget = jobs->add_subcommand("get", "show a job");
+  jget->add_option("id", job_id)->required();
+  jget->callback([&] { result = ganserve::client::JobsGet(conn, job_id); });
+  auto* jwatch = jobs->add_subcommand("watch", "replay and follow a job's events");
+  jwatch->add_option("id", job_id)->required();
+  jwatch->add_option("--after-seq", after_seq, "replay events after this seq");
+  jwatch->callback([&] { result = ganserve::client::JobsWatch(conn, job_id, after_seq); });
+  auto* jcancel = jobs->add_subcommand("cancel", "cancel a job (idempotent)");
+  jcancel->add_option("id", job_id)->required();
+  jcancel->callback([&] { result = ganserve::client::JobsCancel(conn, job_id); });
+
+  ganserve::client::GenerateArgs gen;
+  auto* generate = app.add_subcommand("generate", "sample a generator; writes images and grid.png");
+  generate->add_option("--model", gen.model)->required();
+  auto* seeds_opt = generate->add_option("--seeds", gen.seeds, "e.g. 1-16 or 1,5,9");
+  generate->add_option("--count", gen.count, "images from --base-seed on")->excludes(seeds_opt);
+  generate->add_option("--base-seed", gen.base_seed);
+  generate->add_option("--truncation", gen.truncation, "psi in [0, 2] (default: the model's)");
+  generate->add_option("--noise", gen.noise, "const | random | none")->capture_default_str();
+  generate->add_option("--batch-size", gen.batch_size, "images per streamed batch");
+  generate->add_option("--format", gen.format, "png | jpeg")->capture_default_str();
+  generate->add_option("--out", gen.out, "output folder")->capture_default_str();
+  generate->add_flag("--return-latents", gen.return_latents, "also write each image's w+ as .npy");
+  generate->add_option("--grid-columns", gen.grid_columns, "contact sheet columns (default sqrt(n))");
+  generate->callback([&] {
+    if (gen.seeds.empty() && gen.count == 0) gen.seeds = "0-7";
+    result = ganserve::client::Generate(conn, gen);
+  });
+
+  ganserve::client::AdaptArgs adapt;
+  auto* adapt_cmd = app.add_subcommand("adapt", "adapt a generator to a new domain (StyleGAN-NADA)");
+  adapt_cmd->add_option("--model", adapt.model)->required();
+  adapt_cmd->add_option("--from", adapt.from, "source domain text, e.g. photo");
+  adapt_cmd->add_option("--to", adapt.to, "target domain text, e.g. pencil sketch");
+  adapt_cmd->add_option("--images", adapt.images, "target-domain example images");
+  adapt_cmd->add_option("--iterations", adapt.iterations);
+  adapt_cmd->add_option("--name", adapt.name, "name of the new model");
+  adapt_cmd->add_option("--out", adapt.out);
+  adapt_cmd->callback([&] { result = ganserve::client::Adapt(conn, adapt); });
+
+  ganserve::client::InvertArgs inv;
+  auto* invert = app.add_subcommand("invert", "project a photo into a generator's latent space");
+  invert->add_option("image", inv.image)->required()->check(CLI::ExistingFile);
+  invert->add_option("--model", inv.model)->required();
+  invert->add_option("--steps", inv.steps);
+  invert->add_option("--space", inv.space, "w | w+")->capture_default_str();
+  invert->add_option("--out", inv.out);
+  invert->callback([&] { result = ganserve::client::Invert(conn, inv); });
+
+  ganserve::client::EditArgs ed;
+  auto* edit = app.add_subcommand("edit", "edit latents with text (StyleCLIP global directions)");
+  edit->add_option("--model", ed.model)->required();
+  edit->add_option("--render-model", ed.render_model, "render through this (adapted) model");
+  edit->add_option("--seeds", ed.seeds);
+  edit->add_option("--latent", ed.latent_npy, "w or w+ latent .npy");
+  edit->add_option("--inversion", ed.inversion, "an inversion id");
+  edit->add_option("--neutral", ed.neutral)->required();
+  edit->add_option("--target", ed.target)->required();
+  edit->add_option("--alpha", ed.alphas, "strengths, e.g. -4,0,4")->capture_default_str();
+  edit->add_option("--beta", ed.beta, "disentanglement threshold")->capture_default_str();
+  edit->add_option("--out", ed.out);
+  edit->callback([&] { result = ganserve::client::Edit(conn, ed); });
+
+  auto* local = app.add_subcommand("local", "run the core in-process (no server)");
+  local->require_subcommand(1);
+  int threads = 0;
+  local->add_option("--threads", threads, "LibTorch threads (0: CPUs available)");
+  ganserve::client::LocalInspectArgs insp;
+  auto* inspect = local->add_subcommand("inspect", "print a checkpoint's inferred generator config as JSON");
+  inspect->add_option("--checkpoint", insp.checkpoint)->required()->check(CLI::ExistingFile);
+  inspect->add_option("--key", insp.key, "checkpoint entry (default g_ema, else g)");
+  inspect->callback([&] { result = ganserve::client::LocalInspect(insp); });
+
+  ganserve::client::LocalGenerateArgs lg;
+  auto* lgen = local->add_subcommand("generate", "render a checkpoint to .npy / PNG");
+  lgen->add_option("--checkpoint", lg.checkpoint)->required()->check(CLI::ExistingFile);
+  lgen->add_option("--key", lg.key);
+  lgen->add_option("--device", lg.device)->capture_default_str();
+  lgen->add_option("--z-npy", lg.z_npy);
+  lgen->add_option("--w-npy", lg.w_npy);
+  lgen->add_option("--wplus-npy", lg.wplus_npy);
+  lgen->add_option("--s-npy", lg.s_npy, "S-space codes [N, s_dim]");
+  lgen->add_option("--seeds", lg.seeds);
+  lgen->add_option("--truncation", lg.truncation)->capture_default_str();
+  lgen->add_option("--noise", lg.noise, "const | random | none")->capture_default_str();
+  lgen->add_option("--mix-z-npy", lg.mix_z_npy);
+  lgen->add_option("--inject-index", lg.inject_index);
+  lgen->add_option("--out-npy", lg.out_npy, "float32 NCHW images, unclamped")->required();
+  lgen->add_option("--out-png-dir", lg.out_png_dir);
+  lgen->add_option("--s-space-out-npz", lg.s_space_out_npz, "S space: 's' plus one array per layer");
+  lgen->add_option("--wplus-out-npy", lg.wplus_out_npy, "the w+ latents used");
+  lgen->callback([&] { result = ganserve::client::LocalGenerate(lg); });
+
+  ganserve::client::MakeDemoArgs demo;
+  auto* mkdemo = local->add_subcommand("make-demo", "write the built-in demo generator (random weights)");
+  mkdemo->add_option("--out", demo.out, "model repository folder")->required();
+  mkdemo->add_option("--name", demo.name)->capture_default_str();
+  mkdemo->add_option("--resolution", demo.resolution)->capture_default_str();
+  mkdemo->callback([&] { result = ganserve::client::MakeDemoModel(demo); });
+  local->parse_complete_callback([&] { ganserve::core::ConfigureTorch(threads); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return Report(result);
+}

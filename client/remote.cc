@@ -1,0 +1,358 @@
+#include "client/remote.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "client/util.h"
+#include "core/io/image_codec.h"
+#include "core/io/npy.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "ganserve/v1/ganserve.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace ganserve::client {
+namespace {
+
+std::shared_ptr<grpc::Channel> Channel(const Connection& c) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);
+  args.SetMaxSendMessageSize(256 << 20);
+  return grpc::CreateCustomChannel(c.server, grpc::InsecureChannelCredentials(), args);
+}
+
+void SetDeadline(const Connection& c, grpc::ClientContext* ctx) {
+  if (c.timeout_seconds > 0) {
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(static_cast<int64_t>(c.timeout_seconds * 1000)));
+  }
+}
+
+absl::Status FromGrpc(const Connection& c, const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && s.error_message().find("failed to connect") != std::string::npos) {
+    return absl::UnavailableError(absl::StrCat("cannot reach ganserve at ", c.server, " (is it running?)"));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+void Print(const Connection& c, const google::protobuf::Message& m, const std::string& text) {
+  if (c.json) {
+    std::string out;
+    google::protobuf::util::JsonPrintOptions o;
+    o.add_whitespace = false;
+    o.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+    std::printf("%s\n", out.c_str());
+  } else {
+    std::printf("%s", text.c_str());
+  }
+}
+
+std::string Lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::string JobLine(const v1::Job& j) {
+  std::string line = absl::StrCat(j.id(), "  ", Lower(v1::JobKind_Name(j.kind()).substr(9)), "  ",
+                                  Lower(v1::JobState_Name(j.state()).substr(10)), "  step ", j.step(), "/",
+                                  j.total_steps(), "  model ", j.model());
+  if (!j.result().empty()) absl::StrAppend(&line, "  result ", j.result());
+  if (!j.error_message().empty()) absl::StrAppend(&line, "  error: ", j.error_message());
+  return line + "\n";
+}
+
+absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader,
+                       grpc::ClientContext* ctx) {
+  v1::JobEvent ev;
+  ProgressBar bar("job");
+  while (reader->Read(&ev)) {
+    if (c.json) {
+      Print(c, ev, "");
+      continue;
+    }
+    if (ev.has_progress()) {
+      bar.Update(ev.progress().step(), ev.progress().total_steps(),
+                 absl::StrCat(ev.progress().steps_per_second(), " steps/s"));
+    } else if (ev.state_changed()) {
+      bar.Finish();
+      std::printf("%s", JobLine(ev.job()).c_str());
+    }
+  }
+  bar.Finish();
+  (void)ctx;
+  return FromGrpc(c, reader->Finish());
+}
+
+}  // namespace
+
+int ExitCodeFor(const absl::Status& status) {
+  if (status.ok()) return 0;
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      status.message().find("cannot reach") != absl::string_view::npos) {
+    return 3;
+  }
+  return 1;
+}
+
+absl::Status Health(const Connection& c, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  RETURN_IF_ERROR(FromGrpc(c, stub->Check(&ctx, req, &resp)));
+  const std::string status = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+  Print(c, resp, absl::StrCat(service.empty() ? "server" : service, ": ", status, "\n"));
+  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(service.empty() ? "server" : service, " is ", status));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelsList(const Connection& c) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::ListModelsResponse resp;
+  RETURN_IF_ERROR(FromGrpc(c, stub->ListModels(&ctx, v1::ListModelsRequest(), &resp)));
+  std::string text;
+  for (const auto& m : resp.models()) {
+    absl::StrAppend(&text, m.name(), "  ", Lower(v1::ModelKind_Name(m.kind()).substr(11)), "  ",
+                    Lower(v1::ModelState_Name(m.state()).substr(12)));
+    if (m.resolution() > 0) absl::StrAppend(&text, "  ", m.resolution(), "px");
+    if (!m.domain().empty()) absl::StrAppend(&text, "  \"", m.domain(), "\"");
+    if (!m.error().empty()) absl::StrAppend(&text, "  error: ", m.error());
+    text += "\n";
+  }
+  if (resp.models().empty()) text = "no models in the repository\n";
+  Print(c, resp, text);
+  return absl::OkStatus();
+}
+
+absl::Status ModelsGet(const Connection& c, const std::string& name) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::GetModelRequest req;
+  req.set_name(name);
+  v1::Model m;
+  RETURN_IF_ERROR(FromGrpc(c, stub->GetModel(&ctx, req, &m)));
+  std::string text = m.DebugString();
+  Print(c, m, text);
+  return absl::OkStatus();
+}
+
+absl::Status ModelsDelete(const Connection& c, const std::string& name) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::DeleteModelRequest req;
+  req.set_name(name);
+  v1::DeleteModelResponse resp;
+  RETURN_IF_ERROR(FromGrpc(c, stub->DeleteModel(&ctx, req, &resp)));
+  Print(c, resp, absl::StrCat("deleted ", name, "\n"));
+  return absl::OkStatus();
+}
+
+absl::Status JobsList(const Connection& c, const std::string& kind, const std::string& state, int page_size,
+                      const std::string& page_token) {
+  v1::ListJobsRequest req;
+  if (!kind.empty()) {
+    v1::JobKind k;
+    if (!v1::JobKind_Parse("JOB_KIND_" + absl::AsciiStrToUpper(kind), &k)) {
+      return absl::InvalidArgumentError("--kind must be adapt, invert or edit_stats");
+    }
+    req.set_kind(k);
+  }
+  if (!state.empty()) {
+    v1::JobState s;
+    if (!v1::JobState_Parse("JOB_STATE_" + absl::AsciiStrToUpper(state), &s)) {
+      return absl::InvalidArgumentError("--state must be queued, running, succeeded, failed or cancelled");
+    }
+    req.set_state(s);
+  }
+  req.set_page_size(page_size);
+  req.set_page_token(page_token);
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::ListJobsResponse resp;
+  RETURN_IF_ERROR(FromGrpc(c, stub->ListJobs(&ctx, req, &resp)));
+  std::string text;
+  for (const auto& j : resp.jobs()) text += JobLine(j);
+  if (resp.jobs().empty()) text = "no jobs\n";
+  if (!resp.next_page_token().empty()) absl::StrAppend(&text, "more: --page-token ", resp.next_page_token(), "\n");
+  Print(c, resp, text);
+  return absl::OkStatus();
+}
+
+absl::Status JobsGet(const Connection& c, const std::string& id) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::GetJobRequest req;
+  req.set_id(id);
+  v1::Job j;
+  RETURN_IF_ERROR(FromGrpc(c, stub->GetJob(&ctx, req, &j)));
+  Print(c, j, JobLine(j));
+  return absl::OkStatus();
+}
+
+absl::Status JobsCancel(const Connection& c, const std::string& id) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::CancelJobRequest req;
+  req.set_id(id);
+  v1::Job j;
+  RETURN_IF_ERROR(FromGrpc(c, stub->CancelJob(&ctx, req, &j)));
+  Print(c, j, JobLine(j));
+  return absl::OkStatus();
+}
+
+absl::Status JobsWatch(const Connection& c, const std::string& id, int64_t after_seq) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_id(id);
+  req.set_after_seq(after_seq);
+  return StreamJob(c, stub->WatchJob(&ctx, req), &ctx);
+}
+
+absl::Status Generate(const Connection& c, const GenerateArgs& a) {
+  v1::GenerateSamplesRequest req;
+  req.set_model(a.model);
+  if (!a.seeds.empty()) {
+    ASSIGN_OR_RETURN(auto seeds, ParseSeeds(a.seeds));
+    for (int64_t s : seeds) req.add_seeds(s);
+  } else {
+    req.set_count(a.count);
+    req.set_base_seed(a.base_seed);
+  }
+  if (a.truncation >= 0) {
+    req.set_truncation(a.truncation);
+    req.set_has_truncation(true);
+  }
+  if (a.noise == "random") req.set_noise(v1::NOISE_MODE_RANDOM);
+  else if (a.noise == "none") req.set_noise(v1::NOISE_MODE_NONE);
+  else if (a.noise != "const") return absl::InvalidArgumentError("--noise must be const, random or none");
+  req.set_batch_size(a.batch_size);
+  if (a.format == "jpeg" || a.format == "jpg") req.set_format(v1::IMAGE_FORMAT_JPEG);
+  else if (a.format != "png") return absl::InvalidArgumentError("--format must be png or jpeg");
+  req.set_return_latents(a.return_latents);
+
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  auto reader = stub->GenerateSamples(&ctx, req);
+  v1::ImageBatch batch;
+  ProgressBar bar("generate");
+  std::vector<core::Rgb8Image> grid;
+  RETURN_IF_ERROR(core::MakeDirs(a.out));
+  const std::string ext = req.format() == v1::IMAGE_FORMAT_JPEG ? ".jpg" : ".png";
+  while (reader->Read(&batch)) {
+    for (const auto& im : batch.images()) {
+      const std::string stem = im.seed() >= 0 ? absl::StrCat("seed", im.seed()) : absl::StrCat("image", im.index());
+      RETURN_IF_ERROR(WriteBinary((std::filesystem::path(a.out) / (stem + ext)).string(), im.data()));
+      if (im.has_latent()) {
+        core::FloatTensor t;
+        t.shape.assign(im.latent().values().shape().begin(), im.latent().values().shape().end());
+        t.data.assign(im.latent().values().data().begin(), im.latent().values().data().end());
+        RETURN_IF_ERROR(core::WriteNpy((std::filesystem::path(a.out) / (stem + "_wplus.npy")).string(), t));
+      }
+      auto decoded = core::DecodeImage(im.data());
+      if (decoded.ok()) grid.push_back(std::move(*decoded));
+    }
+    if (c.json) Print(c, batch, "");
+    bar.Update(batch.done(), batch.total());
+  }
+  bar.Finish();
+  RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
+  if (!grid.empty()) {
+    const int cols = a.grid_columns > 0 ? a.grid_columns
+                                        : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(grid.size()))));
+    ASSIGN_OR_RETURN(core::Rgb8Image sheet, core::MakeGrid(grid, cols));
+    ASSIGN_OR_RETURN(std::string png, core::EncodePng(sheet));
+    RETURN_IF_ERROR(WriteBinary((std::filesystem::path(a.out) / "grid.png").string(), png));
+  }
+  std::fprintf(stderr, "wrote %d images and grid.png to %s\n", batch.done(), a.out.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
+  v1::AdaptDomainRequest req;
+  req.set_model(a.model);
+  req.set_source_text(a.from);
+  req.set_target_text(a.to);
+  req.set_output_name(a.name);
+  req.set_iterations(a.iterations);
+  for (const auto& path : a.images) {
+    ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, 16u << 20));
+    req.add_target_images(std::move(bytes));
+  }
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  return StreamJob(c, stub->AdaptDomain(&ctx, req), &ctx);
+}
+
+absl::Status Invert(const Connection& c, const InvertArgs& a) {
+  v1::InvertImageRequest req;
+  req.set_model(a.model);
+  ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(a.image, 16u << 20));
+  req.set_image(std::move(bytes));
+  if (a.space == "w") req.set_space(v1::LATENT_SPACE_W);
+  else if (a.space == "w+") req.set_space(v1::LATENT_SPACE_W_PLUS);
+  else return absl::InvalidArgumentError("--space must be w or w+");
+  req.set_steps(a.steps);
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  return StreamJob(c, stub->InvertImage(&ctx, req), &ctx);
+}
+
+absl::Status Edit(const Connection& c, const EditArgs& a) {
+  v1::EditRequest req;
+  req.set_model(a.model);
+  req.set_render_model(a.render_model);
+  if (!a.seeds.empty()) {
+    ASSIGN_OR_RETURN(auto seeds, ParseSeeds(a.seeds));
+    for (int64_t s : seeds) req.add_seeds(s);
+  } else if (!a.latent_npy.empty()) {
+    ASSIGN_OR_RETURN(core::FloatTensor t, core::ReadNpyFloat(a.latent_npy));
+    req.mutable_latents()->set_space(t.shape.size() == 3 ? v1::LATENT_SPACE_W_PLUS : v1::LATENT_SPACE_W);
+    req.mutable_latents()->mutable_values()->mutable_shape()->Assign(t.shape.begin(), t.shape.end());
+    req.mutable_latents()->mutable_values()->mutable_data()->Assign(t.data.begin(), t.data.end());
+  } else {
+    req.set_inversion_id(a.inversion);
+  }
+  auto* g = req.mutable_global_direction();
+  g->set_neutral_text(a.neutral);
+  g->set_target_text(a.target);
+  ASSIGN_OR_RETURN(auto alphas, ParseFloats(a.alphas));
+  for (float v : alphas) g->add_alphas(v);
+  g->set_beta(a.beta);
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  auto reader = stub->Edit(&ctx, req);
+  v1::ImageBatch batch;
+  RETURN_IF_ERROR(core::MakeDirs(a.out));
+  while (reader->Read(&batch)) {
+    for (const auto& im : batch.images()) {
+      RETURN_IF_ERROR(
+          WriteBinary((std::filesystem::path(a.out) / absl::StrCat("edit", im.index(), ".png")).string(), im.data()));
+    }
+  }
+  return FromGrpc(c, reader->Finish());
+}
+
+}  // namespace ganserve::client

@@ -1,0 +1,72 @@
+// ganctl commands that talk to a ganserve server over gRPC.
+#ifndef GANSERVE_CLIENT_REMOTE_H_
+#define GANSERVE_CLIENT_REMOTE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace ganserve::client {
+
+struct Connection {
+  std::string server = "127.0.0.1:50051";
+  double timeout_seconds = 30;  // whole call; 0 = no deadline
+  bool json = false;
+};
+
+// Exit code for a failed command: 1 for server answers, 3 when the server cannot be reached.
+int ExitCodeFor(const absl::Status& status);
+
+absl::Status Health(const Connection& c, const std::string& service);
+absl::Status ModelsList(const Connection& c);
+absl::Status ModelsGet(const Connection& c, const std::string& name);
+absl::Status ModelsDelete(const Connection& c, const std::string& name);
+absl::Status JobsList(const Connection& c, const std::string& kind, const std::string& state, int page_size,
+                      const std::string& page_token);
+absl::Status JobsGet(const Connection& c, const std::string& id);
+absl::Status JobsCancel(const Connection& c, const std::string& id);
+absl::Status JobsWatch(const Connection& c, const std::string& id, int64_t after_seq);
+
+struct GenerateArgs {
+  std::string model;
+  std::string seeds;  // "1-16"
+  int count = 0;
+  int64_t base_seed = 0;
+  float truncation = -1;  // < 0: model default
+  std::string noise = "const";
+  int batch_size = 0;
+  std::string format = "png";
+  std::string out = "out";
+  bool return_latents = false;
+  int grid_columns = 0;  // 0: sqrt(n)
+};
+absl::Status Generate(const Connection& c, const GenerateArgs& args);
+
+struct AdaptArgs {
+  std::string model, from, to, name;
+  std::vector<std::string> images;
+  int iterations = 0;
+  std::string out = "out";
+};
+absl::Status Adapt(const Connection& c, const AdaptArgs& args);
+
+struct InvertArgs {
+  std::string image, model, space = "w+";
+  int steps = 0;
+  std::string out = "out";
+};
+absl::Status Invert(const Connection& c, const InvertArgs& args);
+
+struct EditArgs {
+  std::string model, render_model, seeds, latent_npy, inversion;
+  std::string neutral, target, alphas = "4";
+  float beta = 0.15f;
+  std::string out = "out";
+};
+absl::Status Edit(const Connection& c, const EditArgs& args);
+
+}  // namespace ganserve::client
+
+#endif  // GANSERVE_CLIENT_REMOTE_H_
