@@ -1,0 +1,419 @@
+// The real server, in-process on 127.0.0.1:0: health, reflection, metrics, jobs and
+// models RPCs, and GenerateSamples streaming with its request contract.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/io/image_codec.h"
+#include "core/jobs/sqlite_job_store.h"
+#include "core/models/stylegan2/generator.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include <grpcpp/generic/generic_stub.h>
+#include "tests/server/test_server.h"
+
+namespace ganserve::testing {
+namespace {
+
+std::string Root(const char* name) { return ::testing::TempDir() + "/gan_service_test_" + name; }
+
+class GanServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new TestServer(Root("shared"), {.prepare_data = [](const std::string& data) {
+                                                auto store = core::SqliteJobStore::Open(data + "/jobs.db");
+                                                ASSERT_TRUE(store.ok());
+                                                core::JobRecord done;
+                                                done.id = "job-done";
+                                                done.kind = core::JobKind::kAdapt;
+                                                done.state = core::JobState::kRunning;
+                                                done.model = "tiny";
+                                                done.create_time_ms = 1000;
+                                                ASSERT_TRUE((*store)->CreateJob(done).ok());
+                                                for (int i = 1; i <= 3; ++i) {
+                                                  if (i == 3) done.state = core::JobState::kSucceeded;
+                                                  v1::JobEvent ev;
+                                                  ev.set_seq(i);
+                                                  ev.mutable_job()->set_id(done.id);
+                                                  ev.mutable_progress()->set_step(i);
+                                                  ASSERT_TRUE((*store)->AppendEvent(done, "progress",
+                                                                                   ev.SerializeAsString(), 1000 + i)
+                                                                  .ok());
+                                                }
+                                                core::JobRecord queued;
+                                                queued.id = "job-queued";
+                                                queued.kind = core::JobKind::kInvert;
+                                                queued.model = "tiny";
+                                                queued.create_time_ms = 2000;
+                                                ASSERT_TRUE((*store)->CreateJob(queued).ok());
+                                              },
+                                              .max_interactive_queue = 256,
+                                              .max_images_per_request = 64});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static TestServer* server_;
+};
+TestServer* GanServiceTest::server_ = nullptr;
+
+TEST_F(GanServiceTest, HealthServicesAreServingOnceModelsLoaded) {
+  auto stub = grpc::health::v1::Health::NewStub(server_->channel());
+  for (const std::string svc : {"", "liveness", "readiness"}) {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(svc);
+    grpc::health::v1::HealthCheckResponse resp;
+    ASSERT_TRUE(stub->Check(&ctx, req, &resp).ok()) << svc;
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << svc;
+  }
+}
+
+// Reflection through a generic call (the reflection messages live inside
+// libgrpc++_reflection, so the request is encoded by hand: field 7 list_services "*").
+TEST_F(GanServiceTest, ReflectionListsTheService) {
+  grpc::GenericStub stub(server_->channel());
+  grpc::ClientContext ctx;
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto wait = [&cq](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), want);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(wait(1));
+  const std::string request("\x3a\x01*", 3);
+  grpc::Slice slice(request);
+  grpc::ByteBuffer out(&slice, 1);
+  call->Write(out, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(wait(2));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  ASSERT_TRUE(wait(3));
+  grpc::ByteBuffer in;
+  call->Read(&in, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(wait(4));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(in.Dump(&slices).ok());
+  std::string response;
+  for (const auto& s : slices) response.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_NE(response.find("ganserve.v1.GanService"), std::string::npos);
+  EXPECT_NE(response.find("grpc.health.v1.Health"), std::string::npos);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  wait(5);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+TEST_F(GanServiceTest, ModelsListShowsReadyAndBrokenModels) {
+  auto stub = server_->Stub();
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse resp;
+  ASSERT_TRUE(stub->ListModels(&ctx, v1::ListModelsRequest(), &resp).ok());
+  ASSERT_EQ(resp.models_size(), 2);
+  EXPECT_EQ(resp.models(0).name(), "broken");
+  EXPECT_EQ(resp.models(0).state(), v1::MODEL_STATE_FAILED);
+  EXPECT_NE(resp.models(0).error().find("missing.pt"), std::string::npos) << resp.models(0).error();
+  EXPECT_EQ(resp.models(1).name(), "tiny");
+  EXPECT_EQ(resp.models(1).state(), v1::MODEL_STATE_READY);
+  EXPECT_EQ(resp.models(1).resolution(), 32);
+  EXPECT_EQ(resp.models(1).n_latent(), 8);
+
+  grpc::ClientContext c2;
+  v1::GetModelRequest get;
+  get.set_name("nope");
+  v1::Model m;
+  auto s = stub->GetModel(&c2, get, &m);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("available: tiny"), std::string::npos) << s.error_message();
+
+  grpc::ClientContext c3;
+  v1::DeleteModelRequest del;
+  del.set_name("tiny");
+  v1::DeleteModelResponse dr;
+  EXPECT_EQ(stub->DeleteModel(&c3, del, &dr).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(GanServiceTest, JobsListGetCancelWatch) {
+  auto stub = server_->Stub();
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsResponse resp;
+    ASSERT_TRUE(stub->ListJobs(&ctx, v1::ListJobsRequest(), &resp).ok());
+    ASSERT_EQ(resp.jobs_size(), 2);
+    EXPECT_EQ(resp.jobs(0).id(), "job-queued");  // newest first
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest req;
+    req.set_state(v1::JOB_STATE_SUCCEEDED);
+    v1::ListJobsResponse resp;
+    ASSERT_TRUE(stub->ListJobs(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.jobs_size(), 1);
+    EXPECT_EQ(resp.jobs(0).id(), "job-done");
+    EXPECT_EQ(resp.jobs(0).step(), 0);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest req;
+    req.set_page_size(501);
+    v1::ListJobsResponse resp;
+    EXPECT_EQ(stub->ListJobs(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::GetJobRequest req;
+    req.set_id("missing");
+    v1::Job j;
+    EXPECT_EQ(stub->GetJob(&ctx, req, &j).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // Cancel twice: the queued job ends CANCELLED and stays so.
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    v1::CancelJobRequest req;
+    req.set_id("job-queued");
+    v1::Job j;
+    ASSERT_TRUE(stub->CancelJob(&ctx, req, &j).ok());
+    EXPECT_EQ(j.state(), v1::JOB_STATE_CANCELLED);
+  }
+  // Replay of a finished job after seq 1.
+  {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest req;
+    req.set_id("job-done");
+    req.set_after_seq(1);
+    auto reader = stub->WatchJob(&ctx, req);
+    v1::JobEvent ev;
+    std::vector<int64_t> seqs;
+    while (reader->Read(&ev)) seqs.push_back(ev.seq());
+    EXPECT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(seqs, (std::vector<int64_t>{2, 3}));
+  }
+}
+
+std::vector<v1::ImageBatch> Generate(v1::GanService::Stub* stub, const v1::GenerateSamplesRequest& req,
+                                     grpc::Status* status) {
+  grpc::ClientContext ctx;
+  auto reader = stub->GenerateSamples(&ctx, req);
+  std::vector<v1::ImageBatch> out;
+  v1::ImageBatch b;
+  while (reader->Read(&b)) out.push_back(b);
+  *status = reader->Finish();
+  return out;
+}
+
+TEST_F(GanServiceTest, GenerateStreamsBatchesOfRealImages) {
+  auto stub = server_->Stub();
+  v1::GenerateSamplesRequest req;
+  req.set_model("tiny");
+  for (int s : {1, 2, 3, 4, 5}) req.add_seeds(s);
+  req.set_batch_size(2);
+  req.set_return_latents(true);
+  grpc::Status st;
+  auto batches = Generate(stub.get(), req, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[0].done(), 2);
+  EXPECT_EQ(batches[2].done(), 5);
+  EXPECT_EQ(batches[2].total(), 5);
+  int index = 0;
+  for (const auto& b : batches) {
+    for (const auto& im : b.images()) {
+      EXPECT_EQ(im.index(), index++);
+      EXPECT_EQ(im.seed(), index);
+      auto png = core::DecodeImage(im.data());
+      ASSERT_TRUE(png.ok()) << png.status();
+      EXPECT_EQ(png->width, 32);
+      EXPECT_EQ(im.latent().values().shape_size(), 3);
+      EXPECT_EQ(im.latent().values().data_size(), 8 * 64);
+    }
+  }
+  // Same seed, same bytes.
+  v1::GenerateSamplesRequest again;
+  again.set_model("tiny");
+  again.add_seeds(3);
+  auto one = Generate(stub.get(), again, &st);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(one[0].images(0).data(), batches[1].images(0).data());
+}
+
+TEST_F(GanServiceTest, RawFloatMatchesTheInProcessGenerator) {
+  auto stub = server_->Stub();
+  v1::GenerateSamplesRequest req;
+  req.set_model("tiny");
+  req.add_seeds(7);
+  req.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  req.set_truncation(0.5f);
+  req.set_has_truncation(true);
+  grpc::Status st;
+  auto b = Generate(stub.get(), req, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  auto gen = core::stylegan2::Generator::Load(server_->repo() + "/tiny/g.safetensors", {});
+  ASSERT_TRUE(gen.ok());
+  core::stylegan2::GenerateParams p;
+  p.latents.shape = {1, 64};
+  p.latents.data = core::stylegan2::SeedToZ(7, 64);
+  p.truncation = 0.5f;
+  auto r = (*gen)->Generate(p);
+  ASSERT_TRUE(r.ok());
+  const auto& raw = b[0].images(0).raw();
+  ASSERT_EQ(raw.data_size(), static_cast<int>(r->images.data.size()));
+  for (int i = 0; i < raw.data_size(); ++i) ASSERT_EQ(raw.data(i), r->images.data[i]) << i;
+}
+
+struct BadCase {
+  const char* name;
+  std::function<void(v1::GenerateSamplesRequest*)> edit;
+  grpc::StatusCode code;
+  const char* message_part;
+};
+
+// The request contract of GenerateSamples: each bad field gets its code and a message
+// naming it, and the server keeps serving.
+TEST_F(GanServiceTest, GenerateRejectsBadRequests) {
+  const BadCase cases[] = {
+      {"no model", [](auto* r) { r->clear_model(); }, grpc::StatusCode::INVALID_ARGUMENT, "model is required"},
+      {"bad model name", [](auto* r) { r->set_model("../etc"); }, grpc::StatusCode::INVALID_ARGUMENT, "valid model name"},
+      {"unknown model", [](auto* r) { r->set_model("nope"); }, grpc::StatusCode::NOT_FOUND, "no model named 'nope'"},
+      {"broken model", [](auto* r) { r->set_model("broken"); }, grpc::StatusCode::FAILED_PRECONDITION, "failed to load"},
+      {"two sources", [](auto* r) { r->set_count(3); }, grpc::StatusCode::INVALID_ARGUMENT, "exactly one of"},
+      {"no source", [](auto* r) { r->clear_seeds(); }, grpc::StatusCode::INVALID_ARGUMENT, "exactly one of"},
+      {"negative seed", [](auto* r) { r->set_seeds(0, -1); }, grpc::StatusCode::INVALID_ARGUMENT, "seeds[0]"},
+      {"huge seed", [](auto* r) { r->set_seeds(0, int64_t{1} << 33); }, grpc::StatusCode::INVALID_ARGUMENT, "seeds[0]"},
+      {"too many images",
+       [](auto* r) {
+         r->clear_seeds();
+         r->set_count(65);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "count must be in [1, 64]"},
+      {"batch too big", [](auto* r) { r->set_batch_size(1000); }, grpc::StatusCode::INVALID_ARGUMENT, "batch_size"},
+      {"truncation NaN",
+       [](auto* r) {
+         r->set_truncation(NAN);
+         r->set_has_truncation(true);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "truncation"},
+      {"truncation range",
+       [](auto* r) {
+         r->set_truncation(3);
+         r->set_has_truncation(true);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "truncation must be in [0, 2]"},
+      {"inject without mix", [](auto* r) { r->set_inject_index(2); }, grpc::StatusCode::INVALID_ARGUMENT, "mix_seeds"},
+      {"mix count", [](auto* r) { r->add_mix_seeds(1); r->add_mix_seeds(2); r->set_inject_index(2); },
+       grpc::StatusCode::INVALID_ARGUMENT, "one seed per image"},
+      {"inject range", [](auto* r) { r->add_mix_seeds(1); r->set_inject_index(8); },
+       grpc::StatusCode::INVALID_ARGUMENT, "inject_index must be in [1, 7]"},
+      {"jpeg quality", [](auto* r) { r->set_jpeg_quality(101); }, grpc::StatusCode::INVALID_ARGUMENT, "jpeg_quality"},
+      {"bad format enum", [](auto* r) { r->set_format(static_cast<v1::ImageFormat>(42)); },
+       grpc::StatusCode::INVALID_ARGUMENT, "format"},
+      {"latent wrong shape",
+       [](auto* r) {
+         r->clear_seeds();
+         auto* l = r->mutable_latents();
+         l->set_space(v1::LATENT_SPACE_W);
+         l->mutable_values()->add_shape(1);
+         l->mutable_values()->add_shape(63);
+         for (int i = 0; i < 63; ++i) l->mutable_values()->add_data(0);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "needs [1, 64]"},
+      {"latent NaN",
+       [](auto* r) {
+         r->clear_seeds();
+         auto* l = r->mutable_latents();
+         l->set_space(v1::LATENT_SPACE_Z);
+         l->mutable_values()->add_shape(1);
+         l->mutable_values()->add_shape(64);
+         for (int i = 0; i < 64; ++i) l->mutable_values()->add_data(i == 5 ? INFINITY : 0);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "data[5]"},
+      {"latent size mismatch",
+       [](auto* r) {
+         r->clear_seeds();
+         auto* l = r->mutable_latents();
+         l->set_space(v1::LATENT_SPACE_Z);
+         l->mutable_values()->add_shape(2);
+         l->mutable_values()->add_shape(64);
+         l->mutable_values()->add_data(0);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "needs 128 values"},
+      {"latent no space",
+       [](auto* r) {
+         r->clear_seeds();
+         r->mutable_latents();
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "latents.space"},
+      {"inversion not built",
+       [](auto* r) {
+         r->clear_seeds();
+         r->set_inversion_id("inv-1");
+       },
+       grpc::StatusCode::UNIMPLEMENTED, "InvertImage is not built"},
+  };
+  auto stub = server_->Stub();
+  for (const BadCase& c : cases) {
+    v1::GenerateSamplesRequest req;
+    req.set_model("tiny");
+    req.add_seeds(1);
+    c.edit(&req);
+    grpc::Status st;
+    auto batches = Generate(stub.get(), req, &st);
+    EXPECT_EQ(st.error_code(), c.code) << c.name << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(c.message_part), std::string::npos) << c.name << ": " << st.error_message();
+    EXPECT_TRUE(batches.empty()) << c.name;
+  }
+  // Still serving.
+  v1::GenerateSamplesRequest ok;
+  ok.set_model("tiny");
+  ok.add_seeds(1);
+  grpc::Status st;
+  Generate(stub.get(), ok, &st);
+  EXPECT_TRUE(st.ok());
+}
+
+TEST_F(GanServiceTest, FeaturesNotBuiltSayUnimplemented) {
+  auto stub = server_->Stub();
+  grpc::ClientContext ctx;
+  v1::AdaptDomainRequest req;
+  req.set_model("tiny");
+  auto reader = stub->AdaptDomain(&ctx, req);
+  v1::JobEvent ev;
+  EXPECT_FALSE(reader->Read(&ev));
+  auto st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(st.error_message().find("AdaptDomain"), std::string::npos);
+}
+
+TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {
+  auto stub = server_->Stub();
+  grpc::ClientContext ctx;
+  v1::ListJobsResponse resp;
+  ASSERT_TRUE(stub->ListJobs(&ctx, v1::ListJobsRequest(), &resp).ok());
+  int status = 0;
+  std::string body = HttpGet(server_->metrics_port(), "/metrics", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("ganserve_build_info"), std::string::npos);
+  EXPECT_NE(body.find("ganserve_rpc_requests_total{code=\"OK\",method=\"ListJobs\"}"), std::string::npos) << body;
+  EXPECT_NE(body.find("ganserve_rpc_duration_seconds_bucket{method=\"ListJobs\""), std::string::npos);
+  EXPECT_NE(body.find("ganserve_models{state=\"failed\"} 1"), std::string::npos);
+  HttpGet(server_->metrics_port(), "/nothing", &status);
+  EXPECT_EQ(status, 404);
+}
+
+TEST(GanServerLifecycleTest, ShutdownTurnsHealthNotServingAndRefusesWork) {
+  TestServer s(Root("lifecycle"));
+  auto health = grpc::health::v1::Health::NewStub(s.channel());
+  s.server().Shutdown(absl::Seconds(1));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  auto st = health->Check(&ctx, req, &resp);
+  // The server is gone: either the call fails or it reports NOT_SERVING.
+  EXPECT_TRUE(!st.ok() || resp.status() != grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+}  // namespace
+}  // namespace ganserve::testing

@@ -1,0 +1,66 @@
+#include "server/options.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "absl/status/status.h"
+#include "server/status_util.h"
+
+namespace ganserve::server {
+namespace {
+
+ParsedOptions Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "ganserve");
+  return ParseServerOptions(static_cast<int>(args.size()), args.data());
+}
+
+TEST(OptionsTest, DefaultsAndFlags) {
+  auto p = Parse({"--listen", "0.0.0.0:6000", "--device", "cpu", "--threads", "3"});
+  ASSERT_FALSE(p.exit) << p.message;
+  EXPECT_EQ(p.options.listen, "0.0.0.0:6000");
+  EXPECT_EQ(p.options.device, "cpu");
+  EXPECT_EQ(p.options.threads, 3);
+  EXPECT_EQ(p.options.data_dir, "./data");
+}
+
+TEST(OptionsTest, EnvironmentTwinsFillUnsetFlags) {
+  setenv("GANSERVE_DATA_DIR", "/var/lib/ganserve", 1);
+  setenv("GANSERVE_LISTEN", "127.0.0.1:7000", 1);
+  auto p = Parse({"--listen", "127.0.0.1:8000"});
+  unsetenv("GANSERVE_DATA_DIR");
+  unsetenv("GANSERVE_LISTEN");
+  ASSERT_FALSE(p.exit) << p.message;
+  EXPECT_EQ(p.options.data_dir, "/var/lib/ganserve");
+  EXPECT_EQ(p.options.listen, "127.0.0.1:8000");  // the flag wins
+}
+
+TEST(OptionsTest, BadValuesExitWithAMessage) {
+  for (auto args : std::vector<std::vector<const char*>>{{"--listen", "nowhere"},
+                                                         {"--listen", "h:99999"},
+                                                         {"--log_format", "xml"},
+                                                         {"--max_message_mb", "0"},
+                                                         {"--metrics_listen", "x"},
+                                                         {"--no_such_flag"}}) {
+    auto p = Parse(args);
+    EXPECT_TRUE(p.exit) << args[0];
+    EXPECT_NE(p.exit_code, 0) << args[0];
+    EXPECT_FALSE(p.message.empty()) << args[0];
+  }
+  auto help = Parse({"--help"});
+  EXPECT_TRUE(help.exit);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.message.find("--model_repository"), std::string::npos);
+}
+
+TEST(StatusUtilTest, MapsEveryCodeOneToOne) {
+  EXPECT_EQ(ToGrpcStatus(absl::OkStatus()).error_code(), grpc::StatusCode::OK);
+  for (int c = 1; c <= 16; ++c) {
+    auto s = ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(c), "why"));
+    EXPECT_EQ(static_cast<int>(s.error_code()), c);
+    EXPECT_EQ(s.error_message(), "why");
+  }
+  EXPECT_STREQ(GrpcCodeName(grpc::StatusCode::RESOURCE_EXHAUSTED), "RESOURCE_EXHAUSTED");
+}
+
+}  // namespace
+}  // namespace ganserve::server
