@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# End to end: the real ganserve binary driven by the real ganctl.
+# Usage: e2e_test.sh BUILD_DIR [SHARED_DIR]
+set -euo pipefail
+build=$1
+shared=${2:-}
+ganserve=$build/server/ganserve
+ganctl=$build/client/ganctl
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -9 "$server_pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
+step() { echo "--- $*"; }
+
+step "demo model pack"
+"$ganctl" local make-demo --out "$work/models" --resolution 32 2>&1
+"$ganctl" local inspect --checkpoint "$work/models/demo/generator.safetensors" > "$work/inspect.json"
+grep -q '"resolution": 32' "$work/inspect.json" || fail "inspect did not report 32 px"
+
+step "start ganserve"
+"$ganserve" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 --data_dir "$work/data" \
+  --model_repository "$work/models" --device cpu --log_format json 2> "$work/server.log" &
+server_pid=$!
+port=""
+for _ in $(seq 1 100); do
+  port=$(grep -o 'port [0-9]*), metrics' "$work/server.log" | grep -o '[0-9]*' || true)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || fail "server did not report its port"
+mport=$(grep -o 'metrics on [^ ]* (port [0-9]*' "$work/server.log" | grep -o '[0-9]*$')
+addr=127.0.0.1:$port
+# Every log line is one JSON object.
+head -3 "$work/server.log" | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' || fail "log is not JSON lines"
+
+step "health (waits for readiness)"
+ok=0
+for _ in $(seq 1 100); do
+  if "$ganctl" --server "$addr" health > /dev/null 2>&1; then ok=1; break; fi
+  sleep 0.2
+done
+[ "$ok" = 1 ] || fail "server never became SERVING"
+"$ganctl" health --server "$addr" --service liveness | grep -q SERVING || fail "liveness"
+
+step "models"
+"$ganctl" --server "$addr" models list | grep -q '^demo  generator  ready  32px' || fail "models list"
+"$ganctl" --server "$addr" --json models get demo | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["resolution"]==32, m'
+
+step "generate"
+"$ganctl" --server "$addr" generate --model demo --seeds 1-6 --batch-size 4 --out "$work/out" 2> "$work/gen.log"
+for s in 1 2 3 4 5 6; do [ -s "$work/out/seed$s.png" ] || fail "missing seed$s.png"; done
+[ -s "$work/out/grid.png" ] || fail "missing grid.png"
+"$ganctl" --server "$addr" generate --model demo --seeds 3 --out "$work/out2" 2> /dev/null
+cmp -s "$work/out/seed3.png" "$work/out2/seed3.png" || fail "the same seed gave different bytes"
+"$ganctl" --server "$addr" generate --model demo --count 2 --format jpeg --return-latents --out "$work/out3" 2> /dev/null
+[ -s "$work/out3/seed0.jpg" ] && [ -s "$work/out3/seed0_wplus.npy" ] || fail "jpeg/latent output"
+
+step "errors are one line and a non-zero exit"
+set +e
+msg=$("$ganctl" --server "$addr" generate --model nope --seeds 1 --out "$work/x" 2>&1); rc=$?
+set -e
+[ "$rc" = 1 ] || fail "unknown model exit code $rc"
+echo "$msg" | grep -q "NOT_FOUND: no model named 'nope'" || fail "unknown model message: $msg"
+set +e
+"$ganctl" --server "$addr" adapt --model demo --from photo --to sketch > "$work/adapt.log" 2>&1; rc=$?
+"$ganctl" --server 127.0.0.1:1 --timeout 2 health > "$work/unreach.log" 2>&1; rc2=$?
+set -e
+[ "$rc" = 1 ] && grep -q UNIMPLEMENTED "$work/adapt.log" || fail "adapt should be UNIMPLEMENTED"
+[ "$rc2" = 3 ] && grep -q "cannot reach" "$work/unreach.log" || fail "unreachable server: rc=$rc2"
+"$ganctl" --server "$addr" jobs list | grep -q "no jobs" || fail "jobs list"
+
+step "metrics pass promtool"
+python3 - "$mport" > "$work/metrics.txt" <<'PY'
+import sys, urllib.request
+print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode(), end="")
+PY
+grep -q 'ganserve_rpc_requests_total{code="OK",method="GenerateSamples"}' "$work/metrics.txt" || fail "rpc counter"
+grep -q 'ganserve_images_generated_total{operation="generate"} 9' "$work/metrics.txt" || fail "images counter"
+if command -v promtool > /dev/null; then
+  promtool check metrics < "$work/metrics.txt" || fail "promtool check metrics"
+else
+  echo "promtool not installed: metric lint skipped (scripts/install-deps.sh installs it)"
+fi
+
+if [ -n "$shared" ] && [ -f "$shared/fixtures/stylegan2/a1_g32_sd512_zip.pt" ]; then
+  step "ganctl local generate reproduces the official outputs"
+  fx=$shared/fixtures/stylegan2
+  "$ganctl" local generate --checkpoint "$fx/a1_g32_sd512_zip.pt" --z-npy "$fx/a1/mix_z1.npy" \
+    --mix-z-npy "$fx/a1/mix_z2.npy" --inject-index 3 --out-npy "$work/mix.npy" --out-png-dir "$work/png" 2> /dev/null
+  "$ganctl" local generate --checkpoint "$fx/a1_g32_sd512_zip.pt" --wplus-npy "$fx/a1/wplus.npy" \
+    --out-npy "$work/wplus.npy" --s-space-out-npz "$work/s.npz" 2> /dev/null
+  /usr/bin/python3 - "$fx/a1" "$work" <<'PY'
+import sys, numpy as np
+ref, out = sys.argv[1], sys.argv[2]
+d1 = np.abs(np.load(f"{out}/mix.npy") - np.load(f"{ref}/img_mix.npy")).max()
+d2 = np.abs(np.load(f"{out}/wplus.npy") - np.load(f"{ref}/img_wplus.npy")).max()
+d3 = np.abs(np.load(f"{out}/s.npz")["s"][0] - np.load(f"{ref}/s_space_wplus0.npy")).max()
+print(f"max |diff|: mixing {d1:.2e}, w+ {d2:.2e}, S {d3:.2e}")
+assert max(d1, d2, d3) <= 1e-4
+PY
+  [ -s "$work/png/image0.png" ] || fail "png output"
+else
+  echo "shared/ fixtures absent: local parity step skipped"
+fi
+
+step "SIGTERM drains and exits 0"
+kill -TERM "$server_pid"
+set +e
+wait "$server_pid"; rc=$?
+set -e
+server_pid=""
+[ "$rc" = 0 ] || fail "server exit code $rc"
+grep -q "shutdown complete" "$work/server.log" || fail "no orderly shutdown"
+echo "e2e: all steps passed"
