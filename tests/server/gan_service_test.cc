@@ -2,6 +2,8 @@
 // models RPCs, and GenerateSamples streaming with its request contract.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 
 #include "core/io/image_codec.h"
@@ -14,7 +16,10 @@
 namespace ganserve::testing {
 namespace {
 
-std::string Root(const char* name) { return ::testing::TempDir() + "/gan_service_test_" + name; }
+// Unique per process: ctest runs the tests of this file in parallel processes.
+std::string Root(const char* name) {
+  return ::testing::TempDir() + "/gan_service_test_" + name + "_" + std::to_string(::getpid());
+}
 
 class GanServiceTest : public ::testing::Test {
  protected:
@@ -45,17 +50,27 @@ class GanServiceTest : public ::testing::Test {
                                                 queued.model = "tiny";
                                                 queued.create_time_ms = 2000;
                                                 ASSERT_TRUE((*store)->CreateJob(queued).ok());
+                                                setup_ok_ = true;
                                               },
                                               .max_interactive_queue = 256,
                                               .max_images_per_request = 64});
+  }
+  void SetUp() override {
+    // A failure inside SetUpTestSuite would otherwise show as a skip.
+    ASSERT_FALSE(::testing::Test::HasFailure());
+    ASSERT_NE(server_, nullptr);
+    ASSERT_EQ(server_->metrics_port() > 0, true) << "the test server did not start";
+    ASSERT_TRUE(setup_ok_) << "seeding the job store failed; see the messages above";
   }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
   }
   static TestServer* server_;
+  static bool setup_ok_;
 };
 TestServer* GanServiceTest::server_ = nullptr;
+bool GanServiceTest::setup_ok_ = false;
 
 TEST_F(GanServiceTest, HealthServicesAreServingOnceModelsLoaded) {
   auto stub = grpc::health::v1::Health::NewStub(server_->channel());

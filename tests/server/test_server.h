@@ -28,7 +28,7 @@ class TestServer {
   ~TestServer();
 
   std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
-  int metrics_port() const { return server_->metrics_port(); }
+  int metrics_port() const { return server_ == nullptr ? 0 : server_->metrics_port(); }
   std::unique_ptr<v1::GanService::Stub> Stub() const;
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   server::GanServer& server() { return *server_; }
