@@ -71,12 +71,14 @@ absl::StatusOr<TorchFile> ParseZip(std::shared_ptr<const MappedFile> file) {
   TorchFile out;
   out.format = zip->Has(prefix + "constants.pkl") ? TorchFileFormat::kTorchScript : TorchFileFormat::kZip;
 
+  // Tensor records live in data/ (and, for TorchScript constants, in constants/).
   std::map<std::string, PyRef> storages;
+  std::string record_dir = "data/";
   PersistentLoader loader = [&](const PyRef& pid) -> absl::StatusOr<PyRef> {
     ASSIGN_OR_RETURN(StorageId id, ParseStoragePid(pid, false));
-    auto it = storages.find(id.key);
+    const std::string rec = absl::StrCat(prefix, record_dir, id.key);
+    auto it = storages.find(rec);
     if (it != storages.end()) return it->second;
-    const std::string rec = absl::StrCat(prefix, "data/", id.key);
     auto bytes = zip->Read(rec);
     if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("tensor record ", rec, ": ", bytes.status().message()));
     const uint64_t need = static_cast<uint64_t>(id.numel) * DTypeSize(id.dtype);
@@ -87,7 +89,7 @@ absl::StatusOr<TorchFile> ParseZip(std::shared_ptr<const MappedFile> file) {
                                                      " bytes, expected ", need, " (file truncated?)"));
     }
     PyRef v = StorageValue(id.dtype, id.numel, bytes->data, bytes->size, bytes->owner);
-    storages.emplace(id.key, v);
+    storages.emplace(rec, v);
     return v;
   };
   auto parse = [&](const std::string& name) -> absl::StatusOr<PyRef> {
@@ -100,6 +102,7 @@ absl::StatusOr<TorchFile> ParseZip(std::shared_ptr<const MappedFile> file) {
   };
   ASSIGN_OR_RETURN(out.root, parse(pkl_name));
   if (out.format == TorchFileFormat::kTorchScript) {
+    record_dir = "constants/";
     ASSIGN_OR_RETURN(out.constants, parse(prefix + "constants.pkl"));
   }
   return out;
@@ -184,11 +187,18 @@ absl::StatusOr<TorchFile> ParseLegacy(std::shared_ptr<const MappedFile> file) {
   return out;
 }
 
-void Collect(const PyRef& value, const std::string& prefix, std::map<std::string, TensorView>* out) {
-  for (const auto& [k, v] : value->dict) {
+// Tensors of a state dict, or of a TorchScript module tree (objects whose BUILD state
+// is a dict of attributes, submodules nested as objects).
+void Collect(const PyRef& value, const std::string& prefix, int depth, std::map<std::string, TensorView>* out) {
+  if (depth > 64) return;
+  const PyRef& dict = value->kind == PyValue::Kind::kObject ? value->state : value;
+  if (dict == nullptr || dict->kind != PyValue::Kind::kDict) return;
+  for (const auto& [k, v] : dict->dict) {
     if (!k->IsString()) continue;
     if (v->kind == PyValue::Kind::kTensor) {
       (*out)[prefix + k->s] = *v->tensor;
+    } else if (v->kind == PyValue::Kind::kObject) {
+      Collect(v, prefix + k->s + ".", depth + 1, out);
     }
   }
 }
@@ -225,12 +235,12 @@ absl::StatusOr<TorchFile> LoadTorchFile(const std::string& path) {
 }
 
 absl::StatusOr<std::map<std::string, TensorView>> StateDictTensors(const PyRef& value) {
-  if (value == nullptr || value->kind != PyValue::Kind::kDict) {
+  if (value == nullptr || (value->kind != PyValue::Kind::kDict && value->kind != PyValue::Kind::kObject)) {
     return absl::InvalidArgumentError(absl::StrCat("expected a state dict, found ",
                                                    value == nullptr ? "nothing" : value->Describe()));
   }
   std::map<std::string, TensorView> out;
-  Collect(value, "", &out);
+  Collect(value, "", 0, &out);
   return out;
 }
 

@@ -32,8 +32,9 @@ absl::StatusOr<TorchFile> ParseTorchFile(std::shared_ptr<const MappedFile> file)
 // Maps and parses `path`.
 absl::StatusOr<TorchFile> LoadTorchFile(const std::string& path);
 
-// Flattens a state dict (a dict of name -> tensor) into a map; nested dicts are
-// ignored. InvalidArgument if `value` is not a dict.
+// Flattens a state dict (a dict of name -> tensor), or a TorchScript module object
+// tree ("visual.conv1.weight"), into a map. Nested plain dicts are ignored.
+// InvalidArgument if `value` is neither a dict nor an object.
 absl::StatusOr<std::map<std::string, TensorView>> StateDictTensors(const PyRef& value);
 
 }  // namespace ganserve::core

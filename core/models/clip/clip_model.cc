@@ -1,0 +1,338 @@
+#include "core/models/clip/clip_model.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_file.h"
+#include "core/models/common/torch_convert.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::clip {
+namespace {
+
+struct Block {
+  at::Tensor ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+};
+
+at::Tensor LayerNorm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return at::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
+}
+
+// One residual attention block; x: [B, L, W] (batch first), mask: [L, L] or undefined.
+at::Tensor ResBlock(const Block& blk, const at::Tensor& x, int heads, const at::Tensor& mask) {
+  const int64_t b = x.size(0), l = x.size(1), w = x.size(2), hd = w / heads;
+  at::Tensor h = LayerNorm(x, blk.ln1_w, blk.ln1_b);
+  at::Tensor qkv = at::linear(h, blk.in_w, blk.in_b);  // [B, L, 3W]
+  auto parts = qkv.chunk(3, -1);
+  auto heads_view = [&](const at::Tensor& t) { return t.reshape({b, l, heads, hd}).transpose(1, 2); };
+  at::Tensor q = heads_view(parts[0]) / std::sqrt(static_cast<double>(hd));
+  at::Tensor k = heads_view(parts[1]), v = heads_view(parts[2]);
+  at::Tensor att = at::matmul(q, k.transpose(-2, -1));
+  if (mask.defined()) att = att + mask;
+  att = at::softmax(att, -1);
+  at::Tensor o = at::matmul(att, v).transpose(1, 2).reshape({b, l, w});
+  at::Tensor x1 = x + at::linear(o, blk.out_w, blk.out_b);
+  at::Tensor m = at::linear(LayerNorm(x1, blk.ln2_w, blk.ln2_b), blk.fc_w, blk.fc_b);
+  m = m * at::sigmoid(1.702 * m);  // QuickGELU
+  return x1 + at::linear(m, blk.proj_w, blk.proj_b);
+}
+
+int CountBlocks(const std::map<std::string, TensorView>& t, const std::string& prefix) {
+  std::set<std::string> ids;
+  for (const auto& [k, v] : t) {
+    if (absl::StartsWith(k, prefix)) {
+      std::vector<std::string> rest = absl::StrSplit(k.substr(prefix.size()), '.');
+      if (!rest.empty()) ids.insert(rest[0]);
+    }
+  }
+  return static_cast<int>(ids.size());
+}
+
+}  // namespace
+
+struct ClipModel::Impl {
+  ClipConfig config;
+  c10::Device device{c10::kCPU};
+  at::Tensor conv1, class_emb, vis_pos, ln_pre_w, ln_pre_b, ln_post_w, ln_post_b, vis_proj;
+  std::vector<Block> vis_blocks, txt_blocks;
+  at::Tensor tok_emb, txt_pos, ln_final_w, ln_final_b, txt_proj, causal_mask;
+  float logit_scale = 0;
+
+  at::Tensor EncodeImage(const at::Tensor& x) const {
+    at::Tensor h = at::conv2d(x, conv1, {}, config.vision_patch_size);  // [B, W, g, g]
+    const int64_t b = h.size(0);
+    h = h.reshape({b, h.size(1), -1}).permute({0, 2, 1});
+    h = at::cat({class_emb.view({1, 1, -1}).expand({b, 1, -1}), h}, 1) + vis_pos;
+    h = LayerNorm(h, ln_pre_w, ln_pre_b);
+    for (const Block& blk : vis_blocks) h = ResBlock(blk, h, config.vision_heads, at::Tensor());
+    return at::matmul(LayerNorm(h.select(1, 0), ln_post_w, ln_post_b), vis_proj);
+  }
+
+  at::Tensor EncodeText(const at::Tensor& tokens) const {
+    at::Tensor h = at::embedding(tok_emb, tokens) + txt_pos;
+    for (const Block& blk : txt_blocks) h = ResBlock(blk, h, config.transformer_heads, causal_mask);
+    h = LayerNorm(h, ln_final_w, ln_final_b);
+    at::Tensor eot = tokens.argmax(-1);
+    at::Tensor rows = at::arange(tokens.size(0), tokens.options());
+    return at::matmul(h.index({rows, eot}), txt_proj);
+  }
+};
+
+std::string ClipConfig::ToJson() const {
+  nlohmann::json j = {{"embed_dim", embed_dim},
+                      {"image_resolution", image_resolution},
+                      {"vision_layers", vision_layers},
+                      {"vision_width", vision_width},
+                      {"vision_patch_size", vision_patch_size},
+                      {"vision_heads", vision_heads},
+                      {"context_length", context_length},
+                      {"vocab_size", vocab_size},
+                      {"transformer_width", transformer_width},
+                      {"transformer_heads", transformer_heads},
+                      {"transformer_layers", transformer_layers}};
+  return j.dump(2);
+}
+
+absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorView>& t) {
+  auto shape = [&](const std::string& k) -> const std::vector<int64_t>* {
+    auto it = t.find(k);
+    return it == t.end() ? nullptr : &it->second.shape;
+  };
+  if (shape("visual.proj") == nullptr) {
+    if (shape("visual.layer1.0.conv1.weight") != nullptr || shape("visual.attnpool.c_proj.weight") != nullptr) {
+      return absl::UnimplementedError("ResNet CLIP models (RN50, RN101, ...) are not supported; use a ViT model");
+    }
+    return absl::InvalidArgumentError("not a CLIP checkpoint: 'visual.proj' is missing");
+  }
+  ClipConfig c;
+  const auto* conv = shape("visual.conv1.weight");
+  const auto* vpos = shape("visual.positional_embedding");
+  const auto* tproj = shape("text_projection");
+  const auto* pos = shape("positional_embedding");
+  const auto* tok = shape("token_embedding.weight");
+  const auto* lnf = shape("ln_final.weight");
+  std::vector<std::string> missing;
+  for (const char* k : {"visual.conv1.weight", "visual.positional_embedding", "text_projection", "positional_embedding",
+                        "token_embedding.weight", "ln_final.weight"}) {
+    if (shape(k) == nullptr) missing.push_back(k);
+  }
+  if (!missing.empty()) return absl::InvalidArgumentError(absl::StrCat("CLIP checkpoint lacks ", absl::StrJoin(missing, ", ")));
+  if (conv->size() != 4 || vpos->size() != 2 || tproj->size() != 2 || pos->size() != 2 || tok->size() != 2) {
+    return absl::InvalidArgumentError("CLIP checkpoint tensors have unexpected ranks");
+  }
+  c.vision_width = static_cast<int>((*conv)[0]);
+  c.vision_patch_size = static_cast<int>((*conv)[3]);
+  c.vision_layers = CountBlocks(t, "visual.transformer.resblocks.");
+  const int grid = static_cast<int>(std::lround(std::sqrt(static_cast<double>((*vpos)[0] - 1))));
+  c.image_resolution = c.vision_patch_size * grid;
+  c.embed_dim = static_cast<int>((*tproj)[1]);
+  c.context_length = static_cast<int>((*pos)[0]);
+  c.vocab_size = static_cast<int>((*tok)[0]);
+  c.transformer_width = static_cast<int>((*lnf)[0]);
+  c.transformer_heads = c.transformer_width / 64;
+  c.vision_heads = c.vision_width / 64;
+  c.transformer_layers = CountBlocks(t, "transformer.resblocks.");
+  if (c.transformer_heads < 1 || c.vision_heads < 1 || c.vision_layers < 1 || c.transformer_layers < 1) {
+    return absl::InvalidArgumentError("CLIP checkpoint has no attention blocks or widths below 64");
+  }
+  // Strict shape check of every tensor the model uses.
+  std::vector<std::string> bad;
+  auto expect = [&](const std::string& k, std::vector<int64_t> want) {
+    const auto* s = shape(k);
+    if (s == nullptr) bad.push_back(k + " missing");
+    else if (*s != want) bad.push_back(absl::StrCat(k, " is ", ShapeString(*s), ", expected ", ShapeString(want)));
+  };
+  const int64_t vw = c.vision_width, tw = c.transformer_width;
+  expect("visual.class_embedding", {vw});
+  expect("visual.ln_pre.weight", {vw});
+  expect("visual.ln_pre.bias", {vw});
+  expect("visual.ln_post.weight", {vw});
+  expect("visual.ln_post.bias", {vw});
+  expect("visual.proj", {vw, c.embed_dim});
+  expect("visual.conv1.weight", {vw, 3, c.vision_patch_size, c.vision_patch_size});
+  expect("text_projection", {tw, c.embed_dim});
+  expect("ln_final.bias", {tw});
+  expect("positional_embedding", {c.context_length, tw});
+  expect("token_embedding.weight", {c.vocab_size, tw});
+  expect("logit_scale", {});
+  auto blocks = [&](const std::string& p, int n, int64_t w) {
+    for (int i = 0; i < n; ++i) {
+      const std::string b = absl::StrCat(p, i, ".");
+      expect(b + "attn.in_proj_weight", {3 * w, w});
+      expect(b + "attn.in_proj_bias", {3 * w});
+      expect(b + "attn.out_proj.weight", {w, w});
+      expect(b + "attn.out_proj.bias", {w});
+      expect(b + "ln_1.weight", {w});
+      expect(b + "ln_1.bias", {w});
+      expect(b + "ln_2.weight", {w});
+      expect(b + "ln_2.bias", {w});
+      expect(b + "mlp.c_fc.weight", {4 * w, w});
+      expect(b + "mlp.c_fc.bias", {4 * w});
+      expect(b + "mlp.c_proj.weight", {w, 4 * w});
+      expect(b + "mlp.c_proj.bias", {w});
+    }
+  };
+  blocks("visual.transformer.resblocks.", c.vision_layers, vw);
+  blocks("transformer.resblocks.", c.transformer_layers, tw);
+  if (!bad.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("incomplete CLIP checkpoint: ",
+                                                   absl::StrJoin(bad.begin(), bad.begin() + std::min<size_t>(bad.size(), 8), "; ")));
+  }
+  return c;
+}
+
+ClipModel::ClipModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ClipModel::~ClipModel() = default;
+const ClipConfig& ClipModel::config() const { return impl_->config; }
+float ClipModel::logit_scale() const { return impl_->logit_scale; }
+
+absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map<std::string, TensorView>& tensors,
+                                                                  const std::string& device) {
+  ASSIGN_OR_RETURN(ClipConfig config, InferClipConfig(tensors));
+  ASSIGN_OR_RETURN(c10::Device dev, ParseDevice(device));
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->device = dev;
+  try {
+    c10::InferenceMode guard;
+    auto get = [&](const std::string& k) -> absl::StatusOr<at::Tensor> { return ToTorchFloat(tensors.at(k), dev); };
+    auto block = [&](const std::string& p) -> absl::StatusOr<Block> {
+      Block b;
+      ASSIGN_OR_RETURN(b.ln1_w, get(p + "ln_1.weight"));
+      ASSIGN_OR_RETURN(b.ln1_b, get(p + "ln_1.bias"));
+      ASSIGN_OR_RETURN(b.in_w, get(p + "attn.in_proj_weight"));
+      ASSIGN_OR_RETURN(b.in_b, get(p + "attn.in_proj_bias"));
+      ASSIGN_OR_RETURN(b.out_w, get(p + "attn.out_proj.weight"));
+      ASSIGN_OR_RETURN(b.out_b, get(p + "attn.out_proj.bias"));
+      ASSIGN_OR_RETURN(b.ln2_w, get(p + "ln_2.weight"));
+      ASSIGN_OR_RETURN(b.ln2_b, get(p + "ln_2.bias"));
+      ASSIGN_OR_RETURN(b.fc_w, get(p + "mlp.c_fc.weight"));
+      ASSIGN_OR_RETURN(b.fc_b, get(p + "mlp.c_fc.bias"));
+      ASSIGN_OR_RETURN(b.proj_w, get(p + "mlp.c_proj.weight"));
+      ASSIGN_OR_RETURN(b.proj_b, get(p + "mlp.c_proj.bias"));
+      return b;
+    };
+    ASSIGN_OR_RETURN(impl->conv1, get("visual.conv1.weight"));
+    ASSIGN_OR_RETURN(impl->class_emb, get("visual.class_embedding"));
+    ASSIGN_OR_RETURN(impl->vis_pos, get("visual.positional_embedding"));
+    ASSIGN_OR_RETURN(impl->ln_pre_w, get("visual.ln_pre.weight"));
+    ASSIGN_OR_RETURN(impl->ln_pre_b, get("visual.ln_pre.bias"));
+    ASSIGN_OR_RETURN(impl->ln_post_w, get("visual.ln_post.weight"));
+    ASSIGN_OR_RETURN(impl->ln_post_b, get("visual.ln_post.bias"));
+    ASSIGN_OR_RETURN(impl->vis_proj, get("visual.proj"));
+    for (int i = 0; i < config.vision_layers; ++i) {
+      ASSIGN_OR_RETURN(Block b, block(absl::StrCat("visual.transformer.resblocks.", i, ".")));
+      impl->vis_blocks.push_back(std::move(b));
+    }
+    for (int i = 0; i < config.transformer_layers; ++i) {
+      ASSIGN_OR_RETURN(Block b, block(absl::StrCat("transformer.resblocks.", i, ".")));
+      impl->txt_blocks.push_back(std::move(b));
+    }
+    ASSIGN_OR_RETURN(impl->tok_emb, get("token_embedding.weight"));
+    ASSIGN_OR_RETURN(impl->txt_pos, get("positional_embedding"));
+    ASSIGN_OR_RETURN(impl->ln_final_w, get("ln_final.weight"));
+    ASSIGN_OR_RETURN(impl->ln_final_b, get("ln_final.bias"));
+    ASSIGN_OR_RETURN(impl->txt_proj, get("text_projection"));
+    ASSIGN_OR_RETURN(at::Tensor scale, get("logit_scale"));
+    impl->logit_scale = scale.item<float>();
+    impl->causal_mask = at::full({config.context_length, config.context_length}, -INFINITY,
+                                 at::TensorOptions().dtype(at::kFloat).device(dev))
+                            .triu(1);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("building CLIP failed: ", e.what_without_backtrace()));
+  }
+  return std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& path, const std::string& device,
+                                                           ClipLoadReport* report) {
+  ClipLoadReport local;
+  ClipLoadReport& rep = report != nullptr ? *report : local;
+  std::map<std::string, TensorView> tensors;
+  if (absl::EndsWith(path, ".safetensors")) {
+    ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
+    rep.format = "safetensors";
+    tensors = std::move(f.tensors);
+  } else {
+    ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
+    rep.format = std::string(TorchFileFormatName(f.format));
+    PyRef root = f.root;
+    if (root->kind == PyValue::Kind::kDict && root->Get("state_dict") != nullptr) root = root->Get("state_dict");
+    ASSIGN_OR_RETURN(tensors, StateDictTensors(root));
+  }
+  auto model = FromTensors(tensors, device);
+  if (!model.ok()) return absl::Status(model.status().code(), absl::StrCat(path, ": ", model.status().message()));
+  for (const auto& [k, v] : tensors) {
+    if (k == "input_resolution" || k == "context_length" || k == "vocab_size") continue;
+    const bool used = absl::StartsWith(k, "visual.") || absl::StartsWith(k, "transformer.") ||
+                      k == "token_embedding.weight" || k == "positional_embedding" || absl::StartsWith(k, "ln_final.") ||
+                      k == "text_projection" || k == "logit_scale";
+    if (!used) rep.ignored_tensors.push_back(k);
+  }
+  return model;
+}
+
+absl::StatusOr<FloatTensor> ClipModel::EncodeImage(const FloatTensor& images) const {
+  const int r = impl_->config.image_resolution;
+  if (images.shape.size() != 4 || images.shape[1] != 3 || images.shape[2] != r || images.shape[3] != r ||
+      images.shape[0] < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("images must be [N, 3, ", r, ", ", r, "], got ",
+                                                   ShapeString(images.shape)));
+  }
+  try {
+    c10::InferenceMode guard;
+    return FromTorch(impl_->EncodeImage(ToTorch(images, impl_->device)));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("encode_image failed: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<FloatTensor> ClipModel::EncodeText(const std::vector<std::vector<int>>& tokens) const {
+  const int ctx = impl_->config.context_length;
+  if (tokens.empty()) return absl::InvalidArgumentError("no token rows given");
+  std::vector<int64_t> flat;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (static_cast<int>(tokens[i].size()) != ctx) {
+      return absl::InvalidArgumentError(absl::StrCat("token row ", i, " has ", tokens[i].size(), " ids, expected ", ctx));
+    }
+    for (int id : tokens[i]) {
+      if (id < 0 || id >= impl_->config.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("token id ", id, " in row ", i, " is outside [0, ",
+                                                       impl_->config.vocab_size, ")"));
+      }
+      flat.push_back(id);
+    }
+  }
+  try {
+    c10::InferenceMode guard;
+    at::Tensor t = at::from_blob(flat.data(), {static_cast<int64_t>(tokens.size()), ctx}, at::kLong)
+                       .clone()
+                       .to(impl_->device);
+    return FromTorch(impl_->EncodeText(t));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("encode_text failed: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<FloatTensor> ClipModel::Logits(const FloatTensor& images,
+                                              const std::vector<std::vector<int>>& tokens) const {
+  ASSIGN_OR_RETURN(FloatTensor img, EncodeImage(images));
+  ASSIGN_OR_RETURN(FloatTensor txt, EncodeText(tokens));
+  c10::InferenceMode guard;
+  at::Tensor a = ToTorch(img, c10::kCPU), b = ToTorch(txt, c10::kCPU);
+  a = a / a.norm(2, -1, true);
+  b = b / b.norm(2, -1, true);
+  return FromTorch(std::exp(impl_->logit_scale) * at::matmul(a, b.t()));
+}
+
+}  // namespace ganserve::core::clip
