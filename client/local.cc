@@ -9,6 +9,9 @@
 #include "client/util.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/io/image_codec.h"
+#include "core/models/clip/clip_model.h"
+#include "core/models/clip/preprocess.h"
+#include "core/models/clip/tokenizer.h"
 #include "core/io/npy.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
@@ -138,6 +141,83 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
   std::fprintf(stderr, "wrote demo generator '%s' (%d px, random weights) to %s\n", a.name.c_str(), a.resolution,
                dir.c_str());
   return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<std::vector<std::string>> ReadTexts(const std::vector<std::string>& texts, const std::string& json_path) {
+  std::vector<std::string> out = texts;
+  if (!json_path.empty()) {
+    ASSIGN_OR_RETURN(std::string text, core::ReadFile(json_path, 64u << 20));
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_array()) return absl::InvalidArgumentError(absl::StrCat(json_path, ": expected a JSON list of strings"));
+    for (const auto& e : j) {
+      if (!e.is_string()) return absl::InvalidArgumentError(absl::StrCat(json_path, ": expected a JSON list of strings"));
+      out.push_back(e.get<std::string>());
+    }
+  }
+  if (out.empty()) return absl::InvalidArgumentError("give --text or --texts-json");
+  return out;
+}
+
+}  // namespace
+
+absl::Status LocalTokenize(const TokenizeArgs& a) {
+  ASSIGN_OR_RETURN(auto tok, core::clip::Tokenizer::Load(a.vocab));
+  ASSIGN_OR_RETURN(auto texts, ReadTexts(a.texts, a.texts_json));
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : texts) {
+    ASSIGN_OR_RETURN(std::vector<int> ids, tok->Tokenize(t, a.truncate));
+    out.push_back(ids);
+  }
+  return core::WriteFileAtomic(a.out_json, out.dump() + "\n");
+}
+
+absl::Status LocalEncodeText(const EncodeTextArgs& a) {
+  ASSIGN_OR_RETURN(auto model, core::clip::ClipModel::Load(a.clip, a.device));
+  std::vector<std::vector<int>> rows;
+  if (!a.tokens_npy.empty() == !a.texts_json.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --texts-json and --tokens-npy");
+  }
+  if (!a.tokens_npy.empty()) {
+    ASSIGN_OR_RETURN(core::TensorView v, core::ReadNpy(a.tokens_npy));
+    if (v.shape.size() != 2) return absl::InvalidArgumentError("--tokens-npy must be [N, context_length]");
+    ASSIGN_OR_RETURN(std::vector<int64_t> ids, core::ToInt64Vector(v));
+    rows.resize(static_cast<size_t>(v.shape[0]));
+    for (size_t i = 0; i < ids.size(); ++i) rows[i / v.shape[1]].push_back(static_cast<int>(ids[i]));
+  } else {
+    if (a.vocab.empty()) return absl::InvalidArgumentError("--texts-json needs --vocab");
+    ASSIGN_OR_RETURN(auto tok, core::clip::Tokenizer::Load(a.vocab));
+    ASSIGN_OR_RETURN(auto texts, ReadTexts({}, a.texts_json));
+    for (const auto& t : texts) {
+      ASSIGN_OR_RETURN(std::vector<int> ids, tok->Tokenize(t, a.truncate, model->config().context_length));
+      rows.push_back(std::move(ids));
+    }
+  }
+  ASSIGN_OR_RETURN(FloatTensor emb, model->EncodeText(rows));
+  return core::WriteNpy(a.out_npy, emb);
+}
+
+absl::Status LocalEncodeImage(const EncodeImageArgs& a) {
+  ASSIGN_OR_RETURN(auto model, core::clip::ClipModel::Load(a.clip, a.device));
+  FloatTensor images;
+  if (!a.images_npy.empty() == !a.pngs.empty()) return absl::InvalidArgumentError("give exactly one of --images-npy and --png");
+  if (!a.images_npy.empty()) {
+    ASSIGN_OR_RETURN(images, core::ReadNpyFloat(a.images_npy));
+  } else {
+    const int r = model->config().image_resolution;
+    images.shape = {0, 3, r, r};
+    for (const auto& path : a.pngs) {
+      ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, 64u << 20));
+      auto img = core::DecodeImage(bytes);
+      if (!img.ok()) return absl::Status(img.status().code(), absl::StrCat(path, ": ", img.status().message()));
+      FloatTensor t = core::clip::PreprocessForClip(*img, r);
+      images.data.insert(images.data.end(), t.data.begin(), t.data.end());
+      images.shape[0] += 1;
+    }
+  }
+  ASSIGN_OR_RETURN(FloatTensor emb, model->EncodeImage(images));
+  return core::WriteNpy(a.out_npy, emb);
 }
 
 }  // namespace ganserve::client

@@ -44,6 +44,28 @@ struct MakeDemoArgs {
 // Writes a random-initialised generator (safetensors + manifest) into the repository.
 absl::Status MakeDemoModel(const MakeDemoArgs& args);
 
+struct TokenizeArgs {
+  std::string vocab;
+  std::vector<std::string> texts;
+  std::string texts_json;
+  bool truncate = false;
+  std::string out_json;
+};
+// Writes a JSON list of context_length-id lists.
+absl::Status LocalTokenize(const TokenizeArgs& args);
+
+struct EncodeTextArgs {
+  std::string clip, vocab, texts_json, tokens_npy, out_npy, device = "cpu";
+  bool truncate = false;
+};
+absl::Status LocalEncodeText(const EncodeTextArgs& args);
+
+struct EncodeImageArgs {
+  std::string clip, images_npy, out_npy, device = "cpu";
+  std::vector<std::string> pngs;
+};
+absl::Status LocalEncodeImage(const EncodeImageArgs& args);
+
 }  // namespace ganserve::client
 
 #endif  // GANSERVE_CLIENT_LOCAL_H_

@@ -156,6 +156,37 @@ int main(int argc, char** argv) {
   mkdemo->add_option("--name", demo.name)->capture_default_str();
   mkdemo->add_option("--resolution", demo.resolution)->capture_default_str();
   mkdemo->callback([&] { result = ganserve::client::MakeDemoModel(demo); });
+  ganserve::client::TokenizeArgs tk;
+  auto* tokenize = local->add_subcommand("tokenize", "CLIP-tokenize prompts to 77-id lists (JSON)");
+  tokenize->add_option("--vocab", tk.vocab, "bpe_simple_vocab_16e6.txt.gz")->required()->check(CLI::ExistingFile);
+  tokenize->add_option("--text", tk.texts, "a prompt (repeatable)");
+  tokenize->add_option("--texts-json", tk.texts_json, "a JSON list of prompts")->check(CLI::ExistingFile);
+  tokenize->add_flag("--truncate", tk.truncate, "cut long prompts to 77 tokens instead of failing");
+  tokenize->add_option("--out-json", tk.out_json)->required();
+  tokenize->callback([&] { result = ganserve::client::LocalTokenize(tk); });
+
+  ganserve::client::EncodeTextArgs et;
+  auto* enc_text = local->add_subcommand("encode-text", "CLIP text embeddings to .npy");
+  enc_text->add_option("--clip", et.clip, "CLIP weights (.pt archive, state dict, safetensors)")
+      ->required()->check(CLI::ExistingFile);
+  enc_text->add_option("--vocab", et.vocab)->check(CLI::ExistingFile);
+  enc_text->add_option("--texts-json", et.texts_json)->check(CLI::ExistingFile);
+  enc_text->add_option("--tokens-npy", et.tokens_npy, "[N, 77] integer ids")->check(CLI::ExistingFile);
+  enc_text->add_flag("--truncate", et.truncate);
+  enc_text->add_option("--device", et.device)->capture_default_str();
+  enc_text->add_option("--out-npy", et.out_npy)->required();
+  enc_text->callback([&] { result = ganserve::client::LocalEncodeText(et); });
+
+  ganserve::client::EncodeImageArgs ei;
+  auto* enc_img = local->add_subcommand("encode-image", "CLIP image embeddings to .npy");
+  enc_img->add_option("--clip", ei.clip)->required()->check(CLI::ExistingFile);
+  enc_img->add_option("--images-npy", ei.images_npy, "preprocessed [N, 3, R, R] float32")->check(CLI::ExistingFile);
+  enc_img->add_option("--png", ei.pngs, "PNG or JPEG files (repeatable), preprocessed as OpenAI's preprocess")
+      ->check(CLI::ExistingFile);
+  enc_img->add_option("--device", ei.device)->capture_default_str();
+  enc_img->add_option("--out-npy", ei.out_npy)->required();
+  enc_img->callback([&] { result = ganserve::client::LocalEncodeImage(ei); });
+
   local->parse_complete_callback([&] { ganserve::core::ConfigureTorch(threads); });
 
   try {

@@ -103,6 +103,24 @@ print(f"max |diff|: mixing {d1:.2e}, w+ {d2:.2e}, S {d3:.2e}")
 assert max(d1, d2, d3) <= 1e-4
 PY
   [ -s "$work/png/image0.png" ] || fail "png output"
+
+  step "ganctl local CLIP commands reproduce the official outputs"
+  cf=$shared/fixtures/clip
+  vocab=$shared/clip/bpe_simple_vocab_16e6.txt.gz
+  "$ganctl" local tokenize --vocab "$vocab" --texts-json "$cf/refs/text20_prompts.json" --truncate --out-json "$work/tok.json"
+  "$ganctl" local encode-text --clip "$cf/b1_clip_tiny_traced.pt" --vocab "$vocab" --truncate \
+    --texts-json "$cf/refs/text20_prompts.json" --out-npy "$work/text.npy"
+  "$ganctl" local encode-image --clip "$cf/b2_clip_tiny_state_dict.pt" --png "$cf/img_300x200.png" \
+    --png "$cf/img_150x257.png" --out-npy "$work/img.npy"
+  /usr/bin/python3 - "$cf/refs" "$work" <<'PY'
+import json, sys, numpy as np
+ref, out = sys.argv[1], sys.argv[2]
+assert (np.array(json.load(open(f"{out}/tok.json"))) == np.load(f"{ref}/text20_tokens.npy")).all()
+dt = np.abs(np.load(f"{out}/text.npy") - np.load(f"{ref}/encode_text_text20.npy")).max()
+di = np.abs(np.load(f"{out}/img.npy") - np.load(f"{ref}/encode_image_png2.npy")).max()
+print(f"tokens exact; max |diff|: encode_text {dt:.2e}, encode_image from PNG {di:.2e}")
+assert max(dt, di) <= 1e-4
+PY
 else
   echo "shared/ fixtures absent: local parity step skipped"
 fi

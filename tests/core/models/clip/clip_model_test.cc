@@ -133,3 +133,39 @@ TEST(ClipLoadTest, TruncatedArchiveGivesAClearError) {
 
 }  // namespace
 }  // namespace ganserve::core::clip
+
+#include "core/models/clip/text_embedding_cache.h"
+
+namespace ganserve::core::clip {
+namespace {
+
+TEST(TextEmbeddingCacheTest, EncodesOnceAndMatchesDirectEncoding) {
+  const std::string shared = ::ganserve::testing::SharedDir();
+  if (shared.empty()) GTEST_SKIP() << "shared/ fixtures not found";
+  auto model = ClipModel::Load(shared + "/fixtures/clip/b2_clip_tiny_state_dict.pt", "cpu");
+  auto tok = Tokenizer::Load(shared + "/clip/bpe_simple_vocab_16e6.txt.gz");
+  ASSERT_TRUE(model.ok() && tok.ok());
+  TextEmbeddingCache cache(3);
+  std::vector<std::string> prompts = {"a photo", "a sketch", "a photo"};
+  auto a = cache.Encode("tiny", **model, **tok, prompts);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(cache.misses(), 3);  // the duplicate in one call is a miss too, encoded once per row
+  auto b = cache.Encode("tiny", **model, **tok, {"a sketch", "a photo"});
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(cache.hits(), 2);
+  auto direct = (*model)->EncodeText({*(*tok)->Tokenize("a sketch", false)});
+  ASSERT_TRUE(direct.ok());
+  for (int i = 0; i < 64; ++i) {
+    EXPECT_EQ(b->data[i], direct->data[i]);
+    EXPECT_EQ(a->data[i], a->data[2 * 64 + i]);
+  }
+  // Bounded: two more prompts evict the least recently used.
+  ASSERT_TRUE(cache.Encode("tiny", **model, **tok, {"x", "y"}).ok());
+  EXPECT_EQ(cache.size(), 3u);
+  std::string long_prompt;
+  for (int i = 0; i < 100; ++i) long_prompt += "dog ";
+  EXPECT_EQ(cache.Encode("tiny", **model, **tok, {long_prompt}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ganserve::core::clip
