@@ -146,7 +146,17 @@ ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
     e.generator = std::move(*g);
   } else if (kind == "clip") {
     e.info.kind = ModelKind::kClip;
-    return fail(absl::UnimplementedError("CLIP models are not supported by this build yet"));
+    auto path = FileIn(dir, m, "checkpoint");
+    if (!path.ok()) return fail(path.status());
+    auto vocab = FileIn(dir, m, "vocab");
+    if (!vocab.ok()) return fail(vocab.status());
+    auto model = clip::ClipModel::Load(*path, load_options_.device);
+    if (!model.ok()) return fail(model.status());
+    auto tok = clip::Tokenizer::Load(*vocab);
+    if (!tok.ok()) return fail(tok.status());
+    e.info.resolution = (*model)->config().image_resolution;
+    e.clip.model = std::move(*model);
+    e.clip.tokenizer = std::move(*tok);
   } else {
     return fail(absl::InvalidArgumentError(
         absl::StrCat("manifest kind '", kind, "' is not one of generator, adapted_generator, clip")));
@@ -232,6 +242,21 @@ absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::Get
         absl::StrCat("model '", name, "' is a ", ModelKindName(e.info.kind), ", not a generator"));
   }
   return e.generator;
+}
+
+absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "' (", Available(), ")"));
+  const Entry& e = it->second;
+  if (e.info.state == ModelState::kFailed) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
+  }
+  if (e.clip.model == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(e.info.kind),
+                                                      ", not a CLIP model"));
+  }
+  return e.clip;
 }
 
 absl::Status ModelRepository::Delete(const std::string& name) {

@@ -20,6 +20,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/models/clip/clip_model.h"
+#include "core/models/clip/tokenizer.h"
 #include "core/models/stylegan2/generator.h"
 
 namespace ganserve::core {
@@ -65,6 +67,12 @@ class ModelRepository {
   // NotFound, or FailedPrecondition (with the load error) for a broken model or one
   // that is not a generator.
   absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> GetGenerator(const std::string& name) const;
+  // A loaded CLIP model with its tokenizer. NotFound / FailedPrecondition as above.
+  struct Clip {
+    std::shared_ptr<const clip::ClipModel> model;
+    std::shared_ptr<const clip::Tokenizer> tokenizer;
+  };
+  absl::StatusOr<Clip> GetClip(const std::string& name) const;
   // Removes an adapted generator's folder. FailedPrecondition for base models.
   absl::Status Delete(const std::string& name);
 
@@ -75,6 +83,7 @@ class ModelRepository {
   struct Entry {
     ModelInfo info;
     std::shared_ptr<const stylegan2::Generator> generator;
+    Clip clip;
   };
   Entry LoadOne(const std::string& name);
   std::string Available() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

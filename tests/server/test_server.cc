@@ -10,6 +10,7 @@
 
 #include "core/checkpoint/safetensors.h"
 #include "core/models/stylegan2/random_init.h"
+#include "tests/testing/shared.h"
 
 namespace ganserve::testing {
 
@@ -27,6 +28,14 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   std::ofstream(repo_ + "/tiny/manifest.json")
       << R"({"kind": "generator", "checkpoint": "g.safetensors", "domain": "test", "default_truncation": 0.8})";
   std::ofstream(repo_ + "/broken/manifest.json") << R"({"kind": "generator", "checkpoint": "missing.pt"})";
+  // A CLIP model from the shared fixtures, linked (not copied) into the repository.
+  if (const std::string shared = SharedDir(); !shared.empty()) {
+    std::filesystem::create_directories(repo_ + "/clip-tiny");
+    std::filesystem::create_symlink(shared + "/fixtures/clip/b1_clip_tiny_traced.pt", repo_ + "/clip-tiny/clip.pt");
+    std::filesystem::create_symlink(shared + "/clip/bpe_simple_vocab_16e6.txt.gz", repo_ + "/clip-tiny/vocab.txt.gz");
+    std::ofstream(repo_ + "/clip-tiny/manifest.json")
+        << R"({"kind": "clip", "checkpoint": "clip.pt", "vocab": "vocab.txt.gz"})";
+  }
   if (opt.prepare_data) opt.prepare_data(data_);
 
   server::ServerOptions o;
