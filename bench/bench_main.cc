@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/models/clip/clip_model.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/util/np_random.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/runtime/torch_setup.h"
 
@@ -72,13 +74,86 @@ int BenchGenerate(int resolution, int batch, int iters, const std::string& devic
   return 0;
 }
 
+// Random ViT-B/32-sized CLIP (vision 768 x 12, patch 32, 224 px; text 512 x 12; embed
+// 512), N(0, 0.02) weights.
+int BenchClip(int batch, int iters, const std::string& device, nlohmann::json* out) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  const int64_t vw = 768, tw = 512, e = 512;
+  shapes["visual.conv1.weight"] = {vw, 3, 32, 32};
+  shapes["visual.class_embedding"] = {vw};
+  shapes["visual.positional_embedding"] = {50, vw};
+  for (const char* n : {"visual.ln_pre.weight", "visual.ln_pre.bias", "visual.ln_post.weight", "visual.ln_post.bias"}) {
+    shapes[n] = {vw};
+  }
+  shapes["visual.proj"] = {vw, e};
+  shapes["token_embedding.weight"] = {49408, tw};
+  shapes["positional_embedding"] = {77, tw};
+  shapes["ln_final.weight"] = {tw};
+  shapes["ln_final.bias"] = {tw};
+  shapes["text_projection"] = {tw, e};
+  shapes["logit_scale"] = {};
+  auto blocks = [&](const std::string& p, int64_t w) {
+    for (int i = 0; i < 12; ++i) {
+      const std::string b = p + std::to_string(i) + ".";
+      shapes[b + "attn.in_proj_weight"] = {3 * w, w};
+      shapes[b + "attn.in_proj_bias"] = {3 * w};
+      shapes[b + "attn.out_proj.weight"] = {w, w};
+      shapes[b + "attn.out_proj.bias"] = {w};
+      for (const char* n : {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"}) shapes[b + n] = {w};
+      shapes[b + "mlp.c_fc.weight"] = {4 * w, w};
+      shapes[b + "mlp.c_fc.bias"] = {4 * w};
+      shapes[b + "mlp.c_proj.weight"] = {w, 4 * w};
+      shapes[b + "mlp.c_proj.bias"] = {w};
+    }
+  };
+  blocks("visual.transformer.resblocks.", vw);
+  blocks("transformer.resblocks.", tw);
+  ganserve::core::NumpyRandomState rng(3);
+  std::vector<std::shared_ptr<ganserve::core::FloatTensor>> keep;
+  std::map<std::string, ganserve::core::TensorView> views;
+  for (const auto& [name, shape] : shapes) {
+    auto t = std::make_shared<ganserve::core::FloatTensor>();
+    t->shape = shape;
+    t->data = rng.Randn(static_cast<size_t>(ganserve::core::NumElements(shape)));
+    for (auto& v : t->data) v *= 0.02f;
+    views[name] = ganserve::core::ViewOf(t);
+  }
+  auto model = ganserve::core::clip::ClipModel::FromTensors(views, device);
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  ganserve::core::FloatTensor images{{batch, 3, 224, 224}, rng.Randn(static_cast<size_t>(batch) * 3 * 224 * 224)};
+  std::vector<std::vector<int>> tokens(79, std::vector<int>(77, 0));
+  for (auto& row : tokens) {
+    row[0] = 49406;
+    for (int i = 1; i < 12; ++i) row[i] = 320 + i;
+    row[12] = 49407;
+  }
+  (void)(*model)->EncodeImage(images);
+  (void)(*model)->EncodeText(tokens);
+  std::vector<double> img_s, txt_s;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    if (!(*model)->EncodeImage(images).ok()) return 1;
+    auto t1 = Clock::now();
+    if (!(*model)->EncodeText(tokens).ok()) return 1;
+    auto t2 = Clock::now();
+    img_s.push_back(std::chrono::duration<double>(t1 - t0).count());
+    txt_s.push_back(std::chrono::duration<double>(t2 - t1).count());
+  }
+  (*out)["encode_image"] = Stats(img_s);
+  (*out)["encode_text_79"] = Stats(txt_s);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app("ganserve benchmarks");
   std::string scenario = "generate", device = "cpu";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
-  app.add_option("--scenario", scenario, "generate")->check(CLI::IsMember({"generate"}));
+  app.add_option("--scenario", scenario, "generate | clip")->check(CLI::IsMember({"generate", "clip"}));
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
   app.add_option("--batch", batch)->check(CLI::Range(1, 64));
   app.add_option("--iters", iters)->check(CLI::Range(1, 1000));
@@ -87,9 +162,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const auto info = ganserve::core::ConfigureTorch(threads);
   nlohmann::json j;
-  int rc = BenchGenerate(resolution, batch, iters, device, &j);
+  int rc = scenario == "clip" ? BenchClip(batch, iters, device, &j) : BenchGenerate(resolution, batch, iters, device, &j);
+
   j["scenario"] = scenario;
-  j["resolution"] = resolution;
+  if (scenario == "generate") j["resolution"] = resolution;
   j["batch"] = batch;
   j["threads"] = info.threads;
   j["blas"] = info.blas_library;
