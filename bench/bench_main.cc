@@ -33,7 +33,8 @@ nlohmann::json Stats(std::vector<double> secs) {
   return {{"median_s", secs[secs.size() / 2]}, {"min_s", secs.front()}, {"max_s", secs.back()}, {"runs", secs.size()}};
 }
 
-int BenchGenerate(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+int BenchGenerate(int resolution, int batch, int iters, const std::string& device, sg::ModConvMode modconv,
+                  nlohmann::json* out) {
   const auto cfg = sg::MakeConfig(resolution, 512, 8, 2);
   auto weights = sg::RandomGeneratorWeights(cfg, 1);
   std::map<std::string, ganserve::core::TensorView> views;
@@ -48,6 +49,7 @@ int BenchGenerate(int resolution, int batch, int iters, const std::string& devic
   auto avg_view = ganserve::core::ViewOf(std::make_shared<const ganserve::core::FloatTensor>(avg));
   sg::LoadOptions opt;
   opt.device = device;
+  opt.modconv = modconv;
   auto gen = sg::Generator::FromTensors(views, &avg_view, opt);
   if (!gen.ok()) {
     std::fprintf(stderr, "%s\n", gen.status().ToString().c_str());
@@ -151,7 +153,7 @@ int BenchClip(int batch, int iters, const std::string& device, nlohmann::json* o
 
 int main(int argc, char** argv) {
   CLI::App app("ganserve benchmarks");
-  std::string scenario = "generate", device = "cpu";
+  std::string scenario = "generate", device = "cpu", modconv = "auto";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
   app.add_option("--scenario", scenario, "generate | clip")->check(CLI::IsMember({"generate", "clip"}));
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
@@ -159,10 +161,16 @@ int main(int argc, char** argv) {
   app.add_option("--iters", iters)->check(CLI::Range(1, 1000));
   app.add_option("--threads", threads);
   app.add_option("--device", device);
+  app.add_option("--modconv", modconv, "auto | grouped | scaled")->check(CLI::IsMember({"auto", "grouped", "scaled"}));
   CLI11_PARSE(app, argc, argv);
   const auto info = ganserve::core::ConfigureTorch(threads);
   nlohmann::json j;
-  int rc = scenario == "clip" ? BenchClip(batch, iters, device, &j) : BenchGenerate(resolution, batch, iters, device, &j);
+  const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
+                               : modconv == "scaled" ? sg::ModConvMode::kScaled
+                                                     : sg::ModConvMode::kAuto;
+  int rc = scenario == "clip" ? BenchClip(batch, iters, device, &j)
+                              : BenchGenerate(resolution, batch, iters, device, mode, &j);
+  if (scenario == "generate") j["modconv"] = modconv;
 
   j["scenario"] = scenario;
   if (scenario == "generate") j["resolution"] = resolution;

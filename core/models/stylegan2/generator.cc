@@ -44,7 +44,33 @@ struct ModConv {
   at::Tensor Style(const at::Tensor& w) const { return at::linear(w, mod_weight, mod_bias); }
 
   // x: [B, in, H, W]; style: [B, in]. Returns [B, out, H', W'] (H' = 2H when upsampling).
-  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style) const {
+  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style, bool grouped) const {
+    return grouped ? ForwardGrouped(x, style) : ForwardScaled(x, style);
+  }
+
+  // rosinality's fused=False path: scale the activations by the style, convolve with
+  // the shared weight, scale the output by the demodulation coefficients. One large
+  // convolution instead of a grouped one per sample.
+  at::Tensor ForwardScaled(const at::Tensor& x, const at::Tensor& style) const {
+    const int64_t b = x.size(0);
+    at::Tensor in = x * style.view({b, in_channel, 1, 1});
+    at::Tensor out;
+    if (upsample) {
+      out = at::conv_transpose2d(in, weight.transpose(0, 1), {}, 2, 0);
+      out = at::conv2d(out, blur, {}, 1, 1, 1, out_channel);
+    } else {
+      out = at::conv2d(in, weight, {}, 1, kernel / 2);
+    }
+    if (demodulate) {
+      at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
+      out = out * at::rsqrt(wt.pow(2).sum({2, 3, 4}) + 1e-8).view({b, out_channel, 1, 1});
+    }
+    return out;
+  }
+
+  // rosinality's fused=True path (the reference fixtures' path): per-sample weights,
+  // one grouped convolution.
+  at::Tensor ForwardGrouped(const at::Tensor& x, const at::Tensor& style) const {
     const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
     at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
     if (demodulate) {
@@ -83,6 +109,11 @@ struct ToRgb {
 struct Generator::Impl {
   GeneratorConfig config;
   c10::Device device{c10::kCPU};
+  ModConvMode modconv = ModConvMode::kAuto;
+
+  // Grouped on CUDA and for single images (where it is a plain convolution); the scaled
+  // form for CPU batches, where one large convolution beats B small ones.
+  bool UseGrouped(int64_t batch) const { return device.is_cuda() || batch == 1; }
   std::vector<at::Tensor> map_weight, map_bias;  // pre-scaled
   at::Tensor const_input;                         // [1, C, 4, 4]
   StyledConv conv1;
@@ -117,13 +148,14 @@ struct Generator::Impl {
   // styles: one [B, in] per S layer. noise: one [B or 1, 1, r, r] per layer or empty.
   at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise) const {
     const int64_t b = styles[0].size(0);
+    const bool grouped = modconv == ModConvMode::kGrouped || (modconv == ModConvMode::kAuto && UseGrouped(b));
     auto styled = [&](const StyledConv& c, const at::Tensor& x, const at::Tensor& s, size_t noise_idx) {
-      at::Tensor out = c.conv.Forward(x, s);
+      at::Tensor out = c.conv.Forward(x, s, grouped);
       if (!noise.empty()) out = out + c.noise_weight * noise[noise_idx];
       return FusedLeakyRelu(out, c.act_bias);
     };
     auto rgb = [&](const ToRgb& t, const at::Tensor& x, const at::Tensor& s, const at::Tensor& skip) {
-      at::Tensor out = t.conv.Forward(x, s) + t.bias;
+      at::Tensor out = t.conv.Forward(x, s, grouped) + t.bias;
       if (skip.defined()) {
         out = out + at::conv_transpose2d(skip, t.upsample, {}, 2, 1, 0, 3);
       }
@@ -163,6 +195,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->device = device;
+  impl->modconv = options.modconv;
   try {
     c10::InferenceMode guard;
     std::map<std::string, at::Tensor> t;

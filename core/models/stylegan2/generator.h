@@ -53,11 +53,20 @@ struct GenerateResult {
   FloatTensor s;
 };
 
+// How modulated convolutions run. Both are the reference's formulations and agree
+// within ~1e-5; speed differs by device and batch size.
+enum class ModConvMode {
+  kAuto,     // grouped on CUDA and for batch 1, scaled activations for CPU batches
+  kGrouped,  // per-sample modulated weights, one grouped convolution (fused=True)
+  kScaled,   // scale activations, shared weights, demodulate outputs (fused=False)
+};
+
 struct LoadOptions {
   // "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
   std::string device = "cpu";
   // Which entry of a checkpoint dict to load: empty = "g_ema", else "g".
   std::string key;
+  ModConvMode modconv = ModConvMode::kAuto;
 };
 
 // What a load found, for `ganctl local inspect` and the model repository.
