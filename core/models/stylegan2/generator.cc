@@ -1,5 +1,7 @@
 #include "core/models/stylegan2/generator.h"
 
+#include "core/models/stylegan2/generator_impl.h"
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -17,161 +19,12 @@
 namespace ganserve::core::stylegan2 {
 namespace {
 
-constexpr double kLeakySlope = 0.2;
-const double kActGain = std::sqrt(2.0);
 constexpr int kMeanLatentSamples = 4096;
 // Noise maps for NoiseMode::kRandom come from their own stream so that they do not
 // shift the z drawn from the same seed.
 constexpr uint32_t kNoiseStreamSalt = 0x9E3779B9u;
 
-// fused_leaky_relu: leaky_relu(x + bias, 0.2) * sqrt(2), bias over dim 1.
-at::Tensor FusedLeakyRelu(const at::Tensor& x, const at::Tensor& bias) {
-  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
-  shape[1] = bias.size(0);
-  return at::leaky_relu(x + bias.view(shape), kLeakySlope) * kActGain;
-}
-
-// One modulated convolution with its style affine; weights pre-scaled by their
-// equalized-lr constants (the same products the reference forms at run time).
-struct ModConv {
-  at::Tensor weight;      // [out, in, k, k] * 1/sqrt(in*k*k)
-  at::Tensor mod_weight;  // [in, style_dim] * 1/sqrt(style_dim)
-  at::Tensor mod_bias;    // [in]
-  at::Tensor blur;        // [out, 1, 4, 4] flipped blur kernel (upsampling convs)
-  int in_channel = 0, out_channel = 0, kernel = 0;
-  bool upsample = false, demodulate = true;
-
-  at::Tensor Style(const at::Tensor& w) const { return at::linear(w, mod_weight, mod_bias); }
-
-  // x: [B, in, H, W]; style: [B, in]. Returns [B, out, H', W'] (H' = 2H when upsampling).
-  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style, bool grouped) const {
-    return grouped ? ForwardGrouped(x, style) : ForwardScaled(x, style);
-  }
-
-  // rosinality's fused=False path: scale the activations by the style, convolve with
-  // the shared weight, scale the output by the demodulation coefficients. One large
-  // convolution instead of a grouped one per sample.
-  at::Tensor ForwardScaled(const at::Tensor& x, const at::Tensor& style) const {
-    const int64_t b = x.size(0);
-    at::Tensor in = x * style.view({b, in_channel, 1, 1});
-    at::Tensor out;
-    if (upsample) {
-      out = at::conv_transpose2d(in, weight.transpose(0, 1), {}, 2, 0);
-      out = at::conv2d(out, blur, {}, 1, 1, 1, out_channel);
-    } else {
-      out = at::conv2d(in, weight, {}, 1, kernel / 2);
-    }
-    if (demodulate) {
-      at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
-      out = out * at::rsqrt(wt.pow(2).sum({2, 3, 4}) + 1e-8).view({b, out_channel, 1, 1});
-    }
-    return out;
-  }
-
-  // rosinality's fused=True path (the reference fixtures' path): per-sample weights,
-  // one grouped convolution.
-  at::Tensor ForwardGrouped(const at::Tensor& x, const at::Tensor& style) const {
-    const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
-    at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
-    if (demodulate) {
-      at::Tensor demod = at::rsqrt(wt.pow(2).sum({2, 3, 4}) + 1e-8);
-      wt = wt * demod.view({b, out_channel, 1, 1, 1});
-    }
-    at::Tensor in = x.reshape({1, b * in_channel, h, w});
-    if (upsample) {
-      wt = wt.transpose(1, 2).reshape({b * in_channel, out_channel, kernel, kernel});
-      at::Tensor out = at::conv_transpose2d(in, wt, {}, /*stride=*/2, /*padding=*/0, /*output_padding=*/0,
-                                            /*groups=*/b);
-      out = out.view({b, out_channel, out.size(2), out.size(3)});
-      // Blur: upfirdn2d with pad (1, 1), a depthwise convolution with the flipped kernel.
-      return at::conv2d(out, blur, {}, 1, 1, 1, out_channel);
-    }
-    wt = wt.view({b * out_channel, in_channel, kernel, kernel});
-    at::Tensor out = at::conv2d(in, wt, {}, 1, kernel / 2, 1, b);
-    return out.view({b, out_channel, h, w});
-  }
-};
-
-struct StyledConv {
-  ModConv conv;
-  at::Tensor noise_weight;  // [1]
-  at::Tensor act_bias;      // [out]
-};
-
-struct ToRgb {
-  ModConv conv;
-  at::Tensor bias;      // [1, 3, 1, 1]
-  at::Tensor upsample;  // [3, 1, 4, 4] skip upsampling kernel (none for to_rgb1)
-};
-
 }  // namespace
-
-struct Generator::Impl {
-  GeneratorConfig config;
-  c10::Device device{c10::kCPU};
-  ModConvMode modconv = ModConvMode::kAuto;
-
-  // Grouped on CUDA and for single images (where it is a plain convolution); the scaled
-  // form for CPU batches, where one large convolution beats B small ones.
-  bool UseGrouped(int64_t batch) const { return device.is_cuda() || batch == 1; }
-  std::vector<at::Tensor> map_weight, map_bias;  // pre-scaled
-  at::Tensor const_input;                         // [1, C, 4, 4]
-  StyledConv conv1;
-  ToRgb to_rgb1;
-  std::vector<StyledConv> convs;
-  std::vector<ToRgb> to_rgbs;
-  std::vector<at::Tensor> noises;  // [1, 1, r, r]
-  at::Tensor mean_latent;          // [style_dim]
-  FloatTensor mean_latent_host;
-  bool mean_from_checkpoint = false;
-  std::map<std::string, FloatTensor> state_dict;
-
-  at::Tensor Map(const at::Tensor& z) const {
-    at::Tensor x = z * at::rsqrt(z.pow(2).mean(1, true) + 1e-8);
-    for (size_t i = 0; i < map_weight.size(); ++i) {
-      x = FusedLeakyRelu(at::linear(x, map_weight[i]), map_bias[i]);
-    }
-    return x;
-  }
-
-  // The per-layer modulated convs in S-space order.
-  std::vector<const ModConv*> StyleOrder() const {
-    std::vector<const ModConv*> out{&conv1.conv, &to_rgb1.conv};
-    for (size_t j = 0; j < to_rgbs.size(); ++j) {
-      out.push_back(&convs[2 * j].conv);
-      out.push_back(&convs[2 * j + 1].conv);
-      out.push_back(&to_rgbs[j].conv);
-    }
-    return out;
-  }
-
-  // styles: one [B, in] per S layer. noise: one [B or 1, 1, r, r] per layer or empty.
-  at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise) const {
-    const int64_t b = styles[0].size(0);
-    const bool grouped = modconv == ModConvMode::kGrouped || (modconv == ModConvMode::kAuto && UseGrouped(b));
-    auto styled = [&](const StyledConv& c, const at::Tensor& x, const at::Tensor& s, size_t noise_idx) {
-      at::Tensor out = c.conv.Forward(x, s, grouped);
-      if (!noise.empty()) out = out + c.noise_weight * noise[noise_idx];
-      return FusedLeakyRelu(out, c.act_bias);
-    };
-    auto rgb = [&](const ToRgb& t, const at::Tensor& x, const at::Tensor& s, const at::Tensor& skip) {
-      at::Tensor out = t.conv.Forward(x, s, grouped) + t.bias;
-      if (skip.defined()) {
-        out = out + at::conv_transpose2d(skip, t.upsample, {}, 2, 1, 0, 3);
-      }
-      return out;
-    };
-    at::Tensor x = const_input.expand({b, -1, -1, -1});
-    x = styled(conv1, x, styles[0], 0);
-    at::Tensor skip = rgb(to_rgb1, x, styles[1], at::Tensor());
-    for (size_t j = 0; j < to_rgbs.size(); ++j) {
-      x = styled(convs[2 * j], x, styles[2 + 3 * j], 1 + 2 * j);
-      x = styled(convs[2 * j + 1], x, styles[3 + 3 * j], 2 + 2 * j);
-      skip = rgb(to_rgbs[j], x, styles[4 + 3 * j], skip);
-    }
-    return skip;
-  }
-};
 
 std::vector<float> SeedToZ(uint32_t seed, int style_dim) {
   NumpyRandomState rng(seed);
@@ -197,7 +50,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
   impl->device = device;
   impl->modconv = options.modconv;
   try {
-    c10::InferenceMode guard;
+    // Normal (not inference) tensors: training and inversion use them in autograd graphs.
+    at::NoGradGuard no_grad;
     std::map<std::string, at::Tensor> t;
     for (const auto& [name, shape] : ExpectedGeneratorTensors(config)) {
       ASSIGN_OR_RETURN(FloatTensor host, ToFloatTensor(tensors.at(name)));

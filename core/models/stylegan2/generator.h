@@ -111,7 +111,9 @@ class Generator {
   // delta computation).
   std::map<std::string, FloatTensor> StateDict() const;
 
+  // LibTorch-level internals (generator_impl.h), for training and inversion code.
   struct Impl;
+  const Impl& impl() const { return *impl_; }
 
  private:
   explicit Generator(std::unique_ptr<Impl> impl);
