@@ -103,9 +103,10 @@ struct Generator::Impl {
   c10::Device device{c10::kCPU};
   ModConvMode modconv = ModConvMode::kAuto;
 
-  // Grouped on CUDA and for single images (where it is a plain convolution); the scaled
-  // form for CPU batches, where one large convolution beats B small ones.
-  bool UseGrouped(int64_t batch) const { return device.is_cuda() || batch == 1; }
+  // Auto is the grouped form everywhere: choosing by batch size would make an image
+  // depend (in the last bits) on which other images share its batch, breaking "same
+  // seed, same image"; and on CPU the scaled form measured no faster (bench/).
+  bool UseGrouped(int64_t /*batch*/) const { return true; }
   std::vector<at::Tensor> map_weight, map_bias;  // pre-scaled
   at::Tensor const_input;                         // [1, C, 4, 4]
   StyledConv conv1;
