@@ -1,0 +1,478 @@
+#include "core/adapt/nada_trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/adapt/text_templates.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/models/clip/clip_model_impl.h"
+#include "core/models/common/torch_convert.h"
+#include "core/models/stylegan2/generator_impl.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::adapt {
+namespace {
+
+using stylegan2::Generator;
+
+constexpr double kAdamBeta2 = 0.99199197;  // 0.99 ** 0.8, beta1 = 0 ** 0.8 = 0
+constexpr double kAdamEps = 1e-8;
+constexpr double kSelectionLr = 0.01;
+
+struct Leaf {
+  at::Tensor value;  // raw parameter (checkpoint units), requires_grad when selected
+  at::Tensor m, v;   // Adam moments
+  int64_t steps = 0;
+  bool touched = false;
+};
+
+// Per CLIP model: the text direction and the template-averaged source/target embeddings.
+struct ClipTargets {
+  at::Tensor direction;  // [D], unit
+  at::Tensor source;     // [D], unit (manifold loss)
+  at::Tensor target;     // [D], unit (manifold loss)
+  at::Tensor global;     // [D], unit: "a <target>" (global loss)
+  at::Tensor selection;  // [D], unit: raw target text (layer selection)
+};
+
+at::Tensor Normalize(const at::Tensor& x) { return x / x.norm(2, -1, true); }
+
+std::vector<std::string> UnitParams(const std::string& unit) {
+  if (unit == "input") return {"input.input"};
+  const bool rgb = unit.rfind("to_rgb", 0) == 0;
+  std::vector<std::string> p = {unit + ".conv.weight", unit + ".conv.modulation.weight",
+                                unit + ".conv.modulation.bias"};
+  if (rgb) {
+    p.push_back(unit + ".bias");
+  } else {
+    p.push_back(unit + ".noise.weight");
+    p.push_back(unit + ".activate.bias");
+  }
+  return p;
+}
+
+}  // namespace
+
+struct NadaTrainer::State {
+  NadaOptions opt;
+  std::shared_ptr<const Generator> base;
+  std::vector<ClipGuide> clips;
+  std::vector<ClipTargets> targets;
+  c10::Device device{c10::kCPU};
+  Generator::Impl train;  // trainable copy; its tensors are rebuilt from `leaves` each step
+  std::map<std::string, Leaf> leaves;
+  std::vector<std::string> units;  // every trainable unit
+  std::vector<std::string> last_units;
+  int64_t step = 0;
+  at::Tensor preview_z;
+
+  const Generator::Impl& frozen() const { return base->impl(); }
+  const stylegan2::GeneratorConfig& cfg() const { return base->config(); }
+
+  at::Tensor L(const std::string& name) const { return leaves.at(name).value; }
+
+  // Writes the scaled forms of the raw leaves into the trainable generator.
+  void Rebuild() {
+    const double sd = cfg().style_dim;
+    train.const_input = L("input.input");
+    auto mod = [&](stylegan2::ModConv& c, const std::string& m) {
+      c.weight = L(m + ".conv.weight").squeeze(0) *
+                 (1.0 / std::sqrt(static_cast<double>(c.in_channel) * c.kernel * c.kernel));
+      c.mod_weight = L(m + ".conv.modulation.weight") * (1.0 / std::sqrt(sd));
+      c.mod_bias = L(m + ".conv.modulation.bias");
+    };
+    auto styled = [&](stylegan2::StyledConv& c, const std::string& m) {
+      mod(c.conv, m);
+      c.noise_weight = L(m + ".noise.weight");
+      c.act_bias = L(m + ".activate.bias");
+    };
+    auto rgb = [&](stylegan2::ToRgb& t, const std::string& m) {
+      mod(t.conv, m);
+      t.bias = L(m + ".bias");
+    };
+    styled(train.conv1, "conv1");
+    rgb(train.to_rgb1, "to_rgb1");
+    for (size_t i = 0; i < train.convs.size(); ++i) styled(train.convs[i], absl::StrCat("convs.", i));
+    for (size_t j = 0; j < train.to_rgbs.size(); ++j) rgb(train.to_rgbs[j], absl::StrCat("to_rgbs.", j));
+  }
+
+  void SetTrainable(const std::vector<std::string>& selected) {
+    for (auto& [name, leaf] : leaves) leaf.value.requires_grad_(false);
+    for (const std::string& u : selected) {
+      for (const std::string& p : UnitParams(u)) leaves.at(p).value.requires_grad_(true);
+    }
+  }
+
+  std::vector<at::Tensor> Styles(const Generator::Impl& g, const at::Tensor& wplus) const {
+    std::vector<at::Tensor> styles;
+    const auto order = g.StyleOrder();
+    for (size_t i = 0; i < order.size(); ++i) {
+      styles.push_back(order[i]->Style(wplus.select(1, cfg().style_layers[i].latent_index)));
+    }
+    return styles;
+  }
+
+  std::vector<at::Tensor> RandomNoise(int64_t batch, at::Generator& gen) const {
+    std::vector<at::Tensor> noise;
+    for (int i = 0; i < cfg().num_layers; ++i) {
+      const int64_t r = int64_t{1} << ((i + 5) / 2);
+      noise.push_back(at::randn({batch, 1, r, r}, gen, at::TensorOptions().dtype(at::kFloat)).to(device));
+    }
+    return noise;
+  }
+
+  // L2-normalised CLIP image embedding of generator output, differentiable.
+  at::Tensor Embed(size_t m, const at::Tensor& images) const {
+    const auto& impl = clips[m].model->impl();
+    return Normalize(impl.EncodeImage(clip::PreprocessGeneratorOutput(images, impl.config.image_resolution)));
+  }
+
+  // Template-averaged, renormalised text embedding per row of `texts` groups.
+  absl::StatusOr<at::Tensor> TemplateEmbedding(size_t m, const std::string& text, clip::TextEmbeddingCache* cache) {
+    ASSIGN_OR_RETURN(FloatTensor e, cache->Encode(clips[m].name, *clips[m].model, *clips[m].tokenizer,
+                                                  ApplyTemplates(text), /*truncate=*/false));
+    return Normalize(ToTorch(e, device));  // [79, D], each row unit
+  }
+
+  std::vector<std::string> SelectLayers(at::Generator& gen) {
+    const auto& c = cfg();
+    at::Tensor z = at::randn({opt.auto_layer_batch, c.style_dim}, gen, at::TensorOptions().dtype(at::kFloat)).to(device);
+    at::Tensor w0;
+    {
+      at::NoGradGuard ng;
+      w0 = frozen().Map(z).unsqueeze(1).repeat({1, c.n_latent, 1});
+    }
+    at::Tensor w = w0.clone().requires_grad_(true);
+    for (int it = 0; it < opt.auto_layer_iters; ++it) {
+      at::Tensor img = train.Synthesize(Styles(train, w), RandomNoise(opt.auto_layer_batch, gen));
+      at::Tensor loss = at::zeros({}, img.options());
+      for (size_t m = 0; m < clips.size(); ++m) {
+        at::Tensor logits = Embed(m, img).matmul(targets[m].selection) * std::exp(clips[m].model->logit_scale());
+        loss = loss + clips[m].weight * (1 - logits / 100).mean();
+      }
+      loss.backward();  // only w requires grad here (every leaf is frozen)
+      at::NoGradGuard ng;
+      w.sub_(kSelectionLr * w.grad());
+      w.mutable_grad() = at::Tensor();
+    }
+    at::NoGradGuard ng;
+    at::Tensor layer_weights = (w - w0).abs().mean(-1).mean(0);
+    at::Tensor idx = std::get<1>(layer_weights.topk(std::min(opt.auto_layer_k, c.n_latent)));
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < idx.size(0); ++i) {
+      out.push_back(LayerForLatentIndex(static_cast<int>(idx[i].item<int64_t>()), c.n_latent, opt.layer_mapping));
+    }
+    return out;
+  }
+};
+
+std::vector<std::string> PresetLayers(LayerPreset preset, int n_convs) {
+  std::vector<std::string> out;
+  auto convs = [&](int a, int b) {
+    for (int i = a; i < std::min(b, n_convs); ++i) out.push_back(absl::StrCat("convs.", i));
+  };
+  switch (preset) {
+    case LayerPreset::kDefault:
+      out = {"input", "conv1"};
+      convs(0, n_convs);
+      break;
+    case LayerPreset::kAll:
+      out = {"input", "conv1", "to_rgb1"};
+      convs(0, n_convs);
+      for (int j = 0; j < n_convs / 2; ++j) out.push_back(absl::StrCat("to_rgbs.", j));
+      break;
+    case LayerPreset::kTexture:
+      out = {"input", "conv1"};
+      convs(2, 10);
+      break;
+    case LayerPreset::kShape:
+      out = {"input", "conv1"};
+      convs(0, 2);
+      break;
+    case LayerPreset::kNoFine:
+      convs(0, 10);
+      break;
+  }
+  return out;
+}
+
+std::string LayerForLatentIndex(int index, int n_latent, LayerMapping mapping) {
+  if (mapping == LayerMapping::kOfficial) {
+    if (index == 0) return "conv1";
+    if (index == 1) return "to_rgb1";
+    return absl::StrCat("convs.", index - 2);
+  }
+  if (index == 0) return "conv1";
+  if (index == n_latent - 1) return absl::StrCat("to_rgbs.", (n_latent - 4) / 2);
+  return absl::StrCat("convs.", index - 1);
+}
+
+NadaTrainer::NadaTrainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+NadaTrainer::~NadaTrainer() = default;
+int64_t NadaTrainer::step() const { return state_->step; }
+const NadaOptions& NadaTrainer::options() const { return state_->opt; }
+const std::vector<std::string>& NadaTrainer::last_trained_layers() const { return state_->last_units; }
+
+absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr<const Generator> base,
+                                                                  std::vector<ClipGuide> clips, NadaOptions opt,
+                                                                  clip::TextEmbeddingCache* text_cache) {
+  if (base == nullptr) return absl::InvalidArgumentError("no base generator");
+  if (opt.target_text.empty()) return absl::InvalidArgumentError("target_text is required");
+  if (clips.empty()) return absl::InvalidArgumentError("at least one CLIP model is required");
+  if (opt.batch_size < 1 || opt.iterations < 1 || opt.auto_layer_batch < 1 || opt.auto_layer_iters < 0 ||
+      opt.auto_layer_k < 0 || opt.preview_count < 0 || !(opt.lr > 0) || opt.mixing < 0 || opt.mixing > 1) {
+    return absl::InvalidArgumentError("adaptation options out of range");
+  }
+  auto st = std::make_unique<State>();
+  st->opt = opt;
+  st->base = base;
+  st->clips = std::move(clips);
+  const auto& frozen = base->impl();
+  st->device = frozen.device;
+  st->train = frozen;  // copies handles; Rebuild() replaces every trained tensor
+  try {
+    // Raw leaves for every trainable unit, from the base checkpoint values.
+    const int n_convs = static_cast<int>(frozen.convs.size());
+    st->units = PresetLayers(LayerPreset::kAll, n_convs);
+    const auto& sd = frozen.state_dict;
+    for (const std::string& u : st->units) {
+      for (const std::string& p : UnitParams(u)) {
+        Leaf leaf;
+        leaf.value = ToTorch(sd.at(p), st->device);
+        leaf.m = at::zeros_like(leaf.value);
+        leaf.v = at::zeros_like(leaf.value);
+        st->leaves.emplace(p, std::move(leaf));
+      }
+    }
+    st->Rebuild();
+    // Text targets per CLIP model.
+    for (size_t m = 0; m < st->clips.size(); ++m) {
+      ClipTargets t;
+      ASSIGN_OR_RETURN(at::Tensor src, st->TemplateEmbedding(m, opt.source_text, text_cache));
+      ASSIGN_OR_RETURN(at::Tensor tgt, st->TemplateEmbedding(m, opt.target_text, text_cache));
+      t.direction = Normalize((tgt - src).mean(0));
+      t.source = Normalize(src.mean(0));
+      t.target = Normalize(tgt.mean(0));
+      auto& c = st->clips[m];
+      ASSIGN_OR_RETURN(FloatTensor g, text_cache->Encode(c.name, *c.model, *c.tokenizer,
+                                                         {"a " + opt.target_text, opt.target_text}, false));
+      at::Tensor gt = Normalize(ToTorch(g, st->device));
+      t.global = gt[0];
+      t.selection = gt[1];
+      st->targets.push_back(std::move(t));
+    }
+    at::Generator gen = at::detail::createCPUGenerator(opt.seed * 1000003ULL + 7);
+    st->preview_z = at::randn({opt.preview_count, base->config().style_dim}, gen, at::TensorOptions().dtype(at::kFloat))
+                        .to(st->device);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("setting up training failed: ", e.what_without_backtrace()));
+  }
+  return std::unique_ptr<NadaTrainer>(new NadaTrainer(std::move(st)));
+}
+
+absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
+  State& s = *state_;
+  const auto& c = s.cfg();
+  std::map<std::string, float> out;
+  try {
+    // Every random draw of a step comes from (seed, step), so a resumed job replays it.
+    at::Generator gen = at::detail::createCPUGenerator(s.opt.seed * 1000003ULL + static_cast<uint64_t>(s.step) + 1);
+    std::vector<std::string> selected = s.opt.auto_layer_k > 0 && s.opt.auto_layer_iters > 0
+                                            ? (s.SetTrainable({}), s.Rebuild(), s.SelectLayers(gen))
+                                            : PresetLayers(s.opt.layer_preset, static_cast<int>(s.train.convs.size()));
+    s.SetTrainable(selected);
+    s.Rebuild();
+    s.last_units = selected;
+
+    const int64_t b = s.opt.batch_size;
+    const auto fopt = at::TensorOptions().dtype(at::kFloat);
+    at::Tensor z = at::randn({b, c.style_dim}, gen, fopt).to(s.device);
+    const bool mix = s.opt.mixing > 0 && at::rand({1}, gen).item<float>() < s.opt.mixing;
+    at::Tensor wplus;
+    {
+      at::NoGradGuard ng;
+      at::Tensor w = s.frozen().Map(z);
+      if (mix) {
+        at::Tensor w2 = s.frozen().Map(at::randn({b, c.style_dim}, gen, fopt).to(s.device));
+        const int64_t k = at::randint(1, c.n_latent, {1}, gen).item<int64_t>();
+        wplus = at::cat({w.unsqueeze(1).expand({b, k, -1}), w2.unsqueeze(1).expand({b, c.n_latent - k, -1})}, 1);
+      } else {
+        wplus = w.unsqueeze(1).expand({b, c.n_latent, c.style_dim});
+      }
+    }
+    at::Tensor frozen_img;
+    {
+      at::NoGradGuard ng;
+      frozen_img = s.frozen().Synthesize(s.Styles(s.frozen(), wplus), s.RandomNoise(b, gen));
+    }
+    at::Tensor train_img = s.train.Synthesize(s.Styles(s.train, wplus), s.RandomNoise(b, gen));
+
+    at::Tensor total = at::zeros({}, train_img.options());
+    double dir_sum = 0, glob_sum = 0, man_sum = 0;
+    for (size_t m = 0; m < s.clips.size(); ++m) {
+      at::Tensor e_f;
+      {
+        at::NoGradGuard ng;
+        e_f = s.Embed(m, frozen_img);
+      }
+      at::Tensor e_t = s.Embed(m, train_img);
+      at::Tensor term = at::zeros({}, train_img.options());
+      if (s.opt.lambda_direction != 0) {
+        at::Tensor edit = e_t - e_f;
+        edit = edit / (edit.norm(2, -1, true) + 1e-12);
+        at::Tensor d = (1 - at::cosine_similarity(edit, s.targets[m].direction.unsqueeze(0), 1, 1e-8)).mean();
+        dir_sum += s.clips[m].weight * d.item<double>();
+        term = term + s.opt.lambda_direction * d;
+      }
+      if (s.opt.lambda_global != 0) {
+        at::Tensor logits = e_t.matmul(s.targets[m].global) * std::exp(s.clips[m].model->logit_scale());
+        at::Tensor g = (1 - logits / 100).mean();
+        glob_sum += s.clips[m].weight * g.item<double>();
+        term = term + s.opt.lambda_global * g;
+      }
+      if (s.opt.lambda_manifold != 0) {
+        at::Tensor cos_img = (e_t * e_f).sum(-1).clamp(-1, 1);
+        at::Tensor cos_txt = (s.targets[m].target * s.targets[m].source).sum();
+        at::Tensor man = (cos_img - cos_txt).abs().mean();
+        man_sum += s.clips[m].weight * man.item<double>();
+        term = term + s.opt.lambda_manifold * man;
+      }
+      total = total + s.clips[m].weight * term;
+    }
+    total.backward();
+
+    // Adam (beta1 = 0, beta2 = 0.99^0.8, eps 1e-8) on the leaves that got a gradient.
+    at::NoGradGuard ng;
+    for (auto& [name, leaf] : s.leaves) {
+      at::Tensor g = leaf.value.grad();
+      if (!g.defined()) continue;
+      leaf.steps += 1;
+      leaf.touched = true;
+      leaf.m = g.clone();  // beta1 = 0
+      leaf.v.mul_(kAdamBeta2).add_(g * g, 1 - kAdamBeta2);
+      const double bc2 = 1 - std::pow(kAdamBeta2, static_cast<double>(leaf.steps));
+      at::Tensor denom = leaf.v.sqrt() / std::sqrt(bc2) + kAdamEps;
+      leaf.value.sub_(s.opt.lr * leaf.m / denom);
+      leaf.value.mutable_grad() = at::Tensor();
+    }
+    s.step += 1;
+    out["total"] = total.item<float>();
+    if (s.opt.lambda_direction != 0) out["direction"] = static_cast<float>(dir_sum);
+    if (s.opt.lambda_global != 0) out["global"] = static_cast<float>(glob_sum);
+    if (s.opt.lambda_manifold != 0) out["manifold"] = static_cast<float>(man_sum);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("training step ", s.step, " failed: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
+absl::StatusOr<float> NadaTrainer::EvalDirectionLoss(uint64_t seed, int batch) const {
+  State& s = const_cast<State&>(*state_);
+  try {
+    at::NoGradGuard ng;
+    s.SetTrainable({});
+    s.Rebuild();
+    at::Generator gen = at::detail::createCPUGenerator(seed);
+    const auto& c = s.cfg();
+    at::Tensor z = at::randn({batch, c.style_dim}, gen, at::TensorOptions().dtype(at::kFloat)).to(s.device);
+    at::Tensor w = s.frozen().Map(z);
+    at::Tensor wplus = w.unsqueeze(1).expand({batch, c.n_latent, c.style_dim});
+    auto noise = s.RandomNoise(batch, gen);
+    at::Tensor fi = s.frozen().Synthesize(s.Styles(s.frozen(), wplus), noise);
+    at::Tensor ti = s.train.Synthesize(s.Styles(s.train, wplus), noise);
+    double total = 0;
+    for (size_t m = 0; m < s.clips.size(); ++m) {
+      at::Tensor edit = s.Embed(m, ti) - s.Embed(m, fi);
+      edit = edit / (edit.norm(2, -1, true) + 1e-12);
+      total += s.clips[m].weight *
+               (1 - at::cosine_similarity(edit, s.targets[m].direction.unsqueeze(0), 1, 1e-8)).mean().item<double>();
+    }
+    return static_cast<float>(total);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("evaluation failed: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<FloatTensor> NadaTrainer::Preview(bool frozen) const {
+  const State& s = *state_;
+  try {
+    at::NoGradGuard ng;
+    at::Tensor w = s.frozen().Map(s.preview_z);
+    w = s.frozen().mean_latent + s.opt.preview_truncation * (w - s.frozen().mean_latent);
+    at::Tensor wplus = w.unsqueeze(1).expand({w.size(0), s.cfg().n_latent, s.cfg().style_dim});
+    if (!frozen) {
+      // The trainable tensors are graph outputs of the leaves; detach them for rendering.
+      State& mut = const_cast<State&>(s);
+      mut.SetTrainable({});
+      mut.Rebuild();
+    }
+    const auto& g = frozen ? s.frozen() : s.train;
+    return FromTorch(g.Synthesize(s.Styles(g, wplus), g.noises));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("preview failed: ", e.what_without_backtrace()));
+  }
+}
+
+std::map<std::string, FloatTensor> NadaTrainer::Delta() const {
+  std::map<std::string, FloatTensor> out;
+  for (const auto& [name, leaf] : state_->leaves) {
+    if (leaf.touched) out[name] = FromTorch(leaf.value);
+  }
+  return out;
+}
+
+absl::StatusOr<FloatTensor> NadaTrainer::TextDirection(size_t clip_index) const {
+  if (clip_index >= state_->targets.size()) return absl::OutOfRangeError("no such CLIP model");
+  return FromTorch(state_->targets[clip_index].direction);
+}
+
+absl::Status NadaTrainer::SaveCheckpoint(const std::string& path) const {
+  std::map<std::string, FloatTensor> tensors;
+  std::map<std::string, std::string> meta{{"step", std::to_string(state_->step)}, {"format", "ganserve-nada-v1"}};
+  for (const auto& [name, leaf] : state_->leaves) {
+    if (!leaf.touched) continue;
+    tensors["param/" + name] = FromTorch(leaf.value);
+    tensors["adam_v/" + name] = FromTorch(leaf.v);
+    meta["adam_steps/" + name] = std::to_string(leaf.steps);
+  }
+  return SaveSafetensors(path, tensors, meta);
+}
+
+absl::Status NadaTrainer::RestoreCheckpoint(const std::string& path) {
+  ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
+  int64_t step = 0;
+  if (f.metadata["format"] != "ganserve-nada-v1" || !absl::SimpleAtoi(f.metadata["step"], &step)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a ganserve training checkpoint"));
+  }
+  for (const auto& [key, view] : f.tensors) {
+    if (key.rfind("param/", 0) != 0) continue;
+    const std::string name = key.substr(6);
+    auto it = state_->leaves.find(name);
+    auto v = f.tensors.find("adam_v/" + name);
+    int64_t steps = 0;
+    if (it == state_->leaves.end() || v == f.tensors.end() ||
+        !absl::SimpleAtoi(f.metadata["adam_steps/" + name], &steps)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": checkpoint entry ", name, " does not fit this generator"));
+    }
+    ASSIGN_OR_RETURN(at::Tensor value, ToTorchFloat(view, state_->device));
+    ASSIGN_OR_RETURN(at::Tensor vv, ToTorchFloat(v->second, state_->device));
+    if (!value.sizes().equals(it->second.value.sizes())) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", name, " has the wrong shape"));
+    }
+    it->second.value = value;
+    it->second.v = vv;
+    it->second.steps = steps;
+    it->second.touched = true;
+  }
+  state_->step = step;
+  state_->Rebuild();
+  return absl::OkStatus();
+}
+
+}  // namespace ganserve::core::adapt
