@@ -43,6 +43,9 @@ struct JobRecord {
   std::string error_message;
   bool cancel_requested = false;
   int64_t last_seq = 0;  // seq of the newest event
+  int64_t max_run_seconds = 0;  // 0 = the engine's default
+  int64_t preview_every = 0;    // steps between previews; 0 = the engine's default
+  int queue_position = 0;       // 1-based while queued; computed by the engine, not stored
 };
 
 // One stored event; the payload is opaque (the edge's serialised JobEvent).

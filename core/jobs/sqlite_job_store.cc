@@ -50,11 +50,18 @@ CREATE TABLE job_events (
   PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
 )sql",
+    R"sql(
+ALTER TABLE jobs ADD COLUMN max_run_seconds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN preview_every INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
+
+static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a migration with each version");
 
 constexpr const char* kJobColumns =
     "id, kind, state, request_id, request_hash, model, request, step, total_steps, losses, eta_seconds, "
-    "create_time_ms, start_time_ms, end_time_ms, result, error_code, error_message, cancel_requested, last_seq";
+    "create_time_ms, start_time_ms, end_time_ms, result, error_code, error_message, cancel_requested, last_seq, "
+    "max_run_seconds, preview_every";
 
 // RAII prepared statement.
 class Stmt {
@@ -135,6 +142,8 @@ JobRecord ReadJob(const Stmt& s) {
   j.error_message = s.Text(16);
   j.cancel_requested = s.Int(17) != 0;
   j.last_seq = s.Int(18);
+  j.max_run_seconds = s.Int(19);
+  j.preview_every = s.Int(20);
   return j;
 }
 
@@ -229,7 +238,7 @@ absl::Status SqliteJobStore::Migrate() {
 absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   absl::MutexLock lock(&mu_);
   Stmt s(db_, absl::StrCat("INSERT INTO jobs (", kJobColumns,
-                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   RETURN_IF_ERROR(s.status());
   s.Bind(1, j.id);
   s.Bind(2, static_cast<int64_t>(j.kind));
@@ -250,6 +259,8 @@ absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   s.Bind(17, j.error_message);
   s.Bind(18, static_cast<int64_t>(j.cancel_requested));
   s.Bind(19, j.last_seq);
+  s.Bind(20, j.max_run_seconds);
+  s.Bind(21, j.preview_every);
   absl::Status st = s.StepDone();
   if (absl::IsAlreadyExists(st)) {
     return absl::AlreadyExistsError(absl::StrCat("a job with id ", j.id, " or request_id '", j.request_id,

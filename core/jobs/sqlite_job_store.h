@@ -18,7 +18,7 @@ namespace ganserve::core {
 // against other processes). Schema changes are numbered migrations applied at Open.
 class SqliteJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // FailedPrecondition if the file was written by a newer ganserve (higher schema).

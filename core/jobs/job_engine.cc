@@ -1,0 +1,360 @@
+#include "core/jobs/job_engine.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "core/io/image_codec.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* TypeName(JobEvent::Type t) {
+  switch (t) {
+    case JobEvent::Type::kState: return "state";
+    case JobEvent::Type::kProgress: return "progress";
+    case JobEvent::Type::kPreview: return "preview";
+    case JobEvent::Type::kHeartbeat: return "heartbeat";
+  }
+  return "state";
+}
+
+absl::StatusOr<std::vector<EncodedImage>> EncodeAll(const FloatTensor& batch) {
+  std::vector<EncodedImage> out;
+  if (batch.shape.size() != 4) return out;
+  for (int64_t i = 0; i < batch.shape[0]; ++i) {
+    ASSIGN_OR_RETURN(Rgb8Image rgb, FloatToRgb8(batch, i));
+    ASSIGN_OR_RETURN(std::string png, EncodePng(rgb));
+    out.push_back({std::move(png), rgb.width, rgb.height});
+  }
+  return out;
+}
+
+}  // namespace
+
+JobEngine::JobEngine(Options options, JobStore* store, DeviceExecutor* executor, Encoder encoder)
+    : options_(std::move(options)), store_(store), executor_(executor), encoder_(std::move(encoder)) {}
+
+JobEngine::~JobEngine() { Shutdown(); }
+
+void JobEngine::RegisterFactory(JobKind kind, RunnerFactory factory) { factories_[kind] = std::move(factory); }
+
+std::string JobEngine::CheckpointPath(const std::string& id) const {
+  return (std::filesystem::path(options_.checkpoint_dir) / (id + ".ckpt.safetensors")).string();
+}
+
+absl::Status JobEngine::Start() {
+  RETURN_IF_ERROR(MakeDirs(options_.checkpoint_dir));
+  ASSIGN_OR_RETURN(std::vector<JobRecord> open, store_->ListUnfinished());
+  for (JobRecord& job : open) {
+    if (job.state == JobState::kRunning && !std::filesystem::exists(CheckpointPath(job.id))) {
+      job.state = JobState::kFailed;
+      job.end_time_ms = NowMs();
+      job.error_code = static_cast<int>(absl::StatusCode::kAborted);
+      job.error_message =
+          "the server restarted while this job was running, before its first checkpoint; submit it again";
+      Emit(job, JobEvent::Type::kState);
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(job.id);  // queued jobs run; running ones resume from their checkpoint
+  }
+  thread_ = std::thread([this] { Loop(); });
+  heartbeat_thread_ = std::thread([this] { Heartbeats(); });
+  return absl::OkStatus();
+}
+
+void JobEngine::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+}
+
+size_t JobEngine::queue_depth() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
+  if (existed != nullptr) *existed = false;
+  if (!job.request_id.empty()) {
+    ASSIGN_OR_RETURN(std::optional<JobRecord> prior, store_->FindByRequestId(job.request_id));
+    if (prior) {
+      if (prior->request_hash != job.request_hash) {
+        return absl::AlreadyExistsError(absl::StrCat("request_id '", job.request_id, "' was used for job ", prior->id,
+                                                     " with a different request; use a new request_id"));
+      }
+      if (existed != nullptr) *existed = true;
+      return Get(prior->id);
+    }
+  }
+  if (factories_.count(job.kind) == 0) {
+    return absl::UnimplementedError(absl::StrCat("jobs of kind ", JobKindName(job.kind), " are not supported"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
+    if (queue_.size() >= options_.max_queued) {
+      return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", options_.max_queued,
+                                                       " waiting); retry later"));
+    }
+  }
+  job.state = JobState::kQueued;
+  job.create_time_ms = NowMs();
+  RETURN_IF_ERROR(store_->CreateJob(job));
+  {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(job.id);
+  }
+  Emit(job, JobEvent::Type::kState);
+  return Get(job.id);
+}
+
+absl::StatusOr<JobRecord> JobEngine::Get(const std::string& id) {
+  ASSIGN_OR_RETURN(JobRecord job, store_->GetJob(id));
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < queue_.size(); ++i) {
+    if (queue_[i] == id && job.state == JobState::kQueued) job.queue_position = static_cast<int>(i) + 1;
+  }
+  return job;
+}
+
+absl::StatusOr<JobRecord> JobEngine::Cancel(const std::string& id) {
+  ASSIGN_OR_RETURN(JobRecord job, store_->GetJob(id));
+  if (IsTerminal(job.state)) return job;
+  bool dequeued = false;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if (*it == id) {
+        queue_.erase(it);
+        dequeued = true;
+        break;
+      }
+    }
+    if (running_id_ == id) cancel_running_ = true;
+  }
+  job.cancel_requested = true;
+  if (dequeued || job.state == JobState::kQueued) {
+    job.state = JobState::kCancelled;
+    job.end_time_ms = NowMs();
+  }
+  Emit(job, JobEvent::Type::kState);
+  return job;
+}
+
+int64_t JobEngine::Subscribe(const std::string& job_id, Listener listener) {
+  absl::MutexLock lock(&mu_);
+  const int64_t token = next_token_++;
+  listeners_[token] = {job_id, std::move(listener)};
+  return token;
+}
+
+void JobEngine::Unsubscribe(int64_t token) {
+  absl::MutexLock lock(&mu_);
+  listeners_.erase(token);
+}
+
+void JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
+  ev.type = type;
+  ev.time_ms = NowMs();
+  if (type != JobEvent::Type::kHeartbeat) {
+    ev.seq = job.last_seq + 1;
+    ev.job = job;
+    ev.job.last_seq = ev.seq;
+    auto seq = store_->AppendEvent(job, TypeName(type), encoder_(ev), ev.time_ms);
+    if (!seq.ok()) return;  // the store is the source of truth; a failed write is not fanned out
+    ev.seq = *seq;
+  } else {
+    ev.seq = job.last_seq;
+    ev.job = job;
+  }
+  std::vector<Listener> targets;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [token, l] : listeners_) {
+      if (l.first == job.id) targets.push_back(l.second);
+    }
+  }
+  for (const auto& l : targets) l(ev);
+}
+
+void JobEngine::Heartbeats() {
+  while (true) {
+    std::vector<std::string> ids;
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(options_.heartbeat_seconds))) return;
+      for (const auto& [token, l] : listeners_) ids.push_back(l.first);
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (const auto& id : ids) {
+      auto job = store_->GetJob(id);
+      if (job.ok()) Emit(*job, JobEvent::Type::kHeartbeat);
+    }
+  }
+}
+
+absl::Status JobEngine::RunOnExecutor(std::function<absl::Status()> fn) {
+  auto done = std::make_shared<absl::Notification>();
+  auto result = std::make_shared<absl::Status>();
+  absl::Status submitted = executor_->Submit(WorkClass::kTraining, [fn, done, result](bool dropped) {
+    *result = dropped ? absl::UnavailableError("the device executor shut down") : fn();
+    done->Notify();
+  });
+  if (!submitted.ok()) return submitted;
+  done->WaitForNotification();
+  return *result;
+}
+
+void JobEngine::Loop() {
+  while (true) {
+    std::string id;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      id = queue_.front();
+      queue_.pop_front();
+      running_id_ = id;
+      cancel_running_ = false;
+    }
+    auto job = store_->GetJob(id);
+    if (job.ok() && !IsTerminal(job->state)) RunJob(*job);
+    absl::MutexLock lock(&mu_);
+    running_id_.clear();
+  }
+}
+
+void JobEngine::RunJob(JobRecord job) {
+  auto fail = [&](const absl::Status& s) {
+    job.state = JobState::kFailed;
+    job.end_time_ms = NowMs();
+    job.error_code = static_cast<int>(s.code());
+    job.error_message = std::string(s.message());
+    job.eta_seconds = 0;
+    Emit(job, JobEvent::Type::kState);
+  };
+  auto factory = factories_.find(job.kind);
+  if (factory == factories_.end()) return fail(absl::UnimplementedError("no runner for this job kind"));
+  job.state = JobState::kRunning;
+  if (job.start_time_ms == 0) job.start_time_ms = NowMs();
+  Emit(job, JobEvent::Type::kState);
+
+  std::unique_ptr<JobRunner> runner;
+  const std::string ckpt = CheckpointPath(job.id);
+  absl::Status made = RunOnExecutor([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(runner, factory->second(job));
+    if (std::filesystem::exists(ckpt)) RETURN_IF_ERROR(runner->RestoreCheckpoint(ckpt));
+    return absl::OkStatus();
+  });
+  if (!made.ok()) return fail(made);
+  job.total_steps = runner->total_steps();
+  job.step = runner->step();
+
+  const int64_t max_run = job.max_run_seconds > 0 ? job.max_run_seconds : options_.default_max_run_seconds;
+  const auto t_start = std::chrono::steady_clock::now();
+  const int64_t first_step = job.step;
+  const int64_t preview_every = job.preview_every > 0 ? job.preview_every : options_.preview_every;
+  bool source_sent = false;
+  while (runner->step() < runner->total_steps()) {
+    bool cancel, stop;
+    {
+      absl::MutexLock lock(&mu_);
+      cancel = cancel_running_;
+      stop = stopping_;
+    }
+    if (stop) {
+      // Leave the job RUNNING with a fresh checkpoint: the next start resumes it.
+      RunOnExecutor([&] { return runner->SaveCheckpoint(ckpt); }).IgnoreError();
+      return;
+    }
+    if (cancel) {
+      job.state = JobState::kCancelled;
+      job.cancel_requested = true;
+      job.end_time_ms = NowMs();
+      job.eta_seconds = 0;
+      Emit(job, JobEvent::Type::kState);
+      std::filesystem::remove(ckpt);
+      return;
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    if (elapsed > static_cast<double>(max_run)) {
+      return fail(absl::DeadlineExceededError(absl::StrCat("the job ran past its max_run_seconds (", max_run,
+                                                           " s) at step ", runner->step(), " of ",
+                                                           runner->total_steps())));
+    }
+    std::map<std::string, float> losses;
+    absl::Status st = RunOnExecutor([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(losses, runner->Step());
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return fail(st);
+    for (const auto& [k, v] : losses) {
+      if (!std::isfinite(v)) {
+        return fail(absl::InternalError(absl::StrCat("loss '", k, "' became ", v, " at step ", runner->step(),
+                                                     "; try a lower lr_scale")));
+      }
+    }
+    job.step = runner->step();
+    job.losses = losses;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    const double rate = secs > 0 ? static_cast<double>(job.step - first_step) / secs : 0;
+    job.eta_seconds = rate > 0 ? static_cast<float>((job.total_steps - job.step) / rate) : 0;
+    JobEvent progress;
+    progress.losses = losses;
+    progress.steps_per_second = static_cast<float>(rate);
+    Emit(job, JobEvent::Type::kProgress, progress);
+
+    if (preview_every > 0 && (job.step % preview_every == 0 || job.step == job.total_steps)) {
+      JobEvent preview;
+      absl::Status ps = RunOnExecutor([&]() -> absl::Status {
+        if (!source_sent) {
+          ASSIGN_OR_RETURN(FloatTensor src, runner->PreviewImages(true));
+          ASSIGN_OR_RETURN(preview.preview_source, EncodeAll(src));
+        }
+        ASSIGN_OR_RETURN(FloatTensor cur, runner->PreviewImages(false));
+        ASSIGN_OR_RETURN(preview.preview_current, EncodeAll(cur));
+        return absl::OkStatus();
+      });
+      if (ps.ok()) {
+        source_sent = true;
+        Emit(job, JobEvent::Type::kPreview, preview);
+      }
+    }
+    if (options_.checkpoint_every > 0 && job.step % options_.checkpoint_every == 0 && job.step < job.total_steps) {
+      absl::Status cs = RunOnExecutor([&] { return runner->SaveCheckpoint(ckpt); });
+      if (!cs.ok()) return fail(cs);
+    }
+  }
+  std::string result;
+  absl::Status fin = RunOnExecutor([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(result, runner->Finish());
+    return absl::OkStatus();
+  });
+  if (!fin.ok()) return fail(fin);
+  std::filesystem::remove(ckpt);
+  job.state = JobState::kSucceeded;
+  job.result = result;
+  job.end_time_ms = NowMs();
+  job.eta_seconds = 0;
+  Emit(job, JobEvent::Type::kState);
+}
+
+}  // namespace ganserve::core

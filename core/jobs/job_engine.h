@@ -1,0 +1,136 @@
+// Runs long jobs (adaptation, inversion) step by step on a device executor, with a
+// durable job store, live event fan-out, cancellation, time limits, checkpoints and
+// crash recovery. Knows nothing of gRPC: requests are opaque bytes that a
+// RunnerFactory turns into runners, and events leave through an encoder and callbacks.
+#ifndef GANSERVE_CORE_JOBS_JOB_ENGINE_H_
+#define GANSERVE_CORE_JOBS_JOB_ENGINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/jobs/job_store.h"
+#include "core/runtime/device_executor.h"
+#include "core/util/tensor_data.h"
+
+namespace ganserve::core {
+
+struct EncodedImage {
+  std::string png;
+  int width = 0;
+  int height = 0;
+};
+
+// One event of a job, before serialisation.
+struct JobEvent {
+  enum class Type { kState, kProgress, kPreview, kHeartbeat };
+  Type type = Type::kState;
+  int64_t seq = 0;  // 0 for heartbeats (not stored)
+  int64_t time_ms = 0;
+  JobRecord job;
+  std::map<std::string, float> losses;  // kProgress
+  float steps_per_second = 0;            // kProgress
+  std::vector<EncodedImage> preview_source, preview_current;  // kPreview
+};
+
+// The work of one job. Every method but the constructor runs on the device executor's
+// thread, one at a time.
+class JobRunner {
+ public:
+  virtual ~JobRunner() = default;
+  virtual int64_t total_steps() const = 0;
+  virtual int64_t step() const = 0;
+  // One unit of work; returns its loss terms.
+  virtual absl::StatusOr<std::map<std::string, float>> Step() = 0;
+  // Preview images [P, 3, H, W] in [-1, 1]: the source grid (asked once) and the current one.
+  virtual absl::StatusOr<FloatTensor> PreviewImages(bool source) = 0;
+  virtual absl::Status SaveCheckpoint(const std::string& path) = 0;
+  virtual absl::Status RestoreCheckpoint(const std::string& path) = 0;
+  // After the last step: stores the result and returns its id (a model name, ...).
+  virtual absl::StatusOr<std::string> Finish() = 0;
+};
+
+// Builds the runner of a stored job (from JobRecord.request). Runs on the executor.
+using RunnerFactory = std::function<absl::StatusOr<std::unique_ptr<JobRunner>>(const JobRecord& job)>;
+
+// Thread-safe.
+class JobEngine {
+ public:
+  struct Options {
+    std::string checkpoint_dir;      // training checkpoints (under the data directory)
+    int checkpoint_every = 50;       // steps; 0 = never
+    int preview_every = 50;          // steps; 0 = never (per-job override in the record)
+    size_t max_queued = 16;          // queued jobs; past it Submit is ResourceExhausted
+    double heartbeat_seconds = 15;
+    int default_max_run_seconds = 6 * 3600;
+  };
+  // Serialises an event for the store (the edge's wire format).
+  using Encoder = std::function<std::string(const JobEvent&)>;
+  using Listener = std::function<void(const JobEvent&)>;
+
+  // Does not start running; call Start() after registering factories.
+  JobEngine(Options options, JobStore* store, DeviceExecutor* executor, Encoder encoder);
+  ~JobEngine();
+
+  void RegisterFactory(JobKind kind, RunnerFactory factory);
+  // Recovers unfinished jobs (queued ones run again, running ones resume from their
+  // checkpoint or end FAILED with the reason) and starts the scheduler thread.
+  absl::Status Start();
+  // Stops after the current step (the job stays RUNNING in the store, with its
+  // checkpoint, so the next start resumes it) and joins the thread.
+  void Shutdown();
+
+  // Creates and queues a job (job.id, kind, model, request, request_id, request_hash,
+  // total_steps set by the caller). With a request_id already used: the existing job if
+  // the hash matches, else AlreadyExists. ResourceExhausted when the queue is full.
+  // `existed` tells which happened.
+  absl::StatusOr<JobRecord> Submit(JobRecord job, bool* existed = nullptr);
+  // Idempotent. Queued jobs end CANCELLED at once; a running job within one step.
+  absl::StatusOr<JobRecord> Cancel(const std::string& id);
+  // The current snapshot, with the live queue position.
+  absl::StatusOr<JobRecord> Get(const std::string& id);
+
+  // Live events of one job from now on (heartbeats included). Returns a token for
+  // Unsubscribe. Listeners run on engine threads and must not block.
+  int64_t Subscribe(const std::string& job_id, Listener listener);
+  void Unsubscribe(int64_t token);
+
+  size_t queue_depth() const;
+
+ private:
+  struct Running;
+  void Loop();
+  void RunJob(JobRecord job);
+  void Emit(JobRecord& job, JobEvent::Type type, JobEvent ev = {});
+  void Heartbeats();
+  absl::Status RunOnExecutor(std::function<absl::Status()> fn);
+  std::string CheckpointPath(const std::string& id) const;
+
+  const Options options_;
+  JobStore* const store_;
+  DeviceExecutor* const executor_;
+  const Encoder encoder_;
+  std::map<JobKind, RunnerFactory> factories_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  std::string running_id_ ABSL_GUARDED_BY(mu_);
+  bool cancel_running_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<int64_t, std::pair<std::string, Listener>> listeners_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+  std::thread heartbeat_thread_;
+};
+
+}  // namespace ganserve::core
+
+#endif  // GANSERVE_CORE_JOBS_JOB_ENGINE_H_
