@@ -89,12 +89,20 @@ int main(int argc, char** argv) {
   ganserve::client::AdaptArgs adapt;
   auto* adapt_cmd = app.add_subcommand("adapt", "adapt a generator to a new domain (StyleGAN-NADA)");
   adapt_cmd->add_option("--model", adapt.model)->required();
-  adapt_cmd->add_option("--from", adapt.from, "source domain text, e.g. photo");
-  adapt_cmd->add_option("--to", adapt.to, "target domain text, e.g. pencil sketch");
+  adapt_cmd->add_option("--from", adapt.from, "source domain text, e.g. photo (default: the model's domain)");
+  adapt_cmd->add_option("--to", adapt.to, "target domain text, e.g. pencil sketch")->required();
   adapt_cmd->add_option("--images", adapt.images, "target-domain example images");
   adapt_cmd->add_option("--iterations", adapt.iterations);
   adapt_cmd->add_option("--name", adapt.name, "name of the new model");
-  adapt_cmd->add_option("--out", adapt.out);
+  adapt_cmd->add_option("--out", adapt.out, "folder for preview grids")->capture_default_str();
+  adapt_cmd->add_option("--batch-size", adapt.batch_size);
+  adapt_cmd->add_option("--seed", adapt.seed);
+  adapt_cmd->add_option("--preview-every", adapt.preview_every);
+  adapt_cmd->add_option("--auto-layer-k", adapt.auto_layer_k, "train the k most relevant layers (0: preset)");
+  adapt_cmd->add_option("--lr-scale", adapt.lr_scale);
+  adapt_cmd->add_option("--mixing", adapt.mixing);
+  adapt_cmd->add_option("--clip", adapt.clip_models, "CLIP model NAME[:WEIGHT] (repeatable; default: all)");
+  adapt_cmd->add_option("--request-id", adapt.request_id, "idempotency key");
   adapt_cmd->callback([&] { result = ganserve::client::Adapt(conn, adapt); });
 
   ganserve::client::InvertArgs inv;

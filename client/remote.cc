@@ -3,12 +3,16 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cmath>
+#include <csignal>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/util.h"
 #include "core/io/image_codec.h"
@@ -70,26 +74,89 @@ std::string JobLine(const v1::Job& j) {
   return line + "\n";
 }
 
+std::atomic<bool> g_interrupted{false};
+
+void OnSigint(int) { g_interrupted = true; }
+
+// Writes one preview grid (PNG) from a repeated Image field.
+void SavePreviewGrid(const google::protobuf::RepeatedPtrField<v1::Image>& images, const std::string& path) {
+  std::vector<core::Rgb8Image> decoded;
+  for (const auto& im : images) {
+    auto d = core::DecodeImage(im.data());
+    if (d.ok()) decoded.push_back(std::move(*d));
+  }
+  if (decoded.empty()) return;
+  auto grid = core::MakeGrid(decoded, static_cast<int>(std::ceil(std::sqrt(static_cast<double>(decoded.size())))));
+  if (!grid.ok()) return;
+  auto png = core::EncodePng(*grid);
+  if (png.ok()) (void)WriteBinary(path, *png);
+}
+
+// Follows a job's event stream: progress bar, preview grids under `out_dir`, the final
+// state. Ctrl-C detaches (the job goes on). Fails unless the job SUCCEEDED.
 absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader,
-                       grpc::ClientContext* ctx) {
+                       grpc::ClientContext* ctx, const std::string& out_dir) {
+  g_interrupted = false;
+  auto previous = std::signal(SIGINT, OnSigint);
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      if (g_interrupted) {
+        ctx->TryCancel();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
   v1::JobEvent ev;
-  ProgressBar bar("job");
+  v1::Job last;
+  ProgressBar bar("train");
   while (reader->Read(&ev)) {
+    last = ev.job();
     if (c.json) {
       Print(c, ev, "");
       continue;
     }
     if (ev.has_progress()) {
-      bar.Update(ev.progress().step(), ev.progress().total_steps(),
-                 absl::StrCat(ev.progress().steps_per_second(), " steps/s"));
+      std::string extra;
+      for (const auto& [k, v] : ev.progress().losses()) {
+        if (k == "total") extra = absl::StrCat("loss ", v);
+      }
+      absl::StrAppend(&extra, "  ", absl::SixDigits(ev.progress().steps_per_second()), " steps/s  ETA ",
+                      static_cast<int>(ev.progress().eta_seconds()), " s");
+      bar.Update(ev.progress().step(), ev.progress().total_steps(), extra);
+    } else if (ev.has_preview() && !out_dir.empty()) {
+      if (ev.preview().source_size() > 0) {
+        SavePreviewGrid(ev.preview().source(), (std::filesystem::path(out_dir) / "preview_source.png").string());
+      }
+      SavePreviewGrid(ev.preview().current(),
+                      (std::filesystem::path(out_dir) / absl::StrCat("preview_", ev.preview().step(), ".png")).string());
     } else if (ev.state_changed()) {
       bar.Finish();
-      std::printf("%s", JobLine(ev.job()).c_str());
+      std::fprintf(stderr, "%s", JobLine(ev.job()).c_str());
     }
   }
   bar.Finish();
-  (void)ctx;
-  return FromGrpc(c, reader->Finish());
+  grpc::Status st = reader->Finish();
+  done = true;
+  watcher.join();
+  std::signal(SIGINT, previous);
+  if (g_interrupted) {
+    std::fprintf(stderr, "detached; job %s continues on the server.\n  follow it: ganctl jobs watch %s\n"
+                 "  stop it:   ganctl jobs cancel %s\n", last.id().c_str(), last.id().c_str(), last.id().c_str());
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(FromGrpc(c, st));
+  if (last.state() == v1::JOB_STATE_SUCCEEDED) {
+    if (!c.json) std::printf("%s\n", last.result().c_str());
+    return absl::OkStatus();
+  }
+  if (last.state() == v1::JOB_STATE_FAILED) {
+    return absl::Status(static_cast<absl::StatusCode>(last.error_code()),
+                        absl::StrCat("job ", last.id(), " failed: ", last.error_message()));
+  }
+  if (last.state() == v1::JOB_STATE_CANCELLED) return absl::CancelledError(absl::StrCat("job ", last.id(), " was cancelled"));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -226,7 +293,7 @@ absl::Status JobsWatch(const Connection& c, const std::string& id, int64_t after
   v1::WatchJobRequest req;
   req.set_id(id);
   req.set_after_seq(after_seq);
-  return StreamJob(c, stub->WatchJob(&ctx, req), &ctx);
+  return StreamJob(c, stub->WatchJob(&ctx, req), &ctx, "");
 }
 
 absl::Status Generate(const Connection& c, const GenerateArgs& a) {
@@ -300,9 +367,27 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
     ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, 16u << 20));
     req.add_target_images(std::move(bytes));
   }
+  req.set_batch_size(a.batch_size);
+  req.set_seed(a.seed);
+  req.set_preview_every(a.preview_every);
+  req.set_auto_layer_k(a.auto_layer_k);
+  req.set_request_id(a.request_id);
+  req.set_lr_scale(a.lr_scale);
+  req.set_mixing(a.mixing);
+  for (const auto& spec : a.clip_models) {
+    auto* cm = req.add_clip_models();
+    const size_t colon = spec.find(':');
+    cm->set_name(spec.substr(0, colon));
+    if (colon != std::string::npos) {
+      float w;
+      if (!absl::SimpleAtof(spec.substr(colon + 1), &w)) return absl::InvalidArgumentError("--clip takes NAME[:WEIGHT]");
+      cm->set_weight(w);
+    }
+  }
+  RETURN_IF_ERROR(core::MakeDirs(a.out));
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
-  return StreamJob(c, stub->AdaptDomain(&ctx, req), &ctx);
+  return StreamJob(c, stub->AdaptDomain(&ctx, req), &ctx, a.out);
 }
 
 absl::Status Invert(const Connection& c, const InvertArgs& a) {
@@ -316,7 +401,7 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   req.set_steps(a.steps);
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
-  return StreamJob(c, stub->InvertImage(&ctx, req), &ctx);
+  return StreamJob(c, stub->InvertImage(&ctx, req), &ctx, a.out);
 }
 
 absl::Status Edit(const Connection& c, const EditArgs& a) {

@@ -47,7 +47,15 @@ absl::Status Generate(const Connection& c, const GenerateArgs& args);
 struct AdaptArgs {
   std::string model, from, to, name;
   std::vector<std::string> images;
+  std::vector<std::string> clip_models;  // NAME[:WEIGHT]
   int iterations = 0;
+  int batch_size = 0;
+  int64_t seed = 0;
+  int preview_every = 0;
+  int auto_layer_k = 0;
+  float lr_scale = 0;
+  float mixing = 0;
+  std::string request_id;
   std::string out = "out";
 };
 absl::Status Adapt(const Connection& c, const AdaptArgs& args);

@@ -24,6 +24,7 @@ void ToProto(const core::JobRecord& j, v1::Job* out) {
   out->set_error_message(j.error_message);
   out->set_model(j.model);
   out->set_cancel_requested(j.cancel_requested && !core::IsTerminal(j.state));
+  out->set_queue_position(j.queue_position);
 }
 
 void ToProto(const core::ModelInfo& m, v1::Model* out) {

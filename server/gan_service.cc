@@ -6,47 +6,16 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "server/adapt_job.h"
 #include "server/convert.h"
 #include "server/generate_request.h"
+#include "server/rpc_scope.h"
 #include "server/status_util.h"
 
 namespace ganserve::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A per-call id for logs: the caller's x-request-id metadata, else a random one.
-std::string CallId(const grpc::CallbackServerContext* ctx) {
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("x-request-id");
-  if (it != md.end() && it->second.size() <= 64) return std::string(it->second.data(), it->second.size());
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return absl::StrCat(absl::Hex(rng(), absl::kZeroPad16));
-}
-
-// Times one RPC and records its outcome once.
-class RpcScope {
- public:
-  RpcScope(ServiceContext* ctx, const char* method, const grpc::CallbackServerContext* call)
-      : ctx_(ctx), method_(method), id_(CallId(call)), start_(Clock::now()) {}
-  void Done(const grpc::Status& s) {
-    const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
-    const char* code = GrpcCodeName(s.error_code());
-    ctx_->metrics->RecordRpc(method_, code, secs);
-    if (s.error_code() == grpc::StatusCode::INTERNAL || s.error_code() == grpc::StatusCode::UNKNOWN) {
-      spdlog::warn("rpc={} id={} code={} secs={:.3f} msg={}", method_, id_, code, secs, s.error_message());
-    } else {
-      spdlog::debug("rpc={} id={} code={} secs={:.3f} msg={}", method_, id_, code, secs, s.error_message());
-    }
-  }
-  const std::string& id() const { return id_; }
-
- private:
-  ServiceContext* ctx_;
-  const char* method_;
-  std::string id_;
-  Clock::time_point start_;
-};
 
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* call, RpcScope& scope, const grpc::Status& s) {
   scope.Done(s);
@@ -131,102 +100,97 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
   grpc::Status status_;
 };
 
-// Replays a finished job's stored events.
-class ReplayReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
- public:
-  ReplayReactor(std::vector<core::JobEventRecord> events, RpcScope scope)
-      : events_(std::move(events)), scope_(std::move(scope)) {
-    Next();
-  }
-  void OnWriteDone(bool ok) override {
-    if (!ok) return End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
-    Next();
-  }
-  void OnDone() override { delete this; }
-
- private:
-  void End(const grpc::Status& s) {
-    scope_.Done(s);
-    Finish(s);
-  }
-  void Next() {
-    while (i_ < events_.size()) {
-      if (event_.ParseFromString(events_[i_++].payload)) return StartWrite(&event_);
-    }
-    End(grpc::Status::OK);
-  }
-  std::vector<core::JobEventRecord> events_;
-  RpcScope scope_;
-  size_t i_ = 0;
-  v1::JobEvent event_;
-};
-
 grpc::Status NotBuilt(const char* what) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat(what, " is not built yet in this server"));
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+// "job-" + 16 random hex digits.
+std::string NewJobId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrCat("job-", absl::Hex(rng(), absl::kZeroPad16));
 }
 
 }  // namespace
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::CallbackServerContext* call,
-                                                                    const v1::AdaptDomainRequest*) {
-  RpcScope scope(ctx_, "AdaptDomain", call);
-  return FinishStream<v1::JobEvent>(scope, NotBuilt("AdaptDomain (StyleGAN-NADA training)"));
+                                                                    const v1::AdaptDomainRequest* req) {
+  auto scope = std::make_unique<RpcScope>(ctx_->metrics, "AdaptDomain", call);
+  auto fail = [&](const grpc::Status& s) -> grpc::ServerWriteReactor<v1::JobEvent>* {
+    scope->Done(s);
+    return new ImmediateStatus<v1::JobEvent>(s);
+  };
+  if (ctx_->shutting_down) return fail(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+  auto valid = ValidateAdaptRequest(*req, *ctx_->repository);
+  if (!valid.ok()) {
+    ctx_->metrics->RecordRejected("invalid");
+    return fail(ToGrpcStatus(valid.status()));
+  }
+  core::JobRecord job;
+  job.id = NewJobId();
+  job.kind = core::JobKind::kAdapt;
+  job.model = valid->model();
+  job.request_id = valid->request_id();
+  job.request_hash = RequestHash(*req);
+  job.request = valid->SerializeAsString();
+  job.total_steps = valid->iterations();
+  job.max_run_seconds = valid->max_run_seconds();
+  job.preview_every = valid->preview_every();
+  auto submitted = ctx_->engine->Submit(std::move(job));
+  if (!submitted.ok()) {
+    if (absl::IsResourceExhausted(submitted.status())) ctx_->metrics->RecordRejected("queue_full");
+    return fail(ToGrpcStatus(submitted.status()));
+  }
+  return StartJobStream(ctx_, *submitted, 0, false, std::move(scope));
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::CallbackServerContext* call,
                                                                     const v1::InvertImageRequest*) {
-  RpcScope scope(ctx_, "InvertImage", call);
+  RpcScope scope(ctx_->metrics, "InvertImage", call);
   return FinishStream<v1::JobEvent>(scope, NotBuilt("InvertImage (latent projection)"));
 }
 
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackServerContext* call,
                                                                const v1::EditRequest*) {
-  RpcScope scope(ctx_, "Edit", call);
+  RpcScope scope(ctx_->metrics, "Edit", call);
   return FinishStream<v1::ImageBatch>(scope, NotBuilt("Edit (StyleCLIP global directions and latent optimization)"));
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::WatchJob(grpc::CallbackServerContext* call,
                                                                  const v1::WatchJobRequest* req) {
-  RpcScope scope(ctx_, "WatchJob", call);
+  auto scope = std::make_unique<RpcScope>(ctx_->metrics, "WatchJob", call);
+  auto fail = [&](const grpc::Status& s) -> grpc::ServerWriteReactor<v1::JobEvent>* {
+    scope->Done(s);
+    return new ImmediateStatus<v1::JobEvent>(s);
+  };
   if (req->id().empty() || req->id().size() > 128) {
-    return FinishStream<v1::JobEvent>(scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                          "id is required (at most 128 characters)"));
+    return fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required (at most 128 characters)"));
   }
-  if (req->after_seq() < 0) {
-    return FinishStream<v1::JobEvent>(scope,
-                                      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "after_seq must be >= 0"));
+  if (req->after_seq() < 0) return fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "after_seq must be >= 0"));
+  auto job = ctx_->engine->Get(req->id());
+  if (!job.ok()) return fail(ToGrpcStatus(job.status()));
+  if (req->after_seq() > job->last_seq) {
+    return fail(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                             absl::StrCat("after_seq ", req->after_seq(), " is past the job's newest event (seq ",
+                                          job->last_seq, ")")));
   }
-  auto job = ctx_->job_store->GetJob(req->id());
-  if (!job.ok()) return FinishStream<v1::JobEvent>(scope, ToGrpcStatus(job.status()));
   auto first = ctx_->job_store->FirstSeq(req->id());
-  if (!first.ok()) return FinishStream<v1::JobEvent>(scope, ToGrpcStatus(first.status()));
+  if (!first.ok()) return fail(ToGrpcStatus(first.status()));
   if (*first > 0 && req->after_seq() + 1 < *first) {
-    return FinishStream<v1::JobEvent>(
-        scope, grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                            absl::StrCat("events after seq ", req->after_seq(), " were discarded; the oldest kept is ",
-                                         *first, " and the current seq is ", job->last_seq,
-                                         "; call GetJob for the snapshot and watch from there")));
+    return fail(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                             absl::StrCat("events after seq ", req->after_seq(), " were discarded; the oldest kept is ",
+                                          *first, " and the current seq is ", job->last_seq,
+                                          "; call GetJob for the snapshot and watch from there")));
   }
-  if (!core::IsTerminal(job->state)) {
-    return FinishStream<v1::JobEvent>(scope, NotBuilt("following a running job live (the job engine)"));
-  }
-  auto events = ctx_->job_store->ListEvents(req->id(), req->after_seq(), 100000);
-  if (!events.ok()) return FinishStream<v1::JobEvent>(scope, ToGrpcStatus(events.status()));
-  return new ReplayReactor(std::move(*events), std::move(scope));
+  return StartJobStream(ctx_, *job, req->after_seq(), req->skip_preview_replay(), std::move(scope));
 }
 
 grpc::ServerUnaryReactor* GanServiceImpl::GetJob(grpc::CallbackServerContext* call, const v1::GetJobRequest* req,
                                                  v1::Job* resp) {
-  RpcScope scope(ctx_, "GetJob", call);
+  RpcScope scope(ctx_->metrics, "GetJob", call);
   if (req->id().empty() || req->id().size() > 128) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required (at most 128 characters)"));
   }
-  auto job = ctx_->job_store->GetJob(req->id());
+  auto job = ctx_->engine->Get(req->id());
   if (!job.ok()) return FinishUnary(call, scope, ToGrpcStatus(job.status()));
   ToProto(*job, resp);
   return FinishUnary(call, scope, grpc::Status::OK);
@@ -234,7 +198,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::GetJob(grpc::CallbackServerContext* ca
 
 grpc::ServerUnaryReactor* GanServiceImpl::ListJobs(grpc::CallbackServerContext* call, const v1::ListJobsRequest* req,
                                                    v1::ListJobsResponse* resp) {
-  RpcScope scope(ctx_, "ListJobs", call);
+  RpcScope scope(ctx_->metrics, "ListJobs", call);
   if (req->page_size() < 0 || req->page_size() > 500) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                  absl::StrCat("page_size must be in [1, 500] (0 = 50), got ",
@@ -260,34 +224,19 @@ grpc::ServerUnaryReactor* GanServiceImpl::ListJobs(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* GanServiceImpl::CancelJob(grpc::CallbackServerContext* call,
                                                     const v1::CancelJobRequest* req, v1::Job* resp) {
-  RpcScope scope(ctx_, "CancelJob", call);
+  RpcScope scope(ctx_->metrics, "CancelJob", call);
   if (req->id().empty() || req->id().size() > 128) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required (at most 128 characters)"));
   }
-  auto job = ctx_->job_store->GetJob(req->id());
+  auto job = ctx_->engine->Cancel(req->id());
   if (!job.ok()) return FinishUnary(call, scope, ToGrpcStatus(job.status()));
-  if (!core::IsTerminal(job->state)) {
-    if (job->state == core::JobState::kQueued) {
-      // Not started: it ends here.
-      job->state = core::JobState::kCancelled;
-      job->end_time_ms = NowMs();
-    }
-    job->cancel_requested = true;
-    v1::JobEvent ev;
-    ev.set_time_unix_ms(NowMs());
-    ev.set_state_changed(true);
-    ev.set_seq(job->last_seq + 1);
-    ToProto(*job, ev.mutable_job());
-    auto seq = ctx_->job_store->AppendEvent(*job, "state", ev.SerializeAsString(), ev.time_unix_ms());
-    if (!seq.ok()) return FinishUnary(call, scope, ToGrpcStatus(seq.status()));
-  }
   ToProto(*job, resp);
   return FinishUnary(call, scope, grpc::Status::OK);
 }
 
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::CallbackServerContext* call,
                                                                           const v1::GenerateSamplesRequest* req) {
-  RpcScope scope(ctx_, "GenerateSamples", call);
+  RpcScope scope(ctx_->metrics, "GenerateSamples", call);
   if (ctx_->shutting_down) {
     return FinishStream<v1::ImageBatch>(scope, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
   }
@@ -301,7 +250,7 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::
 
 grpc::ServerUnaryReactor* GanServiceImpl::ListModels(grpc::CallbackServerContext* call,
                                                      const v1::ListModelsRequest* req, v1::ListModelsResponse* resp) {
-  RpcScope scope(ctx_, "ListModels", call);
+  RpcScope scope(ctx_->metrics, "ListModels", call);
   if (!v1::ModelKind_IsValid(req->kind())) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown kind filter"));
   }
@@ -314,7 +263,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::ListModels(grpc::CallbackServerContext
 
 grpc::ServerUnaryReactor* GanServiceImpl::GetModel(grpc::CallbackServerContext* call, const v1::GetModelRequest* req,
                                                    v1::Model* resp) {
-  RpcScope scope(ctx_, "GetModel", call);
+  RpcScope scope(ctx_->metrics, "GetModel", call);
   if (!core::IsValidModelName(req->name())) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                  "name must match [a-z0-9][a-z0-9._-]{0,63}"));
@@ -327,7 +276,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::GetModel(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* GanServiceImpl::DeleteModel(grpc::CallbackServerContext* call,
                                                       const v1::DeleteModelRequest* req, v1::DeleteModelResponse*) {
-  RpcScope scope(ctx_, "DeleteModel", call);
+  RpcScope scope(ctx_->metrics, "DeleteModel", call);
   if (!core::IsValidModelName(req->name())) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                  "name must match [a-z0-9][a-z0-9._-]{0,63}"));

@@ -6,11 +6,14 @@
 
 #include <atomic>
 
+#include "core/jobs/job_engine.h"
 #include "core/jobs/job_store.h"
+#include "core/models/clip/text_embedding_cache.h"
 #include "core/registry/model_repository.h"
 #include "core/runtime/device_executor.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "server/metrics.h"
+#include "server/job_stream.h"
 #include "server/options.h"
 
 namespace ganserve::server {
@@ -22,6 +25,9 @@ struct ServiceContext {
   core::JobStore* job_store = nullptr;
   core::DeviceExecutor* executor = nullptr;
   Metrics* metrics = nullptr;
+  core::JobEngine* engine = nullptr;
+  core::clip::TextEmbeddingCache* text_cache = nullptr;
+  JobStreamRegistry* streams = nullptr;
   std::atomic<bool> shutting_down{false};
 };
 

@@ -28,6 +28,8 @@ struct ServerOptions {
   // Per-request limits.
   int max_images_per_request = 1024;
   int max_batch_size = 64;
+  // Training checkpoint interval in steps (0 = never).
+  int checkpoint_every = 50;
 };
 
 struct ParsedOptions {

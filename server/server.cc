@@ -10,12 +10,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "core/jobs/job_engine.h"
 #include "core/jobs/sqlite_job_store.h"
+#include "core/models/clip/text_embedding_cache.h"
 #include "core/registry/model_repository.h"
 #include "core/runtime/device_executor.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "server/adapt_job.h"
 #include "server/gan_service.h"
+#include "server/job_stream.h"
 #include "server/metrics.h"
 
 namespace ganserve::server {
@@ -53,12 +57,24 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   exec.observer = s->metrics_.get();
   s->executor_ = std::make_unique<core::DeviceExecutor>(exec);
 
+  s->text_cache_ = std::make_unique<core::clip::TextEmbeddingCache>(8192);
+  s->streams_ = std::make_unique<JobStreamRegistry>();
+  core::JobEngine::Options eng;
+  eng.checkpoint_dir = (std::filesystem::path(options.data_dir) / "checkpoints").string();
+  eng.checkpoint_every = options.checkpoint_every;
+  eng.max_queued = static_cast<size_t>(options.max_training_queue);
+  s->engine_ = std::make_unique<core::JobEngine>(eng, s->job_store_.get(), s->executor_.get(), EncodeJobEvent);
+  s->engine_->RegisterFactory(core::JobKind::kAdapt, AdaptRunnerFactory(s->repository_.get(), s->text_cache_.get()));
+
   s->context_ = std::make_unique<ServiceContext>();
   s->context_->options = options;
   s->context_->repository = s->repository_.get();
   s->context_->job_store = s->job_store_.get();
   s->context_->executor = s->executor_.get();
   s->context_->metrics = s->metrics_.get();
+  s->context_->engine = s->engine_.get();
+  s->context_->text_cache = s->text_cache_.get();
+  s->context_->streams = s->streams_.get();
   s->service_ = std::make_unique<GanServiceImpl>(s->context_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -109,6 +125,10 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     self->metrics_->SetModelsLoaded(ready, failed);
     self->metrics_->RecordModelLoad(secs);
     spdlog::info("model repository loaded in {:.2f} s: {} ready, {} failed", secs, ready, failed);
+    // Jobs need their models: recover and start running them only now.
+    if (absl::Status st = self->engine_->Start(); !st.ok()) {
+      spdlog::error("job engine did not start: {}", st.ToString());
+    }
     absl::MutexLock lock(&self->state_->mu);
     if (!self->state_->shut_down) {
       auto* h = self->server_->GetHealthCheckService();
@@ -131,9 +151,13 @@ void GanServer::Shutdown(absl::Duration grace) {
   }
   spdlog::info("shutting down: draining calls for up to {}", absl::FormatDuration(grace));
   if (context_ != nullptr) context_->shutting_down = true;
-  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
-  if (executor_ != nullptr) executor_->Shutdown();
   if (loader_.joinable()) loader_.join();
+  // Job streams would never end by themselves: close them so callers re-attach elsewhere.
+  if (streams_ != nullptr) streams_->CloseAll();
+  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  // The running job stops after its current step, checkpointed, and resumes at the next start.
+  if (engine_ != nullptr) engine_->Shutdown();
+  if (executor_ != nullptr) executor_->Shutdown();
   spdlog::info("shutdown complete");
   state_->finished.Notify();
 }

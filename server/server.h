@@ -16,13 +16,18 @@ class Server;
 
 namespace ganserve::core {
 class DeviceExecutor;
+class JobEngine;
 class JobStore;
 class ModelRepository;
+namespace clip {
+class TextEmbeddingCache;
+}
 }  // namespace ganserve::core
 
 namespace ganserve::server {
 
 class GanServiceImpl;
+class JobStreamRegistry;
 class Metrics;
 struct ServiceContext;
 
@@ -54,6 +59,9 @@ class GanServer {
   std::unique_ptr<core::JobStore> job_store_;
   std::unique_ptr<core::ModelRepository> repository_;
   std::unique_ptr<core::DeviceExecutor> executor_;
+  std::unique_ptr<core::clip::TextEmbeddingCache> text_cache_;
+  std::unique_ptr<core::JobEngine> engine_;
+  std::unique_ptr<JobStreamRegistry> streams_;
   std::unique_ptr<ServiceContext> context_;
   std::unique_ptr<GanServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -244,6 +244,25 @@ absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::Get
   return e.generator;
 }
 
+absl::StatusOr<ModelInfo> ModelRepository::Add(const std::string& name) {
+  if (!IsValidModelName(name)) return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a valid model name"));
+  Entry e = LoadOne(name);
+  ModelInfo info = e.info;
+  {
+    absl::MutexLock lock(&mu_);
+    models_[name] = std::move(e);
+  }
+  if (info.state != ModelState::kReady) {
+    return absl::InternalError(absl::StrCat("model '", name, "' was written but does not load: ", info.error));
+  }
+  return info;
+}
+
+bool ModelRepository::Exists(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  return models_.count(name) > 0 || fs::exists(fs::path(root_) / name);
+}
+
 absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);

@@ -73,6 +73,11 @@ class ModelRepository {
     std::shared_ptr<const clip::Tokenizer> tokenizer;
   };
   absl::StatusOr<Clip> GetClip(const std::string& name) const;
+  // Loads (or reloads) one model folder that was just written, e.g. by an adaptation
+  // job. Returns the model's info; a broken folder is recorded as FAILED and returned
+  // as an error.
+  absl::StatusOr<ModelInfo> Add(const std::string& name);
+  bool Exists(const std::string& name) const;
   // Removes an adapted generator's folder. FailedPrecondition for base models.
   absl::Status Delete(const std::string& name);
 

@@ -192,14 +192,21 @@ TEST_F(GanServiceTest, JobsListGetCancelWatch) {
     v1::Job j;
     EXPECT_EQ(stub->GetJob(&ctx, req, &j).error_code(), grpc::StatusCode::NOT_FOUND);
   }
-  // Cancel twice: the queued job ends CANCELLED and stays so.
+  // Cancelling a finished job is a no-op that returns it; an unknown id is NOT_FOUND.
   for (int i = 0; i < 2; ++i) {
     grpc::ClientContext ctx;
     v1::CancelJobRequest req;
-    req.set_id("job-queued");
+    req.set_id("job-done");
     v1::Job j;
     ASSERT_TRUE(stub->CancelJob(&ctx, req, &j).ok());
-    EXPECT_EQ(j.state(), v1::JOB_STATE_CANCELLED);
+    EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::CancelJobRequest req;
+    req.set_id("job-nope");
+    v1::Job j;
+    EXPECT_EQ(stub->CancelJob(&ctx, req, &j).error_code(), grpc::StatusCode::NOT_FOUND);
   }
   // Replay of a finished job after seq 1.
   {
@@ -399,14 +406,14 @@ TEST_F(GanServiceTest, GenerateRejectsBadRequests) {
 TEST_F(GanServiceTest, FeaturesNotBuiltSayUnimplemented) {
   auto stub = server_->Stub();
   grpc::ClientContext ctx;
-  v1::AdaptDomainRequest req;
+  v1::InvertImageRequest req;
   req.set_model("tiny");
-  auto reader = stub->AdaptDomain(&ctx, req);
+  auto reader = stub->InvertImage(&ctx, req);
   v1::JobEvent ev;
   EXPECT_FALSE(reader->Read(&ev));
   auto st = reader->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("AdaptDomain"), std::string::npos);
+  EXPECT_NE(st.error_message().find("InvertImage"), std::string::npos);
 }
 
 TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {
