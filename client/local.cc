@@ -11,6 +11,7 @@
 #include "core/io/image_codec.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/preprocess.h"
+#include "core/models/clip/random_init.h"
 #include "core/models/clip/tokenizer.h"
 #include "core/io/npy.h"
 #include "core/models/stylegan2/generator.h"
@@ -140,6 +141,19 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
   RETURN_IF_ERROR(core::WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n"));
   std::fprintf(stderr, "wrote demo generator '%s' (%d px, random weights) to %s\n", a.name.c_str(), a.resolution,
                dir.c_str());
+  if (a.with_clip) {
+    const std::filesystem::path cdir = std::filesystem::path(a.out) / (a.name + "-clip");
+    RETURN_IF_ERROR(core::MakeDirs(cdir.string()));
+    RETURN_IF_ERROR(core::SaveSafetensors((cdir / "clip.safetensors").string(),
+                                          core::clip::RandomClipWeights(core::clip::TinyClipConfig(), a.seed),
+                                          {{"note", "random weights: not a trained CLIP"}}));
+    RETURN_IF_ERROR(core::WriteFileAtomic((cdir / "vocab.txt").string(), core::clip::SyntheticVocabulary()));
+    nlohmann::json cm = {{"kind", "clip"}, {"checkpoint", "clip.safetensors"}, {"vocab", "vocab.txt"},
+                         {"domain", "demo (random weights, synthetic vocabulary)"}};
+    RETURN_IF_ERROR(core::WriteFileAtomic((cdir / "manifest.json").string(), cm.dump(2) + "\n"));
+    std::fprintf(stderr, "wrote demo CLIP '%s-clip' (random weights, synthetic vocabulary) to %s\n", a.name.c_str(),
+                 cdir.c_str());
+  }
   return absl::OkStatus();
 }
 

@@ -40,6 +40,7 @@ struct MakeDemoArgs {
   int n_mlp = 4;
   int max_channels = 64;
   uint32_t seed = 1;
+  bool with_clip = true;  // also a small random CLIP with a synthetic vocabulary
 };
 // Writes a random-initialised generator (safetensors + manifest) into the repository.
 absl::Status MakeDemoModel(const MakeDemoArgs& args);

@@ -163,7 +163,12 @@ int main(int argc, char** argv) {
   mkdemo->add_option("--out", demo.out, "model repository folder")->required();
   mkdemo->add_option("--name", demo.name)->capture_default_str();
   mkdemo->add_option("--resolution", demo.resolution)->capture_default_str();
-  mkdemo->callback([&] { result = ganserve::client::MakeDemoModel(demo); });
+  bool no_clip = false;
+  mkdemo->add_flag("--no-clip", no_clip, "skip the demo CLIP model");
+  mkdemo->callback([&] {
+    demo.with_clip = !no_clip;
+    result = ganserve::client::MakeDemoModel(demo);
+  });
   ganserve::client::TokenizeArgs tk;
   auto* tokenize = local->add_subcommand("tokenize", "CLIP-tokenize prompts to 77-id lists (JSON)");
   tokenize->add_option("--vocab", tk.vocab, "bpe_simple_vocab_16e6.txt.gz")->required()->check(CLI::ExistingFile);

@@ -18,7 +18,9 @@ port=${GANSERVE_DEMO_PORT:-50051}
 ganctl="build/client/ganctl --server 127.0.0.1:$port"
 
 if ! ls "$models"/*/manifest.json > /dev/null 2>&1; then
-  echo "== no models in $models: writing the built-in demo pack (random weights; the images mean nothing)"
+  echo "== no models in $models: writing the built-in demo pack: a 64 px generator and a small CLIP,"
+  echo "   both with RANDOM weights, and a synthetic vocabulary. The images mean nothing; they show the"
+  echo "   pipeline working. scripts/fetch-weights.sh explains how to get the official weights."
   build/client/ganctl local make-demo --out "$models" --name demo --resolution 64
 fi
 
@@ -48,11 +50,15 @@ echo "== sampling '$model': seeds 1-16, truncation 0.7"
 rm -rf "$out"
 $ganctl --timeout 600 generate --model "$model" --seeds 1-16 --truncation 0.7 --out "$out/samples"
 
-echo "== domain adaptation, inversion and editing"
-for cmd in "adapt --model $model --from photo --to sketch" ; do
-  $ganctl $cmd || echo "   (not available in this build yet; see the README's status table)"
-done
+echo "== domain adaptation (StyleGAN-NADA): '$model', photo -> pencil sketch, 30 steps"
+adapted="$model-sketch-$(date +%s)"
+$ganctl --timeout 0 adapt --model "$model" --from photo --to "pencil sketch" --iterations 30 --preview-every 10 \
+  --name "$adapted" --out "$out/adapt"
+echo "== sampling the adapted model '$adapted' (same seeds)"
+$ganctl --timeout 600 generate --model "$adapted" --seeds 1-16 --truncation 0.7 --out "$out/adapted"
+echo "== inversion and editing are not built yet (see the README's status table):"
+$ganctl invert "$out/samples/seed1.png" --model "$model" || true
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'
-echo "== done: images in $out/samples (grid: $out/samples/grid.png)"
+echo "== done: $out/samples/grid.png (base), $out/adapted/grid.png (adapted), previews in $out/adapt/"

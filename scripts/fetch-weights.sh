@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Fetches the official weights into a model repository (needs the internet; it cannot
+# run on machines without it, such as our CI). Verifies SHA-256 where the publisher
+# states one, and writes each model's manifest.json.
+#
+#   scripts/fetch-weights.sh [MODELS_DIR]     (default: ./models)
+#
+# What it fetches:
+#   clip-vit-b-32, clip-vit-b-16  OpenAI CLIP archives (the SHA-256 is part of the URL),
+#                                 with the BPE vocabulary from openai/CLIP
+#   ffhq                          rosinality's conversion of NVIDIA's FFHQ 1024 config-f
+#                                 generator (Google Drive; needs `gdown`: pip install gdown)
+set -euo pipefail
+dest=${1:-models}
+mkdir -p "$dest"
+
+fetch() {  # url out [sha256]
+  local url=$1 out=$2 sum=${3:-}
+  if [ -f "$out" ] && { [ -z "$sum" ] || echo "$sum  $out" | sha256sum -c --quiet; }; then
+    echo "have $out"; return
+  fi
+  echo "fetching $url"
+  curl -fL --retry 3 -o "$out.part" "$url"
+  if [ -n "$sum" ]; then echo "$sum  $out.part" | sha256sum -c --quiet || { echo "checksum mismatch: $url"; exit 1; }; fi
+  mv "$out.part" "$out"
+}
+
+vocab_sum=924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+vocab_url=https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz
+base=https://openaipublic.azureedge.net/clip/models
+for spec in "clip-vit-b-32 40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af ViT-B-32.pt" \
+            "clip-vit-b-16 5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f ViT-B-16.pt"; do
+  set -- $spec
+  mkdir -p "$dest/$1"
+  fetch "$base/$2/$3" "$dest/$1/$3" "$2"
+  fetch "$vocab_url" "$dest/$1/bpe_simple_vocab_16e6.txt.gz" "$vocab_sum"
+  printf '{"kind": "clip", "checkpoint": "%s", "vocab": "bpe_simple_vocab_16e6.txt.gz"}\n' "$3" > "$dest/$1/manifest.json"
+done
+
+mkdir -p "$dest/ffhq"
+if [ ! -f "$dest/ffhq/stylegan2-ffhq-config-f.pt" ]; then
+  if command -v gdown > /dev/null; then
+    gdown --id 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT -O "$dest/ffhq/stylegan2-ffhq-config-f.pt"
+  else
+    echo "ffhq: install gdown (pip install gdown) or download Google Drive file 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"
+    echo "      to $dest/ffhq/stylegan2-ffhq-config-f.pt by hand, then re-run this script"
+  fi
+fi
+printf '{"kind": "generator", "checkpoint": "stylegan2-ffhq-config-f.pt", "domain": "photo", "default_truncation": 0.7}\n' \
+  > "$dest/ffhq/manifest.json"
+echo "done: start ganserve with --model_repository $dest"
