@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/adapt/nada_trainer.h"
 #include "core/models/clip/clip_model.h"
+#include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/util/np_random.h"
 #include "core/models/stylegan2/random_init.h"
@@ -149,13 +151,80 @@ int BenchClip(int batch, int iters, const std::string& device, nlohmann::json* o
   return 0;
 }
 
+// Shared by the generate and nada_step scenarios: a random config-f generator.
+std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::string& device) {
+  const auto cfg = sg::MakeConfig(resolution, 512, 8, 2);
+  auto weights = std::make_shared<std::map<std::string, ganserve::core::FloatTensor>>(sg::RandomGeneratorWeights(cfg, 1));
+  std::map<std::string, ganserve::core::TensorView> views;
+  for (auto& [name, t] : *weights) {
+    ganserve::core::TensorView v;
+    v.shape = t.shape;
+    v.data = reinterpret_cast<const uint8_t*>(t.data.data());
+    v.nbytes = t.data.size() * sizeof(float);
+    v.owner = weights;
+    views[name] = v;
+  }
+  sg::LoadOptions opt;
+  opt.device = device;
+  auto gen = sg::Generator::FromTensors(views, nullptr, opt);
+  if (!gen.ok()) return nullptr;
+  return std::move(*gen);
+}
+
+// One StyleGAN-NADA training step: frozen and trainable forward, directional loss with
+// a ViT-B/32-sized CLIP, backward, Adam; optionally adaptive layer selection.
+int BenchNadaStep(int resolution, int batch, int k, int iters, const std::string& device, nlohmann::json* out) {
+  auto gen = RandomGenerator(resolution, device);
+  if (gen == nullptr) return 1;
+  std::map<std::string, ganserve::core::TensorView> views;
+  auto weights = std::make_shared<std::map<std::string, ganserve::core::FloatTensor>>(
+      ganserve::core::clip::RandomClipWeights(ganserve::core::clip::VitB32Config(), 5));
+  for (auto& [name, t] : *weights) {
+    ganserve::core::TensorView v;
+    v.shape = t.shape;
+    v.data = reinterpret_cast<const uint8_t*>(t.data.data());
+    v.nbytes = t.data.size() * sizeof(float);
+    v.owner = weights;
+    views[name] = v;
+  }
+  auto clip = ganserve::core::clip::ClipModel::FromTensors(views, device);
+  auto tok = ganserve::core::clip::Tokenizer::FromText(ganserve::core::clip::SyntheticVocabulary());
+  if (!clip.ok() || !tok.ok()) return 1;
+  ganserve::core::clip::TextEmbeddingCache cache;
+  ganserve::core::adapt::NadaOptions o;
+  o.target_text = "pencil sketch";
+  o.batch_size = batch;
+  o.auto_layer_k = k;
+  o.auto_layer_iters = k > 0 ? 1 : 0;
+  o.iterations = iters + 1;
+  auto trainer = ganserve::core::adapt::NadaTrainer::Create(
+      gen, {{"vit-b-32", std::move(*clip), std::move(*tok), 1.0f}}, o, &cache);
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());
+    return 1;
+  }
+  if (!(*trainer)->Step().ok()) return 1;  // warm-up
+  std::vector<double> secs;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    if (!(*trainer)->Step().ok()) return 1;
+    secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  *out = Stats(secs);
+  (*out)["auto_layer_k"] = k;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app("ganserve benchmarks");
   std::string scenario = "generate", device = "cpu", modconv = "auto";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
-  app.add_option("--scenario", scenario, "generate | clip")->check(CLI::IsMember({"generate", "clip"}));
+  app.add_option("--scenario", scenario, "generate | clip | nada_step")
+      ->check(CLI::IsMember({"generate", "clip", "nada_step"}));
+  int auto_layer_k = 0;
+  app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
   app.add_option("--batch", batch)->check(CLI::Range(1, 64));
   app.add_option("--iters", iters)->check(CLI::Range(1, 1000));
@@ -168,8 +237,10 @@ int main(int argc, char** argv) {
   const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
                                : modconv == "scaled" ? sg::ModConvMode::kScaled
                                                      : sg::ModConvMode::kAuto;
-  int rc = scenario == "clip" ? BenchClip(batch, iters, device, &j)
-                              : BenchGenerate(resolution, batch, iters, device, mode, &j);
+  int rc = scenario == "clip"        ? BenchClip(batch, iters, device, &j)
+           : scenario == "nada_step" ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
+                                     : BenchGenerate(resolution, batch, iters, device, mode, &j);
+  if (scenario == "nada_step") j["resolution"] = resolution;
   if (scenario == "generate") j["modconv"] = modconv;
 
   j["scenario"] = scenario;
