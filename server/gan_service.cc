@@ -120,6 +120,21 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::Callba
     return new ImmediateStatus<v1::JobEvent>(s);
   };
   if (ctx_->shutting_down) return fail(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+  // A retry (same request_id) attaches to its job before validation: the job's own
+  // output model may exist by now.
+  if (!req->request_id().empty() && req->request_id().size() <= 128) {
+    auto prior = ctx_->job_store->FindByRequestId(req->request_id());
+    if (prior.ok() && prior->has_value()) {
+      if ((*prior)->request_hash != RequestHash(*req)) {
+        return fail(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                 absl::StrCat("request_id '", req->request_id(), "' was used for job ", (*prior)->id,
+                                              " with a different request; use a new request_id")));
+      }
+      auto job = ctx_->engine->Get((*prior)->id);
+      if (!job.ok()) return fail(ToGrpcStatus(job.status()));
+      return StartJobStream(ctx_, *job, 0, false, std::move(scope));
+    }
+  }
   auto valid = ValidateAdaptRequest(*req, *ctx_->repository);
   if (!valid.ok()) {
     ctx_->metrics->RecordRejected("invalid");

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/checkpoint/safetensors.h"
+#include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/random_init.h"
 #include "tests/testing/shared.h"
 
@@ -36,6 +37,14 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
     std::ofstream(repo_ + "/clip-tiny/manifest.json")
         << R"({"kind": "clip", "checkpoint": "clip.pt", "vocab": "vocab.txt.gz"})";
   }
+  // A small random CLIP with a synthetic vocabulary, so adaptation runs without shared/.
+  std::filesystem::create_directories(repo_ + "/clip-demo");
+  EXPECT_TRUE(core::SaveSafetensors(repo_ + "/clip-demo/clip.safetensors",
+                                    core::clip::RandomClipWeights(core::clip::TinyClipConfig(), 3), {})
+                  .ok());
+  std::ofstream(repo_ + "/clip-demo/vocab.txt") << core::clip::SyntheticVocabulary();
+  std::ofstream(repo_ + "/clip-demo/manifest.json")
+      << R"({"kind": "clip", "checkpoint": "clip.safetensors", "vocab": "vocab.txt"})";
   if (opt.prepare_data) opt.prepare_data(data_);
 
   server::ServerOptions o;
