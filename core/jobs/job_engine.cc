@@ -4,6 +4,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -244,6 +246,7 @@ void JobEngine::Loop() {
 
 void JobEngine::RunJob(JobRecord job) {
   auto fail = [&](const absl::Status& s) {
+    spdlog::warn("job {} failed: {}", job.id, s.ToString());
     job.state = JobState::kFailed;
     job.end_time_ms = NowMs();
     job.error_code = static_cast<int>(s.code());
@@ -267,6 +270,11 @@ void JobEngine::RunJob(JobRecord job) {
   if (!made.ok()) return fail(made);
   job.total_steps = runner->total_steps();
   job.step = runner->step();
+  if (job.step > 0) {
+    spdlog::info("job {} resuming from its checkpoint at step {} of {}", job.id, job.step, job.total_steps);
+  } else {
+    spdlog::info("job {} ({}) started: {} steps", job.id, JobKindName(job.kind), job.total_steps);
+  }
 
   const int64_t max_run = job.max_run_seconds > 0 ? job.max_run_seconds : options_.default_max_run_seconds;
   const auto t_start = std::chrono::steady_clock::now();
@@ -350,6 +358,7 @@ void JobEngine::RunJob(JobRecord job) {
   });
   if (!fin.ok()) return fail(fin);
   std::filesystem::remove(ckpt);
+  spdlog::info("job {} succeeded: {}", job.id, result);
   job.state = JobState::kSucceeded;
   job.result = result;
   job.end_time_ms = NowMs();

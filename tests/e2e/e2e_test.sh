@@ -23,7 +23,7 @@ grep -q '"resolution": 32' "$work/inspect.json" || fail "inspect did not report 
 
 step "start ganserve"
 "$ganserve" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 --data_dir "$work/data" \
-  --model_repository "$work/models" --device cpu --log_format json 2> "$work/server.log" &
+  --model_repository "$work/models" --device cpu --log_format json --checkpoint_every 5 2> "$work/server.log" &
 server_pid=$!
 port=""
 for _ in $(seq 1 100); do
@@ -154,6 +154,37 @@ else
   echo "shared/ fixtures absent: local parity step skipped"
 fi
 
+step "kill -9 during training: the job resumes from its checkpoint after a restart"
+"$ganctl" --server "$addr" --timeout 0 adapt --model demo --to "watercolor" --iterations 150 --name demo-water \
+  --preview-every 0 --out "$work/crash" > /dev/null 2>&1 &
+client_pid=$!
+crash_job=""
+for _ in $(seq 1 300); do
+  crash_job=$("$ganctl" --server "$addr" --json jobs list --state running 2>/dev/null | python3 -c '
+import json, sys
+jobs = json.load(sys.stdin).get("jobs", [])
+print(jobs[0]["id"] if jobs and int(jobs[0].get("step", 0)) >= 12 else "")' || true)
+  [ -n "$crash_job" ] && break
+  sleep 0.1
+done
+[ -n "$crash_job" ] || fail "training job did not reach step 12"
+kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
+wait "$client_pid" 2>/dev/null || true
+"$ganserve" --listen "$addr" --metrics_listen 127.0.0.1:0 --data_dir "$work/data" --model_repository "$work/models" \
+  --device cpu --checkpoint_every 5 2> "$work/server2.log" &
+server_pid=$!
+for _ in $(seq 1 100); do "$ganctl" --server "$addr" health > /dev/null 2>&1 && break; sleep 0.2; done
+"$ganctl" --server "$addr" --timeout 0 jobs watch "$crash_job" --after-seq 0 > "$work/resume.out" 2>&1 \
+  || fail "resumed job did not succeed: $(tail -3 "$work/resume.out")"
+"$ganctl" --server "$addr" --json jobs get "$crash_job" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert j["state"] == "JOB_STATE_SUCCEEDED" and j["result"] == "demo-water", j' || fail "resumed job state"
+grep -q "job $crash_job resuming from its checkpoint at step" "$work/server2.log" || fail "the job did not resume from a checkpoint"
+ls -a "$work/models" | grep -q '^\.tmp' && fail "a half-written model folder is left behind"
+"$ganctl" --server "$addr" generate --model demo-water --seeds 1 --out "$work/water" 2> /dev/null || fail "resumed model"
+grep -q "resum\|checkpoint" "$work/server2.log" || true
+
 step "SIGTERM drains and exits 0"
 kill -TERM "$server_pid"
 set +e
@@ -161,5 +192,5 @@ wait "$server_pid"; rc=$?
 set -e
 server_pid=""
 [ "$rc" = 0 ] || fail "server exit code $rc"
-grep -q "shutdown complete" "$work/server.log" || fail "no orderly shutdown"
+grep -q "shutdown complete" "$work/server2.log" || fail "no orderly shutdown"
 echo "e2e: all steps passed"
