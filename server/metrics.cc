@@ -1,6 +1,9 @@
 #include "server/metrics.h"
 
 #include <prometheus/counter.h>
+#include <unistd.h>
+
+#include <fstream>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
@@ -56,6 +59,31 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Name("ganserve_queue_wait_seconds")
                      .Help("Time a task waited on the device executor, by work class.")
                      .Register(*registry_);
+  jobs_ = &prometheus::BuildCounter()
+               .Name("ganserve_jobs_total")
+               .Help("Jobs that ended, by kind and final state.")
+               .Register(*registry_);
+  job_duration_ = &prometheus::BuildHistogram()
+                       .Name("ganserve_job_duration_seconds")
+                       .Help("Time from a job's start (or creation) to its end, by kind and outcome.")
+                       .Register(*registry_);
+  steps_ = &prometheus::BuildCounter()
+                .Name("ganserve_training_steps_total")
+                .Help("Job steps completed (training or optimisation steps), by kind.")
+                .Register(*registry_);
+  step_duration_ = &prometheus::BuildHistogram()
+                        .Name("ganserve_training_step_duration_seconds")
+                        .Help("Duration of one job step on the device, by kind.")
+                        .Register(*registry_);
+  jobs_queued_ = &prometheus::BuildGauge()
+                      .Name("ganserve_jobs_queued")
+                      .Help("Jobs waiting for their device.")
+                      .Register(*registry_);
+  jobs_queued_->Add({}).Set(0);
+  resident_ = &prometheus::BuildGauge()
+                   .Name("ganserve_process_resident_memory_bytes")
+                   .Help("Resident memory of the server process.")
+                   .Register(*registry_);
   for (int i = 0; i < core::kNumWorkClasses; ++i) {
     queue_depth_->Add({{"class", core::WorkClassName(static_cast<core::WorkClass>(i))}}).Set(0);
   }
@@ -65,7 +93,8 @@ Metrics::~Metrics() = default;
 
 absl::StatusOr<int> Metrics::StartExposer(const std::string& address) {
   std::weak_ptr<prometheus::Registry> registry = registry_;
-  auto server = MetricsHttpServer::Start(address, [registry] {
+  auto server = MetricsHttpServer::Start(address, [this, registry] {
+    RefreshProcessGauges();
     auto r = registry.lock();
     return r == nullptr ? std::string() : prometheus::TextSerializer().Serialize(r->Collect());
   });
@@ -93,6 +122,29 @@ void Metrics::SetModelsLoaded(int ready, int failed) {
 void Metrics::RecordModelLoad(double seconds) {
   model_load_->Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300})
       .Observe(seconds);
+}
+
+void Metrics::OnJobEnded(core::JobKind kind, core::JobState state, double seconds) {
+  jobs_->Add({{"kind", core::JobKindName(kind)}, {"state", core::JobStateName(state)}}).Increment();
+  job_duration_
+      ->Add({{"kind", core::JobKindName(kind)}, {"outcome", core::JobStateName(state)}},
+            prometheus::Histogram::BucketBoundaries{1, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600})
+      .Observe(seconds);
+}
+
+void Metrics::OnStep(core::JobKind kind, double seconds) {
+  steps_->Add({{"kind", core::JobKindName(kind)}}).Increment();
+  step_duration_->Add({{"kind", core::JobKindName(kind)}}, kLatencyBuckets).Observe(seconds);
+}
+
+void Metrics::OnJobsQueued(size_t depth) { jobs_queued_->Add({}).Set(static_cast<double>(depth)); }
+
+void Metrics::RefreshProcessGauges() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;  // NOLINT(runtime/int)
+  if (statm >> pages_total >> pages_resident) {
+    resident_->Add({}).Set(static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)));
+  }
 }
 
 void Metrics::OnQueueDepth(core::WorkClass c, size_t depth) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/jobs/job_engine.h"
 #include "core/runtime/device_executor.h"
 
 namespace prometheus {
@@ -22,7 +23,7 @@ namespace ganserve::server {
 class MetricsHttpServer;
 
 // Thread-safe (prometheus-cpp metrics are atomic; families lock on Add).
-class Metrics : public core::ExecutorObserver {
+class Metrics : public core::ExecutorObserver, public core::JobObserver {
  public:
   Metrics();
   ~Metrics() override;
@@ -41,6 +42,14 @@ class Metrics : public core::ExecutorObserver {
   void OnQueueDepth(core::WorkClass c, size_t depth) override;
   void OnQueueWait(core::WorkClass c, double seconds) override;
 
+  // core::JobObserver
+  void OnJobEnded(core::JobKind kind, core::JobState state, double seconds) override;
+  void OnStep(core::JobKind kind, double seconds) override;
+  void OnJobsQueued(size_t depth) override;
+
+  // Refreshes gauges read from the process (resident memory) before a scrape.
+  void RefreshProcessGauges();
+
   prometheus::Registry& registry() { return *registry_; }
 
  private:
@@ -54,6 +63,12 @@ class Metrics : public core::ExecutorObserver {
   prometheus::Family<prometheus::Histogram>* model_load_;
   prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Family<prometheus::Histogram>* queue_wait_;
+  prometheus::Family<prometheus::Counter>* jobs_;
+  prometheus::Family<prometheus::Histogram>* job_duration_;
+  prometheus::Family<prometheus::Counter>* steps_;
+  prometheus::Family<prometheus::Histogram>* step_duration_;
+  prometheus::Family<prometheus::Gauge>* jobs_queued_;
+  prometheus::Family<prometheus::Gauge>* resident_;
 };
 
 }  // namespace ganserve::server

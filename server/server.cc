@@ -63,6 +63,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   eng.checkpoint_dir = (std::filesystem::path(options.data_dir) / "checkpoints").string();
   eng.checkpoint_every = options.checkpoint_every;
   eng.max_queued = static_cast<size_t>(options.max_training_queue);
+  eng.observer = s->metrics_.get();
   s->engine_ = std::make_unique<core::JobEngine>(eng, s->job_store_.get(), s->executor_.get(), EncodeJobEvent);
   s->engine_->RegisterFactory(core::JobKind::kAdapt, AdaptRunnerFactory(s->repository_.get(), s->text_cache_.get()));
 

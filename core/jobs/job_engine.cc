@@ -117,10 +117,13 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
   job.state = JobState::kQueued;
   job.create_time_ms = NowMs();
   RETURN_IF_ERROR(store_->CreateJob(job));
+  size_t depth;
   {
     absl::MutexLock lock(&mu_);
     queue_.push_back(job.id);
+    depth = queue_.size();
   }
+  if (options_.observer != nullptr) options_.observer->OnJobsQueued(depth);
   Emit(job, JobEvent::Type::kState);
   return Get(job.id);
 }
@@ -184,6 +187,10 @@ void JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
     ev.seq = job.last_seq;
     ev.job = job;
   }
+  if (type == JobEvent::Type::kState && IsTerminal(job.state) && options_.observer != nullptr) {
+    const int64_t from = job.start_time_ms > 0 ? job.start_time_ms : job.create_time_ms;
+    options_.observer->OnJobEnded(job.kind, job.state, std::max<int64_t>(0, job.end_time_ms - from) / 1000.0);
+  }
   std::vector<Listener> targets;
   {
     absl::MutexLock lock(&mu_);
@@ -236,6 +243,7 @@ void JobEngine::Loop() {
       queue_.pop_front();
       running_id_ = id;
       cancel_running_ = false;
+      if (options_.observer != nullptr) options_.observer->OnJobsQueued(queue_.size());
     }
     auto job = store_->GetJob(id);
     if (job.ok() && !IsTerminal(job->state)) RunJob(*job);
@@ -309,10 +317,15 @@ void JobEngine::RunJob(JobRecord job) {
                                                            runner->total_steps())));
     }
     std::map<std::string, float> losses;
+    const auto t_step = std::chrono::steady_clock::now();
     absl::Status st = RunOnExecutor([&]() -> absl::Status {
       ASSIGN_OR_RETURN(losses, runner->Step());
       return absl::OkStatus();
     });
+    if (st.ok() && options_.observer != nullptr) {
+      options_.observer->OnStep(job.kind,
+                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count());
+    }
     if (!st.ok()) return fail(st);
     for (const auto& [k, v] : losses) {
       if (!std::isfinite(v)) {

@@ -58,6 +58,15 @@ class JobRunner {
   virtual absl::StatusOr<std::string> Finish() = 0;
 };
 
+// Receives job metrics; called on engine threads, must be cheap. Thread-safe.
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  virtual void OnJobEnded(JobKind kind, JobState state, double seconds) = 0;
+  virtual void OnStep(JobKind kind, double seconds) = 0;
+  virtual void OnJobsQueued(size_t depth) = 0;
+};
+
 // Builds the runner of a stored job (from JobRecord.request). Runs on the executor.
 using RunnerFactory = std::function<absl::StatusOr<std::unique_ptr<JobRunner>>(const JobRecord& job)>;
 
@@ -71,6 +80,7 @@ class JobEngine {
     size_t max_queued = 16;          // queued jobs; past it Submit is ResourceExhausted
     double heartbeat_seconds = 15;
     int default_max_run_seconds = 6 * 3600;
+    JobObserver* observer = nullptr;  // not owned; may be null
   };
   // Serialises an event for the store (the edge's wire format).
   using Encoder = std::function<std::string(const JobEvent&)>;

@@ -109,6 +109,9 @@ print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=
 PY
 grep -q 'ganserve_rpc_requests_total{code="OK",method="GenerateSamples"}' "$work/metrics.txt" || fail "rpc counter"
 grep -q 'ganserve_images_generated_total{operation="generate"}' "$work/metrics.txt" || fail "images counter"
+grep -q 'ganserve_jobs_total{kind="adapt",state="succeeded"} 1' "$work/metrics.txt" || fail "jobs counter"
+grep -q 'ganserve_training_steps_total{kind="adapt"} 4' "$work/metrics.txt" || fail "steps counter"
+grep -q '^ganserve_process_resident_memory_bytes [1-9]' "$work/metrics.txt" || fail "resident memory gauge"
 if command -v promtool > /dev/null; then
   promtool check metrics < "$work/metrics.txt" || fail "promtool check metrics"
 else
