@@ -70,6 +70,9 @@ struct JobStreamState {
   bool writing ABSL_GUARDED_BY(mu) = false;
   bool finished ABSL_GUARDED_BY(mu) = false;
   bool terminal_written ABSL_GUARDED_BY(mu) = false;
+  // While the stored events are being replayed, live events wait here.
+  bool replaying ABSL_GUARDED_BY(mu) = true;
+  std::vector<v1::JobEvent> pending ABSL_GUARDED_BY(mu);
   grpc::Status status ABSL_GUARDED_BY(mu);
   std::unique_ptr<RpcScope> scope;
 
@@ -131,7 +134,11 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
       if (s == nullptr) return;
       v1::JobEvent pe = ToProtoEvent(e);
       absl::MutexLock lock(&s->mu);
-      s->PushLocked(std::move(pe));
+      if (s->replaying) {
+        s->pending.push_back(std::move(pe));
+      } else {
+        s->PushLocked(std::move(pe));
+      }
     });
     auto events = ctx_->job_store->ListEvents(job.id, after_seq, 100000);
     absl::MutexLock lock(&state_->mu);
@@ -147,7 +154,16 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
         state_->PushLocked(std::move(e));
       }
     }
-    if (core::IsTerminal(job.state)) {
+    // Live events that arrived meanwhile; the seq filter drops those already replayed.
+    state_->replaying = false;
+    std::vector<v1::JobEvent> pending;
+    pending.swap(state_->pending);
+    bool live_terminal = false;
+    for (auto& e : pending) {
+      live_terminal |= IsTerminalEvent(e);
+      state_->PushLocked(std::move(e));
+    }
+    if (core::IsTerminal(job.state) && !live_terminal) {
       // A finished job has no live events to come: end once the replay is written,
       // sending the snapshot when there is nothing to replay.
       if (state_->queue.empty() && !state_->writing) {

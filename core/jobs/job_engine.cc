@@ -117,6 +117,8 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
   job.state = JobState::kQueued;
   job.create_time_ms = NowMs();
   RETURN_IF_ERROR(store_->CreateJob(job));
+  // The QUEUED event goes out before the scheduler can see the job, so it is seq 1.
+  Emit(job, JobEvent::Type::kState);
   size_t depth;
   {
     absl::MutexLock lock(&mu_);
@@ -124,7 +126,6 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
     depth = queue_.size();
   }
   if (options_.observer != nullptr) options_.observer->OnJobsQueued(depth);
-  Emit(job, JobEvent::Type::kState);
   return Get(job.id);
 }
 
@@ -176,7 +177,12 @@ void JobEngine::Unsubscribe(int64_t token) {
 void JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
   ev.type = type;
   ev.time_ms = NowMs();
+  // Events of one job may come from two threads (the scheduler and a CancelJob call):
+  // serialise store writes and fan-out, and take the seq from the store, so that each
+  // payload carries the seq it is stored under and listeners see seqs in order.
+  absl::MutexLock emit_lock(&emit_mu_);
   if (type != JobEvent::Type::kHeartbeat) {
+    if (auto cur = store_->GetJob(job.id); cur.ok()) job.last_seq = cur->last_seq;
     ev.seq = job.last_seq + 1;
     ev.job = job;
     ev.job.last_seq = ev.seq;

@@ -130,6 +130,7 @@ class JobEngine {
   const Encoder encoder_;
   std::map<JobKind, RunnerFactory> factories_;
 
+  absl::Mutex emit_mu_;  // orders the store writes of events
   mutable absl::Mutex mu_;
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   std::string running_id_ ABSL_GUARDED_BY(mu_);
