@@ -35,29 +35,14 @@ nlohmann::json Stats(std::vector<double> secs) {
   return {{"median_s", secs[secs.size() / 2]}, {"min_s", secs.front()}, {"max_s", secs.back()}, {"runs", secs.size()}};
 }
 
+// Forward declaration: defined with the nada_step scenario below.
+std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::string& device,
+                                                     sg::ModConvMode modconv = sg::ModConvMode::kAuto);
+
 int BenchGenerate(int resolution, int batch, int iters, const std::string& device, sg::ModConvMode modconv,
                   nlohmann::json* out) {
-  const auto cfg = sg::MakeConfig(resolution, 512, 8, 2);
-  auto weights = sg::RandomGeneratorWeights(cfg, 1);
-  std::map<std::string, ganserve::core::TensorView> views;
-  for (auto& [name, t] : weights) {
-    ganserve::core::TensorView v;
-    v.shape = t.shape;
-    v.data = reinterpret_cast<const uint8_t*>(t.data.data());
-    v.nbytes = t.data.size() * sizeof(float);
-    views[name] = v;
-  }
-  ganserve::core::FloatTensor avg{{512}, std::vector<float>(512, 0.f)};
-  auto avg_view = ganserve::core::ViewOf(std::make_shared<const ganserve::core::FloatTensor>(avg));
-  sg::LoadOptions opt;
-  opt.device = device;
-  opt.modconv = modconv;
-  auto gen = sg::Generator::FromTensors(views, &avg_view, opt);
-  if (!gen.ok()) {
-    std::fprintf(stderr, "%s\n", gen.status().ToString().c_str());
-    return 1;
-  }
-  weights.clear();
+  auto gen = RandomGenerator(resolution, device, modconv);
+  if (gen == nullptr) return 1;
   sg::GenerateParams p;
   p.latents.shape = {batch, 512};
   for (int i = 0; i < batch; ++i) {
@@ -65,11 +50,11 @@ int BenchGenerate(int resolution, int batch, int iters, const std::string& devic
     p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
   }
   p.truncation = 0.7f;
-  (void)(*gen)->Generate(p);  // warm-up
+  (void)gen->Generate(p);  // warm-up
   std::vector<double> secs;
   for (int i = 0; i < iters; ++i) {
     auto t0 = Clock::now();
-    auto r = (*gen)->Generate(p);
+    auto r = gen->Generate(p);
     secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     if (!r.ok()) return 1;
   }
@@ -152,22 +137,19 @@ int BenchClip(int batch, int iters, const std::string& device, nlohmann::json* o
 }
 
 // Shared by the generate and nada_step scenarios: a random config-f generator.
-std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::string& device) {
+std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::string& device,
+                                                     sg::ModConvMode modconv) {
   const auto cfg = sg::MakeConfig(resolution, 512, 8, 2);
-  auto weights = std::make_shared<std::map<std::string, ganserve::core::FloatTensor>>(sg::RandomGeneratorWeights(cfg, 1));
-  std::map<std::string, ganserve::core::TensorView> views;
-  for (auto& [name, t] : *weights) {
-    ganserve::core::TensorView v;
-    v.shape = t.shape;
-    v.data = reinterpret_cast<const uint8_t*>(t.data.data());
-    v.nbytes = t.data.size() * sizeof(float);
-    v.owner = weights;
-    views[name] = v;
-  }
+  auto views = ganserve::core::ViewsOf(
+      std::make_shared<const std::map<std::string, ganserve::core::FloatTensor>>(sg::RandomGeneratorWeights(cfg, 1)));
   sg::LoadOptions opt;
   opt.device = device;
+  opt.modconv = modconv;
   auto gen = sg::Generator::FromTensors(views, nullptr, opt);
-  if (!gen.ok()) return nullptr;
+  if (!gen.ok()) {
+    std::fprintf(stderr, "%s\n", gen.status().ToString().c_str());
+    return nullptr;
+  }
   return std::move(*gen);
 }
 
@@ -176,17 +158,8 @@ std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::
 int BenchNadaStep(int resolution, int batch, int k, int iters, const std::string& device, nlohmann::json* out) {
   auto gen = RandomGenerator(resolution, device);
   if (gen == nullptr) return 1;
-  std::map<std::string, ganserve::core::TensorView> views;
-  auto weights = std::make_shared<std::map<std::string, ganserve::core::FloatTensor>>(
-      ganserve::core::clip::RandomClipWeights(ganserve::core::clip::VitB32Config(), 5));
-  for (auto& [name, t] : *weights) {
-    ganserve::core::TensorView v;
-    v.shape = t.shape;
-    v.data = reinterpret_cast<const uint8_t*>(t.data.data());
-    v.nbytes = t.data.size() * sizeof(float);
-    v.owner = weights;
-    views[name] = v;
-  }
+  auto views = ganserve::core::ViewsOf(std::make_shared<const std::map<std::string, ganserve::core::FloatTensor>>(
+      ganserve::core::clip::RandomClipWeights(ganserve::core::clip::VitB32Config(), 5)));
   auto clip = ganserve::core::clip::ClipModel::FromTensors(views, device);
   auto tok = ganserve::core::clip::Tokenizer::FromText(ganserve::core::clip::SyntheticVocabulary());
   if (!clip.ok() || !tok.ok()) return 1;

@@ -122,16 +122,8 @@ ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
     if (!delta_path.ok()) return fail(delta_path.status());
     auto delta = LoadSafetensors(*delta_path);
     if (!delta.ok()) return fail(delta.status());
-    auto base_sd = std::make_shared<std::map<std::string, FloatTensor>>(base->StateDict());
-    std::map<std::string, TensorView> tensors;
-    for (auto& [k, v] : *base_sd) {
-      TensorView view;
-      view.shape = v.shape;
-      view.data = reinterpret_cast<const uint8_t*>(v.data.data());
-      view.nbytes = v.data.size() * sizeof(float);
-      view.owner = base_sd;
-      tensors[k] = view;
-    }
+    std::map<std::string, TensorView> tensors =
+        ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(base->StateDict()));
     for (const auto& [k, v] : delta->tensors) {
       if (tensors.count(k) == 0) {
         return fail(absl::InvalidArgumentError(absl::StrCat("delta tensor '", k, "' is not in the base generator")));

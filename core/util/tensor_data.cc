@@ -205,4 +205,17 @@ TensorView ViewOf(std::shared_ptr<const FloatTensor> t) {
   return v;
 }
 
+std::map<std::string, TensorView> ViewsOf(std::shared_ptr<const std::map<std::string, FloatTensor>> tensors) {
+  std::map<std::string, TensorView> out;
+  for (const auto& [name, t] : *tensors) {
+    TensorView v;
+    v.shape = t.shape;
+    v.data = reinterpret_cast<const uint8_t*>(t.data.data());
+    v.nbytes = t.data.size() * sizeof(float);
+    v.owner = tensors;
+    out.emplace(name, std::move(v));
+  }
+  return out;
+}
+
 }  // namespace ganserve::core

@@ -5,6 +5,7 @@
 #define GANSERVE_CORE_UTIL_TENSOR_DATA_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -59,6 +60,8 @@ absl::StatusOr<FloatTensor> ToFloatTensor(const TensorView& view);
 absl::StatusOr<std::vector<int64_t>> ToInt64Vector(const TensorView& view);
 // A view over `t` (kept alive by the view).
 TensorView ViewOf(std::shared_ptr<const FloatTensor> t);
+// Views over every tensor of a named set (the set is kept alive by the views).
+std::map<std::string, TensorView> ViewsOf(std::shared_ptr<const std::map<std::string, FloatTensor>> tensors);
 
 }  // namespace ganserve::core
 

@@ -17,16 +17,8 @@ namespace {
 
 std::shared_ptr<const stylegan2::Generator> TinyGenerator() {
   auto cfg = stylegan2::MakeConfig(32, 64, 2, 2, 16);
-  auto weights = std::make_shared<std::map<std::string, FloatTensor>>(stylegan2::RandomGeneratorWeights(cfg, 9, 0.1f));
-  std::map<std::string, TensorView> views;
-  for (auto& [k, v] : *weights) {
-    TensorView t;
-    t.shape = v.shape;
-    t.data = reinterpret_cast<const uint8_t*>(v.data.data());
-    t.nbytes = v.data.size() * 4;
-    t.owner = weights;
-    views[k] = t;
-  }
+  auto views = ViewsOf(
+      std::make_shared<const std::map<std::string, FloatTensor>>(stylegan2::RandomGeneratorWeights(cfg, 9, 0.1f)));
   auto g = stylegan2::Generator::FromTensors(views, nullptr, {});
   EXPECT_TRUE(g.ok()) << g.status();
   return std::move(*g);
@@ -185,15 +177,7 @@ TEST_F(NadaTrainerTest, DeltaOverBaseReproducesTheTrainedGenerator) {
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(t->Step().ok());
   auto sd = std::make_shared<std::map<std::string, FloatTensor>>(gen_->StateDict());
   for (auto& [k, v] : t->Delta()) (*sd)[k] = v;
-  std::map<std::string, TensorView> views;
-  for (auto& [k, v] : *sd) {
-    TensorView tv;
-    tv.shape = v.shape;
-    tv.data = reinterpret_cast<const uint8_t*>(v.data.data());
-    tv.nbytes = v.data.size() * 4;
-    tv.owner = sd;
-    views[k] = tv;
-  }
+  auto views = ViewsOf(sd);
   auto avg = std::make_shared<const FloatTensor>(gen_->mean_latent());
   TensorView avg_view = ViewOf(avg);
   auto adapted = stylegan2::Generator::FromTensors(views, &avg_view, {});

@@ -12,6 +12,7 @@
 #include "core/models/stylegan2/generator.h"
 #include "core/util/file_util.h"
 #include "tests/testing/shared.h"
+#include "tests/testing/tensor_compare.h"
 
 namespace ganserve::core {
 namespace {
@@ -22,12 +23,7 @@ using stylegan2::LoadReport;
 
 std::string FixtureDir() { return std::string(GANSERVE_BINARY_DIR) + "/test_fixtures/checkpoints"; }
 
-float MaxAbsDiff(const FloatTensor& a, const FloatTensor& b) {
-  if (a.shape != b.shape) return INFINITY;
-  float m = 0;
-  for (size_t i = 0; i < a.data.size(); ++i) m = std::max(m, std::fabs(a.data[i] - b.data[i]));
-  return m;
-}
+using ::ganserve::testing::MaxAbsDiff;
 
 class CheckpointTest : public ::testing::Test {
  protected:

@@ -13,17 +13,12 @@
 #include "core/io/npy.h"
 #include "core/models/clip/tokenizer.h"
 #include "tests/testing/shared.h"
+#include "tests/testing/tensor_compare.h"
 
 namespace ganserve::core::clip {
 namespace {
 
-float MaxAbsDiff(const FloatTensor& a, const FloatTensor& b) {
-  EXPECT_EQ(a.shape, b.shape);
-  if (a.data.size() != b.data.size()) return INFINITY;
-  float m = 0;
-  for (size_t i = 0; i < a.data.size(); ++i) m = std::max(m, std::fabs(a.data[i] - b.data[i]));
-  return m;
-}
+using ::ganserve::testing::MaxAbsDiff;
 
 class ClipParityTest : public ::testing::TestWithParam<std::string> {
  protected:

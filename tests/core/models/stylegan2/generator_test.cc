@@ -10,19 +10,14 @@
 
 #include "core/io/npy.h"
 #include "tests/testing/shared.h"
+#include "tests/testing/tensor_compare.h"
 
 namespace ganserve::core::stylegan2 {
 namespace {
 
 constexpr float kTol = 1e-4f;
 
-float MaxAbsDiff(const FloatTensor& a, const FloatTensor& b) {
-  EXPECT_EQ(a.shape, b.shape);
-  if (a.data.size() != b.data.size()) return INFINITY;
-  float m = 0;
-  for (size_t i = 0; i < a.data.size(); ++i) m = std::max(m, std::fabs(a.data[i] - b.data[i]));
-  return m;
-}
+using ::ganserve::testing::MaxAbsDiff;
 
 class GeneratorParityTest : public ::testing::Test {
  protected:
