@@ -1,0 +1,288 @@
+#include "core/invert/projector.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/models/clip/clip_model_impl.h"
+#include "core/models/clip/preprocess.h"
+#include "core/models/common/torch_convert.h"
+#include "core/models/stylegan2/generator_impl.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::invert {
+namespace {
+
+constexpr int kMeanSamples = 10000;
+constexpr double kAdamBeta1 = 0.9, kAdamBeta2 = 0.999, kAdamEps = 1e-8;
+
+// rosinality's get_lr: cosine ramp down over the last 25 %, linear ramp up over 5 %.
+double LearningRate(double t, double initial) {
+  double ramp = std::min(1.0, (1 - t) / 0.25);
+  ramp = 0.5 - 0.5 * std::cos(ramp * M_PI);
+  ramp = ramp * std::min(1.0, t / 0.05);
+  return initial * ramp;
+}
+
+at::Tensor NoiseRegularize(const std::vector<at::Tensor>& noises) {
+  at::Tensor loss = at::zeros({}, noises[0].options());
+  for (at::Tensor n : noises) {
+    int64_t size = n.size(2);
+    while (true) {
+      loss = loss + (n * at::roll(n, {1}, {3})).mean().pow(2) + (n * at::roll(n, {1}, {2})).mean().pow(2);
+      if (size <= 8) break;
+      n = n.reshape({-1, 1, size / 2, 2, size / 2, 2}).mean({3, 5});
+      size /= 2;
+    }
+  }
+  return loss;
+}
+
+}  // namespace
+
+struct Projector::State {
+  ProjectorOptions opt;
+  std::shared_ptr<const stylegan2::Generator> gen;
+  std::shared_ptr<const clip::ClipModel> clip;
+  c10::Device device{c10::kCPU};
+  at::Tensor target;       // [1, 3, R, R] in [-1, 1], R = min(resolution, 256)
+  at::Tensor target_emb;   // CLIP embedding of the target (unit), when clip
+  at::Tensor latent_mean;  // [sd]
+  double latent_std = 0;
+  at::Tensor latent;       // leaf: [1, sd] (w) or [1, n_latent, sd] (w+)
+  std::vector<at::Tensor> noises;  // leaves [1, 1, r, r]
+  std::vector<at::Tensor> m, v;    // Adam moments for latent + noises
+  int64_t adam_steps = 0;
+  int64_t step = 0;
+  int compare_res = 0;
+
+  const stylegan2::Generator::Impl& g() const { return gen->impl(); }
+
+  at::Tensor WPlus(const at::Tensor& w) const {
+    const auto& c = gen->config();
+    return w.dim() == 2 ? w.unsqueeze(1).expand({w.size(0), c.n_latent, c.style_dim}) : w;
+  }
+
+  at::Tensor Render(const at::Tensor& latent) const {
+    const auto& c = gen->config();
+    at::Tensor wplus = WPlus(latent);
+    std::vector<at::Tensor> styles;
+    const auto order = g().StyleOrder();
+    for (size_t i = 0; i < order.size(); ++i) {
+      styles.push_back(order[i]->Style(wplus.select(1, c.style_layers[i].latent_index)));
+    }
+    return g().Synthesize(styles, noises);
+  }
+
+  at::Tensor Downsample(const at::Tensor& img) const {
+    const int64_t h = img.size(2);
+    if (h <= compare_res) return img;
+    const int64_t f = h / compare_res;
+    return img.reshape({img.size(0), 3, h / f, f, h / f, f}).mean({3, 5});
+  }
+
+  std::vector<at::Tensor> Params() {
+    std::vector<at::Tensor> p{latent};
+    p.insert(p.end(), noises.begin(), noises.end());
+    return p;
+  }
+};
+
+Projector::Projector(std::unique_ptr<State> s) : s_(std::move(s)) {}
+Projector::~Projector() = default;
+int64_t Projector::step() const { return s_->step; }
+int64_t Projector::total_steps() const { return s_->opt.steps; }
+
+absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<const stylegan2::Generator> generator,
+                                                              const Rgb8Image& target, ProjectorOptions opt,
+                                                              std::shared_ptr<const clip::ClipModel> clip_model) {
+  if (generator == nullptr) return absl::InvalidArgumentError("no generator");
+  if (target.width <= 0 || target.height <= 0) return absl::InvalidArgumentError("the image is empty");
+  if (opt.steps < 1 || !(opt.lr > 0) || opt.noise < 0 || !(opt.noise_ramp > 0) || opt.noise_regularize < 0 ||
+      opt.mse < 0 || opt.clip < 0) {
+    return absl::InvalidArgumentError("projection options out of range");
+  }
+  auto s = std::make_unique<State>();
+  s->opt = opt;
+  s->gen = std::move(generator);
+  s->clip = opt.clip > 0 ? std::move(clip_model) : nullptr;
+  s->device = s->g().device;
+  const auto& c = s->gen->config();
+  s->compare_res = std::min(c.resolution, 256);
+  try {
+    Rgb8Image fitted = clip::ResizeAndCenterCrop(target, s->compare_res);
+    FloatTensor t{{1, 3, s->compare_res, s->compare_res}, {}};
+    const size_t plane = static_cast<size_t>(s->compare_res) * s->compare_res;
+    t.data.resize(plane * 3);
+    for (size_t p = 0; p < plane; ++p) {
+      for (int ch = 0; ch < 3; ++ch) t.data[ch * plane + p] = fitted.pixels[p * 3 + ch] / 127.5f - 1.0f;
+    }
+    s->target = ToTorch(t, s->device);
+    at::Generator rng = at::detail::createCPUGenerator(opt.seed * 7919ULL + 13);
+    {
+      at::NoGradGuard ng;
+      at::Tensor z = at::randn({kMeanSamples, c.style_dim}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device);
+      at::Tensor w = s->g().Map(z);
+      s->latent_mean = w.mean(0);
+      s->latent_std = std::sqrt((w - s->latent_mean).pow(2).sum().item<double>() / kMeanSamples);
+      if (s->clip != nullptr) {
+        const auto& ci = s->clip->impl();
+        at::Tensor e = ci.EncodeImage(clip::PreprocessGeneratorOutput(s->target, ci.config.image_resolution));
+        s->target_emb = e / e.norm(2, -1, true);
+      }
+    }
+    at::Tensor init = s->latent_mean.detach().clone().unsqueeze(0);
+    if (opt.w_plus) init = init.unsqueeze(1).repeat({1, c.n_latent, 1});
+    s->latent = init.requires_grad_(true);
+    for (int i = 0; i < c.num_layers; ++i) {
+      const int64_t r = int64_t{1} << ((i + 5) / 2);
+      s->noises.push_back(at::randn({1, 1, r, r}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device)
+                              .requires_grad_(true));
+    }
+    for (const auto& p : s->Params()) {
+      s->m.push_back(at::zeros_like(p));
+      s->v.push_back(at::zeros_like(p));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("setting up the projection failed: ", e.what_without_backtrace()));
+  }
+  return std::unique_ptr<Projector>(new Projector(std::move(s)));
+}
+
+absl::StatusOr<std::map<std::string, float>> Projector::Step() {
+  State& s = *s_;
+  std::map<std::string, float> out;
+  try {
+    const double t = static_cast<double>(s.step) / s.opt.steps;
+    const double lr = LearningRate(t, s.opt.lr);
+    const double strength = s.latent_std * s.opt.noise * std::pow(std::max(0.0, 1 - t / s.opt.noise_ramp), 2);
+    at::Generator rng = at::detail::createCPUGenerator(s.opt.seed * 1000003ULL + static_cast<uint64_t>(s.step) + 1);
+    at::Tensor perturb = at::randn(s.latent.sizes(), rng, at::TensorOptions().dtype(at::kFloat)).to(s.device);
+    at::Tensor img = s.Downsample(s.Render(s.latent + perturb * strength));
+    at::Tensor mse = (img - s.target).pow(2).mean();
+    at::Tensor nreg = NoiseRegularize(s.noises);
+    at::Tensor loss = s.opt.mse * mse + s.opt.noise_regularize * nreg;
+    float clip_loss = 0;
+    if (s.clip != nullptr) {
+      const auto& ci = s.clip->impl();
+      at::Tensor e = ci.EncodeImage(clip::PreprocessGeneratorOutput(img, ci.config.image_resolution));
+      at::Tensor cl = 1 - (e / e.norm(2, -1, true) * s.target_emb).sum(-1).mean();
+      clip_loss = cl.item<float>();
+      loss = loss + s.opt.clip * cl;
+    }
+    loss.backward();
+    at::NoGradGuard ng;
+    s.adam_steps += 1;
+    const double bc1 = 1 - std::pow(kAdamBeta1, static_cast<double>(s.adam_steps));
+    const double bc2 = 1 - std::pow(kAdamBeta2, static_cast<double>(s.adam_steps));
+    auto params = s.Params();
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor g = params[i].grad();
+      if (!g.defined()) continue;
+      s.m[i].mul_(kAdamBeta1).add_(g, 1 - kAdamBeta1);
+      s.v[i].mul_(kAdamBeta2).add_(g * g, 1 - kAdamBeta2);
+      at::Tensor denom = s.v[i].sqrt() / std::sqrt(bc2) + kAdamEps;
+      params[i].sub_((lr / bc1) * s.m[i] / denom);
+      params[i].mutable_grad() = at::Tensor();
+    }
+    for (auto& n : s.noises) {  // noise_normalize_
+      at::Tensor mean = n.mean(), std = n.std();
+      n.sub_(mean).div_(std);
+    }
+    s.step += 1;
+    out["total"] = loss.item<float>();
+    out["mse"] = mse.item<float>();
+    out["noise_regularize"] = nreg.item<float>();
+    if (s.clip != nullptr) out["clip"] = clip_loss;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("projection step ", s.step, " failed: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
+FloatTensor Projector::Target() const { return FromTorch(s_->target); }
+
+absl::StatusOr<FloatTensor> Projector::Current() const {
+  try {
+    at::NoGradGuard ng;
+    return FromTorch(s_->Render(s_->latent));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("rendering failed: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<Inversion> Projector::Result() const {
+  Inversion inv;
+  try {
+    at::NoGradGuard ng;
+    inv.wplus = FromTorch(s_->WPlus(s_->latent).contiguous());
+    for (size_t i = 0; i < s_->noises.size(); ++i) inv.noises[absl::StrCat("noise_", i)] = FromTorch(s_->noises[i]);
+    at::Tensor full = s_->Render(s_->latent);
+    inv.reconstruction = FromTorch(full);
+    // PSNR on [0, 1] pixels at the comparison resolution.
+    const double mse = ((s_->Downsample(full).clamp(-1, 1) - s_->target) / 2).pow(2).mean().item<double>();
+    inv.psnr = static_cast<float>(10 * std::log10(1.0 / std::max(mse, 1e-12)));
+    inv.loss = s_->clip != nullptr ? "mse+clip" : "mse";
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("collecting the result failed: ", e.what_without_backtrace()));
+  }
+  return inv;
+}
+
+absl::Status Projector::SaveCheckpoint(const std::string& path) const {
+  std::map<std::string, FloatTensor> t{{"latent", FromTorch(s_->latent)}};
+  for (size_t i = 0; i < s_->noises.size(); ++i) t[absl::StrCat("noise_", i)] = FromTorch(s_->noises[i]);
+  return SaveSafetensors(path, t, {{"format", "ganserve-projection-v1"}, {"step", std::to_string(s_->step)}});
+}
+
+absl::Status Projector::RestoreCheckpoint(const std::string& path) {
+  ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
+  int64_t step = 0;
+  if (f.metadata["format"] != "ganserve-projection-v1" || !absl::SimpleAtoi(f.metadata["step"], &step) ||
+      f.tensors.count("latent") == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a projection checkpoint"));
+  }
+  ASSIGN_OR_RETURN(at::Tensor latent, ToTorchFloat(f.tensors.at("latent"), s_->device));
+  if (!latent.sizes().equals(s_->latent.sizes())) return absl::InvalidArgumentError("checkpoint latent shape differs");
+  s_->latent = latent.requires_grad_(true);
+  for (size_t i = 0; i < s_->noises.size(); ++i) {
+    auto it = f.tensors.find(absl::StrCat("noise_", i));
+    if (it == f.tensors.end()) return absl::InvalidArgumentError("checkpoint lacks noise maps");
+    ASSIGN_OR_RETURN(at::Tensor n, ToTorchFloat(it->second, s_->device));
+    s_->noises[i] = n.requires_grad_(true);
+  }
+  s_->step = step;
+  return absl::OkStatus();
+}
+
+absl::Status SaveInversion(const std::string& path, const Inversion& inv, const std::string& model) {
+  std::map<std::string, FloatTensor> t = inv.noises;
+  t["wplus"] = inv.wplus;
+  return SaveSafetensors(path, t,
+                         {{"format", "ganserve-inversion-v1"}, {"model", model}, {"loss", inv.loss},
+                          {"psnr", absl::StrCat(inv.psnr)}});
+}
+
+absl::StatusOr<Inversion> LoadInversion(const std::string& path, std::string* model) {
+  ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
+  if (f.metadata["format"] != "ganserve-inversion-v1" || f.tensors.count("wplus") == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not an inversion"));
+  }
+  Inversion inv;
+  for (const auto& [k, v] : f.tensors) {
+    ASSIGN_OR_RETURN(FloatTensor t, ToFloatTensor(v));
+    if (k == "wplus") inv.wplus = std::move(t);
+    else inv.noises[k] = std::move(t);
+  }
+  inv.loss = f.metadata["loss"];
+  absl::SimpleAtof(f.metadata["psnr"], &inv.psnr);
+  if (model != nullptr) *model = f.metadata["model"];
+  return inv;
+}
+
+}  // namespace ganserve::core::invert

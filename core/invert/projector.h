@@ -1,0 +1,76 @@
+// Optimisation-based projection of a real image into a StyleGAN2 generator's latent
+// space, as rosinality's projector does it (reference/styleclip.md section 4): start
+// at the mean w (10,000 mapped samples, fixed seed), Adam with a cosine learning-rate
+// ramp, a decaying latent noise, optimised and renormalised noise maps with their
+// regulariser. LPIPS is not available yet, so the image loss is MSE plus, when a CLIP
+// model is given, a CLIP image-embedding loss; the result says which was used.
+#ifndef GANSERVE_CORE_INVERT_PROJECTOR_H_
+#define GANSERVE_CORE_INVERT_PROJECTOR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/io/image_codec.h"
+#include "core/models/clip/clip_model.h"
+#include "core/models/stylegan2/generator.h"
+
+namespace ganserve::core::invert {
+
+struct ProjectorOptions {
+  int steps = 1000;
+  float lr = 0.1f;
+  float noise = 0.05f;       // latent noise scale (times the latent std)
+  float noise_ramp = 0.75f;  // fraction of steps over which it decays to 0
+  float noise_regularize = 1e5f;
+  float mse = 1.0f;          // MSE weight (rosinality uses 0 with LPIPS; needed without it)
+  float clip = 1.0f;         // CLIP image-embedding loss weight, when a CLIP model is given
+  bool w_plus = true;
+  uint64_t seed = 0;
+};
+
+struct Inversion {
+  FloatTensor wplus;                        // [1, n_latent, style_dim]
+  std::map<std::string, FloatTensor> noises;  // "noise_<i>" -> [1, 1, r, r]
+  FloatTensor reconstruction;               // [1, 3, H, W], raw generator output
+  float psnr = 0;                           // dB, at the comparison resolution
+  std::string loss;                         // "mse" or "mse+clip"
+};
+
+// Not thread-safe; one job drives it on its device's executor.
+class Projector {
+ public:
+  // `clip` may be null. InvalidArgument for bad options or an empty image.
+  static absl::StatusOr<std::unique_ptr<Projector>> Create(std::shared_ptr<const stylegan2::Generator> generator,
+                                                           const Rgb8Image& target, ProjectorOptions options,
+                                                           std::shared_ptr<const clip::ClipModel> clip);
+  ~Projector();
+
+  absl::StatusOr<std::map<std::string, float>> Step();
+  int64_t step() const;
+  int64_t total_steps() const;
+  // The target as the generator sees it ([1, 3, R, R] in [-1, 1]) and the current
+  // reconstruction (no latent noise).
+  FloatTensor Target() const;
+  absl::StatusOr<FloatTensor> Current() const;
+  absl::StatusOr<Inversion> Result() const;
+  // Latent and noise maps (Adam moments restart after a resume).
+  absl::Status SaveCheckpoint(const std::string& path) const;
+  absl::Status RestoreCheckpoint(const std::string& path);
+
+  struct State;
+
+ private:
+  explicit Projector(std::unique_ptr<State> s);
+  std::unique_ptr<State> s_;
+};
+
+// Saves / loads an inversion as safetensors ("wplus", "noise_<i>", metadata).
+absl::Status SaveInversion(const std::string& path, const Inversion& inv, const std::string& model);
+absl::StatusOr<Inversion> LoadInversion(const std::string& path, std::string* model);
+
+}  // namespace ganserve::core::invert
+
+#endif  // GANSERVE_CORE_INVERT_PROJECTOR_H_
