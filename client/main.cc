@@ -81,8 +81,9 @@ int main(int argc, char** argv) {
   generate->add_option("--out", gen.out, "output folder")->capture_default_str();
   generate->add_flag("--return-latents", gen.return_latents, "also write each image's w+ as .npy");
   generate->add_option("--grid-columns", gen.grid_columns, "contact sheet columns (default sqrt(n))");
+  generate->add_option("--inversion", gen.inversion, "render an InvertImage result (inv-...)")->excludes(seeds_opt);
   generate->callback([&] {
-    if (gen.seeds.empty() && gen.count == 0) gen.seeds = "0-7";
+    if (gen.seeds.empty() && gen.count == 0 && gen.inversion.empty()) gen.seeds = "0-7";
     result = ganserve::client::Generate(conn, gen);
   });
 
@@ -111,7 +112,8 @@ int main(int argc, char** argv) {
   invert->add_option("--model", inv.model)->required();
   invert->add_option("--steps", inv.steps);
   invert->add_option("--space", inv.space, "w | w+")->capture_default_str();
-  invert->add_option("--out", inv.out);
+  invert->add_option("--out", inv.out, "folder for the latent, reconstruction and previews")->capture_default_str();
+  invert->add_option("--preview-every", inv.preview_every);
   invert->callback([&] { result = ganserve::client::Invert(conn, inv); });
 
   ganserve::client::EditArgs ed;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/util.h"
 #include "core/io/image_codec.h"
+#include "core/models/clip/preprocess.h"
 #include "core/io/npy.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -95,7 +96,7 @@ void SavePreviewGrid(const google::protobuf::RepeatedPtrField<v1::Image>& images
 // Follows a job's event stream: progress bar, preview grids under `out_dir`, the final
 // state. Ctrl-C detaches (the job goes on). Fails unless the job SUCCEEDED.
 absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader,
-                       grpc::ClientContext* ctx, const std::string& out_dir) {
+                       grpc::ClientContext* ctx, const std::string& out_dir, std::string* result = nullptr) {
   g_interrupted = false;
   auto previous = std::signal(SIGINT, OnSigint);
   std::atomic<bool> done{false};
@@ -149,6 +150,7 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
   RETURN_IF_ERROR(FromGrpc(c, st));
   if (last.state() == v1::JOB_STATE_SUCCEEDED) {
     if (!c.json) std::printf("%s\n", last.result().c_str());
+    if (result != nullptr) *result = last.result();
     return absl::OkStatus();
   }
   if (last.state() == v1::JOB_STATE_FAILED) {
@@ -299,7 +301,9 @@ absl::Status JobsWatch(const Connection& c, const std::string& id, int64_t after
 absl::Status Generate(const Connection& c, const GenerateArgs& a) {
   v1::GenerateSamplesRequest req;
   req.set_model(a.model);
-  if (!a.seeds.empty()) {
+  if (!a.inversion.empty()) {
+    req.set_inversion_id(a.inversion);
+  } else if (!a.seeds.empty()) {
     ASSIGN_OR_RETURN(auto seeds, ParseSeeds(a.seeds));
     for (int64_t s : seeds) req.add_seeds(s);
   } else {
@@ -399,9 +403,47 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   else if (a.space == "w+") req.set_space(v1::LATENT_SPACE_W_PLUS);
   else return absl::InvalidArgumentError("--space must be w or w+");
   req.set_steps(a.steps);
+  req.set_preview_every(a.preview_every);
+  RETURN_IF_ERROR(core::MakeDirs(a.out));
   auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  return StreamJob(c, stub->InvertImage(&ctx, req), &ctx, a.out);
+  std::string inversion;
+  {
+    grpc::ClientContext ctx;
+    RETURN_IF_ERROR(StreamJob(c, stub->InvertImage(&ctx, req), &ctx, a.out, &inversion));
+  }
+  if (inversion.empty()) return absl::OkStatus();  // detached
+  // Fetch the reconstruction and the latent, and lay the input beside the result.
+  v1::GenerateSamplesRequest g;
+  g.set_model(a.model);
+  g.set_inversion_id(inversion);
+  g.set_return_latents(true);
+  grpc::ClientContext gctx;
+  SetDeadline(c, &gctx);
+  auto reader = stub->GenerateSamples(&gctx, g);
+  v1::ImageBatch batch;
+  v1::Image recon;
+  while (reader->Read(&batch)) {
+    if (batch.images_size() > 0) recon = batch.images(0);
+  }
+  RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
+  const std::filesystem::path out(a.out);
+  RETURN_IF_ERROR(WriteBinary((out / "reconstruction.png").string(), recon.data()));
+  core::FloatTensor latent;
+  latent.shape.assign(recon.latent().values().shape().begin(), recon.latent().values().shape().end());
+  latent.data.assign(recon.latent().values().data().begin(), recon.latent().values().data().end());
+  RETURN_IF_ERROR(core::WriteNpy((out / "latent.npy").string(), latent));
+  auto input = core::DecodeImage(req.image());
+  auto rec = core::DecodeImage(recon.data());
+  if (input.ok() && rec.ok()) {
+    core::Rgb8Image fitted = core::clip::ResizeAndCenterCrop(*input, rec->width);
+    auto strip = core::MakeGrid({fitted, *rec}, 2);
+    if (strip.ok()) {
+      auto png = core::EncodePng(*strip);
+      if (png.ok()) RETURN_IF_ERROR(WriteBinary((out / "before_after.png").string(), *png));
+    }
+  }
+  std::fprintf(stderr, "wrote %s/reconstruction.png, latent.npy (w+) and before_after.png\n", a.out.c_str());
+  return absl::OkStatus();
 }
 
 absl::Status Edit(const Connection& c, const EditArgs& a) {

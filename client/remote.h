@@ -41,6 +41,7 @@ struct GenerateArgs {
   std::string out = "out";
   bool return_latents = false;
   int grid_columns = 0;  // 0: sqrt(n)
+  std::string inversion;  // render an inversion's latent instead of seeds
 };
 absl::Status Generate(const Connection& c, const GenerateArgs& args);
 
@@ -63,6 +64,7 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& args);
 struct InvertArgs {
   std::string image, model, space = "w+";
   int steps = 0;
+  int preview_every = 0;
   std::string out = "out";
 };
 absl::Status Invert(const Connection& c, const InvertArgs& args);

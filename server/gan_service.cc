@@ -9,6 +9,7 @@
 #include "server/adapt_job.h"
 #include "server/convert.h"
 #include "server/generate_request.h"
+#include "server/invert_job.h"
 #include "server/rpc_scope.h"
 #include "server/status_util.h"
 
@@ -112,56 +113,68 @@ std::string NewJobId() {
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::CallbackServerContext* call,
-                                                                    const v1::AdaptDomainRequest* req) {
-  auto scope = std::make_unique<RpcScope>(ctx_->metrics, "AdaptDomain", call);
+// Shared by the job-creating RPCs: idempotent retries attach to their job before
+// validation (a job's own output may exist by now), then validate, submit and stream.
+template <typename Request>
+grpc::ServerWriteReactor<v1::JobEvent>* SubmitJob(
+    ServiceContext* ctx, const Request& req, std::unique_ptr<RpcScope> scope, core::JobKind kind,
+    const std::function<absl::StatusOr<Request>(const Request&)>& validate,
+    const std::function<void(const Request&, core::JobRecord*)>& describe) {
   auto fail = [&](const grpc::Status& s) -> grpc::ServerWriteReactor<v1::JobEvent>* {
     scope->Done(s);
     return new ImmediateStatus<v1::JobEvent>(s);
   };
-  if (ctx_->shutting_down) return fail(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
-  // A retry (same request_id) attaches to its job before validation: the job's own
-  // output model may exist by now.
-  if (!req->request_id().empty() && req->request_id().size() <= 128) {
-    auto prior = ctx_->job_store->FindByRequestId(req->request_id());
+  if (ctx->shutting_down) return fail(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+  if (!req.request_id().empty() && req.request_id().size() <= 128) {
+    auto prior = ctx->job_store->FindByRequestId(req.request_id());
     if (prior.ok() && prior->has_value()) {
-      if ((*prior)->request_hash != RequestHash(*req)) {
+      if ((*prior)->request_hash != RequestHash(req)) {
         return fail(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                                 absl::StrCat("request_id '", req->request_id(), "' was used for job ", (*prior)->id,
+                                 absl::StrCat("request_id '", req.request_id(), "' was used for job ", (*prior)->id,
                                               " with a different request; use a new request_id")));
       }
-      auto job = ctx_->engine->Get((*prior)->id);
+      auto job = ctx->engine->Get((*prior)->id);
       if (!job.ok()) return fail(ToGrpcStatus(job.status()));
-      return StartJobStream(ctx_, *job, 0, false, std::move(scope));
+      return StartJobStream(ctx, *job, 0, false, std::move(scope));
     }
   }
-  auto valid = ValidateAdaptRequest(*req, *ctx_->repository);
+  auto valid = validate(req);
   if (!valid.ok()) {
-    ctx_->metrics->RecordRejected("invalid");
+    ctx->metrics->RecordRejected("invalid");
     return fail(ToGrpcStatus(valid.status()));
   }
   core::JobRecord job;
   job.id = NewJobId();
-  job.kind = core::JobKind::kAdapt;
+  job.kind = kind;
   job.model = valid->model();
   job.request_id = valid->request_id();
-  job.request_hash = RequestHash(*req);
+  job.request_hash = RequestHash(req);
   job.request = valid->SerializeAsString();
-  job.total_steps = valid->iterations();
   job.max_run_seconds = valid->max_run_seconds();
   job.preview_every = valid->preview_every();
-  auto submitted = ctx_->engine->Submit(std::move(job));
+  describe(*valid, &job);
+  auto submitted = ctx->engine->Submit(std::move(job));
   if (!submitted.ok()) {
-    if (absl::IsResourceExhausted(submitted.status())) ctx_->metrics->RecordRejected("queue_full");
+    if (absl::IsResourceExhausted(submitted.status())) ctx->metrics->RecordRejected("queue_full");
     return fail(ToGrpcStatus(submitted.status()));
   }
-  return StartJobStream(ctx_, *submitted, 0, false, std::move(scope));
+  return StartJobStream(ctx, *submitted, 0, false, std::move(scope));
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::CallbackServerContext* call,
+                                                                    const v1::AdaptDomainRequest* req) {
+  return SubmitJob<v1::AdaptDomainRequest>(
+      ctx_, *req, std::make_unique<RpcScope>(ctx_->metrics, "AdaptDomain", call), core::JobKind::kAdapt,
+      [this](const v1::AdaptDomainRequest& r) { return ValidateAdaptRequest(r, *ctx_->repository); },
+      [](const v1::AdaptDomainRequest& r, core::JobRecord* j) { j->total_steps = r.iterations(); });
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::CallbackServerContext* call,
-                                                                    const v1::InvertImageRequest*) {
-  RpcScope scope(ctx_->metrics, "InvertImage", call);
-  return FinishStream<v1::JobEvent>(scope, NotBuilt("InvertImage (latent projection)"));
+                                                                    const v1::InvertImageRequest* req) {
+  return SubmitJob<v1::InvertImageRequest>(
+      ctx_, *req, std::make_unique<RpcScope>(ctx_->metrics, "InvertImage", call), core::JobKind::kInvert,
+      [this](const v1::InvertImageRequest& r) { return ValidateInvertRequest(r, *ctx_->repository); },
+      [](const v1::InvertImageRequest& r, core::JobRecord* j) { j->total_steps = r.steps(); });
 }
 
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackServerContext* call,

@@ -4,7 +4,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include <filesystem>
+
+#include "core/invert/projector.h"
 #include "core/io/image_codec.h"
+#include "server/invert_job.h"
 #include "server/convert.h"
 
 namespace ganserve::server {
@@ -46,9 +50,30 @@ absl::StatusOr<GeneratePlan> PlanGenerate(const v1::GenerateSamplesRequest& req,
   }
   const int max_images = opt.max_images_per_request;
   if (!req.inversion_id().empty()) {
-    return absl::UnimplementedError("inversion_id: InvertImage is not built yet, so there are no inversions to use");
+    // The w+ of a finished InvertImage job, rendered through its model or through a
+    // model adapted from it (the same latent space in another domain).
+    auto path = InversionPath((std::filesystem::path(opt.data_dir) / "inversions").string(), req.inversion_id());
+    if (!path.ok()) return path.status();
+    if (!std::filesystem::exists(*path)) {
+      return absl::NotFoundError(absl::StrCat("no inversion '", req.inversion_id(), "' (ids come from InvertImage)"));
+    }
+    std::string inv_model;
+    auto inv = core::invert::LoadInversion(*path, &inv_model);
+    if (!inv.ok()) return inv.status();
+    auto info = repo.Get(p.model);
+    if (inv_model != p.model && !(info.ok() && info->base_model == inv_model)) {
+      return absl::FailedPreconditionError(absl::StrCat("inversion '", req.inversion_id(), "' was made with model '",
+                                                        inv_model, "'; render it with that model or one adapted from it"));
+    }
+    if (inv->wplus.shape != std::vector<int64_t>{1, cfg.n_latent, cfg.style_dim}) {
+      return absl::FailedPreconditionError("the inversion's latent does not fit this model");
+    }
+    p.space = LatentSpace::kWPlus;
+    p.latents = std::move(inv->wplus);
   }
-  if (req.seeds_size() > 0) {
+  if (!req.inversion_id().empty()) {
+    // handled above
+  } else if (req.seeds_size() > 0) {
     if (req.seeds_size() > max_images) {
       return Invalid(absl::StrCat("seeds has ", req.seeds_size(), " entries; the limit is ", max_images));
     }

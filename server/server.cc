@@ -19,6 +19,7 @@
 #include "core/util/status_macros.h"
 #include "server/adapt_job.h"
 #include "server/gan_service.h"
+#include "server/invert_job.h"
 #include "server/job_stream.h"
 #include "server/metrics.h"
 
@@ -66,6 +67,9 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   eng.observer = s->metrics_.get();
   s->engine_ = std::make_unique<core::JobEngine>(eng, s->job_store_.get(), s->executor_.get(), EncodeJobEvent);
   s->engine_->RegisterFactory(core::JobKind::kAdapt, AdaptRunnerFactory(s->repository_.get(), s->text_cache_.get()));
+  s->engine_->RegisterFactory(core::JobKind::kInvert,
+                              InvertRunnerFactory(s->repository_.get(),
+                                                  (std::filesystem::path(options.data_dir) / "inversions").string()));
 
   s->context_ = std::make_unique<ServiceContext>();
   s->context_->options = options;

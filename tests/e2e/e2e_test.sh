@@ -68,11 +68,11 @@ set -e
 [ "$rc" = 1 ] || fail "unknown model exit code $rc"
 echo "$msg" | grep -q "NOT_FOUND: no model named 'nope'" || fail "unknown model message: $msg"
 set +e
-"$ganctl" --server "$addr" invert "$work/out/seed1.png" --model demo > "$work/invert.log" 2>&1; rc=$?
+"$ganctl" --server "$addr" edit --model demo --seeds 1 --neutral "a face" --target "a smiling face" > "$work/edit.log" 2>&1; rc=$?
 "$ganctl" --server 127.0.0.1:1 --timeout 2 health > "$work/unreach.log" 2>&1; rc2=$?
 "$ganctl" --server "$addr" adapt --model demo --to "x" --iterations 99999 > "$work/bad_adapt.log" 2>&1; rc3=$?
 set -e
-[ "$rc" = 1 ] && grep -q UNIMPLEMENTED "$work/invert.log" || fail "invert should be UNIMPLEMENTED"
+[ "$rc" = 1 ] && grep -q UNIMPLEMENTED "$work/edit.log" || fail "edit should be UNIMPLEMENTED"
 [ "$rc2" = 3 ] && grep -q "cannot reach" "$work/unreach.log" || fail "unreachable server: rc=$rc2"
 [ "$rc3" = 1 ] && grep -q "INVALID_ARGUMENT: iterations must be in \[0, 5000\]" "$work/bad_adapt.log" \
   || fail "bad adapt request: $(cat "$work/bad_adapt.log")"
@@ -99,6 +99,21 @@ import json, sys
 seqs = [int(json.loads(l).get("seq", 0)) for l in open(sys.argv[1]) if l.strip()]
 assert seqs and seqs[0] == 4 and seqs == sorted(seqs), seqs
 PY
+  step "invert a photo, then render its latent through the base and the adapted model"
+  "$ganctl" --server "$addr" --timeout 0 invert "$work/out/seed5.png" --model demo --steps 30 --preview-every 10 \
+    --out "$work/inv" > "$work/inv.out" 2> "$work/inv.err" || fail "invert: $(cat "$work/inv.err")"
+  inv=$(grep '^inv-' "$work/inv.out")
+  [ -n "$inv" ] || fail "invert printed no inversion id"
+  for f in reconstruction.png latent.npy before_after.png preview_source.png; do
+    [ -s "$work/inv/$f" ] || fail "invert did not write $f"
+  done
+  "$ganctl" --server "$addr" generate --model demo-sketch --inversion "$inv" --out "$work/inv_sketch" 2> /dev/null \
+    || fail "inversion through the adapted model"
+  [ -s "$work/inv_sketch/image0.png" ] || fail "no image for the inversion in the adapted domain"
+  set +e
+  msg=$("$ganctl" --server "$addr" generate --model demo --inversion inv-ffff --out "$work/x" 2>&1); rc=$?
+  set -e
+  [ "$rc" = 1 ] && echo "$msg" | grep -q "NOT_FOUND" || fail "unknown inversion: $msg"
   "$ganctl" --server "$addr" models delete demo-sketch > /dev/null || fail "delete adapted model"
 fi
 

@@ -376,12 +376,18 @@ TEST_F(GanServiceTest, GenerateRejectsBadRequests) {
          r->mutable_latents();
        },
        grpc::StatusCode::INVALID_ARGUMENT, "latents.space"},
-      {"inversion not built",
+      {"unknown inversion",
        [](auto* r) {
          r->clear_seeds();
          r->set_inversion_id("inv-1");
        },
-       grpc::StatusCode::UNIMPLEMENTED, "InvertImage is not built"},
+       grpc::StatusCode::NOT_FOUND, "no inversion 'inv-1'"},
+      {"bad inversion id",
+       [](auto* r) {
+         r->clear_seeds();
+         r->set_inversion_id("../../etc/passwd");
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "not an inversion id"},
   };
   auto stub = server_->Stub();
   for (const BadCase& c : cases) {
@@ -549,17 +555,65 @@ TEST_F(GanServiceTest, CancelStopsARunningAdaptation) {
   EXPECT_LT(events.back().job().step(), 10);
 }
 
+TEST_F(GanServiceTest, InvertThenRenderTheInversion) {
+  auto stub = server_->Stub();
+  v1::GenerateSamplesRequest g;
+  g.set_model("tiny");
+  g.add_seeds(4);
+  grpc::Status st;
+  auto png = Generate(stub.get(), g, &st);
+  ASSERT_TRUE(st.ok());
+  v1::InvertImageRequest inv;
+  inv.set_model("tiny");
+  inv.set_image(png[0].images(0).data());
+  inv.set_steps(10);
+  inv.set_preview_every(5);
+  grpc::ClientContext ctx;
+  auto reader = stub->InvertImage(&ctx, inv);
+  v1::JobEvent e, last;
+  int previews = 0;
+  while (reader->Read(&e)) {
+    previews += e.has_preview();
+    last = e;
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(previews, 2);
+  ASSERT_EQ(last.job().state(), v1::JOB_STATE_SUCCEEDED) << last.job().error_message();
+  const std::string id = last.job().result();
+  EXPECT_EQ(id.rfind("inv-", 0), 0u) << id;
+  v1::GenerateSamplesRequest r;
+  r.set_model("tiny");
+  r.set_inversion_id(id);
+  r.set_return_latents(true);
+  auto out = Generate(stub.get(), r, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].images(0).latent().values().shape_size(), 3);
+  // Bad images are refused before any job exists.
+  for (const std::string& bad : {std::string(), std::string("not an image"), png[0].images(0).data().substr(0, 60)}) {
+    v1::InvertImageRequest b = inv;
+    b.set_image(bad);
+    grpc::ClientContext c2;
+    auto r2 = stub->InvertImage(&c2, b);
+    while (r2->Read(&e)) {
+    }
+    auto s2 = r2->Finish();
+    EXPECT_EQ(s2.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s2.error_message();
+    EXPECT_NE(s2.error_message().find("image"), std::string::npos) << s2.error_message();
+  }
+}
+
 TEST_F(GanServiceTest, FeaturesNotBuiltSayUnimplemented) {
   auto stub = server_->Stub();
   grpc::ClientContext ctx;
-  v1::InvertImageRequest req;
+  v1::EditRequest req;
   req.set_model("tiny");
-  auto reader = stub->InvertImage(&ctx, req);
-  v1::JobEvent ev;
-  EXPECT_FALSE(reader->Read(&ev));
+  auto reader = stub->Edit(&ctx, req);
+  v1::ImageBatch b;
+  EXPECT_FALSE(reader->Read(&b));
   auto st = reader->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("InvertImage"), std::string::npos);
+  EXPECT_NE(st.error_message().find("Edit"), std::string::npos);
 }
 
 TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {

@@ -1,0 +1,120 @@
+#include "server/invert_job.h"
+
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/io/image_codec.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::server {
+namespace {
+
+absl::Status Invalid(const std::string& m) { return absl::InvalidArgumentError(m); }
+
+class InvertRunner : public core::JobRunner {
+ public:
+  InvertRunner(std::unique_ptr<core::invert::Projector> p, std::string dir, std::string id, std::string model)
+      : p_(std::move(p)), dir_(std::move(dir)), id_(std::move(id)), model_(std::move(model)) {}
+  int64_t total_steps() const override { return p_->total_steps(); }
+  int64_t step() const override { return p_->step(); }
+  absl::StatusOr<std::map<std::string, float>> Step() override { return p_->Step(); }
+  absl::StatusOr<core::FloatTensor> PreviewImages(bool source) override {
+    if (source) return p_->Target();
+    return p_->Current();
+  }
+  absl::Status SaveCheckpoint(const std::string& path) override { return p_->SaveCheckpoint(path); }
+  absl::Status RestoreCheckpoint(const std::string& path) override { return p_->RestoreCheckpoint(path); }
+  absl::StatusOr<std::string> Finish() override {
+    ASSIGN_OR_RETURN(core::invert::Inversion inv, p_->Result());
+    RETURN_IF_ERROR(core::MakeDirs(dir_));
+    ASSIGN_OR_RETURN(std::string path, InversionPath(dir_, id_));
+    RETURN_IF_ERROR(core::invert::SaveInversion(path, inv, model_));
+    return id_;
+  }
+
+ private:
+  std::unique_ptr<core::invert::Projector> p_;
+  std::string dir_, id_, model_;
+};
+
+core::DecodeLimits ImageLimits() { return core::DecodeLimits{16u << 20, 8192, 8192, 64LL << 20}; }
+
+}  // namespace
+
+absl::StatusOr<std::string> InversionPath(const std::string& inversions_dir, const std::string& id) {
+  static const std::regex kId("inv-[0-9a-f]{1,32}");
+  if (!std::regex_match(id, kId)) {
+    return Invalid(absl::StrCat("'", id.substr(0, 40), "' is not an inversion id (they look like inv-1a2b...)"));
+  }
+  return (std::filesystem::path(inversions_dir) / (id + ".safetensors")).string();
+}
+
+absl::StatusOr<v1::InvertImageRequest> ValidateInvertRequest(const v1::InvertImageRequest& in,
+                                                             const core::ModelRepository& repo) {
+  v1::InvertImageRequest r = in;
+  if (r.request_id().size() > 128) return Invalid("request_id is longer than 128 characters");
+  for (unsigned char c : r.request_id()) {
+    if (c < 0x21 || c > 0x7e) return Invalid("request_id must be printable ASCII without spaces");
+  }
+  if (r.model().empty()) return Invalid("model is required: name a generator from ListModels");
+  if (!core::IsValidModelName(r.model())) return Invalid("model is not a valid model name");
+  RETURN_IF_ERROR(repo.GetGenerator(r.model()).status());
+  if (r.image().empty()) return Invalid("image is required (PNG or JPEG bytes)");
+  auto img = core::DecodeImage(r.image(), ImageLimits());
+  if (!img.ok()) return absl::Status(img.status().code(), absl::StrCat("image: ", img.status().message()));
+  switch (r.space()) {
+    case v1::LATENT_SPACE_UNSPECIFIED: r.set_space(v1::LATENT_SPACE_W_PLUS); break;
+    case v1::LATENT_SPACE_W:
+    case v1::LATENT_SPACE_W_PLUS: break;
+    default: return Invalid("space must be W or W_PLUS");
+  }
+  if (r.steps() < 0 || r.steps() > 5000) return Invalid("steps must be in [1, 5000] (0 = 1000)");
+  if (r.steps() == 0) r.set_steps(1000);
+  if (!std::isfinite(r.lr()) || r.lr() < 0 || r.lr() > 1) return Invalid("lr must be in (0, 1] (0 = 0.1)");
+  if (r.lr() == 0) r.set_lr(0.1f);
+  if (!std::isfinite(r.noise_regularize()) || r.noise_regularize() < 0 || r.noise_regularize() > 1e6) {
+    return Invalid("noise_regularize must be in [0, 1e6] (0 = 1e5)");
+  }
+  if (r.noise_regularize() == 0) r.set_noise_regularize(1e5f);
+  if (!std::isfinite(r.mse()) || r.mse() < 0 || r.mse() > 100) return Invalid("mse must be in [0, 100]");
+  if (r.preview_every() < 0 || r.preview_every() > 5000) return Invalid("preview_every must be in [0, 5000]");
+  if (r.seed() < 0) return Invalid("seed must be >= 0");
+  if (r.max_run_seconds() < 0 || r.max_run_seconds() > 86400) return Invalid("max_run_seconds must be in [0, 86400]");
+  return r;
+}
+
+core::RunnerFactory InvertRunnerFactory(core::ModelRepository* repo, std::string inversions_dir) {
+  return [repo, inversions_dir](const core::JobRecord& job) -> absl::StatusOr<std::unique_ptr<core::JobRunner>> {
+    v1::InvertImageRequest req;
+    if (!req.ParseFromString(job.request)) return absl::DataLossError("the stored request of this job is corrupt");
+    ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(req.model()));
+    ASSIGN_OR_RETURN(core::Rgb8Image img, core::DecodeImage(req.image(), ImageLimits()));
+    // The first ready CLIP model adds an image-embedding loss (no LPIPS weights yet).
+    std::shared_ptr<const core::clip::ClipModel> clip;
+    for (const auto& m : repo->List()) {
+      if (m.kind == core::ModelKind::kClip && m.state == core::ModelState::kReady) {
+        auto c = repo->GetClip(m.name);
+        if (c.ok()) {
+          clip = c->model;
+          break;
+        }
+      }
+    }
+    core::invert::ProjectorOptions o;
+    o.steps = req.steps();
+    o.lr = req.lr();
+    o.noise_regularize = req.noise_regularize();
+    o.mse = req.mse() > 0 ? req.mse() : 1.0f;
+    o.w_plus = req.space() != v1::LATENT_SPACE_W;
+    o.seed = static_cast<uint64_t>(req.seed());
+    ASSIGN_OR_RETURN(auto projector, core::invert::Projector::Create(gen, img, o, clip));
+    const std::string id = "inv-" + job.id.substr(job.id.rfind('-') + 1);
+    return std::unique_ptr<core::JobRunner>(new InvertRunner(std::move(projector), inversions_dir, id, req.model()));
+  };
+}
+
+}  // namespace ganserve::server
