@@ -56,9 +56,14 @@ $ganctl --timeout 0 adapt --model "$model" --from photo --to "pencil sketch" --i
   --name "$adapted" --out "$out/adapt"
 echo "== sampling the adapted model '$adapted' (same seeds)"
 $ganctl --timeout 600 generate --model "$adapted" --seeds 1-16 --truncation 0.7 --out "$out/adapted"
-echo "== inversion and editing are not built yet (see the README's status table):"
-$ganctl invert "$out/samples/seed1.png" --model "$model" || true
+echo "== inverting a picture (samples/seed3.png) into '$model', then rendering it in the adapted domain"
+inv=$($ganctl --timeout 0 invert "$out/samples/seed3.png" --model "$model" --steps 100 --preview-every 50 \
+  --out "$out/invert" | grep '^inv-')
+$ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/adapted"
+echo "== text editing (StyleCLIP) is not built yet:"
+$ganctl edit --model "$model" --seeds 1 --neutral "a face" --target "a smiling face" || true
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'
-echo "== done: $out/samples/grid.png (base), $out/adapted/grid.png (adapted), previews in $out/adapt/"
+echo "== done: $out/samples/grid.png (base), $out/adapted/grid.png (adapted), previews in $out/adapt/,"
+echo "   inversion in $out/invert/ (before_after.png, latent.npy; adapted rendering in invert/adapted/)"
