@@ -123,8 +123,11 @@ int main(int argc, char** argv) {
   edit->add_option("--seeds", ed.seeds);
   edit->add_option("--latent", ed.latent_npy, "w or w+ latent .npy");
   edit->add_option("--inversion", ed.inversion, "an inversion id");
-  edit->add_option("--neutral", ed.neutral)->required();
-  edit->add_option("--target", ed.target)->required();
+  edit->add_option("--neutral", ed.neutral, "global directions: neutral text");
+  edit->add_option("--target", ed.target, "global directions: target text");
+  edit->add_option("--direction", ed.direction_npy, "direction arithmetic: a direction .npy instead of text")
+      ->check(CLI::ExistingFile);
+  edit->add_option("--direction-space", ed.direction_space, "w | w+ | s")->capture_default_str();
   edit->add_option("--alpha", ed.alphas, "strengths, e.g. -4,0,4")->capture_default_str();
   edit->add_option("--beta", ed.beta, "disentanglement threshold")->capture_default_str();
   edit->add_option("--out", ed.out);

@@ -461,12 +461,24 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
   } else {
     req.set_inversion_id(a.inversion);
   }
-  auto* g = req.mutable_global_direction();
-  g->set_neutral_text(a.neutral);
-  g->set_target_text(a.target);
   ASSIGN_OR_RETURN(auto alphas, ParseFloats(a.alphas));
-  for (float v : alphas) g->add_alphas(v);
-  g->set_beta(a.beta);
+  if (!a.direction_npy.empty()) {
+    ASSIGN_OR_RETURN(core::FloatTensor dir, core::ReadNpyFloat(a.direction_npy));
+    auto* d = req.mutable_direction();
+    d->mutable_direction()->set_space(a.direction_space == "s"    ? v1::LATENT_SPACE_S
+                                      : a.direction_space == "w+" ? v1::LATENT_SPACE_W_PLUS
+                                                                  : v1::LATENT_SPACE_W);
+    d->mutable_direction()->mutable_values()->add_shape(1);
+    d->mutable_direction()->mutable_values()->add_shape(dir.numel());
+    d->mutable_direction()->mutable_values()->mutable_data()->Assign(dir.data.begin(), dir.data.end());
+    for (float v : alphas) d->add_strengths(v);
+  } else {
+    auto* g = req.mutable_global_direction();
+    g->set_neutral_text(a.neutral);
+    g->set_target_text(a.target);
+    for (float v : alphas) g->add_alphas(v);
+    g->set_beta(a.beta);
+  }
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
   SetDeadline(c, &ctx);

@@ -71,6 +71,7 @@ absl::Status Invert(const Connection& c, const InvertArgs& args);
 
 struct EditArgs {
   std::string model, render_model, seeds, latent_npy, inversion;
+  std::string direction_npy, direction_space = "w";  // direction arithmetic instead of text
   std::string neutral, target, alphas = "4";
   float beta = 0.15f;
   std::string out = "out";

@@ -60,7 +60,7 @@ echo "== inverting a picture (samples/seed3.png) into '$model', then rendering i
 inv=$($ganctl --timeout 0 invert "$out/samples/seed3.png" --model "$model" --steps 100 --preview-every 50 \
   --out "$out/invert" | grep '^inv-')
 $ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/adapted"
-echo "== text editing (StyleCLIP) is not built yet:"
+echo "== text editing (StyleCLIP global directions) is not built yet:"
 $ganctl edit --model "$model" --seeds 1 --neutral "a face" --target "a smiling face" || true
 
 echo "== metrics (first lines)"

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/adapt_job.h"
 #include "server/convert.h"
+#include "server/edit_request.h"
 #include "server/generate_request.h"
 #include "server/invert_job.h"
 #include "server/rpc_scope.h"
@@ -42,9 +43,17 @@ grpc::ServerWriteReactor<T>* FinishStream(RpcScope& scope, const grpc::Status& s
 
 // Streams GenerateSamples batches: one executor task per batch, the next batch only
 // after the previous write completed, so a slow reader holds at most one batch.
+// What a batch stream renders: `total` images, `batch_size` at a time.
+struct BatchSource {
+  int total = 0;
+  int batch_size = 8;
+  const char* operation = "generate";  // metrics label
+  std::function<absl::StatusOr<v1::ImageBatch>(int start, int count)> render;
+};
+
 class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
  public:
-  GenerateReactor(ServiceContext* ctx, grpc::CallbackServerContext* call, GeneratePlan plan, RpcScope scope)
+  GenerateReactor(ServiceContext* ctx, grpc::CallbackServerContext* call, BatchSource plan, RpcScope scope)
       : ctx_(ctx), call_(call), plan_(std::move(plan)), scope_(std::move(scope)) {
     NextBatch();
   }
@@ -78,9 +87,9 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
     absl::Status submitted = ctx_->executor->Submit(core::WorkClass::kInteractive, [this, start, count](bool dropped) {
       if (dropped) return End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
       if (cancelled_) return End(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
-      auto batch = RenderBatch(plan_, start, count);
+      auto batch = plan_.render(start, count);
       if (!batch.ok()) return End(ToGrpcStatus(batch.status()));
-      ctx_->metrics->AddImagesGenerated("generate", count);
+      ctx_->metrics->AddImagesGenerated(plan_.operation, count);
       batch_ = std::move(*batch);
       next_ = start + count;
       StartWrite(&batch_);
@@ -93,17 +102,13 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
 
   ServiceContext* const ctx_;
   grpc::CallbackServerContext* const call_;
-  const GeneratePlan plan_;
+  const BatchSource plan_;
   RpcScope scope_;
   std::atomic<bool> cancelled_{false};
   int next_ = 0;
   v1::ImageBatch batch_;
   grpc::Status status_;
 };
-
-grpc::Status NotBuilt(const char* what) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat(what, " is not built yet in this server"));
-}
 
 // "job-" + 16 random hex digits.
 std::string NewJobId() {
@@ -178,9 +183,20 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::Callba
 }
 
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackServerContext* call,
-                                                               const v1::EditRequest*) {
+                                                               const v1::EditRequest* req) {
   RpcScope scope(ctx_->metrics, "Edit", call);
-  return FinishStream<v1::ImageBatch>(scope, NotBuilt("Edit (StyleCLIP global directions and latent optimization)"));
+  if (ctx_->shutting_down) {
+    return FinishStream<v1::ImageBatch>(scope, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+  }
+  auto plan = PlanEdit(*req, *ctx_->repository, ctx_->options);
+  if (!plan.ok()) {
+    ctx_->metrics->RecordRejected("invalid");
+    return FinishStream<v1::ImageBatch>(scope, ToGrpcStatus(plan.status()));
+  }
+  auto shared = std::make_shared<const EditPlan>(std::move(*plan));
+  BatchSource src{shared->total, shared->batch_size, "edit",
+                  [shared](int start, int count) { return RenderEditBatch(*shared, start, count); }};
+  return new GenerateReactor(ctx_, call, std::move(src), std::move(scope));
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::WatchJob(grpc::CallbackServerContext* call,
@@ -273,7 +289,10 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::
     ctx_->metrics->RecordRejected("invalid");
     return FinishStream<v1::ImageBatch>(scope, ToGrpcStatus(plan.status()));
   }
-  return new GenerateReactor(ctx_, call, std::move(*plan), std::move(scope));
+  auto shared = std::make_shared<const GeneratePlan>(std::move(*plan));
+  BatchSource src{shared->total, shared->batch_size, "generate",
+                  [shared](int start, int count) { return RenderBatch(*shared, start, count); }};
+  return new GenerateReactor(ctx_, call, std::move(src), std::move(scope));
 }
 
 grpc::ServerUnaryReactor* GanServiceImpl::ListModels(grpc::CallbackServerContext* call,

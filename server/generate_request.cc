@@ -188,6 +188,39 @@ absl::StatusOr<GeneratePlan> PlanGenerate(const v1::GenerateSamplesRequest& req,
   return p;
 }
 
+absl::Status AppendImages(const core::stylegan2::GenerateResult& result, int first_index,
+                          const std::vector<int64_t>& seeds, const EncodeOptions& o, v1::ImageBatch* batch) {
+  const int64_t n = result.images.shape[0], h = result.images.shape[2], w = result.images.shape[3];
+  for (int64_t i = 0; i < n; ++i) {
+    v1::Image* im = batch->add_images();
+    im->set_index(first_index + static_cast<int>(i));
+    im->set_width(static_cast<int>(w));
+    im->set_height(static_cast<int>(h));
+    im->set_seed(i < static_cast<int64_t>(seeds.size()) ? seeds[i] : -1);
+    im->set_format(o.format);
+    if (o.format == v1::IMAGE_FORMAT_RAW_FLOAT) {
+      for (int64_t d : {int64_t{1}, int64_t{3}, h, w}) im->mutable_raw()->add_shape(d);
+      const float* src = result.images.data.data() + i * 3 * h * w;
+      im->mutable_raw()->mutable_data()->Add(src, src + 3 * h * w);
+    } else {
+      auto rgb = core::FloatToRgb8(result.images, i);
+      if (!rgb.ok()) return rgb.status();
+      auto bytes = o.format == v1::IMAGE_FORMAT_JPEG ? core::EncodeJpeg(*rgb, o.jpeg_quality) : core::EncodePng(*rgb);
+      if (!bytes.ok()) return bytes.status();
+      im->set_data(std::move(*bytes));
+    }
+    if (o.return_latents && result.wplus.shape.size() == 3) {
+      v1::Latent* l = im->mutable_latent();
+      l->set_space(v1::LATENT_SPACE_W_PLUS);
+      const int64_t rows = result.wplus.shape[1], sd = result.wplus.shape[2];
+      for (int64_t d : {int64_t{1}, rows, sd}) l->mutable_values()->add_shape(d);
+      const float* src = result.wplus.data.data() + i * rows * sd;
+      l->mutable_values()->mutable_data()->Add(src, src + rows * sd);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& p, int start, int count) {
   const auto& cfg = p.generator->config();
   core::stylegan2::GenerateParams gp;
@@ -227,39 +260,10 @@ absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& p, int start, int
   batch.set_model(p.model);
   batch.set_total(p.total);
   batch.set_done(start + count);
-  const int64_t h = result->images.shape[2], w = result->images.shape[3];
-  for (int i = 0; i < count; ++i) {
-    v1::Image* im = batch.add_images();
-    im->set_index(start + i);
-    im->set_width(static_cast<int>(w));
-    im->set_height(static_cast<int>(h));
-    im->set_seed(p.seeds.empty() ? -1 : static_cast<int64_t>(p.seeds[start + i]));
-    im->set_format(p.format);
-    if (p.format == v1::IMAGE_FORMAT_RAW_FLOAT) {
-      im->mutable_raw()->add_shape(1);
-      im->mutable_raw()->add_shape(3);
-      im->mutable_raw()->add_shape(h);
-      im->mutable_raw()->add_shape(w);
-      const float* src = result->images.data.data() + i * 3 * h * w;
-      im->mutable_raw()->mutable_data()->Add(src, src + 3 * h * w);
-    } else {
-      auto rgb = core::FloatToRgb8(result->images, i);
-      if (!rgb.ok()) return rgb.status();
-      auto bytes = p.format == v1::IMAGE_FORMAT_JPEG ? core::EncodeJpeg(*rgb, p.jpeg_quality) : core::EncodePng(*rgb);
-      if (!bytes.ok()) return bytes.status();
-      im->set_data(std::move(*bytes));
-    }
-    if (p.return_latents && !result->wplus.data.empty()) {
-      v1::Latent* l = im->mutable_latent();
-      l->set_space(v1::LATENT_SPACE_W_PLUS);
-      const int64_t row = int64_t{cfg.n_latent} * cfg.style_dim;
-      l->mutable_values()->add_shape(1);
-      l->mutable_values()->add_shape(cfg.n_latent);
-      l->mutable_values()->add_shape(cfg.style_dim);
-      const float* src = result->wplus.data.data() + i * row;
-      l->mutable_values()->mutable_data()->Add(src, src + row);
-    }
-  }
+  std::vector<int64_t> seeds;
+  for (int i = 0; i < count; ++i) seeds.push_back(p.seeds.empty() ? -1 : static_cast<int64_t>(p.seeds[start + i]));
+  absl::Status st = AppendImages(*result, start, seeds, {p.format, p.jpeg_quality, p.return_latents}, &batch);
+  if (!st.ok()) return st;
   return batch;
 }
 

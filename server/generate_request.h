@@ -40,6 +40,18 @@ struct GeneratePlan {
 absl::StatusOr<GeneratePlan> PlanGenerate(const v1::GenerateSamplesRequest& req, const core::ModelRepository& repo,
                                           const ServerOptions& options);
 
+// How rendered images go into a batch message.
+struct EncodeOptions {
+  v1::ImageFormat format = v1::IMAGE_FORMAT_PNG;
+  int jpeg_quality = 90;
+  bool return_latents = false;
+};
+
+// Appends result images (and their w+ when asked and present) to `batch`, indexed from
+// `first_index`; `seeds[i]` (or -1) is reported per image.
+absl::Status AppendImages(const core::stylegan2::GenerateResult& result, int first_index,
+                          const std::vector<int64_t>& seeds, const EncodeOptions& options, v1::ImageBatch* batch);
+
 // Renders images [start, start + count) of the plan. Runs on the device executor.
 absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& plan, int start, int count);
 

@@ -114,6 +114,11 @@ PY
   msg=$("$ganctl" --server "$addr" generate --model demo --inversion inv-ffff --out "$work/x" 2>&1); rc=$?
   set -e
   [ "$rc" = 1 ] && echo "$msg" | grep -q "NOT_FOUND" || fail "unknown inversion: $msg"
+  step "edit: a w direction swept over strengths, rendered through the adapted model"
+  /usr/bin/python3 -c "import numpy as np; np.save('$work/dir.npy', np.full(128, 0.5, np.float32))"
+  "$ganctl" --server "$addr" edit --model demo --render-model demo-sketch --seeds 1-2 --direction "$work/dir.npy" \
+    --alpha=-2,0,2 --out "$work/edit" 2> "$work/edit_ok.err" || fail "edit: $(cat "$work/edit_ok.err")"
+  for i in 0 1 2 3 4 5; do [ -s "$work/edit/edit$i.png" ] || fail "edit image $i missing"; done
   "$ganctl" --server "$addr" models delete demo-sketch > /dev/null || fail "delete adapted model"
 fi
 

@@ -603,17 +603,101 @@ TEST_F(GanServiceTest, InvertThenRenderTheInversion) {
   }
 }
 
+std::vector<v1::ImageBatch> EditCall(v1::GanService::Stub* stub, const v1::EditRequest& req, grpc::Status* st) {
+  grpc::ClientContext ctx;
+  auto reader = stub->Edit(&ctx, req);
+  std::vector<v1::ImageBatch> out;
+  v1::ImageBatch b;
+  while (reader->Read(&b)) out.push_back(b);
+  *st = reader->Finish();
+  return out;
+}
+
+TEST_F(GanServiceTest, DirectionEditsStartAtTheInputAndMoveWithStrength) {
+  auto stub = server_->Stub();
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.add_seeds(7);
+  e.set_truncation(0.5f);
+  e.set_has_truncation(true);
+  e.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto* d = e.mutable_direction();
+  d->mutable_direction()->set_space(v1::LATENT_SPACE_S);
+  d->mutable_direction()->mutable_values()->add_shape(1);
+  // s_dim of the tiny model: from GetModel.
+  grpc::ClientContext mc;
+  v1::GetModelRequest gm;
+  gm.set_name("tiny");
+  v1::Model m;
+  ASSERT_TRUE(stub->GetModel(&mc, gm, &m).ok());
+  d->mutable_direction()->mutable_values()->add_shape(m.s_dim());
+  for (int i = 0; i < m.s_dim(); ++i) d->mutable_direction()->mutable_values()->add_data(i == 3 ? 1.0f : 0.0f);
+  d->add_strengths(0.0f);
+  grpc::Status st;
+  auto zero = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  // Strength 0 reproduces GenerateSamples exactly (both render a batch of one image).
+  v1::GenerateSamplesRequest g;
+  g.set_model("tiny");
+  g.add_seeds(7);
+  g.set_truncation(0.5f);
+  g.set_has_truncation(true);
+  g.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto gen = Generate(stub.get(), g, &st);
+  ASSERT_TRUE(st.ok());
+  const auto& ref = gen[0].images(0).raw().data();
+  ASSERT_EQ(zero[0].images(0).raw().data_size(), ref.size());
+  for (int i = 0; i < ref.size(); ++i) ASSERT_EQ(zero[0].images(0).raw().data(i), ref[i]) << i;
+  // A sweep: larger strengths move the image further from the input. (Rendered as one
+  // batch of three, so strength 0 matches only up to float rounding here.)
+  for (float a : {2.0f, 4.0f}) d->add_strengths(a);
+  auto edits = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::vector<v1::Image> images;
+  for (const auto& b : edits) images.insert(images.end(), b.images().begin(), b.images().end());
+  ASSERT_EQ(images.size(), 3u);
+  auto dist = [&](const v1::Image& im) {
+    double sum = 0;
+    for (int i = 0; i < ref.size(); ++i) sum += std::pow(im.raw().data(i) - ref[i], 2);
+    return sum;
+  };
+  EXPECT_LT(dist(images[0]), 1e-8);
+  EXPECT_GT(dist(images[1]), 1e-4);
+  EXPECT_GT(dist(images[2]), dist(images[1]));
+
+  // Contract: wrong sizes, unknown render model, unsupported methods.
+  v1::EditRequest bad = e;
+  bad.mutable_direction()->mutable_direction()->mutable_values()->set_shape(1, 5);
+  bad.mutable_direction()->mutable_direction()->mutable_values()->mutable_data()->Truncate(5);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  bad = e;
+  bad.set_render_model("nope");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  bad = e;
+  bad.clear_direction();
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = e;
+  bad.mutable_direction()->set_strengths(0, NAN);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(GanServiceTest, FeaturesNotBuiltSayUnimplemented) {
   auto stub = server_->Stub();
   grpc::ClientContext ctx;
   v1::EditRequest req;
   req.set_model("tiny");
+  req.add_seeds(1);
+  req.mutable_global_direction()->set_target_text("a smiling face");
   auto reader = stub->Edit(&ctx, req);
   v1::ImageBatch b;
   EXPECT_FALSE(reader->Read(&b));
   auto st = reader->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("Edit"), std::string::npos);
+  EXPECT_NE(st.error_message().find("global_direction"), std::string::npos);
 }
 
 TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {

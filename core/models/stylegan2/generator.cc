@@ -257,7 +257,7 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
     std::vector<at::Tensor> styles;
     const auto order = impl_->StyleOrder();
     if (p.space == LatentSpace::kS) {
-      for (const StyleLayer& l : c.style_layers) styles.push_back(x.narrow(1, l.offset, l.in_channel));
+      for (const StyleLayer& l : c.style_layers) styles.push_back(x.narrow(1, l.offset, l.in_channel).contiguous());
     } else {
       if (p.space == LatentSpace::kWPlus) {
         wplus = truncate(x);

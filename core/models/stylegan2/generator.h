@@ -56,7 +56,7 @@ struct GenerateResult {
 // How modulated convolutions run. Both are the reference's formulations and agree
 // within ~1e-5; speed differs by device and batch size.
 enum class ModConvMode {
-  kAuto,     // currently kGrouped on every device (batch-independent results)
+  kAuto,     // currently kGrouped on every device
   kGrouped,  // per-sample modulated weights, one grouped convolution (fused=True)
   kScaled,   // scale activations, shared weights, demodulate outputs (fused=False)
 };

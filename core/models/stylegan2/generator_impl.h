@@ -103,9 +103,11 @@ struct Generator::Impl {
   c10::Device device{c10::kCPU};
   ModConvMode modconv = ModConvMode::kAuto;
 
-  // Auto is the grouped form everywhere: choosing by batch size would make an image
-  // depend (in the last bits) on which other images share its batch, breaking "same
-  // seed, same image"; and on CPU the scaled form measured no faster (bench/).
+  // Auto is the grouped form everywhere: choosing the form by batch size would make an
+  // image's last bits depend on its batch companions even more, and on CPU the scaled
+  // form measured no faster (bench/). (oneDNN may still pick different algorithms for
+  // different group counts: results agree to float rounding across batch sizes, and
+  // bit for bit only for the same batch composition.)
   bool UseGrouped(int64_t /*batch*/) const { return true; }
   std::vector<at::Tensor> map_weight, map_bias;  // pre-scaled
   at::Tensor const_input;                         // [1, C, 4, 4]

@@ -1,0 +1,190 @@
+#include "server/edit_request.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/invert/projector.h"
+#include "server/convert.h"
+#include "server/invert_job.h"
+
+namespace ganserve::server {
+namespace {
+
+using core::stylegan2::LatentSpace;
+
+absl::Status Invalid(const std::string& m) { return absl::InvalidArgumentError(m); }
+
+// Repeats each row of [N, D] w into [N, n_latent, D].
+core::FloatTensor Broadcast(const core::FloatTensor& w, int n_latent) {
+  core::FloatTensor out;
+  const int64_t n = w.shape[0], d = w.shape[1];
+  out.shape = {n, n_latent, d};
+  for (int64_t i = 0; i < n; ++i) {
+    for (int r = 0; r < n_latent; ++r) out.data.insert(out.data.end(), w.data.begin() + i * d, w.data.begin() + (i + 1) * d);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,
+                                  const ServerOptions& opt) {
+  EditPlan p;
+  if (req.model().empty()) return Invalid("model is required: name the generator whose latent space you edit in");
+  if (!core::IsValidModelName(req.model())) return Invalid("model is not a valid model name");
+  auto gen = repo.GetGenerator(req.model());
+  if (!gen.ok()) return gen.status();
+  const auto& cfg = (*gen)->config();
+  p.render_model = req.render_model().empty() ? req.model() : req.render_model();
+  if (!core::IsValidModelName(p.render_model)) return Invalid("render_model is not a valid model name");
+  auto render = repo.GetGenerator(p.render_model);
+  if (!render.ok()) return render.status();
+  const auto& rc = (*render)->config();
+  if (rc.style_dim != cfg.style_dim || rc.n_latent != cfg.n_latent || rc.s_dim != cfg.s_dim) {
+    return absl::FailedPreconditionError(absl::StrCat("render_model '", p.render_model, "' does not share model '",
+                                                      req.model(), "''s latent space"));
+  }
+  p.render = *render;
+
+  switch (req.method_case()) {
+    case v1::EditRequest::kGlobalDirection:
+      return absl::UnimplementedError("global_direction (StyleCLIP global directions) is not built yet; "
+                                      "use direction with your own latent direction");
+    case v1::EditRequest::kLatentOptimization:
+      return absl::UnimplementedError("latent_optimization (StyleCLIP) is not built yet");
+    case v1::EditRequest::kDirection: break;
+    default: return Invalid("give an edit method: direction, global_direction or latent_optimization");
+  }
+  const v1::DirectionEdit& d = req.direction();
+  if (d.strengths_size() < 1 || d.strengths_size() > 16) return Invalid("direction.strengths needs 1 to 16 values");
+  for (float s : d.strengths()) {
+    if (!std::isfinite(s) || s < -100 || s > 100) return Invalid("direction.strengths must be in [-100, 100]");
+    p.strengths.push_back(s);
+  }
+
+  // Starting latents.
+  const int sources = (req.seeds_size() > 0) + req.has_latents() + !req.inversion_id().empty();
+  if (sources != 1) return Invalid("give exactly one of seeds, latents or inversion_id");
+  float psi = 1.0f;
+  if (req.has_truncation()) {
+    if (!std::isfinite(req.truncation()) || req.truncation() < 0 || req.truncation() > 2) {
+      return Invalid("truncation must be in [0, 2]");
+    }
+    psi = req.truncation();
+  } else if (auto info = repo.Get(req.model()); info.ok()) {
+    psi = info->default_truncation;
+  }
+  const int max_inputs = std::max(1, opt.max_images_per_request / static_cast<int>(p.strengths.size()));
+  const bool s_space = d.direction().space() == v1::LATENT_SPACE_S;
+  core::stylegan2::GenerateParams gp;  // computes the starting points
+  gp.return_wplus = true;
+  gp.return_s = s_space;
+  if (req.seeds_size() > 0) {
+    if (req.seeds_size() > max_inputs) return Invalid(absl::StrCat("seeds: at most ", max_inputs, " with this many strengths"));
+    gp.latents.shape = {req.seeds_size(), cfg.style_dim};
+    for (int64_t seed : req.seeds()) {
+      if (seed < 0 || seed > 0xffffffffLL) return Invalid("seeds must be in [0, 4294967295]");
+      auto z = core::stylegan2::SeedToZ(static_cast<uint32_t>(seed), cfg.style_dim);
+      gp.latents.data.insert(gp.latents.data.end(), z.begin(), z.end());
+      p.seeds.push_back(seed);
+    }
+    gp.truncation = psi;
+  } else if (req.has_latents()) {
+    auto t = FromProto(req.latents().values(), "latents.values", int64_t{max_inputs} * cfg.n_latent * cfg.style_dim);
+    if (!t.ok()) return t.status();
+    switch (req.latents().space()) {
+      case v1::LATENT_SPACE_Z: gp.space = LatentSpace::kZ; gp.truncation = psi; break;
+      case v1::LATENT_SPACE_W: gp.space = LatentSpace::kW; break;
+      case v1::LATENT_SPACE_W_PLUS: gp.space = LatentSpace::kWPlus; break;
+      default: return Invalid("latents.space must be Z, W or W_PLUS");
+    }
+    gp.latents = std::move(*t);
+    p.seeds.assign(static_cast<size_t>(gp.latents.shape[0]), -1);
+  } else {
+    auto path = InversionPath((std::filesystem::path(opt.data_dir) / "inversions").string(), req.inversion_id());
+    if (!path.ok()) return path.status();
+    if (!std::filesystem::exists(*path)) return absl::NotFoundError(absl::StrCat("no inversion '", req.inversion_id(), "'"));
+    std::string inv_model;
+    auto inv = core::invert::LoadInversion(*path, &inv_model);
+    if (!inv.ok()) return inv.status();
+    if (inv->wplus.shape != std::vector<int64_t>{1, cfg.n_latent, cfg.style_dim}) {
+      return absl::FailedPreconditionError("the inversion's latent does not fit this model");
+    }
+    gp.space = LatentSpace::kWPlus;
+    gp.latents = std::move(inv->wplus);
+    p.seeds = {-1};
+  }
+  auto start = (*gen)->Generate(gp);  // shape errors surface here with their message
+  if (!start.ok()) return start.status();
+
+  // The direction, one row of the edit space.
+  auto dir = FromProto(d.direction().values(), "direction.direction.values", cfg.s_dim + int64_t{cfg.n_latent} * cfg.style_dim);
+  if (!dir.ok()) return dir.status();
+  switch (d.direction().space()) {
+    case v1::LATENT_SPACE_W:
+      if (dir->numel() != cfg.style_dim) return Invalid(absl::StrCat("a w direction has ", cfg.style_dim, " values"));
+      p.space = LatentSpace::kWPlus;
+      p.base = start->wplus;
+      p.direction = Broadcast(core::FloatTensor{{1, cfg.style_dim}, dir->data}, cfg.n_latent);
+      break;
+    case v1::LATENT_SPACE_W_PLUS:
+      if (dir->numel() != int64_t{cfg.n_latent} * cfg.style_dim) {
+        return Invalid(absl::StrCat("a w+ direction has ", cfg.n_latent, " x ", cfg.style_dim, " values"));
+      }
+      p.space = LatentSpace::kWPlus;
+      p.base = start->wplus;
+      p.direction = core::FloatTensor{{1, cfg.n_latent, cfg.style_dim}, dir->data};
+      break;
+    case v1::LATENT_SPACE_S:
+      if (dir->numel() != cfg.s_dim) return Invalid(absl::StrCat("an S direction has ", cfg.s_dim, " values"));
+      p.space = LatentSpace::kS;
+      p.base = start->s;
+      p.direction = core::FloatTensor{{1, cfg.s_dim}, dir->data};
+      break;
+    default: return Invalid("direction.direction.space must be W, W_PLUS or S");
+  }
+  p.total = static_cast<int>(p.base.shape[0]) * static_cast<int>(p.strengths.size());
+  if (!v1::ImageFormat_IsValid(req.format())) return Invalid("unknown format");
+  p.encode.format = req.format() == v1::IMAGE_FORMAT_UNSPECIFIED ? v1::IMAGE_FORMAT_PNG : req.format();
+  p.encode.return_latents = req.return_latents() && p.space == LatentSpace::kWPlus;
+  switch (req.noise()) {
+    case v1::NOISE_MODE_UNSPECIFIED:
+    case v1::NOISE_MODE_CONST: p.noise = core::stylegan2::NoiseMode::kConst; break;
+    case v1::NOISE_MODE_NONE: p.noise = core::stylegan2::NoiseMode::kNone; break;
+    default: return Invalid("noise must be CONST or NONE for edits (random noise would change every strength)");
+  }
+  return p;
+}
+
+absl::StatusOr<v1::ImageBatch> RenderEditBatch(const EditPlan& p, int start, int count) {
+  const int64_t row = p.base.numel() / p.base.shape[0];
+  const int ns = static_cast<int>(p.strengths.size());
+  core::stylegan2::GenerateParams gp;
+  gp.space = p.space;
+  gp.noise = p.noise;
+  gp.return_wplus = p.encode.return_latents;
+  gp.latents.shape = p.base.shape;
+  gp.latents.shape[0] = count;
+  std::vector<int64_t> seeds;
+  for (int k = start; k < start + count; ++k) {
+    const int input = k / ns;
+    const float strength = p.strengths[k % ns];
+    for (int64_t j = 0; j < row; ++j) {
+      gp.latents.data.push_back(p.base.data[input * row + j] + strength * p.direction.data[j]);
+    }
+    seeds.push_back(p.seeds[input]);
+  }
+  auto r = p.render->Generate(gp);
+  if (!r.ok()) return r.status();
+  v1::ImageBatch batch;
+  batch.set_model(p.render_model);
+  batch.set_total(p.total);
+  batch.set_done(start + count);
+  absl::Status st = AppendImages(*r, start, seeds, p.encode, &batch);
+  if (!st.ok()) return st;
+  return batch;
+}
+
+}  // namespace ganserve::server

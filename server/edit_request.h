@@ -1,0 +1,42 @@
+// Edit: latents from seeds, the client or an inversion, moved along a direction in w,
+// w+ or S space by each requested strength, rendered through the model or a model that
+// shares its latent space (an adapted one). StyleCLIP's global directions and latent
+// optimization are not built yet and answer UNIMPLEMENTED.
+#ifndef GANSERVE_SERVER_EDIT_REQUEST_H_
+#define GANSERVE_SERVER_EDIT_REQUEST_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/models/stylegan2/generator.h"
+#include "core/registry/model_repository.h"
+#include "ganserve/v1/ganserve.pb.h"
+#include "server/generate_request.h"
+#include "server/options.h"
+
+namespace ganserve::server {
+
+struct EditPlan {
+  std::string render_model;
+  std::shared_ptr<const core::stylegan2::Generator> render;
+  // Starting points, already in the edit space: [N, n_latent, sd] (w/w+) or [N, s_dim] (S).
+  core::FloatTensor base;
+  core::stylegan2::LatentSpace space = core::stylegan2::LatentSpace::kWPlus;
+  core::FloatTensor direction;  // one row of the edit space, broadcast over inputs
+  std::vector<float> strengths;
+  std::vector<int64_t> seeds;   // per input, -1 when not from a seed
+  int total = 0;                // inputs x strengths; image k = input k / S, strength k % S
+  int batch_size = 8;
+  EncodeOptions encode;
+  core::stylegan2::NoiseMode noise = core::stylegan2::NoiseMode::kConst;
+};
+
+absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,
+                                  const ServerOptions& options);
+absl::StatusOr<v1::ImageBatch> RenderEditBatch(const EditPlan& plan, int start, int count);
+
+}  // namespace ganserve::server
+
+#endif  // GANSERVE_SERVER_EDIT_REQUEST_H_
