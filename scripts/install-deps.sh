@@ -20,6 +20,8 @@ build_pkgs=(
   libopenblas0-openmp
   # Test fixtures are generated with Debian's PyTorch (never used by the product).
   python3 python3-torch python3-numpy
+  # libFuzzer targets (tests/fuzz).
+  clang-14 libclang-rt-14-dev
   # promtool checks the metric names in the tests.
   prometheus
 )

@@ -57,7 +57,7 @@ absl::StatusOr<std::unique_ptr<ZipReader>> ZipReader::Open(std::shared_ptr<const
   uint64_t cd_offset = U32(d + eocd + 16);
   if (eocd >= 20 && U32(d + eocd - 20) == kEocd64LocSig) {
     uint64_t e64 = U64(d + eocd - 20 + 8);
-    if (e64 + 56 > n || U32(d + e64) != kEocd64Sig) return Corrupt("bad ZIP64 end record");
+    if (e64 > n || n - e64 < 56 || U32(d + e64) != kEocd64Sig) return Corrupt("bad ZIP64 end record");
     count = U64(d + e64 + 32);
     cd_size = U64(d + e64 + 40);
     cd_offset = U64(d + e64 + 48);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a bounded time
+# on its seed corpus (tests/fuzz/corpus/<target>), so CI stays within its budget.
+#   tests/fuzz/run.sh OUT_DIR [SECONDS_PER_TARGET]
+# Crashes are kept as OUT_DIR/crash-*; add them to the corpus as regression cases.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+out=$1
+secs=${2:-20}
+mkdir -p "$out"
+cxx=$(command -v clang++-14 || command -v clang++ || true)
+[ -n "$cxx" ] || { echo "clang++ not installed: fuzzing skipped (scripts/install-deps.sh installs clang-14)"; exit 77; }
+sources=(core/util/tensor_data.cc core/util/mapped_file.cc core/util/file_util.cc core/util/np_random.cc
+         core/io/npy.cc core/io/zip.cc core/io/image_codec.cc
+         core/checkpoint/pickle.cc core/checkpoint/torch_file.cc core/checkpoint/safetensors.cc
+         core/models/clip/text_clean.cc core/models/clip/tokenizer.cc core/models/clip/random_init.cc)
+flags=(-std=c++17 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I"$src")
+libs=$(pkg-config --libs absl_status absl_statusor absl_strings absl_synchronization spng libturbojpeg libutf8proc zlib)
+# The shared sources once, then one link per target.
+objs=()
+for s in "${sources[@]}"; do
+  o="$out/$(echo "$s" | tr / _).o"
+  if [ ! -f "$o" ] || [ "$src/$s" -nt "$o" ]; then "$cxx" "${flags[@]}" -c "$src/$s" -o "$o"; fi
+  objs+=("$o")
+done
+status=0
+for t in npy torch safetensors zip image tokenizer; do
+  up=$(echo "$t" | tr a-z A-Z)
+  bin="$out/fuzz_$t"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer -DGANSERVE_FUZZ_"$up" "$src/tests/fuzz/fuzz_targets.cc" "${objs[@]}" $libs -o "$bin"
+  corpus="$out/corpus_$t"
+  mkdir -p "$corpus"
+  cp -n "$src/tests/fuzz/corpus/$t"/* "$corpus"/ 2>/dev/null || true
+  echo "fuzz_$t: ${secs} s"
+  mkdir -p "$out/artifacts_$t"
+  set +e
+  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$bin" "$corpus" -max_total_time="$secs" \
+    -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/artifacts_$t/" > "$out/fuzz_$t.log" 2>&1
+  rc=$?
+  set -e
+  grep -E "stat::number_of_executed_units|SUMMARY" "$out/fuzz_$t.log" || true
+  if [ "$rc" != 0 ]; then
+    echo "fuzz_$t FAILED (exit $rc): $(ls "$out/artifacts_$t")"
+    grep -E "ERROR|runtime error" "$out/fuzz_$t.log" | head -5
+    status=1
+  fi
+done
+exit $status
