@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   auto* adapt_cmd = app.add_subcommand("adapt", "adapt a generator to a new domain (StyleGAN-NADA)");
   adapt_cmd->add_option("--model", adapt.model)->required();
   adapt_cmd->add_option("--from", adapt.from, "source domain text, e.g. photo (default: the model's domain)");
-  adapt_cmd->add_option("--to", adapt.to, "target domain text, e.g. pencil sketch")->required();
+  adapt_cmd->add_option("--to", adapt.to, "target domain text, e.g. pencil sketch (or give --images)");
   adapt_cmd->add_option("--images", adapt.images, "target-domain example images");
   adapt_cmd->add_option("--iterations", adapt.iterations);
   adapt_cmd->add_option("--name", adapt.name, "name of the new model");

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/adapt/nada_trainer.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/io/image_codec.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -52,6 +53,16 @@ class AdaptRunner : public core::JobRunner {
   absl::Status SaveCheckpoint(const std::string& path) override { return trainer_->SaveCheckpoint(path); }
   absl::Status RestoreCheckpoint(const std::string& path) override { return trainer_->RestoreCheckpoint(path); }
 
+  nlohmann::json ImageHashes() const {
+    nlohmann::json h = nlohmann::json::array();
+    for (const auto& img : req_.target_images()) {
+      uint64_t v = 1469598103934665603ULL;
+      for (unsigned char c : img) v = (v ^ c) * 1099511628211ULL;
+      h.push_back(absl::StrCat("fnv1a64:", absl::Hex(v, absl::kZeroPad16)));
+    }
+    return h;
+  }
+
   absl::StatusOr<std::string> Finish() override {
     const std::string name = req_.output_name();
     if (repo_->Exists(name)) {
@@ -89,6 +100,7 @@ class AdaptRunner : public core::JobRunner {
                           {"lambda_manifold", req_.lambda_manifold()},
                           {"seed", req_.seed()},
                           {"clip_models", clips},
+                          {"target_image_hashes", ImageHashes()},
                           {"changed_tensors", delta.size()}}}};
     RETURN_IF_ERROR(core::WriteFileAtomic((tmp / "manifest.json").string(), m.dump(2) + "\n"));
     std::error_code ec;
@@ -142,10 +154,19 @@ absl::StatusOr<v1::AdaptDomainRequest> ValidateAdaptRequest(const v1::AdaptDomai
                                                       "; adapt from a base generator"));
   }
   RETURN_IF_ERROR(repo.GetGenerator(r.model()).status());
-  if (r.target_images_size() > 0) {
-    return absl::UnimplementedError("target_images: image-guided adaptation is not built yet; use target_text");
+  if (r.target_images_size() > 16) return Invalid("target_images: at most 16");
+  for (int i = 0; i < r.target_images_size(); ++i) {
+    auto img = core::DecodeImage(r.target_images(i), core::DecodeLimits{16u << 20, 8192, 8192, 64LL << 20});
+    if (!img.ok()) {
+      return absl::Status(img.status().code(), absl::StrCat("target_images[", i, "]: ", img.status().message()));
+    }
   }
-  if (r.target_text().empty()) return Invalid("target_text is required, e.g. \"pencil sketch\"");
+  if (r.target_text().empty() && r.target_images_size() == 0) {
+    return Invalid("target_text is required (e.g. \"pencil sketch\") unless target_images are given");
+  }
+  if (r.target_text().empty() && r.auto_layer_k() > 0) {
+    return Invalid("auto_layer_k needs target_text: layer selection is text-guided, also with target_images");
+  }
   RETURN_IF_ERROR(CheckText("target_text", r.target_text()));
   if (r.source_text().empty()) r.set_source_text(base.domain.empty() ? "photo" : base.domain);
   RETURN_IF_ERROR(CheckText("source_text", r.source_text()));
@@ -201,7 +222,7 @@ absl::StatusOr<v1::AdaptDomainRequest> ValidateAdaptRequest(const v1::AdaptDomai
   if (r.seed() < 0) return Invalid("seed must be >= 0");
   if (!v1::ImageFormat_IsValid(r.preview_format())) return Invalid("unknown preview_format");
   if (r.output_name().empty()) {
-    r.set_output_name(absl::StrCat(r.model(), "-", Slug(r.target_text())));
+    r.set_output_name(absl::StrCat(r.model(), "-", r.target_text().empty() ? std::string("images") : Slug(r.target_text())));
     if (r.output_name().size() > 56) r.set_output_name(r.output_name().substr(0, 56));
     if (repo.Exists(r.output_name())) {
       return absl::AlreadyExistsError(absl::StrCat("a model named '", r.output_name(),
@@ -231,6 +252,10 @@ core::RunnerFactory AdaptRunnerFactory(core::ModelRepository* repo, core::clip::
     core::adapt::NadaOptions o;
     o.source_text = req.source_text();
     o.target_text = req.target_text();
+    for (const auto& bytes : req.target_images()) {
+      ASSIGN_OR_RETURN(core::Rgb8Image img, core::DecodeImage(bytes, core::DecodeLimits{16u << 20, 8192, 8192, 64LL << 20}));
+      o.target_images.push_back(std::move(img));
+    }
     o.iterations = req.iterations();
     o.batch_size = req.batch_size();
     o.lr = 0.002f * 0.8f * req.lr_scale();

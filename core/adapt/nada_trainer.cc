@@ -12,6 +12,7 @@
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/models/clip/clip_model_impl.h"
+#include "core/models/clip/preprocess.h"
 #include "core/models/common/torch_convert.h"
 #include "core/models/stylegan2/generator_impl.h"
 #include "core/util/status_macros.h"
@@ -223,7 +224,12 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr
                                                                   std::vector<ClipGuide> clips, NadaOptions opt,
                                                                   clip::TextEmbeddingCache* text_cache) {
   if (base == nullptr) return absl::InvalidArgumentError("no base generator");
-  if (opt.target_text.empty()) return absl::InvalidArgumentError("target_text is required");
+  const bool image_mode = !opt.target_images.empty();
+  if (opt.target_text.empty() && !image_mode) return absl::InvalidArgumentError("target_text or target images are required");
+  if (opt.target_text.empty() && (opt.auto_layer_k > 0 || opt.lambda_global != 0 || opt.lambda_manifold != 0)) {
+    return absl::InvalidArgumentError(
+        "adaptive layer selection and the global/manifold losses need target_text, also with target images");
+  }
   if (clips.empty()) return absl::InvalidArgumentError("at least one CLIP model is required");
   if (opt.batch_size < 1 || opt.iterations < 1 || opt.auto_layer_batch < 1 || opt.auto_layer_iters < 0 ||
       opt.auto_layer_k < 0 || opt.preview_count < 0 || !(opt.lr > 0) || opt.mixing < 0 || opt.mixing > 1) {
@@ -251,20 +257,50 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr
       }
     }
     st->Rebuild();
-    // Text targets per CLIP model.
+    // Targets per CLIP model: text directions, or image directions in image mode.
+    at::Generator img_gen = at::detail::createCPUGenerator(opt.seed * 1000003ULL + 99991);
     for (size_t m = 0; m < st->clips.size(); ++m) {
       ClipTargets t;
-      ASSIGN_OR_RETURN(at::Tensor src, st->TemplateEmbedding(m, opt.source_text, text_cache));
-      ASSIGN_OR_RETURN(at::Tensor tgt, st->TemplateEmbedding(m, opt.target_text, text_cache));
-      t.direction = Normalize((tgt - src).mean(0));
-      t.source = Normalize(src.mean(0));
-      t.target = Normalize(tgt.mean(0));
       auto& c = st->clips[m];
-      ASSIGN_OR_RETURN(FloatTensor g, text_cache->Encode(c.name, *c.model, *c.tokenizer,
-                                                         {"a " + opt.target_text, opt.target_text}, false));
-      at::Tensor gt = Normalize(ToTorch(g, st->device));
-      t.global = gt[0];
-      t.selection = gt[1];
+      if (image_mode) {
+        // 16 samples of the generator at truncation 1 against the user's images (CLIP's
+        // own PIL preprocessing for them); the reference does not renormalise the means.
+        at::NoGradGuard ng;
+        const auto& cfg = base->config();
+        at::Tensor z = at::randn({16, cfg.style_dim}, img_gen, at::TensorOptions().dtype(at::kFloat)).to(st->device);
+        at::Tensor w = frozen.Map(z).unsqueeze(1).expand({16, cfg.n_latent, cfg.style_dim});
+        at::Tensor samples = frozen.Synthesize(st->Styles(frozen, w), st->RandomNoise(16, img_gen));
+        at::Tensor src = st->Embed(m, samples).mean(0);
+        const int res = c.model->config().image_resolution;
+        FloatTensor batch{{0, 3, res, res}, {}};
+        for (const Rgb8Image& im : opt.target_images) {
+          FloatTensor one = clip::PreprocessForClip(im, res);
+          batch.data.insert(batch.data.end(), one.data.begin(), one.data.end());
+          batch.shape[0] += 1;
+        }
+        ASSIGN_OR_RETURN(FloatTensor emb, c.model->EncodeImage(batch));
+        at::Tensor tgt = Normalize(ToTorch(emb, st->device)).mean(0);
+        t.direction = Normalize(tgt - src);
+      } else {
+        ASSIGN_OR_RETURN(at::Tensor src, st->TemplateEmbedding(m, opt.source_text, text_cache));
+        ASSIGN_OR_RETURN(at::Tensor tgt, st->TemplateEmbedding(m, opt.target_text, text_cache));
+        t.direction = Normalize((tgt - src).mean(0));
+        t.source = Normalize(src.mean(0));
+        t.target = Normalize(tgt.mean(0));
+      }
+      if (!opt.target_text.empty()) {
+        ASSIGN_OR_RETURN(FloatTensor g, text_cache->Encode(c.name, *c.model, *c.tokenizer,
+                                                           {"a " + opt.target_text, opt.target_text}, false));
+        at::Tensor gt = Normalize(ToTorch(g, st->device));
+        t.global = gt[0];
+        t.selection = gt[1];
+        if (image_mode && opt.lambda_manifold != 0) {
+          ASSIGN_OR_RETURN(at::Tensor s2, st->TemplateEmbedding(m, opt.source_text, text_cache));
+          ASSIGN_OR_RETURN(at::Tensor t2, st->TemplateEmbedding(m, opt.target_text, text_cache));
+          t.source = Normalize(s2.mean(0));
+          t.target = Normalize(t2.mean(0));
+        }
+      }
       st->targets.push_back(std::move(t));
     }
     at::Generator gen = at::detail::createCPUGenerator(opt.seed * 1000003ULL + 7);

@@ -16,6 +16,7 @@
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/text_embedding_cache.h"
 #include "core/models/clip/tokenizer.h"
+#include "core/io/image_codec.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/util/tensor_data.h"
 
@@ -39,6 +40,10 @@ enum class LayerMapping {
 struct NadaOptions {
   std::string source_text = "photo";
   std::string target_text;
+  // Image-guided mode (the reference's style-image variant): the direction is the mean
+  // CLIP embedding of these images minus that of 16 generated samples. target_text may
+  // then be empty, but adaptive layer selection and the global/manifold losses need it.
+  std::vector<Rgb8Image> target_images;
   int iterations = 300;
   int batch_size = 2;
   float lr = 0.002f * 0.8f;  // the reference's lr * g_reg_ratio

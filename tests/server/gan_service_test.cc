@@ -466,7 +466,14 @@ TEST_F(GanServiceTest, AdaptRejectsBadRequests) {
          c->set_weight(11);
        },
        grpc::StatusCode::INVALID_ARGUMENT, "weight"},
-      {"images", [](auto* r) { r->add_target_images("x"); }, grpc::StatusCode::UNIMPLEMENTED, "image-guided"},
+      {"corrupt image", [](auto* r) { r->add_target_images("x"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "target_images[0]"},
+      {"images with selection and no text",
+       [](auto* r) {
+         r->clear_target_text();
+         r->add_target_images(std::string("\x89PNG\r\n\x1a\n", 8));
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "target_images[0]"},
       {"output name", [](auto* r) { r->set_output_name("Bad Name"); }, grpc::StatusCode::INVALID_ARGUMENT,
        "output_name"},
       {"output exists", [](auto* r) { r->set_output_name("tiny"); }, grpc::StatusCode::ALREADY_EXISTS, "exists"},

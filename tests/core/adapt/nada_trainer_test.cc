@@ -201,6 +201,26 @@ TEST_F(NadaTrainerTest, DeltaOverBaseReproducesTheTrainedGenerator) {
   EXPECT_NE(via_base->images.data, via_adapted->images.data);
 }
 
+TEST_F(NadaTrainerTest, ImageGuidedDirectionTrains) {
+  NadaOptions o = Opt();
+  o.target_text = "";
+  Rgb8Image img{40, 30, std::vector<uint8_t>(40 * 30 * 3)};
+  for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = static_cast<uint8_t>((i * 37) % 256);
+  o.target_images = {img, img};
+  auto t = Make(o);
+  ASSERT_NE(t, nullptr);
+  auto dir = t->TextDirection(0);
+  ASSERT_TRUE(dir.ok());
+  double norm = 0;
+  for (float v : dir->data) norm += v * v;
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+  auto l = t->Step();
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_TRUE(std::isfinite(l->at("direction")));
+  o.auto_layer_k = 2;  // selection is text-guided
+  EXPECT_EQ(NadaTrainer::Create(gen_, {guide_}, o, &cache_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(NadaTrainerTest, RejectsBadOptions) {
   NadaOptions o = Opt();
   o.target_text = "";
