@@ -163,15 +163,32 @@ struct NadaTrainer::State {
       w.mutable_grad() = at::Tensor();
     }
     at::NoGradGuard ng;
-    at::Tensor layer_weights = (w - w0).abs().mean(-1).mean(0);
-    at::Tensor idx = std::get<1>(layer_weights.topk(std::min(opt.auto_layer_k, c.n_latent)));
     std::vector<std::string> out;
-    for (int64_t i = 0; i < idx.size(0); ++i) {
-      out.push_back(LayerForLatentIndex(static_cast<int>(idx[i].item<int64_t>()), c.n_latent, opt.layer_mapping));
+    for (int i : RankLatentIndices(FromTorch(w0), FromTorch(w), opt.auto_layer_k)) {
+      out.push_back(LayerForLatentIndex(i, c.n_latent, opt.layer_mapping));
     }
     return out;
   }
 };
+
+std::vector<int> RankLatentIndices(const FloatTensor& w0, const FloatTensor& w, int k) {
+  const int64_t b = w.shape[0], n = w.shape[1], d = w.shape[2];
+  std::vector<std::pair<double, int>> score(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) {
+    double sum = 0;
+    for (int64_t i = 0; i < b; ++i) {
+      for (int64_t j = 0; j < d; ++j) {
+        const size_t at = static_cast<size_t>((i * n + r) * d + j);
+        sum += std::fabs(w.data[at] - w0.data[at]);
+      }
+    }
+    score[r] = {sum / static_cast<double>(b * d), static_cast<int>(r)};
+  }
+  std::stable_sort(score.begin(), score.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<int> out;
+  for (int i = 0; i < std::min<int>(k, static_cast<int>(n)); ++i) out.push_back(score[i].second);
+  return out;
+}
 
 std::vector<std::string> PresetLayers(LayerPreset preset, int n_convs) {
   std::vector<std::string> out;

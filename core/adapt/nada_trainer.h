@@ -105,6 +105,10 @@ class NadaTrainer {
   std::unique_ptr<State> state_;
 };
 
+// Adaptive layer selection's ranking: w+ rows ordered by mean |w - w0| over the batch
+// and the style dimension, largest first; the first k. w0, w: [B, n_latent, style_dim].
+std::vector<int> RankLatentIndices(const FloatTensor& w0, const FloatTensor& w, int k);
+
 // The trainable layer units of a preset for a generator with `n_convs` convs.
 std::vector<std::string> PresetLayers(LayerPreset preset, int n_convs);
 // The unit a selected w+ index trains under `mapping`, for a generator with n_latent rows.

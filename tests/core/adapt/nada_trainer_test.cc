@@ -141,6 +141,24 @@ TEST_F(NadaTrainerTest, AdaptiveSelectionPicksKValidLayers) {
   }
 }
 
+TEST(LayerRankingTest, PlantedChangesAreFoundInOrder) {
+  // 2 samples, 6 rows, 4 dims: rows 4, 1 and 5 moved by 3, 2 and 1 (row 1 only in one
+  // sample, so its mean is 1); the others by tiny noise.
+  FloatTensor w0{{2, 6, 4}, std::vector<float>(48, 0.f)};
+  FloatTensor w = w0;
+  for (size_t i = 0; i < w.data.size(); ++i) w.data[i] = 1e-3f * static_cast<float>(i % 3);
+  auto set_row = [&](int sample, int row, float v) {
+    for (int j = 0; j < 4; ++j) w.data[(sample * 6 + row) * 4 + j] = v;
+  };
+  for (int s = 0; s < 2; ++s) {
+    set_row(s, 4, 3.f);
+    set_row(s, 5, -2.f);
+  }
+  set_row(0, 1, 2.f);  // mean |delta| 1.0
+  EXPECT_EQ(RankLatentIndices(w0, w, 3), (std::vector<int>{4, 5, 1}));
+  EXPECT_EQ(RankLatentIndices(w0, w, 1), (std::vector<int>{4}));
+}
+
 TEST(LayerMappingTest, OfficialIsOneOffAndConsumerFollowsTheW) {
   // 1024 px: n_latent 18, convs 0..15, to_rgbs 0..7.
   EXPECT_EQ(LayerForLatentIndex(0, 18, LayerMapping::kOfficial), "conv1");
