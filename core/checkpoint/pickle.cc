@@ -1,6 +1,7 @@
 #include "core/checkpoint/pickle.h"
 
 #include <cstring>
+#include <map>
 #include <optional>
 
 #include "absl/status/status.h"
@@ -66,9 +67,20 @@ class Unpickler {
   }
   absl::Status Push(PyRef v) {
     if (stack_.size() >= opt_.max_stack) return Err("stack limit exceeded");
+    if (v->kind == PyValue::Kind::kList || v->kind == PyValue::Kind::kDict || v->kind == PyValue::Kind::kTuple ||
+        v->kind == PyValue::Kind::kObject) {
+      containers_.push_back(v);
+    }
     stack_.push_back(std::move(v));
     return absl::OkStatus();
   }
+
+ public:
+  // Every container seen while unpickling. A hostile pickle can build reference cycles
+  // (a list that contains itself), which shared_ptr would leak: callers break them.
+  std::vector<PyRef>& containers() { return containers_; }
+
+ private:
   absl::StatusOr<PyRef> Pop() {
     if (stack_.size() <= Floor()) return Err("stack underflow");
     PyRef v = std::move(stack_.back());
@@ -122,7 +134,48 @@ class Unpickler {
   std::vector<PyRef> stack_;
   std::vector<size_t> marks_;
   std::vector<PyRef> memo_;
+  std::vector<PyRef> containers_;
 };
+
+// True if the graph under `root` reaches one of its containers again (iterative DFS).
+bool HasCycle(const PyRef& root) {
+  std::map<const PyValue*, int> color;  // 1 on the path, 2 done
+  struct Frame {
+    const PyValue* v;
+    std::vector<const PyValue*> kids;
+    size_t next = 0;
+  };
+  auto kids_of = [](const PyValue* v) {
+    std::vector<const PyValue*> k;
+    for (const auto& i : v->items) k.push_back(i.get());
+    for (const auto& [a, b] : v->dict) {
+      k.push_back(a.get());
+      k.push_back(b.get());
+    }
+    if (v->state) k.push_back(v->state.get());
+    return k;
+  };
+  std::vector<Frame> stack;
+  stack.push_back({root.get(), kids_of(root.get())});
+  color[root.get()] = 1;
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.next == f.kids.size()) {
+      color[f.v] = 2;
+      stack.pop_back();
+      continue;
+    }
+    const PyValue* k = f.kids[f.next++];
+    auto it = color.find(k);
+    if (it != color.end()) {
+      if (it->second == 1) return true;
+      continue;
+    }
+    color[k] = 1;
+    stack.push_back({k, kids_of(k)});
+  }
+  return false;
+}
 
 absl::Status Unpickler::SetItems(std::vector<PyRef> kv) {
   if (kv.size() % 2 != 0) return Err("odd number of items for SETITEMS");
@@ -583,7 +636,18 @@ absl::StatusOr<PyRef> Unpickle(absl::string_view data, size_t* pos, const Persis
                                const UnpickleOptions& options) {
   Unpickler u(data, *pos, persistent_load, options);
   auto v = u.Run();
-  if (v.ok()) *pos = u.pos();
+  const bool cyclic = v.ok() && HasCycle(*v);
+  if (!v.ok() || cyclic) {
+    // Break any cycles so that everything built is freed.
+    for (auto& c : u.containers()) {
+      c->items.clear();
+      c->dict.clear();
+      c->state.reset();
+    }
+    if (cyclic) return absl::InvalidArgumentError("pickle contains a reference cycle; checkpoints never do");
+    return v;
+  }
+  *pos = u.pos();
   return v;
 }
 
