@@ -167,13 +167,13 @@ TEST_F(CheckpointTest, TruncatedFilesFailCleanly) {
 
 TEST(PickleTest, ReferenceCyclesAreRefused) {
   // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: a list that contains itself.
-  const std::string cyclic("\x80\x02]q\x00h\x00a.", 9);
+  const std::string cyclic("\x80\x02]q\x00h\x00" "a.", 9);
   size_t pos = 0;
   auto v = Unpickle(cyclic, &pos, nullptr);
   EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(v.status().message().find("cycle"), std::string::npos) << v.status();
   // The same list appended to another list, once: shared, not cyclic, accepted.
-  const std::string shared("\x80\x02](]q\x00h\x00e.", 10);
+  const std::string shared("\x80\x02](]q\x00h\x00" "e.", 11);
   pos = 0;
   auto ok = Unpickle(shared, &pos, nullptr);
   ASSERT_TRUE(ok.ok()) << ok.status();
