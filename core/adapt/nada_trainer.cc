@@ -472,6 +472,24 @@ absl::StatusOr<FloatTensor> NadaTrainer::Preview(bool frozen) const {
   }
 }
 
+absl::StatusOr<FloatTensor> NadaTrainer::Render(const FloatTensor& wplus) const {
+  State& s = const_cast<State&>(*state_);
+  const auto& c = s.cfg();
+  if (wplus.shape != std::vector<int64_t>{wplus.shape.empty() ? 0 : wplus.shape[0], c.n_latent, c.style_dim} ||
+      wplus.shape[0] < 1) {
+    return absl::InvalidArgumentError("Render needs [N, n_latent, style_dim] latents");
+  }
+  try {
+    at::NoGradGuard ng;
+    s.SetTrainable({});
+    s.Rebuild();
+    at::Tensor w = ToTorch(wplus, s.device);
+    return FromTorch(s.train.Synthesize(s.Styles(s.train, w), s.train.noises));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("rendering failed: ", e.what_without_backtrace()));
+  }
+}
+
 std::map<std::string, FloatTensor> NadaTrainer::Delta() const {
   std::map<std::string, FloatTensor> out;
   for (const auto& [name, leaf] : state_->leaves) {

@@ -85,6 +85,10 @@ class NadaTrainer {
   // trainable generator, truncation `preview_truncation`, stored noise.
   absl::StatusOr<FloatTensor> Preview(bool frozen) const;
 
+  // Renders w+ latents [N, n_latent, style_dim] through the trainable generator with the
+  // stored noise maps (what the adapted model will render).
+  absl::StatusOr<FloatTensor> Render(const FloatTensor& wplus) const;
+
   // The tensors training changed, by state-dict name, in checkpoint units (raw
   // parameters, as rosinality stores them). Overlaid on the base they give the adapted
   // generator.

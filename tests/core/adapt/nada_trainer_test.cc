@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "core/adapt/text_templates.h"
+#include "core/checkpoint/safetensors.h"
 #include "core/models/stylegan2/random_init.h"
 #include "tests/testing/shared.h"
 
@@ -193,8 +194,13 @@ TEST_F(NadaTrainerTest, CheckpointResumeReplaysTheSameSteps) {
 TEST_F(NadaTrainerTest, DeltaOverBaseReproducesTheTrainedGenerator) {
   auto t = Make(Opt());
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(t->Step().ok());
+  // Round trip through a safetensors file, as the model repository stores deltas.
+  const std::string path = ::testing::TempDir() + "/delta_" + std::to_string(::getpid()) + ".safetensors";
+  ASSERT_TRUE(SaveSafetensors(path, t->Delta(), {}).ok());
+  auto delta = LoadSafetensors(path);
+  ASSERT_TRUE(delta.ok());
   auto sd = std::make_shared<std::map<std::string, FloatTensor>>(gen_->StateDict());
-  for (auto& [k, v] : t->Delta()) (*sd)[k] = v;
+  for (auto& [k, v] : delta->tensors) (*sd)[k] = *ToFloatTensor(v);
   auto views = ViewsOf(sd);
   auto avg = std::make_shared<const FloatTensor>(gen_->mean_latent());
   TensorView avg_view = ViewOf(avg);
@@ -217,6 +223,10 @@ TEST_F(NadaTrainerTest, DeltaOverBaseReproducesTheTrainedGenerator) {
   ASSERT_TRUE(via_adapted.ok());
   EXPECT_EQ(via_base->wplus.data, via_adapted->wplus.data);  // mapping and mean unchanged
   EXPECT_NE(via_base->images.data, via_adapted->images.data);
+  // Identical images: the trainer's generator and the one rebuilt from base + delta.
+  auto via_trainer = t->Render(via_base->wplus);
+  ASSERT_TRUE(via_trainer.ok()) << via_trainer.status();
+  EXPECT_EQ(via_trainer->data, via_adapted->images.data);
 }
 
 TEST_F(NadaTrainerTest, ImageGuidedDirectionTrains) {
