@@ -115,6 +115,16 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
     gp.space = LatentSpace::kWPlus;
     gp.latents = std::move(inv->wplus);
     p.seeds = {-1};
+    if (req.noise() == v1::NOISE_MODE_UNSPECIFIED) {
+      for (int i = 0; i < cfg.num_layers; ++i) {
+        auto it = inv->noises.find(absl::StrCat("noise_", i));
+        if (it == inv->noises.end()) {
+          p.noise_maps.clear();
+          break;
+        }
+        p.noise_maps.push_back(it->second);
+      }
+    }
   }
   auto start = (*gen)->Generate(gp);  // shape errors surface here with their message
   if (!start.ok()) return start.status();
@@ -165,6 +175,7 @@ absl::StatusOr<v1::ImageBatch> RenderEditBatch(const EditPlan& p, int start, int
   gp.space = p.space;
   gp.noise = p.noise;
   gp.return_wplus = p.encode.return_latents;
+  gp.noise_maps = p.noise_maps;
   gp.latents.shape = p.base.shape;
   gp.latents.shape[0] = count;
   std::vector<int64_t> seeds;

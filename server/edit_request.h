@@ -31,6 +31,7 @@ struct EditPlan {
   int batch_size = 8;
   EncodeOptions encode;
   core::stylegan2::NoiseMode noise = core::stylegan2::NoiseMode::kConst;
+  std::vector<core::FloatTensor> noise_maps;  // an inversion's optimised noise, when editing one
 };
 
 absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,

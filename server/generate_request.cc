@@ -70,6 +70,18 @@ absl::StatusOr<GeneratePlan> PlanGenerate(const v1::GenerateSamplesRequest& req,
     }
     p.space = LatentSpace::kWPlus;
     p.latents = std::move(inv->wplus);
+    // Its optimised noise maps reproduce the reconstruction; an explicit noise mode
+    // other than CONST overrides them.
+    if (req.noise() == v1::NOISE_MODE_UNSPECIFIED) {
+      for (int i = 0; i < cfg.num_layers; ++i) {
+        auto it = inv->noises.find(absl::StrCat("noise_", i));
+        if (it == inv->noises.end()) {
+          p.noise_maps.clear();
+          break;
+        }
+        p.noise_maps.push_back(it->second);
+      }
+    }
   }
   if (!req.inversion_id().empty()) {
     // handled above
@@ -252,6 +264,7 @@ absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& p, int start, int
     const int64_t row = p.latents.numel() / p.latents.shape[0];
     gp.latents.data.assign(p.latents.data.begin() + start * row, p.latents.data.begin() + (start + count) * row);
     for (int i = 0; i < count; ++i) gp.noise_seeds.push_back(static_cast<uint32_t>(start + i));
+    gp.noise_maps = p.noise_maps;
   }
   auto result = p.generator->Generate(gp);
   if (!result.ok()) return result.status();

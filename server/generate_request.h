@@ -25,6 +25,7 @@ struct GeneratePlan {
   std::vector<uint32_t> seeds;
   core::stylegan2::LatentSpace space = core::stylegan2::LatentSpace::kZ;
   core::FloatTensor latents;  // client latents, [total, ...]
+  std::vector<core::FloatTensor> noise_maps;  // an inversion's optimised noise (one image)
   float truncation = 1.0f;
   core::stylegan2::NoiseMode noise = core::stylegan2::NoiseMode::kConst;
   std::vector<uint32_t> mix_seeds;

@@ -279,7 +279,21 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
       }
     }
     std::vector<at::Tensor> noise;
-    if (p.noise == NoiseMode::kConst) {
+    if (!p.noise_maps.empty()) {
+      if (static_cast<int>(p.noise_maps.size()) != c.num_layers) {
+        return absl::InvalidArgumentError(absl::StrCat("noise_maps needs ", c.num_layers, " maps, got ",
+                                                       p.noise_maps.size()));
+      }
+      for (int i = 0; i < c.num_layers; ++i) {
+        const int64_t r = int64_t{1} << ((i + 5) / 2);
+        const auto& m = p.noise_maps[static_cast<size_t>(i)];
+        if (m.shape.size() != 4 || (m.shape[0] != 1 && m.shape[0] != n) || m.shape[1] != 1 || m.shape[2] != r ||
+            m.shape[3] != r || static_cast<int64_t>(m.data.size()) != m.numel()) {
+          return absl::InvalidArgumentError(absl::StrCat("noise map ", i, " must be [1, 1, ", r, ", ", r, "]"));
+        }
+        noise.push_back(ToTorch(m, dev));
+      }
+    } else if (p.noise == NoiseMode::kConst) {
       noise = impl_->noises;
     } else if (p.noise == NoiseMode::kRandom) {
       std::vector<FloatTensor> host(static_cast<size_t>(c.num_layers));

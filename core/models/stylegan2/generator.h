@@ -40,6 +40,9 @@ struct GenerateParams {
   // kRandom: one seed per image; noise maps are drawn on the host from it, so the
   // same seed gives the same noise on every device.
   std::vector<uint32_t> noise_seeds;
+  // When set (num_layers maps of [1 or N, 1, r, r]), used instead of `noise`: e.g. the
+  // optimised noise maps of an inversion.
+  std::vector<FloatTensor> noise_maps;
   bool return_wplus = false;
   bool return_s = false;
 };

@@ -59,6 +59,14 @@ TEST(ProjectorTest, ConvergesOnAGeneratedImage) {
   EXPECT_EQ(model, "tiny");
   EXPECT_EQ(loaded->wplus.data, after->wplus.data);
   EXPECT_NEAR(loaded->psnr, after->psnr, 1e-3);  // stored as text with 6 digits
+  // The stored w+ and noise maps render the reconstruction exactly.
+  stylegan2::GenerateParams q;
+  q.space = stylegan2::LatentSpace::kWPlus;
+  q.latents = loaded->wplus;
+  for (int i = 0; i < 7; ++i) q.noise_maps.push_back(loaded->noises.at("noise_" + std::to_string(i)));
+  auto again = gen->Generate(q);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->images.data, after->reconstruction.data);
 }
 
 TEST(ProjectorTest, RejectsBadOptions) {
