@@ -123,6 +123,68 @@ absl::StatusOr<Rgb8Image> DecodePng(absl::string_view bytes, const DecodeLimits&
   return out;
 }
 
+// The EXIF orientation (1..8) of a JPEG, 1 when absent or unreadable.
+int ExifOrientation(absl::string_view jpeg) {
+  size_t p = 2;  // after SOI
+  while (p + 4 <= jpeg.size() && static_cast<uint8_t>(jpeg[p]) == 0xFF) {
+    const uint8_t marker = static_cast<uint8_t>(jpeg[p + 1]);
+    const size_t len = (static_cast<uint8_t>(jpeg[p + 2]) << 8) | static_cast<uint8_t>(jpeg[p + 3]);
+    if (len < 2 || p + 2 + len > jpeg.size()) return 1;
+    if (marker == 0xDA) return 1;  // start of scan: no EXIF before the image data
+    if (marker == 0xE1 && len >= 16 && jpeg.substr(p + 4, 6) == absl::string_view("Exif\0\0", 6)) {
+      absl::string_view t = jpeg.substr(p + 10, len - 8);  // TIFF header onwards
+      const bool le = t.substr(0, 2) == "II";
+      if (!le && t.substr(0, 2) != "MM") return 1;
+      auto u16 = [&](size_t o) -> uint32_t {
+        if (o + 2 > t.size()) return 0;
+        const uint8_t a = static_cast<uint8_t>(t[o]), b = static_cast<uint8_t>(t[o + 1]);
+        return le ? (a | (b << 8)) : ((a << 8) | b);
+      };
+      auto u32 = [&](size_t o) -> uint32_t { return le ? (u16(o) | (u16(o + 2) << 16)) : ((u16(o) << 16) | u16(o + 2)); };
+      const size_t ifd = u32(4);
+      const uint32_t n = u16(ifd);
+      for (uint32_t i = 0; i < n && i < 512; ++i) {
+        const size_t e = ifd + 2 + 12 * i;
+        if (e + 12 > t.size()) return 1;
+        if (u16(e) == 0x0112) {
+          const uint32_t v = u16(e + 8);
+          return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
+        }
+      }
+      return 1;
+    }
+    p += 2 + len;
+  }
+  return 1;
+}
+
+// Applies an EXIF orientation so that the image is upright.
+Rgb8Image Orient(const Rgb8Image& in, int orientation) {
+  if (orientation <= 1) return in;
+  const bool swap = orientation >= 5;
+  Rgb8Image out;
+  out.width = swap ? in.height : in.width;
+  out.height = swap ? in.width : in.height;
+  out.pixels.resize(in.pixels.size());
+  for (int y = 0; y < out.height; ++y) {
+    for (int x = 0; x < out.width; ++x) {
+      int sx = x, sy = y;
+      switch (orientation) {
+        case 2: sx = in.width - 1 - x; break;                       // mirror horizontally
+        case 3: sx = in.width - 1 - x; sy = in.height - 1 - y; break;  // rotate 180
+        case 4: sy = in.height - 1 - y; break;                      // mirror vertically
+        case 5: sx = y; sy = x; break;                              // transpose
+        case 6: sx = y; sy = in.height - 1 - x; break;              // rotate 90 clockwise
+        case 7: sx = in.width - 1 - y; sy = in.height - 1 - x; break;  // transverse
+        case 8: sx = in.width - 1 - y; sy = x; break;               // rotate 90 counter-clockwise
+      }
+      std::copy_n(in.pixels.data() + (static_cast<size_t>(sy) * in.width + sx) * 3, 3,
+                  out.pixels.data() + (static_cast<size_t>(y) * out.width + x) * 3);
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<Rgb8Image> DecodeJpeg(absl::string_view bytes, const DecodeLimits& limits) {
   std::unique_ptr<void, decltype(&tjDestroy)> tj(tjInitDecompress(), tjDestroy);
   if (!tj) return absl::ResourceExhaustedError("JPEG decode: cannot create a decompressor");
@@ -140,7 +202,7 @@ absl::StatusOr<Rgb8Image> DecodeJpeg(absl::string_view bytes, const DecodeLimits
                     TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("JPEG is corrupt or truncated: ", tjGetErrorStr2(tj.get())));
   }
-  return out;
+  return Orient(out, ExifOrientation(bytes));
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ struct DecodeLimits {
 // are expanded, alpha is dropped. The header is checked against `limits` before any
 // pixel memory is allocated (decompression bombs). InvalidArgument saying what is
 // wrong for empty, truncated, corrupt or unsupported data; ResourceExhausted for
-// images over the limits. EXIF orientation is not applied yet.
+// images over the limits. A JPEG's EXIF orientation is applied (the result is upright).
 absl::StatusOr<Rgb8Image> DecodeImage(absl::string_view bytes, const DecodeLimits& limits = {});
 
 // A grid of equally sized images, `columns` per row (a contact sheet).
