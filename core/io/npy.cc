@@ -113,7 +113,7 @@ absl::StatusOr<TensorView> ParseNpy(std::shared_ptr<const std::string> bytes) {
   if (s.size() - data_start < need) {
     return Bad(absl::StrCat("data is ", s.size() - data_start, " bytes, the header says ", need));
   }
-  if (fortran && v.shape.size() > 1) {
+  if (fortran && v.shape.size() > 1 && n > 0) {
     v.strides.assign(v.shape.size(), 1);
     for (size_t i = 1; i < v.shape.size(); ++i) v.strides[i] = v.strides[i - 1] * v.shape[i - 1];
   }

@@ -87,22 +87,32 @@ template <typename Fn>
 absl::Status ForEachElement(const TensorView& view, Fn fn) {
   const int64_t n = view.numel();
   if (n < 0) return absl::InvalidArgumentError("tensor has an invalid shape " + ShapeString(view.shape));
+  if (n == 0) return absl::OkStatus();  // before any stride arithmetic: other dims may be huge
   const size_t rank = view.shape.size();
   std::vector<int64_t> strides = view.strides;
   if (strides.empty()) {
+    // Contiguous strides are partial products of a shape whose product (n) fits.
     strides.assign(rank, 1);
     for (size_t i = rank; i-- > 1;) strides[i - 1] = strides[i] * view.shape[i];
   }
   if (strides.size() != rank) return absl::InvalidArgumentError("tensor strides do not match its rank");
   const int64_t esize = static_cast<int64_t>(DTypeSize(view.dtype));
-  if (n == 0) return absl::OkStatus();
   // Extent check: the lowest and highest element offsets must lie inside the bytes.
+  // Strides come from files: every product and sum is overflow-checked.
+  const absl::Status out_of_range = absl::InvalidArgumentError(
+      absl::StrCat("tensor of shape ", ShapeString(view.shape), " has strides reaching outside its storage of ",
+                   view.nbytes, " bytes"));
   int64_t lo = view.offset, hi = view.offset;
   for (size_t i = 0; i < rank; ++i) {
-    int64_t span = (view.shape[i] - 1) * strides[i];
-    if (span < 0) lo += span; else hi += span;
+    int64_t span;
+    if (__builtin_mul_overflow(view.shape[i] - 1, strides[i], &span)) return out_of_range;
+    if (__builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi)) return out_of_range;
   }
-  if (lo < 0 || (hi + 1) * esize > static_cast<int64_t>(view.nbytes)) {
+  int64_t end_bytes;
+  if (__builtin_add_overflow(hi, int64_t{1}, &end_bytes) || __builtin_mul_overflow(end_bytes, esize, &end_bytes)) {
+    return out_of_range;
+  }
+  if (lo < 0 || end_bytes > static_cast<int64_t>(view.nbytes)) {
     return absl::InvalidArgumentError(absl::StrCat("tensor of shape ", ShapeString(view.shape),
                                                    " reaches outside its storage of ", view.nbytes,
                                                    " bytes"));

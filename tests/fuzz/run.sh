@@ -34,7 +34,9 @@ for t in npy torch safetensors zip image tokenizer; do
   echo "fuzz_$t: ${secs} s"
   mkdir -p "$out/artifacts_$t"
   set +e
-  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$bin" "$corpus" -max_total_time="$secs" \
+  # A fixed seed: the same code and corpus explore the same inputs, so CI is repeatable;
+  # set FUZZ_SEED to explore further by hand.
+  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$bin" "$corpus" -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" \
     -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/artifacts_$t/" > "$out/fuzz_$t.log" 2>&1
   rc=$?
   set -e
