@@ -1,11 +1,9 @@
 #include "server/edit_request.h"
 
 #include <cmath>
-#include <filesystem>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/invert/projector.h"
 #include "server/convert.h"
 #include "server/invert_job.h"
 
@@ -103,28 +101,13 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
     gp.latents = std::move(*t);
     p.seeds.assign(static_cast<size_t>(gp.latents.shape[0]), -1);
   } else {
-    auto path = InversionPath((std::filesystem::path(opt.data_dir) / "inversions").string(), req.inversion_id());
-    if (!path.ok()) return path.status();
-    if (!std::filesystem::exists(*path)) return absl::NotFoundError(absl::StrCat("no inversion '", req.inversion_id(), "'"));
-    std::string inv_model;
-    auto inv = core::invert::LoadInversion(*path, &inv_model);
+    auto inv = LoadInversionFor(opt.data_dir, req.inversion_id(), repo, req.model(),
+                                req.noise() == v1::NOISE_MODE_UNSPECIFIED);
     if (!inv.ok()) return inv.status();
-    if (inv->wplus.shape != std::vector<int64_t>{1, cfg.n_latent, cfg.style_dim}) {
-      return absl::FailedPreconditionError("the inversion's latent does not fit this model");
-    }
     gp.space = LatentSpace::kWPlus;
     gp.latents = std::move(inv->wplus);
+    p.noise_maps = std::move(inv->noise_maps);
     p.seeds = {-1};
-    if (req.noise() == v1::NOISE_MODE_UNSPECIFIED) {
-      for (int i = 0; i < cfg.num_layers; ++i) {
-        auto it = inv->noises.find(absl::StrCat("noise_", i));
-        if (it == inv->noises.end()) {
-          p.noise_maps.clear();
-          break;
-        }
-        p.noise_maps.push_back(it->second);
-      }
-    }
   }
   auto start = (*gen)->Generate(gp);  // shape errors surface here with their message
   if (!start.ok()) return start.status();

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include <filesystem>
 
-#include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "server/invert_job.h"
 #include "server/convert.h"
@@ -50,38 +49,14 @@ absl::StatusOr<GeneratePlan> PlanGenerate(const v1::GenerateSamplesRequest& req,
   }
   const int max_images = opt.max_images_per_request;
   if (!req.inversion_id().empty()) {
-    // The w+ of a finished InvertImage job, rendered through its model or through a
-    // model adapted from it (the same latent space in another domain).
-    auto path = InversionPath((std::filesystem::path(opt.data_dir) / "inversions").string(), req.inversion_id());
-    if (!path.ok()) return path.status();
-    if (!std::filesystem::exists(*path)) {
-      return absl::NotFoundError(absl::StrCat("no inversion '", req.inversion_id(), "' (ids come from InvertImage)"));
-    }
-    std::string inv_model;
-    auto inv = core::invert::LoadInversion(*path, &inv_model);
+    // The w+ of a finished InvertImage job, rendered through its model or one adapted
+    // from it; its optimised noise maps too unless a noise mode is asked for.
+    auto inv = LoadInversionFor(opt.data_dir, req.inversion_id(), repo, p.model,
+                                req.noise() == v1::NOISE_MODE_UNSPECIFIED);
     if (!inv.ok()) return inv.status();
-    auto info = repo.Get(p.model);
-    if (inv_model != p.model && !(info.ok() && info->base_model == inv_model)) {
-      return absl::FailedPreconditionError(absl::StrCat("inversion '", req.inversion_id(), "' was made with model '",
-                                                        inv_model, "'; render it with that model or one adapted from it"));
-    }
-    if (inv->wplus.shape != std::vector<int64_t>{1, cfg.n_latent, cfg.style_dim}) {
-      return absl::FailedPreconditionError("the inversion's latent does not fit this model");
-    }
     p.space = LatentSpace::kWPlus;
     p.latents = std::move(inv->wplus);
-    // Its optimised noise maps reproduce the reconstruction; an explicit noise mode
-    // other than CONST overrides them.
-    if (req.noise() == v1::NOISE_MODE_UNSPECIFIED) {
-      for (int i = 0; i < cfg.num_layers; ++i) {
-        auto it = inv->noises.find(absl::StrCat("noise_", i));
-        if (it == inv->noises.end()) {
-          p.noise_maps.clear();
-          break;
-        }
-        p.noise_maps.push_back(it->second);
-      }
-    }
+    p.noise_maps = std::move(inv->noise_maps);
   }
   if (!req.inversion_id().empty()) {
     // handled above

@@ -87,6 +87,40 @@ absl::StatusOr<v1::InvertImageRequest> ValidateInvertRequest(const v1::InvertIma
   return r;
 }
 
+absl::StatusOr<StoredInversion> LoadInversionFor(const std::string& data_dir, const std::string& id,
+                                                 const core::ModelRepository& repo, const std::string& model,
+                                                 bool with_noise) {
+  ASSIGN_OR_RETURN(std::string path, InversionPath((std::filesystem::path(data_dir) / "inversions").string(), id));
+  if (!std::filesystem::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("no inversion '", id, "' (ids come from InvertImage)"));
+  }
+  std::string inv_model;
+  ASSIGN_OR_RETURN(core::invert::Inversion inv, core::invert::LoadInversion(path, &inv_model));
+  auto info = repo.Get(model);
+  if (inv_model != model && !(info.ok() && info->base_model == inv_model)) {
+    return absl::FailedPreconditionError(absl::StrCat("inversion '", id, "' was made with model '", inv_model,
+                                                      "'; use that model or one adapted from it"));
+  }
+  ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
+  const auto& cfg = gen->config();
+  if (inv.wplus.shape != std::vector<int64_t>{1, cfg.n_latent, cfg.style_dim}) {
+    return absl::FailedPreconditionError("the inversion's latent does not fit this model");
+  }
+  StoredInversion out;
+  out.wplus = std::move(inv.wplus);
+  if (with_noise) {
+    for (int i = 0; i < cfg.num_layers; ++i) {
+      auto it = inv.noises.find(absl::StrCat("noise_", i));
+      if (it == inv.noises.end()) {
+        out.noise_maps.clear();
+        break;
+      }
+      out.noise_maps.push_back(std::move(it->second));
+    }
+  }
+  return out;
+}
+
 core::RunnerFactory InvertRunnerFactory(core::ModelRepository* repo, std::string inversions_dir) {
   return [repo, inversions_dir](const core::JobRecord& job) -> absl::StatusOr<std::unique_ptr<core::JobRunner>> {
     v1::InvertImageRequest req;

@@ -23,6 +23,17 @@ core::RunnerFactory InvertRunnerFactory(core::ModelRepository* repo, std::string
 // Path of a stored inversion; InvalidArgument for ids that are not inversion ids.
 absl::StatusOr<std::string> InversionPath(const std::string& inversions_dir, const std::string& id);
 
+// A stored inversion ready to render through `model` (the model it was made with, or
+// one adapted from it): its w+ [1, n_latent, style_dim] and, when `with_noise`, its
+// optimised noise maps. InvalidArgument / NotFound / FailedPrecondition with reasons.
+struct StoredInversion {
+  core::FloatTensor wplus;
+  std::vector<core::FloatTensor> noise_maps;
+};
+absl::StatusOr<StoredInversion> LoadInversionFor(const std::string& data_dir, const std::string& id,
+                                                 const core::ModelRepository& repo, const std::string& model,
+                                                 bool with_noise);
+
 }  // namespace ganserve::server
 
 #endif  // GANSERVE_SERVER_INVERT_JOB_H_
