@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -137,8 +138,9 @@ class Unpickler {
   std::vector<PyRef> containers_;
 };
 
-// True if the graph under `root` reaches one of its containers again (iterative DFS).
-bool HasCycle(const PyRef& root) {
+// Walks the graph under `root` (iterative DFS). Returns true if it reaches one of its
+// containers again; `seen` receives every value reached.
+bool HasCycle(const PyRef& root, std::set<const PyValue*>* seen) {
   std::map<const PyValue*, int> color;  // 1 on the path, 2 done
   struct Frame {
     const PyValue* v;
@@ -158,6 +160,7 @@ bool HasCycle(const PyRef& root) {
   std::vector<Frame> stack;
   stack.push_back({root.get(), kids_of(root.get())});
   color[root.get()] = 1;
+  bool cyclic = false;
   while (!stack.empty()) {
     Frame& f = stack.back();
     if (f.next == f.kids.size()) {
@@ -168,13 +171,14 @@ bool HasCycle(const PyRef& root) {
     const PyValue* k = f.kids[f.next++];
     auto it = color.find(k);
     if (it != color.end()) {
-      if (it->second == 1) return true;
+      if (it->second == 1) cyclic = true;
       continue;
     }
     color[k] = 1;
     stack.push_back({k, kids_of(k)});
   }
-  return false;
+  for (const auto& [v, c] : color) seen->insert(v);
+  return cyclic;
 }
 
 absl::Status Unpickler::SetItems(std::vector<PyRef> kv) {
@@ -183,7 +187,10 @@ absl::Status Unpickler::SetItems(std::vector<PyRef> kv) {
   PyRef target = stack_.back();
   if (target->kind == PyValue::Kind::kObject) {
     // OrderedDict subclasses and similar: keep items on the object's state dict.
-    if (target->state == nullptr) target->state = Make(PyValue::Kind::kDict);
+    if (target->state == nullptr) {
+      target->state = Make(PyValue::Kind::kDict);
+      containers_.push_back(target->state);
+    }
     target = target->state;
   }
   if (target->kind != PyValue::Kind::kDict) return Err("SETITEMS on a non-dict");
@@ -636,17 +643,19 @@ absl::StatusOr<PyRef> Unpickle(absl::string_view data, size_t* pos, const Persis
                                const UnpickleOptions& options) {
   Unpickler u(data, *pos, persistent_load, options);
   auto v = u.Run();
-  const bool cyclic = v.ok() && HasCycle(*v);
-  if (!v.ok() || cyclic) {
-    // Break any cycles so that everything built is freed.
-    for (auto& c : u.containers()) {
-      c->items.clear();
-      c->dict.clear();
-      c->state.reset();
-    }
-    if (cyclic) return absl::InvalidArgumentError("pickle contains a reference cycle; checkpoints never do");
-    return v;
+  std::set<const PyValue*> reachable;
+  const bool cyclic = v.ok() && HasCycle(*v, &reachable);
+  // Only the result escapes. Containers built but left unreachable (popped, or kept only
+  // in the memo) may hold cycles of their own that shared_ptr would leak: empty them, and
+  // on failure or a cycle in the result, empty everything.
+  for (auto& c : u.containers()) {
+    if (v.ok() && !cyclic && reachable.count(c.get()) != 0) continue;
+    c->items.clear();
+    c->dict.clear();
+    c->state.reset();
   }
+  if (cyclic) return absl::InvalidArgumentError("pickle contains a reference cycle; checkpoints never do");
+  if (!v.ok()) return v;
   *pos = u.pos();
   return v;
 }
