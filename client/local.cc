@@ -14,6 +14,7 @@
 #include "core/models/clip/random_init.h"
 #include "core/models/clip/tokenizer.h"
 #include "core/io/npy.h"
+#include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/util/file_util.h"
@@ -36,6 +37,12 @@ absl::Status LocalInspect(const LocalInspectArgs& args) {
   j["entries"] = report.entries;
   j["mean_latent"] = report.mean_latent_source;
   j["ignored_tensors"] = report.ignored_tensors;
+  // Training checkpoints also carry the discriminator.
+  if (report.entries.count("d") != 0) {
+    auto d = sg::Discriminator::Load(args.checkpoint, "cpu");
+    j["discriminator"] = d.ok() ? nlohmann::json::parse((*d)->config().ToJson())
+                                : nlohmann::json{{"error", std::string(d.status().message())}};
+  }
   std::printf("%s\n", j.dump(2).c_str());
   return absl::OkStatus();
 }

@@ -9,6 +9,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_file.h"
 #include "core/io/npy.h"
+#include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/util/file_util.h"
 #include "tests/testing/shared.h"
@@ -178,6 +179,70 @@ TEST(PickleTest, ReferenceCyclesAreRefused) {
   auto ok = Unpickle(shared, &pos, nullptr);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ((*ok)->items.size(), 2u);
+}
+
+TEST(PickleTest, UnreachableCyclesAreFreedAndDoNotFailTheLoad) {
+  // A list that contains itself, popped off the stack; the result is None. The cycle
+  // never escapes, so the load succeeds (the fuzz corpus checks it is freed).
+  const std::string s("\x80\x02]q\x00h\x00" "a0N.", 11);
+  size_t pos = 0;
+  auto v = Unpickle(s, &pos, nullptr);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ((*v)->kind, PyValue::Kind::kNone);
+}
+
+using stylegan2::Discriminator;
+
+TEST_F(CheckpointTest, DiscriminatorMatchesAnIndependentForward) {
+  auto d = Discriminator::Load(FixtureDir() + "/legacy_full.pt", "cpu");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ((*d)->config().resolution, 32);
+  const std::map<int, int> widths = {{4, 16}, {8, 16}, {16, 12}, {32, 8}};
+  EXPECT_EQ((*d)->config().channels, widths);
+  auto images = ReadNpyFloat(FixtureDir() + "/disc_images.npy");
+  auto ref4 = ReadNpyFloat(FixtureDir() + "/disc_logits4.npy");
+  auto ref2 = ReadNpyFloat(FixtureDir() + "/disc_logits2.npy");
+  ASSERT_TRUE(images.ok() && ref4.ok() && ref2.ok());
+  auto all = (*d)->Score(*images);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->shape, std::vector<int64_t>{8});
+  EXPECT_LE(MaxAbsDiff(*all, *ref4), 1e-5f);
+  // Two images form one group of two: different minibatch statistics, other logits.
+  FloatTensor two;
+  two.shape = {2, 3, 32, 32};
+  two.data.assign(images->data.begin(), images->data.begin() + 2 * 3 * 32 * 32);
+  auto pair = (*d)->Score(two);
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_LE(MaxAbsDiff(*pair, *ref2), 1e-5f);
+  EXPECT_GT(std::fabs(pair->data[0] - all->data[0]), 1e-5f);
+}
+
+TEST_F(CheckpointTest, DiscriminatorRejectsBadBatchesAndMissingEntries) {
+  auto d = Discriminator::Load(FixtureDir() + "/legacy_full.pt", "cpu");
+  ASSERT_TRUE(d.ok()) << d.status();
+  FloatTensor six;
+  six.shape = {6, 3, 32, 32};
+  six.data.assign(6 * 3 * 32 * 32, 0.0f);
+  auto r = (*d)->Score(six);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("multiple of 4"), std::string::npos) << r.status();
+  FloatTensor wrong;
+  wrong.shape = {1, 3, 64, 64};
+  wrong.data.assign(3 * 64 * 64, 0.0f);
+  EXPECT_EQ((*d)->Score(wrong).status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto none = Discriminator::Load(FixtureDir() + "/zip_g_only.pt", "cpu");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("no 'd' entry"), std::string::npos) << none.status();
+
+  auto file = LoadTorchFile(FixtureDir() + "/legacy_full.pt");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto tensors = StateDictTensors(file->root->Get("d"));
+  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  tensors->erase("convs.2.skip.1.weight");
+  auto broken = Discriminator::FromTensors(*tensors, "cpu");
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(broken.status().message().find("convs.2.skip.1.weight"), std::string::npos) << broken.status();
 }
 
 TEST(TorchFileTest, NotACheckpoint) {
