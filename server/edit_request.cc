@@ -151,34 +151,31 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
   return p;
 }
 
-absl::StatusOr<v1::ImageBatch> RenderEditBatch(const EditPlan& p, int start, int count) {
+BatchWork PrepareEditBatch(const EditPlan& p, int start, int count) {
   const int64_t row = p.base.numel() / p.base.shape[0];
   const int ns = static_cast<int>(p.strengths.size());
-  core::stylegan2::GenerateParams gp;
+  BatchWork work;
+  work.generator = p.render;
+  work.model = p.render_model;
+  work.total = p.total;
+  work.start = start;
+  work.encode = p.encode;
+  core::stylegan2::GenerateParams& gp = work.params;
   gp.space = p.space;
   gp.noise = p.noise;
   gp.return_wplus = p.encode.return_latents;
   gp.noise_maps = p.noise_maps;
   gp.latents.shape = p.base.shape;
   gp.latents.shape[0] = count;
-  std::vector<int64_t> seeds;
   for (int k = start; k < start + count; ++k) {
     const int input = k / ns;
     const float strength = p.strengths[k % ns];
     for (int64_t j = 0; j < row; ++j) {
       gp.latents.data.push_back(p.base.data[input * row + j] + strength * p.direction.data[j]);
     }
-    seeds.push_back(p.seeds[input]);
+    work.seeds.push_back(p.seeds[input]);
   }
-  auto r = p.render->Generate(gp);
-  if (!r.ok()) return r.status();
-  v1::ImageBatch batch;
-  batch.set_model(p.render_model);
-  batch.set_total(p.total);
-  batch.set_done(start + count);
-  absl::Status st = AppendImages(*r, start, seeds, p.encode, &batch);
-  if (!st.ok()) return st;
-  return batch;
+  return work;
 }
 
 }  // namespace ganserve::server

@@ -36,7 +36,8 @@ struct EditPlan {
 
 absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,
                                   const ServerOptions& options);
-absl::StatusOr<v1::ImageBatch> RenderEditBatch(const EditPlan& plan, int start, int count);
+// The generator input for images [start, start + count) of the plan.
+BatchWork PrepareEditBatch(const EditPlan& plan, int start, int count);
 
 }  // namespace ganserve::server
 

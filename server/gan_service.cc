@@ -41,16 +41,17 @@ grpc::ServerWriteReactor<T>* FinishStream(RpcScope& scope, const grpc::Status& s
   return new ImmediateStatus<T>(s);
 }
 
-// Streams GenerateSamples batches: one executor task per batch, the next batch only
-// after the previous write completed, so a slow reader holds at most one batch.
 // What a batch stream renders: `total` images, `batch_size` at a time.
 struct BatchSource {
   int total = 0;
   int batch_size = 8;
   const char* operation = "generate";  // metrics label
-  std::function<absl::StatusOr<v1::ImageBatch>(int start, int count)> render;
+  std::function<BatchWork(int start, int count)> prepare;
 };
 
+// Streams GenerateSamples / Edit batches: one piece of render work per batch, handed to
+// the RenderBatcher (which may render it together with other requests' work), the next
+// batch only after the previous write completed, so a slow reader holds at most one.
 class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
  public:
   GenerateReactor(ServiceContext* ctx, grpc::CallbackServerContext* call, BatchSource plan, RpcScope scope)
@@ -84,18 +85,23 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
     if (next_ >= plan_.total) return End(grpc::Status::OK);
     const int start = next_;
     const int count = std::min(plan_.batch_size, plan_.total - start);
-    absl::Status submitted = ctx_->executor->Submit(core::WorkClass::kInteractive, [this, start, count](bool dropped) {
-      if (dropped) return End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
-      if (cancelled_) return End(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
-      auto batch = plan_.render(start, count);
+    auto work = std::make_shared<BatchWork>(plan_.prepare(start, count));
+    RenderBatcher::Work w;
+    w.generator = work->generator;
+    w.params = work->params;
+    w.wanted = [this] { return !cancelled_.load(); };
+    w.done = [this, work, count](absl::StatusOr<core::stylegan2::GenerateResult> result) {
+      if (!result.ok()) return End(ToGrpcStatus(result.status()));
+      auto batch = EncodeBatch(*work, *result);
       if (!batch.ok()) return End(ToGrpcStatus(batch.status()));
       ctx_->metrics->AddImagesGenerated(plan_.operation, count);
       batch_ = std::move(*batch);
-      next_ = start + count;
+      next_ = work->start + count;
       StartWrite(&batch_);
-    });
+    };
+    absl::Status submitted = ctx_->batcher->Submit(std::move(w));
     if (!submitted.ok()) {
-      ctx_->metrics->RecordRejected("queue_full");
+      ctx_->metrics->RecordRejected(absl::IsResourceExhausted(submitted) ? "queue_full" : "unavailable");
       End(ToGrpcStatus(submitted));
     }
   }
@@ -195,7 +201,7 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackSer
   }
   auto shared = std::make_shared<const EditPlan>(std::move(*plan));
   BatchSource src{shared->total, shared->batch_size, "edit",
-                  [shared](int start, int count) { return RenderEditBatch(*shared, start, count); }};
+                  [shared](int start, int count) { return PrepareEditBatch(*shared, start, count); }};
   return new GenerateReactor(ctx_, call, std::move(src), std::move(scope));
 }
 
@@ -291,7 +297,7 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::
   }
   auto shared = std::make_shared<const GeneratePlan>(std::move(*plan));
   BatchSource src{shared->total, shared->batch_size, "generate",
-                  [shared](int start, int count) { return RenderBatch(*shared, start, count); }};
+                  [shared](int start, int count) { return PrepareGenerateBatch(*shared, start, count); }};
   return new GenerateReactor(ctx_, call, std::move(src), std::move(scope));
 }
 

@@ -15,6 +15,7 @@
 #include "server/metrics.h"
 #include "server/job_stream.h"
 #include "server/options.h"
+#include "server/render_batcher.h"
 
 namespace ganserve::server {
 
@@ -24,6 +25,7 @@ struct ServiceContext {
   core::ModelRepository* repository = nullptr;
   core::JobStore* job_store = nullptr;
   core::DeviceExecutor* executor = nullptr;
+  RenderBatcher* batcher = nullptr;
   Metrics* metrics = nullptr;
   core::JobEngine* engine = nullptr;
   core::clip::TextEmbeddingCache* text_cache = nullptr;

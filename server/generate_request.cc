@@ -208,9 +208,15 @@ absl::Status AppendImages(const core::stylegan2::GenerateResult& result, int fir
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& p, int start, int count) {
+BatchWork PrepareGenerateBatch(const GeneratePlan& p, int start, int count) {
   const auto& cfg = p.generator->config();
-  core::stylegan2::GenerateParams gp;
+  BatchWork work;
+  work.generator = p.generator;
+  work.model = p.model;
+  work.total = p.total;
+  work.start = start;
+  work.encode = {p.format, p.jpeg_quality, p.return_latents};
+  core::stylegan2::GenerateParams& gp = work.params;
   gp.truncation = p.truncation;
   gp.noise = p.noise;
   gp.return_wplus = p.return_latents;
@@ -241,16 +247,18 @@ absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& p, int start, int
     for (int i = 0; i < count; ++i) gp.noise_seeds.push_back(static_cast<uint32_t>(start + i));
     gp.noise_maps = p.noise_maps;
   }
-  auto result = p.generator->Generate(gp);
-  if (!result.ok()) return result.status();
+  for (int i = 0; i < count; ++i) {
+    work.seeds.push_back(p.seeds.empty() ? -1 : static_cast<int64_t>(p.seeds[start + i]));
+  }
+  return work;
+}
 
+absl::StatusOr<v1::ImageBatch> EncodeBatch(const BatchWork& work, const core::stylegan2::GenerateResult& result) {
   v1::ImageBatch batch;
-  batch.set_model(p.model);
-  batch.set_total(p.total);
-  batch.set_done(start + count);
-  std::vector<int64_t> seeds;
-  for (int i = 0; i < count; ++i) seeds.push_back(p.seeds.empty() ? -1 : static_cast<int64_t>(p.seeds[start + i]));
-  absl::Status st = AppendImages(*result, start, seeds, {p.format, p.jpeg_quality, p.return_latents}, &batch);
+  batch.set_model(work.model);
+  batch.set_total(work.total);
+  batch.set_done(work.start + static_cast<int>(result.images.shape.empty() ? 0 : result.images.shape[0]));
+  absl::Status st = AppendImages(result, work.start, work.seeds, work.encode, &batch);
   if (!st.ok()) return st;
   return batch;
 }

@@ -53,8 +53,22 @@ struct EncodeOptions {
 absl::Status AppendImages(const core::stylegan2::GenerateResult& result, int first_index,
                           const std::vector<int64_t>& seeds, const EncodeOptions& options, v1::ImageBatch* batch);
 
-// Renders images [start, start + count) of the plan. Runs on the device executor.
-absl::StatusOr<v1::ImageBatch> RenderBatch(const GeneratePlan& plan, int start, int count);
+// One batch of a stream: the generator call, and how its result becomes a message.
+struct BatchWork {
+  std::shared_ptr<const core::stylegan2::Generator> generator;
+  core::stylegan2::GenerateParams params;
+  std::string model;  // reported in the message
+  int total = 0;      // images in the whole request
+  int start = 0;      // index of the first image of this batch
+  std::vector<int64_t> seeds;  // per image, -1 when not from a seed
+  EncodeOptions encode;
+};
+
+// The generator input for images [start, start + count) of the plan.
+BatchWork PrepareGenerateBatch(const GeneratePlan& plan, int start, int count);
+
+// Encodes a batch's rendered result into its stream message.
+absl::StatusOr<v1::ImageBatch> EncodeBatch(const BatchWork& work, const core::stylegan2::GenerateResult& result);
 
 }  // namespace ganserve::server
 

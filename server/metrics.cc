@@ -39,6 +39,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                  .Name("ganserve_images_generated_total")
                  .Help("Images rendered, by operation.")
                  .Register(*registry_);
+  render_batch_images_ = &prometheus::BuildHistogram()
+                              .Name("ganserve_render_batch_images")
+                              .Help("Images per generator call of GenerateSamples/Edit (after coalescing).")
+                              .Register(*registry_)
+                              .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128});
+  render_batch_requests_ = &prometheus::BuildHistogram()
+                                .Name("ganserve_render_batch_requests")
+                                .Help("Requests sharing one generator call of GenerateSamples/Edit.")
+                                .Register(*registry_)
+                                .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32});
   rejected_ = &prometheus::BuildCounter()
                    .Name("ganserve_rejected_requests_total")
                    .Help("Requests refused before any work, by reason.")
@@ -110,6 +120,11 @@ void Metrics::RecordRpc(const std::string& method, const char* code, double seco
 
 void Metrics::AddImagesGenerated(const std::string& operation, int n) {
   images_->Add({{"operation", operation}}).Increment(n);
+}
+
+void Metrics::RecordRenderBatch(int images, int requests) {
+  render_batch_images_->Observe(images);
+  render_batch_requests_->Observe(requests);
 }
 
 void Metrics::RecordRejected(const std::string& reason) { rejected_->Add({{"reason", reason}}).Increment(); }

@@ -34,6 +34,8 @@ class Metrics : public core::ExecutorObserver, public core::JobObserver {
 
   void RecordRpc(const std::string& method, const char* code, double seconds);
   void AddImagesGenerated(const std::string& operation, int n);
+  // One generator call of the render batcher: its images and how many requests shared it.
+  void RecordRenderBatch(int images, int requests);
   void RecordRejected(const std::string& reason);
   void SetModelsLoaded(int ready, int failed);
   void RecordModelLoad(double seconds);
@@ -58,6 +60,8 @@ class Metrics : public core::ExecutorObserver, public core::JobObserver {
   prometheus::Family<prometheus::Counter>* rpc_requests_;
   prometheus::Family<prometheus::Histogram>* rpc_duration_;
   prometheus::Family<prometheus::Counter>* images_;
+  prometheus::Histogram* render_batch_images_;
+  prometheus::Histogram* render_batch_requests_;
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Family<prometheus::Gauge>* models_loaded_;
   prometheus::Family<prometheus::Histogram>* model_load_;

@@ -61,6 +61,9 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_MAX_IMAGES_PER_REQUEST")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--max_batch_size", o.max_batch_size, "largest batch_size a request may ask for")
       ->envname("GANSERVE_MAX_BATCH_SIZE")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--max_coalesced_images", o.max_coalesced_images,
+                 "images one coalesced render of concurrent Generate/Edit batches may hold (0: no coalescing)")
+      ->envname("GANSERVE_MAX_COALESCED_IMAGES")->check(CLI::Range(0, 1024))->capture_default_str();
   app.add_option("--checkpoint_every", o.checkpoint_every, "training checkpoint interval, steps (0: never)")
       ->envname("GANSERVE_CHECKPOINT_EVERY")->check(CLI::Range(0, 100000))->capture_default_str();
   try {

@@ -28,6 +28,9 @@ struct ServerOptions {
   // Per-request limits.
   int max_images_per_request = 1024;
   int max_batch_size = 64;
+  // Concurrent GenerateSamples / Edit batches for the same model and settings render
+  // as one generator call of up to this many images (0 = every request alone).
+  int max_coalesced_images = 32;
   // Training checkpoint interval in steps (0 = never).
   int checkpoint_every = 50;
 };

@@ -57,6 +57,11 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
                     static_cast<size_t>(options.max_training_queue)};
   exec.observer = s->metrics_.get();
   s->executor_ = std::make_unique<core::DeviceExecutor>(exec);
+  RenderBatcher::Options batching;
+  batching.max_images = options.max_coalesced_images;
+  Metrics* metrics = s->metrics_.get();
+  s->batcher_ = std::make_unique<RenderBatcher>(
+      s->executor_.get(), batching, [metrics](int images, int requests) { metrics->RecordRenderBatch(images, requests); });
 
   s->text_cache_ = std::make_unique<core::clip::TextEmbeddingCache>(8192);
   s->streams_ = std::make_unique<JobStreamRegistry>();
@@ -76,6 +81,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   s->context_->repository = s->repository_.get();
   s->context_->job_store = s->job_store_.get();
   s->context_->executor = s->executor_.get();
+  s->context_->batcher = s->batcher_.get();
   s->context_->metrics = s->metrics_.get();
   s->context_->engine = s->engine_.get();
   s->context_->text_cache = s->text_cache_.get();

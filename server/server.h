@@ -29,6 +29,7 @@ namespace ganserve::server {
 class GanServiceImpl;
 class JobStreamRegistry;
 class Metrics;
+class RenderBatcher;
 struct ServiceContext;
 
 // Start() returns once the ports are bound; models load in the background and the
@@ -58,6 +59,8 @@ class GanServer {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<core::JobStore> job_store_;
   std::unique_ptr<core::ModelRepository> repository_;
+  // Declared first so that it outlives the executor, whose shutdown answers queued work through it.
+  std::unique_ptr<RenderBatcher> batcher_;
   std::unique_ptr<core::DeviceExecutor> executor_;
   std::unique_ptr<core::clip::TextEmbeddingCache> text_cache_;
   std::unique_ptr<core::JobEngine> engine_;

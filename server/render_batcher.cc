@@ -1,0 +1,142 @@
+#include "server/render_batcher.h"
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace ganserve::server {
+namespace {
+
+using core::FloatTensor;
+using core::stylegan2::GenerateParams;
+using core::stylegan2::GenerateResult;
+
+int64_t Rows(const GenerateParams& p) { return p.latents.shape.empty() ? 0 : p.latents.shape[0]; }
+
+// Rows [start, start + count) of a [N, ...] tensor; empty stays empty.
+FloatTensor SliceRows(const FloatTensor& t, int64_t start, int64_t count) {
+  FloatTensor out;
+  if (t.shape.empty() || t.shape[0] == 0) return out;
+  const int64_t row = t.numel() / t.shape[0];
+  out.shape = t.shape;
+  out.shape[0] = count;
+  out.data.assign(t.data.begin() + start * row, t.data.begin() + (start + count) * row);
+  return out;
+}
+
+void AppendRows(const FloatTensor& from, FloatTensor* to) {
+  if (to->shape.empty()) {
+    *to = from;
+    return;
+  }
+  to->shape[0] += from.shape[0];
+  to->data.insert(to->data.end(), from.data.begin(), from.data.end());
+}
+
+}  // namespace
+
+RenderBatcher::RenderBatcher(core::DeviceExecutor* executor, Options options, BatchObserver observer)
+    : executor_(executor), options_(options), observer_(std::move(observer)) {}
+
+std::string RenderBatcher::Key(const Work& w) {
+  const GenerateParams& p = w.params;
+  if (options_.max_images <= 1 || !p.noise_maps.empty()) {
+    // Per-request noise maps (inversions) cannot be stacked with other requests.
+    absl::MutexLock lock(&mu_);
+    return absl::StrCat("solo:", ++solo_counter_);
+  }
+  uint32_t psi_bits = 0;
+  std::memcpy(&psi_bits, &p.truncation, sizeof psi_bits);
+  std::vector<int64_t> row(p.latents.shape.begin() + (p.latents.shape.empty() ? 0 : 1), p.latents.shape.end());
+  return absl::StrCat(reinterpret_cast<uintptr_t>(w.generator.get()), "|", static_cast<int>(p.space), "|",
+                      absl::StrJoin(row, "x"), "|", psi_bits, "|", static_cast<int>(p.noise), "|",
+                      p.noise_seeds.empty() ? 0 : 1, "|", p.mix_latents.has_value() ? p.inject_index : -1, "|",
+                      p.return_wplus ? 1 : 0, p.return_s ? 1 : 0);
+}
+
+absl::Status RenderBatcher::Submit(Work work) {
+  if (Rows(work.params) < 1) return absl::InvalidArgumentError("render work without latents");
+  std::string key = Key(work);
+  // Held across the executor's Submit so that no task takes this work before we know
+  // it was queued, and so that on failure it is still the newest under its key.
+  absl::MutexLock lock(&mu_);
+  pending_[key].push_back(std::move(work));
+  absl::Status st = executor_->Submit(options_.work_class, [this, key](bool dropped) { Run(key, dropped); });
+  if (!st.ok()) {
+    auto it = pending_.find(key);
+    it->second.pop_back();
+    if (it->second.empty()) pending_.erase(it);
+  }
+  return st;
+}
+
+void RenderBatcher::Run(const std::string& key, bool dropped) {
+  std::vector<Work> group;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(key);
+    if (it == pending_.end()) return;  // taken by an earlier task
+    std::deque<Work>& q = it->second;
+    int64_t images = 0;
+    // At shutdown each dropped task answers exactly one piece of work; every piece had
+    // its own task, so none is left unanswered.
+    while (!q.empty()) {
+      const int64_t n = Rows(q.front().params);
+      if (!group.empty() && (dropped || images + n > options_.max_images)) break;
+      images += n;
+      group.push_back(std::move(q.front()));
+      q.pop_front();
+    }
+    if (q.empty()) pending_.erase(it);
+  }
+  if (dropped) {
+    for (Work& w : group) w.done(absl::UnavailableError("the server is shutting down"));
+    return;
+  }
+  std::vector<Work> live;
+  for (Work& w : group) {
+    if (w.wanted && !w.wanted()) {
+      w.done(absl::CancelledError("cancelled by the client"));
+    } else {
+      live.push_back(std::move(w));
+    }
+  }
+  if (live.empty()) return;
+  if (live.size() == 1) {
+    Work& w = live.front();
+    if (observer_) observer_(static_cast<int>(Rows(w.params)), 1);
+    w.done(w.generator->Generate(w.params));
+    return;
+  }
+  GenerateParams all = live.front().params;
+  all.latents = {};
+  all.noise_seeds.clear();
+  if (all.mix_latents) all.mix_latents = FloatTensor{};
+  for (const Work& w : live) {
+    AppendRows(w.params.latents, &all.latents);
+    all.noise_seeds.insert(all.noise_seeds.end(), w.params.noise_seeds.begin(), w.params.noise_seeds.end());
+    if (all.mix_latents) AppendRows(*w.params.mix_latents, &*all.mix_latents);
+  }
+  if (observer_) observer_(static_cast<int>(Rows(all)), static_cast<int>(live.size()));
+  auto result = live.front().generator->Generate(all);
+  int64_t at = 0;
+  for (Work& w : live) {
+    const int64_t n = Rows(w.params);
+    if (!result.ok()) {
+      w.done(result.status());
+      continue;
+    }
+    GenerateResult mine;
+    mine.images = SliceRows(result->images, at, n);
+    mine.wplus = SliceRows(result->wplus, at, n);
+    mine.s = SliceRows(result->s, at, n);
+    at += n;
+    w.done(std::move(mine));
+  }
+}
+
+}  // namespace ganserve::server

@@ -1,0 +1,198 @@
+// The render batcher: concurrent compatible work shares one generator call, each
+// request gets its own rows back, and limits, cancellation and shutdown answer every
+// piece of work exactly once.
+#include "server/render_batcher.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "core/models/stylegan2/random_init.h"
+#include "tests/testing/tensor_compare.h"
+
+namespace ganserve::server {
+namespace {
+
+using core::stylegan2::GenerateParams;
+using core::stylegan2::GenerateResult;
+using core::stylegan2::Generator;
+
+std::shared_ptr<const Generator> Tiny() {
+  auto cfg = core::stylegan2::MakeConfig(16, 32, 2, 1, 8);
+  auto g = Generator::FromTensors(
+      core::ViewsOf(std::make_shared<const std::map<std::string, core::FloatTensor>>(
+          core::stylegan2::RandomGeneratorWeights(cfg, 3, 0.1f))),
+      nullptr, {});
+  EXPECT_TRUE(g.ok()) << g.status();
+  return std::move(*g);
+}
+
+GenerateParams Seeds(const std::vector<uint32_t>& seeds, float psi = 0.7f) {
+  GenerateParams p;
+  p.latents.shape = {static_cast<int64_t>(seeds.size()), 32};
+  for (uint32_t s : seeds) {
+    auto z = core::stylegan2::SeedToZ(s, 32);
+    p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
+  }
+  p.noise_seeds = seeds;
+  p.truncation = psi;
+  p.return_wplus = true;
+  return p;
+}
+
+// Holds the executor's thread until released, so that work queues up behind it.
+struct Gate {
+  absl::Notification running, release;
+  absl::Status Block(core::DeviceExecutor* e) {
+    return e->Submit(core::WorkClass::kInteractive, [this](bool) {
+      running.Notify();
+      release.WaitForNotification();
+    });
+  }
+};
+
+struct Collected {
+  absl::Mutex mu;
+  std::vector<std::pair<int, int>> calls;  // (images, requests)
+  std::map<int, absl::StatusOr<GenerateResult>> results;
+  int answers = 0;
+
+  void WaitFor(int n) {
+    absl::MutexLock lock(&mu);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return answers >= n; };
+    mu.Await(absl::Condition(&reached));
+  }
+};
+
+RenderBatcher::Work MakeWork(std::shared_ptr<const Generator> g, GenerateParams p, int id, Collected* c) {
+  RenderBatcher::Work w;
+  w.generator = std::move(g);
+  w.params = std::move(p);
+  w.done = [c, id](absl::StatusOr<GenerateResult> r) {
+    absl::MutexLock lock(&c->mu);
+    c->results.emplace(id, std::move(r));
+    ++c->answers;
+  };
+  return w;
+}
+
+TEST(RenderBatcherTest, CompatibleWorkSharesOneCallAndGetsItsOwnRows) {
+  auto gen = Tiny();
+  core::DeviceExecutor exec({});
+  Collected c;
+  RenderBatcher batcher(&exec, {}, [&c](int images, int requests) {
+    absl::MutexLock lock(&c.mu);
+    c.calls.push_back({images, requests});
+  });
+  Gate gate;
+  ASSERT_TRUE(gate.Block(&exec).ok());
+  gate.running.WaitForNotification();
+  const std::vector<std::vector<uint32_t>> seeds = {{1, 2}, {3}, {4, 5, 6}};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds(seeds[i]), i, &c)).ok());
+  gate.release.Notify();
+  c.WaitFor(3);
+  exec.Shutdown();
+  ASSERT_EQ(c.answers, 3);
+  EXPECT_EQ(c.calls, (std::vector<std::pair<int, int>>{{6, 3}}));
+  for (int i = 0; i < 3; ++i) {
+    const auto& r = c.results.at(i);
+    ASSERT_TRUE(r.ok()) << r.status();
+    auto solo = gen->Generate(Seeds(seeds[i]));
+    ASSERT_TRUE(solo.ok());
+    EXPECT_EQ(r->images.shape, solo->images.shape);
+    EXPECT_EQ(r->wplus.shape, solo->wplus.shape);
+    // Same images; the batched kernels may differ from a solo call by float rounding.
+    EXPECT_LE(testing::MaxAbsDiff(r->images, solo->images), 1e-4f);
+    EXPECT_LE(testing::MaxAbsDiff(r->wplus, solo->wplus), 1e-5f);
+  }
+}
+
+TEST(RenderBatcherTest, LimitsAndIncompatibleSettingsSplitCalls) {
+  auto gen = Tiny();
+  core::DeviceExecutor exec({});
+  Collected c;
+  RenderBatcher::Options opt;
+  opt.max_images = 4;
+  RenderBatcher batcher(&exec, opt, [&c](int images, int requests) {
+    absl::MutexLock lock(&c.mu);
+    c.calls.push_back({images, requests});
+  });
+  Gate gate;
+  ASSERT_TRUE(gate.Block(&exec).ok());
+  gate.running.WaitForNotification();
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({1, 2}), 0, &c)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({3, 4}, 0.5f), 1, &c)).ok());  // other truncation
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({5, 6}), 2, &c)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({7}), 3, &c)).ok());  // past max_images: next call
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({8, 9, 10, 11, 12}), 4, &c)).ok());  // alone, larger than the cap
+  gate.release.Notify();
+  c.WaitFor(5);
+  exec.Shutdown();
+  ASSERT_EQ(c.answers, 5);
+  EXPECT_EQ(c.calls, (std::vector<std::pair<int, int>>{{4, 2}, {2, 1}, {1, 1}, {5, 1}}));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(c.results.at(i).ok()) << i << " " << c.results.at(i).status();
+}
+
+TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
+  auto gen = Tiny();
+  core::DeviceExecutor::Options eo;
+  eo.max_queue = {3, 1, 1};
+  core::DeviceExecutor exec(eo);
+  Collected c;
+  RenderBatcher batcher(&exec, {});
+  Gate gate;
+  ASSERT_TRUE(gate.Block(&exec).ok());
+  gate.running.WaitForNotification();
+  auto unwanted = MakeWork(gen, Seeds({1}), 0, &c);
+  unwanted.wanted = [] { return false; };
+  ASSERT_TRUE(batcher.Submit(std::move(unwanted)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({2}), 1, &c)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({3}), 2, &c)).ok());
+  // The queue holds 3 tasks: the fourth is refused and never answered.
+  absl::Status full = batcher.Submit(MakeWork(gen, Seeds({4}), 3, &c));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  // Shutdown while the gate still runs: the queued tasks are dropped.
+  std::thread stopper([&] { exec.Shutdown(); });
+  // The queue is full, so Submit says ResourceExhausted until the executor is stopping.
+  while (exec.Submit(core::WorkClass::kInteractive, [](bool) {}).code() != absl::StatusCode::kUnavailable) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  gate.release.Notify();
+  stopper.join();
+  EXPECT_EQ(c.answers, 3);
+  EXPECT_EQ(c.results.count(3), 0u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.results.at(i).status().code(), absl::StatusCode::kUnavailable) << i;
+  }
+  EXPECT_EQ(batcher.Submit(MakeWork(gen, Seeds({5}), 5, &c)).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(RenderBatcherTest, UnwantedWorkIsSkippedBeforeRendering) {
+  auto gen = Tiny();
+  core::DeviceExecutor exec({});
+  Collected c;
+  RenderBatcher batcher(&exec, {}, [&c](int images, int requests) {
+    absl::MutexLock lock(&c.mu);
+    c.calls.push_back({images, requests});
+  });
+  Gate gate;
+  ASSERT_TRUE(gate.Block(&exec).ok());
+  gate.running.WaitForNotification();
+  auto unwanted = MakeWork(gen, Seeds({1}), 0, &c);
+  unwanted.wanted = [] { return false; };
+  ASSERT_TRUE(batcher.Submit(std::move(unwanted)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({2, 3}), 1, &c)).ok());
+  gate.release.Notify();
+  c.WaitFor(2);
+  exec.Shutdown();
+  ASSERT_EQ(c.answers, 2);
+  EXPECT_EQ(c.results.at(0).status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(c.results.at(1).ok());
+  EXPECT_EQ(c.calls, (std::vector<std::pair<int, int>>{{2, 1}}));
+}
+
+}  // namespace
+}  // namespace ganserve::server
