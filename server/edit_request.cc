@@ -77,6 +77,7 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
   const int max_inputs = std::max(1, opt.max_images_per_request / static_cast<int>(p.strengths.size()));
   const bool s_space = d.direction().space() == v1::LATENT_SPACE_S;
   core::stylegan2::GenerateParams gp;  // computes the starting points
+  gp.render_images = false;
   gp.return_wplus = true;
   gp.return_s = s_space;
   if (req.seeds_size() > 0) {

@@ -278,6 +278,10 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
         styles.push_back(order[i]->Style(wplus.select(1, c.style_layers[i].latent_index)));
       }
     }
+    GenerateResult out;
+    if (p.return_wplus && wplus.defined()) out.wplus = FromTorch(wplus);
+    if (p.return_s) out.s = FromTorch(at::cat(styles, 1));
+    if (!p.render_images) return out;
     std::vector<at::Tensor> noise;
     if (!p.noise_maps.empty()) {
       if (static_cast<int>(p.noise_maps.size()) != c.num_layers) {
@@ -312,10 +316,7 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
       }
       for (auto& h : host) noise.push_back(ToTorch(h, dev));
     }
-    GenerateResult out;
     out.images = FromTorch(impl_->Synthesize(styles, noise));
-    if (p.return_wplus && wplus.defined()) out.wplus = FromTorch(wplus);
-    if (p.return_s) out.s = FromTorch(at::cat(styles, 1));
     return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("generation failed: ", e.what_without_backtrace()));

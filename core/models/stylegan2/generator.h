@@ -45,10 +45,13 @@ struct GenerateParams {
   std::vector<FloatTensor> noise_maps;
   bool return_wplus = false;
   bool return_s = false;
+  // False: only the requested latents are computed (no synthesis); images stay empty.
+  bool render_images = true;
 };
 
 struct GenerateResult {
-  // [N, 3, H, W] float32, the raw generator output (nominally [-1, 1], unclamped).
+  // [N, 3, H, W] float32, the raw generator output (nominally [-1, 1], unclamped);
+  // empty when render_images was false.
   FloatTensor images;
   // [N, n_latent, style_dim] when requested (empty for S input).
   FloatTensor wplus;
