@@ -107,6 +107,18 @@ int main(int argc, char** argv) {
   adapt_cmd->callback([&] { result = ganserve::client::Adapt(conn, adapt); });
 
   ganserve::client::InvertArgs inv;
+  ganserve::client::PrepareGlobalArgs pg;
+  auto* prep = app.add_subcommand("prepare-global",
+                                  "compute a generator's StyleCLIP global-direction statistics (once per model)");
+  prep->add_option("--model", pg.model)->required();
+  prep->add_option("--clip", pg.clip, "CLIP model (default: the server's first)");
+  prep->add_option("--samples", pg.samples, "S mean/std samples (default 100000)");
+  prep->add_option("--images", pg.images, "images per channel for relevance (default 100)");
+  prep->add_option("--batch", pg.batch, "renders per step, even (default 16)");
+  prep->add_flag("--recompute", pg.recompute, "replace existing statistics");
+  prep->add_option("--out", pg.out, "folder for preview grids")->capture_default_str();
+  prep->callback([&] { result = ganserve::client::PrepareGlobal(conn, pg); });
+
   auto* invert = app.add_subcommand("invert", "project a photo into a generator's latent space");
   invert->add_option("image", inv.image)->required()->check(CLI::ExistingFile);
   invert->add_option("--model", inv.model)->required();

@@ -394,6 +394,23 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
   return StreamJob(c, stub->AdaptDomain(&ctx, req), &ctx, a.out);
 }
 
+absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& a) {
+  v1::PrepareGlobalDirectionsRequest req;
+  req.set_model(a.model);
+  req.set_clip_model(a.clip);
+  req.set_num_samples(a.samples);
+  req.set_num_images(a.images);
+  req.set_batch_size(a.batch);
+  req.set_recompute(a.recompute);
+  RETURN_IF_ERROR(core::MakeDirs(a.out));
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  std::string result;
+  RETURN_IF_ERROR(StreamJob(c, stub->PrepareGlobalDirections(&ctx, req), &ctx, a.out, &result));
+  if (!result.empty()) std::printf("global-direction statistics ready: %s\n", result.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status Invert(const Connection& c, const InvertArgs& a) {
   v1::InvertImageRequest req;
   req.set_model(a.model);
@@ -485,13 +502,34 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
   auto reader = stub->Edit(&ctx, req);
   v1::ImageBatch batch;
   RETURN_IF_ERROR(core::MakeDirs(a.out));
+  std::vector<core::Rgb8Image> decoded;
+  int channels_moved = 0;
   while (reader->Read(&batch)) {
+    channels_moved = batch.channels_moved();
     for (const auto& im : batch.images()) {
       RETURN_IF_ERROR(
           WriteBinary((std::filesystem::path(a.out) / absl::StrCat("edit", im.index(), ".png")).string(), im.data()));
+      auto d = core::DecodeImage(im.data());
+      if (d.ok()) decoded.push_back(std::move(*d));
     }
   }
-  return FromGrpc(c, reader->Finish());
+  RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
+  // One strip per input: its images across the strengths, left to right.
+  const size_t per_input = alphas.empty() ? 1 : alphas.size();
+  for (size_t first = 0; first + per_input <= decoded.size(); first += per_input) {
+    std::vector<core::Rgb8Image> row(decoded.begin() + first, decoded.begin() + first + per_input);
+    auto strip = core::MakeGrid(row, static_cast<int>(per_input));
+    if (!strip.ok()) continue;
+    auto png = core::EncodePng(*strip);
+    if (png.ok()) {
+      RETURN_IF_ERROR(WriteBinary(
+          (std::filesystem::path(a.out) / absl::StrCat("strip", first / per_input, ".png")).string(), *png));
+    }
+  }
+  std::printf("%zu images in %s", decoded.size(), a.out.c_str());
+  if (channels_moved > 0) std::printf(" (%d S channels moved)", channels_moved);
+  std::printf("\n");
+  return absl::OkStatus();
 }
 
 }  // namespace ganserve::client

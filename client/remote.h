@@ -69,6 +69,15 @@ struct InvertArgs {
 };
 absl::Status Invert(const Connection& c, const InvertArgs& args);
 
+struct PrepareGlobalArgs {
+  std::string model, clip;
+  int samples = 0, images = 0, batch = 0;
+  bool recompute = false;
+  std::string out = "out";
+};
+// Computes a generator's StyleCLIP global-direction statistics (a job; progress bar).
+absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& args);
+
 struct EditArgs {
   std::string model, render_model, seeds, latent_npy, inversion;
   std::string direction_npy, direction_space = "w";  // direction arithmetic instead of text

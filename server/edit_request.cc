@@ -4,6 +4,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/adapt/text_templates.h"
+#include "core/util/status_macros.h"
 #include "server/convert.h"
 #include "server/invert_job.h"
 
@@ -25,10 +27,70 @@ core::FloatTensor Broadcast(const core::FloatTensor& w, int n_latent) {
   return out;
 }
 
+// Direction arithmetic: the caller's direction as one row of the edit space.
+absl::Status SetDirection(const v1::DirectionEdit& d, const core::stylegan2::GeneratorConfig& cfg,
+                          const core::stylegan2::GenerateResult& start, EditPlan* out) {
+  EditPlan& p = *out;
+  auto dir = FromProto(d.direction().values(), "direction.direction.values", cfg.s_dim + int64_t{cfg.n_latent} * cfg.style_dim);
+  if (!dir.ok()) return dir.status();
+  switch (d.direction().space()) {
+    case v1::LATENT_SPACE_W:
+      if (dir->numel() != cfg.style_dim) return Invalid(absl::StrCat("a w direction has ", cfg.style_dim, " values"));
+      p.space = LatentSpace::kWPlus;
+      p.base = start.wplus;
+      p.direction = Broadcast(core::FloatTensor{{1, cfg.style_dim}, dir->data}, cfg.n_latent);
+      break;
+    case v1::LATENT_SPACE_W_PLUS:
+      if (dir->numel() != int64_t{cfg.n_latent} * cfg.style_dim) {
+        return Invalid(absl::StrCat("a w+ direction has ", cfg.n_latent, " x ", cfg.style_dim, " values"));
+      }
+      p.space = LatentSpace::kWPlus;
+      p.base = start.wplus;
+      p.direction = core::FloatTensor{{1, cfg.n_latent, cfg.style_dim}, dir->data};
+      break;
+    case v1::LATENT_SPACE_S:
+      if (dir->numel() != cfg.s_dim) return Invalid(absl::StrCat("an S direction has ", cfg.s_dim, " values"));
+      p.space = LatentSpace::kS;
+      p.base = start.s;
+      p.direction = core::FloatTensor{{1, cfg.s_dim}, dir->data};
+      break;
+    default: return Invalid("direction.direction.space must be W, W_PLUS or S");
+  }
+  return absl::OkStatus();
+}
+
+// Global directions: the S-space direction for the request's texts and beta.
+absl::StatusOr<core::edit::GlobalDirection> GlobalDirectionFor(const v1::EditRequest& req,
+                                                               const core::ModelRepository& repo,
+                                                               const core::stylegan2::GeneratorConfig& cfg,
+                                                               const EditResources& res, float beta) {
+  const v1::GlobalDirectionEdit& g = req.global_direction();
+  ASSIGN_OR_RETURN(std::string clip_name, ResolveClipModel(repo, g.clip_model()));
+  ASSIGN_OR_RETURN(auto stats, res.stats->Get(repo, req.model(), clip_name));
+  if (stats->s_mean.numel() != cfg.s_dim) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the global-direction statistics of model '", req.model(), "' do not fit it (", stats->s_mean.numel(),
+        " S channels, the model has ", cfg.s_dim, "); run PrepareGlobalDirections with recompute"));
+  }
+  ASSIGN_OR_RETURN(core::ModelRepository::Clip clip, repo.GetClip(clip_name));
+  auto embed = [&](const std::string& text) {
+    return res.text_cache->Encode(clip_name, *clip.model, *clip.tokenizer, core::adapt::ApplyTemplates(text));
+  };
+  ASSIGN_OR_RETURN(core::FloatTensor neutral, embed(g.neutral_text()));
+  ASSIGN_OR_RETURN(core::FloatTensor target, embed(g.target_text()));
+  ASSIGN_OR_RETURN(core::edit::GlobalDirection dir,
+                   core::edit::MakeGlobalDirection(*stats, core::edit::TextDirection(neutral, target), beta));
+  if (dir.channels_moved == 0) {
+    return Invalid(absl::StrCat("beta ", beta, " keeps no channel: the largest relevance of this text direction is ",
+                                dir.max_relevance, "; use a beta below that"));
+  }
+  return dir;
+}
+
 }  // namespace
 
 absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,
-                                  const ServerOptions& opt) {
+                                  const ServerOptions& opt, const EditResources& res) {
   EditPlan p;
   if (req.model().empty()) return Invalid("model is required: name the generator whose latent space you edit in");
   if (!core::IsValidModelName(req.model())) return Invalid("model is not a valid model name");
@@ -46,20 +108,43 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
   }
   p.render = *render;
 
+  const bool global = req.method_case() == v1::EditRequest::kGlobalDirection;
+  float beta = 0.15f;
   switch (req.method_case()) {
-    case v1::EditRequest::kGlobalDirection:
-      return absl::UnimplementedError("global_direction (StyleCLIP global directions) is not built yet; "
-                                      "use direction with your own latent direction");
+    case v1::EditRequest::kGlobalDirection: {
+      const v1::GlobalDirectionEdit& g = req.global_direction();
+      for (const std::string* t : {&g.neutral_text(), &g.target_text()}) {
+        if (t->empty() || t->size() > 300) {
+          return Invalid("global_direction.neutral_text and target_text need 1 to 300 characters each");
+        }
+      }
+      if (g.alphas_size() > 16) return Invalid("global_direction.alphas takes at most 16 values");
+      for (float a : g.alphas()) {
+        if (!std::isfinite(a) || a < -20 || a > 20) return Invalid("global_direction.alphas must be in [-20, 20]");
+        p.strengths.push_back(a);
+      }
+      if (p.strengths.empty()) p.strengths.push_back(4.0f);
+      if (!std::isfinite(g.beta()) || g.beta() < 0 || g.beta() >= 1) {
+        return Invalid("global_direction.beta must be in [0, 1) (0 = 0.15)");
+      }
+      if (g.beta() > 0) beta = g.beta();
+      if (res.stats == nullptr || res.text_cache == nullptr) {
+        return absl::UnimplementedError("global directions are not available on this server");
+      }
+      break;
+    }
     case v1::EditRequest::kLatentOptimization:
-      return absl::UnimplementedError("latent_optimization (StyleCLIP) is not built yet");
-    case v1::EditRequest::kDirection: break;
+      return absl::UnimplementedError("latent_optimization (StyleCLIP) is not built yet; use global_direction");
+    case v1::EditRequest::kDirection: {
+      const v1::DirectionEdit& d = req.direction();
+      if (d.strengths_size() < 1 || d.strengths_size() > 16) return Invalid("direction.strengths needs 1 to 16 values");
+      for (float s : d.strengths()) {
+        if (!std::isfinite(s) || s < -100 || s > 100) return Invalid("direction.strengths must be in [-100, 100]");
+        p.strengths.push_back(s);
+      }
+      break;
+    }
     default: return Invalid("give an edit method: direction, global_direction or latent_optimization");
-  }
-  const v1::DirectionEdit& d = req.direction();
-  if (d.strengths_size() < 1 || d.strengths_size() > 16) return Invalid("direction.strengths needs 1 to 16 values");
-  for (float s : d.strengths()) {
-    if (!std::isfinite(s) || s < -100 || s > 100) return Invalid("direction.strengths must be in [-100, 100]");
-    p.strengths.push_back(s);
   }
 
   // Starting latents.
@@ -75,7 +160,7 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
     psi = info->default_truncation;
   }
   const int max_inputs = std::max(1, opt.max_images_per_request / static_cast<int>(p.strengths.size()));
-  const bool s_space = d.direction().space() == v1::LATENT_SPACE_S;
+  const bool s_space = global || req.direction().direction().space() == v1::LATENT_SPACE_S;
   core::stylegan2::GenerateParams gp;  // computes the starting points
   gp.render_images = false;
   gp.return_wplus = true;
@@ -113,31 +198,14 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
   auto start = (*gen)->Generate(gp);  // shape errors surface here with their message
   if (!start.ok()) return start.status();
 
-  // The direction, one row of the edit space.
-  auto dir = FromProto(d.direction().values(), "direction.direction.values", cfg.s_dim + int64_t{cfg.n_latent} * cfg.style_dim);
-  if (!dir.ok()) return dir.status();
-  switch (d.direction().space()) {
-    case v1::LATENT_SPACE_W:
-      if (dir->numel() != cfg.style_dim) return Invalid(absl::StrCat("a w direction has ", cfg.style_dim, " values"));
-      p.space = LatentSpace::kWPlus;
-      p.base = start->wplus;
-      p.direction = Broadcast(core::FloatTensor{{1, cfg.style_dim}, dir->data}, cfg.n_latent);
-      break;
-    case v1::LATENT_SPACE_W_PLUS:
-      if (dir->numel() != int64_t{cfg.n_latent} * cfg.style_dim) {
-        return Invalid(absl::StrCat("a w+ direction has ", cfg.n_latent, " x ", cfg.style_dim, " values"));
-      }
-      p.space = LatentSpace::kWPlus;
-      p.base = start->wplus;
-      p.direction = core::FloatTensor{{1, cfg.n_latent, cfg.style_dim}, dir->data};
-      break;
-    case v1::LATENT_SPACE_S:
-      if (dir->numel() != cfg.s_dim) return Invalid(absl::StrCat("an S direction has ", cfg.s_dim, " values"));
-      p.space = LatentSpace::kS;
-      p.base = start->s;
-      p.direction = core::FloatTensor{{1, cfg.s_dim}, dir->data};
-      break;
-    default: return Invalid("direction.direction.space must be W, W_PLUS or S");
+  if (global) {
+    ASSIGN_OR_RETURN(core::edit::GlobalDirection dir, GlobalDirectionFor(req, repo, cfg, res, beta));
+    p.space = LatentSpace::kS;
+    p.base = start->s;
+    p.direction = std::move(dir.delta_s);
+    p.channels_moved = dir.channels_moved;
+  } else {
+    RETURN_IF_ERROR(SetDirection(req.direction(), cfg, *start, &p));
   }
   p.total = static_cast<int>(p.base.shape[0]) * static_cast<int>(p.strengths.size());
   if (!v1::ImageFormat_IsValid(req.format())) return Invalid("unknown format");
@@ -161,6 +229,7 @@ BatchWork PrepareEditBatch(const EditPlan& p, int start, int count) {
   work.total = p.total;
   work.start = start;
   work.encode = p.encode;
+  work.channels_moved = p.channels_moved;
   core::stylegan2::GenerateParams& gp = work.params;
   gp.space = p.space;
   gp.noise = p.noise;

@@ -13,6 +13,8 @@
 #include "core/models/stylegan2/generator.h"
 #include "core/registry/model_repository.h"
 #include "ganserve/v1/ganserve.pb.h"
+#include "core/models/clip/text_embedding_cache.h"
+#include "server/edit_stats_job.h"
 #include "server/generate_request.h"
 #include "server/options.h"
 
@@ -32,10 +34,17 @@ struct EditPlan {
   EncodeOptions encode;
   core::stylegan2::NoiseMode noise = core::stylegan2::NoiseMode::kConst;
   std::vector<core::FloatTensor> noise_maps;  // an inversion's optimised noise, when editing one
+  int channels_moved = 0;                     // global directions: S channels the edit moves
+};
+
+// What global-direction edits need besides the repository. Not owned.
+struct EditResources {
+  core::clip::TextEmbeddingCache* text_cache = nullptr;
+  GlobalStatsCache* stats = nullptr;
 };
 
 absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,
-                                  const ServerOptions& options);
+                                  const ServerOptions& options, const EditResources& resources);
 // The generator input for images [start, start + count) of the plan.
 BatchWork PrepareEditBatch(const EditPlan& plan, int start, int count);
 

@@ -188,13 +188,22 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::Callba
       [](const v1::InvertImageRequest& r, core::JobRecord* j) { j->total_steps = r.steps(); });
 }
 
+grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::PrepareGlobalDirections(
+    grpc::CallbackServerContext* call, const v1::PrepareGlobalDirectionsRequest* req) {
+  return SubmitJob<v1::PrepareGlobalDirectionsRequest>(
+      ctx_, *req, std::make_unique<RpcScope>(ctx_->metrics, "PrepareGlobalDirections", call),
+      core::JobKind::kEditStats,
+      [this](const v1::PrepareGlobalDirectionsRequest& r) { return ValidatePrepareGlobalDirections(r, *ctx_->repository); },
+      [](const v1::PrepareGlobalDirectionsRequest&, core::JobRecord*) {});
+}
+
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackServerContext* call,
                                                                const v1::EditRequest* req) {
   RpcScope scope(ctx_->metrics, "Edit", call);
   if (ctx_->shutting_down) {
     return FinishStream<v1::ImageBatch>(scope, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
   }
-  auto plan = PlanEdit(*req, *ctx_->repository, ctx_->options);
+  auto plan = PlanEdit(*req, *ctx_->repository, ctx_->options, EditResources{ctx_->text_cache, ctx_->stats_cache});
   if (!plan.ok()) {
     ctx_->metrics->RecordRejected("invalid");
     return FinishStream<v1::ImageBatch>(scope, ToGrpcStatus(plan.status()));

@@ -14,6 +14,7 @@
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "server/metrics.h"
 #include "server/job_stream.h"
+#include "server/edit_stats_job.h"
 #include "server/options.h"
 #include "server/render_batcher.h"
 
@@ -29,6 +30,7 @@ struct ServiceContext {
   Metrics* metrics = nullptr;
   core::JobEngine* engine = nullptr;
   core::clip::TextEmbeddingCache* text_cache = nullptr;
+  GlobalStatsCache* stats_cache = nullptr;
   JobStreamRegistry* streams = nullptr;
   std::atomic<bool> shutting_down{false};
 };
@@ -42,6 +44,8 @@ class GanServiceImpl final : public v1::GanService::CallbackService {
                                                       const v1::AdaptDomainRequest* req) override;
   grpc::ServerWriteReactor<v1::JobEvent>* InvertImage(grpc::CallbackServerContext* ctx,
                                                       const v1::InvertImageRequest* req) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* PrepareGlobalDirections(
+      grpc::CallbackServerContext* ctx, const v1::PrepareGlobalDirectionsRequest* req) override;
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,

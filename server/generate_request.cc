@@ -257,6 +257,7 @@ absl::StatusOr<v1::ImageBatch> EncodeBatch(const BatchWork& work, const core::st
   v1::ImageBatch batch;
   batch.set_model(work.model);
   batch.set_total(work.total);
+  batch.set_channels_moved(work.channels_moved);
   batch.set_done(work.start + static_cast<int>(result.images.shape.empty() ? 0 : result.images.shape[0]));
   absl::Status st = AppendImages(result, work.start, work.seeds, work.encode, &batch);
   if (!st.ok()) return st;

@@ -62,6 +62,7 @@ struct BatchWork {
   int start = 0;      // index of the first image of this batch
   std::vector<int64_t> seeds;  // per image, -1 when not from a seed
   EncodeOptions encode;
+  int channels_moved = 0;  // reported with global-direction edits
 };
 
 // The generator input for images [start, start + count) of the plan.

@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
       s->executor_.get(), batching, [metrics](int images, int requests) { metrics->RecordRenderBatch(images, requests); });
 
   s->text_cache_ = std::make_unique<core::clip::TextEmbeddingCache>(8192);
+  s->stats_cache_ = std::make_unique<GlobalStatsCache>();
   s->streams_ = std::make_unique<JobStreamRegistry>();
   core::JobEngine::Options eng;
   eng.checkpoint_dir = (std::filesystem::path(options.data_dir) / "checkpoints").string();
@@ -72,6 +73,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   eng.observer = s->metrics_.get();
   s->engine_ = std::make_unique<core::JobEngine>(eng, s->job_store_.get(), s->executor_.get(), EncodeJobEvent);
   s->engine_->RegisterFactory(core::JobKind::kAdapt, AdaptRunnerFactory(s->repository_.get(), s->text_cache_.get()));
+  s->engine_->RegisterFactory(core::JobKind::kEditStats, EditStatsRunnerFactory(s->repository_.get()));
   s->engine_->RegisterFactory(core::JobKind::kInvert,
                               InvertRunnerFactory(s->repository_.get(),
                                                   (std::filesystem::path(options.data_dir) / "inversions").string()));
@@ -85,6 +87,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   s->context_->metrics = s->metrics_.get();
   s->context_->engine = s->engine_.get();
   s->context_->text_cache = s->text_cache_.get();
+  s->context_->stats_cache = s->stats_cache_.get();
   s->context_->streams = s->streams_.get();
   s->service_ = std::make_unique<GanServiceImpl>(s->context_.get());
 

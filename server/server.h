@@ -30,6 +30,7 @@ class GanServiceImpl;
 class JobStreamRegistry;
 class Metrics;
 class RenderBatcher;
+class GlobalStatsCache;
 struct ServiceContext;
 
 // Start() returns once the ports are bound; models load in the background and the
@@ -63,6 +64,7 @@ class GanServer {
   std::unique_ptr<RenderBatcher> batcher_;
   std::unique_ptr<core::DeviceExecutor> executor_;
   std::unique_ptr<core::clip::TextEmbeddingCache> text_cache_;
+  std::unique_ptr<GlobalStatsCache> stats_cache_;
   std::unique_ptr<core::JobEngine> engine_;
   std::unique_ptr<JobStreamRegistry> streams_;
   std::unique_ptr<ServiceContext> context_;

@@ -72,7 +72,8 @@ set +e
 "$ganctl" --server 127.0.0.1:1 --timeout 2 health > "$work/unreach.log" 2>&1; rc2=$?
 "$ganctl" --server "$addr" adapt --model demo --to "x" --iterations 99999 > "$work/bad_adapt.log" 2>&1; rc3=$?
 set -e
-[ "$rc" = 1 ] && grep -q UNIMPLEMENTED "$work/edit.log" || fail "edit should be UNIMPLEMENTED"
+[ "$rc" = 1 ] && grep -q "FAILED_PRECONDITION.*PrepareGlobalDirections" "$work/edit.log" \
+  || fail "a text edit before the statistics exist should name PrepareGlobalDirections: $(cat "$work/edit.log")"
 [ "$rc2" = 3 ] && grep -q "cannot reach" "$work/unreach.log" || fail "unreachable server: rc=$rc2"
 [ "$rc3" = 1 ] && grep -q "INVALID_ARGUMENT: iterations must be in \[0, 5000\]" "$work/bad_adapt.log" \
   || fail "bad adapt request: $(cat "$work/bad_adapt.log")"
@@ -119,6 +120,16 @@ PY
   "$ganctl" --server "$addr" edit --model demo --render-model demo-sketch --seeds 1-2 --direction "$work/dir.npy" \
     --alpha=-2,0,2 --out "$work/edit" 2> "$work/edit_ok.err" || fail "edit: $(cat "$work/edit_ok.err")"
   for i in 0 1 2 3 4 5; do [ -s "$work/edit/edit$i.png" ] || fail "edit image $i missing"; done
+  step "edit with text: global-direction statistics, then the inverted photo edited and rendered in the adapted domain"
+  "$ganctl" --server "$addr" --timeout 0 prepare-global --model demo --samples 200 --images 2 --batch 4 \
+    --out "$work/stats" > "$work/stats.out" 2> "$work/stats.err" || fail "prepare-global: $(cat "$work/stats.err")"
+  grep -q "statistics ready: demo/demo-clip" "$work/stats.out" || fail "prepare-global result: $(cat "$work/stats.out")"
+  "$ganctl" --server "$addr" edit --model demo --render-model demo-sketch --inversion "$inv" --neutral "a face" \
+    --target "a smiling face" --alpha=-3,0,3 --beta 0.01 --out "$work/gedit" > "$work/gedit.out" 2> "$work/gedit.err" \
+    || fail "global-direction edit: $(cat "$work/gedit.err")"
+  grep -q "S channels moved" "$work/gedit.out" || fail "edit did not report moved channels: $(cat "$work/gedit.out")"
+  for f in edit0.png edit1.png edit2.png strip0.png; do [ -s "$work/gedit/$f" ] || fail "edit did not write $f"; done
+  cmp -s "$work/gedit/edit0.png" "$work/gedit/edit2.png" && fail "alpha -3 and +3 rendered the same image"
   "$ganctl" --server "$addr" models delete demo-sketch > /dev/null || fail "delete adapted model"
 fi
 

@@ -698,13 +698,114 @@ TEST_F(GanServiceTest, FeaturesNotBuiltSayUnimplemented) {
   v1::EditRequest req;
   req.set_model("tiny");
   req.add_seeds(1);
-  req.mutable_global_direction()->set_target_text("a smiling face");
+  req.mutable_latent_optimization()->set_target_text("a smiling face");
   auto reader = stub->Edit(&ctx, req);
   v1::ImageBatch b;
   EXPECT_FALSE(reader->Read(&b));
   auto st = reader->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("global_direction"), std::string::npos);
+  EXPECT_NE(st.error_message().find("latent_optimization"), std::string::npos);
+}
+
+std::vector<v1::JobEvent> PrepareCall(v1::GanService::Stub* stub, const v1::PrepareGlobalDirectionsRequest& req,
+                                      grpc::Status* st) {
+  grpc::ClientContext ctx;
+  auto reader = stub->PrepareGlobalDirections(&ctx, req);
+  std::vector<v1::JobEvent> out;
+  v1::JobEvent e;
+  while (reader->Read(&e)) out.push_back(e);
+  *st = reader->Finish();
+  return out;
+}
+
+TEST_F(GanServiceTest, GlobalDirectionEditsAfterPreparingStatistics) {
+  auto stub = server_->Stub();
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.add_seeds(11);
+  e.add_seeds(12);
+  e.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto* g = e.mutable_global_direction();
+  g->set_neutral_text("a face");
+  g->set_target_text("a smiling face");
+  g->set_beta(0.001f);
+  for (float a : {0.0f, 2.0f, 4.0f}) g->add_alphas(a);
+  grpc::Status st;
+  // Before the statistics exist: a precondition naming the RPC that makes them.
+  EditCall(stub.get(), e, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("PrepareGlobalDirections"), std::string::npos) << st.error_message();
+
+  v1::PrepareGlobalDirectionsRequest prep;
+  prep.set_model("tiny");
+  prep.set_num_samples(100);
+  prep.set_num_images(2);
+  prep.set_batch_size(4);
+  auto events = PrepareCall(stub.get(), prep, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  const v1::Job& job = events.back().job();
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error_message();
+  EXPECT_EQ(job.kind(), v1::JOB_KIND_EDIT_STATS);
+  EXPECT_EQ(job.step(), job.total_steps());
+  EXPECT_EQ(job.result(), "tiny/clip-demo");
+  // Once made, asking again without recompute says they exist.
+  PrepareCall(stub.get(), prep, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
+
+  auto batches = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::vector<v1::Image> images;
+  for (const auto& b : batches) {
+    EXPECT_GT(b.channels_moved(), 0);
+    images.insert(images.end(), b.images().begin(), b.images().end());
+  }
+  ASSERT_EQ(images.size(), 6u);  // 2 seeds x 3 alphas, seed-major
+  // Alpha 0 is the unedited image (up to batch rounding); larger alphas move further.
+  v1::GenerateSamplesRequest gr;
+  gr.set_model("tiny");
+  gr.add_seeds(11);
+  gr.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto ref = Generate(stub.get(), gr, &st);
+  ASSERT_TRUE(st.ok());
+  const auto& r = ref[0].images(0).raw().data();
+  auto dist = [&](const v1::Image& im) {
+    double sum = 0;
+    for (int i = 0; i < r.size(); ++i) sum += std::pow(im.raw().data(i) - r[i], 2);
+    return sum;
+  };
+  EXPECT_LT(dist(images[0]), 1e-8);
+  EXPECT_GT(dist(images[1]), 1e-6);
+  EXPECT_GT(dist(images[2]), dist(images[1]));
+  EXPECT_EQ(images[3].seed(), 12);
+
+  // A beta above every relevance keeps nothing: said with the largest relevance.
+  v1::EditRequest strict = e;
+  strict.mutable_global_direction()->set_beta(0.999f);
+  EditCall(stub.get(), strict, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("largest relevance"), std::string::npos) << st.error_message();
+  // Field limits.
+  v1::EditRequest bad = e;
+  bad.mutable_global_direction()->set_neutral_text("");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = e;
+  bad.mutable_global_direction()->set_alphas(0, 50.0f);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = e;
+  bad.mutable_global_direction()->set_clip_model("nope");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  v1::PrepareGlobalDirectionsRequest bad_prep = prep;
+  bad_prep.set_batch_size(3);
+  PrepareCall(stub.get(), bad_prep, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad_prep = prep;
+  bad_prep.set_model("nope");
+  PrepareCall(stub.get(), bad_prep, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {
