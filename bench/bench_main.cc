@@ -7,11 +7,15 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/adapt/nada_trainer.h"
+#include "core/adapt/text_templates.h"
+#include "core/edit/global_directions.h"
+#include "core/invert/projector.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/generator.h"
@@ -188,14 +192,159 @@ int BenchNadaStep(int resolution, int batch, int k, int iters, const std::string
   return 0;
 }
 
+double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::shared_ptr<const ganserve::core::clip::ClipModel> RandomVitB32(const std::string& device) {
+  auto views = ganserve::core::ViewsOf(std::make_shared<const std::map<std::string, ganserve::core::FloatTensor>>(
+      ganserve::core::clip::RandomClipWeights(ganserve::core::clip::VitB32Config(), 5)));
+  auto clip = ganserve::core::clip::ClipModel::FromTensors(views, device);
+  if (!clip.ok()) {
+    std::fprintf(stderr, "%s\n", clip.status().ToString().c_str());
+    return nullptr;
+  }
+  return std::move(*clip);
+}
+
+// One StyleCLIP global-direction edit of `batch` images: the text direction from
+// cached template embeddings, relevance (5376 x 512 at 1024 px) times it, the beta
+// threshold, and the render from S; compared with a plain z render of the same batch.
+int BenchEditGlobal(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  namespace ed = ganserve::core::edit;
+  using ganserve::core::FloatTensor;
+  auto gen = RandomGenerator(resolution, device);
+  auto clip = RandomVitB32(device);
+  auto tok = ganserve::core::clip::Tokenizer::FromText(ganserve::core::clip::SyntheticVocabulary());
+  if (gen == nullptr || clip == nullptr || !tok.ok()) return 1;
+  const auto& cfg = gen->config();
+  ed::GlobalStats stats;
+  stats.channels = ed::RelevanceChannels(cfg, 128);
+  ganserve::core::NumpyRandomState rng(7);
+  const int64_t rows = static_cast<int64_t>(stats.channels.size());
+  stats.relevance = FloatTensor{{rows, 512}, rng.Randn(static_cast<size_t>(rows) * 512)};
+  for (int64_t r = 0; r < rows; ++r) {
+    double n = 0;
+    for (int j = 0; j < 512; ++j) n += std::pow(stats.relevance.data[r * 512 + j], 2);
+    for (int j = 0; j < 512; ++j) stats.relevance.data[r * 512 + j] /= static_cast<float>(std::sqrt(n));
+  }
+  stats.s_mean = FloatTensor{{cfg.s_dim}, std::vector<float>(static_cast<size_t>(cfg.s_dim), 0.0f)};
+  stats.s_std = FloatTensor{{cfg.s_dim}, std::vector<float>(static_cast<size_t>(cfg.s_dim), 1.0f)};
+  ganserve::core::clip::TextEmbeddingCache cache;
+  auto embed = [&](const std::string& text) {
+    return cache.Encode("vit-b-32", *clip, **tok, ganserve::core::adapt::ApplyTemplates(text));
+  };
+  auto t0 = Clock::now();
+  if (!embed("a face").ok() || !embed("a smiling face").ok()) return 1;
+  (*out)["text_encode_cold_s"] = Since(t0);  // 2 x 79 prompts, once per prompt pair
+  sg::GenerateParams z;
+  z.latents.shape = {batch, 512};
+  z.latents.data = rng.Randn(static_cast<size_t>(batch) * 512);
+  z.truncation = 0.7f;
+  z.return_s = true;
+  auto base = gen->Generate(z);  // warm-up, and the starting S codes
+  if (!base.ok()) return 1;
+  std::vector<double> direction_s, render_s, plain_s;
+  for (int i = 0; i < iters; ++i) {
+    auto t1 = Clock::now();
+    auto n = embed("a face");
+    auto t = embed("a smiling face");
+    if (!n.ok() || !t.ok()) return 1;
+    auto dir = ed::MakeGlobalDirection(stats, ed::TextDirection(*n, *t), 0.05f);
+    if (!dir.ok()) return 1;
+    direction_s.push_back(Since(t1));
+    sg::GenerateParams s;
+    s.space = sg::LatentSpace::kS;
+    s.latents = base->s;
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t j = 0; j < cfg.s_dim; ++j) s.latents.data[b * cfg.s_dim + j] += 4.0f * dir->delta_s.data[j];
+    }
+    auto t2 = Clock::now();
+    if (!gen->Generate(s).ok()) return 1;
+    render_s.push_back(Since(t2));
+    auto t3 = Clock::now();
+    z.return_s = false;
+    if (!gen->Generate(z).ok()) return 1;
+    plain_s.push_back(Since(t3));
+  }
+  (*out)["direction"] = Stats(direction_s);
+  (*out)["render_from_s"] = Stats(render_s);
+  (*out)["plain_generate"] = Stats(plain_s);
+  (*out)["relevance_rows"] = rows;
+  return 0;
+}
+
+// The global-direction statistics job: one statistics step (1000 mapped samples) and
+// relevance steps of `batch` renders + CLIP (ViT-B/32 size), extrapolated to the full
+// reference job (100,000 samples, 100 images per channel).
+int BenchGlobalStats(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  namespace ed = ganserve::core::edit;
+  auto gen = RandomGenerator(resolution, device);
+  auto clip = RandomVitB32(device);
+  if (gen == nullptr || clip == nullptr) return 1;
+  ed::GlobalStatsOptions o;
+  o.num_samples = 1000;
+  o.num_images = 100;
+  o.batch_size = batch % 2 == 0 ? batch : batch + 1;
+  auto b = ed::GlobalStatsBuilder::Create(gen, clip, o);
+  if (!b.ok()) {
+    std::fprintf(stderr, "%s\n", b.status().ToString().c_str());
+    return 1;
+  }
+  auto t0 = Clock::now();
+  if (!(*b)->Step().ok()) return 1;
+  const double sample_step = Since(t0);
+  if (!(*b)->Step().ok()) return 1;  // warm-up relevance step
+  std::vector<double> secs;
+  for (int i = 0; i < iters; ++i) {
+    auto t1 = Clock::now();
+    if (!(*b)->Step().ok()) return 1;
+    secs.push_back(Since(t1));
+  }
+  *out = Stats(secs);
+  const double channels = static_cast<double>(ed::RelevanceChannels(gen->config(), 128).size());
+  const double steps_per_channel = std::ceil(200.0 / o.batch_size);
+  const double full = 100 * sample_step + channels * steps_per_channel * (*out)["median_s"].get<double>();
+  (*out)["sample_step_1000_s"] = sample_step;
+  (*out)["relevance_channels"] = channels;
+  (*out)["full_job_estimate_hours"] = full / 3600;
+  return 0;
+}
+
+// One rosinality-projector step (forward, MSE + CLIP image loss with a ViT-B/32-sized
+// CLIP, noise regulariser, backward, Adam) on a generated target.
+int BenchInvertStep(int resolution, int iters, const std::string& device, nlohmann::json* out) {
+  auto gen = RandomGenerator(resolution, device);
+  auto clip = RandomVitB32(device);
+  if (gen == nullptr || clip == nullptr) return 1;
+  ganserve::core::Rgb8Image target;
+  target.width = target.height = resolution;
+  target.pixels.assign(static_cast<size_t>(resolution) * resolution * 3, 128);
+  ganserve::core::invert::ProjectorOptions o;
+  o.steps = iters + 2;
+  auto p = ganserve::core::invert::Projector::Create(gen, target, o, clip);
+  if (!p.ok()) {
+    std::fprintf(stderr, "%s\n", p.status().ToString().c_str());
+    return 1;
+  }
+  if (!(*p)->Step().ok()) return 1;  // warm-up
+  std::vector<double> secs;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    if (!(*p)->Step().ok()) return 1;
+    secs.push_back(Since(t0));
+  }
+  *out = Stats(secs);
+  (*out)["steps_per_s"] = 1.0 / (*out)["median_s"].get<double>();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app("ganserve benchmarks");
   std::string scenario = "generate", device = "cpu", modconv = "auto";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
-  app.add_option("--scenario", scenario, "generate | clip | nada_step")
-      ->check(CLI::IsMember({"generate", "clip", "nada_step"}));
+  app.add_option("--scenario", scenario, "generate | clip | nada_step | edit_global | global_stats | invert_step")
+      ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
@@ -210,14 +359,16 @@ int main(int argc, char** argv) {
   const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
                                : modconv == "scaled" ? sg::ModConvMode::kScaled
                                                      : sg::ModConvMode::kAuto;
-  int rc = scenario == "clip"        ? BenchClip(batch, iters, device, &j)
-           : scenario == "nada_step" ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
-                                     : BenchGenerate(resolution, batch, iters, device, mode, &j);
-  if (scenario == "nada_step") j["resolution"] = resolution;
+  int rc = scenario == "clip"           ? BenchClip(batch, iters, device, &j)
+           : scenario == "nada_step"    ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
+           : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
+           : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, device, &j)
+           : scenario == "invert_step"  ? BenchInvertStep(resolution, iters, device, &j)
+                                        : BenchGenerate(resolution, batch, iters, device, mode, &j);
   if (scenario == "generate") j["modconv"] = modconv;
 
   j["scenario"] = scenario;
-  if (scenario == "generate") j["resolution"] = resolution;
+  if (scenario != "clip") j["resolution"] = resolution;
   j["batch"] = batch;
   j["threads"] = info.threads;
   j["blas"] = info.blas_library;

@@ -111,7 +111,7 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
   });
   v1::JobEvent ev;
   v1::Job last;
-  ProgressBar bar("train");
+  ProgressBar bar("progress");
   while (reader->Read(&ev)) {
     last = ev.job();
     if (c.json) {

@@ -60,10 +60,15 @@ echo "== inverting a picture (samples/seed3.png) into '$model', then rendering i
 inv=$($ganctl --timeout 0 invert "$out/samples/seed3.png" --model "$model" --steps 100 --preview-every 50 \
   --out "$out/invert" | grep '^inv-')
 $ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/adapted"
-echo "== text editing (StyleCLIP global directions) is not built yet:"
-$ganctl edit --model "$model" --seeds 1 --neutral "a face" --target "a smiling face" || true
+echo "== text editing (StyleCLIP global directions): statistics for '$model' (small sample counts for the demo),"
+echo "   then the inverted picture edited toward 'a smiling face' and rendered in the adapted domain"
+$ganctl --timeout 0 prepare-global --model "$model" --samples 2000 --images 4 --batch 8 --out "$out/stats" \
+  || echo "   (statistics exist already)"
+$ganctl edit --model "$model" --render-model "$adapted" --inversion "$inv" --neutral "a face" \
+  --target "a smiling face" --alpha=-4,0,4 --beta 0.01 --out "$out/edit"
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'
 echo "== done: $out/samples/grid.png (base), $out/adapted/grid.png (adapted), previews in $out/adapt/,"
-echo "   inversion in $out/invert/ (before_after.png, latent.npy; adapted rendering in invert/adapted/)"
+echo "   inversion in $out/invert/ (before_after.png, latent.npy; adapted rendering in invert/adapted/),"
+echo "   text edit strip in $out/edit/strip0.png"

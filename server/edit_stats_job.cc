@@ -95,17 +95,29 @@ absl::StatusOr<v1::PrepareGlobalDirectionsRequest> ValidatePrepareGlobalDirectio
   return r;
 }
 
+namespace {
+core::edit::GlobalStatsOptions OptionsOf(const v1::PrepareGlobalDirectionsRequest& req) {
+  core::edit::GlobalStatsOptions o;
+  o.num_samples = req.num_samples();
+  o.num_images = req.num_images();
+  o.batch_size = req.batch_size();
+  return o;
+}
+}  // namespace
+
+int64_t PrepareGlobalDirectionsSteps(const v1::PrepareGlobalDirectionsRequest& req, const core::ModelRepository& repo) {
+  auto gen = repo.GetGenerator(req.model());
+  if (!gen.ok()) return 0;
+  return core::edit::GlobalStatsBuilder::TotalSteps((*gen)->config(), OptionsOf(req));
+}
+
 core::RunnerFactory EditStatsRunnerFactory(core::ModelRepository* repo) {
   return [repo](const core::JobRecord& job) -> absl::StatusOr<std::unique_ptr<core::JobRunner>> {
     v1::PrepareGlobalDirectionsRequest req;
     if (!req.ParseFromString(job.request)) return absl::DataLossError("the stored request of this job is corrupt");
     ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(req.model()));
     ASSIGN_OR_RETURN(core::ModelRepository::Clip clip, repo->GetClip(req.clip_model()));
-    core::edit::GlobalStatsOptions o;
-    o.num_samples = req.num_samples();
-    o.num_images = req.num_images();
-    o.batch_size = req.batch_size();
-    ASSIGN_OR_RETURN(auto builder, core::edit::GlobalStatsBuilder::Create(gen, clip.model, o));
+    ASSIGN_OR_RETURN(auto builder, core::edit::GlobalStatsBuilder::Create(gen, clip.model, OptionsOf(req)));
     return std::unique_ptr<core::JobRunner>(new EditStatsRunner(
         std::move(builder), GlobalStatsPath(*repo, req.model(), req.clip_model()), req.model(), req.clip_model()));
   };

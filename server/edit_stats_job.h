@@ -30,6 +30,9 @@ std::string GlobalStatsPath(const core::ModelRepository& repo, const std::string
 absl::StatusOr<v1::PrepareGlobalDirectionsRequest> ValidatePrepareGlobalDirections(
     const v1::PrepareGlobalDirectionsRequest& req, const core::ModelRepository& repo);
 
+// The job's step count for a validated request (0 if the model is gone).
+int64_t PrepareGlobalDirectionsSteps(const v1::PrepareGlobalDirectionsRequest& req, const core::ModelRepository& repo);
+
 // The RunnerFactory for JOB_KIND_EDIT_STATS jobs.
 core::RunnerFactory EditStatsRunnerFactory(core::ModelRepository* repo);
 

@@ -194,7 +194,9 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::PrepareGlobalDirections(
       ctx_, *req, std::make_unique<RpcScope>(ctx_->metrics, "PrepareGlobalDirections", call),
       core::JobKind::kEditStats,
       [this](const v1::PrepareGlobalDirectionsRequest& r) { return ValidatePrepareGlobalDirections(r, *ctx_->repository); },
-      [](const v1::PrepareGlobalDirectionsRequest&, core::JobRecord*) {});
+      [this](const v1::PrepareGlobalDirectionsRequest& r, core::JobRecord* j) {
+        j->total_steps = PrepareGlobalDirectionsSteps(r, *ctx_->repository);
+      });
 }
 
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackServerContext* call,

@@ -124,9 +124,13 @@ int64_t GlobalStatsBuilder::SampleSteps() const { return (opt_.num_samples + opt
 int64_t GlobalStatsBuilder::StepsPerChannel() const {
   return (2 * int64_t{opt_.num_images} + opt_.batch_size - 1) / opt_.batch_size;
 }
-int64_t GlobalStatsBuilder::total_steps() const {
-  return SampleSteps() + static_cast<int64_t>(channels_.size()) * StepsPerChannel();
+int64_t GlobalStatsBuilder::TotalSteps(const stylegan2::GeneratorConfig& config, const GlobalStatsOptions& o) {
+  const int64_t channels = static_cast<int64_t>(RelevanceChannels(config, o.max_resolution).size());
+  return (o.num_samples + o.sample_batch - 1) / o.sample_batch +
+         channels * ((2 * int64_t{o.num_images} + o.batch_size - 1) / o.batch_size);
 }
+
+int64_t GlobalStatsBuilder::total_steps() const { return TotalSteps(gen_->config(), opt_); }
 
 absl::StatusOr<std::map<std::string, float>> GlobalStatsBuilder::Step() {
   if (step_ >= total_steps()) return absl::FailedPreconditionError("all steps are done");

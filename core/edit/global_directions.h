@@ -65,6 +65,7 @@ class GlobalStatsBuilder {
 
   // Statistics batches, then ceil(2 * num_images / batch_size) render steps per channel.
   int64_t total_steps() const;
+  static int64_t TotalSteps(const stylegan2::GeneratorConfig& config, const GlobalStatsOptions& options);
   int64_t step() const { return step_; }
   // One unit of work. Returns progress terms ("channels_done", "channel_norm": the norm
   // of the last finished channel's averaged difference before normalisation).

@@ -748,6 +748,7 @@ TEST_F(GanServiceTest, GlobalDirectionEditsAfterPreparingStatistics) {
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error_message();
   EXPECT_EQ(job.kind(), v1::JOB_KIND_EDIT_STATS);
   EXPECT_EQ(job.step(), job.total_steps());
+  EXPECT_EQ(events.front().job().total_steps(), job.total_steps());  // known from the start
   EXPECT_EQ(job.result(), "tiny/clip-demo");
   // Once made, asking again without recompute says they exist.
   PrepareCall(stub.get(), prep, &st);
