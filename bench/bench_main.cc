@@ -351,10 +351,12 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch)->check(CLI::Range(1, 64));
   app.add_option("--iters", iters)->check(CLI::Range(1, 1000));
   app.add_option("--threads", threads);
+  bool retain = true;
+  app.add_option("--retain-host-memory", retain, "glibc keeps freed memory (as ganserve does by default)");
   app.add_option("--device", device);
   app.add_option("--modconv", modconv, "auto | grouped | scaled")->check(CLI::IsMember({"auto", "grouped", "scaled"}));
   CLI11_PARSE(app, argc, argv);
-  const auto info = ganserve::core::ConfigureTorch(threads);
+  const auto info = ganserve::core::ConfigureTorch(threads, retain);
   nlohmann::json j;
   const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
                                : modconv == "scaled" ? sg::ModConvMode::kScaled
@@ -371,6 +373,7 @@ int main(int argc, char** argv) {
   if (scenario != "clip") j["resolution"] = resolution;
   j["batch"] = batch;
   j["threads"] = info.threads;
+  j["retain_host_memory"] = info.retain_host_memory;
   j["blas"] = info.blas_library;
   j["device"] = device;
   j["peak_rss_mb"] = PeakRssMb();

@@ -26,10 +26,12 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const auto torch = ganserve::core::ConfigureTorch(opt.threads);
-  spdlog::info("LibTorch {}: {} intra-op threads ({} CPUs available), CUDA {}, BLAS {}", torch.torch_version,
-               torch.threads, torch.cpus_available, torch.cuda_available ? "available" : "not available",
-               torch.blas_library.empty() ? "not loaded" : torch.blas_library);
+  const auto torch = ganserve::core::ConfigureTorch(opt.threads, opt.retain_host_memory);
+  spdlog::info("LibTorch {}: {} intra-op threads ({} CPUs available), CUDA {}, BLAS {}, freed host memory {}",
+               torch.torch_version, torch.threads, torch.cpus_available,
+               torch.cuda_available ? "available" : "not available",
+               torch.blas_library.empty() ? "not loaded" : torch.blas_library,
+               torch.retain_host_memory ? "retained" : "returned to the OS");
   if (torch.reference_blas) {
     spdlog::warn("the reference BLAS is in use and is ~20x slower; install libopenblas0-openmp "
                  "(scripts/install-deps.sh does)");

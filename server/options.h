@@ -23,6 +23,8 @@ struct ServerOptions {
   int max_training_queue = 16;
   // LibTorch intra-op threads; 0 = the CPUs available to the process (cgroup-aware).
   int threads = 0;
+  // glibc keeps freed host memory for reuse (faster CPU inference, RSS stays at its peak).
+  bool retain_host_memory = true;
   // How long in-flight calls may drain at SIGTERM before they are cancelled.
   int shutdown_grace_seconds = 20;
   // Per-request limits.

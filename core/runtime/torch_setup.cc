@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <link.h>
+#include <malloc.h>
 #include <sched.h>
 #include <torch/version.h>
 
@@ -49,8 +50,11 @@ int AvailableCpus() {
   return std::max(1, n);
 }
 
-TorchSetupInfo ConfigureTorch(int threads) {
+TorchSetupInfo ConfigureTorch(int threads, bool retain_host_memory) {
   TorchSetupInfo info;
+  if (retain_host_memory) {
+    info.retain_host_memory = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
+  }
   info.cpus_available = AvailableCpus();
   info.threads = threads > 0 ? threads : info.cpus_available;
   at::set_num_threads(info.threads);
