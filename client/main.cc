@@ -28,6 +28,14 @@ int main(int argc, char** argv) {
   app.add_option("--server", conn.server, "ganserve address HOST:PORT")->envname("GANCTL_SERVER")->capture_default_str();
   app.add_option("--timeout", conn.timeout_seconds, "seconds per call (0: none)")->capture_default_str();
   app.add_flag("--json", conn.json, "machine-readable output (one JSON object per line)");
+  app.add_option("--tls-ca", conn.tls_ca, "PEM CA of the server's certificate: connect with TLS")
+      ->envname("GANCTL_TLS_CA")->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", conn.tls_cert, "PEM client certificate (mutual TLS)")
+      ->envname("GANCTL_TLS_CERT")->check(CLI::ExistingFile);
+  app.add_option("--tls-key", conn.tls_key, "PEM client key (mutual TLS)")
+      ->envname("GANCTL_TLS_KEY")->check(CLI::ExistingFile);
+  app.add_option("--token", conn.token, "bearer token (prefer GANSERVE_TOKEN: command lines are visible to others)")
+      ->envname("GANSERVE_TOKEN");
   absl::Status result;
 
   auto* health = app.add_subcommand("health", "exit 0 only if the server is SERVING");

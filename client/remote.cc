@@ -26,11 +26,58 @@
 namespace ganserve::client {
 namespace {
 
+// Adds the bearer token to every call's metadata (works on plaintext channels too,
+// where gRPC refuses call credentials).
+class TokenInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(std::string header) : header_(std::move(header)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string header_;
+};
+
+class TokenInterceptorFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(std::string token) : header_("Bearer " + std::move(token)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(grpc::experimental::ClientRpcInfo*) override {
+    return new TokenInterceptor(header_);
+  }
+
+ private:
+  std::string header_;
+};
+
+std::string ReadPemOrEmpty(const std::string& path) {
+  if (path.empty()) return "";
+  auto pem = core::ReadFile(path, 1 << 20);
+  if (!pem.ok()) {
+    std::fprintf(stderr, "ganctl: %s\n", std::string(pem.status().message()).c_str());
+    return "";
+  }
+  return *pem;
+}
+
 std::shared_ptr<grpc::Channel> Channel(const Connection& c) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
-  return grpc::CreateCustomChannel(c.server, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!c.tls_ca.empty() || !c.tls_cert.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadPemOrEmpty(c.tls_ca);
+    ssl.pem_cert_chain = ReadPemOrEmpty(c.tls_cert);
+    ssl.pem_private_key = ReadPemOrEmpty(c.tls_key);
+    creds = grpc::SslCredentials(ssl);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!c.token.empty()) interceptors.push_back(std::make_unique<TokenInterceptorFactory>(c.token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(c.server, creds, args, std::move(interceptors));
 }
 
 void SetDeadline(const Connection& c, grpc::ClientContext* ctx) {

@@ -14,6 +14,11 @@ struct Connection {
   std::string server = "127.0.0.1:50051";
   double timeout_seconds = 30;  // whole call; 0 = no deadline
   bool json = false;
+  // TLS: the CA that signed the server's certificate (TLS on when set), and for mutual
+  // TLS this client's certificate and key (PEM files).
+  std::string tls_ca, tls_cert, tls_key;
+  // Bearer token sent as 'authorization: Bearer TOKEN' on every call.
+  std::string token;
 };
 
 // Exit code for a failed command: 1 for server answers, 3 when the server cannot be reached.

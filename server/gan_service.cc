@@ -116,6 +116,17 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
   grpc::Status status_;
 };
 
+// Token authorization for every RPC (server/auth.h); OK when the server has no tokens.
+grpc::Status Authorize(ServiceContext* ctx, const grpc::CallbackServerContext* call, const char* method) {
+  if (ctx->auth == nullptr) return grpc::Status::OK;
+  grpc::Status s = ctx->auth->Check(call, method);
+  if (!s.ok()) {
+    ctx->metrics->RecordRejected(s.error_code() == grpc::StatusCode::UNAUTHENTICATED ? "unauthenticated"
+                                                                                   : "permission_denied");
+  }
+  return s;
+}
+
 // "job-" + 16 random hex digits.
 std::string NewJobId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -128,13 +139,15 @@ std::string NewJobId() {
 // validation (a job's own output may exist by now), then validate, submit and stream.
 template <typename Request>
 grpc::ServerWriteReactor<v1::JobEvent>* SubmitJob(
-    ServiceContext* ctx, const Request& req, std::unique_ptr<RpcScope> scope, core::JobKind kind,
+    ServiceContext* ctx, grpc::CallbackServerContext* call, const char* method, const Request& req, core::JobKind kind,
     const std::function<absl::StatusOr<Request>(const Request&)>& validate,
     const std::function<void(const Request&, core::JobRecord*)>& describe) {
+  auto scope = std::make_unique<RpcScope>(ctx->metrics, method, call);
   auto fail = [&](const grpc::Status& s) -> grpc::ServerWriteReactor<v1::JobEvent>* {
     scope->Done(s);
     return new ImmediateStatus<v1::JobEvent>(s);
   };
+  if (grpc::Status a = Authorize(ctx, call, method); !a.ok()) return fail(a);
   if (ctx->shutting_down) return fail(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
   if (!req.request_id().empty() && req.request_id().size() <= 128) {
     auto prior = ctx->job_store->FindByRequestId(req.request_id());
@@ -175,7 +188,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* SubmitJob(
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::CallbackServerContext* call,
                                                                     const v1::AdaptDomainRequest* req) {
   return SubmitJob<v1::AdaptDomainRequest>(
-      ctx_, *req, std::make_unique<RpcScope>(ctx_->metrics, "AdaptDomain", call), core::JobKind::kAdapt,
+      ctx_, call, "AdaptDomain", *req, core::JobKind::kAdapt,
       [this](const v1::AdaptDomainRequest& r) { return ValidateAdaptRequest(r, *ctx_->repository); },
       [](const v1::AdaptDomainRequest& r, core::JobRecord* j) { j->total_steps = r.iterations(); });
 }
@@ -183,7 +196,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::Callba
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::CallbackServerContext* call,
                                                                     const v1::InvertImageRequest* req) {
   return SubmitJob<v1::InvertImageRequest>(
-      ctx_, *req, std::make_unique<RpcScope>(ctx_->metrics, "InvertImage", call), core::JobKind::kInvert,
+      ctx_, call, "InvertImage", *req, core::JobKind::kInvert,
       [this](const v1::InvertImageRequest& r) { return ValidateInvertRequest(r, *ctx_->repository); },
       [](const v1::InvertImageRequest& r, core::JobRecord* j) { j->total_steps = r.steps(); });
 }
@@ -191,8 +204,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::Callba
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::PrepareGlobalDirections(
     grpc::CallbackServerContext* call, const v1::PrepareGlobalDirectionsRequest* req) {
   return SubmitJob<v1::PrepareGlobalDirectionsRequest>(
-      ctx_, *req, std::make_unique<RpcScope>(ctx_->metrics, "PrepareGlobalDirections", call),
-      core::JobKind::kEditStats,
+      ctx_, call, "PrepareGlobalDirections", *req, core::JobKind::kEditStats,
       [this](const v1::PrepareGlobalDirectionsRequest& r) { return ValidatePrepareGlobalDirections(r, *ctx_->repository); },
       [this](const v1::PrepareGlobalDirectionsRequest& r, core::JobRecord* j) {
         j->total_steps = PrepareGlobalDirectionsSteps(r, *ctx_->repository);
@@ -202,6 +214,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::PrepareGlobalDirections(
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackServerContext* call,
                                                                const v1::EditRequest* req) {
   RpcScope scope(ctx_->metrics, "Edit", call);
+  if (grpc::Status a = Authorize(ctx_, call, "Edit"); !a.ok()) return FinishStream<v1::ImageBatch>(scope, a);
   if (ctx_->shutting_down) {
     return FinishStream<v1::ImageBatch>(scope, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
   }
@@ -223,6 +236,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::WatchJob(grpc::CallbackS
     scope->Done(s);
     return new ImmediateStatus<v1::JobEvent>(s);
   };
+  if (grpc::Status a = Authorize(ctx_, call, "WatchJob"); !a.ok()) return fail(a);
   if (req->id().empty() || req->id().size() > 128) {
     return fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required (at most 128 characters)"));
   }
@@ -248,6 +262,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::WatchJob(grpc::CallbackS
 grpc::ServerUnaryReactor* GanServiceImpl::GetJob(grpc::CallbackServerContext* call, const v1::GetJobRequest* req,
                                                  v1::Job* resp) {
   RpcScope scope(ctx_->metrics, "GetJob", call);
+  if (grpc::Status a = Authorize(ctx_, call, "GetJob"); !a.ok()) return FinishUnary(call, scope, a);
   if (req->id().empty() || req->id().size() > 128) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required (at most 128 characters)"));
   }
@@ -260,6 +275,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::GetJob(grpc::CallbackServerContext* ca
 grpc::ServerUnaryReactor* GanServiceImpl::ListJobs(grpc::CallbackServerContext* call, const v1::ListJobsRequest* req,
                                                    v1::ListJobsResponse* resp) {
   RpcScope scope(ctx_->metrics, "ListJobs", call);
+  if (grpc::Status a = Authorize(ctx_, call, "ListJobs"); !a.ok()) return FinishUnary(call, scope, a);
   if (req->page_size() < 0 || req->page_size() > 500) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                  absl::StrCat("page_size must be in [1, 500] (0 = 50), got ",
@@ -286,6 +302,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::ListJobs(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* GanServiceImpl::CancelJob(grpc::CallbackServerContext* call,
                                                     const v1::CancelJobRequest* req, v1::Job* resp) {
   RpcScope scope(ctx_->metrics, "CancelJob", call);
+  if (grpc::Status a = Authorize(ctx_, call, "CancelJob"); !a.ok()) return FinishUnary(call, scope, a);
   if (req->id().empty() || req->id().size() > 128) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required (at most 128 characters)"));
   }
@@ -298,6 +315,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::CancelJob(grpc::CallbackServerContext*
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::CallbackServerContext* call,
                                                                           const v1::GenerateSamplesRequest* req) {
   RpcScope scope(ctx_->metrics, "GenerateSamples", call);
+  if (grpc::Status a = Authorize(ctx_, call, "GenerateSamples"); !a.ok()) return FinishStream<v1::ImageBatch>(scope, a);
   if (ctx_->shutting_down) {
     return FinishStream<v1::ImageBatch>(scope, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
   }
@@ -315,6 +333,7 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::
 grpc::ServerUnaryReactor* GanServiceImpl::ListModels(grpc::CallbackServerContext* call,
                                                      const v1::ListModelsRequest* req, v1::ListModelsResponse* resp) {
   RpcScope scope(ctx_->metrics, "ListModels", call);
+  if (grpc::Status a = Authorize(ctx_, call, "ListModels"); !a.ok()) return FinishUnary(call, scope, a);
   if (!v1::ModelKind_IsValid(req->kind())) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown kind filter"));
   }
@@ -328,6 +347,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::ListModels(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* GanServiceImpl::GetModel(grpc::CallbackServerContext* call, const v1::GetModelRequest* req,
                                                    v1::Model* resp) {
   RpcScope scope(ctx_->metrics, "GetModel", call);
+  if (grpc::Status a = Authorize(ctx_, call, "GetModel"); !a.ok()) return FinishUnary(call, scope, a);
   if (!core::IsValidModelName(req->name())) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                  "name must match [a-z0-9][a-z0-9._-]{0,63}"));
@@ -341,6 +361,7 @@ grpc::ServerUnaryReactor* GanServiceImpl::GetModel(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* GanServiceImpl::DeleteModel(grpc::CallbackServerContext* call,
                                                       const v1::DeleteModelRequest* req, v1::DeleteModelResponse*) {
   RpcScope scope(ctx_->metrics, "DeleteModel", call);
+  if (grpc::Status a = Authorize(ctx_, call, "DeleteModel"); !a.ok()) return FinishUnary(call, scope, a);
   if (!core::IsValidModelName(req->name())) {
     return FinishUnary(call, scope, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                  "name must match [a-z0-9][a-z0-9._-]{0,63}"));

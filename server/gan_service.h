@@ -14,6 +14,7 @@
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "server/metrics.h"
 #include "server/job_stream.h"
+#include "server/auth.h"
 #include "server/edit_stats_job.h"
 #include "server/options.h"
 #include "server/render_batcher.h"
@@ -31,6 +32,7 @@ struct ServiceContext {
   core::JobEngine* engine = nullptr;
   core::clip::TextEmbeddingCache* text_cache = nullptr;
   GlobalStatsCache* stats_cache = nullptr;
+  const TokenAuth* auth = nullptr;  // null: no token checks
   JobStreamRegistry* streams = nullptr;
   std::atomic<bool> shutting_down{false};
 };

@@ -34,6 +34,16 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
   app.add_option("--listen", o.listen, "gRPC address")->envname("GANSERVE_LISTEN")->check(addr)->capture_default_str();
   app.add_option("--metrics_listen", o.metrics_listen, "Prometheus /metrics address (empty: off)")
       ->envname("GANSERVE_METRICS_LISTEN")->capture_default_str();
+  app.add_option("--health_listen", o.health_listen, "plaintext gRPC health-only server address (empty: off)")
+      ->envname("GANSERVE_HEALTH_LISTEN")->capture_default_str();
+  app.add_option("--tls_cert_file", o.tls_cert_file, "PEM certificate chain: serve TLS on --listen")
+      ->envname("GANSERVE_TLS_CERT_FILE");
+  app.add_option("--tls_key_file", o.tls_key_file, "PEM private key for --tls_cert_file")
+      ->envname("GANSERVE_TLS_KEY_FILE");
+  app.add_option("--tls_client_ca_file", o.tls_client_ca_file, "PEM CA: require client certificates it signed (mTLS)")
+      ->envname("GANSERVE_TLS_CLIENT_CA_FILE");
+  app.add_option("--auth_tokens_file", o.auth_tokens_file, "bearer tokens, one 'TOKEN SCOPE[,SCOPE]' per line")
+      ->envname("GANSERVE_AUTH_TOKENS_FILE");
   app.add_option("--data_dir", o.data_dir, "job store, inversions and checkpoints")
       ->envname("GANSERVE_DATA_DIR")->capture_default_str();
   app.add_option("--model_repository", o.model_repository, "model folders with manifest.json")

@@ -12,6 +12,14 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   // Prometheus /metrics; empty disables the exposer.
   std::string metrics_listen = "127.0.0.1:9464";
+  // A second, plaintext gRPC server with only the health service (Kubernetes probes
+  // cannot speak TLS); empty = health only on the main port.
+  std::string health_listen;
+  // TLS for the main port: certificate chain and key (PEM). With a client CA, mutual TLS:
+  // clients must present a certificate it signed.
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  // Bearer tokens with scopes (server/auth.h); empty = no token checks.
+  std::string auth_tokens_file;
   std::string data_dir = "./data";
   std::string model_repository = "./models";
   std::string device = "auto";

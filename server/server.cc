@@ -24,6 +24,41 @@
 #include "server/metrics.h"
 
 namespace ganserve::server {
+namespace {
+
+// Plaintext, TLS, or mutual TLS for the main port, from the options.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls_cert_file and --tls_key_file");
+  }
+  if (o.tls_cert_file.empty()) {
+    if (!o.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError("--tls_client_ca_file (mutual TLS) needs --tls_cert_file and --tls_key_file");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  auto read = [](const std::string& path, const char* what) -> absl::StatusOr<std::string> {
+    auto pem = core::ReadFile(path, 1 << 20);
+    if (!pem.ok()) return absl::Status(pem.status().code(), absl::StrCat(what, ": ", pem.status().message()));
+    if (pem->find("-----BEGIN") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " is not PEM"));
+    }
+    return pem;
+  };
+  grpc::SslServerCredentialsOptions ssl(o.tls_client_ca_file.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ASSIGN_OR_RETURN(std::string cert, read(o.tls_cert_file, "TLS certificate"));
+  ASSIGN_OR_RETURN(std::string key, read(o.tls_key_file, "TLS key"));
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  if (!o.tls_client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, read(o.tls_client_ca_file, "TLS client CA"));
+  }
+  spdlog::info("TLS on the main port{}", o.tls_client_ca_file.empty() ? "" : " with client certificates (mTLS)");
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 struct GanServer::State {
   absl::Notification loaded;
@@ -91,10 +126,17 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   s->context_->streams = s->streams_.get();
   s->service_ = std::make_unique<GanServiceImpl>(s->context_.get());
 
+  if (!options.auth_tokens_file.empty()) {
+    ASSIGN_OR_RETURN(s->auth_, TokenAuth::FromFile(options.auth_tokens_file));
+    s->context_->auth = s->auth_.get();
+    spdlog::info("bearer tokens required: {} token(s) from {}", s->auth_->size(), options.auth_tokens_file);
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, ServerCredentials(options));
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, creds, &s->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_mb << 20);
   builder.SetMaxSendMessageSize(options.max_message_mb << 20);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
@@ -106,10 +148,19 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
                                                " (address in use or not available?)"));
   }
-  auto* health = s->server_->GetHealthCheckService();
-  health->SetServingStatus("liveness", true);
-  health->SetServingStatus("readiness", false);
-  health->SetServingStatus(false);  // overall: follows readiness
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder hb;
+    hb.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(), &s->health_port_);
+    s->health_server_ = hb.BuildAndStart();
+    if (s->health_server_ == nullptr || s->health_port_ == 0) {
+      s->server_->Shutdown();
+      s->executor_->Shutdown();
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_listen, " (health port)"));
+    }
+  }
+  s->SetHealth("liveness", true);
+  s->SetHealth("readiness", false);
+  s->SetHealth("", false);  // overall: follows readiness
   if (!options.metrics_listen.empty()) {
     auto port = s->metrics_->StartExposer(options.metrics_listen);
     if (!port.ok()) {
@@ -119,8 +170,9 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     }
     s->metrics_port_ = *port;
   }
-  spdlog::info("listening on {} (port {}), metrics on {} (port {})", options.listen, s->port_,
-               options.metrics_listen.empty() ? "off" : options.metrics_listen, s->metrics_port_);
+  spdlog::info("listening on {} (port {}), metrics on {} (port {}), health on {} (port {})", options.listen, s->port_,
+               options.metrics_listen.empty() ? "off" : options.metrics_listen, s->metrics_port_,
+               options.health_listen.empty() ? "the main port" : options.health_listen, s->health_port_);
 
   GanServer* self = s.get();
   s->loader_ = std::thread([self] {
@@ -145,14 +197,24 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     }
     absl::MutexLock lock(&self->state_->mu);
     if (!self->state_->shut_down) {
-      auto* h = self->server_->GetHealthCheckService();
-      h->SetServingStatus("readiness", true);
-      h->SetServingStatus(true);
+      self->SetHealth("readiness", true);
+      self->SetHealth("", true);
       self->state_->ready = true;
     }
     self->state_->loaded.Notify();
   });
   return s;
+}
+
+void GanServer::SetHealth(const std::string& service, bool serving) {
+  for (grpc::Server* srv : {server_.get(), health_server_.get()}) {
+    if (srv == nullptr) continue;
+    if (service.empty()) {
+      srv->GetHealthCheckService()->SetServingStatus(serving);
+    } else {
+      srv->GetHealthCheckService()->SetServingStatus(service, serving);
+    }
+  }
 }
 
 void GanServer::Shutdown(absl::Duration grace) {
@@ -161,7 +223,9 @@ void GanServer::Shutdown(absl::Duration grace) {
     if (state_->shut_down) return;
     state_->shut_down = true;
     state_->ready = false;
-    if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();  // everything NOT_SERVING
+    // Everything NOT_SERVING, on both ports.
+    if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();
+    if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
   }
   spdlog::info("shutting down: draining calls for up to {}", absl::FormatDuration(grace));
   if (context_ != nullptr) context_->shutting_down = true;
@@ -172,6 +236,7 @@ void GanServer::Shutdown(absl::Duration grace) {
   // The running job stops after its current step, checkpointed, and resumes at the next start.
   if (engine_ != nullptr) engine_->Shutdown();
   if (executor_ != nullptr) executor_->Shutdown();
+  if (health_server_ != nullptr) health_server_->Shutdown(std::chrono::system_clock::now());
   spdlog::info("shutdown complete");
   state_->finished.Notify();
 }

@@ -4,6 +4,7 @@
 #define GANSERVE_SERVER_SERVER_H_
 
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,7 @@ class JobStreamRegistry;
 class Metrics;
 class RenderBatcher;
 class GlobalStatsCache;
+class TokenAuth;
 struct ServiceContext;
 
 // Start() returns once the ports are bound; models load in the background and the
@@ -43,6 +45,7 @@ class GanServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  int health_port() const { return health_port_; }
   bool ready() const;
   // Blocks until the model repository finished loading.
   void WaitUntilLoaded();
@@ -52,6 +55,8 @@ class GanServer {
   void Shutdown(absl::Duration grace);
   // Blocks until Shutdown() finished.
   void Wait();
+  // Sets a health service's status ("" = overall) on the main and the health port.
+  void SetHealth(const std::string& service, bool serving);
 
  private:
   GanServer();
@@ -65,6 +70,9 @@ class GanServer {
   std::unique_ptr<core::DeviceExecutor> executor_;
   std::unique_ptr<core::clip::TextEmbeddingCache> text_cache_;
   std::unique_ptr<GlobalStatsCache> stats_cache_;
+  std::unique_ptr<TokenAuth> auth_;
+  std::unique_ptr<grpc::Server> health_server_;
+  int health_port_ = 0;
   std::unique_ptr<core::JobEngine> engine_;
   std::unique_ptr<JobStreamRegistry> streams_;
   std::unique_ptr<ServiceContext> context_;
