@@ -1,5 +1,7 @@
 #include "server/metrics.h"
 
+#include "core/util/oom_counter.h"
+
 #include <prometheus/counter.h>
 #include <unistd.h>
 
@@ -49,6 +51,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                 .Help("Requests sharing one generator call of GenerateSamples/Edit.")
                                 .Register(*registry_)
                                 .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32});
+  oom_ = &prometheus::BuildCounter()
+              .Name("ganserve_out_of_memory_total")
+              .Help("Device out-of-memory errors answered with RESOURCE_EXHAUSTED.")
+              .Register(*registry_)
+              .Add({});
   rejected_ = &prometheus::BuildCounter()
                    .Name("ganserve_rejected_requests_total")
                    .Help("Requests refused before any work, by reason.")
@@ -155,6 +162,10 @@ void Metrics::OnStep(core::JobKind kind, double seconds) {
 void Metrics::OnJobsQueued(size_t depth) { jobs_queued_->Add({}).Set(static_cast<double>(depth)); }
 
 void Metrics::RefreshProcessGauges() {
+  // Out-of-memory errors are counted in core; the counter follows the count.
+  const int64_t ooms = core::OutOfMemoryEvents().load();
+  const int64_t seen = oom_seen_.exchange(ooms);
+  if (ooms > seen) oom_->Increment(static_cast<double>(ooms - seen));
   std::ifstream statm("/proc/self/statm");
   long pages_total = 0, pages_resident = 0;  // NOLINT(runtime/int)
   if (statm >> pages_total >> pages_resident) {

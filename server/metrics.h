@@ -2,6 +2,7 @@
 #ifndef GANSERVE_SERVER_METRICS_H_
 #define GANSERVE_SERVER_METRICS_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -60,6 +61,8 @@ class Metrics : public core::ExecutorObserver, public core::JobObserver {
   prometheus::Family<prometheus::Counter>* rpc_requests_;
   prometheus::Family<prometheus::Histogram>* rpc_duration_;
   prometheus::Family<prometheus::Counter>* images_;
+  prometheus::Counter* oom_;
+  std::atomic<int64_t> oom_seen_{0};
   prometheus::Histogram* render_batch_images_;
   prometheus::Histogram* render_batch_requests_;
   prometheus::Family<prometheus::Counter>* rejected_;

@@ -324,7 +324,7 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr
     st->preview_z = at::randn({opt.preview_count, base->config().style_dim}, gen, at::TensorOptions().dtype(at::kFloat))
                         .to(st->device);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("setting up training failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "setting up training failed");
   }
   return std::unique_ptr<NadaTrainer>(new NadaTrainer(std::move(st)));
 }
@@ -420,7 +420,7 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     if (s.opt.lambda_global != 0) out["global"] = static_cast<float>(glob_sum);
     if (s.opt.lambda_manifold != 0) out["manifold"] = static_cast<float>(man_sum);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("training step ", s.step, " failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, absl::StrCat("training step ", s.step, " failed"));
   }
   return out;
 }
@@ -448,7 +448,7 @@ absl::StatusOr<float> NadaTrainer::EvalDirectionLoss(uint64_t seed, int batch) c
     }
     return static_cast<float>(total);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("evaluation failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "evaluation failed");
   }
 }
 
@@ -468,7 +468,7 @@ absl::StatusOr<FloatTensor> NadaTrainer::Preview(bool frozen) const {
     const auto& g = frozen ? s.frozen() : s.train;
     return FromTorch(g.Synthesize(s.Styles(g, wplus), g.noises));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("preview failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "preview failed");
   }
 }
 
@@ -486,7 +486,7 @@ absl::StatusOr<FloatTensor> NadaTrainer::Render(const FloatTensor& wplus) const 
     at::Tensor w = ToTorch(wplus, s.device);
     return FromTorch(s.train.Synthesize(s.Styles(s.train, w), s.train.noises));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("rendering failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "rendering failed");
   }
 }
 

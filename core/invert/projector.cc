@@ -149,7 +149,7 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
       s->v.push_back(at::zeros_like(p));
     }
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("setting up the projection failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "setting up the projection failed");
   }
   return std::unique_ptr<Projector>(new Projector(std::move(s)));
 }
@@ -200,7 +200,7 @@ absl::StatusOr<std::map<std::string, float>> Projector::Step() {
     out["noise_regularize"] = nreg.item<float>();
     if (s.clip != nullptr) out["clip"] = clip_loss;
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("projection step ", s.step, " failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, absl::StrCat("projection step ", s.step, " failed"));
   }
   return out;
 }
@@ -212,7 +212,7 @@ absl::StatusOr<FloatTensor> Projector::Current() const {
     at::NoGradGuard ng;
     return FromTorch(s_->Render(s_->latent));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("rendering failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "rendering failed");
   }
 }
 
@@ -229,7 +229,7 @@ absl::StatusOr<Inversion> Projector::Result() const {
     inv.psnr = static_cast<float>(10 * std::log10(1.0 / std::max(mse, 1e-12)));
     inv.loss = s_->clip != nullptr ? "mse+clip" : "mse";
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("collecting the result failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "collecting the result failed");
   }
   return inv;
 }

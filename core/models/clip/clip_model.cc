@@ -197,7 +197,7 @@ absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map
                                  at::TensorOptions().dtype(at::kFloat).device(dev))
                             .triu(1);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("building CLIP failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "building CLIP failed");
   }
   return std::unique_ptr<ClipModel>(new ClipModel(std::move(impl)));
 }
@@ -241,7 +241,7 @@ absl::StatusOr<FloatTensor> ClipModel::EncodeImage(const FloatTensor& images) co
     c10::InferenceMode guard;
     return FromTorch(impl_->EncodeImage(ToTorch(images, impl_->device)));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("encode_image failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "encode_image failed");
   }
 }
 
@@ -268,7 +268,7 @@ absl::StatusOr<FloatTensor> ClipModel::EncodeText(const std::vector<std::vector<
                        .to(impl_->device);
     return FromTorch(impl_->EncodeText(t));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("encode_text failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "encode_text failed");
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/oom_counter.h"
 #include "core/util/status_macros.h"
 
 namespace ganserve::core {
@@ -12,6 +13,16 @@ namespace ganserve::core {
 absl::StatusOr<at::Tensor> ToTorchFloat(const TensorView& view, const c10::Device& device) {
   ASSIGN_OR_RETURN(FloatTensor f, ToFloatTensor(view));
   return ToTorch(f, device);
+}
+
+absl::Status TorchErrorStatus(const c10::Error& e, const std::string& what) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) {
+    OutOfMemoryEvents().fetch_add(1);
+    return absl::ResourceExhaustedError(absl::StrCat(what, ": the device ran out of memory (",
+                                                     e.what_without_backtrace(),
+                                                     "); retry with a smaller batch_size or fewer images"));
+  }
+  return absl::InternalError(absl::StrCat(what, ": ", e.what_without_backtrace()));
 }
 
 at::Tensor ToTorch(const FloatTensor& t, const c10::Device& device) {

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <c10/util/Exception.h>
 
 #include <string>
 
@@ -18,6 +19,11 @@ absl::StatusOr<at::Tensor> ToTorchFloat(const TensorView& view, const c10::Devic
 at::Tensor ToTorch(const FloatTensor& t, const c10::Device& device);
 // Copies any float tensor to a host FloatTensor (float32, contiguous).
 FloatTensor FromTorch(const at::Tensor& t);
+
+// The status for a LibTorch exception: RESOURCE_EXHAUSTED (counted in
+// OutOfMemoryEvents()) when the device ran out of memory, so callers can retry smaller;
+// INTERNAL otherwise. `what` says which operation failed.
+absl::Status TorchErrorStatus(const c10::Error& e, const std::string& what);
 
 // Parses "cpu", "cuda", "cuda:N" or "auto". InvalidArgument for other strings or a
 // CUDA device that this build or machine does not have.

@@ -195,7 +195,7 @@ absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::FromTensors(
     impl->linear1_weight = t["final_linear.1.weight"] * (1.0 / std::sqrt(c4));
     impl->linear1_bias = t["final_linear.1.bias"];
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("building the discriminator failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "building the discriminator failed");
   }
   return std::unique_ptr<Discriminator>(new Discriminator(std::move(impl)));
 }
@@ -244,7 +244,7 @@ absl::StatusOr<FloatTensor> Discriminator::Score(const FloatTensor& images) cons
     at::Tensor logits = impl_->Forward(ToTorch(images, impl_->device));
     return FromTorch(logits.view({n}));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("discriminator forward failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "discriminator forward failed");
   }
 }
 

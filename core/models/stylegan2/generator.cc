@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
       impl->mean_latent_host = FromTorch(impl->mean_latent);
     }
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("building the generator failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "building the generator failed");
   }
   return std::unique_ptr<Generator>(new Generator(std::move(impl)));
 }
@@ -192,7 +192,7 @@ absl::StatusOr<FloatTensor> Generator::Map(const FloatTensor& z) const {
     c10::InferenceMode guard;
     return FromTorch(impl_->Map(ToTorch(z, impl_->device)));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("mapping failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "mapping failed");
   }
 }
 
@@ -319,7 +319,7 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
     out.images = FromTorch(impl_->Synthesize(styles, noise));
     return out;
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("generation failed: ", e.what_without_backtrace()));
+    return TorchErrorStatus(e, "generation failed");
   }
 }
 
