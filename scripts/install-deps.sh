@@ -4,6 +4,9 @@
 # .ci/run and the Dockerfile's CPU build stage.
 #
 #   scripts/install-deps.sh   (build, test and run dependencies)
+#   GANSERVE_EXTERNAL_TORCH=1 scripts/install-deps.sh
+#                             (the same without Debian's CPU LibTorch and PyTorch, for
+#                              builds against the official CUDA LibTorch: Dockerfile)
 set -euo pipefail
 
 build_pkgs=(
@@ -22,9 +25,18 @@ build_pkgs=(
   python3 python3-torch python3-numpy
   # libFuzzer targets (tests/fuzz).
   clang-14 libclang-rt-14-dev
-  # promtool checks the metric names in the tests.
-  prometheus
+  # promtool checks the metric names and alert rules in the tests; yamllint and openssl
+  # the deployment manifests and the TLS tests.
+  prometheus yamllint openssl
 )
+
+if [ -n "${GANSERVE_EXTERNAL_TORCH:-}" ]; then
+  kept=()
+  for p in "${build_pkgs[@]}"; do
+    case "$p" in libtorch-dev|python3-torch) ;; *) kept+=("$p") ;; esac
+  done
+  build_pkgs=("${kept[@]}")
+fi
 
 missing=()
 for p in "${build_pkgs[@]}"; do
