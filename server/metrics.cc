@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include "core/util/oom_counter.h"
+#include "server/device_memory.h"
 
 #include <prometheus/counter.h>
 #include <unistd.h>
@@ -51,6 +52,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                 .Help("Requests sharing one generator call of GenerateSamples/Edit.")
                                 .Register(*registry_)
                                 .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32});
+  device_used_ = &prometheus::BuildGauge()
+                      .Name("ganserve_device_memory_used_bytes")
+                      .Help("GPU memory in use by all processes (NVML), by device index; absent without a GPU.")
+                      .Register(*registry_);
+  device_total_ = &prometheus::BuildGauge()
+                       .Name("ganserve_device_memory_total_bytes")
+                       .Help("GPU memory size (NVML), by device index; absent without a GPU.")
+                       .Register(*registry_);
   oom_ = &prometheus::BuildCounter()
               .Name("ganserve_out_of_memory_total")
               .Help("Device out-of-memory errors answered with RESOURCE_EXHAUSTED.")
@@ -166,6 +175,11 @@ void Metrics::RefreshProcessGauges() {
   const int64_t ooms = core::OutOfMemoryEvents().load();
   const int64_t seen = oom_seen_.exchange(ooms);
   if (ooms > seen) oom_->Increment(static_cast<double>(ooms - seen));
+  for (const DeviceMemory& d : ReadDeviceMemory()) {
+    const std::string index = std::to_string(d.index);
+    device_used_->Add({{"device", index}}).Set(static_cast<double>(d.used_bytes));
+    device_total_->Add({{"device", index}}).Set(static_cast<double>(d.total_bytes));
+  }
   std::ifstream statm("/proc/self/statm");
   long pages_total = 0, pages_resident = 0;  // NOLINT(runtime/int)
   if (statm >> pages_total >> pages_resident) {

@@ -62,6 +62,8 @@ class Metrics : public core::ExecutorObserver, public core::JobObserver {
   prometheus::Family<prometheus::Histogram>* rpc_duration_;
   prometheus::Family<prometheus::Counter>* images_;
   prometheus::Counter* oom_;
+  prometheus::Family<prometheus::Gauge>* device_used_;
+  prometheus::Family<prometheus::Gauge>* device_total_;
   std::atomic<int64_t> oom_seen_{0};
   prometheus::Histogram* render_batch_images_;
   prometheus::Histogram* render_batch_requests_;
