@@ -102,7 +102,10 @@ absl::StatusOr<Rgb8Image> DecodePng(absl::string_view bytes, const DecodeLimits&
   spng_set_png_buffer(ctx.get(), bytes.data(), bytes.size());
   spng_ihdr ihdr{};
   if (int rc = spng_get_ihdr(ctx.get(), &ihdr); rc != 0) {
-    if (rc == SPNG_EWIDTH || rc == SPNG_EHEIGHT || rc == SPNG_EUSER_WIDTH || rc == SPNG_EUSER_HEIGHT) {
+    if (rc == SPNG_EWIDTH || rc == SPNG_EHEIGHT) {
+      return absl::InvalidArgumentError("not a valid PNG: its header gives a zero (or over 2^31) width or height");
+    }
+    if (rc == SPNG_EUSER_WIDTH || rc == SPNG_EUSER_HEIGHT) {
       return absl::ResourceExhaustedError(absl::StrCat("PNG dimensions exceed the limit of ", limits.max_width, "x",
                                                        limits.max_height));
     }

@@ -1,0 +1,311 @@
+// The request contract, one row per hostile or mistaken input: every RPC answers with
+// the expected gRPC code and a message naming what to fix, and the server keeps
+// serving (a health check after each row). The table documents the contract.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "core/io/image_codec.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/server/test_server.h"
+
+namespace ganserve::testing {
+namespace {
+
+using Stub = v1::GanService::Stub;
+
+template <typename Resp, typename Reader>
+grpc::Status Drain(Reader reader) {
+  Resp r;
+  while (reader->Read(&r)) {
+  }
+  return reader->Finish();
+}
+
+grpc::Status Generate(Stub* s, const v1::GenerateSamplesRequest& r) {
+  grpc::ClientContext c;
+  return Drain<v1::ImageBatch>(s->GenerateSamples(&c, r));
+}
+grpc::Status Edit(Stub* s, const v1::EditRequest& r) {
+  grpc::ClientContext c;
+  return Drain<v1::ImageBatch>(s->Edit(&c, r));
+}
+grpc::Status Adapt(Stub* s, const v1::AdaptDomainRequest& r) {
+  grpc::ClientContext c;
+  return Drain<v1::JobEvent>(s->AdaptDomain(&c, r));
+}
+grpc::Status Invert(Stub* s, const v1::InvertImageRequest& r) {
+  grpc::ClientContext c;
+  return Drain<v1::JobEvent>(s->InvertImage(&c, r));
+}
+grpc::Status Prepare(Stub* s, const v1::PrepareGlobalDirectionsRequest& r) {
+  grpc::ClientContext c;
+  return Drain<v1::JobEvent>(s->PrepareGlobalDirections(&c, r));
+}
+grpc::Status Watch(Stub* s, const v1::WatchJobRequest& r) {
+  grpc::ClientContext c;
+  return Drain<v1::JobEvent>(s->WatchJob(&c, r));
+}
+template <typename Req, typename Resp>
+grpc::Status Unary(grpc::Status (Stub::*m)(grpc::ClientContext*, const Req&, Resp*), Stub* s, const Req& r) {
+  grpc::ClientContext c;
+  Resp resp;
+  return (s->*m)(&c, r, &resp);
+}
+
+// A PNG whose header claims `w` x `h` pixels, with valid chunk CRCs and no real data.
+std::string PngHeaderOnly(uint32_t w, uint32_t h) {
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
+  };
+  auto chunk = [&](const std::string& type, const std::string& data) {
+    std::string body = type + data;
+    uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()));
+    return be32(static_cast<uint32_t>(data.size())) + body + be32(static_cast<uint32_t>(crc));
+  };
+  std::string ihdr = be32(w) + be32(h) + std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IEND", "");
+}
+
+v1::GenerateSamplesRequest Gen() {
+  v1::GenerateSamplesRequest r;
+  r.set_model("tiny");
+  r.add_seeds(1);
+  return r;
+}
+v1::EditRequest EditReq() {
+  v1::EditRequest r;
+  r.set_model("tiny");
+  r.add_seeds(1);
+  r.mutable_global_direction()->set_neutral_text("a face");
+  r.mutable_global_direction()->set_target_text("a smiling face");
+  return r;
+}
+v1::AdaptDomainRequest AdaptReq() {
+  v1::AdaptDomainRequest r;
+  r.set_model("tiny");
+  r.set_source_text("photo");
+  r.set_target_text("sketch");
+  r.set_iterations(1);
+  return r;
+}
+v1::InvertImageRequest InvertReq(std::string image) {
+  v1::InvertImageRequest r;
+  r.set_model("tiny");
+  r.set_image(std::move(image));
+  r.set_steps(1);
+  return r;
+}
+v1::Latent ZLatents(int rows, int cols, float fill) {
+  v1::Latent l;
+  l.set_space(v1::LATENT_SPACE_Z);
+  l.mutable_values()->add_shape(rows);
+  l.mutable_values()->add_shape(cols);
+  for (int i = 0; i < rows * cols; ++i) l.mutable_values()->add_data(fill);
+  return l;
+}
+
+struct Case {
+  const char* rpc;
+  const char* input;
+  std::function<grpc::Status(Stub*)> call;
+  grpc::StatusCode code;
+  const char* says;  // a phrase the message must contain
+};
+
+std::vector<Case> Table() {
+  using C = grpc::StatusCode;
+  std::vector<Case> t;
+  auto gen = [&](const char* what, std::function<void(v1::GenerateSamplesRequest*)> f, C code, const char* says) {
+    t.push_back({"GenerateSamples", what, [f](Stub* s) { auto r = Gen(); f(&r); return Generate(s, r); }, code, says});
+  };
+  gen("no model", [](auto* r) { r->clear_model(); }, C::INVALID_ARGUMENT, "model");
+  gen("unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "no model named 'nope'");
+  gen("model name with a path", [](auto* r) { r->set_model("../etc"); }, C::INVALID_ARGUMENT, "model");
+  gen("broken model", [](auto* r) { r->set_model("broken"); }, C::FAILED_PRECONDITION, "broken");
+  gen("negative count", [](auto* r) { r->clear_seeds(); r->set_count(-3); }, C::INVALID_ARGUMENT, "count");
+  gen("huge count", [](auto* r) { r->clear_seeds(); r->set_count(1000000000); }, C::INVALID_ARGUMENT, "count");
+  gen("negative seed", [](auto* r) { r->set_seeds(0, -1); }, C::INVALID_ARGUMENT, "seed");
+  gen("huge batch_size", [](auto* r) { r->set_batch_size(100000); }, C::INVALID_ARGUMENT, "batch_size");
+  gen("NaN truncation", [](auto* r) { r->set_truncation(NAN); r->set_has_truncation(true); }, C::INVALID_ARGUMENT,
+      "truncation");
+  gen("Inf truncation", [](auto* r) { r->set_truncation(INFINITY); r->set_has_truncation(true); },
+      C::INVALID_ARGUMENT, "truncation");
+  gen("NaN in latents", [](auto* r) { r->clear_seeds(); *r->mutable_latents() = ZLatents(1, 64, NAN); },
+      C::INVALID_ARGUMENT, "finite");
+  gen("Inf in latents", [](auto* r) { r->clear_seeds(); *r->mutable_latents() = ZLatents(1, 64, INFINITY); },
+      C::INVALID_ARGUMENT, "finite");
+  gen("latents of the wrong width", [](auto* r) { r->clear_seeds(); *r->mutable_latents() = ZLatents(1, 63, 0); },
+      C::INVALID_ARGUMENT, "64");
+  gen("shape and data disagree", [](auto* r) {
+        r->clear_seeds();
+        *r->mutable_latents() = ZLatents(2, 64, 0);
+        r->mutable_latents()->mutable_values()->mutable_data()->Truncate(70);
+      }, C::INVALID_ARGUMENT, "shape");
+  gen("seeds and latents together", [](auto* r) { *r->mutable_latents() = ZLatents(1, 64, 0); },
+      C::INVALID_ARGUMENT, "one of");
+  gen("unknown inversion id", [](auto* r) { r->clear_seeds(); r->set_inversion_id("inv-ffff"); }, C::NOT_FOUND,
+      "inv-ffff");
+  gen("malformed inversion id", [](auto* r) { r->clear_seeds(); r->set_inversion_id("../../x"); },
+      C::INVALID_ARGUMENT, "inversion");
+  gen("unknown format", [](auto* r) { r->set_format(static_cast<v1::ImageFormat>(42)); }, C::INVALID_ARGUMENT,
+      "format");
+  gen("message over the size limit", [](auto* r) {
+        r->clear_seeds();
+        *r->mutable_latents() = ZLatents(160000, 64, 0.5f);  // ~41 MB > 32 MiB
+      }, C::RESOURCE_EXHAUSTED, "larger than max");
+
+  auto edit = [&](const char* what, std::function<void(v1::EditRequest*)> f, C code, const char* says) {
+    t.push_back({"Edit", what, [f](Stub* s) { auto r = EditReq(); f(&r); return Edit(s, r); }, code, says});
+  };
+  edit("no method", [](auto* r) { r->clear_global_direction(); }, C::INVALID_ARGUMENT, "method");
+  edit("empty neutral text", [](auto* r) { r->mutable_global_direction()->clear_neutral_text(); },
+       C::INVALID_ARGUMENT, "neutral_text");
+  edit("target text of 301 characters", [](auto* r) { r->mutable_global_direction()->set_target_text(std::string(301, 'a')); },
+       C::INVALID_ARGUMENT, "300");
+  edit("alpha out of range", [](auto* r) { r->mutable_global_direction()->add_alphas(99); }, C::INVALID_ARGUMENT,
+       "alphas");
+  edit("NaN alpha", [](auto* r) { r->mutable_global_direction()->add_alphas(NAN); }, C::INVALID_ARGUMENT, "alphas");
+  edit("beta of 1", [](auto* r) { r->mutable_global_direction()->set_beta(1.0f); }, C::INVALID_ARGUMENT, "beta");
+  edit("odd Unicode before statistics exist",
+       [](auto* r) { r->mutable_global_direction()->set_target_text("\u202e\u0301\xF0\x9F\x92\xA5 \u00e9t\u00e9"); },
+       C::FAILED_PRECONDITION, "PrepareGlobalDirections");
+  edit("unknown render model", [](auto* r) { r->set_render_model("nope"); }, C::NOT_FOUND, "nope");
+  edit("seeds and an inversion", [](auto* r) { r->set_inversion_id("inv-1"); }, C::INVALID_ARGUMENT, "one of");
+  edit("unknown CLIP model", [](auto* r) { r->mutable_global_direction()->set_clip_model("nope"); }, C::NOT_FOUND,
+       "nope");
+
+  auto adapt = [&](const char* what, std::function<void(v1::AdaptDomainRequest*)> f, C code, const char* says) {
+    t.push_back({"AdaptDomain", what, [f](Stub* s) { auto r = AdaptReq(); f(&r); return Adapt(s, r); }, code, says});
+  };
+  adapt("no target", [](auto* r) { r->clear_target_text(); }, C::INVALID_ARGUMENT, "target");
+  adapt("iterations past the cap", [](auto* r) { r->set_iterations(99999); }, C::INVALID_ARGUMENT, "iterations");
+  adapt("negative batch", [](auto* r) { r->set_batch_size(-1); }, C::INVALID_ARGUMENT, "batch_size");
+  adapt("NaN lr_scale", [](auto* r) { r->set_lr_scale(NAN); }, C::INVALID_ARGUMENT, "lr_scale");
+  adapt("unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
+  adapt("prompt longer than CLIP's context", [](auto* r) {
+          std::string s;
+          for (int i = 0; i < 120; ++i) s += "sketch ";
+          r->set_target_text(s);
+        }, C::INVALID_ARGUMENT, "target_text");
+  adapt("target image that is not an image", [](auto* r) { r->clear_target_text(); r->add_target_images("GIF89a"); },
+        C::INVALID_ARGUMENT, "image");
+  adapt("request_id with spaces", [](auto* r) { r->set_request_id("a b"); }, C::INVALID_ARGUMENT, "request_id");
+
+  auto inv = [&](const char* what, std::string image, std::function<void(v1::InvertImageRequest*)> f, C code,
+                 const char* says) {
+    t.push_back({"InvertImage", what, [image, f](Stub* s) { auto r = InvertReq(image); f(&r); return Invert(s, r); },
+                 code, says});
+  };
+  auto nothing = [](v1::InvertImageRequest*) {};
+  inv("no image", "", nothing, C::INVALID_ARGUMENT, "image");
+  inv("not an image", "hello, this is text", nothing, C::INVALID_ARGUMENT, "image");
+  inv("truncated PNG", PngHeaderOnly(64, 64).substr(0, 20), nothing, C::INVALID_ARGUMENT, "image");
+  inv("PNG with a header and no pixels", PngHeaderOnly(64, 64), nothing, C::INVALID_ARGUMENT, "image");
+  inv("zero-sized PNG", PngHeaderOnly(0, 0), nothing, C::INVALID_ARGUMENT, "zero");
+  inv("decompression bomb (60000 x 60000 px), refused before decoding", PngHeaderOnly(60000, 60000), nothing,
+      C::RESOURCE_EXHAUSTED, "limit of 8192x8192");
+  core::Rgb8Image small;
+  small.width = small.height = 8;
+  small.pixels.assign(8 * 8 * 3, 200);
+  const std::string png = *core::EncodePng(small);
+  inv("negative steps", png, [](auto* r) { r->set_steps(-5); }, C::INVALID_ARGUMENT, "steps");
+  inv("NaN lr", png, [](auto* r) { r->set_lr(NAN); }, C::INVALID_ARGUMENT, "lr");
+  inv("space S (not supported for inversion)", png, [](auto* r) { r->set_space(v1::LATENT_SPACE_S); },
+      C::INVALID_ARGUMENT, "space");
+  inv("unknown model", "x", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
+
+  auto prep = [&](const char* what, std::function<void(v1::PrepareGlobalDirectionsRequest*)> f, C code,
+                  const char* says) {
+    t.push_back({"PrepareGlobalDirections", what, [f](Stub* s) {
+                   v1::PrepareGlobalDirectionsRequest r;
+                   r.set_model("tiny");
+                   f(&r);
+                   return Prepare(s, r);
+                 }, code, says});
+  };
+  prep("odd batch size", [](auto* r) { r->set_batch_size(3); }, C::INVALID_ARGUMENT, "batch_size");
+  prep("too few samples", [](auto* r) { r->set_num_samples(5); }, C::INVALID_ARGUMENT, "num_samples");
+  prep("more images than samples", [](auto* r) { r->set_num_samples(100); r->set_num_images(200); },
+       C::INVALID_ARGUMENT, "num_images");
+  prep("unknown CLIP model", [](auto* r) { r->set_clip_model("nope"); }, C::NOT_FOUND, "nope");
+
+  auto watch = [&](const char* what, std::string id, int64_t after, C code, const char* says) {
+    t.push_back({"WatchJob", what, [id, after](Stub* s) {
+                   v1::WatchJobRequest r;
+                   r.set_id(id);
+                   r.set_after_seq(after);
+                   return Watch(s, r);
+                 }, code, says});
+  };
+  watch("no id", "", 0, C::INVALID_ARGUMENT, "id");
+  watch("unknown job", "job-ffff", 0, C::NOT_FOUND, "job-ffff");
+  watch("negative after_seq", "job-ffff", -1, C::INVALID_ARGUMENT, "after_seq");
+  watch("id of 200 characters", std::string(200, 'j'), 0, C::INVALID_ARGUMENT, "128");
+
+  t.push_back({"GetJob", "unknown job", [](Stub* s) {
+                 v1::GetJobRequest r;
+                 r.set_id("job-ffff");
+                 return Unary(&Stub::GetJob, s, r);
+               }, C::NOT_FOUND, "job-ffff"});
+  t.push_back({"CancelJob", "unknown job", [](Stub* s) {
+                 v1::CancelJobRequest r;
+                 r.set_id("job-ffff");
+                 return Unary(&Stub::CancelJob, s, r);
+               }, C::NOT_FOUND, "job-ffff"});
+  t.push_back({"ListJobs", "page_size of 10000", [](Stub* s) {
+                 v1::ListJobsRequest r;
+                 r.set_page_size(10000);
+                 return Unary(&Stub::ListJobs, s, r);
+               }, C::INVALID_ARGUMENT, "page_size"});
+  t.push_back({"ListJobs", "a forged page token", [](Stub* s) {
+                 v1::ListJobsRequest r;
+                 r.set_page_token("not-a-token");
+                 return Unary(&Stub::ListJobs, s, r);
+               }, C::INVALID_ARGUMENT, "page_token"});
+  t.push_back({"GetModel", "unknown model", [](Stub* s) {
+                 v1::GetModelRequest r;
+                 r.set_name("nope");
+                 return Unary(&Stub::GetModel, s, r);
+               }, C::NOT_FOUND, "nope"});
+  t.push_back({"DeleteModel", "a base model", [](Stub* s) {
+                 v1::DeleteModelRequest r;
+                 r.set_name("tiny");
+                 return Unary(&Stub::DeleteModel, s, r);
+               }, C::FAILED_PRECONDITION, "adapted"});
+  t.push_back({"DeleteModel", "a path", [](Stub* s) {
+                 v1::DeleteModelRequest r;
+                 r.set_name("../models");
+                 return Unary(&Stub::DeleteModel, s, r);
+               }, C::INVALID_ARGUMENT, "name"});
+  return t;
+}
+
+TEST(BadInputTest, EveryRpcAnswersWithTheDocumentedCodeAndKeepsServing) {
+  TestServer server(::testing::TempDir() + "/bad_input_test_" + std::to_string(::getpid()));
+  auto stub = server.Stub();
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  int rows = 0;
+  for (const Case& c : Table()) {
+    SCOPED_TRACE(std::string(c.rpc) + ": " + c.input);
+    grpc::Status st = c.call(stub.get());
+    EXPECT_EQ(st.error_code(), c.code) << st.error_message();
+    EXPECT_NE(st.error_message().find(c.says), std::string::npos)
+        << "message '" << st.error_message() << "' lacks '" << c.says << "'";
+    grpc::ClientContext hc;
+    grpc::health::v1::HealthCheckRequest hreq;
+    grpc::health::v1::HealthCheckResponse hresp;
+    ASSERT_TRUE(health->Check(&hc, hreq, &hresp).ok());
+    ASSERT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+    ++rows;
+  }
+  std::printf("%d bad-input cases, server healthy after each\n", rows);
+}
+
+}  // namespace
+}  // namespace ganserve::testing
