@@ -177,6 +177,10 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   GanServer* self = s.get();
   s->loader_ = std::thread([self] {
     const auto t0 = std::chrono::steady_clock::now();
+    // No job runs yet: hidden work folders are leftovers of a crash mid-write.
+    if (int stale = self->repository_->RemoveStaleWorkFolders(); stale > 0) {
+      spdlog::warn("removed {} half-written model folder(s) left by an interrupted job", stale);
+    }
     int ready = self->repository_->LoadAll();
     int failed = 0;
     for (const auto& m : self->repository_->List()) {

@@ -157,6 +157,21 @@ ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
   return e;
 }
 
+int ModelRepository::RemoveStaleWorkFolders() {
+  int removed = 0;
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& d : fs::directory_iterator(root_, ec)) {
+    const std::string n = d.path().filename().string();
+    if (d.is_directory() && (n.rfind(".tmp-", 0) == 0 || n.rfind(".deleted-", 0) == 0)) stale.push_back(d.path());
+  }
+  for (const auto& p : stale) {
+    fs::remove_all(p, ec);
+    if (!ec) ++removed;
+  }
+  return removed;
+}
+
 int ModelRepository::LoadAll() {
   std::vector<std::string> names;
   std::error_code ec;

@@ -60,6 +60,9 @@ class ModelRepository {
   // Scans the root and loads every model. A broken model is recorded as FAILED with
   // its reason and does not stop the others. Returns the number of READY models.
   int LoadAll();
+  // Removes the hidden work folders a crash left behind (".tmp-*": a model being
+  // written; ".deleted-*": one being deleted). Call before any job can write, i.e. at start-up. Returns how many.
+  int RemoveStaleWorkFolders();
 
   std::vector<ModelInfo> List() const;
   // NotFound naming the available models.

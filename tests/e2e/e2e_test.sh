@@ -217,7 +217,41 @@ assert j["state"] == "JOB_STATE_SUCCEEDED" and j["result"] == "demo-water", j' |
 grep -q "job $crash_job resuming from its checkpoint at step" "$work/server2.log" || fail "the job did not resume from a checkpoint"
 ls -a "$work/models" | grep -q '^\.tmp' && fail "a half-written model folder is left behind"
 "$ganctl" --server "$addr" generate --model demo-water --seeds 1 --out "$work/water" 2> /dev/null || fail "resumed model"
-grep -q "resum\|checkpoint" "$work/server2.log" || true
+"$ganctl" --server "$addr" generate --model demo-water --seeds 1-2 --out "$work/water_before" 2> /dev/null
+
+step "kill -9 during an inversion, with a model write cut short: restart resumes, cleans up, renders the same"
+"$ganctl" --server "$addr" --timeout 0 invert "$work/out/seed2.png" --model demo --steps 400 --preview-every 0 \
+  --out "$work/inv_crash" > /dev/null 2>&1 &
+client_pid=$!
+inv_job=""
+for _ in $(seq 1 300); do
+  inv_job=$("$ganctl" --server "$addr" --json jobs list --state running 2>/dev/null | python3 -c '
+import json, sys
+jobs = [j for j in json.load(sys.stdin).get("jobs", []) if j.get("kind") == "JOB_KIND_INVERT"]
+print(jobs[0]["id"] if jobs and int(jobs[0].get("step", 0)) >= 12 else "")' || true)
+  [ -n "$inv_job" ] && break
+  sleep 0.1
+done
+[ -n "$inv_job" ] || fail "inversion job did not reach step 12"
+kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
+wait "$client_pid" 2>/dev/null || true
+# What a crash in the middle of publishing a model leaves: a hidden work folder with a
+# half-written delta (writes go to a temp folder that is renamed when complete).
+mkdir -p "$work/models/.tmp-job-0000000000000001"
+head -c 100 "$work/models/demo-water/delta.safetensors" > "$work/models/.tmp-job-0000000000000001/delta.safetensors"
+"$ganserve" --listen "$addr" --metrics_listen 127.0.0.1:0 --data_dir "$work/data" --model_repository "$work/models" \
+  --device cpu --checkpoint_every 5 2> "$work/server3.log" &
+server_pid=$!
+for _ in $(seq 1 100); do "$ganctl" --server "$addr" health > /dev/null 2>&1 && break; sleep 0.2; done
+"$ganctl" --server "$addr" --timeout 0 jobs watch "$inv_job" --after-seq 0 > "$work/inv_resume.out" 2>&1 \
+  || fail "resumed inversion did not succeed: $(tail -3 "$work/inv_resume.out")"
+grep -q "job $inv_job resuming from its checkpoint at step" "$work/server3.log" || fail "the inversion did not resume"
+grep -q "removed 1 half-written model folder" "$work/server3.log" || fail "the half-written model folder was not cleaned"
+ls -a "$work/models" | grep -q '^\.tmp' && fail "a half-written model folder is still there"
+"$ganctl" --server "$addr" models list | grep -q "tmp" && fail "a half-written model is listed"
+"$ganctl" --server "$addr" generate --model demo-water --seeds 1-2 --out "$work/water_after" 2> /dev/null
+cmp -s "$work/water_before/seed1.png" "$work/water_after/seed1.png" && cmp -s "$work/water_before/seed2.png" \
+  "$work/water_after/seed2.png" || fail "the finished model renders differently after the restart"
 
 step "SIGTERM drains and exits 0"
 kill -TERM "$server_pid"
@@ -226,5 +260,5 @@ wait "$server_pid"; rc=$?
 set -e
 server_pid=""
 [ "$rc" = 0 ] || fail "server exit code $rc"
-grep -q "shutdown complete" "$work/server2.log" || fail "no orderly shutdown"
+grep -q "shutdown complete" "$work/server3.log" || fail "no orderly shutdown"
 echo "e2e: all steps passed"
