@@ -1,0 +1,178 @@
+// libFuzzer target for request validation: arbitrary bytes parsed as each job and
+// stream request (the first byte picks the RPC) and run through the server's
+// validation against a repository with a tiny generator and CLIP. Beyond "no crash",
+// a request that validation accepts must render: GenerateSamples and Edit plans are
+// executed for their first batch, and any failure there aborts.
+//
+// FUZZ_WRITE_CORPUS=DIR writes valid seed requests into DIR and exits.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <google/protobuf/stubs/logging.h>
+
+#include "core/checkpoint/safetensors.h"
+#include "core/models/clip/random_init.h"
+#include "core/models/stylegan2/random_init.h"
+#include "core/registry/model_repository.h"
+#include "server/adapt_job.h"
+#include "server/edit_request.h"
+#include "server/edit_stats_job.h"
+#include "server/generate_request.h"
+#include "server/invert_job.h"
+
+namespace gc = ganserve::core;
+namespace gs = ganserve::server;
+namespace v1 = ganserve::v1;
+
+namespace {
+
+struct World {
+  std::unique_ptr<gc::ModelRepository> repo;
+  gs::ServerOptions options;
+  gc::clip::TextEmbeddingCache text_cache{256};
+  gs::GlobalStatsCache stats;
+};
+World* world = nullptr;
+
+void WriteSeeds(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  auto put = [&](const char* name, char kind, const google::protobuf::Message& m) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << kind << m.SerializeAsString();
+  };
+  v1::GenerateSamplesRequest g;
+  g.set_model("tiny");
+  g.add_seeds(1);
+  g.add_seeds(2);
+  g.set_truncation(0.7f);
+  g.set_has_truncation(true);
+  put("generate_seeds", 0, g);
+  g.clear_seeds();
+  g.set_count(3);
+  g.set_noise(v1::NOISE_MODE_RANDOM);
+  g.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  put("generate_count", 0, g);
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.add_seeds(3);
+  auto* d = e.mutable_direction();
+  d->mutable_direction()->set_space(v1::LATENT_SPACE_W);
+  d->mutable_direction()->mutable_values()->add_shape(1);
+  d->mutable_direction()->mutable_values()->add_shape(32);
+  for (int i = 0; i < 32; ++i) d->mutable_direction()->mutable_values()->add_data(0.1f);
+  d->add_strengths(-1);
+  d->add_strengths(1);
+  put("edit_direction", 1, e);
+  e.clear_direction();
+  e.mutable_global_direction()->set_neutral_text("a face");
+  e.mutable_global_direction()->set_target_text("a smiling face");
+  put("edit_global", 1, e);
+  v1::AdaptDomainRequest a;
+  a.set_model("tiny");
+  a.set_source_text("photo");
+  a.set_target_text("pencil sketch");
+  a.set_iterations(10);
+  put("adapt", 2, a);
+  v1::InvertImageRequest inv;
+  inv.set_model("tiny");
+  inv.set_image(std::string("\x89PNG\r\n\x1a\n", 8));
+  put("invert", 3, inv);
+  v1::PrepareGlobalDirectionsRequest p;
+  p.set_model("tiny");
+  p.set_num_samples(200);
+  put("prepare", 4, p);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  google::protobuf::SetLogHandler(nullptr);  // invalid UTF-8 in strings is expected here
+  if (const char* dir = std::getenv("FUZZ_WRITE_CORPUS")) {
+    WriteSeeds(dir);
+    std::exit(0);
+  }
+  const std::string root = std::filesystem::temp_directory_path() / ("ganserve_fuzz_requests_" + std::to_string(getpid()));
+  std::filesystem::create_directories(root + "/models/tiny");
+  std::filesystem::create_directories(root + "/models/clip");
+  auto cfg = gc::stylegan2::MakeConfig(16, 32, 2, 1, 8);
+  if (!gc::SaveSafetensors(root + "/models/tiny/g.safetensors", gc::stylegan2::RandomGeneratorWeights(cfg, 1, 0.1f), {})
+           .ok() ||
+      !gc::SaveSafetensors(root + "/models/clip/clip.safetensors",
+                           gc::clip::RandomClipWeights(gc::clip::TinyClipConfig(), 2), {})
+           .ok()) {
+    std::abort();
+  }
+  std::ofstream(root + "/models/tiny/manifest.json")
+      << R"({"kind": "generator", "checkpoint": "g.safetensors", "default_truncation": 0.8})";
+  std::ofstream(root + "/models/clip/vocab.txt") << gc::clip::SyntheticVocabulary();
+  std::ofstream(root + "/models/clip/manifest.json")
+      << R"({"kind": "clip", "checkpoint": "clip.safetensors", "vocab": "vocab.txt"})";
+  world = new World();
+  auto repo = gc::ModelRepository::Create(root + "/models", {});
+  if (!repo.ok() || (*repo)->LoadAll() != 2) std::abort();
+  world->repo = std::move(*repo);
+  world->options.data_dir = root + "/data";
+  world->options.max_images_per_request = 16;
+  world->options.max_batch_size = 8;
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+  const gc::ModelRepository& repo = *world->repo;
+  switch (data[0] % 5) {
+    case 0: {
+      v1::GenerateSamplesRequest r;
+      if (!r.ParseFromString(bytes)) return 0;
+      auto plan = gs::PlanGenerate(r, repo, world->options);
+      if (!plan.ok()) return 0;
+      const int n = std::min(plan->batch_size, plan->total);
+      gs::BatchWork w = gs::PrepareGenerateBatch(*plan, 0, n);
+      auto out = w.generator->Generate(w.params);
+      if (!out.ok() || !gs::EncodeBatch(w, *out).ok()) {
+        std::fprintf(stderr, "accepted GenerateSamples request failed to render: %s\n",
+                     out.ok() ? "encode" : std::string(out.status().message()).c_str());
+        std::abort();
+      }
+      break;
+    }
+    case 1: {
+      v1::EditRequest r;
+      if (!r.ParseFromString(bytes)) return 0;
+      auto plan = gs::PlanEdit(r, repo, world->options, {&world->text_cache, &world->stats});
+      if (!plan.ok()) return 0;
+      const int n = std::min(plan->batch_size, plan->total);
+      gs::BatchWork w = gs::PrepareEditBatch(*plan, 0, n);
+      auto out = w.generator->Generate(w.params);
+      if (!out.ok() || !gs::EncodeBatch(w, *out).ok()) {
+        std::fprintf(stderr, "accepted Edit request failed to render: %s\n",
+                     out.ok() ? "encode" : std::string(out.status().message()).c_str());
+        std::abort();
+      }
+      break;
+    }
+    case 2: {
+      v1::AdaptDomainRequest r;
+      if (r.ParseFromString(bytes)) (void)gs::ValidateAdaptRequest(r, repo);
+      break;
+    }
+    case 3: {
+      v1::InvertImageRequest r;
+      if (r.ParseFromString(bytes)) (void)gs::ValidateInvertRequest(r, repo);
+      break;
+    }
+    default: {
+      v1::PrepareGlobalDirectionsRequest r;
+      if (r.ParseFromString(bytes)) (void)gs::ValidatePrepareGlobalDirections(r, repo);
+      break;
+    }
+  }
+  return 0;
+}
