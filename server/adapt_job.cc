@@ -119,6 +119,17 @@ class AdaptRunner : public core::JobRunner {
 
 }  // namespace
 
+absl::Status ValidateJobBasics(const std::string& request_id, const std::string& model,
+                               const core::ModelRepository& repo) {
+  if (request_id.size() > 128) return Invalid("request_id is longer than 128 characters");
+  for (unsigned char c : request_id) {
+    if (c < 0x21 || c > 0x7e) return Invalid("request_id must be printable ASCII without spaces");
+  }
+  if (model.empty()) return Invalid("model is required: name a generator from ListModels");
+  if (!core::IsValidModelName(model)) return Invalid("model is not a valid model name");
+  return repo.GetGenerator(model).status();
+}
+
 std::string RequestHash(const google::protobuf::Message& req) {
   std::unique_ptr<google::protobuf::Message> copy(req.New());
   copy->CopyFrom(req);
@@ -142,12 +153,7 @@ std::string RequestHash(const google::protobuf::Message& req) {
 absl::StatusOr<v1::AdaptDomainRequest> ValidateAdaptRequest(const v1::AdaptDomainRequest& in,
                                                             const core::ModelRepository& repo) {
   v1::AdaptDomainRequest r = in;
-  if (r.request_id().size() > 128) return Invalid("request_id is longer than 128 characters");
-  for (unsigned char c : r.request_id()) {
-    if (c < 0x21 || c > 0x7e) return Invalid("request_id must be printable ASCII without spaces");
-  }
-  if (r.model().empty()) return Invalid("model is required: name a base generator from ListModels");
-  if (!core::IsValidModelName(r.model())) return Invalid("model is not a valid model name");
+  RETURN_IF_ERROR(ValidateJobBasics(r.request_id(), r.model(), repo));
   ASSIGN_OR_RETURN(core::ModelInfo base, repo.Get(r.model()));
   if (base.kind != core::ModelKind::kGenerator) {
     return absl::FailedPreconditionError(absl::StrCat("model '", r.model(), "' is a ", core::ModelKindName(base.kind),

@@ -23,6 +23,12 @@ absl::StatusOr<v1::AdaptDomainRequest> ValidateAdaptRequest(const v1::AdaptDomai
 // A stable digest of the request payload (everything but request_id), for idempotency.
 std::string RequestHash(const google::protobuf::Message& req);
 
+// The fields every job request shares: request_id (<= 128 printable ASCII characters,
+// no spaces) and a model name that is valid and names a loaded generator.
+// INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION.
+absl::Status ValidateJobBasics(const std::string& request_id, const std::string& model,
+                               const core::ModelRepository& repo);
+
 // The RunnerFactory for JOB_KIND_ADAPT jobs.
 core::RunnerFactory AdaptRunnerFactory(core::ModelRepository* repo, core::clip::TextEmbeddingCache* text_cache);
 

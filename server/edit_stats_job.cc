@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "server/adapt_job.h"
 
 namespace ganserve::server {
 namespace {
@@ -62,13 +63,7 @@ std::string GlobalStatsPath(const core::ModelRepository& repo, const std::string
 absl::StatusOr<v1::PrepareGlobalDirectionsRequest> ValidatePrepareGlobalDirections(
     const v1::PrepareGlobalDirectionsRequest& in, const core::ModelRepository& repo) {
   v1::PrepareGlobalDirectionsRequest r = in;
-  if (r.request_id().size() > 128) return Invalid("request_id is longer than 128 characters");
-  for (unsigned char c : r.request_id()) {
-    if (c < 0x21 || c > 0x7e) return Invalid("request_id must be printable ASCII without spaces");
-  }
-  if (r.model().empty()) return Invalid("model is required: name a generator from ListModels");
-  if (!core::IsValidModelName(r.model())) return Invalid("model is not a valid model name");
-  RETURN_IF_ERROR(repo.GetGenerator(r.model()).status());
+  RETURN_IF_ERROR(ValidateJobBasics(r.request_id(), r.model(), repo));
   ASSIGN_OR_RETURN(std::string clip, ResolveClipModel(repo, r.clip_model()));
   r.set_clip_model(clip);
   if (r.num_samples() != 0 && (r.num_samples() < 100 || r.num_samples() > 1000000)) {

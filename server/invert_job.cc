@@ -9,6 +9,7 @@
 #include "core/io/image_codec.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "server/adapt_job.h"
 
 namespace ganserve::server {
 namespace {
@@ -56,13 +57,7 @@ absl::StatusOr<std::string> InversionPath(const std::string& inversions_dir, con
 absl::StatusOr<v1::InvertImageRequest> ValidateInvertRequest(const v1::InvertImageRequest& in,
                                                              const core::ModelRepository& repo) {
   v1::InvertImageRequest r = in;
-  if (r.request_id().size() > 128) return Invalid("request_id is longer than 128 characters");
-  for (unsigned char c : r.request_id()) {
-    if (c < 0x21 || c > 0x7e) return Invalid("request_id must be printable ASCII without spaces");
-  }
-  if (r.model().empty()) return Invalid("model is required: name a generator from ListModels");
-  if (!core::IsValidModelName(r.model())) return Invalid("model is not a valid model name");
-  RETURN_IF_ERROR(repo.GetGenerator(r.model()).status());
+  RETURN_IF_ERROR(ValidateJobBasics(r.request_id(), r.model(), repo));
   if (r.image().empty()) return Invalid("image is required (PNG or JPEG bytes)");
   auto img = core::DecodeImage(r.image(), ImageLimits());
   if (!img.ok()) return absl::Status(img.status().code(), absl::StrCat("image: ", img.status().message()));

@@ -41,6 +41,16 @@ struct World {
 };
 World* world = nullptr;
 
+// A batch of an accepted request renders and encodes, or the target aborts.
+void MustRender(const gs::BatchWork& w, const char* rpc) {
+  auto out = w.generator->Generate(w.params);
+  absl::Status st = out.ok() ? gs::EncodeBatch(w, *out).status() : out.status();
+  if (!st.ok()) {
+    std::fprintf(stderr, "an accepted %s request failed to render: %s\n", rpc, st.ToString().c_str());
+    std::abort();
+  }
+}
+
 void WriteSeeds(const std::string& dir) {
   std::filesystem::create_directories(dir);
   auto put = [&](const char* name, char kind, const google::protobuf::Message& m) {
@@ -133,14 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!r.ParseFromString(bytes)) return 0;
       auto plan = gs::PlanGenerate(r, repo, world->options);
       if (!plan.ok()) return 0;
-      const int n = std::min(plan->batch_size, plan->total);
-      gs::BatchWork w = gs::PrepareGenerateBatch(*plan, 0, n);
-      auto out = w.generator->Generate(w.params);
-      if (!out.ok() || !gs::EncodeBatch(w, *out).ok()) {
-        std::fprintf(stderr, "accepted GenerateSamples request failed to render: %s\n",
-                     out.ok() ? "encode" : std::string(out.status().message()).c_str());
-        std::abort();
-      }
+      MustRender(gs::PrepareGenerateBatch(*plan, 0, std::min(plan->batch_size, plan->total)), "GenerateSamples");
       break;
     }
     case 1: {
@@ -148,14 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!r.ParseFromString(bytes)) return 0;
       auto plan = gs::PlanEdit(r, repo, world->options, {&world->text_cache, &world->stats});
       if (!plan.ok()) return 0;
-      const int n = std::min(plan->batch_size, plan->total);
-      gs::BatchWork w = gs::PrepareEditBatch(*plan, 0, n);
-      auto out = w.generator->Generate(w.params);
-      if (!out.ok() || !gs::EncodeBatch(w, *out).ok()) {
-        std::fprintf(stderr, "accepted Edit request failed to render: %s\n",
-                     out.ok() ? "encode" : std::string(out.status().message()).c_str());
-        std::abort();
-      }
+      MustRender(gs::PrepareEditBatch(*plan, 0, std::min(plan->batch_size, plan->total)), "Edit");
       break;
     }
     case 2: {

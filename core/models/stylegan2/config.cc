@@ -1,10 +1,13 @@
 #include "core/models/stylegan2/config.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/util/status_macros.h"
 
 namespace ganserve::core::stylegan2 {
 namespace {
@@ -86,8 +89,15 @@ absl::StatusOr<GeneratorConfig> InferGeneratorConfig(const std::map<std::string,
   }
 
   // Strict check of every tensor.
+  RETURN_IF_ERROR(CheckStateDict(t, ExpectedGeneratorTensors(c), "StyleGAN2 generator"));
+  return c;
+}
+
+absl::Status CheckStateDict(const std::map<std::string, TensorView>& t,
+                            const std::vector<std::pair<std::string, std::vector<int64_t>>>& expected,
+                            const std::string& what) {
   std::vector<std::string> missing, misshaped;
-  for (const auto& [name, shape] : ExpectedGeneratorTensors(c)) {
+  for (const auto& [name, shape] : expected) {
     const TensorView* v = Find(t, name);
     if (v == nullptr) {
       missing.push_back(name);
@@ -95,21 +105,15 @@ absl::StatusOr<GeneratorConfig> InferGeneratorConfig(const std::map<std::string,
       misshaped.push_back(absl::StrCat(name, " is ", ShapeString(v->shape), ", expected ", ShapeString(shape)));
     }
   }
-  if (!missing.empty() || !misshaped.empty()) {
-    std::string msg = "incomplete StyleGAN2 generator:";
-    if (!missing.empty()) {
-      absl::StrAppend(&msg, " missing ", missing.size(), " tensor(s): ",
-                      absl::StrJoin(missing.begin(), missing.begin() + std::min<size_t>(missing.size(), 8), ", "),
-                      missing.size() > 8 ? ", ..." : "", ";");
-    }
-    if (!misshaped.empty()) {
-      absl::StrAppend(&msg, " wrong shape: ",
-                      absl::StrJoin(misshaped.begin(), misshaped.begin() + std::min<size_t>(misshaped.size(), 8), "; "),
-                      misshaped.size() > 8 ? "; ..." : "");
-    }
-    return absl::InvalidArgumentError(msg);
-  }
-  return c;
+  if (missing.empty() && misshaped.empty()) return absl::OkStatus();
+  auto first = [](const std::vector<std::string>& v, const char* sep) {
+    return absl::StrCat(absl::StrJoin(v.begin(), v.begin() + std::min<size_t>(v.size(), 8), sep),
+                        v.size() > 8 ? ", ..." : "");
+  };
+  std::string msg = absl::StrCat("incomplete ", what, ":");
+  if (!missing.empty()) absl::StrAppend(&msg, " missing ", missing.size(), " tensor(s): ", first(missing, ", "), ";");
+  if (!misshaped.empty()) absl::StrAppend(&msg, " wrong shape: ", first(misshaped, "; "));
+  return absl::InvalidArgumentError(msg);
 }
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedGeneratorTensors(const GeneratorConfig& c) {

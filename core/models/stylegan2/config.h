@@ -47,6 +47,12 @@ struct GeneratorConfig {
 // generator: a missing tensor, a wrong shape, or a gap in the layer numbering.
 absl::StatusOr<GeneratorConfig> InferGeneratorConfig(const std::map<std::string, TensorView>& tensors);
 
+// InvalidArgument "incomplete <what>: missing N tensor(s): ...; wrong shape: ..." (the
+// first 8 of each) unless every expected tensor is present with its shape.
+absl::Status CheckStateDict(const std::map<std::string, TensorView>& tensors,
+                            const std::vector<std::pair<std::string, std::vector<int64_t>>>& expected,
+                            const std::string& what);
+
 // The tensor names and shapes a generator of `config` needs, in a stable order.
 std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedGeneratorTensors(const GeneratorConfig& config);
 

@@ -17,6 +17,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_file.h"
 #include "core/models/common/torch_convert.h"
+#include "core/models/stylegan2/config.h"
 #include "core/models/stylegan2/generator_impl.h"
 #include "core/util/status_macros.h"
 
@@ -67,25 +68,7 @@ absl::StatusOr<DiscriminatorConfig> InferDiscriminatorConfig(const std::map<std:
     }
     c.channels[c.resolution >> i] = static_cast<int>(w->shape[0]);
   }
-  std::vector<std::string> missing, misshaped;
-  for (const auto& [name, shape] : ExpectedDiscriminatorTensors(c)) {
-    const TensorView* v = Find(t, name);
-    if (v == nullptr) {
-      missing.push_back(name);
-    } else if (v->shape != shape) {
-      misshaped.push_back(absl::StrCat(name, " is ", ShapeString(v->shape), ", expected ", ShapeString(shape)));
-    }
-  }
-  if (!missing.empty() || !misshaped.empty()) {
-    std::string msg = "incomplete StyleGAN2 discriminator:";
-    auto first = [](const std::vector<std::string>& v, const char* sep) {
-      return absl::StrCat(absl::StrJoin(v.begin(), v.begin() + std::min<size_t>(v.size(), 8), sep),
-                          v.size() > 8 ? ", ..." : "");
-    };
-    if (!missing.empty()) absl::StrAppend(&msg, " missing ", missing.size(), " tensor(s): ", first(missing, ", "), ";");
-    if (!misshaped.empty()) absl::StrAppend(&msg, " wrong shape: ", first(misshaped, "; "));
-    return absl::InvalidArgumentError(msg);
-  }
+  RETURN_IF_ERROR(CheckStateDict(t, ExpectedDiscriminatorTensors(c), "StyleGAN2 discriminator"));
   return c;
 }
 
