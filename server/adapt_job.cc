@@ -153,13 +153,13 @@ std::string RequestHash(const google::protobuf::Message& req) {
 absl::StatusOr<v1::AdaptDomainRequest> ValidateAdaptRequest(const v1::AdaptDomainRequest& in,
                                                             const core::ModelRepository& repo) {
   v1::AdaptDomainRequest r = in;
-  RETURN_IF_ERROR(ValidateJobBasics(r.request_id(), r.model(), repo));
-  ASSIGN_OR_RETURN(core::ModelInfo base, repo.Get(r.model()));
-  if (base.kind != core::ModelKind::kGenerator) {
-    return absl::FailedPreconditionError(absl::StrCat("model '", r.model(), "' is a ", core::ModelKindName(base.kind),
+  // An adapted generator or a CLIP model as the base gets its own advice.
+  if (auto info = repo.Get(r.model()); info.ok() && info->kind != core::ModelKind::kGenerator) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", r.model(), "' is a ", core::ModelKindName(info->kind),
                                                       "; adapt from a base generator"));
   }
-  RETURN_IF_ERROR(repo.GetGenerator(r.model()).status());
+  RETURN_IF_ERROR(ValidateJobBasics(r.request_id(), r.model(), repo));
+  ASSIGN_OR_RETURN(core::ModelInfo base, repo.Get(r.model()));
   if (r.target_images_size() > 16) return Invalid("target_images: at most 16");
   for (int i = 0; i < r.target_images_size(); ++i) {
     auto img = core::DecodeImage(r.target_images(i), core::DecodeLimits{16u << 20, 8192, 8192, 64LL << 20});
