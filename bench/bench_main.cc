@@ -16,6 +16,16 @@
 #include "core/adapt/text_templates.h"
 #include "core/edit/global_directions.h"
 #include "core/invert/projector.h"
+#include "core/checkpoint/safetensors.h"
+#include "ganserve/v1/ganserve.grpc.pb.h"
+#include "server/generate_request.h"
+#include "server/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/generator.h"
@@ -337,14 +347,88 @@ int BenchInvertStep(int resolution, int iters, const std::string& device, nlohma
   return 0;
 }
 
+// The service's overhead: GenerateSamples of `batch` seeds (PNG) through a real server
+// on loopback, against the same render and encoding in-process.
+int BenchServer(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("ganserve_bench_server_" + std::to_string(getpid()));
+  fs::create_directories(root / "models" / "g");
+  const auto cfg = sg::MakeConfig(resolution, 512, 8, 2);
+  if (!ganserve::core::SaveSafetensors((root / "models/g/g.safetensors").string(), sg::RandomGeneratorWeights(cfg, 1), {})
+           .ok()) {
+    return 1;
+  }
+  std::ofstream(root / "models/g/manifest.json")
+      << R"({"kind": "generator", "checkpoint": "g.safetensors", "default_truncation": 0.7})";
+  ganserve::server::ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "";
+  o.data_dir = (root / "data").string();
+  o.model_repository = (root / "models").string();
+  o.device = device;
+  o.max_message_mb = 64;
+  auto server = ganserve::server::GanServer::Start(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  (*server)->WaitUntilLoaded();
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials());
+  auto stub = ganserve::v1::GanService::NewStub(channel);
+  ganserve::v1::GenerateSamplesRequest req;
+  req.set_model("g");
+  for (int i = 0; i < batch; ++i) req.add_seeds(i);
+  req.set_batch_size(batch);
+  auto rpc = [&]() {
+    grpc::ClientContext ctx;
+    auto reader = stub->GenerateSamples(&ctx, req);
+    ganserve::v1::ImageBatch b;
+    while (reader->Read(&b)) {
+    }
+    return reader->Finish().ok();
+  };
+  // In-process: the same plan, render and PNG encoding without gRPC.
+  auto gen = sg::Generator::Load((root / "models/g/g.safetensors").string(), {device, "", sg::ModConvMode::kAuto});
+  if (!gen.ok()) return 1;
+  ganserve::server::GeneratePlan plan;
+  plan.model = "g";
+  plan.generator = std::shared_ptr<const sg::Generator>(std::move(*gen));
+  plan.total = plan.batch_size = batch;
+  for (int i = 0; i < batch; ++i) plan.seeds.push_back(static_cast<uint32_t>(i));
+  plan.truncation = 0.7f;
+  auto local = [&]() {
+    auto w = ganserve::server::PrepareGenerateBatch(plan, 0, batch);
+    auto r = w.generator->Generate(w.params);
+    return r.ok() && ganserve::server::EncodeBatch(w, *r).ok();
+  };
+  if (!rpc() || !local()) return 1;  // warm-up
+  std::vector<double> server_s, local_s;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    if (!rpc()) return 1;
+    server_s.push_back(Since(t0));
+    auto t1 = Clock::now();
+    if (!local()) return 1;
+    local_s.push_back(Since(t1));
+  }
+  (*server)->Shutdown(absl::Seconds(2));
+  fs::remove_all(root);
+  (*out)["server"] = Stats(server_s);
+  (*out)["in_process"] = Stats(local_s);
+  const double s = (*out)["server"]["median_s"].get<double>(), l = (*out)["in_process"]["median_s"].get<double>();
+  (*out)["overhead_percent"] = 100.0 * (s - l) / l;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app("ganserve benchmarks");
   std::string scenario = "generate", device = "cpu", modconv = "auto";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
-  app.add_option("--scenario", scenario, "generate | clip | nada_step | edit_global | global_stats | invert_step")
-      ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step"}));
+  app.add_option("--scenario", scenario,
+                 "generate | clip | nada_step | edit_global | global_stats | invert_step | server")
+      ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step", "server"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
@@ -366,6 +450,7 @@ int main(int argc, char** argv) {
            : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
            : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, device, &j)
            : scenario == "invert_step"  ? BenchInvertStep(resolution, iters, device, &j)
+           : scenario == "server"       ? BenchServer(resolution, batch, iters, device, &j)
                                         : BenchGenerate(resolution, batch, iters, device, mode, &j);
   if (scenario == "generate") j["modconv"] = modconv;
 

@@ -24,7 +24,9 @@ int AvailableCpus();
 // the BLAS the process loaded. Call once, before any model work.
 //
 // `retain_host_memory`: glibc malloc keeps freed memory for reuse instead of giving it
-// back to the kernel (no mmap for large blocks, no heap trimming). CPU inference
+// back to the kernel (one arena for all threads, no mmap for large blocks, no heap
+// trimming; without the single arena the executor thread's heaps are still trimmed and
+// a GenerateSamples batch through the server measured 2.1x slower than in-process). CPU inference
 // allocates and frees hundreds of MB per layer; returning them makes every render pay
 // page faults on fresh pages. Measured on a 2-core machine (bench/, docs/benchmarks.md):
 // 256 px batch 8 renders 1.9x faster, 1024 px batch 1 1.8x; the cost is that the
