@@ -150,6 +150,9 @@ int main(int argc, char** argv) {
   edit->add_option("--direction-space", ed.direction_space, "w | w+ | s")->capture_default_str();
   edit->add_option("--alpha", ed.alphas, "strengths, e.g. -4,0,4")->capture_default_str();
   edit->add_option("--beta", ed.beta, "disentanglement threshold")->capture_default_str();
+  edit->add_flag("--optimize", ed.optimize, "StyleCLIP latent optimization toward --target instead");
+  edit->add_option("--steps", ed.steps, "--optimize: Adam steps (default 300)");
+  edit->add_option("--l2", ed.l2_lambda, "--optimize: weight of the L2 to the start (default 0.008)");
   edit->add_option("--out", ed.out);
   edit->callback([&] { result = ganserve::client::Edit(conn, ed); });
 

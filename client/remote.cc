@@ -536,6 +536,11 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
     d->mutable_direction()->mutable_values()->add_shape(dir.numel());
     d->mutable_direction()->mutable_values()->mutable_data()->Assign(dir.data.begin(), dir.data.end());
     for (float v : alphas) d->add_strengths(v);
+  } else if (a.optimize) {
+    auto* l = req.mutable_latent_optimization();
+    l->set_target_text(a.target);
+    l->set_steps(a.steps);
+    l->set_l2_lambda(a.l2_lambda);
   } else {
     auto* g = req.mutable_global_direction();
     g->set_neutral_text(a.neutral);
@@ -553,6 +558,12 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
   int channels_moved = 0;
   while (reader->Read(&batch)) {
     channels_moved = batch.channels_moved();
+    if (batch.has_progress() && !c.json) {
+      const auto& p = batch.progress();
+      const auto& losses = p.losses();
+      std::fprintf(stderr, "optimize input %d step %d/%d  clip %.4f  l2 %.4f\n", p.input(), p.step(), p.total_steps(),
+                   losses.count("clip") ? losses.at("clip") : 0.0f, losses.count("l2") ? losses.at("l2") : 0.0f);
+    }
     for (const auto& im : batch.images()) {
       RETURN_IF_ERROR(
           WriteBinary((std::filesystem::path(a.out) / absl::StrCat("edit", im.index(), ".png")).string(), im.data()));
@@ -562,7 +573,7 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
   }
   RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
   // One strip per input: its images across the strengths, left to right.
-  const size_t per_input = alphas.empty() ? 1 : alphas.size();
+  const size_t per_input = a.optimize || alphas.empty() ? 1 : alphas.size();
   for (size_t first = 0; first + per_input <= decoded.size(); first += per_input) {
     std::vector<core::Rgb8Image> row(decoded.begin() + first, decoded.begin() + first + per_input);
     auto strip = core::MakeGrid(row, static_cast<int>(per_input));

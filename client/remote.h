@@ -88,6 +88,10 @@ struct EditArgs {
   std::string direction_npy, direction_space = "w";  // direction arithmetic instead of text
   std::string neutral, target, alphas = "4";
   float beta = 0.15f;
+  // StyleCLIP latent optimization toward --target instead of a global direction.
+  bool optimize = false;
+  int steps = 0;
+  float l2_lambda = 0;
   std::string out = "out";
 };
 absl::Status Edit(const Connection& c, const EditArgs& args);

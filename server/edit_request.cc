@@ -27,6 +27,89 @@ core::FloatTensor Broadcast(const core::FloatTensor& w, int n_latent) {
   return out;
 }
 
+// The edit's generator (its latent space) and the one that renders (it, or a model
+// sharing its latent space, e.g. adapted from it).
+struct EditModels {
+  std::shared_ptr<const core::stylegan2::Generator> gen, render;
+  std::string render_model;
+};
+absl::StatusOr<EditModels> ResolveEditModels(const v1::EditRequest& req, const core::ModelRepository& repo) {
+  EditModels m;
+  if (req.model().empty()) return Invalid("model is required: name the generator whose latent space you edit in");
+  if (!core::IsValidModelName(req.model())) return Invalid("model is not a valid model name");
+  ASSIGN_OR_RETURN(m.gen, repo.GetGenerator(req.model()));
+  m.render_model = req.render_model().empty() ? req.model() : req.render_model();
+  if (!core::IsValidModelName(m.render_model)) return Invalid("render_model is not a valid model name");
+  ASSIGN_OR_RETURN(m.render, repo.GetGenerator(m.render_model));
+  const auto& cfg = m.gen->config();
+  const auto& rc = m.render->config();
+  if (rc.style_dim != cfg.style_dim || rc.n_latent != cfg.n_latent || rc.s_dim != cfg.s_dim) {
+    return absl::FailedPreconditionError(absl::StrCat("render_model '", m.render_model, "' does not share model '",
+                                                      req.model(), "''s latent space"));
+  }
+  return m;
+}
+
+// The starting points of an edit: seeds, caller latents or an inversion, mapped (with
+// the request's or the model's truncation) to w+ and, when asked, S. At most
+// `max_inputs` inputs.
+absl::StatusOr<EditInputs> ResolveEditInputs(const v1::EditRequest& req, const core::ModelRepository& repo,
+                                             const ServerOptions& opt, const core::stylegan2::Generator& gen,
+                                             int max_inputs, bool with_s) {
+  const auto& cfg = gen.config();
+  EditInputs out;
+  // Starting latents.
+  const int sources = (req.seeds_size() > 0) + req.has_latents() + !req.inversion_id().empty();
+  if (sources != 1) return Invalid("give exactly one of seeds, latents or inversion_id");
+  float psi = 1.0f;
+  if (req.has_truncation()) {
+    if (!std::isfinite(req.truncation()) || req.truncation() < 0 || req.truncation() > 2) {
+      return Invalid("truncation must be in [0, 2]");
+    }
+    psi = req.truncation();
+  } else if (auto info = repo.Get(req.model()); info.ok()) {
+    psi = info->default_truncation;
+  }
+  core::stylegan2::GenerateParams gp;  // computes the starting points
+  gp.render_images = false;
+  gp.return_wplus = true;
+  gp.return_s = with_s;
+  if (req.seeds_size() > 0) {
+    if (req.seeds_size() > max_inputs) return Invalid(absl::StrCat("seeds: at most ", max_inputs, " here"));
+    gp.latents.shape = {req.seeds_size(), cfg.style_dim};
+    for (int64_t seed : req.seeds()) {
+      if (seed < 0 || seed > 0xffffffffLL) return Invalid("seeds must be in [0, 4294967295]");
+      auto z = core::stylegan2::SeedToZ(static_cast<uint32_t>(seed), cfg.style_dim);
+      gp.latents.data.insert(gp.latents.data.end(), z.begin(), z.end());
+      out.seeds.push_back(seed);
+    }
+    gp.truncation = psi;
+  } else if (req.has_latents()) {
+    auto t = FromProto(req.latents().values(), "latents.values", int64_t{max_inputs} * cfg.n_latent * cfg.style_dim);
+    if (!t.ok()) return t.status();
+    switch (req.latents().space()) {
+      case v1::LATENT_SPACE_Z: gp.space = LatentSpace::kZ; gp.truncation = psi; break;
+      case v1::LATENT_SPACE_W: gp.space = LatentSpace::kW; break;
+      case v1::LATENT_SPACE_W_PLUS: gp.space = LatentSpace::kWPlus; break;
+      default: return Invalid("latents.space must be Z, W or W_PLUS");
+    }
+    gp.latents = std::move(*t);
+    out.seeds.assign(static_cast<size_t>(gp.latents.shape[0]), -1);
+  } else {
+    auto inv = LoadInversionFor(opt.data_dir, req.inversion_id(), repo, req.model(),
+                                req.noise() == v1::NOISE_MODE_UNSPECIFIED);
+    if (!inv.ok()) return inv.status();
+    gp.space = LatentSpace::kWPlus;
+    gp.latents = std::move(inv->wplus);
+    out.noise_maps = std::move(inv->noise_maps);
+    out.seeds = {-1};
+  }
+  auto start = gen.Generate(gp);  // shape errors surface here with their message
+  if (!start.ok()) return start.status();
+  out.start = std::move(*start);
+  return out;
+}
+
 // Direction arithmetic: the caller's direction as one row of the edit space.
 absl::Status SetDirection(const v1::DirectionEdit& d, const core::stylegan2::GeneratorConfig& cfg,
                           const core::stylegan2::GenerateResult& start, EditPlan* out) {
@@ -92,21 +175,11 @@ absl::StatusOr<core::edit::GlobalDirection> GlobalDirectionFor(const v1::EditReq
 absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,
                                   const ServerOptions& opt, const EditResources& res) {
   EditPlan p;
-  if (req.model().empty()) return Invalid("model is required: name the generator whose latent space you edit in");
-  if (!core::IsValidModelName(req.model())) return Invalid("model is not a valid model name");
-  auto gen = repo.GetGenerator(req.model());
-  if (!gen.ok()) return gen.status();
-  const auto& cfg = (*gen)->config();
-  p.render_model = req.render_model().empty() ? req.model() : req.render_model();
-  if (!core::IsValidModelName(p.render_model)) return Invalid("render_model is not a valid model name");
-  auto render = repo.GetGenerator(p.render_model);
-  if (!render.ok()) return render.status();
-  const auto& rc = (*render)->config();
-  if (rc.style_dim != cfg.style_dim || rc.n_latent != cfg.n_latent || rc.s_dim != cfg.s_dim) {
-    return absl::FailedPreconditionError(absl::StrCat("render_model '", p.render_model, "' does not share model '",
-                                                      req.model(), "''s latent space"));
-  }
-  p.render = *render;
+  ASSIGN_OR_RETURN(EditModels models, ResolveEditModels(req, repo));
+  const auto* gen = &models.gen;
+  const auto& cfg = models.gen->config();
+  p.render_model = models.render_model;
+  p.render = models.render;
 
   const bool global = req.method_case() == v1::EditRequest::kGlobalDirection;
   float beta = 0.15f;
@@ -134,7 +207,7 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
       break;
     }
     case v1::EditRequest::kLatentOptimization:
-      return absl::UnimplementedError("latent_optimization (StyleCLIP) is not built yet; use global_direction");
+      return Invalid("latent_optimization edits are planned by PlanOptimize");
     case v1::EditRequest::kDirection: {
       const v1::DirectionEdit& d = req.direction();
       if (d.strengths_size() < 1 || d.strengths_size() > 16) return Invalid("direction.strengths needs 1 to 16 values");
@@ -147,56 +220,12 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
     default: return Invalid("give an edit method: direction, global_direction or latent_optimization");
   }
 
-  // Starting latents.
-  const int sources = (req.seeds_size() > 0) + req.has_latents() + !req.inversion_id().empty();
-  if (sources != 1) return Invalid("give exactly one of seeds, latents or inversion_id");
-  float psi = 1.0f;
-  if (req.has_truncation()) {
-    if (!std::isfinite(req.truncation()) || req.truncation() < 0 || req.truncation() > 2) {
-      return Invalid("truncation must be in [0, 2]");
-    }
-    psi = req.truncation();
-  } else if (auto info = repo.Get(req.model()); info.ok()) {
-    psi = info->default_truncation;
-  }
   const int max_inputs = std::max(1, opt.max_images_per_request / static_cast<int>(p.strengths.size()));
   const bool s_space = global || req.direction().direction().space() == v1::LATENT_SPACE_S;
-  core::stylegan2::GenerateParams gp;  // computes the starting points
-  gp.render_images = false;
-  gp.return_wplus = true;
-  gp.return_s = s_space;
-  if (req.seeds_size() > 0) {
-    if (req.seeds_size() > max_inputs) return Invalid(absl::StrCat("seeds: at most ", max_inputs, " with this many strengths"));
-    gp.latents.shape = {req.seeds_size(), cfg.style_dim};
-    for (int64_t seed : req.seeds()) {
-      if (seed < 0 || seed > 0xffffffffLL) return Invalid("seeds must be in [0, 4294967295]");
-      auto z = core::stylegan2::SeedToZ(static_cast<uint32_t>(seed), cfg.style_dim);
-      gp.latents.data.insert(gp.latents.data.end(), z.begin(), z.end());
-      p.seeds.push_back(seed);
-    }
-    gp.truncation = psi;
-  } else if (req.has_latents()) {
-    auto t = FromProto(req.latents().values(), "latents.values", int64_t{max_inputs} * cfg.n_latent * cfg.style_dim);
-    if (!t.ok()) return t.status();
-    switch (req.latents().space()) {
-      case v1::LATENT_SPACE_Z: gp.space = LatentSpace::kZ; gp.truncation = psi; break;
-      case v1::LATENT_SPACE_W: gp.space = LatentSpace::kW; break;
-      case v1::LATENT_SPACE_W_PLUS: gp.space = LatentSpace::kWPlus; break;
-      default: return Invalid("latents.space must be Z, W or W_PLUS");
-    }
-    gp.latents = std::move(*t);
-    p.seeds.assign(static_cast<size_t>(gp.latents.shape[0]), -1);
-  } else {
-    auto inv = LoadInversionFor(opt.data_dir, req.inversion_id(), repo, req.model(),
-                                req.noise() == v1::NOISE_MODE_UNSPECIFIED);
-    if (!inv.ok()) return inv.status();
-    gp.space = LatentSpace::kWPlus;
-    gp.latents = std::move(inv->wplus);
-    p.noise_maps = std::move(inv->noise_maps);
-    p.seeds = {-1};
-  }
-  auto start = (*gen)->Generate(gp);  // shape errors surface here with their message
-  if (!start.ok()) return start.status();
+  ASSIGN_OR_RETURN(EditInputs in, ResolveEditInputs(req, repo, opt, **gen, max_inputs, s_space));
+  p.seeds = std::move(in.seeds);
+  p.noise_maps = std::move(in.noise_maps);
+  const core::stylegan2::GenerateResult* start = &in.start;
 
   if (global) {
     ASSIGN_OR_RETURN(core::edit::GlobalDirection dir, GlobalDirectionFor(req, repo, cfg, res, beta));
@@ -216,6 +245,59 @@ absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelR
     case v1::NOISE_MODE_CONST: p.noise = core::stylegan2::NoiseMode::kConst; break;
     case v1::NOISE_MODE_NONE: p.noise = core::stylegan2::NoiseMode::kNone; break;
     default: return Invalid("noise must be CONST or NONE for edits (random noise would change every strength)");
+  }
+  return p;
+}
+
+absl::StatusOr<OptimizePlan> PlanOptimize(const v1::EditRequest& req, const core::ModelRepository& repo,
+                                          const ServerOptions& opt, const EditResources& res) {
+  if (req.method_case() != v1::EditRequest::kLatentOptimization) return Invalid("not a latent_optimization edit");
+  const v1::LatentOptimizationEdit& l = req.latent_optimization();
+  OptimizePlan p;
+  ASSIGN_OR_RETURN(EditModels models, ResolveEditModels(req, repo));
+  p.render_model = models.render_model;
+  p.render = models.render;
+  if (l.target_text().empty() || l.target_text().size() > 300) {
+    return Invalid("latent_optimization.target_text needs 1 to 300 characters");
+  }
+  if (l.steps() < 0 || l.steps() > 1000) return Invalid("latent_optimization.steps must be in [1, 1000] (0 = 300)");
+  p.options.steps = l.steps() == 0 ? 300 : l.steps();
+  if (!std::isfinite(l.lr()) || l.lr() < 0 || l.lr() > 1) return Invalid("latent_optimization.lr must be in (0, 1] (0 = 0.1)");
+  if (l.lr() > 0) p.options.lr = l.lr();
+  if (!std::isfinite(l.l2_lambda()) || l.l2_lambda() < 0 || l.l2_lambda() > 10) {
+    return Invalid("latent_optimization.l2_lambda must be in [0, 10] (0 = 0.008)");
+  }
+  if (l.l2_lambda() > 0) p.options.l2_lambda = l.l2_lambda();
+  if (!std::isfinite(l.id_lambda()) || l.id_lambda() < 0 || l.id_lambda() > 10) {
+    return Invalid("latent_optimization.id_lambda must be in [0, 10]");
+  }
+  if (l.id_lambda() > 0) {
+    return absl::FailedPreconditionError(
+        "the identity loss needs ArcFace IR-SE50 weights, which this server does not load; send id_lambda 0");
+  }
+  if (res.text_cache == nullptr) return absl::UnimplementedError("latent optimization is not available on this server");
+  ASSIGN_OR_RETURN(std::string clip_name, ResolveClipModel(repo, l.clip_model()));
+  ASSIGN_OR_RETURN(core::ModelRepository::Clip clip, repo.GetClip(clip_name));
+  p.clip = clip.model;
+  // Each input is a full optimisation: a few per request.
+  ASSIGN_OR_RETURN(EditInputs in, ResolveEditInputs(req, repo, opt, *models.gen, kMaxOptimizedInputs, false));
+  p.starts = std::move(in.start.wplus);
+  p.seeds = std::move(in.seeds);
+  p.noise_maps = std::move(in.noise_maps);
+  ASSIGN_OR_RETURN(core::FloatTensor text,
+                   res.text_cache->Encode(clip_name, *clip.model, *clip.tokenizer, {l.target_text()}));
+  p.text_embedding = core::FloatTensor{{text.shape[1]}, std::move(text.data)};
+  // Check the optimiser accepts this generator and CLIP before streaming starts.
+  core::FloatTensor first{{1, p.starts.shape[1], p.starts.shape[2]},
+                          std::vector<float>(p.starts.data.begin(), p.starts.data.begin() + p.starts.numel() / p.starts.shape[0])};
+  RETURN_IF_ERROR(
+      core::edit::LatentOptimizer::Create(p.render, p.clip, first, p.text_embedding, p.noise_maps, p.options).status());
+  p.progress_every = std::max(1, p.options.steps / 20);
+  if (!v1::ImageFormat_IsValid(req.format())) return Invalid("unknown format");
+  p.encode.format = req.format() == v1::IMAGE_FORMAT_UNSPECIFIED ? v1::IMAGE_FORMAT_PNG : req.format();
+  p.encode.return_latents = req.return_latents();
+  if (req.noise() != v1::NOISE_MODE_UNSPECIFIED && req.noise() != v1::NOISE_MODE_CONST) {
+    return Invalid("latent optimization keeps the noise fixed: noise must be CONST");
   }
   return p;
 }

@@ -14,6 +14,7 @@
 #include "core/registry/model_repository.h"
 #include "ganserve/v1/ganserve.pb.h"
 #include "core/models/clip/text_embedding_cache.h"
+#include "core/edit/latent_optimizer.h"
 #include "server/edit_stats_job.h"
 #include "server/generate_request.h"
 #include "server/options.h"
@@ -37,6 +38,13 @@ struct EditPlan {
   int channels_moved = 0;                     // global directions: S channels the edit moves
 };
 
+// An edit's starting points (see ResolveEditInputs).
+struct EditInputs {
+  core::stylegan2::GenerateResult start;  // wplus [N, n_latent, sd], s [N, s_dim] when asked
+  std::vector<int64_t> seeds;             // per input, -1 when not from a seed
+  std::vector<core::FloatTensor> noise_maps;
+};
+
 // What global-direction edits need besides the repository. Not owned.
 struct EditResources {
   core::clip::TextEmbeddingCache* text_cache = nullptr;
@@ -45,6 +53,24 @@ struct EditResources {
 
 absl::StatusOr<EditPlan> PlanEdit(const v1::EditRequest& req, const core::ModelRepository& repo,
                                   const ServerOptions& options, const EditResources& resources);
+// StyleCLIP latent optimization: each input's w+ optimised on the device executor,
+// then rendered (server/gan_service.cc streams progress and the results).
+inline constexpr int kMaxOptimizedInputs = 4;
+struct OptimizePlan {
+  std::string render_model;
+  std::shared_ptr<const core::stylegan2::Generator> render;  // optimised through and rendered by
+  std::shared_ptr<const core::clip::ClipModel> clip;
+  core::FloatTensor starts;  // [N, n_latent, sd]
+  std::vector<int64_t> seeds;
+  std::vector<core::FloatTensor> noise_maps;
+  core::FloatTensor text_embedding;  // [embed_dim]
+  core::edit::LatentOptimizationOptions options;
+  int progress_every = 10;
+  EncodeOptions encode;
+};
+absl::StatusOr<OptimizePlan> PlanOptimize(const v1::EditRequest& req, const core::ModelRepository& repo,
+                                          const ServerOptions& options, const EditResources& resources);
+
 // The generator input for images [start, start + count) of the plan.
 BatchWork PrepareEditBatch(const EditPlan& plan, int start, int count);
 

@@ -12,6 +12,7 @@
 #include "server/generate_request.h"
 #include "server/invert_job.h"
 #include "server/rpc_scope.h"
+#include "core/util/status_macros.h"
 #include "server/status_util.h"
 
 namespace ganserve::server {
@@ -116,6 +117,116 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
   grpc::Status status_;
 };
 
+// Streams an Edit with latent_optimization: one executor task (batch class) per Adam
+// step, a progress message every few steps, and each input's rendered result. Only one
+// write is in flight; the next step is posted when the previous write completed or
+// when a step produced nothing to write.
+class OptimizeReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
+ public:
+  OptimizeReactor(ServiceContext* ctx, grpc::CallbackServerContext* call, std::shared_ptr<const OptimizePlan> plan,
+                  RpcScope scope)
+      : ctx_(ctx), call_(call), plan_(std::move(plan)), scope_(std::move(scope)) {
+    Next();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) return End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    Next();
+  }
+  void OnCancel() override { cancelled_ = true; }
+  void OnDone() override { delete this; }
+
+ private:
+  void End(const grpc::Status& s) {
+    scope_.Done(s);
+    Finish(s);
+  }
+  int inputs() const { return static_cast<int>(plan_->starts.shape[0]); }
+
+  void Next() {
+    if (cancelled_) return End(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+    if (call_->deadline() < std::chrono::system_clock::now()) {
+      return End(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                              absl::StrCat("deadline passed while optimising input ", input_, " of ", inputs())));
+    }
+    if (input_ >= inputs()) return End(grpc::Status::OK);
+    absl::Status st = ctx_->executor->Submit(core::WorkClass::kBatch, [this](bool dropped) {
+      if (dropped) return End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+      if (cancelled_) return End(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+      absl::Status s = RunStep();
+      if (!s.ok()) return End(ToGrpcStatus(s));
+      if (writing_) {
+        StartWrite(&batch_);
+      } else {
+        Next();
+      }
+    });
+    if (!st.ok()) {
+      ctx_->metrics->RecordRejected(absl::IsResourceExhausted(st) ? "queue_full" : "unavailable");
+      End(ToGrpcStatus(st));
+    }
+  }
+
+  // One Adam step on the executor; sets writing_ when batch_ holds a message to send.
+  absl::Status RunStep() {
+    writing_ = false;
+    const OptimizePlan& p = *plan_;
+    if (opt_ == nullptr) {
+      const int64_t row = p.starts.numel() / p.starts.shape[0];
+      core::FloatTensor start{{1, p.starts.shape[1], p.starts.shape[2]},
+                              std::vector<float>(p.starts.data.begin() + input_ * row,
+                                                 p.starts.data.begin() + (input_ + 1) * row)};
+      ASSIGN_OR_RETURN(opt_, core::edit::LatentOptimizer::Create(p.render, p.clip, start, p.text_embedding,
+                                                                 p.noise_maps, p.options));
+    }
+    ASSIGN_OR_RETURN(auto losses, opt_->Step());
+    batch_.Clear();
+    auto* progress = batch_.mutable_progress();
+    progress->set_input(input_);
+    progress->set_step(static_cast<int>(opt_->step()));
+    progress->set_total_steps(static_cast<int>(opt_->total_steps()));
+    for (const auto& [k, v] : losses) (*progress->mutable_losses())[k] = v;
+    batch_.set_model(p.render_model);
+    batch_.set_total(inputs());
+    batch_.set_done(input_);
+    if (opt_->step() == opt_->total_steps()) {
+      // The input's result: its optimised w+ rendered with the same noise.
+      BatchWork w;
+      w.generator = p.render;
+      w.model = p.render_model;
+      w.total = inputs();
+      w.start = input_;
+      w.seeds = {p.seeds[static_cast<size_t>(input_)]};
+      w.encode = p.encode;
+      core::stylegan2::GenerateParams gp;
+      gp.space = core::stylegan2::LatentSpace::kWPlus;
+      gp.latents = opt_->WPlus();
+      gp.noise_maps = p.noise_maps;
+      gp.return_wplus = p.encode.return_latents;
+      ASSIGN_OR_RETURN(core::stylegan2::GenerateResult r, p.render->Generate(gp));
+      ASSIGN_OR_RETURN(v1::ImageBatch result, EncodeBatch(w, r));
+      *result.mutable_progress() = *progress;
+      batch_ = std::move(result);
+      ctx_->metrics->AddImagesGenerated("edit", 1);
+      opt_.reset();
+      ++input_;
+      writing_ = true;
+    } else if (opt_->step() % p.progress_every == 0) {
+      writing_ = true;
+    }
+    return absl::OkStatus();
+  }
+
+  ServiceContext* const ctx_;
+  grpc::CallbackServerContext* const call_;
+  const std::shared_ptr<const OptimizePlan> plan_;
+  RpcScope scope_;
+  std::atomic<bool> cancelled_{false};
+  std::unique_ptr<core::edit::LatentOptimizer> opt_;
+  int input_ = 0;
+  bool writing_ = false;
+  v1::ImageBatch batch_;
+};
+
 // Token authorization for every RPC (server/auth.h); OK when the server has no tokens.
 grpc::Status Authorize(ServiceContext* ctx, const grpc::CallbackServerContext* call, const char* method) {
   if (ctx->auth == nullptr) return grpc::Status::OK;
@@ -218,7 +329,16 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackSer
   if (ctx_->shutting_down) {
     return FinishStream<v1::ImageBatch>(scope, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
   }
-  auto plan = PlanEdit(*req, *ctx_->repository, ctx_->options, EditResources{ctx_->text_cache, ctx_->stats_cache});
+  const EditResources resources{ctx_->text_cache, ctx_->stats_cache};
+  if (req->method_case() == v1::EditRequest::kLatentOptimization) {
+    auto plan = PlanOptimize(*req, *ctx_->repository, ctx_->options, resources);
+    if (!plan.ok()) {
+      ctx_->metrics->RecordRejected("invalid");
+      return FinishStream<v1::ImageBatch>(scope, ToGrpcStatus(plan.status()));
+    }
+    return new OptimizeReactor(ctx_, call, std::make_shared<const OptimizePlan>(std::move(*plan)), std::move(scope));
+  }
+  auto plan = PlanEdit(*req, *ctx_->repository, ctx_->options, resources);
   if (!plan.ok()) {
     ctx_->metrics->RecordRejected("invalid");
     return FinishStream<v1::ImageBatch>(scope, ToGrpcStatus(plan.status()));

@@ -11,6 +11,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/preprocess.h"
+#include "core/models/common/adam.h"
 #include "core/models/common/torch_convert.h"
 #include "core/models/stylegan2/generator_impl.h"
 #include "core/util/status_macros.h"
@@ -19,15 +20,6 @@ namespace ganserve::core::invert {
 namespace {
 
 constexpr int kMeanSamples = 10000;
-constexpr double kAdamBeta1 = 0.9, kAdamBeta2 = 0.999, kAdamEps = 1e-8;
-
-// rosinality's get_lr: cosine ramp down over the last 25 %, linear ramp up over 5 %.
-double LearningRate(double t, double initial) {
-  double ramp = std::min(1.0, (1 - t) / 0.25);
-  ramp = 0.5 - 0.5 * std::cos(ramp * M_PI);
-  ramp = ramp * std::min(1.0, t / 0.05);
-  return initial * ramp;
-}
 
 at::Tensor NoiseRegularize(const std::vector<at::Tensor>& noises) {
   at::Tensor loss = at::zeros({}, noises[0].options());
@@ -56,8 +48,7 @@ struct Projector::State {
   double latent_std = 0;
   at::Tensor latent;       // leaf: [1, sd] (w) or [1, n_latent, sd] (w+)
   std::vector<at::Tensor> noises;  // leaves [1, 1, r, r]
-  std::vector<at::Tensor> m, v;    // Adam moments for latent + noises
-  int64_t adam_steps = 0;
+  std::unique_ptr<Adam> adam;      // over latent + noises
   int64_t step = 0;
   int compare_res = 0;
 
@@ -144,10 +135,7 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
       s->noises.push_back(at::randn({1, 1, r, r}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device)
                               .requires_grad_(true));
     }
-    for (const auto& p : s->Params()) {
-      s->m.push_back(at::zeros_like(p));
-      s->v.push_back(at::zeros_like(p));
-    }
+    s->adam = std::make_unique<Adam>(s->Params());
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "setting up the projection failed");
   }
@@ -159,7 +147,7 @@ absl::StatusOr<std::map<std::string, float>> Projector::Step() {
   std::map<std::string, float> out;
   try {
     const double t = static_cast<double>(s.step) / s.opt.steps;
-    const double lr = LearningRate(t, s.opt.lr);
+    const double lr = RampedLearningRate(t, s.opt.lr);
     const double strength = s.latent_std * s.opt.noise * std::pow(std::max(0.0, 1 - t / s.opt.noise_ramp), 2);
     at::Generator rng = at::detail::createCPUGenerator(s.opt.seed * 1000003ULL + static_cast<uint64_t>(s.step) + 1);
     at::Tensor perturb = at::randn(s.latent.sizes(), rng, at::TensorOptions().dtype(at::kFloat)).to(s.device);
@@ -176,20 +164,8 @@ absl::StatusOr<std::map<std::string, float>> Projector::Step() {
       loss = loss + s.opt.clip * cl;
     }
     loss.backward();
+    s.adam->Step(s.Params(), lr);
     at::NoGradGuard ng;
-    s.adam_steps += 1;
-    const double bc1 = 1 - std::pow(kAdamBeta1, static_cast<double>(s.adam_steps));
-    const double bc2 = 1 - std::pow(kAdamBeta2, static_cast<double>(s.adam_steps));
-    auto params = s.Params();
-    for (size_t i = 0; i < params.size(); ++i) {
-      at::Tensor g = params[i].grad();
-      if (!g.defined()) continue;
-      s.m[i].mul_(kAdamBeta1).add_(g, 1 - kAdamBeta1);
-      s.v[i].mul_(kAdamBeta2).add_(g * g, 1 - kAdamBeta2);
-      at::Tensor denom = s.v[i].sqrt() / std::sqrt(bc2) + kAdamEps;
-      params[i].sub_((lr / bc1) * s.m[i] / denom);
-      params[i].mutable_grad() = at::Tensor();
-    }
     for (auto& n : s.noises) {  // noise_normalize_
       at::Tensor mean = n.mean(), std = n.std();
       n.sub_(mean).div_(std);

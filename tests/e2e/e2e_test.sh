@@ -130,6 +130,12 @@ PY
   grep -q "S channels moved" "$work/gedit.out" || fail "edit did not report moved channels: $(cat "$work/gedit.out")"
   for f in edit0.png edit1.png edit2.png strip0.png; do [ -s "$work/gedit/$f" ] || fail "edit did not write $f"; done
   cmp -s "$work/gedit/edit0.png" "$work/gedit/edit2.png" && fail "alpha -3 and +3 rendered the same image"
+  step "edit by StyleCLIP latent optimization: the inversion optimised toward a text, progress streamed"
+  "$ganctl" --server "$addr" --timeout 0 edit --model demo --render-model demo-sketch --inversion "$inv" --optimize \
+    --target "a smiling face" --steps 4 --out "$work/opt" > "$work/opt.out" 2> "$work/opt.err" \
+    || fail "latent optimization: $(cat "$work/opt.err")"
+  grep -q "optimize input 0 step 4/4" "$work/opt.err" || fail "no optimization progress: $(cat "$work/opt.err")"
+  [ -s "$work/opt/edit0.png" ] || fail "latent optimization wrote no image"
   "$ganctl" --server "$addr" models delete demo-sketch > /dev/null || fail "delete adapted model"
 fi
 

@@ -692,19 +692,54 @@ TEST_F(GanServiceTest, DirectionEditsStartAtTheInputAndMoveWithStrength) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(GanServiceTest, FeaturesNotBuiltSayUnimplemented) {
+TEST_F(GanServiceTest, LatentOptimizationStreamsProgressThenEachResult) {
   auto stub = server_->Stub();
-  grpc::ClientContext ctx;
   v1::EditRequest req;
   req.set_model("tiny");
-  req.add_seeds(1);
-  req.mutable_latent_optimization()->set_target_text("a smiling face");
-  auto reader = stub->Edit(&ctx, req);
-  v1::ImageBatch b;
-  EXPECT_FALSE(reader->Read(&b));
-  auto st = reader->Finish();
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("latent_optimization"), std::string::npos);
+  req.add_seeds(5);
+  req.add_seeds(6);
+  req.set_return_latents(true);
+  auto* l = req.mutable_latent_optimization();
+  l->set_target_text("a smiling face");
+  l->set_steps(6);
+  l->set_clip_model("clip-demo");
+  grpc::Status st;
+  auto batches = EditCall(stub.get(), req, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  int progress_only = 0;
+  std::vector<v1::Image> results;
+  for (const auto& b : batches) {
+    ASSERT_TRUE(b.has_progress());
+    EXPECT_EQ(b.progress().total_steps(), 6);
+    EXPECT_GT(b.progress().losses().at("clip"), 0.0f);
+    if (b.images_size() == 0) {
+      ++progress_only;
+      continue;
+    }
+    EXPECT_EQ(b.progress().step(), 6);  // results come after the last step
+    results.insert(results.end(), b.images().begin(), b.images().end());
+  }
+  EXPECT_EQ(progress_only, 2 * 5);  // every step but the last, per input
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].index(), 0);
+  EXPECT_EQ(results[1].index(), 1);
+  EXPECT_EQ(results[1].seed(), 6);
+  EXPECT_EQ(results[0].latent().values().shape_size(), 3);  // the optimised w+
+  EXPECT_FALSE(results[0].data().empty());
+
+  v1::EditRequest bad = req;
+  bad.mutable_latent_optimization()->set_id_lambda(0.1f);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("ArcFace"), std::string::npos) << st.error_message();
+  bad = req;
+  bad.mutable_latent_optimization()->set_steps(5000);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = req;
+  for (int s = 0; s < 5; ++s) bad.add_seeds(10 + s);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
 }
 
 std::vector<v1::JobEvent> PrepareCall(v1::GanService::Stub* stub, const v1::PrepareGlobalDirectionsRequest& req,

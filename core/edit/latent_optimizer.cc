@@ -1,0 +1,127 @@
+#include "core/edit/latent_optimizer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/models/clip/clip_model_impl.h"
+#include "core/models/common/adam.h"
+#include "core/models/common/torch_convert.h"
+#include "core/models/stylegan2/generator_impl.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::edit {
+
+struct LatentOptimizer::State {
+  LatentOptimizationOptions opt;
+  std::shared_ptr<const stylegan2::Generator> gen;
+  std::shared_ptr<const clip::ClipModel> clip;
+  at::Tensor start;   // [1, n_latent, sd]
+  at::Tensor latent;  // leaf
+  at::Tensor text;    // unit text embedding [D]
+  std::vector<at::Tensor> noises;
+  std::unique_ptr<Adam> adam;
+  int64_t step = 0;
+
+  at::Tensor Render(const at::Tensor& wplus) const {
+    const auto& g = gen->impl();
+    const auto& c = gen->config();
+    std::vector<at::Tensor> styles;
+    const auto order = g.StyleOrder();
+    for (size_t i = 0; i < order.size(); ++i) {
+      styles.push_back(order[i]->Style(wplus.select(1, c.style_layers[i].latent_index)));
+    }
+    return g.Synthesize(styles, noises);
+  }
+
+  // 1 - logit / 100, logit = exp(logit_scale) * cos(image, text), as clip_loss.py.
+  at::Tensor ClipLoss(const at::Tensor& img) const {
+    const int64_t size = img.size(2);
+    at::Tensor x = at::upsample_nearest2d(img, {size * 7, size * 7});
+    x = at::avg_pool2d(x, {size / 32, size / 32});
+    at::Tensor e = clip->impl().EncodeImage(x);
+    e = e / e.norm(2, -1, true);
+    return 1 - std::exp(clip->logit_scale()) * (e * text).sum(-1).mean() / 100;
+  }
+};
+
+LatentOptimizer::LatentOptimizer(std::unique_ptr<State> s) : s_(std::move(s)) {}
+LatentOptimizer::~LatentOptimizer() = default;
+int64_t LatentOptimizer::step() const { return s_->step; }
+int64_t LatentOptimizer::total_steps() const { return s_->opt.steps; }
+
+absl::StatusOr<std::unique_ptr<LatentOptimizer>> LatentOptimizer::Create(
+    std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
+    const FloatTensor& start_wplus, const FloatTensor& text_embedding, const std::vector<FloatTensor>& noise_maps,
+    LatentOptimizationOptions o) {
+  if (generator == nullptr || clip == nullptr) return absl::InvalidArgumentError("a generator and a CLIP model are needed");
+  const auto& c = generator->config();
+  if (c.resolution < 32) {
+    return absl::InvalidArgumentError(absl::StrCat("latent optimization needs a generator of at least 32 px (this one has ",
+                                                   c.resolution, ")"));
+  }
+  if (c.resolution * 7 / (c.resolution / 32) != clip->config().image_resolution) {
+    return absl::InvalidArgumentError(absl::StrCat("a ", c.resolution, " px image does not pool to CLIP's ",
+                                                   clip->config().image_resolution, " px input"));
+  }
+  if (start_wplus.shape != std::vector<int64_t>{1, c.n_latent, c.style_dim}) {
+    return absl::InvalidArgumentError(absl::StrCat("the start must be one w+ [1, ", c.n_latent, ", ", c.style_dim,
+                                                   "], got ", ShapeString(start_wplus.shape)));
+  }
+  if (text_embedding.numel() != clip->config().embed_dim) {
+    return absl::InvalidArgumentError("the text embedding does not match the CLIP model");
+  }
+  if (o.steps < 1 || !(o.lr > 0) || !(o.l2_lambda >= 0) || !std::isfinite(o.lr) || !std::isfinite(o.l2_lambda)) {
+    return absl::InvalidArgumentError("latent optimization options out of range");
+  }
+  auto s = std::make_unique<State>();
+  s->opt = o;
+  s->gen = std::move(generator);
+  s->clip = std::move(clip);
+  try {
+    const c10::Device dev = s->gen->impl().device;
+    s->start = ToTorch(start_wplus, dev);
+    s->latent = s->start.clone().requires_grad_(true);
+    at::Tensor t = ToTorch(text_embedding, dev).view({-1});
+    s->text = t / t.norm();
+    if (noise_maps.empty()) {
+      s->noises = s->gen->impl().noises;
+    } else {
+      if (static_cast<int>(noise_maps.size()) != c.num_layers) {
+        return absl::InvalidArgumentError(absl::StrCat("noise_maps needs ", c.num_layers, " maps"));
+      }
+      for (const auto& m : noise_maps) s->noises.push_back(ToTorch(m, dev));
+    }
+    s->adam = std::make_unique<Adam>(std::vector<at::Tensor>{s->latent});
+  } catch (const c10::Error& e) {
+    return TorchErrorStatus(e, "setting up the latent optimization failed");
+  }
+  return std::unique_ptr<LatentOptimizer>(new LatentOptimizer(std::move(s)));
+}
+
+absl::StatusOr<std::map<std::string, float>> LatentOptimizer::Step() {
+  State& s = *s_;
+  if (s.step >= s.opt.steps) return absl::FailedPreconditionError("all steps are done");
+  std::map<std::string, float> out;
+  try {
+    const double lr = RampedLearningRate(static_cast<double>(s.step) / s.opt.steps, s.opt.lr);
+    at::Tensor clip_loss = s.ClipLoss(s.Render(s.latent));
+    at::Tensor l2 = (s.latent - s.start).pow(2).sum();
+    at::Tensor loss = clip_loss + s.opt.l2_lambda * l2;
+    loss.backward();
+    s.adam->Step({s.latent}, lr);
+    s.step += 1;
+    out["total"] = loss.item<float>();
+    out["clip"] = clip_loss.item<float>();
+    out["l2"] = l2.item<float>();
+  } catch (const c10::Error& e) {
+    return TorchErrorStatus(e, absl::StrCat("latent optimization step ", s.step, " failed"));
+  }
+  return out;
+}
+
+FloatTensor LatentOptimizer::WPlus() const { return FromTorch(s_->latent); }
+
+}  // namespace ganserve::core::edit
