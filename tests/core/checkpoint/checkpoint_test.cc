@@ -9,6 +9,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_file.h"
 #include "core/io/npy.h"
+#include "core/models/lpips/lpips.h"
 #include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/util/file_util.h"
@@ -243,6 +244,28 @@ TEST_F(CheckpointTest, DiscriminatorRejectsBadBatchesAndMissingEntries) {
   auto broken = Discriminator::FromTensors(*tensors, "cpu");
   EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(broken.status().message().find("convs.2.skip.1.weight"), std::string::npos) << broken.status();
+}
+
+TEST_F(CheckpointTest, LpipsMatchesAnIndependentForward) {
+  auto lp = lpips::Lpips::Load(FixtureDir() + "/vgg16_features.pt", FixtureDir() + "/lpips_vgg.pth", "cpu");
+  ASSERT_TRUE(lp.ok()) << lp.status();
+  auto a = ReadNpyFloat(FixtureDir() + "/lpips_a.npy");
+  auto b = ReadNpyFloat(FixtureDir() + "/lpips_b.npy");
+  auto ref = ReadNpyFloat(FixtureDir() + "/lpips_d.npy");
+  ASSERT_TRUE(a.ok() && b.ok() && ref.ok());
+  auto d = (*lp)->Distance(*a, *b);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->shape, std::vector<int64_t>{2});
+  for (int i = 0; i < 2; ++i) EXPECT_NEAR(d->data[i], ref->data[i], 1e-5 + 1e-4 * ref->data[i]) << i;
+  auto same = (*lp)->Distance(*a, *a);
+  ASSERT_TRUE(same.ok());
+  EXPECT_NEAR(same->data[0], 0.0f, 1e-7);
+  FloatTensor small{{1, 3, 16, 16}, std::vector<float>(3 * 16 * 16, 0.0f)};
+  EXPECT_EQ((*lp)->Distance(small, small).status().code(), absl::StatusCode::kInvalidArgument);
+  // The linear layers' file in place of VGG16 names what is missing.
+  auto swapped = lpips::Lpips::Load(FixtureDir() + "/lpips_vgg.pth", FixtureDir() + "/lpips_vgg.pth", "cpu");
+  EXPECT_EQ(swapped.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(swapped.status().message().find("features.0.weight"), std::string::npos) << swapped.status();
 }
 
 TEST(TorchFileTest, NotACheckpoint) {
