@@ -37,6 +37,14 @@ for spec in "clip-vit-b-32 40d365715913c9da98579312b702a82c18be219cc2a73407c4526
   printf '{"kind": "clip", "checkpoint": "%s", "vocab": "bpe_simple_vocab_16e6.txt.gz"}\n' "$3" > "$dest/$1/manifest.json"
 done
 
+# LPIPS for InvertImage (rosinality's projector loss): torchvision's VGG16 (its file name
+# carries the first 8 hex digits of its SHA-256) and the LPIPS v0.1 linear layers.
+mkdir -p "$dest/lpips-vgg"
+fetch https://download.pytorch.org/models/vgg16-397923af.pth "$dest/lpips-vgg/vgg16-397923af.pth"
+sha256sum "$dest/lpips-vgg/vgg16-397923af.pth" | grep -q '^397923af' || { echo "vgg16: checksum prefix mismatch"; exit 1; }
+fetch https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth "$dest/lpips-vgg/vgg.pth"
+printf '{"kind": "lpips", "vgg16": "vgg16-397923af.pth", "lin": "vgg.pth"}\n' > "$dest/lpips-vgg/manifest.json"
+
 mkdir -p "$dest/ffhq"
 if [ ! -f "$dest/ffhq/stylegan2-ffhq-config-f.pt" ]; then
   if command -v gdown > /dev/null; then

@@ -122,7 +122,9 @@ core::RunnerFactory InvertRunnerFactory(core::ModelRepository* repo, std::string
     if (!req.ParseFromString(job.request)) return absl::DataLossError("the stored request of this job is corrupt");
     ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(req.model()));
     ASSIGN_OR_RETURN(core::Rgb8Image img, core::DecodeImage(req.image(), ImageLimits()));
-    // The first ready CLIP model adds an image-embedding loss (no LPIPS weights yet).
+    // LPIPS when the repository has it (rosinality's loss); else the first ready CLIP
+    // model adds an image-embedding loss to MSE.
+    std::shared_ptr<const core::lpips::Lpips> lpips = repo->FirstLpips();
     std::shared_ptr<const core::clip::ClipModel> clip;
     for (const auto& m : repo->List()) {
       if (m.kind == core::ModelKind::kClip && m.state == core::ModelState::kReady) {
@@ -137,10 +139,10 @@ core::RunnerFactory InvertRunnerFactory(core::ModelRepository* repo, std::string
     o.steps = req.steps();
     o.lr = req.lr();
     o.noise_regularize = req.noise_regularize();
-    o.mse = req.mse() > 0 ? req.mse() : 1.0f;
+    o.mse = req.mse() > 0 ? req.mse() : (lpips != nullptr ? 0.0f : 1.0f);
     o.w_plus = req.space() != v1::LATENT_SPACE_W;
     o.seed = static_cast<uint64_t>(req.seed());
-    ASSIGN_OR_RETURN(auto projector, core::invert::Projector::Create(gen, img, o, clip));
+    ASSIGN_OR_RETURN(auto projector, core::invert::Projector::Create(gen, img, o, clip, lpips));
     const std::string id = "inv-" + job.id.substr(job.id.rfind('-') + 1);
     return std::unique_ptr<core::JobRunner>(new InvertRunner(std::move(projector), inversions_dir, id, req.model()));
   };

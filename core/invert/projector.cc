@@ -12,6 +12,7 @@
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/preprocess.h"
 #include "core/models/common/adam.h"
+#include "core/models/lpips/lpips_impl.h"
 #include "core/models/common/torch_convert.h"
 #include "core/models/stylegan2/generator_impl.h"
 #include "core/util/status_macros.h"
@@ -41,6 +42,7 @@ struct Projector::State {
   ProjectorOptions opt;
   std::shared_ptr<const stylegan2::Generator> gen;
   std::shared_ptr<const clip::ClipModel> clip;
+  std::shared_ptr<const lpips::Lpips> lpips;
   c10::Device device{c10::kCPU};
   at::Tensor target;       // [1, 3, R, R] in [-1, 1], R = min(resolution, 256)
   at::Tensor target_emb;   // CLIP embedding of the target (unit), when clip
@@ -91,7 +93,8 @@ int64_t Projector::total_steps() const { return s_->opt.steps; }
 
 absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<const stylegan2::Generator> generator,
                                                               const Rgb8Image& target, ProjectorOptions opt,
-                                                              std::shared_ptr<const clip::ClipModel> clip_model) {
+                                                              std::shared_ptr<const clip::ClipModel> clip_model,
+                                                              std::shared_ptr<const lpips::Lpips> lpips_model) {
   if (generator == nullptr) return absl::InvalidArgumentError("no generator");
   if (target.width <= 0 || target.height <= 0) return absl::InvalidArgumentError("the image is empty");
   if (opt.steps < 1 || !(opt.lr > 0) || opt.noise < 0 || !(opt.noise_ramp > 0) || opt.noise_regularize < 0 ||
@@ -101,7 +104,8 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
   auto s = std::make_unique<State>();
   s->opt = opt;
   s->gen = std::move(generator);
-  s->clip = opt.clip > 0 ? std::move(clip_model) : nullptr;
+  s->lpips = std::move(lpips_model);
+  s->clip = opt.clip > 0 && s->lpips == nullptr ? std::move(clip_model) : nullptr;
   s->device = s->g().device;
   const auto& c = s->gen->config();
   s->compare_res = std::min(c.resolution, 256);
@@ -155,6 +159,11 @@ absl::StatusOr<std::map<std::string, float>> Projector::Step() {
     at::Tensor mse = (img - s.target).pow(2).mean();
     at::Tensor nreg = NoiseRegularize(s.noises);
     at::Tensor loss = s.opt.mse * mse + s.opt.noise_regularize * nreg;
+    if (s.lpips != nullptr) {
+      at::Tensor p = s.lpips->impl().Forward(img, s.target).sum();
+      out["lpips"] = p.item<float>();
+      loss = loss + p;
+    }
     float clip_loss = 0;
     if (s.clip != nullptr) {
       const auto& ci = s.clip->impl();
@@ -203,7 +212,12 @@ absl::StatusOr<Inversion> Projector::Result() const {
     // PSNR on [0, 1] pixels at the comparison resolution.
     const double mse = ((s_->Downsample(full).clamp(-1, 1) - s_->target) / 2).pow(2).mean().item<double>();
     inv.psnr = static_cast<float>(10 * std::log10(1.0 / std::max(mse, 1e-12)));
-    inv.loss = s_->clip != nullptr ? "mse+clip" : "mse";
+    if (s_->lpips != nullptr) {
+      inv.lpips = s_->lpips->impl().Forward(s_->Downsample(full).clamp(-1, 1), s_->target).item<float>();
+      inv.loss = s_->opt.mse > 0 ? "lpips+mse" : "lpips";
+    } else {
+      inv.loss = s_->clip != nullptr ? "mse+clip" : "mse";
+    }
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "collecting the result failed");
   }
@@ -241,7 +255,7 @@ absl::Status SaveInversion(const std::string& path, const Inversion& inv, const 
   t["wplus"] = inv.wplus;
   return SaveSafetensors(path, t,
                          {{"format", "ganserve-inversion-v1"}, {"model", model}, {"loss", inv.loss},
-                          {"psnr", absl::StrCat(inv.psnr)}});
+                          {"psnr", absl::StrCat(inv.psnr)}, {"lpips", absl::StrCat(inv.lpips)}});
 }
 
 absl::StatusOr<Inversion> LoadInversion(const std::string& path, std::string* model) {
@@ -257,6 +271,7 @@ absl::StatusOr<Inversion> LoadInversion(const std::string& path, std::string* mo
   }
   inv.loss = f.metadata["loss"];
   absl::SimpleAtof(f.metadata["psnr"], &inv.psnr);
+  if (!absl::SimpleAtof(f.metadata["lpips"], &inv.lpips)) inv.lpips = -1;
   if (model != nullptr) *model = f.metadata["model"];
   return inv;
 }

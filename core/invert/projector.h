@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "core/io/image_codec.h"
 #include "core/models/clip/clip_model.h"
+#include "core/models/lpips/lpips.h"
 #include "core/models/stylegan2/generator.h"
 
 namespace ganserve::core::invert {
@@ -27,6 +28,7 @@ struct ProjectorOptions {
   float noise_regularize = 1e5f;
   float mse = 1.0f;          // MSE weight (rosinality uses 0 with LPIPS; needed without it)
   float clip = 1.0f;         // CLIP image-embedding loss weight, when a CLIP model is given
+                             // and no LPIPS model (LPIPS replaces it)
   bool w_plus = true;
   uint64_t seed = 0;
 };
@@ -36,16 +38,20 @@ struct Inversion {
   std::map<std::string, FloatTensor> noises;  // "noise_<i>" -> [1, 1, r, r]
   FloatTensor reconstruction;               // [1, 3, H, W], raw generator output
   float psnr = 0;                           // dB, at the comparison resolution
-  std::string loss;                         // "mse" or "mse+clip"
+  float lpips = -1;                         // LPIPS to the target when LPIPS was used, else -1
+  std::string loss;                         // "lpips", "lpips+mse", "mse" or "mse+clip"
 };
 
 // Not thread-safe; one job drives it on its device's executor.
 class Projector {
  public:
-  // `clip` may be null. InvalidArgument for bad options or an empty image.
+  // `clip` and `lpips` may be null. With LPIPS the loss is rosinality's (LPIPS + noise
+  // regulariser + mse * MSE); without it MSE plus the CLIP image-embedding term.
+  // InvalidArgument for bad options or an empty image.
   static absl::StatusOr<std::unique_ptr<Projector>> Create(std::shared_ptr<const stylegan2::Generator> generator,
                                                            const Rgb8Image& target, ProjectorOptions options,
-                                                           std::shared_ptr<const clip::ClipModel> clip);
+                                                           std::shared_ptr<const clip::ClipModel> clip,
+                                                           std::shared_ptr<const lpips::Lpips> lpips = nullptr);
   ~Projector();
 
   absl::StatusOr<std::map<std::string, float>> Step();

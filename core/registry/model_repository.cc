@@ -53,6 +53,7 @@ const char* ModelKindName(ModelKind k) {
     case ModelKind::kGenerator: return "generator";
     case ModelKind::kAdaptedGenerator: return "adapted_generator";
     case ModelKind::kClip: return "clip";
+    case ModelKind::kLpips: return "lpips";
     default: return "unspecified";
   }
 }
@@ -149,9 +150,18 @@ ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
     e.info.resolution = (*model)->config().image_resolution;
     e.clip.model = std::move(*model);
     e.clip.tokenizer = std::move(*tok);
+  } else if (kind == "lpips") {
+    e.info.kind = ModelKind::kLpips;
+    auto vgg = FileIn(dir, m, "vgg16");
+    if (!vgg.ok()) return fail(vgg.status());
+    auto lin = FileIn(dir, m, "lin");
+    if (!lin.ok()) return fail(lin.status());
+    auto model = lpips::Lpips::Load(*vgg, *lin, load_options_.device);
+    if (!model.ok()) return fail(model.status());
+    e.lpips = std::move(*model);
   } else {
     return fail(absl::InvalidArgumentError(
-        absl::StrCat("manifest kind '", kind, "' is not one of generator, adapted_generator, clip")));
+        absl::StrCat("manifest kind '", kind, "' is not one of generator, adapted_generator, clip, lpips")));
   }
   e.info.state = ModelState::kReady;
   return e;
@@ -283,6 +293,14 @@ absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string
                                                       ", not a CLIP model"));
   }
   return e.clip;
+}
+
+std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, e] : models_) {
+    if (e.info.kind == ModelKind::kLpips && e.info.state == ModelState::kReady && e.lpips != nullptr) return e.lpips;
+  }
+  return nullptr;
 }
 
 absl::Status ModelRepository::Delete(const std::string& name) {

@@ -8,6 +8,7 @@
 //     {"kind": "adapted_generator", "base_model": "ffhq", "delta": "delta.safetensors",
 //      "source_text": "photo", "target_text": "sketch", ...}
 //     {"kind": "clip", "checkpoint": "ViT-B-32.pt", "vocab": "bpe_simple_vocab_16e6.txt.gz"}
+//     {"kind": "lpips", "vgg16": "vgg16-397923af.pth", "lin": "vgg.pth"}
 #ifndef GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 #define GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 
@@ -22,11 +23,12 @@
 #include "absl/synchronization/mutex.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/tokenizer.h"
+#include "core/models/lpips/lpips.h"
 #include "core/models/stylegan2/generator.h"
 
 namespace ganserve::core {
 
-enum class ModelKind { kUnspecified = 0, kGenerator = 1, kAdaptedGenerator = 2, kClip = 3 };
+enum class ModelKind { kUnspecified = 0, kGenerator = 1, kAdaptedGenerator = 2, kClip = 3, kLpips = 4 };
 enum class ModelState { kUnspecified = 0, kReady = 1, kFailed = 2, kLoading = 3 };
 
 const char* ModelKindName(ModelKind k);
@@ -76,6 +78,8 @@ class ModelRepository {
     std::shared_ptr<const clip::Tokenizer> tokenizer;
   };
   absl::StatusOr<Clip> GetClip(const std::string& name) const;
+  // The first ready LPIPS model (by name), or null when the repository has none.
+  std::shared_ptr<const lpips::Lpips> FirstLpips() const;
   // Loads (or reloads) one model folder that was just written, e.g. by an adaptation
   // job. Returns the model's info; a broken folder is recorded as FAILED and returned
   // as an error.
@@ -92,6 +96,7 @@ class ModelRepository {
     ModelInfo info;
     std::shared_ptr<const stylegan2::Generator> generator;
     Clip clip;
+    std::shared_ptr<const lpips::Lpips> lpips;
   };
   Entry LoadOne(const std::string& name);
   std::string Available() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -3,15 +3,20 @@
 // non-contiguous tensors, changing widths, and broken files.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_file.h"
 #include "core/io/npy.h"
+#include "core/invert/projector.h"
 #include "core/models/lpips/lpips.h"
 #include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/registry/model_repository.h"
 #include "core/util/file_util.h"
 #include "tests/testing/shared.h"
 #include "tests/testing/tensor_compare.h"
@@ -266,6 +271,47 @@ TEST_F(CheckpointTest, LpipsMatchesAnIndependentForward) {
   auto swapped = lpips::Lpips::Load(FixtureDir() + "/lpips_vgg.pth", FixtureDir() + "/lpips_vgg.pth", "cpu");
   EXPECT_EQ(swapped.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(swapped.status().message().find("features.0.weight"), std::string::npos) << swapped.status();
+}
+
+TEST_F(CheckpointTest, RepositoryServesLpipsAndTheProjectorUsesIt) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("ganserve_lpips_repo_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "lpips");
+  fs::create_symlink(FixtureDir() + "/vgg16_features.pt", root / "lpips/vgg16.pth");
+  fs::create_symlink(FixtureDir() + "/lpips_vgg.pth", root / "lpips/vgg.pth");
+  std::ofstream(root / "lpips/manifest.json") << R"({"kind": "lpips", "vgg16": "vgg16.pth", "lin": "vgg.pth"})";
+  auto repo = ModelRepository::Create(root.string(), {});
+  ASSERT_TRUE(repo.ok());
+  EXPECT_EQ((*repo)->LoadAll(), 1);
+  auto info = (*repo)->Get("lpips");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->kind, ModelKind::kLpips);
+  auto lp = (*repo)->FirstLpips();
+  ASSERT_NE(lp, nullptr);
+
+  // A projection with LPIPS reports the term and names the loss.
+  auto gen = Generator::Load(shared_ + "/fixtures/stylegan2/a1_g32_sd512_zip.pt", {});
+  ASSERT_TRUE(gen.ok()) << gen.status();
+  std::shared_ptr<const Generator> g(std::move(*gen));
+  Rgb8Image target;
+  target.width = target.height = 32;
+  target.pixels.assign(32 * 32 * 3, 90);
+  invert::ProjectorOptions o;
+  o.steps = 4;
+  o.mse = 0;
+  auto proj = invert::Projector::Create(g, target, o, nullptr, lp);
+  ASSERT_TRUE(proj.ok()) << proj.status();
+  for (int i = 0; i < 4; ++i) {
+    auto l = (*proj)->Step();
+    ASSERT_TRUE(l.ok()) << l.status();
+    EXPECT_GT(l->count("lpips"), 0u);
+  }
+  auto inv = (*proj)->Result();
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->loss, "lpips");
+  EXPECT_GE(inv->lpips, 0.0f);
+  fs::remove_all(root);
 }
 
 TEST(TorchFileTest, NotACheckpoint) {
