@@ -46,10 +46,7 @@ if [ -n "$build" ] && [ -f "$build/core/libganserve_registry.a" ]; then
     if [ ! -f "$o" ] || [ "$src/$s" -nt "$o" ]; then "$cxx" "${rflags[@]}" -c "$src/$s" -o "$o"; fi
     robjs+=("$o")
   done
-  core_libs=()
-  for l in adapt edit invert registry jobs clip clip_text stylegan2 models_common checkpoint io util runtime; do
-    core_libs+=("$build/core/libganserve_$l.a")
-  done
+  core_libs=("$build"/core/libganserve_*.a)  # one link group: order does not matter
   "$cxx" "${rflags[@]}" -fsanitize=fuzzer "$src/tests/fuzz/fuzz_requests.cc" "${robjs[@]}" \
     -Wl,--start-group "${core_libs[@]}" "$build/proto/libganserve_proto.a" -Wl,--end-group \
     -L/usr/lib/x86_64-linux-gnu -ltorch -ltorch_cpu -lc10 \
