@@ -25,6 +25,17 @@ inline at::Tensor FusedLeakyRelu(const at::Tensor& x, const at::Tensor& bias) {
   return at::leaky_relu(x + bias.view(shape), kLeakySlope) * kActGain;
 }
 
+// The same on a fresh intermediate that no one else holds, in place (one buffer instead
+// of three passes' temporaries) when no autograd graph is being recorded for it.
+inline at::Tensor FusedLeakyReluOwned(at::Tensor x, const at::Tensor& bias) {
+  if (x.requires_grad()) return FusedLeakyRelu(x, bias);
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[1] = bias.size(0);
+  x.add_(bias.view(shape));
+  at::leaky_relu_(x, kLeakySlope);
+  return x.mul_(kActGain);
+}
+
 // One modulated convolution with its style affine; weights pre-scaled by their
 // equalized-lr constants (the same products the reference forms at run time).
 struct ModConv {
@@ -146,8 +157,11 @@ struct Generator::Impl {
     const bool grouped = modconv == ModConvMode::kGrouped || (modconv == ModConvMode::kAuto && UseGrouped(b));
     auto styled = [&](const StyledConv& c, const at::Tensor& x, const at::Tensor& s, size_t noise_idx) {
       at::Tensor out = c.conv.Forward(x, s, grouped);
-      if (!noise.empty()) out = out + c.noise_weight * noise[noise_idx];
-      return FusedLeakyRelu(out, c.act_bias);
+      if (!noise.empty()) {
+        out = out.requires_grad() ? out + c.noise_weight * noise[noise_idx]
+                                  : out.add_(c.noise_weight * noise[noise_idx]);
+      }
+      return FusedLeakyReluOwned(out, c.act_bias);
     };
     auto rgb = [&](const ToRgb& t, const at::Tensor& x, const at::Tensor& s, const at::Tensor& skip) {
       at::Tensor out = t.conv.Forward(x, s, grouped) + t.bias;
