@@ -10,7 +10,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "core/models/stylegan2/random_init.h"
+#include "tests/testing/tiny_models.h"
 #include "tests/testing/tensor_compare.h"
 
 namespace ganserve::server {
@@ -20,15 +20,7 @@ using core::stylegan2::GenerateParams;
 using core::stylegan2::GenerateResult;
 using core::stylegan2::Generator;
 
-std::shared_ptr<const Generator> Tiny() {
-  auto cfg = core::stylegan2::MakeConfig(16, 32, 2, 1, 8);
-  auto g = Generator::FromTensors(
-      core::ViewsOf(std::make_shared<const std::map<std::string, core::FloatTensor>>(
-          core::stylegan2::RandomGeneratorWeights(cfg, 3, 0.1f))),
-      nullptr, {});
-  EXPECT_TRUE(g.ok()) << g.status();
-  return std::move(*g);
-}
+std::shared_ptr<const Generator> Tiny() { return testing::TinyGenerator(16, 32, 3); }
 
 GenerateParams Seeds(const std::vector<uint32_t>& seeds, float psi = 0.7f) {
   GenerateParams p;

@@ -12,27 +12,13 @@
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/util/np_random.h"
+#include "tests/testing/tiny_models.h"
 
 namespace ganserve::core::edit {
 namespace {
 
-std::shared_ptr<const stylegan2::Generator> TinyGenerator() {
-  auto cfg = stylegan2::MakeConfig(16, 32, 2, 1, 8);
-  auto g = stylegan2::Generator::FromTensors(
-      ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(stylegan2::RandomGeneratorWeights(cfg, 4, 0.1f))),
-      nullptr, {});
-  EXPECT_TRUE(g.ok()) << g.status();
-  return std::move(*g);
-}
-
-std::shared_ptr<const clip::ClipModel> TinyClip() {
-  auto c = clip::ClipModel::FromTensors(
-      ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(
-          clip::RandomClipWeights(clip::TinyClipConfig(), 3))),
-      "cpu");
-  EXPECT_TRUE(c.ok()) << c.status();
-  return std::move(*c);
-}
+std::shared_ptr<const stylegan2::Generator> TinyGenerator() { return testing::TinyGenerator(16, 32, 4); }
+std::shared_ptr<const clip::ClipModel> TinyClip() { return testing::TinyClip(3); }
 
 std::string TempPath(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() / ("ganserve_gd_test_" + std::to_string(getpid()));

@@ -7,27 +7,13 @@
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/util/np_random.h"
+#include "tests/testing/tiny_models.h"
 
 namespace ganserve::core::edit {
 namespace {
 
-std::shared_ptr<const stylegan2::Generator> Gen(int resolution) {
-  auto cfg = stylegan2::MakeConfig(resolution, 32, 2, 1, 8);
-  auto g = stylegan2::Generator::FromTensors(
-      ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(stylegan2::RandomGeneratorWeights(cfg, 6, 0.1f))),
-      nullptr, {});
-  EXPECT_TRUE(g.ok()) << g.status();
-  return std::move(*g);
-}
-
-std::shared_ptr<const clip::ClipModel> Clip() {
-  auto c = clip::ClipModel::FromTensors(
-      ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(
-          clip::RandomClipWeights(clip::TinyClipConfig(), 4))),
-      "cpu");
-  EXPECT_TRUE(c.ok()) << c.status();
-  return std::move(*c);
-}
+std::shared_ptr<const stylegan2::Generator> Gen(int resolution) { return testing::TinyGenerator(resolution, 32, 6); }
+std::shared_ptr<const clip::ClipModel> Clip() { return testing::TinyClip(4); }
 
 FloatTensor StartOf(const stylegan2::Generator& g) {
   stylegan2::GenerateParams p;
