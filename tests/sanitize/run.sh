@@ -73,7 +73,7 @@ for v in "${variants[@]}"; do
   "$cxx" "${flags[@]}" "${objs[@]}" $vlibs -o "$bin"
   echo "== $v: $(basename "$bin")"
   set +e
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$src/tests/sanitize/tsan.supp" \
     "$bin" --gtest_brief=1 > "$out/$v/log.txt" 2>&1
   rc=$?
   set -e
