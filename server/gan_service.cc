@@ -59,6 +59,26 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
       : ctx_(ctx), call_(call), plan_(std::move(plan)), scope_(std::move(scope)) {
     NextBatch();
   }
+  // Plans on the device executor first (planning may map latents or encode text, which
+  // must not block a gRPC callback thread), then streams.
+  GenerateReactor(ServiceContext* ctx, grpc::CallbackServerContext* call,
+                  std::function<absl::StatusOr<BatchSource>()> planner, RpcScope scope)
+      : ctx_(ctx), call_(call), scope_(std::move(scope)) {
+    absl::Status st = ctx_->executor->Submit(core::WorkClass::kInteractive, [this, planner](bool dropped) {
+      if (dropped) return End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+      auto src = planner();
+      if (!src.ok()) {
+        ctx_->metrics->RecordRejected("invalid");
+        return End(ToGrpcStatus(src.status()));
+      }
+      plan_ = std::move(*src);
+      NextBatch();
+    });
+    if (!st.ok()) {
+      ctx_->metrics->RecordRejected(absl::IsResourceExhausted(st) ? "queue_full" : "unavailable");
+      End(ToGrpcStatus(st));
+    }
+  }
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
@@ -109,7 +129,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
 
   ServiceContext* const ctx_;
   grpc::CallbackServerContext* const call_;
-  const BatchSource plan_;
+  BatchSource plan_;  // set before the first batch, then read-only
   RpcScope scope_;
   std::atomic<bool> cancelled_{false};
   int next_ = 0;
@@ -123,10 +143,24 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
 // when a step produced nothing to write.
 class OptimizeReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
  public:
-  OptimizeReactor(ServiceContext* ctx, grpc::CallbackServerContext* call, std::shared_ptr<const OptimizePlan> plan,
-                  RpcScope scope)
-      : ctx_(ctx), call_(call), plan_(std::move(plan)), scope_(std::move(scope)) {
-    Next();
+  // Plans on the executor (text encoding, mapping), then optimises step by step.
+  OptimizeReactor(ServiceContext* ctx, grpc::CallbackServerContext* call,
+                  std::function<absl::StatusOr<OptimizePlan>()> planner, RpcScope scope)
+      : ctx_(ctx), call_(call), scope_(std::move(scope)) {
+    absl::Status st = ctx_->executor->Submit(core::WorkClass::kBatch, [this, planner](bool dropped) {
+      if (dropped) return End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+      auto plan = planner();
+      if (!plan.ok()) {
+        ctx_->metrics->RecordRejected("invalid");
+        return End(ToGrpcStatus(plan.status()));
+      }
+      plan_ = std::make_shared<const OptimizePlan>(std::move(*plan));
+      Next();
+    });
+    if (!st.ok()) {
+      ctx_->metrics->RecordRejected(absl::IsResourceExhausted(st) ? "queue_full" : "unavailable");
+      End(ToGrpcStatus(st));
+    }
   }
   void OnWriteDone(bool ok) override {
     if (!ok) return End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
@@ -218,7 +252,7 @@ class OptimizeReactor : public grpc::ServerWriteReactor<v1::ImageBatch> {
 
   ServiceContext* const ctx_;
   grpc::CallbackServerContext* const call_;
-  const std::shared_ptr<const OptimizePlan> plan_;
+  std::shared_ptr<const OptimizePlan> plan_;  // set before the first step
   RpcScope scope_;
   std::atomic<bool> cancelled_{false};
   std::unique_ptr<core::edit::LatentOptimizer> opt_;
@@ -329,24 +363,23 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackSer
   if (ctx_->shutting_down) {
     return FinishStream<v1::ImageBatch>(scope, grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
   }
+  // Planning maps the inputs and may encode text: it runs on the executor, not here.
+  // The request is copied: the reactor may outlive this call's arguments.
+  auto request = std::make_shared<const v1::EditRequest>(*req);
+  ServiceContext* ctx = ctx_;
   const EditResources resources{ctx_->text_cache, ctx_->stats_cache};
   if (req->method_case() == v1::EditRequest::kLatentOptimization) {
-    auto plan = PlanOptimize(*req, *ctx_->repository, ctx_->options, resources);
-    if (!plan.ok()) {
-      ctx_->metrics->RecordRejected("invalid");
-      return FinishStream<v1::ImageBatch>(scope, ToGrpcStatus(plan.status()));
-    }
-    return new OptimizeReactor(ctx_, call, std::make_shared<const OptimizePlan>(std::move(*plan)), std::move(scope));
+    return new OptimizeReactor(
+        ctx_, call, [ctx, request, resources] { return PlanOptimize(*request, *ctx->repository, ctx->options, resources); },
+        std::move(scope));
   }
-  auto plan = PlanEdit(*req, *ctx_->repository, ctx_->options, resources);
-  if (!plan.ok()) {
-    ctx_->metrics->RecordRejected("invalid");
-    return FinishStream<v1::ImageBatch>(scope, ToGrpcStatus(plan.status()));
-  }
-  auto shared = std::make_shared<const EditPlan>(std::move(*plan));
-  BatchSource src{shared->total, shared->batch_size, "edit",
-                  [shared](int start, int count) { return PrepareEditBatch(*shared, start, count); }};
-  return new GenerateReactor(ctx_, call, std::move(src), std::move(scope));
+  auto planner = [ctx, request, resources]() -> absl::StatusOr<BatchSource> {
+    ASSIGN_OR_RETURN(EditPlan plan, PlanEdit(*request, *ctx->repository, ctx->options, resources));
+    auto shared = std::make_shared<const EditPlan>(std::move(plan));
+    return BatchSource{shared->total, shared->batch_size, "edit",
+                       [shared](int start, int count) { return PrepareEditBatch(*shared, start, count); }};
+  };
+  return new GenerateReactor(ctx_, call, std::move(planner), std::move(scope));
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::WatchJob(grpc::CallbackServerContext* call,
