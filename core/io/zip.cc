@@ -130,6 +130,13 @@ absl::StatusOr<ZipReader::Bytes> ZipReader::Read(absl::string_view name, uint64_
   if (e.method != 8) {
     return absl::InvalidArgumentError(absl::StrCat("entry ", name, " uses unsupported compression method ", e.method));
   }
+  // Deflate expands at most ~1032:1, and zlib counts in 32 bits: refuse sizes a stream of
+  // this length cannot produce before allocating for them.
+  if (e.uncompressed_size > e.compressed_size * 1032 + 1024 || e.uncompressed_size > 0xffffffffULL ||
+      e.compressed_size > 0xffffffffULL) {
+    return Corrupt(absl::StrCat("deflated entry ", name, " claims ", e.uncompressed_size, " bytes from ",
+                                e.compressed_size, " compressed"));
+  }
   auto buf = std::make_shared<std::string>(e.uncompressed_size, '\0');
   z_stream zs{};
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) return absl::InternalError("inflateInit2 failed");

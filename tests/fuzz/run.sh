@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a fixed number
-# of inputs from a fixed seed on its seed corpus (tests/fuzz/corpus/<target>): the same
-# code explores the same inputs on every machine, so a CI run repeats a local one.
+# of inputs from a fixed seed on its seed corpus (tests/fuzz/corpus/<target>). Runs are
+# close to repeatable, not exactly (the order files are read from the corpus folder
+# differs between checkouts), so a CI failure is a real finding: keep its artifact in
+# the corpus as a regression case.
 # SECONDS_PER_TARGET caps each run as a safety net (a capped run is a prefix of the
 # same sequence).
 #   tests/fuzz/run.sh OUT_DIR [SECONDS_PER_TARGET [BUILD_DIR]]
