@@ -52,6 +52,14 @@ struct Collected {
   std::map<int, absl::StatusOr<GenerateResult>> results;
   int answers = 0;
 
+  // Records each coalesced call (images, requests).
+  RenderBatcher::BatchObserver Observer() {
+    return [this](int images, int requests) {
+      absl::MutexLock lock(&mu);
+      calls.push_back({images, requests});
+    };
+  }
+
   void WaitFor(int n) {
     absl::MutexLock lock(&mu);
     auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return answers >= n; };
@@ -75,10 +83,7 @@ TEST(RenderBatcherTest, CompatibleWorkSharesOneCallAndGetsItsOwnRows) {
   auto gen = Tiny();
   core::DeviceExecutor exec({});
   Collected c;
-  RenderBatcher batcher(&exec, {}, [&c](int images, int requests) {
-    absl::MutexLock lock(&c.mu);
-    c.calls.push_back({images, requests});
-  });
+  RenderBatcher batcher(&exec, {}, c.Observer());
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
   gate.running.WaitForNotification();
@@ -108,10 +113,7 @@ TEST(RenderBatcherTest, LimitsAndIncompatibleSettingsSplitCalls) {
   Collected c;
   RenderBatcher::Options opt;
   opt.max_images = 4;
-  RenderBatcher batcher(&exec, opt, [&c](int images, int requests) {
-    absl::MutexLock lock(&c.mu);
-    c.calls.push_back({images, requests});
-  });
+  RenderBatcher batcher(&exec, opt, c.Observer());
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
   gate.running.WaitForNotification();
@@ -166,10 +168,7 @@ TEST(RenderBatcherTest, UnwantedWorkIsSkippedBeforeRendering) {
   auto gen = Tiny();
   core::DeviceExecutor exec({});
   Collected c;
-  RenderBatcher batcher(&exec, {}, [&c](int images, int requests) {
-    absl::MutexLock lock(&c.mu);
-    c.calls.push_back({images, requests});
-  });
+  RenderBatcher batcher(&exec, {}, c.Observer());
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
   gate.running.WaitForNotification();
