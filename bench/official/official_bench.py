@@ -194,7 +194,9 @@ def main():
         g_optim.step()
         if i > 0:
             secs.append(time.perf_counter() - t0)
-    report(a, secs, auto_layer_k=a.auto_layer_k, loss=float(loss))
+    clip_params = [q for m in net.clip_loss_models.values() for q in m.model.parameters()]
+    report(a, secs, auto_layer_k=a.auto_layer_k, loss=float(loss),
+           clip_params_given_gradients=f"{sum(q.grad is not None for q in clip_params)}/{len(clip_params)}")
 
 
 def bench_generate(a, sg2_model):
