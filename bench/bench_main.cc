@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include "core/models/clip/clip_model.h"
+#include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/util/np_random.h"
@@ -79,7 +80,10 @@ int BenchGenerate(int resolution, int batch, int iters, const std::string& devic
 
 // Random ViT-B/32-sized CLIP (vision 768 x 12, patch 32, 224 px; text 512 x 12; embed
 // 512), N(0, 0.02) weights.
-int BenchClip(int batch, int iters, const std::string& device, nlohmann::json* out) {
+// ViT-B/32 encode_image (inference, and with the gradient to the input as the training
+// losses need it) and encode_text of 79 prompts, in the given arithmetic precision.
+int BenchClip(int batch, int iters, const std::string& device, ganserve::core::clip::ClipPrecision precision,
+              nlohmann::json* out) {
   std::map<std::string, std::vector<int64_t>> shapes;
   const int64_t vw = 768, tw = 512, e = 512;
   shapes["visual.conv1.weight"] = {vw, 3, 32, 32};
@@ -121,7 +125,7 @@ int BenchClip(int batch, int iters, const std::string& device, nlohmann::json* o
     for (auto& v : t->data) v *= 0.02f;
     views[name] = ganserve::core::ViewOf(t);
   }
-  auto model = ganserve::core::clip::ClipModel::FromTensors(views, device);
+  auto model = ganserve::core::clip::ClipModel::FromTensors(views, device, precision);
   if (!model.ok()) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
@@ -147,6 +151,17 @@ int BenchClip(int batch, int iters, const std::string& device, nlohmann::json* o
   }
   (*out)["encode_image"] = Stats(img_s);
   (*out)["encode_text_79"] = Stats(txt_s);
+  std::vector<double> grad_s;
+  const auto& impl = (*model)->impl();
+  at::Tensor x = at::randn({batch, 3, 224, 224}).to(impl.device);
+  for (int i = 0; i <= iters; ++i) {  // the first is warm-up
+    auto t0 = Clock::now();
+    at::Tensor xi = x.detach().requires_grad_(true);
+    impl.EncodeImage(xi).sum().backward();
+    if (i > 0) grad_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  (*out)["encode_image_with_input_grad"] = Stats(grad_s);
+  (*out)["clip_precision"] = ganserve::core::clip::ClipPrecisionName((*model)->precision());
   return 0;
 }
 
@@ -438,6 +453,9 @@ int main(int argc, char** argv) {
   bool retain = true;
   app.add_option("--retain-host-memory", retain, "glibc keeps freed memory (as ganserve does by default)");
   app.add_option("--device", device);
+  std::string clip_precision = "auto";
+  app.add_option("--clip-precision", clip_precision, "clip: auto | fp32 | fp16 | bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
   app.add_option("--modconv", modconv, "auto | grouped | scaled")->check(CLI::IsMember({"auto", "grouped", "scaled"}));
   CLI11_PARSE(app, argc, argv);
   const auto info = ganserve::core::ConfigureTorch(threads, retain);
@@ -445,7 +463,8 @@ int main(int argc, char** argv) {
   const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
                                : modconv == "scaled" ? sg::ModConvMode::kScaled
                                                      : sg::ModConvMode::kAuto;
-  int rc = scenario == "clip"           ? BenchClip(batch, iters, device, &j)
+  int rc = scenario == "clip" ? BenchClip(batch, iters, device,
+                                          *ganserve::core::clip::ParseClipPrecision(clip_precision), &j)
            : scenario == "nada_step"    ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
            : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
            : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, device, &j)

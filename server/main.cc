@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   const auto torch = ganserve::core::ConfigureTorch(opt.threads, opt.retain_host_memory);
   spdlog::info("LibTorch {}: {} intra-op threads ({} CPUs available), CUDA {}, BLAS {}, freed host memory {}",
                torch.torch_version, torch.threads, torch.cpus_available,
-               torch.cuda_available ? "available" : "not available",
+               torch.cuda_available ? (torch.cudnn_benchmark ? "available (cuDNN benchmark mode)" : "available")
+                                    : "not available",
                torch.blas_library.empty() ? "not loaded" : torch.blas_library,
                torch.retain_host_memory ? "retained" : "returned to the OS");
   if (torch.reference_blas) {

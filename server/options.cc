@@ -49,6 +49,11 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
   app.add_option("--model_repository", o.model_repository, "model folders with manifest.json")
       ->envname("GANSERVE_MODEL_REPOSITORY")->capture_default_str();
   app.add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->envname("GANSERVE_DEVICE")->capture_default_str();
+  app.add_option("--clip_precision", o.clip_precision,
+                 "CLIP arithmetic: auto (fp16 on CUDA as OpenAI runs it, else fp32) | fp32 | fp16 (CUDA) | bf16")
+      ->envname("GANSERVE_CLIP_PRECISION")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}))
+      ->capture_default_str();
   app.add_option("--log_level", o.log_level, "trace | debug | info | warn | error")
       ->envname("GANSERVE_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

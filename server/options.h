@@ -23,6 +23,9 @@ struct ServerOptions {
   std::string data_dir = "./data";
   std::string model_repository = "./models";
   std::string device = "auto";
+  // CLIP arithmetic: auto (fp16 on CUDA, as OpenAI runs CLIP; fp32 elsewhere) | fp32 |
+  // fp16 (CUDA only) | bf16.
+  std::string clip_precision = "auto";
   std::string log_level = "info";   // trace debug info warn error
   std::string log_format = "text";  // text | json
   int max_message_mb = 32;

@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   s->job_store_ = std::move(store);
   core::stylegan2::LoadOptions load;
   load.device = options.device;
-  ASSIGN_OR_RETURN(s->repository_, core::ModelRepository::Create(options.model_repository, load));
+  ASSIGN_OR_RETURN(auto clip_precision, core::clip::ParseClipPrecision(options.clip_precision));
+  ASSIGN_OR_RETURN(s->repository_, core::ModelRepository::Create(options.model_repository, load, clip_precision));
 
   core::DeviceExecutor::Options exec;
   exec.name = options.device;

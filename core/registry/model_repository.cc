@@ -64,9 +64,10 @@ bool IsValidModelName(const std::string& name) {
 }
 
 absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const std::string& root,
-                                                                         stylegan2::LoadOptions load_options) {
+                                                                         stylegan2::LoadOptions load_options,
+                                                                         clip::ClipPrecision clip_precision) {
   RETURN_IF_ERROR(MakeDirs(root));
-  return std::unique_ptr<ModelRepository>(new ModelRepository(root, std::move(load_options)));
+  return std::unique_ptr<ModelRepository>(new ModelRepository(root, std::move(load_options), clip_precision));
 }
 
 ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
@@ -143,7 +144,7 @@ ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
     if (!path.ok()) return fail(path.status());
     auto vocab = FileIn(dir, m, "vocab");
     if (!vocab.ok()) return fail(vocab.status());
-    auto model = clip::ClipModel::Load(*path, load_options_.device);
+    auto model = clip::ClipModel::Load(*path, load_options_.device, nullptr, clip_precision_);
     if (!model.ok()) return fail(model.status());
     auto tok = clip::Tokenizer::Load(*vocab);
     if (!tok.ok()) return fail(tok.status());

@@ -55,9 +55,11 @@ bool IsValidModelName(const std::string& name);
 // or replacing a model never pulls weights out from under a running request.
 class ModelRepository {
  public:
-  // Does not load anything yet; `root` is created if missing.
-  static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(const std::string& root,
-                                                                 stylegan2::LoadOptions load_options);
+  // Does not load anything yet; `root` is created if missing. CLIP models load on
+  // load_options.device in `clip_precision` (kAuto: fp16 on CUDA as OpenAI runs them).
+  static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(
+      const std::string& root, stylegan2::LoadOptions load_options,
+      clip::ClipPrecision clip_precision = clip::ClipPrecision::kAuto);
 
   // Scans the root and loads every model. A broken model is recorded as FAILED with
   // its reason and does not stop the others. Returns the number of READY models.
@@ -91,7 +93,8 @@ class ModelRepository {
   const std::string& root() const { return root_; }
 
  private:
-  ModelRepository(std::string root, stylegan2::LoadOptions opt) : root_(std::move(root)), load_options_(std::move(opt)) {}
+  ModelRepository(std::string root, stylegan2::LoadOptions opt, clip::ClipPrecision clip_precision)
+      : root_(std::move(root)), load_options_(std::move(opt)), clip_precision_(clip_precision) {}
   struct Entry {
     ModelInfo info;
     std::shared_ptr<const stylegan2::Generator> generator;
@@ -103,6 +106,7 @@ class ModelRepository {
 
   const std::string root_;
   const stylegan2::LoadOptions load_options_;
+  const clip::ClipPrecision clip_precision_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
 };

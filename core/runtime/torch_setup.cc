@@ -68,6 +68,10 @@ TorchSetupInfo ConfigureTorch(int threads, bool retain_host_memory) {
   info.reference_blas = absl::StrContains(info.blas_library, "/blas/libblas.so");
   info.torch_version = TORCH_VERSION;
   info.cuda_available = at::hasCUDA();
+  if (info.cuda_available) {
+    at::globalContext().setBenchmarkCuDNN(true);
+    info.cudnn_benchmark = at::globalContext().benchmarkCuDNN();
+  }
   return info;
 }
 

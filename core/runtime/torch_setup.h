@@ -13,6 +13,7 @@ struct TorchSetupInfo {
   bool reference_blas = false;  // the slow netlib reference BLAS
   std::string torch_version;
   bool cuda_available = false;
+  bool cudnn_benchmark = false;  // cuDNN picks the fastest convolution per shape (CUDA only)
   bool retain_host_memory = false;  // glibc keeps freed memory (see ConfigureTorch)
 };
 
@@ -21,7 +22,10 @@ struct TorchSetupInfo {
 int AvailableCpus();
 
 // Sets LibTorch's intra-op thread count (`threads` <= 0: AvailableCpus()) and reports
-// the BLAS the process loaded. Call once, before any model work.
+// the BLAS the process loaded. Call once, before any model work. With CUDA present it
+// turns on cuDNN's benchmark mode: a generator's convolution shapes repeat for every
+// batch of the same size and every training step, so the one-time search per shape pays
+// back. TF32 settings keep LibTorch's defaults.
 //
 // `retain_host_memory`: glibc malloc keeps freed memory for reuse instead of giving it
 // back to the kernel (one arena for all threads, no mmap for large blocks, no heap

@@ -15,8 +15,9 @@ ParsedOptions Parse(std::vector<const char*> args) {
 }
 
 TEST(OptionsTest, DefaultsAndFlags) {
-  auto p = Parse({"--listen", "0.0.0.0:6000", "--device", "cpu", "--threads", "3"});
+  auto p = Parse({"--listen", "0.0.0.0:6000", "--device", "cpu", "--threads", "3", "--clip_precision", "bf16"});
   ASSERT_FALSE(p.exit) << p.message;
+  EXPECT_EQ(p.options.clip_precision, "bf16");
   EXPECT_EQ(p.options.listen, "0.0.0.0:6000");
   EXPECT_EQ(p.options.device, "cpu");
   EXPECT_EQ(p.options.threads, 3);
@@ -38,6 +39,7 @@ TEST(OptionsTest, BadValuesExitWithAMessage) {
   for (auto args : std::vector<std::vector<const char*>>{{"--listen", "nowhere"},
                                                          {"--listen", "h:99999"},
                                                          {"--log_format", "xml"},
+                                                         {"--clip_precision", "fp8"},
                                                          {"--max_message_mb", "0"},
                                                          {"--metrics_listen", "x"},
                                                          {"--no_such_flag"}}) {

@@ -142,42 +142,77 @@ ClipModel::ClipModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ClipModel::~ClipModel() = default;
 const ClipConfig& ClipModel::config() const { return impl_->config; }
 float ClipModel::logit_scale() const { return impl_->logit_scale; }
+ClipPrecision ClipModel::precision() const { return impl_->precision; }
+
+absl::StatusOr<ClipPrecision> ParseClipPrecision(absl::string_view name) {
+  if (name == "auto") return ClipPrecision::kAuto;
+  if (name == "fp32") return ClipPrecision::kFloat32;
+  if (name == "fp16") return ClipPrecision::kFloat16;
+  if (name == "bf16") return ClipPrecision::kBFloat16;
+  return absl::InvalidArgumentError(absl::StrCat("CLIP precision \"", name, "\" is not one of auto, fp32, fp16, bf16"));
+}
+
+const char* ClipPrecisionName(ClipPrecision p) {
+  switch (p) {
+    case ClipPrecision::kAuto: return "auto";
+    case ClipPrecision::kFloat32: return "fp32";
+    case ClipPrecision::kFloat16: return "fp16";
+    case ClipPrecision::kBFloat16: return "bf16";
+  }
+  return "?";
+}
 
 absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map<std::string, TensorView>& tensors,
-                                                                  const std::string& device) {
+                                                                  const std::string& device,
+                                                                  ClipPrecision precision) {
   ASSIGN_OR_RETURN(ClipConfig config, InferClipConfig(tensors));
   ASSIGN_OR_RETURN(c10::Device dev, ParseDevice(device));
+  if (precision == ClipPrecision::kAuto) precision = dev.is_cuda() ? ClipPrecision::kFloat16 : ClipPrecision::kFloat32;
+  if (precision == ClipPrecision::kFloat16 && !dev.is_cuda()) {
+    return absl::InvalidArgumentError(absl::StrCat("fp16 CLIP needs a CUDA device, not ", dev.str(),
+                                                   " (LibTorch's CPU kernels do not cover half precision); "
+                                                   "use fp32 or bf16"));
+  }
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->device = dev;
+  impl->precision = precision;
+  impl->dtype = precision == ClipPrecision::kFloat16    ? at::kHalf
+                : precision == ClipPrecision::kBFloat16 ? at::kBFloat16
+                                                        : at::kFloat;
   try {
     // Normal (not inference) tensors: the NADA losses backpropagate through CLIP.
     at::NoGradGuard no_grad;
     auto get = [&](const std::string& k) -> absl::StatusOr<at::Tensor> { return ToTorchFloat(tensors.at(k), dev); };
+    // Matmul weights in the compute precision (the reference's convert_weights set).
+    auto get_w = [&](const std::string& k) -> absl::StatusOr<at::Tensor> {
+      ASSIGN_OR_RETURN(at::Tensor t, get(k));
+      return t.to(impl->dtype);
+    };
     auto block = [&](const std::string& p) -> absl::StatusOr<Block> {
       Block b;
       ASSIGN_OR_RETURN(b.ln1_w, get(p + "ln_1.weight"));
       ASSIGN_OR_RETURN(b.ln1_b, get(p + "ln_1.bias"));
-      ASSIGN_OR_RETURN(b.in_w, get(p + "attn.in_proj_weight"));
-      ASSIGN_OR_RETURN(b.in_b, get(p + "attn.in_proj_bias"));
-      ASSIGN_OR_RETURN(b.out_w, get(p + "attn.out_proj.weight"));
-      ASSIGN_OR_RETURN(b.out_b, get(p + "attn.out_proj.bias"));
+      ASSIGN_OR_RETURN(b.in_w, get_w(p + "attn.in_proj_weight"));
+      ASSIGN_OR_RETURN(b.in_b, get_w(p + "attn.in_proj_bias"));
+      ASSIGN_OR_RETURN(b.out_w, get_w(p + "attn.out_proj.weight"));
+      ASSIGN_OR_RETURN(b.out_b, get_w(p + "attn.out_proj.bias"));
       ASSIGN_OR_RETURN(b.ln2_w, get(p + "ln_2.weight"));
       ASSIGN_OR_RETURN(b.ln2_b, get(p + "ln_2.bias"));
-      ASSIGN_OR_RETURN(b.fc_w, get(p + "mlp.c_fc.weight"));
-      ASSIGN_OR_RETURN(b.fc_b, get(p + "mlp.c_fc.bias"));
-      ASSIGN_OR_RETURN(b.proj_w, get(p + "mlp.c_proj.weight"));
-      ASSIGN_OR_RETURN(b.proj_b, get(p + "mlp.c_proj.bias"));
+      ASSIGN_OR_RETURN(b.fc_w, get_w(p + "mlp.c_fc.weight"));
+      ASSIGN_OR_RETURN(b.fc_b, get_w(p + "mlp.c_fc.bias"));
+      ASSIGN_OR_RETURN(b.proj_w, get_w(p + "mlp.c_proj.weight"));
+      ASSIGN_OR_RETURN(b.proj_b, get_w(p + "mlp.c_proj.bias"));
       return b;
     };
-    ASSIGN_OR_RETURN(impl->conv1, get("visual.conv1.weight"));
+    ASSIGN_OR_RETURN(impl->conv1, get_w("visual.conv1.weight"));
     ASSIGN_OR_RETURN(impl->class_emb, get("visual.class_embedding"));
     ASSIGN_OR_RETURN(impl->vis_pos, get("visual.positional_embedding"));
     ASSIGN_OR_RETURN(impl->ln_pre_w, get("visual.ln_pre.weight"));
     ASSIGN_OR_RETURN(impl->ln_pre_b, get("visual.ln_pre.bias"));
     ASSIGN_OR_RETURN(impl->ln_post_w, get("visual.ln_post.weight"));
     ASSIGN_OR_RETURN(impl->ln_post_b, get("visual.ln_post.bias"));
-    ASSIGN_OR_RETURN(impl->vis_proj, get("visual.proj"));
+    ASSIGN_OR_RETURN(impl->vis_proj, get_w("visual.proj"));
     for (int i = 0; i < config.vision_layers; ++i) {
       ASSIGN_OR_RETURN(Block b, block(absl::StrCat("visual.transformer.resblocks.", i, ".")));
       impl->vis_blocks.push_back(std::move(b));
@@ -190,7 +225,7 @@ absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map
     ASSIGN_OR_RETURN(impl->txt_pos, get("positional_embedding"));
     ASSIGN_OR_RETURN(impl->ln_final_w, get("ln_final.weight"));
     ASSIGN_OR_RETURN(impl->ln_final_b, get("ln_final.bias"));
-    ASSIGN_OR_RETURN(impl->txt_proj, get("text_projection"));
+    ASSIGN_OR_RETURN(impl->txt_proj, get_w("text_projection"));
     ASSIGN_OR_RETURN(at::Tensor scale, get("logit_scale"));
     impl->logit_scale = scale.item<float>();
     impl->causal_mask = at::full({config.context_length, config.context_length}, -INFINITY,
@@ -203,7 +238,7 @@ absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map
 }
 
 absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& path, const std::string& device,
-                                                           ClipLoadReport* report) {
+                                                           ClipLoadReport* report, ClipPrecision precision) {
   ClipLoadReport local;
   ClipLoadReport& rep = report != nullptr ? *report : local;
   std::map<std::string, TensorView> tensors;
@@ -218,7 +253,7 @@ absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& pa
     if (root->kind == PyValue::Kind::kDict && root->Get("state_dict") != nullptr) root = root->Get("state_dict");
     ASSIGN_OR_RETURN(tensors, StateDictTensors(root));
   }
-  auto model = FromTensors(tensors, device);
+  auto model = FromTensors(tensors, device, precision);
   if (!model.ok()) return absl::Status(model.status().code(), absl::StrCat(path, ": ", model.status().message()));
   for (const auto& [k, v] : tensors) {
     if (k == "input_resolution" || k == "context_length" || k == "vocab_size") continue;

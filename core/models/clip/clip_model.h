@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/util/tensor_data.h"
 
 namespace ganserve::core::clip {
@@ -27,6 +28,18 @@ struct ClipConfig {
 // (modified-ResNet image tower) checkpoints.
 absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorView>& tensors);
 
+// Arithmetic of the encoders. OpenAI runs CLIP in fp16 on CUDA (its convert_weights):
+// convolution, linear, attention and projection weights in half precision; token,
+// class and positional embeddings, LayerNorm parameters and logit_scale stay float32,
+// and LayerNorm itself computes in float32. kFloat16 and kBFloat16 follow that split
+// (bf16 also runs on CPUs). kAuto: fp16 on CUDA, fp32 elsewhere. Encodings are returned
+// as float32 whatever the precision (the reference keeps them in fp16 for its losses).
+enum class ClipPrecision { kAuto, kFloat32, kFloat16, kBFloat16 };
+
+// "auto" | "fp32" | "fp16" | "bf16"; InvalidArgument otherwise.
+absl::StatusOr<ClipPrecision> ParseClipPrecision(absl::string_view name);
+const char* ClipPrecisionName(ClipPrecision p);
+
 struct ClipLoadReport {
   std::string format;  // torchscript | zip | legacy | safetensors
   std::vector<std::string> ignored_tensors;
@@ -37,15 +50,18 @@ class ClipModel {
  public:
   // Loads OpenAI's TorchScript archive (ViT-B-32.pt etc.: only the parameters are read;
   // the traced code, which hard-codes CUDA and fp16, never runs), a torch.save state
-  // dict, or a safetensors file. Weights are kept in float32.
+  // dict, or a safetensors file. fp16 on a device other than CUDA is InvalidArgument.
   static absl::StatusOr<std::unique_ptr<ClipModel>> Load(const std::string& path, const std::string& device,
-                                                         ClipLoadReport* report = nullptr);
+                                                         ClipLoadReport* report = nullptr,
+                                                         ClipPrecision precision = ClipPrecision::kAuto);
   static absl::StatusOr<std::unique_ptr<ClipModel>> FromTensors(const std::map<std::string, TensorView>& tensors,
-                                                                const std::string& device);
+                                                                const std::string& device,
+                                                                ClipPrecision precision = ClipPrecision::kAuto);
   ~ClipModel();
 
   const ClipConfig& config() const;
   float logit_scale() const;  // the raw parameter; logits use exp()
+  ClipPrecision precision() const;  // resolved: never kAuto
 
   // images: [N, 3, R, R] already preprocessed (normalised). Returns [N, embed_dim],
   // not normalised.

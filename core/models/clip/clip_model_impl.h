@@ -16,8 +16,10 @@ struct Block {
   at::Tensor ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
 };
 
+// Computed in float32 whatever x's precision (float32 parameters), back in x's type.
 inline at::Tensor LayerNorm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  return at::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
+  if (x.scalar_type() == at::kFloat) return at::layer_norm(x, {x.size(-1)}, w, b, 1e-5);
+  return at::layer_norm(x.to(at::kFloat), {x.size(-1)}, w, b, 1e-5).to(x.scalar_type());
 }
 
 // One residual attention block; x: [B, L, W] (batch first), mask: [L, L] or undefined.
@@ -30,7 +32,7 @@ inline at::Tensor ResBlock(const Block& blk, const at::Tensor& x, int heads, con
   at::Tensor q = heads_view(parts[0]) / std::sqrt(static_cast<double>(hd));
   at::Tensor k = heads_view(parts[1]), v = heads_view(parts[2]);
   at::Tensor att = at::matmul(q, k.transpose(-2, -1));
-  if (mask.defined()) att = att + mask;
+  if (mask.defined()) att = att + mask.to(att.scalar_type());
   att = at::softmax(att, -1);
   at::Tensor o = at::matmul(att, v).transpose(1, 2).reshape({b, l, w});
   at::Tensor x1 = x + at::linear(o, blk.out_w, blk.out_b);
@@ -42,28 +44,31 @@ inline at::Tensor ResBlock(const Block& blk, const at::Tensor& x, int heads, con
 struct ClipModel::Impl {
   ClipConfig config;
   c10::Device device{c10::kCPU};
+  ClipPrecision precision = ClipPrecision::kFloat32;
+  at::ScalarType dtype = at::kFloat;  // of the matmul weights and activations
   at::Tensor conv1, class_emb, vis_pos, ln_pre_w, ln_pre_b, ln_post_w, ln_post_b, vis_proj;
   std::vector<Block> vis_blocks, txt_blocks;
   at::Tensor tok_emb, txt_pos, ln_final_w, ln_final_b, txt_proj, causal_mask;
   float logit_scale = 0;
 
+  // x: float32 images; returns float32 [B, embed_dim].
   at::Tensor EncodeImage(const at::Tensor& x) const {
-    at::Tensor h = at::conv2d(x, conv1, {}, config.vision_patch_size);  // [B, W, g, g]
+    at::Tensor h = at::conv2d(x.to(dtype), conv1, {}, config.vision_patch_size);  // [B, W, g, g]
     const int64_t b = h.size(0);
     h = h.reshape({b, h.size(1), -1}).permute({0, 2, 1});
-    h = at::cat({class_emb.view({1, 1, -1}).expand({b, 1, -1}), h}, 1) + vis_pos;
+    h = at::cat({class_emb.to(dtype).view({1, 1, -1}).expand({b, 1, -1}), h}, 1) + vis_pos.to(dtype);
     h = LayerNorm(h, ln_pre_w, ln_pre_b);
     for (const Block& blk : vis_blocks) h = ResBlock(blk, h, config.vision_heads, at::Tensor());
-    return at::matmul(LayerNorm(h.select(1, 0), ln_post_w, ln_post_b), vis_proj);
+    return at::matmul(LayerNorm(h.select(1, 0), ln_post_w, ln_post_b), vis_proj).to(at::kFloat);
   }
 
   at::Tensor EncodeText(const at::Tensor& tokens) const {
-    at::Tensor h = at::embedding(tok_emb, tokens) + txt_pos;
+    at::Tensor h = at::embedding(tok_emb, tokens).to(dtype) + txt_pos.to(dtype);
     for (const Block& blk : txt_blocks) h = ResBlock(blk, h, config.transformer_heads, causal_mask);
     h = LayerNorm(h, ln_final_w, ln_final_b);
     at::Tensor eot = tokens.argmax(-1);
     at::Tensor rows = at::arange(tokens.size(0), tokens.options());
-    return at::matmul(h.index({rows, eot}), txt_proj);
+    return at::matmul(h.index({rows, eot}), txt_proj).to(at::kFloat);
   }
 };
 
