@@ -6,15 +6,7 @@ build=$1
 shared=${2:-}
 ganserve=$build/server/ganserve
 ganctl=$build/client/ganctl
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -9 "$server_pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
-step() { echo "--- $*"; }
+source "$(dirname "$0")/lib.sh"
 
 step "demo model pack (random generator, random CLIP, synthetic vocabulary)"
 "$ganctl" local make-demo --out "$work/models" --resolution 32 2>&1

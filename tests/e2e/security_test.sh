@@ -7,15 +7,7 @@ build=$(cd "$1" && pwd)
 ganserve=$build/server/ganserve
 ganctl=$build/client/ganctl
 command -v openssl > /dev/null || { echo "openssl not installed: TLS test skipped"; exit 77; }
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -9 "$server_pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
-step() { echo "--- $*"; }
+source "$(dirname "$0")/lib.sh"
 
 step "certificates: a CA, a server certificate for 127.0.0.1, a client certificate, and a stranger's"
 cd "$work"
