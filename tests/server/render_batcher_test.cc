@@ -36,13 +36,16 @@ GenerateParams Seeds(const std::vector<uint32_t>& seeds, float psi = 0.7f) {
 }
 
 // Holds the executor's thread until released, so that work queues up behind it.
+// Holds the executor's thread until release is notified; Block returns once it holds.
 struct Gate {
   absl::Notification running, release;
   absl::Status Block(core::DeviceExecutor* e) {
-    return e->Submit(core::WorkClass::kInteractive, [this](bool) {
+    absl::Status s = e->Submit(core::WorkClass::kInteractive, [this](bool) {
       running.Notify();
       release.WaitForNotification();
     });
+    if (s.ok()) running.WaitForNotification();
+    return s;
   }
 };
 
@@ -86,7 +89,6 @@ TEST(RenderBatcherTest, CompatibleWorkSharesOneCallAndGetsItsOwnRows) {
   RenderBatcher batcher(&exec, {}, c.Observer());
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
-  gate.running.WaitForNotification();
   const std::vector<std::vector<uint32_t>> seeds = {{1, 2}, {3}, {4, 5, 6}};
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds(seeds[i]), i, &c)).ok());
   gate.release.Notify();
@@ -116,7 +118,6 @@ TEST(RenderBatcherTest, LimitsAndIncompatibleSettingsSplitCalls) {
   RenderBatcher batcher(&exec, opt, c.Observer());
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
-  gate.running.WaitForNotification();
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({1, 2}), 0, &c)).ok());
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({3, 4}, 0.5f), 1, &c)).ok());  // other truncation
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({5, 6}), 2, &c)).ok());
@@ -139,7 +140,6 @@ TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
   RenderBatcher batcher(&exec, {});
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
-  gate.running.WaitForNotification();
   auto unwanted = MakeWork(gen, Seeds({1}), 0, &c);
   unwanted.wanted = [] { return false; };
   ASSERT_TRUE(batcher.Submit(std::move(unwanted)).ok());
@@ -171,7 +171,6 @@ TEST(RenderBatcherTest, UnwantedWorkIsSkippedBeforeRendering) {
   RenderBatcher batcher(&exec, {}, c.Observer());
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
-  gate.running.WaitForNotification();
   auto unwanted = MakeWork(gen, Seeds({1}), 0, &c);
   unwanted.wanted = [] { return false; };
   ASSERT_TRUE(batcher.Submit(std::move(unwanted)).ok());
