@@ -49,7 +49,7 @@ step "generate"
 for s in 1 2 3 4 5 6; do [ -s "$work/out/seed$s.png" ] || fail "missing seed$s.png"; done
 [ -s "$work/out/grid.png" ] || fail "missing grid.png"
 "$ganctl" --server "$addr" generate --model demo --seeds 3 --out "$work/out2" 2> /dev/null
-cmp -s "$work/out/seed3.png" "$work/out2/seed3.png" || fail "the same seed gave different bytes"
+same_pixels "$work/out/seed3.png" "$work/out2/seed3.png" || fail "the same seed gave a different image"
 "$ganctl" --server "$addr" generate --model demo --count 2 --format jpeg --return-latents --out "$work/out3" 2> /dev/null
 [ -s "$work/out3/seed0.jpg" ] && [ -s "$work/out3/seed0_wplus.npy" ] || fail "jpeg/latent output"
 

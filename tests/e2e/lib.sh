@@ -10,3 +10,43 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
 step() { echo "--- $*"; }
+# same_pixels A.png B.png [TOLERANCE]: the two 8-bit PNGs have the same size and no
+# channel differs by more than TOLERANCE levels (default 1). Renders of one seed in
+# batches of different sizes may round differently by a float epsilon: BLAS and oneDNN
+# pick kernels per CPU and batch shape, so one level is the promise, not equal bytes.
+same_pixels() {
+  python3 - "$1" "$2" "${3:-1}" <<'PY'
+import struct, sys, zlib
+def pixels(path):
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    pos, idat, w = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, color = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and color == 2, "8-bit RGB expected"
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, stride, out, prev = zlib.decompress(idat), 3 * w, [], bytearray(3 * w)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 3] if i >= 3 else 0
+            b, c = prev[i], prev[i - 3] if i >= 3 else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + b) & 255
+            elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        out += line
+        prev = line
+    return (w, h), out
+(sa, a), (sb, b) = pixels(sys.argv[1]), pixels(sys.argv[2])
+sys.exit(0 if sa == sb and max(abs(x - y) for x, y in zip(a, b)) <= int(sys.argv[3]) else 1)
+PY
+}

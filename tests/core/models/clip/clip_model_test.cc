@@ -150,9 +150,11 @@ TEST(TextEmbeddingCacheTest, EncodesOnceAndMatchesDirectEncoding) {
   EXPECT_EQ(cache.hits(), 2);
   auto direct = (*model)->EncodeText({*(*tok)->Tokenize("a sketch", false)});
   ASSERT_TRUE(direct.ok());
+  // Cached rows equal a direct encoding up to the rounding of a different batch shape
+  // (kernels are chosen per CPU and batch size).
   for (int i = 0; i < 64; ++i) {
-    EXPECT_EQ(b->data[i], direct->data[i]);
-    EXPECT_EQ(a->data[i], a->data[2 * 64 + i]);
+    EXPECT_NEAR(b->data[i], direct->data[i], 1e-5f);
+    EXPECT_NEAR(a->data[i], a->data[2 * 64 + i], 1e-5f);
   }
   // Bounded: two more prompts evict the least recently used.
   ASSERT_TRUE(cache.Encode("tiny", **model, **tok, {"x", "y"}).ok());
