@@ -18,7 +18,7 @@
 #include "core/invert/projector.h"
 #include "core/checkpoint/safetensors.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
-#include "server/generate_request.h"
+#include "core/service/render.h"
 #include "server/server.h"
 
 #include <grpcpp/grpcpp.h>
@@ -378,10 +378,10 @@ int BenchServer(int resolution, int batch, int iters, const std::string& device,
   ganserve::server::ServerOptions o;
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "";
-  o.data_dir = (root / "data").string();
-  o.model_repository = (root / "models").string();
-  o.device = device;
-  o.max_message_mb = 64;
+  o.app.data_dir = (root / "data").string();
+  o.app.model_repository = (root / "models").string();
+  o.app.device = device;
+  o.app.limits.max_message_mb = 64;
   auto server = ganserve::server::GanServer::Start(o);
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
@@ -405,16 +405,16 @@ int BenchServer(int resolution, int batch, int iters, const std::string& device,
   // In-process: the same plan, render and PNG encoding without gRPC.
   auto gen = sg::Generator::Load((root / "models/g/g.safetensors").string(), {device, "", sg::ModConvMode::kAuto});
   if (!gen.ok()) return 1;
-  ganserve::server::GeneratePlan plan;
+  ganserve::core::service::GeneratePlan plan;
   plan.model = "g";
   plan.generator = std::shared_ptr<const sg::Generator>(std::move(*gen));
   plan.total = plan.batch_size = batch;
   for (int i = 0; i < batch; ++i) plan.seeds.push_back(static_cast<uint32_t>(i));
   plan.truncation = 0.7f;
   auto local = [&]() {
-    auto w = ganserve::server::PrepareGenerateBatch(plan, 0, batch);
+    auto w = ganserve::core::service::PrepareGenerateBatch(plan, 0, batch);
     auto r = w.generator->Generate(w.params);
-    return r.ok() && ganserve::server::EncodeBatch(w, *r).ok();
+    return r.ok() && ganserve::core::service::EncodeBatch(w, *r).ok();
   };
   if (!rpc() || !local()) return 1;  // warm-up
   std::vector<double> server_s, local_s;

@@ -67,32 +67,30 @@ absl::StatusOr<std::unique_ptr<TokenAuth>> TokenAuth::FromText(const std::string
   return auth;
 }
 
-grpc::Status TokenAuth::Check(const grpc::CallbackServerContext* call, const std::string& method) const {
-  const auto& md = call->client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "this server needs a bearer token: send 'authorization: Bearer TOKEN' metadata "
-                        "(ganctl --token or GANSERVE_TOKEN)");
+absl::Status TokenAuth::Check(const std::optional<std::string>& authorization, const std::string& method) const {
+  if (!authorization.has_value()) {
+    return absl::UnauthenticatedError(
+        "this server needs a bearer token: send 'authorization: Bearer TOKEN' metadata "
+        "(ganctl --token or GANSERVE_TOKEN)");
   }
-  const std::string value(it->second.data(), it->second.size());
+  const std::string& value = *authorization;
   constexpr absl::string_view kBearer = "Bearer ";
   if (!absl::StartsWith(value, kBearer)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the authorization metadata must be 'Bearer TOKEN'");
+    return absl::UnauthenticatedError("the authorization metadata must be 'Bearer TOKEN'");
   }
   const std::string token = value.substr(kBearer.size());
   int bits = 0;
   for (const auto& [known, scope] : tokens_) {
     if (ConstantTimeEquals(token, known)) bits = scope;
   }
-  if (bits == 0) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown bearer token");
+  if (bits == 0) return absl::UnauthenticatedError("unknown bearer token");
   const Scope need = ScopeOf(method);
   if ((bits & static_cast<int>(need)) == 0) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+    return absl::PermissionDeniedError(
                         absl::StrCat(method, " needs a token with the '", need == Scope::kAdmin ? "admin" : "inference",
                                      "' scope"));
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 }  // namespace ganserve::server

@@ -12,10 +12,9 @@
 #ifndef GANSERVE_SERVER_AUTH_H_
 #define GANSERVE_SERVER_AUTH_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -33,9 +32,10 @@ class TokenAuth {
   static absl::StatusOr<std::unique_ptr<TokenAuth>> FromFile(const std::string& path);
   static absl::StatusOr<std::unique_ptr<TokenAuth>> FromText(const std::string& text);
 
+  // `authorization`: the caller's authorization header (metadata) value, if sent.
   // OK; UNAUTHENTICATED without a known bearer token; PERMISSION_DENIED when the token
   // lacks the method's scope. Messages never echo the token.
-  grpc::Status Check(const grpc::CallbackServerContext* call, const std::string& method) const;
+  absl::Status Check(const std::optional<std::string>& authorization, const std::string& method) const;
   size_t size() const { return tokens_.size(); }
 
  private:

@@ -1,41 +1,14 @@
-// The ganserve.v1.GanService implementation (gRPC callback API). Handlers validate,
-// hand device work to the executor and stream results; they never block a gRPC thread
-// on model work.
+// The ganserve.v1.GanService implementation (gRPC callback API). Each handler runs the
+// one preamble (metrics scope, token scope, shutdown), translates its request into a
+// core spec (server/api), calls the Service and streams or returns the result. Model
+// work never blocks a gRPC thread: it runs on the device executor.
 #ifndef GANSERVE_SERVER_GAN_SERVICE_H_
 #define GANSERVE_SERVER_GAN_SERVICE_H_
 
-#include <atomic>
-
-#include "core/jobs/job_engine.h"
-#include "core/jobs/job_store.h"
-#include "core/models/clip/text_embedding_cache.h"
-#include "core/registry/model_repository.h"
-#include "core/runtime/device_executor.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
-#include "server/metrics.h"
-#include "server/job_stream.h"
-#include "server/auth.h"
-#include "server/edit_stats_job.h"
-#include "server/options.h"
-#include "server/render_batcher.h"
+#include "server/service_context.h"
 
 namespace ganserve::server {
-
-// What handlers share. Owned by GanServer, which outlives the service.
-struct ServiceContext {
-  ServerOptions options;
-  core::ModelRepository* repository = nullptr;
-  core::JobStore* job_store = nullptr;
-  core::DeviceExecutor* executor = nullptr;
-  RenderBatcher* batcher = nullptr;
-  Metrics* metrics = nullptr;
-  core::JobEngine* engine = nullptr;
-  core::clip::TextEmbeddingCache* text_cache = nullptr;
-  GlobalStatsCache* stats_cache = nullptr;
-  const TokenAuth* auth = nullptr;  // null: no token checks
-  JobStreamRegistry* streams = nullptr;
-  std::atomic<bool> shutting_down{false};
-};
 
 // Thread-safe; stateless apart from the shared context.
 class GanServiceImpl final : public v1::GanService::CallbackService {

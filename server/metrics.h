@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "core/jobs/job_engine.h"
 #include "core/runtime/device_executor.h"
+#include "core/service/service.h"
 
 namespace prometheus {
 class Registry;
@@ -24,7 +25,7 @@ namespace ganserve::server {
 class MetricsHttpServer;
 
 // Thread-safe (prometheus-cpp metrics are atomic; families lock on Add).
-class Metrics : public core::ExecutorObserver, public core::JobObserver {
+class Metrics : public core::ExecutorObserver, public core::JobObserver, public core::service::ServiceObserver {
  public:
   Metrics();
   ~Metrics() override;
@@ -38,6 +39,7 @@ class Metrics : public core::ExecutorObserver, public core::JobObserver {
   // One generator call of the render batcher: its images and how many requests shared it.
   void RecordRenderBatch(int images, int requests);
   void RecordRejected(const std::string& reason);
+  void OnRequestRejected(const char* reason) override { RecordRejected(reason); }
   void SetModelsLoaded(int ready, int failed);
   void RecordModelLoad(double seconds);
 

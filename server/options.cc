@@ -44,12 +44,12 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_TLS_CLIENT_CA_FILE");
   app.add_option("--auth_tokens_file", o.auth_tokens_file, "bearer tokens, one 'TOKEN SCOPE[,SCOPE]' per line")
       ->envname("GANSERVE_AUTH_TOKENS_FILE");
-  app.add_option("--data_dir", o.data_dir, "job store, inversions and checkpoints")
+  app.add_option("--data_dir", o.app.data_dir, "job store, inversions and checkpoints")
       ->envname("GANSERVE_DATA_DIR")->capture_default_str();
-  app.add_option("--model_repository", o.model_repository, "model folders with manifest.json")
+  app.add_option("--model_repository", o.app.model_repository, "model folders with manifest.json")
       ->envname("GANSERVE_MODEL_REPOSITORY")->capture_default_str();
-  app.add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->envname("GANSERVE_DEVICE")->capture_default_str();
-  app.add_option("--clip_precision", o.clip_precision,
+  app.add_option("--device", o.app.device, "auto | cpu | cuda | cuda:N")->envname("GANSERVE_DEVICE")->capture_default_str();
+  app.add_option("--clip_precision", o.app.clip_precision,
                  "CLIP arithmetic: auto (fp16 on CUDA as OpenAI runs it, else fp32) | fp32 | fp16 (CUDA) | bf16")
       ->envname("GANSERVE_CLIP_PRECISION")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}))
@@ -60,13 +60,13 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->capture_default_str();
   app.add_option("--log_format", o.log_format, "text | json")
       ->envname("GANSERVE_LOG_FORMAT")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
-  app.add_option("--max_message_mb", o.max_message_mb, "largest request or response message, MiB")
+  app.add_option("--max_message_mb", o.app.limits.max_message_mb, "largest request or response message, MiB")
       ->envname("GANSERVE_MAX_MESSAGE_MB")->check(CLI::Range(1, 512))->capture_default_str();
-  app.add_option("--max_interactive_queue", o.max_interactive_queue, "queued Generate/Edit batches per device")
+  app.add_option("--max_interactive_queue", o.app.max_interactive_queue, "queued Generate/Edit batches per device")
       ->envname("GANSERVE_MAX_INTERACTIVE_QUEUE")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--max_batch_queue", o.max_batch_queue, "queued inversion steps per device")
+  app.add_option("--max_batch_queue", o.app.max_batch_queue, "queued inversion steps per device")
       ->envname("GANSERVE_MAX_BATCH_QUEUE")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--max_training_queue", o.max_training_queue, "queued training jobs")
+  app.add_option("--max_training_queue", o.app.max_training_queue, "queued training jobs")
       ->envname("GANSERVE_MAX_TRAINING_QUEUE")->check(CLI::Range(1, 10000))->capture_default_str();
   app.add_option("--threads", o.threads, "LibTorch intra-op threads (0: CPUs available)")
       ->envname("GANSERVE_THREADS")->check(CLI::Range(0, 1024))->capture_default_str();
@@ -75,14 +75,14 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_RETAIN_HOST_MEMORY")->capture_default_str();
   app.add_option("--shutdown_grace_seconds", o.shutdown_grace_seconds, "drain time at SIGTERM")
       ->envname("GANSERVE_SHUTDOWN_GRACE_SECONDS")->check(CLI::Range(0, 3600))->capture_default_str();
-  app.add_option("--max_images_per_request", o.max_images_per_request, "images one Generate/Edit call may ask for")
+  app.add_option("--max_images_per_request", o.app.limits.max_images_per_request, "images one Generate/Edit call may ask for")
       ->envname("GANSERVE_MAX_IMAGES_PER_REQUEST")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--max_batch_size", o.max_batch_size, "largest batch_size a request may ask for")
+  app.add_option("--max_batch_size", o.app.limits.max_batch_size, "largest batch_size a request may ask for")
       ->envname("GANSERVE_MAX_BATCH_SIZE")->check(CLI::Range(1, 1024))->capture_default_str();
-  app.add_option("--max_coalesced_images", o.max_coalesced_images,
+  app.add_option("--max_coalesced_images", o.app.max_coalesced_images,
                  "images one coalesced render of concurrent Generate/Edit batches may hold (0: no coalescing)")
       ->envname("GANSERVE_MAX_COALESCED_IMAGES")->check(CLI::Range(0, 1024))->capture_default_str();
-  app.add_option("--checkpoint_every", o.checkpoint_every, "training checkpoint interval, steps (0: never)")
+  app.add_option("--checkpoint_every", o.app.checkpoint_every, "training checkpoint interval, steps (0: never)")
       ->envname("GANSERVE_CHECKPOINT_EVERY")->check(CLI::Range(0, 100000))->capture_default_str();
   try {
     app.parse(argc, argv);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/service/application.h"
 
 namespace ganserve::server {
 
@@ -20,32 +21,16 @@ struct ServerOptions {
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;
   // Bearer tokens with scopes (server/auth.h); empty = no token checks.
   std::string auth_tokens_file;
-  std::string data_dir = "./data";
-  std::string model_repository = "./models";
-  std::string device = "auto";
-  // CLIP arithmetic: auto (fp16 on CUDA, as OpenAI runs CLIP; fp32 elsewhere) | fp32 |
-  // fp16 (CUDA only) | bf16.
-  std::string clip_precision = "auto";
+  // Data and model folders, device, queues, request limits: the core's settings.
+  core::service::ApplicationOptions app;
   std::string log_level = "info";   // trace debug info warn error
   std::string log_format = "text";  // text | json
-  int max_message_mb = 32;
-  int max_interactive_queue = 256;
-  int max_batch_queue = 64;
-  int max_training_queue = 16;
   // LibTorch intra-op threads; 0 = the CPUs available to the process (cgroup-aware).
   int threads = 0;
   // glibc keeps freed host memory for reuse (faster CPU inference, RSS stays at its peak).
   bool retain_host_memory = true;
   // How long in-flight calls may drain at SIGTERM before they are cancelled.
   int shutdown_grace_seconds = 20;
-  // Per-request limits.
-  int max_images_per_request = 1024;
-  int max_batch_size = 64;
-  // Concurrent GenerateSamples / Edit batches for the same model and settings render
-  // as one generator call of up to this many images (0 = every request alone).
-  int max_coalesced_images = 32;
-  // Training checkpoint interval in steps (0 = never).
-  int checkpoint_every = 50;
 };
 
 struct ParsedOptions {

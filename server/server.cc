@@ -10,18 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "core/jobs/job_engine.h"
-#include "core/jobs/sqlite_job_store.h"
-#include "core/models/clip/text_embedding_cache.h"
-#include "core/registry/model_repository.h"
-#include "core/runtime/device_executor.h"
+#include "core/service/application.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
-#include "server/adapt_job.h"
+#include "server/api/api.h"
 #include "server/gan_service.h"
-#include "server/invert_job.h"
-#include "server/job_stream.h"
 #include "server/metrics.h"
+#include "server/streams/job_stream.h"
 
 namespace ganserve::server {
 namespace {
@@ -79,51 +74,20 @@ void GanServer::Wait() { state_->finished.WaitForNotification(); }
 absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions& options) {
   std::unique_ptr<GanServer> s(new GanServer());
   s->metrics_ = std::make_unique<Metrics>();
-  RETURN_IF_ERROR(core::MakeDirs(options.data_dir));
-  ASSIGN_OR_RETURN(auto store, core::SqliteJobStore::Open((std::filesystem::path(options.data_dir) / "jobs.db").string()));
-  s->job_store_ = std::move(store);
-  core::stylegan2::LoadOptions load;
-  load.device = options.device;
-  ASSIGN_OR_RETURN(auto clip_precision, core::clip::ParseClipPrecision(options.clip_precision));
-  ASSIGN_OR_RETURN(s->repository_, core::ModelRepository::Create(options.model_repository, load, clip_precision));
-
-  core::DeviceExecutor::Options exec;
-  exec.name = options.device;
-  exec.max_queue = {static_cast<size_t>(options.max_interactive_queue), static_cast<size_t>(options.max_batch_queue),
-                    static_cast<size_t>(options.max_training_queue)};
-  exec.observer = s->metrics_.get();
-  s->executor_ = std::make_unique<core::DeviceExecutor>(exec);
-  RenderBatcher::Options batching;
-  batching.max_images = options.max_coalesced_images;
   Metrics* metrics = s->metrics_.get();
-  s->batcher_ = std::make_unique<RenderBatcher>(
-      s->executor_.get(), batching, [metrics](int images, int requests) { metrics->RecordRenderBatch(images, requests); });
-
-  s->text_cache_ = std::make_unique<core::clip::TextEmbeddingCache>(8192);
-  s->stats_cache_ = std::make_unique<GlobalStatsCache>();
+  core::service::ApplicationOptions app = options.app;
+  app.executor_observer = metrics;
+  app.job_observer = metrics;
+  app.service_observer = metrics;
+  app.batch_observer = [metrics](int images, int requests) { metrics->RecordRenderBatch(images, requests); };
+  app.event_encoder = api::EncodeJobEvent;
+  app.legacy_decoder = api::DecodeLegacyRequest;
+  ASSIGN_OR_RETURN(s->app_, core::service::Application::Create(app));
   s->streams_ = std::make_unique<JobStreamRegistry>();
-  core::JobEngine::Options eng;
-  eng.checkpoint_dir = (std::filesystem::path(options.data_dir) / "checkpoints").string();
-  eng.checkpoint_every = options.checkpoint_every;
-  eng.max_queued = static_cast<size_t>(options.max_training_queue);
-  eng.observer = s->metrics_.get();
-  s->engine_ = std::make_unique<core::JobEngine>(eng, s->job_store_.get(), s->executor_.get(), EncodeJobEvent);
-  s->engine_->RegisterFactory(core::JobKind::kAdapt, AdaptRunnerFactory(s->repository_.get(), s->text_cache_.get()));
-  s->engine_->RegisterFactory(core::JobKind::kEditStats, EditStatsRunnerFactory(s->repository_.get()));
-  s->engine_->RegisterFactory(core::JobKind::kInvert,
-                              InvertRunnerFactory(s->repository_.get(),
-                                                  (std::filesystem::path(options.data_dir) / "inversions").string()));
-
   s->context_ = std::make_unique<ServiceContext>();
   s->context_->options = options;
-  s->context_->repository = s->repository_.get();
-  s->context_->job_store = s->job_store_.get();
-  s->context_->executor = s->executor_.get();
-  s->context_->batcher = s->batcher_.get();
-  s->context_->metrics = s->metrics_.get();
-  s->context_->engine = s->engine_.get();
-  s->context_->text_cache = s->text_cache_.get();
-  s->context_->stats_cache = s->stats_cache_.get();
+  s->context_->app = s->app_.get();
+  s->context_->metrics = metrics;
   s->context_->streams = s->streams_.get();
   s->service_ = std::make_unique<GanServiceImpl>(s->context_.get());
 
@@ -138,14 +102,14 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, creds, &s->port_);
-  builder.SetMaxReceiveMessageSize(options.max_message_mb << 20);
-  builder.SetMaxSendMessageSize(options.max_message_mb << 20);
+  builder.SetMaxReceiveMessageSize(options.app.limits.max_message_mb << 20);
+  builder.SetMaxSendMessageSize(options.app.limits.max_message_mb << 20);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
-    s->executor_->Shutdown();
+    s->app_->Shutdown();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
                                                " (address in use or not available?)"));
   }
@@ -155,7 +119,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     s->health_server_ = hb.BuildAndStart();
     if (s->health_server_ == nullptr || s->health_port_ == 0) {
       s->server_->Shutdown();
-      s->executor_->Shutdown();
+      s->app_->Shutdown();
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_listen, " (health port)"));
     }
   }
@@ -166,7 +130,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     auto port = s->metrics_->StartExposer(options.metrics_listen);
     if (!port.ok()) {
       s->server_->Shutdown();
-      s->executor_->Shutdown();
+      s->app_->Shutdown();
       return port.status();
     }
     s->metrics_port_ = *port;
@@ -178,13 +142,10 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   GanServer* self = s.get();
   s->loader_ = std::thread([self] {
     const auto t0 = std::chrono::steady_clock::now();
-    // No job runs yet: hidden work folders are leftovers of a crash mid-write.
-    if (int stale = self->repository_->RemoveStaleWorkFolders(); stale > 0) {
-      spdlog::warn("removed {} half-written model folder(s) left by an interrupted job", stale);
-    }
-    int ready = self->repository_->LoadAll();
+    // Jobs need their models: they are recovered and started once the models loaded.
+    const int ready = self->app_->LoadModelsAndStartJobs();
     int failed = 0;
-    for (const auto& m : self->repository_->List()) {
+    for (const auto& m : self->app_->repository().List()) {
       if (m.state == core::ModelState::kFailed) {
         ++failed;
         spdlog::error("model '{}' failed to load: {}", m.name, m.error);
@@ -196,10 +157,6 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     self->metrics_->SetModelsLoaded(ready, failed);
     self->metrics_->RecordModelLoad(secs);
     spdlog::info("model repository loaded in {:.2f} s: {} ready, {} failed", secs, ready, failed);
-    // Jobs need their models: recover and start running them only now.
-    if (absl::Status st = self->engine_->Start(); !st.ok()) {
-      spdlog::error("job engine did not start: {}", st.ToString());
-    }
     absl::MutexLock lock(&self->state_->mu);
     if (!self->state_->shut_down) {
       self->SetHealth("readiness", true);
@@ -239,8 +196,7 @@ void GanServer::Shutdown(absl::Duration grace) {
   if (streams_ != nullptr) streams_->CloseAll();
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   // The running job stops after its current step, checkpointed, and resumes at the next start.
-  if (engine_ != nullptr) engine_->Shutdown();
-  if (executor_ != nullptr) executor_->Shutdown();
+  if (app_ != nullptr) app_->Shutdown();
   if (health_server_ != nullptr) health_server_->Shutdown(std::chrono::system_clock::now());
   spdlog::info("shutdown complete");
   state_->finished.Notify();

@@ -15,23 +15,15 @@ namespace grpc {
 class Server;
 }
 
-namespace ganserve::core {
-class DeviceExecutor;
-class JobEngine;
-class JobStore;
-class ModelRepository;
-namespace clip {
-class TextEmbeddingCache;
-}
-}  // namespace ganserve::core
+namespace ganserve::core::service {
+class Application;
+}  // namespace ganserve::core::service
 
 namespace ganserve::server {
 
 class GanServiceImpl;
 class JobStreamRegistry;
 class Metrics;
-class RenderBatcher;
-class GlobalStatsCache;
 class TokenAuth;
 struct ServiceContext;
 
@@ -63,17 +55,10 @@ class GanServer {
   int port_ = 0;
   int metrics_port_ = 0;
   std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<core::JobStore> job_store_;
-  std::unique_ptr<core::ModelRepository> repository_;
-  // Declared first so that it outlives the executor, whose shutdown answers queued work through it.
-  std::unique_ptr<RenderBatcher> batcher_;
-  std::unique_ptr<core::DeviceExecutor> executor_;
-  std::unique_ptr<core::clip::TextEmbeddingCache> text_cache_;
-  std::unique_ptr<GlobalStatsCache> stats_cache_;
+  std::unique_ptr<core::service::Application> app_;
   std::unique_ptr<TokenAuth> auth_;
   std::unique_ptr<grpc::Server> health_server_;
   int health_port_ = 0;
-  std::unique_ptr<core::JobEngine> engine_;
   std::unique_ptr<JobStreamRegistry> streams_;
   std::unique_ptr<ServiceContext> context_;
   std::unique_ptr<GanServiceImpl> service_;

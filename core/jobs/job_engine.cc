@@ -90,18 +90,25 @@ size_t JobEngine::queue_depth() const {
   return queue_.size();
 }
 
+absl::StatusOr<std::optional<JobRecord>> JobEngine::FindRetry(const std::string& request_id,
+                                                              const std::string& request_hash) {
+  if (request_id.empty()) return std::optional<JobRecord>();
+  ASSIGN_OR_RETURN(std::optional<JobRecord> prior, store_->FindByRequestId(request_id));
+  if (!prior) return prior;
+  if (prior->request_hash != request_hash) {
+    return absl::AlreadyExistsError(absl::StrCat("request_id '", request_id, "' was used for job ", prior->id,
+                                                 " with a different request; use a new request_id"));
+  }
+  ASSIGN_OR_RETURN(JobRecord job, Get(prior->id));
+  return std::optional<JobRecord>(std::move(job));
+}
+
 absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
   if (existed != nullptr) *existed = false;
-  if (!job.request_id.empty()) {
-    ASSIGN_OR_RETURN(std::optional<JobRecord> prior, store_->FindByRequestId(job.request_id));
-    if (prior) {
-      if (prior->request_hash != job.request_hash) {
-        return absl::AlreadyExistsError(absl::StrCat("request_id '", job.request_id, "' was used for job ", prior->id,
-                                                     " with a different request; use a new request_id"));
-      }
-      if (existed != nullptr) *existed = true;
-      return Get(prior->id);
-    }
+  ASSIGN_OR_RETURN(std::optional<JobRecord> prior, FindRetry(job.request_id, job.request_hash));
+  if (prior) {
+    if (existed != nullptr) *existed = true;
+    return *std::move(prior);
   }
   if (factories_.count(job.kind) == 0) {
     return absl::UnimplementedError(absl::StrCat("jobs of kind ", JobKindName(job.kind), " are not supported"));

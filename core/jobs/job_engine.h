@@ -1,6 +1,6 @@
 // Runs long jobs (adaptation, inversion) step by step on a device executor, with a
 // durable job store, live event fan-out, cancellation, time limits, checkpoints and
-// crash recovery. Knows nothing of gRPC: requests are opaque bytes that a
+// crash recovery. Knows nothing of gRPC: requests are opaque documents that a
 // RunnerFactory turns into runners, and events leave through an encoder and callbacks.
 #ifndef GANSERVE_CORE_JOBS_JOB_ENGINE_H_
 #define GANSERVE_CORE_JOBS_JOB_ENGINE_H_
@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,6 +104,10 @@ class JobEngine {
   // the hash matches, else AlreadyExists. ResourceExhausted when the queue is full.
   // `existed` tells which happened.
   absl::StatusOr<JobRecord> Submit(JobRecord job, bool* existed = nullptr);
+  // The idempotency rule, once: the job an earlier request with this request_id created
+  // (its current snapshot) when `request_hash` matches; AlreadyExists when it does not;
+  // nullopt when the id is empty or unused.
+  absl::StatusOr<std::optional<JobRecord>> FindRetry(const std::string& request_id, const std::string& request_hash);
   // Idempotent. Queued jobs end CANCELLED at once; a running job within one step.
   absl::StatusOr<JobRecord> Cancel(const std::string& id);
   // The current snapshot, with the live queue position.

@@ -31,6 +31,7 @@ struct JobRecord {
   std::string request_hash;  // digest of the request payload, for idempotency checks
   std::string model;
   std::string request;       // the serialised request, opaque to the store
+  std::string request_encoding;  // how `request` is serialised (e.g. "spec-json"); set by the writer
   int64_t step = 0;
   int64_t total_steps = 0;
   std::map<std::string, float> losses;
@@ -81,6 +82,9 @@ class JobStore {
   virtual absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) = 0;
   // Overwrites the job's mutable fields (not id, kind, request). NotFound if absent.
   virtual absl::Status UpdateJob(const JobRecord& job) = 0;
+  // Replaces a job's stored request and its encoding (format upgrades). NotFound if absent.
+  virtual absl::Status RewriteRequest(const std::string& id, const std::string& request,
+                                      const std::string& encoding) = 0;
   // Pages through jobs, newest first. InvalidArgument for a malformed page token.
   virtual absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) = 0;
   // Jobs in QUEUED or RUNNING state, oldest first (crash recovery).

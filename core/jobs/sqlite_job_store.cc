@@ -54,6 +54,10 @@ CREATE TABLE job_events (
 ALTER TABLE jobs ADD COLUMN max_run_seconds INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN preview_every INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // Requests written before this version are protobuf bytes of the v1 API.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN request_encoding TEXT NOT NULL DEFAULT 'proto-v1';
+)sql",
 };
 
 static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a migration with each version");
@@ -61,7 +65,7 @@ static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a m
 constexpr const char* kJobColumns =
     "id, kind, state, request_id, request_hash, model, request, step, total_steps, losses, eta_seconds, "
     "create_time_ms, start_time_ms, end_time_ms, result, error_code, error_message, cancel_requested, last_seq, "
-    "max_run_seconds, preview_every";
+    "max_run_seconds, preview_every, request_encoding";
 
 // RAII prepared statement.
 class Stmt {
@@ -144,6 +148,7 @@ JobRecord ReadJob(const Stmt& s) {
   j.last_seq = s.Int(18);
   j.max_run_seconds = s.Int(19);
   j.preview_every = s.Int(20);
+  j.request_encoding = s.Text(21);
   return j;
 }
 
@@ -238,7 +243,7 @@ absl::Status SqliteJobStore::Migrate() {
 absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   absl::MutexLock lock(&mu_);
   Stmt s(db_, absl::StrCat("INSERT INTO jobs (", kJobColumns,
-                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   RETURN_IF_ERROR(s.status());
   s.Bind(1, j.id);
   s.Bind(2, static_cast<int64_t>(j.kind));
@@ -261,6 +266,7 @@ absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   s.Bind(19, j.last_seq);
   s.Bind(20, j.max_run_seconds);
   s.Bind(21, j.preview_every);
+  s.Bind(22, j.request_encoding);
   absl::Status st = s.StepDone();
   if (absl::IsAlreadyExists(st)) {
     return absl::AlreadyExistsError(absl::StrCat("a job with id ", j.id, " or request_id '", j.request_id,
@@ -315,6 +321,19 @@ absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
   s.Bind(13, j.id);
   RETURN_IF_ERROR(s.StepDone());
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("no job with id '", j.id, "'"));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::RewriteRequest(const std::string& id, const std::string& request,
+                                            const std::string& encoding) {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_, "UPDATE jobs SET request=?, request_encoding=? WHERE id=?");
+  RETURN_IF_ERROR(s.status());
+  s.BindBlob(1, request);
+  s.Bind(2, encoding);
+  s.Bind(3, id);
+  RETURN_IF_ERROR(s.StepDone());
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("no job with id '", id, "'"));
   return absl::OkStatus();
 }
 

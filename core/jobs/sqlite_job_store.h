@@ -18,7 +18,7 @@ namespace ganserve::core {
 // against other processes). Schema changes are numbered migrations applied at Open.
 class SqliteJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // FailedPrecondition if the file was written by a newer ganserve (higher schema).
@@ -31,6 +31,8 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<JobRecord> GetJob(const std::string& id) override;
   absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) override;
   absl::Status UpdateJob(const JobRecord& job) override;
+  absl::Status RewriteRequest(const std::string& id, const std::string& request,
+                              const std::string& encoding) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<JobRecord>> ListUnfinished() override;
   absl::StatusOr<int64_t> AppendEvent(JobRecord& job, const std::string& type, const std::string& payload,

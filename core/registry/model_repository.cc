@@ -304,6 +304,27 @@ std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
   return nullptr;
 }
 
+absl::StatusOr<ModelInfo> ModelRepository::Publish(const std::string& name, const std::string& work_id,
+                                                   const std::function<absl::Status(const std::string&)>& write) {
+  if (!IsValidModelName(name)) return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a model name"));
+  if (Exists(name)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("a model named '", name, "' appeared meanwhile; the result was not saved. Use another name"));
+  }
+  const fs::path tmp = fs::path(root_) / (".tmp-" + work_id);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  if (absl::Status st = write(tmp.string()); !st.ok()) {
+    fs::remove_all(tmp, ec);
+    return st;
+  }
+  fs::rename(tmp, fs::path(root_) / name, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot publish model '", name, "': ", ec.message()));
+  return Add(name);
+}
+
 absl::Status ModelRepository::Delete(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);

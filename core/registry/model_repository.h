@@ -12,6 +12,7 @@
 #ifndef GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 #define GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -87,6 +88,12 @@ class ModelRepository {
   // as an error.
   absl::StatusOr<ModelInfo> Add(const std::string& name);
   bool Exists(const std::string& name) const;
+  // Publishes a new model folder atomically: `write` fills a hidden work folder (its
+  // argument), which is then renamed to <root>/<name> and loaded. No half-written
+  // model is ever visible; a crash leaves a work folder RemoveStaleWorkFolders removes.
+  // `work_id` names the work folder (one per writer). AlreadyExists when `name` is taken.
+  absl::StatusOr<ModelInfo> Publish(const std::string& name, const std::string& work_id,
+                                    const std::function<absl::Status(const std::string& folder)>& write);
   // Removes an adapted generator's folder. FailedPrecondition for base models.
   absl::Status Delete(const std::string& name);
 

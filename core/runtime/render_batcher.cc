@@ -1,4 +1,4 @@
-#include "server/render_batcher.h"
+#include "core/runtime/render_batcher.h"
 
 #include <cstring>
 #include <utility>
@@ -8,12 +8,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace ganserve::server {
+namespace ganserve::core {
 namespace {
 
 using core::FloatTensor;
-using core::stylegan2::GenerateParams;
-using core::stylegan2::GenerateResult;
+using stylegan2::GenerateParams;
+using stylegan2::GenerateResult;
 
 int64_t Rows(const GenerateParams& p) { return p.latents.shape.empty() ? 0 : p.latents.shape[0]; }
 
@@ -39,7 +39,7 @@ void AppendRows(const FloatTensor& from, FloatTensor* to) {
 
 }  // namespace
 
-RenderBatcher::RenderBatcher(core::DeviceExecutor* executor, Options options, BatchObserver observer)
+RenderBatcher::RenderBatcher(DeviceExecutor* executor, Options options, BatchObserver observer)
     : executor_(executor), options_(options), observer_(std::move(observer)) {}
 
 std::string RenderBatcher::Key(const Work& w) {
@@ -139,4 +139,4 @@ void RenderBatcher::Run(const std::string& key, bool dropped) {
   }
 }
 
-}  // namespace ganserve::server
+}  // namespace ganserve::core

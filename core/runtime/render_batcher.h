@@ -8,8 +8,8 @@
 // by an earlier one do nothing. A request's images are bit-identical to a solo render
 // only when the batch composition is the same: batched kernels may round differently
 // by float epsilon (set max_images to 0 to render every request alone).
-#ifndef GANSERVE_SERVER_RENDER_BATCHER_H_
-#define GANSERVE_SERVER_RENDER_BATCHER_H_
+#ifndef GANSERVE_CORE_RUNTIME_RENDER_BATCHER_H_
+#define GANSERVE_CORE_RUNTIME_RENDER_BATCHER_H_
 
 #include <cstdint>
 #include <deque>
@@ -24,7 +24,7 @@
 #include "core/models/stylegan2/generator.h"
 #include "core/runtime/device_executor.h"
 
-namespace ganserve::server {
+namespace ganserve::core {
 
 class RenderBatcher {
  public:
@@ -32,24 +32,24 @@ class RenderBatcher {
     // Most images rendered by one coalesced call; 0 or 1 renders each request alone.
     // One piece of work larger than this still runs, by itself.
     int max_images = 32;
-    core::WorkClass work_class = core::WorkClass::kInteractive;
+    WorkClass work_class = WorkClass::kInteractive;
   };
   // Called on the executor thread for every coalesced call: images rendered and the
   // number of requests they came from.
   using BatchObserver = std::function<void(int images, int requests)>;
 
   struct Work {
-    std::shared_ptr<const core::stylegan2::Generator> generator;
-    core::stylegan2::GenerateParams params;
+    std::shared_ptr<const stylegan2::Generator> generator;
+    stylegan2::GenerateParams params;
     // Checked just before rendering; false skips the work (answered CANCELLED). May be null.
     std::function<bool()> wanted;
     // Receives this work's slice of the result (rows in the order of params.latents),
     // or the error; UNAVAILABLE when the executor shut down first. Runs on the executor
     // thread.
-    std::function<void(absl::StatusOr<core::stylegan2::GenerateResult>)> done;
+    std::function<void(absl::StatusOr<stylegan2::GenerateResult>)> done;
   };
 
-  RenderBatcher(core::DeviceExecutor* executor, Options options, BatchObserver observer = nullptr);
+  RenderBatcher(DeviceExecutor* executor, Options options, BatchObserver observer = nullptr);
 
   // Queues `work`. On error (the executor's queue is full, or it shut down) `done` is
   // not called and the status says why.
@@ -60,7 +60,7 @@ class RenderBatcher {
   std::string Key(const Work& w);
   void Run(const std::string& key, bool dropped);
 
-  core::DeviceExecutor* const executor_;
+  DeviceExecutor* const executor_;
   const Options options_;
   const BatchObserver observer_;
   absl::Mutex mu_;
@@ -68,6 +68,6 @@ class RenderBatcher {
   uint64_t solo_counter_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace ganserve::server
+}  // namespace ganserve::core
 
-#endif  // GANSERVE_SERVER_RENDER_BATCHER_H_
+#endif  // GANSERVE_CORE_RUNTIME_RENDER_BATCHER_H_

@@ -1,26 +1,13 @@
-#include "server/job_stream.h"
+#include "server/streams/job_stream.h"
 
-#include "server/convert.h"
-#include "server/gan_service.h"
+#include "server/api/api.h"
 #include "server/rpc_scope.h"
+#include "server/service_context.h"
 
 namespace ganserve::server {
 namespace {
 
 constexpr size_t kMaxQueued = 256;
-
-void ImagesToProto(const std::vector<core::EncodedImage>& in, google::protobuf::RepeatedPtrField<v1::Image>* out) {
-  int index = 0;
-  for (const auto& im : in) {
-    v1::Image* p = out->Add();
-    p->set_data(im.png);
-    p->set_format(v1::IMAGE_FORMAT_PNG);
-    p->set_width(im.width);
-    p->set_height(im.height);
-    p->set_seed(-1);
-    p->set_index(index++);
-  }
-}
 
 bool IsTerminalEvent(const v1::JobEvent& e) {
   const auto s = e.job().state();
@@ -29,36 +16,6 @@ bool IsTerminalEvent(const v1::JobEvent& e) {
 }
 
 }  // namespace
-
-v1::JobEvent ToProtoEvent(const core::JobEvent& e) {
-  v1::JobEvent out;
-  out.set_seq(e.seq);
-  out.set_time_unix_ms(e.time_ms);
-  ToProto(e.job, out.mutable_job());
-  switch (e.type) {
-    case core::JobEvent::Type::kState: out.set_state_changed(true); break;
-    case core::JobEvent::Type::kHeartbeat: out.set_heartbeat(true); break;
-    case core::JobEvent::Type::kProgress: {
-      auto* p = out.mutable_progress();
-      p->set_step(e.job.step);
-      p->set_total_steps(e.job.total_steps);
-      for (const auto& [k, v] : e.losses) (*p->mutable_losses())[k] = v;
-      p->set_steps_per_second(e.steps_per_second);
-      p->set_eta_seconds(e.job.eta_seconds);
-      break;
-    }
-    case core::JobEvent::Type::kPreview: {
-      auto* p = out.mutable_preview();
-      p->set_step(e.job.step);
-      ImagesToProto(e.preview_source, p->mutable_source());
-      ImagesToProto(e.preview_current, p->mutable_current());
-      break;
-    }
-  }
-  return out;
-}
-
-std::string EncodeJobEvent(const core::JobEvent& e) { return ToProtoEvent(e).SerializeAsString(); }
 
 // Shared between the reactor and the engine's listener, which may outlive the reactor.
 struct JobStreamState {
@@ -129,10 +86,10 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
     // Subscribe first, then replay: events in between arrive twice and the seq filter
     // drops the copies.
     std::weak_ptr<JobStreamState> weak = state_;
-    token_ = ctx_->engine->Subscribe(job.id, [weak](const core::JobEvent& e) {
+    token_ = ctx_->app->engine().Subscribe(job.id, [weak](const core::JobEvent& e) {
       auto s = weak.lock();
       if (s == nullptr) return;
-      v1::JobEvent pe = ToProtoEvent(e);
+      v1::JobEvent pe = api::ToProtoEvent(e);
       absl::MutexLock lock(&s->mu);
       if (s->replaying) {
         s->pending.push_back(std::move(pe));
@@ -140,7 +97,7 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
         s->PushLocked(std::move(pe));
       }
     });
-    auto events = ctx_->job_store->ListEvents(job.id, after_seq, 100000);
+    auto events = ctx_->app->store().ListEvents(job.id, after_seq, 100000);
     absl::MutexLock lock(&state_->mu);
     state_->last_seq = after_seq;
     if (events.ok()) {
@@ -170,7 +127,7 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
         v1::JobEvent snap;
         snap.set_seq(job.last_seq);
         snap.set_state_changed(true);
-        ToProto(job, snap.mutable_job());
+        api::ToProto(job, snap.mutable_job());
         state_->queue.push_back(std::move(snap));
       }
       state_->terminal_written = true;
@@ -195,7 +152,7 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
       absl::MutexLock lock(&state_->mu);
       state_->reactor = nullptr;
     }
-    ctx_->engine->Unsubscribe(token_);
+    ctx_->app->engine().Unsubscribe(token_);
     ctx_->streams->Remove(state_.get());
     delete this;
   }

@@ -1,8 +1,8 @@
 // Streaming a job's events to a caller: replay from the store after `after_seq`, then
 // live events from the engine, through a bounded per-stream queue (progress events are
 // coalesced when a reader is slow), ending after the terminal state.
-#ifndef GANSERVE_SERVER_JOB_STREAM_H_
-#define GANSERVE_SERVER_JOB_STREAM_H_
+#ifndef GANSERVE_SERVER_STREAMS_JOB_STREAM_H_
+#define GANSERVE_SERVER_STREAMS_JOB_STREAM_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -17,10 +17,6 @@
 #include "ganserve/v1/ganserve.pb.h"
 
 namespace ganserve::server {
-
-v1::JobEvent ToProtoEvent(const core::JobEvent& e);
-// The stored form of an event (a serialised v1::JobEvent).
-std::string EncodeJobEvent(const core::JobEvent& e);
 
 struct ServiceContext;
 class RpcScope;
@@ -46,4 +42,4 @@ grpc::ServerWriteReactor<v1::JobEvent>* StartJobStream(ServiceContext* ctx, cons
 
 }  // namespace ganserve::server
 
-#endif  // GANSERVE_SERVER_JOB_STREAM_H_
+#endif  // GANSERVE_SERVER_STREAMS_JOB_STREAM_H_

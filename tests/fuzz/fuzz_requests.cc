@@ -1,8 +1,10 @@
-// libFuzzer target for request validation: arbitrary bytes parsed as each job and
-// stream request (the first byte picks the RPC) and run through the server's
-// validation against a repository with a tiny generator and CLIP. Beyond "no crash",
-// a request that validation accepts must render: GenerateSamples and Edit plans are
-// executed for their first batch, and any failure there aborts.
+// libFuzzer target for the operation specs (core/service/specs.h): arbitrary bytes (the
+// first byte picks the operation) become a spec and run through its validation against
+// a repository with a tiny generator and CLIP. GenerateSamples and Edit arrive as v1
+// request bytes translated by the gRPC edge (server/api); the job specs arrive as the
+// JSON that job records store. Beyond "no crash", a GenerateSamples or Edit spec that
+// validation accepts must render: its plan is executed for the first batch, and any
+// failure there aborts.
 //
 // FUZZ_WRITE_CORPUS=DIR writes valid seed requests into DIR and exits.
 #include <unistd.h>
@@ -21,21 +23,21 @@
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/registry/model_repository.h"
-#include "server/adapt_job.h"
-#include "server/edit_request.h"
-#include "server/edit_stats_job.h"
-#include "server/generate_request.h"
-#include "server/invert_job.h"
+#include "core/service/render.h"
+#include "core/service/specs.h"
+#include "server/api/api.h"
 
 namespace gc = ganserve::core;
-namespace gs = ganserve::server;
+namespace gs = ganserve::core::service;
+namespace api = ganserve::server::api;
 namespace v1 = ganserve::v1;
 
 namespace {
 
 struct World {
   std::unique_ptr<gc::ModelRepository> repo;
-  gs::ServerOptions options;
+  gs::Limits limits;
+  std::string data_dir;
   gc::clip::TextEmbeddingCache text_cache{256};
   gs::GlobalStatsCache stats;
 };
@@ -53,8 +55,11 @@ void MustRender(const gs::BatchWork& w, const char* rpc) {
 
 void WriteSeeds(const std::string& dir) {
   std::filesystem::create_directories(dir);
+  auto put_bytes = [&](const char* name, char kind, const std::string& bytes) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << kind << bytes;
+  };
   auto put = [&](const char* name, char kind, const google::protobuf::Message& m) {
-    std::ofstream(dir + "/" + name, std::ios::binary) << kind << m.SerializeAsString();
+    put_bytes(name, kind, m.SerializeAsString());
   };
   v1::GenerateSamplesRequest g;
   g.set_model("tiny");
@@ -88,15 +93,18 @@ void WriteSeeds(const std::string& dir) {
   a.set_source_text("photo");
   a.set_target_text("pencil sketch");
   a.set_iterations(10);
-  put("adapt", 2, a);
+  put_bytes("adapt", 2, gs::SpecToJson(api::ToSpec(a)));
+  a.add_target_images(std::string("\x89PNG\r\n\x1a\n", 8));
+  a.set_lambda_global(1);
+  put_bytes("adapt_images", 2, gs::SpecToJson(api::ToSpec(a)));
   v1::InvertImageRequest inv;
   inv.set_model("tiny");
   inv.set_image(std::string("\x89PNG\r\n\x1a\n", 8));
-  put("invert", 3, inv);
+  put_bytes("invert", 3, gs::SpecToJson(api::ToSpec(inv)));
   v1::PrepareGlobalDirectionsRequest p;
   p.set_model("tiny");
   p.set_num_samples(200);
-  put("prepare", 4, p);
+  put_bytes("prepare", 4, gs::SpecToJson(api::ToSpec(p)));
 }
 
 }  // namespace
@@ -127,9 +135,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   auto repo = gc::ModelRepository::Create(root + "/models", {});
   if (!repo.ok() || (*repo)->LoadAll() != 2) std::abort();
   world->repo = std::move(*repo);
-  world->options.data_dir = root + "/data";
-  world->options.max_images_per_request = 16;
-  world->options.max_batch_size = 8;
+  world->data_dir = root + "/data";
+  world->limits.max_images_per_request = 16;
+  world->limits.max_batch_size = 8;
   return 0;
 }
 
@@ -141,7 +149,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 0: {
       v1::GenerateSamplesRequest r;
       if (!r.ParseFromString(bytes)) return 0;
-      auto plan = gs::PlanGenerate(r, repo, world->options);
+      auto plan = gs::PlanGenerate(api::ToSpec(r), repo, world->limits, world->data_dir);
       if (!plan.ok()) return 0;
       MustRender(gs::PrepareGenerateBatch(*plan, 0, std::min(plan->batch_size, plan->total)), "GenerateSamples");
       break;
@@ -149,24 +157,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 1: {
       v1::EditRequest r;
       if (!r.ParseFromString(bytes)) return 0;
-      auto plan = gs::PlanEdit(r, repo, world->options, {&world->text_cache, &world->stats});
+      auto plan =
+          gs::PlanEdit(api::ToSpec(r), repo, world->limits, world->data_dir, {&world->text_cache, &world->stats});
       if (!plan.ok()) return 0;
       MustRender(gs::PrepareEditBatch(*plan, 0, std::min(plan->batch_size, plan->total)), "Edit");
       break;
     }
     case 2: {
-      v1::AdaptDomainRequest r;
-      if (r.ParseFromString(bytes)) (void)gs::ValidateAdaptRequest(r, repo);
+      auto spec = gs::SpecFromJson<gs::AdaptSpec>(bytes);
+      if (spec.ok()) (void)spec->Validate(repo);
       break;
     }
     case 3: {
-      v1::InvertImageRequest r;
-      if (r.ParseFromString(bytes)) (void)gs::ValidateInvertRequest(r, repo);
+      auto spec = gs::SpecFromJson<gs::InvertSpec>(bytes);
+      if (spec.ok()) (void)spec->Validate(repo);
       break;
     }
     default: {
-      v1::PrepareGlobalDirectionsRequest r;
-      if (r.ParseFromString(bytes)) (void)gs::ValidatePrepareGlobalDirections(r, repo);
+      auto spec = gs::SpecFromJson<gs::GlobalStatsSpec>(bytes);
+      if (spec.ok()) (void)spec->Validate(repo);
       break;
     }
   }

@@ -7,9 +7,9 @@
 # SECONDS_PER_TARGET caps each run as a safety net (a capped run is a prefix of the
 # same sequence).
 #   tests/fuzz/run.sh OUT_DIR [SECONDS_PER_TARGET [BUILD_DIR]]
-# With BUILD_DIR (a finished CMake build), also the request-validation target
-# (fuzz_requests.cc): the server's validation sources instrumented, linked against the
-# build's core libraries and LibTorch.
+# The targets are CMake targets (tests/fuzz/CMakeLists.txt) built in OUT_DIR/build with
+# clang, ASan and UBSan. With BUILD_DIR given (the main build; CI passes it), also the
+# operation-spec target (fuzz_requests.cc), which needs the whole core and LibTorch.
 # By hand, explore further: FUZZ_SEED=N FUZZ_RUNS=-1 FUZZ_KEEP_CORPUS=1 tests/fuzz/run.sh /tmp/fz 600
 # Crashes are kept as OUT_DIR/crash-*; add them to the corpus as regression cases.
 set -euo pipefail
@@ -22,50 +22,30 @@ declare -A runs=([npy]=2000000 [torch]=400000 [safetensors]=800000 [zip]=2000000
 build=${3:-}
 mkdir -p "$out"
 cxx=$(command -v clang++-14 || command -v clang++ || true)
+cc=$(command -v clang-14 || command -v clang || true)
 [ -n "$cxx" ] || { echo "clang++ not installed: fuzzing skipped (scripts/install-deps.sh installs clang-14)"; exit 77; }
-sources=(core/util/tensor_data.cc core/util/mapped_file.cc core/util/file_util.cc core/util/np_random.cc
-         core/io/npy.cc core/io/zip.cc core/io/image_codec.cc
-         core/checkpoint/pickle.cc core/checkpoint/torch_file.cc core/checkpoint/safetensors.cc
-         core/models/clip/text_clean.cc core/models/clip/tokenizer.cc core/models/clip/random_init.cc)
-flags=(-std=c++17 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I"$src")
-libs=$(pkg-config --libs absl_status absl_statusor absl_strings absl_synchronization spng libturbojpeg libutf8proc zlib)
-# The shared sources once, then one link per target.
-objs=()
-for s in "${sources[@]}"; do
-  o="$out/$(echo "$s" | tr / _).o"
-  if [ ! -f "$o" ] || [ "$src/$s" -nt "$o" ]; then "$cxx" "${flags[@]}" -c "$src/$s" -o "$o"; fi
-  objs+=("$o")
-done
-status=0
+# The project's CMake targets, built again with clang and the sanitizers. The request
+# target needs the whole core (LibTorch included): only with BUILD_DIR (a finished
+# build, i.e. a full run rather than a parser-only one).
 targets=(npy torch safetensors zip image tokenizer)
-if [ -n "$build" ] && [ -f "$build/core/libganserve_registry.a" ]; then
-  # Request validation: server sources compiled here, core from the CMake build.
-  rflags=("${flags[@]}" -I"$build" -isystem /usr/include/torch/csrc/api/include -DSPDLOG_FMT_EXTERNAL)
-  robjs=()
-  for s in server/generate_request.cc server/edit_request.cc server/adapt_job.cc server/invert_job.cc \
-           server/edit_stats_job.cc server/convert.cc; do
-    o="$out/req_$(echo "$s" | tr / _).o"
-    if [ ! -f "$o" ] || [ "$src/$s" -nt "$o" ]; then "$cxx" "${rflags[@]}" -c "$src/$s" -o "$o"; fi
-    robjs+=("$o")
-  done
-  core_libs=("$build"/core/libganserve_*.a)  # one link group: order does not matter
-  "$cxx" "${rflags[@]}" -fsanitize=fuzzer "$src/tests/fuzz/fuzz_requests.cc" "${robjs[@]}" \
-    -Wl,--start-group "${core_libs[@]}" "$build/proto/libganserve_proto.a" -Wl,--end-group \
-    -L/usr/lib/x86_64-linux-gnu -ltorch -ltorch_cpu -lc10 \
-    $(pkg-config --libs protobuf absl_status absl_statusor absl_strings absl_synchronization absl_time spdlog fmt \
-      sqlite3 spng libturbojpeg libutf8proc zlib) -lpthread -o "$out/fuzz_requests"
+[ -n "$build" ] && targets+=(requests)
+launcher=()
+command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+if [ ! -f "$out/build/build.ninja" ]; then
+  cmake -S "$src" -B "$out/build" -G Ninja -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" \
+    "${launcher[@]}" -DGANSERVE_BUILD_TESTS=OFF -DGANSERVE_BUILD_BENCH=OFF -DGANSERVE_FUZZ=ON -DGANSERVE_WERROR=OFF \
+    -DCMAKE_CXX_FLAGS_FUZZ="-O1 -g1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+    > "$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
+fi
+cmake --build "$out/build" --target $(printf 'fuzz_%s ' "${targets[@]}") > "$out/build.log" 2>&1 \
+  || { grep -E "error|Error" "$out/build.log" | head -20; exit 1; }
+status=0
+if [ -n "$build" ]; then
   mkdir -p "$out/corpus_requests_seed"
-  FUZZ_WRITE_CORPUS="$out/corpus_requests_seed" "$out/fuzz_requests" > /dev/null 2>&1 || true
-  targets+=(requests)
-else
-  echo "fuzz_requests: skipped (no BUILD_DIR with the core libraries given)"
+  FUZZ_WRITE_CORPUS="$out/corpus_requests_seed" "$out/build/tests/fuzz/fuzz_requests" > /dev/null 2>&1 || true
 fi
 for t in "${targets[@]}"; do
-  up=$(echo "$t" | tr a-z A-Z)
-  bin="$out/fuzz_$t"
-  if [ "$t" != requests ]; then
-    "$cxx" "${flags[@]}" -fsanitize=fuzzer -DGANSERVE_FUZZ_"$up" "$src/tests/fuzz/fuzz_targets.cc" "${objs[@]}" $libs -o "$bin"
-  fi
+  bin="$out/build/tests/fuzz/fuzz_$t"
   corpus="$out/corpus_$t"
   # Start from the checked-in corpus each time (repeatable); FUZZ_KEEP_CORPUS=1 grows it.
   [ -n "${FUZZ_KEEP_CORPUS:-}" ] || rm -rf "$corpus"

@@ -196,6 +196,26 @@ std::vector<Case> Table() {
   adapt("target image that is not an image", [](auto* r) { r->clear_target_text(); r->add_target_images("GIF89a"); },
         C::INVALID_ARGUMENT, "image");
   adapt("request_id with spaces", [](auto* r) { r->set_request_id("a b"); }, C::INVALID_ARGUMENT, "request_id");
+  {
+    // An image-only adaptation with the global loss: both compare text embeddings, so it
+    // is refused at submission instead of failing in the trainer after queueing.
+    core::Rgb8Image img;
+    img.width = img.height = 8;
+    img.pixels.assign(8 * 8 * 3, 90);
+    const std::string png = *core::EncodePng(img);
+    adapt("image-only with lambda_global", [png](auto* r) {
+            r->clear_target_text();
+            r->add_target_images(png);
+            r->set_lambda_global(1);
+          }, C::INVALID_ARGUMENT, "lambda_global");
+    adapt("image-only with lambda_manifold", [png](auto* r) {
+            r->clear_target_text();
+            r->add_target_images(png);
+            r->set_lambda_manifold(0.5f);
+          }, C::INVALID_ARGUMENT, "target_text");
+  }
+  adapt("unknown layer_preset", [](auto* r) { r->set_layer_preset(static_cast<v1::LayerPreset>(42)); },
+        C::INVALID_ARGUMENT, "layer_preset");
 
   auto inv = [&](const char* what, std::string image, std::function<void(v1::InvertImageRequest*)> f, C code,
                  const char* says) {

@@ -51,6 +51,8 @@ class GanServiceTest : public ::testing::Test {
                                                 queued.kind = core::JobKind::kInvert;
                                                 queued.model = "tiny";
                                                 queued.create_time_ms = 2000;
+                                                queued.request = R"({"model": "tiny"})";
+                                                queued.request_encoding = "spec-json";
                                                 ASSERT_TRUE((*store)->CreateJob(queued).ok());
                                                 setup_ok_ = true;
                                               },
@@ -261,13 +263,22 @@ TEST_F(GanServiceTest, GenerateStreamsBatchesOfRealImages) {
       EXPECT_EQ(im.latent().values().data_size(), 8 * 64);
     }
   }
-  // Same seed, same bytes.
+  // Same seed, same image. Rendered alone instead of in a batch of two, kernels chosen
+  // per batch shape may round differently by a float epsilon: at most one level.
   v1::GenerateSamplesRequest again;
   again.set_model("tiny");
   again.add_seeds(3);
   auto one = Generate(stub.get(), again, &st);
   ASSERT_TRUE(st.ok());
-  EXPECT_EQ(one[0].images(0).data(), batches[1].images(0).data());
+  auto alone = core::DecodeImage(one[0].images(0).data());
+  auto batched = core::DecodeImage(batches[1].images(0).data());
+  ASSERT_TRUE(alone.ok() && batched.ok());
+  ASSERT_EQ(alone->pixels.size(), batched->pixels.size());
+  int max_diff = 0;
+  for (size_t i = 0; i < alone->pixels.size(); ++i) {
+    max_diff = std::max(max_diff, std::abs(int{alone->pixels[i]} - int{batched->pixels[i]}));
+  }
+  EXPECT_LE(max_diff, 1);
 }
 
 TEST_F(GanServiceTest, RawFloatMatchesTheInProcessGenerator) {

@@ -17,11 +17,11 @@ ParsedOptions Parse(std::vector<const char*> args) {
 TEST(OptionsTest, DefaultsAndFlags) {
   auto p = Parse({"--listen", "0.0.0.0:6000", "--device", "cpu", "--threads", "3", "--clip_precision", "bf16"});
   ASSERT_FALSE(p.exit) << p.message;
-  EXPECT_EQ(p.options.clip_precision, "bf16");
+  EXPECT_EQ(p.options.app.clip_precision, "bf16");
   EXPECT_EQ(p.options.listen, "0.0.0.0:6000");
-  EXPECT_EQ(p.options.device, "cpu");
+  EXPECT_EQ(p.options.app.device, "cpu");
   EXPECT_EQ(p.options.threads, 3);
-  EXPECT_EQ(p.options.data_dir, "./data");
+  EXPECT_EQ(p.options.app.data_dir, "./data");
 }
 
 TEST(OptionsTest, EnvironmentTwinsFillUnsetFlags) {
@@ -31,7 +31,7 @@ TEST(OptionsTest, EnvironmentTwinsFillUnsetFlags) {
   unsetenv("GANSERVE_DATA_DIR");
   unsetenv("GANSERVE_LISTEN");
   ASSERT_FALSE(p.exit) << p.message;
-  EXPECT_EQ(p.options.data_dir, "/var/lib/ganserve");
+  EXPECT_EQ(p.options.app.data_dir, "/var/lib/ganserve");
   EXPECT_EQ(p.options.listen, "127.0.0.1:8000");  // the flag wins
 }
 

@@ -50,11 +50,11 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   server::ServerOptions o;
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "127.0.0.1:0";
-  o.data_dir = data_;
-  o.model_repository = repo_;
-  o.device = "cpu";
-  o.max_interactive_queue = opt.max_interactive_queue;
-  o.max_images_per_request = opt.max_images_per_request;
+  o.app.data_dir = data_;
+  o.app.model_repository = repo_;
+  o.app.device = "cpu";
+  o.app.max_interactive_queue = opt.max_interactive_queue;
+  o.app.limits.max_images_per_request = opt.max_images_per_request;
   auto s = server::GanServer::Start(o);
   EXPECT_TRUE(s.ok()) << s.status();
   if (!s.ok()) return;

@@ -1,7 +1,7 @@
 // The render batcher: concurrent compatible work shares one generator call, each
 // request gets its own rows back, and limits, cancellation and shutdown answer every
 // piece of work exactly once.
-#include "server/render_batcher.h"
+#include "core/runtime/render_batcher.h"
 
 #include <gtest/gtest.h>
 
@@ -13,12 +13,12 @@
 #include "tests/testing/tiny_models.h"
 #include "tests/testing/tensor_compare.h"
 
-namespace ganserve::server {
+namespace ganserve::core {
 namespace {
 
-using core::stylegan2::GenerateParams;
-using core::stylegan2::GenerateResult;
-using core::stylegan2::Generator;
+using stylegan2::GenerateParams;
+using stylegan2::GenerateResult;
+using stylegan2::Generator;
 
 std::shared_ptr<const Generator> Tiny() { return testing::TinyGenerator(16, 32, 3); }
 
@@ -26,7 +26,7 @@ GenerateParams Seeds(const std::vector<uint32_t>& seeds, float psi = 0.7f) {
   GenerateParams p;
   p.latents.shape = {static_cast<int64_t>(seeds.size()), 32};
   for (uint32_t s : seeds) {
-    auto z = core::stylegan2::SeedToZ(s, 32);
+    auto z = stylegan2::SeedToZ(s, 32);
     p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
   }
   p.noise_seeds = seeds;
@@ -39,8 +39,8 @@ GenerateParams Seeds(const std::vector<uint32_t>& seeds, float psi = 0.7f) {
 // Holds the executor's thread until release is notified; Block returns once it holds.
 struct Gate {
   absl::Notification running, release;
-  absl::Status Block(core::DeviceExecutor* e) {
-    absl::Status s = e->Submit(core::WorkClass::kInteractive, [this](bool) {
+  absl::Status Block(DeviceExecutor* e) {
+    absl::Status s = e->Submit(WorkClass::kInteractive, [this](bool) {
       running.Notify();
       release.WaitForNotification();
     });
@@ -84,7 +84,7 @@ RenderBatcher::Work MakeWork(std::shared_ptr<const Generator> g, GenerateParams 
 
 TEST(RenderBatcherTest, CompatibleWorkSharesOneCallAndGetsItsOwnRows) {
   auto gen = Tiny();
-  core::DeviceExecutor exec({});
+  DeviceExecutor exec({});
   Collected c;
   RenderBatcher batcher(&exec, {}, c.Observer());
   Gate gate;
@@ -111,7 +111,7 @@ TEST(RenderBatcherTest, CompatibleWorkSharesOneCallAndGetsItsOwnRows) {
 
 TEST(RenderBatcherTest, LimitsAndIncompatibleSettingsSplitCalls) {
   auto gen = Tiny();
-  core::DeviceExecutor exec({});
+  DeviceExecutor exec({});
   Collected c;
   RenderBatcher::Options opt;
   opt.max_images = 4;
@@ -133,9 +133,9 @@ TEST(RenderBatcherTest, LimitsAndIncompatibleSettingsSplitCalls) {
 
 TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
   auto gen = Tiny();
-  core::DeviceExecutor::Options eo;
+  DeviceExecutor::Options eo;
   eo.max_queue = {3, 1, 1};
-  core::DeviceExecutor exec(eo);
+  DeviceExecutor exec(eo);
   Collected c;
   RenderBatcher batcher(&exec, {});
   Gate gate;
@@ -151,7 +151,7 @@ TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
   // Shutdown while the gate still runs: the queued tasks are dropped.
   std::thread stopper([&] { exec.Shutdown(); });
   // The queue is full, so Submit says ResourceExhausted until the executor is stopping.
-  while (exec.Submit(core::WorkClass::kInteractive, [](bool) {}).code() != absl::StatusCode::kUnavailable) {
+  while (exec.Submit(WorkClass::kInteractive, [](bool) {}).code() != absl::StatusCode::kUnavailable) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   gate.release.Notify();
@@ -166,7 +166,7 @@ TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
 
 TEST(RenderBatcherTest, UnwantedWorkIsSkippedBeforeRendering) {
   auto gen = Tiny();
-  core::DeviceExecutor exec({});
+  DeviceExecutor exec({});
   Collected c;
   RenderBatcher batcher(&exec, {}, c.Observer());
   Gate gate;
@@ -185,4 +185,4 @@ TEST(RenderBatcherTest, UnwantedWorkIsSkippedBeforeRendering) {
 }
 
 }  // namespace
-}  // namespace ganserve::server
+}  // namespace ganserve::core

@@ -1,0 +1,82 @@
+#include "core/service/application.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "core/jobs/sqlite_job_store.h"
+#include "core/service/job_runners.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::service {
+
+absl::StatusOr<std::unique_ptr<Application>> Application::Create(const ApplicationOptions& o) {
+  std::unique_ptr<Application> app(new Application());
+  RETURN_IF_ERROR(MakeDirs(o.data_dir));
+  ASSIGN_OR_RETURN(app->store_, SqliteJobStore::Open((std::filesystem::path(o.data_dir) / "jobs.db").string()));
+  if (o.legacy_decoder) {
+    ASSIGN_OR_RETURN(UpgradeReport up, UpgradeStoredRequests(app->store_.get(), o.legacy_decoder));
+    if (up.converted > 0 || up.failed > 0) {
+      spdlog::info("job store upgraded: {} stored request(s) converted to specs, {} could not be", up.converted,
+                   up.failed);
+    }
+  }
+  stylegan2::LoadOptions load;
+  load.device = o.device;
+  ASSIGN_OR_RETURN(auto clip_precision, clip::ParseClipPrecision(o.clip_precision));
+  ASSIGN_OR_RETURN(app->repository_, ModelRepository::Create(o.model_repository, load, clip_precision));
+
+  DeviceExecutor::Options exec;
+  exec.name = o.device;
+  exec.max_queue = {static_cast<size_t>(o.max_interactive_queue), static_cast<size_t>(o.max_batch_queue),
+                    static_cast<size_t>(o.max_training_queue)};
+  exec.observer = o.executor_observer;
+  app->executor_ = std::make_unique<DeviceExecutor>(exec);
+  RenderBatcher::Options batching;
+  batching.max_images = o.max_coalesced_images;
+  app->batcher_ = std::make_unique<RenderBatcher>(app->executor_.get(), batching, o.batch_observer);
+
+  app->text_cache_ = std::make_unique<clip::TextEmbeddingCache>(8192);
+  app->stats_cache_ = std::make_unique<GlobalStatsCache>();
+  JobEngine::Options eng;
+  eng.checkpoint_dir = (std::filesystem::path(o.data_dir) / "checkpoints").string();
+  eng.checkpoint_every = o.checkpoint_every;
+  eng.max_queued = static_cast<size_t>(o.max_training_queue);
+  eng.observer = o.job_observer;
+  app->engine_ = std::make_unique<JobEngine>(eng, app->store_.get(), app->executor_.get(), o.event_encoder);
+  RegisterJobRunners(app->engine_.get(), app->repository_.get(), app->text_cache_.get(), o.data_dir);
+
+  ServiceDeps deps;
+  deps.repository = app->repository_.get();
+  deps.store = app->store_.get();
+  deps.engine = app->engine_.get();
+  deps.text_cache = app->text_cache_.get();
+  deps.stats_cache = app->stats_cache_.get();
+  deps.observer = o.service_observer;
+  deps.limits = o.limits;
+  deps.data_dir = o.data_dir;
+  app->service_ = std::make_unique<Service>(std::move(deps));
+  return app;
+}
+
+Application::~Application() { Shutdown(); }
+
+int Application::LoadModelsAndStartJobs() {
+  // No job runs yet: hidden work folders are leftovers of a crash mid-write.
+  if (int stale = repository_->RemoveStaleWorkFolders(); stale > 0) {
+    spdlog::warn("removed {} half-written model folder(s) left by an interrupted job", stale);
+  }
+  const int ready = repository_->LoadAll();
+  if (absl::Status st = engine_->Start(); !st.ok()) spdlog::error("job engine did not start: {}", st.ToString());
+  return ready;
+}
+
+void Application::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (engine_ != nullptr) engine_->Shutdown();
+  if (executor_ != nullptr) executor_->Shutdown();
+}
+
+}  // namespace ganserve::core::service

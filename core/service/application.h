@@ -1,0 +1,92 @@
+// The composition of ganserve's core for one process: job store, model repository,
+// device executor, render batcher, caches, job engine with its runners, and the
+// Service facade. Edges (the gRPC server, later HTTP) hold one Application and call its
+// Service; they own no state of their own beyond their connections.
+#ifndef GANSERVE_CORE_SERVICE_APPLICATION_H_
+#define GANSERVE_CORE_SERVICE_APPLICATION_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/jobs/job_engine.h"
+#include "core/jobs/job_store.h"
+#include "core/models/clip/text_embedding_cache.h"
+#include "core/registry/model_repository.h"
+#include "core/runtime/device_executor.h"
+#include "core/runtime/render_batcher.h"
+#include "core/service/request_upgrade.h"
+#include "core/service/service.h"
+#include "core/service/storage.h"
+
+namespace ganserve::core::service {
+
+// The process's settings (the server's flags bind to these fields). Component
+// defaults are the components' own.
+struct ApplicationOptions {
+  std::string data_dir = "./data";             // job store, inversions, checkpoints
+  std::string model_repository = "./models";   // one folder per model
+  std::string device = "auto";                 // auto | cpu | cuda[:N]
+  // CLIP arithmetic: auto (fp16 on CUDA, as OpenAI runs CLIP; fp32 elsewhere) | fp32 |
+  // fp16 (CUDA only) | bf16.
+  std::string clip_precision = "auto";
+  Limits limits;
+  // Queued device tasks per work class (interactive renders, inversion steps, training
+  // jobs); past them requests are RESOURCE_EXHAUSTED.
+  int max_interactive_queue = static_cast<int>(DeviceExecutor::Options{}.max_queue[0]);
+  int max_batch_queue = static_cast<int>(DeviceExecutor::Options{}.max_queue[1]);
+  int max_training_queue = static_cast<int>(JobEngine::Options{}.max_queued);
+  // Concurrent GenerateSamples / Edit batches for the same model and settings render
+  // as one generator call of up to this many images (0 = every request alone).
+  int max_coalesced_images = RenderBatcher::Options{}.max_images;
+  // Training checkpoint interval in steps (0 = never).
+  int checkpoint_every = JobEngine::Options{}.checkpoint_every;
+  // Observers (not owned; may be null) and the edge's event encoding for the store.
+  ExecutorObserver* executor_observer = nullptr;
+  JobObserver* job_observer = nullptr;
+  ServiceObserver* service_observer = nullptr;
+  RenderBatcher::BatchObserver batch_observer;
+  JobEngine::Encoder event_encoder;
+  // Converts requests stored by older versions; null leaves them (they then fail).
+  LegacyRequestDecoder legacy_decoder;
+};
+
+// Thread-safe after Create. Shutdown is idempotent.
+class Application {
+ public:
+  // Opens (and upgrades) the job store and prepares everything; loads no model yet.
+  static absl::StatusOr<std::unique_ptr<Application>> Create(const ApplicationOptions& options);
+  ~Application();
+
+  // Removes work folders a crash left, loads every model, then recovers and starts the
+  // jobs (which need their models). Returns the number of ready models.
+  int LoadModelsAndStartJobs();
+  // The running job stops after its current step (checkpointed; it resumes at the next
+  // start); queued device work is answered UNAVAILABLE; threads are joined.
+  void Shutdown();
+
+  Service& service() { return *service_; }
+  JobEngine& engine() { return *engine_; }
+  JobStore& store() { return *store_; }
+  DeviceExecutor& executor() { return *executor_; }
+  RenderBatcher& batcher() { return *batcher_; }
+  ModelRepository& repository() { return *repository_; }
+
+ private:
+  Application() = default;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<ModelRepository> repository_;
+  // Declared before the executor so that it outlives it: the executor's shutdown
+  // answers queued work through it.
+  std::unique_ptr<RenderBatcher> batcher_;
+  std::unique_ptr<DeviceExecutor> executor_;
+  std::unique_ptr<clip::TextEmbeddingCache> text_cache_;
+  std::unique_ptr<GlobalStatsCache> stats_cache_;
+  std::unique_ptr<JobEngine> engine_;
+  std::unique_ptr<Service> service_;
+  bool shut_down_ = false;
+};
+
+}  // namespace ganserve::core::service
+
+#endif  // GANSERVE_CORE_SERVICE_APPLICATION_H_

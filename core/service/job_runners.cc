@@ -1,0 +1,229 @@
+#include "core/service/job_runners.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/adapt/nada_trainer.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/edit/global_directions.h"
+#include "core/invert/projector.h"
+#include "core/io/image_codec.h"
+#include "core/service/specs.h"
+#include "core/service/storage.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::service {
+namespace {
+
+// The stored spec of a job: JSON written by this version (older stores are upgraded at
+// start-up, see request_upgrade.h).
+template <typename Spec>
+absl::StatusOr<Spec> StoredSpec(const JobRecord& job) {
+  if (job.request_encoding != kSpecJsonEncoding) {
+    return absl::DataLossError(absl::StrCat("the stored request of job ", job.id, " is in the old '",
+                                            job.request_encoding,
+                                            "' encoding and could not be upgraded; submit the job again"));
+  }
+  return SpecFromJson<Spec>(job.request);
+}
+
+adapt::NadaOptions NadaOptionsOf(const AdaptSpec& s) {
+  adapt::NadaOptions o;
+  o.source_text = s.source_text;
+  o.target_text = s.target_text;
+  o.iterations = s.iterations;
+  o.batch_size = s.batch_size;
+  o.lr *= s.lr_scale;  // a multiplier over the reference's learning rate
+  o.mixing = s.mixing;
+  o.auto_layer_k = s.auto_layer_k;
+  o.auto_layer_iters = s.auto_layer_iters;
+  o.auto_layer_batch = s.auto_layer_batch;
+  o.layer_mapping =
+      s.layer_mapping == LayerMapping::kOfficial ? adapt::LayerMapping::kOfficial : adapt::LayerMapping::kConsumer;
+  switch (s.layer_preset) {
+    case LayerPreset::kAll: o.layer_preset = adapt::LayerPreset::kAll; break;
+    case LayerPreset::kTexture: o.layer_preset = adapt::LayerPreset::kTexture; break;
+    case LayerPreset::kShape: o.layer_preset = adapt::LayerPreset::kShape; break;
+    case LayerPreset::kNoFine: o.layer_preset = adapt::LayerPreset::kNoFine; break;
+    default: o.layer_preset = adapt::LayerPreset::kDefault;
+  }
+  o.lambda_global = s.lambda_global;
+  o.lambda_manifold = s.lambda_manifold;
+  o.preview_count = s.preview_count;
+  o.seed = static_cast<uint64_t>(s.seed);
+  return o;
+}
+
+// What the manifest records of the training: the spec itself, with digests in place of
+// the example images.
+nlohmann::json TrainingRecord(const AdaptSpec& s, size_t changed_tensors) {
+  AdaptSpec copy = s;
+  copy.target_images.clear();
+  copy.request_id.clear();
+  nlohmann::json t = nlohmann::json::parse(SpecToJson(copy));
+  t.erase("target_images");
+  t.erase("request_id");
+  nlohmann::json hashes = nlohmann::json::array();
+  for (const auto& img : s.target_images) {
+    uint64_t v = 1469598103934665603ULL;  // FNV-1a 64
+    for (unsigned char c : img) v = (v ^ c) * 1099511628211ULL;
+    hashes.push_back(absl::StrCat("fnv1a64:", absl::Hex(v, absl::kZeroPad16)));
+  }
+  t["target_image_hashes"] = hashes;
+  t["changed_tensors"] = changed_tensors;
+  return t;
+}
+
+class AdaptRunner : public JobRunner {
+ public:
+  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id, std::unique_ptr<adapt::NadaTrainer> trainer)
+      : repo_(repo), spec_(std::move(spec)), job_id_(std::move(job_id)), trainer_(std::move(trainer)) {}
+
+  int64_t total_steps() const override { return spec_.TotalSteps(); }
+  int64_t step() const override { return trainer_->step(); }
+  absl::StatusOr<std::map<std::string, float>> Step() override { return trainer_->Step(); }
+  absl::StatusOr<FloatTensor> PreviewImages(bool source) override { return trainer_->Preview(source); }
+  absl::Status SaveCheckpoint(const std::string& path) override { return trainer_->SaveCheckpoint(path); }
+  absl::Status RestoreCheckpoint(const std::string& path) override { return trainer_->RestoreCheckpoint(path); }
+
+  absl::StatusOr<std::string> Finish() override {
+    auto delta = trainer_->Delta();
+    auto write = [&](const std::string& folder) -> absl::Status {
+      const std::filesystem::path dir(folder);
+      RETURN_IF_ERROR(
+          SaveSafetensors((dir / "delta.safetensors").string(), delta, {{"base_model", spec_.model}, {"job", job_id_}}));
+      nlohmann::json m = {{"kind", "adapted_generator"},
+                          {"base_model", spec_.model},
+                          {"delta", "delta.safetensors"},
+                          {"domain", spec_.target_text},
+                          {"source_text", spec_.source_text},
+                          {"target_text", spec_.target_text},
+                          {"default_truncation", adapt::NadaOptions{}.preview_truncation},
+                          {"job", job_id_},
+                          {"training", TrainingRecord(spec_, delta.size())}};
+      return WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n");
+    };
+    RETURN_IF_ERROR(repo_->Publish(spec_.output_name, job_id_, write).status());
+    return spec_.output_name;
+  }
+
+ private:
+  ModelRepository* repo_;
+  AdaptSpec spec_;
+  std::string job_id_;
+  std::unique_ptr<adapt::NadaTrainer> trainer_;
+};
+
+class InvertRunner : public JobRunner {
+ public:
+  InvertRunner(std::unique_ptr<invert::Projector> p, std::string data_dir, std::string id, std::string model)
+      : p_(std::move(p)), data_dir_(std::move(data_dir)), id_(std::move(id)), model_(std::move(model)) {}
+  int64_t total_steps() const override { return p_->total_steps(); }
+  int64_t step() const override { return p_->step(); }
+  absl::StatusOr<std::map<std::string, float>> Step() override { return p_->Step(); }
+  absl::StatusOr<FloatTensor> PreviewImages(bool source) override {
+    if (source) return p_->Target();
+    return p_->Current();
+  }
+  absl::Status SaveCheckpoint(const std::string& path) override { return p_->SaveCheckpoint(path); }
+  absl::Status RestoreCheckpoint(const std::string& path) override { return p_->RestoreCheckpoint(path); }
+  absl::StatusOr<std::string> Finish() override {
+    ASSIGN_OR_RETURN(invert::Inversion inv, p_->Result());
+    RETURN_IF_ERROR(MakeDirs(InversionsDir(data_dir_)));
+    ASSIGN_OR_RETURN(std::string path, InversionPath(data_dir_, id_));
+    RETURN_IF_ERROR(invert::SaveInversion(path, inv, model_));
+    return id_;
+  }
+
+ private:
+  std::unique_ptr<invert::Projector> p_;
+  std::string data_dir_, id_, model_;
+};
+
+class GlobalStatsRunner : public JobRunner {
+ public:
+  GlobalStatsRunner(std::unique_ptr<edit::GlobalStatsBuilder> b, std::string path, std::string model,
+                    std::string clip)
+      : b_(std::move(b)), path_(std::move(path)), model_(std::move(model)), clip_(std::move(clip)) {}
+  int64_t total_steps() const override { return b_->total_steps(); }
+  int64_t step() const override { return b_->step(); }
+  absl::StatusOr<std::map<std::string, float>> Step() override { return b_->Step(); }
+  absl::StatusOr<FloatTensor> PreviewImages(bool source) override {
+    if (source) return absl::UnavailableError("no source preview for statistics");
+    return b_->Preview();
+  }
+  absl::Status SaveCheckpoint(const std::string& path) override { return b_->SaveCheckpoint(path); }
+  absl::Status RestoreCheckpoint(const std::string& path) override { return b_->RestoreCheckpoint(path); }
+  absl::StatusOr<std::string> Finish() override {
+    ASSIGN_OR_RETURN(edit::GlobalStats s, b_->Result());
+    RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path_).parent_path().string()));
+    RETURN_IF_ERROR(edit::SaveGlobalStats(path_, s, model_, clip_));
+    return absl::StrCat(model_, "/", clip_);
+  }
+
+ private:
+  std::unique_ptr<edit::GlobalStatsBuilder> b_;
+  std::string path_, model_, clip_;
+};
+
+}  // namespace
+
+void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbeddingCache* text_cache,
+                        const std::string& data_dir) {
+  engine->RegisterFactory(
+      JobKind::kAdapt, [repo, text_cache](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
+        ASSIGN_OR_RETURN(AdaptSpec spec, StoredSpec<AdaptSpec>(job));
+        ASSIGN_OR_RETURN(auto base, repo->GetGenerator(spec.model));
+        std::vector<adapt::ClipGuide> guides;
+        for (const auto& c : spec.clip_models) {
+          ASSIGN_OR_RETURN(auto clip, repo->GetClip(c.name));
+          guides.push_back({c.name, clip.model, clip.tokenizer, c.weight});
+        }
+        adapt::NadaOptions o = NadaOptionsOf(spec);
+        for (const auto& bytes : spec.target_images) {
+          ASSIGN_OR_RETURN(Rgb8Image img, DecodeImage(bytes, RequestImageLimits()));
+          o.target_images.push_back(std::move(img));
+        }
+        ASSIGN_OR_RETURN(auto trainer, adapt::NadaTrainer::Create(base, std::move(guides), o, text_cache));
+        return std::unique_ptr<JobRunner>(new AdaptRunner(repo, std::move(spec), job.id, std::move(trainer)));
+      });
+  engine->RegisterFactory(
+      JobKind::kInvert, [repo, data_dir](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
+        ASSIGN_OR_RETURN(InvertSpec spec, StoredSpec<InvertSpec>(job));
+        ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
+        ASSIGN_OR_RETURN(Rgb8Image img, DecodeImage(spec.image, RequestImageLimits()));
+        // LPIPS when the repository has it (rosinality's loss); else the first ready CLIP
+        // model adds an image-embedding loss to MSE.
+        std::shared_ptr<const lpips::Lpips> lpips = repo->FirstLpips();
+        std::shared_ptr<const clip::ClipModel> clip;
+        if (auto name = ResolveClipModel(*repo, ""); name.ok()) {
+          if (auto c = repo->GetClip(*name); c.ok()) clip = c->model;
+        }
+        invert::ProjectorOptions o;
+        o.steps = spec.steps;
+        o.lr = spec.lr;
+        o.noise_regularize = spec.noise_regularize;
+        o.mse = spec.mse > 0 ? spec.mse : (lpips != nullptr ? 0.0f : 1.0f);
+        o.w_plus = spec.space != LatentSpace::kW;
+        o.seed = static_cast<uint64_t>(spec.seed);
+        ASSIGN_OR_RETURN(auto projector, invert::Projector::Create(gen, img, o, clip, lpips));
+        return std::unique_ptr<JobRunner>(
+            new InvertRunner(std::move(projector), data_dir, InversionIdForJob(job.id), spec.model));
+      });
+  engine->RegisterFactory(JobKind::kEditStats,
+                          [repo](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
+                            ASSIGN_OR_RETURN(GlobalStatsSpec spec, StoredSpec<GlobalStatsSpec>(job));
+                            ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
+                            ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo->GetClip(spec.clip_model));
+                            ASSIGN_OR_RETURN(auto builder, edit::GlobalStatsBuilder::Create(
+                                                               gen, clip.model, GlobalStatsOptionsOf(spec)));
+                            return std::unique_ptr<JobRunner>(new GlobalStatsRunner(
+                                std::move(builder), GlobalStatsPath(*repo, spec.model, spec.clip_model), spec.model,
+                                spec.clip_model));
+                          });
+}
+
+}  // namespace ganserve::core::service

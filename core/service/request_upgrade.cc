@@ -1,0 +1,34 @@
+#include "core/service/request_upgrade.h"
+
+#include <spdlog/spdlog.h>
+
+#include "core/service/job_runners.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::service {
+
+absl::StatusOr<UpgradeReport> UpgradeStoredRequests(JobStore* store, const LegacyRequestDecoder& decode) {
+  UpgradeReport report;
+  ListJobsQuery q;
+  q.page_size = 500;
+  while (true) {
+    ASSIGN_OR_RETURN(ListJobsPage page, store->ListJobs(q));
+    for (const JobRecord& job : page.jobs) {
+      if (job.request_encoding == kSpecJsonEncoding) continue;
+      auto json = decode(job.kind, job.request_encoding, job.request);
+      if (!json.ok()) {
+        ++report.failed;
+        spdlog::error("job {}: its stored request ({}) cannot be upgraded: {}", job.id, job.request_encoding,
+                      json.status().ToString());
+        continue;
+      }
+      RETURN_IF_ERROR(store->RewriteRequest(job.id, *json, kSpecJsonEncoding));
+      ++report.converted;
+    }
+    if (page.next_page_token.empty()) break;
+    q.page_token = page.next_page_token;
+  }
+  return report;
+}
+
+}  // namespace ganserve::core::service

@@ -1,0 +1,138 @@
+#include "core/service/service.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "core/service/job_runners.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::service {
+namespace {
+
+// "job-" + 16 random hex digits.
+std::string NewJobId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrCat("job-", absl::Hex(rng(), absl::kZeroPad16));
+}
+
+absl::Status ValidateFor(AdaptSpec& s, const ModelRepository& repo) { return s.Validate(repo); }
+absl::Status ValidateFor(InvertSpec& s, const ModelRepository& repo) { return s.Validate(repo); }
+absl::Status ValidateFor(GlobalStatsSpec& s, const ModelRepository& repo) { return s.Validate(repo); }
+int64_t StepsOf(const AdaptSpec& s, const ModelRepository&) { return s.TotalSteps(); }
+int64_t StepsOf(const InvertSpec& s, const ModelRepository&) { return s.TotalSteps(); }
+int64_t StepsOf(const GlobalStatsSpec& s, const ModelRepository& repo) { return s.TotalSteps(repo); }
+
+}  // namespace
+
+void Service::Rejected(const absl::Status& s) {
+  if (d_.observer == nullptr || s.ok()) return;
+  d_.observer->OnRequestRejected(absl::IsResourceExhausted(s) ? "queue_full" : "invalid");
+}
+
+template <typename Spec>
+absl::StatusOr<JobRecord> Service::Submit(Spec spec, JobKind kind) {
+  const std::string hash = SpecHash(spec);
+  ASSIGN_OR_RETURN(std::optional<JobRecord> prior, d_.engine->FindRetry(spec.request_id, hash));
+  if (prior) return *std::move(prior);
+  if (absl::Status st = ValidateFor(spec, *d_.repository); !st.ok()) {
+    Rejected(st);
+    return st;
+  }
+  JobRecord job;
+  job.id = NewJobId();
+  job.kind = kind;
+  job.model = spec.model;
+  job.request_id = spec.request_id;
+  job.request_hash = hash;
+  job.request = SpecToJson(spec);
+  job.request_encoding = kSpecJsonEncoding;
+  job.max_run_seconds = spec.max_run_seconds;
+  job.preview_every = spec.preview_every;
+  job.total_steps = StepsOf(spec, *d_.repository);
+  auto submitted = d_.engine->Submit(std::move(job));
+  if (!submitted.ok() && absl::IsResourceExhausted(submitted.status())) Rejected(submitted.status());
+  return submitted;
+}
+
+absl::StatusOr<JobRecord> Service::SubmitAdapt(AdaptSpec spec) { return Submit(std::move(spec), JobKind::kAdapt); }
+absl::StatusOr<JobRecord> Service::SubmitInvert(InvertSpec spec) { return Submit(std::move(spec), JobKind::kInvert); }
+absl::StatusOr<JobRecord> Service::SubmitGlobalStats(GlobalStatsSpec spec) {
+  return Submit(std::move(spec), JobKind::kEditStats);
+}
+
+absl::StatusOr<JobRecord> Service::GetJob(const std::string& id) {
+  RETURN_IF_ERROR(ValidateJobId(id));
+  return d_.engine->Get(id);
+}
+
+absl::StatusOr<ListJobsPage> Service::ListJobs(ListJobsSpec spec) {
+  RETURN_IF_ERROR(spec.Validate());
+  ListJobsQuery q;
+  q.kind = static_cast<JobKind>(spec.kind);
+  q.state = static_cast<JobState>(spec.state);
+  q.page_size = spec.page_size;
+  q.page_token = spec.page_token;
+  return d_.store->ListJobs(q);
+}
+
+absl::StatusOr<JobRecord> Service::CancelJob(const std::string& id) {
+  RETURN_IF_ERROR(ValidateJobId(id));
+  return d_.engine->Cancel(id);
+}
+
+absl::StatusOr<JobRecord> Service::PrepareWatch(WatchJobSpec spec) {
+  RETURN_IF_ERROR(spec.Validate());
+  ASSIGN_OR_RETURN(JobRecord job, d_.engine->Get(spec.id));
+  if (spec.after_seq > job.last_seq) {
+    return absl::OutOfRangeError(absl::StrCat("after_seq ", spec.after_seq,
+                                              " is past the job's newest event (seq ", job.last_seq, ")"));
+  }
+  ASSIGN_OR_RETURN(int64_t first, d_.store->FirstSeq(spec.id));
+  if (first > 0 && spec.after_seq + 1 < first) {
+    return absl::OutOfRangeError(absl::StrCat("events after seq ", spec.after_seq,
+                                              " were discarded; the oldest kept is ", first, " and the current seq is ",
+                                              job.last_seq, "; call GetJob for the snapshot and watch from there"));
+  }
+  return job;
+}
+
+absl::StatusOr<std::vector<ModelInfo>> Service::ListModels(int kind) {
+  RETURN_IF_ERROR(ValidateModelKindFilter(kind));
+  std::vector<ModelInfo> out;
+  for (auto& m : d_.repository->List()) {
+    if (kind == 0 || static_cast<int>(m.kind) == kind) out.push_back(std::move(m));
+  }
+  return out;
+}
+
+absl::StatusOr<ModelInfo> Service::GetModel(const std::string& name) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  return d_.repository->Get(name);
+}
+
+absl::Status Service::DeleteModel(const std::string& name) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  return d_.repository->Delete(name);
+}
+
+absl::StatusOr<GeneratePlan> Service::PlanGenerate(GenerateSpec spec) {
+  auto plan = service::PlanGenerate(std::move(spec), *d_.repository, d_.limits, d_.data_dir);
+  if (!plan.ok()) Rejected(plan.status());
+  return plan;
+}
+
+absl::StatusOr<EditPlan> Service::PlanEdit(EditSpec spec) {
+  auto plan = service::PlanEdit(std::move(spec), *d_.repository, d_.limits, d_.data_dir,
+                                EditResources{d_.text_cache, d_.stats_cache});
+  if (!plan.ok()) Rejected(plan.status());
+  return plan;
+}
+
+absl::StatusOr<OptimizePlan> Service::PlanOptimize(EditSpec spec) {
+  auto plan = service::PlanOptimize(std::move(spec), *d_.repository, d_.limits, d_.data_dir,
+                                    EditResources{d_.text_cache, d_.stats_cache});
+  if (!plan.ok()) Rejected(plan.status());
+  return plan;
+}
+
+}  // namespace ganserve::core::service

@@ -1,0 +1,83 @@
+// The application: every operation of ganserve behind one transport-free facade. Edges
+// (gRPC today, HTTP next) translate requests into specs, call these methods, and turn
+// the absl statuses and results into their wire format; nothing here knows a wire.
+#ifndef GANSERVE_CORE_SERVICE_SERVICE_H_
+#define GANSERVE_CORE_SERVICE_SERVICE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/jobs/job_engine.h"
+#include "core/jobs/job_store.h"
+#include "core/models/clip/text_embedding_cache.h"
+#include "core/registry/model_repository.h"
+#include "core/service/render.h"
+#include "core/service/specs.h"
+#include "core/service/storage.h"
+
+namespace ganserve::core::service {
+
+// Receives the reasons requests are turned away ("invalid", "queue_full"). Thread-safe.
+class ServiceObserver {
+ public:
+  virtual ~ServiceObserver() = default;
+  virtual void OnRequestRejected(const char* reason) = 0;
+};
+
+// What the service works with. Not owned; each must outlive the Service.
+struct ServiceDeps {
+  ModelRepository* repository = nullptr;
+  JobStore* store = nullptr;
+  JobEngine* engine = nullptr;
+  clip::TextEmbeddingCache* text_cache = nullptr;  // null: no text edits
+  GlobalStatsCache* stats_cache = nullptr;         // null: no global-direction edits
+  ServiceObserver* observer = nullptr;             // may be null
+  Limits limits;
+  std::string data_dir;
+};
+
+// Thread-safe. Planning methods may map latents or encode text: call them on the
+// device executor.
+class Service {
+ public:
+  explicit Service(ServiceDeps deps) : d_(std::move(deps)) {}
+
+  // Job submission. A request_id already used with the same payload returns that job
+  // (before validation: its own output may exist by now); with another payload,
+  // ALREADY_EXISTS. Otherwise the spec is validated and queued: its errors, or
+  // RESOURCE_EXHAUSTED when the queue is full.
+  absl::StatusOr<JobRecord> SubmitAdapt(AdaptSpec spec);
+  absl::StatusOr<JobRecord> SubmitInvert(InvertSpec spec);
+  absl::StatusOr<JobRecord> SubmitGlobalStats(GlobalStatsSpec spec);
+
+  absl::StatusOr<JobRecord> GetJob(const std::string& id);
+  absl::StatusOr<ListJobsPage> ListJobs(ListJobsSpec spec);
+  absl::StatusOr<JobRecord> CancelJob(const std::string& id);
+  // Checks a watch: the job's snapshot to stream from, or OUT_OF_RANGE when after_seq
+  // is past the newest event or its events were pruned.
+  absl::StatusOr<JobRecord> PrepareWatch(WatchJobSpec spec);
+
+  absl::StatusOr<std::vector<ModelInfo>> ListModels(int kind);
+  absl::StatusOr<ModelInfo> GetModel(const std::string& name);
+  absl::Status DeleteModel(const std::string& name);
+
+  absl::StatusOr<GeneratePlan> PlanGenerate(GenerateSpec spec);
+  // Direction and global-direction edits.
+  absl::StatusOr<EditPlan> PlanEdit(EditSpec spec);
+  // Latent-optimization edits.
+  absl::StatusOr<OptimizePlan> PlanOptimize(EditSpec spec);
+
+  const Limits& limits() const { return d_.limits; }
+
+ private:
+  template <typename Spec>
+  absl::StatusOr<JobRecord> Submit(Spec spec, JobKind kind);
+  void Rejected(const absl::Status& s);
+
+  const ServiceDeps d_;
+};
+
+}  // namespace ganserve::core::service
+
+#endif  // GANSERVE_CORE_SERVICE_SERVICE_H_

@@ -1,0 +1,114 @@
+// JSON forms of the job specs: what job records and manifests store. Field names are
+// the specs' member names; binary fields (images) are base64. Missing fields take the
+// spec's zero value, so records written before a field existed still load.
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "core/service/specs.h"
+
+namespace ganserve::core::service {
+
+NLOHMANN_JSON_SERIALIZE_ENUM(LatentSpace, {{LatentSpace::kUnspecified, "unspecified"},
+                                          {LatentSpace::kZ, "z"},
+                                          {LatentSpace::kW, "w"},
+                                          {LatentSpace::kWPlus, "w_plus"},
+                                          {LatentSpace::kS, "s"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(ImageFormat, {{ImageFormat::kUnspecified, "unspecified"},
+                                          {ImageFormat::kPng, "png"},
+                                          {ImageFormat::kJpeg, "jpeg"},
+                                          {ImageFormat::kRawFloat, "raw_float"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(LayerPreset, {{LayerPreset::kUnspecified, "unspecified"},
+                                          {LayerPreset::kDefault, "default"},
+                                          {LayerPreset::kAll, "all"},
+                                          {LayerPreset::kTexture, "texture"},
+                                          {LayerPreset::kShape, "shape"},
+                                          {LayerPreset::kNoFine, "no_fine"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(LayerMapping, {{LayerMapping::kUnspecified, "unspecified"},
+                                           {LayerMapping::kConsumer, "consumer"},
+                                           {LayerMapping::kOfficial, "official"}})
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClipWeight, name, weight)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, output_name, source_text, target_text,
+                                                target_images, clip_models, iterations, batch_size, lr_scale, mixing,
+                                                auto_layer_k, auto_layer_iters, auto_layer_batch, layer_mapping,
+                                                layer_preset, lambda_global, lambda_manifold, preview_every,
+                                                preview_count, seed, max_run_seconds, preview_format)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
+                                                noise_regularize, mse, preview_every, seed, max_run_seconds)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples,
+                                                num_images, batch_size, preview_every, max_run_seconds, recompute)
+
+namespace {
+
+// Binary fields travel as base64 inside the JSON document.
+void EncodeBinary(AdaptSpec& s) {
+  for (auto& img : s.target_images) img = absl::Base64Escape(img);
+}
+void EncodeBinary(InvertSpec& s) { s.image = absl::Base64Escape(s.image); }
+void EncodeBinary(GlobalStatsSpec&) {}
+
+bool DecodeBinary(AdaptSpec& s) {
+  for (auto& img : s.target_images) {
+    std::string raw;
+    if (!absl::Base64Unescape(img, &raw)) return false;
+    img = std::move(raw);
+  }
+  return true;
+}
+bool DecodeBinary(InvertSpec& s) {
+  std::string raw;
+  if (!absl::Base64Unescape(s.image, &raw)) return false;
+  s.image = std::move(raw);
+  return true;
+}
+bool DecodeBinary(GlobalStatsSpec&) { return true; }
+
+template <typename Spec>
+nlohmann::json ToJsonValue(Spec s) {
+  EncodeBinary(s);
+  return nlohmann::json(s);
+}
+
+}  // namespace
+
+std::string SpecToJson(const AdaptSpec& s) { return ToJsonValue(s).dump(); }
+std::string SpecToJson(const InvertSpec& s) { return ToJsonValue(s).dump(); }
+std::string SpecToJson(const GlobalStatsSpec& s) { return ToJsonValue(s).dump(); }
+
+template <typename Spec>
+absl::StatusOr<Spec> SpecFromJson(const std::string& json) {
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::DataLossError("the stored request is not a JSON object");
+  Spec s;
+  try {
+    s = j.get<Spec>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("the stored request does not match its spec: ", e.what()));
+  }
+  if (!DecodeBinary(s)) return absl::DataLossError("the stored request has a field that is not valid base64");
+  return s;
+}
+
+template <typename Spec>
+std::string SpecHash(const Spec& spec) {
+  Spec copy = spec;
+  copy.request_id.clear();
+  // Object keys are sorted, so the same payload always dumps to the same bytes.
+  const std::string bytes = ToJsonValue(std::move(copy)).dump();
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return absl::StrCat("spec:", absl::Hex(h, absl::kZeroPad16), "-", bytes.size());
+}
+
+template absl::StatusOr<AdaptSpec> SpecFromJson<AdaptSpec>(const std::string&);
+template absl::StatusOr<InvertSpec> SpecFromJson<InvertSpec>(const std::string&);
+template absl::StatusOr<GlobalStatsSpec> SpecFromJson<GlobalStatsSpec>(const std::string&);
+template std::string SpecHash<AdaptSpec>(const AdaptSpec&);
+template std::string SpecHash<InvertSpec>(const InvertSpec&);
+template std::string SpecHash<GlobalStatsSpec>(const GlobalStatsSpec&);
+
+}  // namespace ganserve::core::service

@@ -1,0 +1,493 @@
+#include "core/service/specs.h"
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "core/adapt/nada_trainer.h"
+#include "core/edit/global_directions.h"
+#include "core/edit/latent_optimizer.h"
+#include "core/invert/projector.h"
+#include "core/io/image_codec.h"
+#include "core/registry/model_repository.h"
+#include "core/service/storage.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::service {
+namespace {
+
+absl::Status Invalid(const std::string& m) { return absl::InvalidArgumentError(m); }
+
+// Integer field in [lo, hi]; the message says what 0 means when it has a default.
+absl::Status Range(const char* field, int64_t v, int64_t lo, int64_t hi, const std::string& zero = "") {
+  if (v >= lo && v <= hi) return absl::OkStatus();
+  return Invalid(absl::StrCat(field, " must be in [", lo, ", ", hi, "]", zero.empty() ? "" : " (0 = " + zero + ")",
+                              ", got ", v));
+}
+
+// Finite float field in [lo, hi].
+absl::Status RangeF(const char* field, float v, float lo, float hi, const std::string& zero = "") {
+  if (std::isfinite(v) && v >= lo && v <= hi) return absl::OkStatus();
+  return Invalid(absl::StrCat(field, " must be in [", lo, ", ", hi, "]", zero.empty() ? "" : " (0 = " + zero + ")",
+                              ", got ", v));
+}
+
+template <typename E>
+bool Known(E e, E last) {
+  return static_cast<int>(e) >= 0 && static_cast<int>(e) <= static_cast<int>(last);
+}
+
+constexpr int kMaxText = 300;
+constexpr int64_t kMaxSeed = 0xffffffffLL;
+
+absl::Status CheckText(const std::string& field, const std::string& text, bool required) {
+  if (required && text.empty()) return Invalid(absl::StrCat(field, " is required (1 to ", kMaxText, " characters)"));
+  if (text.size() > kMaxText) {
+    return Invalid(absl::StrCat(field, " is ", text.size(), " bytes; the limit is ", kMaxText));
+  }
+  for (unsigned char c : text) {
+    if (c < 0x20 && c != '\t') return Invalid(absl::StrCat(field, " contains control characters"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSeed(const std::string& field, int64_t seed) {
+  if (seed < 0 || seed > kMaxSeed) return Invalid(absl::StrCat(field, " = ", seed, " is outside [0, 4294967295]"));
+  return absl::OkStatus();
+}
+
+std::string Slug(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      out.push_back(c);
+    } else if (!out.empty() && out.back() != '-') {
+      out.push_back('-');
+    }
+    if (out.size() >= 40) break;
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "adapted" : out;
+}
+
+// What every job spec shares: an idempotency key and a loaded generator.
+absl::Status CheckJobBasics(const std::string& request_id, const std::string& model, const ModelRepository& repo) {
+  if (request_id.size() > 128) return Invalid("request_id is longer than 128 characters");
+  for (unsigned char c : request_id) {
+    if (c < 0x21 || c > 0x7e) return Invalid("request_id must be printable ASCII without spaces");
+  }
+  if (model.empty()) return Invalid("model is required: name a generator from ListModels");
+  RETURN_IF_ERROR(ValidateModelName(model, "model"));
+  return repo.GetGenerator(model).status();
+}
+
+absl::Status CheckImage(const std::string& field, const std::string& bytes) {
+  auto img = DecodeImage(bytes, RequestImageLimits());
+  if (!img.ok()) return absl::Status(img.status().code(), absl::StrCat(field, ": ", img.status().message()));
+  return absl::OkStatus();
+}
+
+absl::Status CheckFormat(ImageFormat f) {
+  if (!Known(f, ImageFormat::kRawFloat)) return Invalid("format must be PNG, JPEG or RAW_FLOAT");
+  return absl::OkStatus();
+}
+
+// Truncation psi: unset, or in [0, 2].
+absl::Status CheckTruncation(const std::optional<float>& psi) {
+  if (psi.has_value()) return RangeF("truncation", *psi, 0, 2);
+  return absl::OkStatus();
+}
+
+// The tensor contract of caller latents: 1 to 4 dimensions, each >= 1, as many values
+// as the shape says (at most `max_elements`), all finite.
+absl::Status CheckTensor(const FloatTensor& t, const std::string& field, int64_t max_elements) {
+  if (t.shape.empty() || t.shape.size() > 4) {
+    return Invalid(absl::StrCat(field, ".shape must have 1 to 4 dimensions, got ", t.shape.size()));
+  }
+  int64_t n = 1;
+  for (int64_t d : t.shape) {
+    if (d < 1) return Invalid(absl::StrCat(field, ".shape entries must be >= 1"));
+    if (n > max_elements / d) return Invalid(absl::StrCat(field, " has more than ", max_elements, " elements"));
+    n *= d;
+  }
+  if (n != static_cast<int64_t>(t.data.size())) {
+    return Invalid(absl::StrCat(field, ".shape ", ShapeString(t.shape), " needs ", n, " values, data has ",
+                                t.data.size()));
+  }
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    if (!std::isfinite(t.data[i])) {
+      return Invalid(absl::StrCat(field, ".data[", i, "] is ", t.data[i], "; latents must be finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One source of inputs for Generate / Edit.
+int SourceCount(const std::vector<int64_t>& seeds, const std::optional<LatentInput>& latents,
+                const std::string& inversion_id) {
+  return (seeds.empty() ? 0 : 1) + (latents.has_value() ? 1 : 0) + (inversion_id.empty() ? 0 : 1);
+}
+
+}  // namespace
+
+DecodeLimits RequestImageLimits() {
+  // Images inside requests: <= 16 MiB encoded, <= 8192 px a side, <= 64 Mpx.
+  return DecodeLimits{16u << 20, 8192, 8192, 64LL << 20};
+}
+
+absl::Status ValidateJobId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return Invalid("id is required (at most 128 characters)");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModelName(const std::string& name, const char* field) {
+  if (!IsValidModelName(name)) {
+    return Invalid(absl::StrCat(field, " '", name.substr(0, 80), "' is not a valid model name: it must match ",
+                                "[a-z0-9][a-z0-9._-]{0,63}"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModelKindFilter(int kind) {
+  if (kind < 0 || kind > static_cast<int>(ModelKind::kLpips)) return Invalid("unknown kind filter");
+  return absl::OkStatus();
+}
+
+absl::Status ListJobsSpec::Validate() {
+  RETURN_IF_ERROR(Range("page_size", page_size, 0, 500, "50"));
+  if (page_size == 0) page_size = 50;
+  if (kind < 0 || kind > 3 || state < 0 || state > 5) return Invalid("unknown kind or state filter");
+  if (page_token.size() > 256) return Invalid("page_token is too long");
+  return absl::OkStatus();
+}
+
+absl::Status WatchJobSpec::Validate() {
+  RETURN_IF_ERROR(ValidateJobId(id));
+  if (after_seq < 0) return Invalid("after_seq must be >= 0");
+  return absl::OkStatus();
+}
+
+absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
+  // An adapted generator or a CLIP model as the base gets its own advice.
+  if (auto info = repo.Get(model); info.ok() && info->kind != ModelKind::kGenerator) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", model, "' is a ", ModelKindName(info->kind), "; adapt from a base generator"));
+  }
+  RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
+  ASSIGN_OR_RETURN(ModelInfo base, repo.Get(model));
+  const adapt::NadaOptions reference;
+  if (target_images.size() > 16) return Invalid("target_images: at most 16");
+  for (size_t i = 0; i < target_images.size(); ++i) {
+    RETURN_IF_ERROR(CheckImage(absl::StrCat("target_images[", i, "]"), target_images[i]));
+  }
+  if (target_text.empty() && target_images.empty()) {
+    return Invalid("target_text is required (e.g. \"pencil sketch\") unless target_images are given");
+  }
+  if (target_text.empty() && auto_layer_k > 0) {
+    return Invalid("auto_layer_k needs target_text: layer selection is text-guided, also with target_images");
+  }
+  RETURN_IF_ERROR(CheckText("target_text", target_text, false));
+  if (source_text.empty()) source_text = base.domain.empty() ? reference.source_text : base.domain;
+  RETURN_IF_ERROR(CheckText("source_text", source_text, false));
+  if (source_text == target_text) return Invalid("source_text and target_text are the same");
+
+  if (clip_models.empty()) {
+    for (const auto& m : repo.List()) {
+      if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) clip_models.push_back({m.name, 1.0f});
+    }
+    if (clip_models.empty()) {
+      return absl::FailedPreconditionError(
+          "the repository has no CLIP model; add one (e.g. ViT-B-32.pt with its vocabulary, kind \"clip\")");
+    }
+  }
+  if (clip_models.size() > 4) return Invalid("clip_models: at most 4");
+  for (auto& c : clip_models) {
+    if (c.weight == 0) c.weight = 1.0f;
+    if (!(c.weight > 0 && c.weight <= 10)) {
+      return Invalid(absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in (0, 10]"));
+    }
+    RETURN_IF_ERROR(ValidateModelName(c.name, "clip_models name"));
+    RETURN_IF_ERROR(repo.GetClip(c.name).status());
+  }
+  RETURN_IF_ERROR(Range("iterations", iterations, 0, 5000, std::to_string(reference.iterations)));
+  if (iterations == 0) iterations = reference.iterations;
+  RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
+  if (batch_size == 0) batch_size = reference.batch_size;
+  RETURN_IF_ERROR(RangeF("lr_scale", lr_scale, 0, 10, "1"));
+  if (lr_scale == 0) lr_scale = 1;
+  RETURN_IF_ERROR(RangeF("mixing", mixing, 0, 1));
+  RETURN_IF_ERROR(Range("auto_layer_k", auto_layer_k, 0, base.n_latent, "the preset's layers"));
+  RETURN_IF_ERROR(Range("auto_layer_iters", auto_layer_iters, 0, 10, std::to_string(reference.auto_layer_iters)));
+  if (auto_layer_iters == 0) auto_layer_iters = reference.auto_layer_iters;
+  RETURN_IF_ERROR(Range("auto_layer_batch", auto_layer_batch, 0, 32, std::to_string(reference.auto_layer_batch)));
+  if (auto_layer_batch == 0) auto_layer_batch = reference.auto_layer_batch;
+  if (!Known(layer_mapping, LayerMapping::kOfficial)) return Invalid("unknown layer_mapping");
+  if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = LayerMapping::kConsumer;
+  if (!Known(layer_preset, LayerPreset::kNoFine)) return Invalid("unknown layer_preset");
+  if (layer_preset == LayerPreset::kUnspecified) layer_preset = LayerPreset::kDefault;
+  RETURN_IF_ERROR(RangeF("lambda_global", lambda_global, 0, 100));
+  RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
+  // Both losses compare text embeddings of the source and target domains.
+  if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
+    return Invalid("lambda_global and lambda_manifold need target_text: both losses use the target text's "
+                   "CLIP embedding, also with target_images");
+  }
+  RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 5000, "the server's interval"));
+  RETURN_IF_ERROR(Range("preview_count", preview_count, 0, 16, std::to_string(reference.preview_count)));
+  if (preview_count == 0) preview_count = reference.preview_count;
+  RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, 86400, "the server's limit"));
+  if (seed < 0) return Invalid("seed must be >= 0");
+  if (!Known(preview_format, ImageFormat::kRawFloat)) return Invalid("unknown preview_format");
+  if (output_name.empty()) {
+    output_name = absl::StrCat(model, "-", target_text.empty() ? std::string("images") : Slug(target_text));
+    if (output_name.size() > 56) output_name.resize(56);
+    if (repo.Exists(output_name)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a model named '", output_name, "' exists; set output_name or delete it first"));
+    }
+  } else {
+    RETURN_IF_ERROR(ValidateModelName(output_name, "output_name"));
+    if (repo.Exists(output_name)) {
+      return absl::AlreadyExistsError(absl::StrCat("a model named '", output_name, "' already exists"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InvertSpec::Validate(const ModelRepository& repo) {
+  RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
+  if (image.empty()) return Invalid("image is required (PNG or JPEG bytes)");
+  RETURN_IF_ERROR(CheckImage("image", image));
+  if (space == LatentSpace::kUnspecified) space = LatentSpace::kWPlus;
+  if (space != LatentSpace::kW && space != LatentSpace::kWPlus) return Invalid("space must be W or W_PLUS");
+  const invert::ProjectorOptions reference;
+  RETURN_IF_ERROR(Range("steps", steps, 0, 5000, std::to_string(reference.steps)));
+  if (steps == 0) steps = reference.steps;
+  RETURN_IF_ERROR(RangeF("lr", lr, 0, 1, absl::StrCat(reference.lr)));
+  if (lr == 0) lr = reference.lr;
+  RETURN_IF_ERROR(RangeF("noise_regularize", noise_regularize, 0, 1e6f, absl::StrCat(reference.noise_regularize)));
+  if (noise_regularize == 0) noise_regularize = reference.noise_regularize;
+  // 0 keeps the loss choice to the job: MSE weight 0 with LPIPS, 1 without.
+  RETURN_IF_ERROR(RangeF("mse", mse, 0, 100));
+  RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 5000, "the server's interval"));
+  if (seed < 0) return Invalid("seed must be >= 0");
+  RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, 86400, "the server's limit"));
+  return absl::OkStatus();
+}
+
+absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
+  RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
+  ASSIGN_OR_RETURN(clip_model, ResolveClipModel(repo, clip_model));
+  const edit::GlobalStatsOptions reference;
+  if (num_samples != 0) {
+    RETURN_IF_ERROR(Range("num_samples", num_samples, 100, 1000000, std::to_string(reference.num_samples)));
+  }
+  if (num_samples == 0) num_samples = reference.num_samples;
+  RETURN_IF_ERROR(Range("num_images", num_images, 0, 1000, std::to_string(reference.num_images)));
+  if (num_images == 0) num_images = reference.num_images;
+  if (num_images > num_samples) return Invalid("num_images cannot exceed num_samples");
+  if (batch_size != 0 && (batch_size < 2 || batch_size > 64 || batch_size % 2 != 0)) {
+    return Invalid(
+        absl::StrCat("batch_size must be even and in [2, 64] (0 = ", reference.batch_size, "), got ", batch_size));
+  }
+  if (batch_size == 0) batch_size = reference.batch_size;
+  RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 1000000, "the server's interval"));
+  RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, 7 * 86400, "the server's limit"));
+  if (!recompute && std::filesystem::exists(GlobalStatsPath(repo, model, clip_model))) {
+    return absl::AlreadyExistsError(absl::StrCat("global-direction statistics for model '", model, "' with CLIP '",
+                                                 clip_model, "' exist already; set recompute to compute them again"));
+  }
+  return absl::OkStatus();
+}
+
+edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s) {
+  edit::GlobalStatsOptions o;
+  o.num_samples = s.num_samples;
+  o.num_images = s.num_images;
+  o.batch_size = s.batch_size;
+  return o;
+}
+
+int64_t GlobalStatsSpec::TotalSteps(const ModelRepository& repo) const {
+  auto gen = repo.GetGenerator(model);
+  if (!gen.ok()) return 0;
+  return edit::GlobalStatsBuilder::TotalSteps((*gen)->config(), GlobalStatsOptionsOf(*this));
+}
+
+absl::Status GenerateSpec::Validate(const ModelRepository& repo, const Limits& limits) {
+  if (model.empty()) return Invalid("model is required: name a generator from ListModels");
+  RETURN_IF_ERROR(ValidateModelName(model, "model"));
+  ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
+  const auto& cfg = gen->config();
+  const int sources = SourceCount(seeds, latents, inversion_id) + (count != 0 ? 1 : 0);
+  if (sources != 1) {
+    return Invalid(absl::StrCat("give exactly one of seeds, count, latents or inversion_id (got ", sources, ")"));
+  }
+  const int max_images = limits.max_images_per_request;
+  int total = 1;  // an inversion is one image
+  if (!seeds.empty()) {
+    if (static_cast<int64_t>(seeds.size()) > max_images) {
+      return Invalid(absl::StrCat("seeds has ", seeds.size(), " entries; the limit is ", max_images));
+    }
+    for (size_t i = 0; i < seeds.size(); ++i) RETURN_IF_ERROR(CheckSeed(absl::StrCat("seeds[", i, "]"), seeds[i]));
+    total = static_cast<int>(seeds.size());
+  } else if (count != 0) {
+    RETURN_IF_ERROR(Range("count", count, 1, max_images));
+    if (base_seed < 0 || base_seed + count - 1 > kMaxSeed) {
+      return Invalid("base_seed + count - 1 must stay within [0, 4294967295]");
+    }
+    total = count;
+  } else if (latents.has_value()) {
+    const LatentSpace sp = latents->space;
+    if (sp != LatentSpace::kZ && sp != LatentSpace::kW && sp != LatentSpace::kWPlus && sp != LatentSpace::kS) {
+      return Invalid("latents.space must be Z, W, W_PLUS or S");
+    }
+    const int64_t row = sp == LatentSpace::kWPlus ? int64_t{cfg.n_latent} * cfg.style_dim
+                        : sp == LatentSpace::kS  ? cfg.s_dim
+                                                 : cfg.style_dim;
+    const FloatTensor& t = latents->values;
+    RETURN_IF_ERROR(CheckTensor(t, "latents.values", row * max_images));
+    const std::vector<int64_t> want = sp == LatentSpace::kWPlus
+                                          ? std::vector<int64_t>{t.shape[0], cfg.n_latent, cfg.style_dim}
+                                          : std::vector<int64_t>{t.shape[0], row};
+    if (t.shape != want) {
+      return Invalid(absl::StrCat("latents.values has shape ", ShapeString(t.shape), "; model '", model, "' needs ",
+                                  sp == LatentSpace::kWPlus ? "[N, n_latent, style_dim] = " : "", ShapeString(want)));
+    }
+    if (t.shape[0] > max_images) {
+      return Invalid(absl::StrCat("latents has ", t.shape[0], " rows; the limit is ", max_images));
+    }
+    total = static_cast<int>(t.shape[0]);
+  }
+  RETURN_IF_ERROR(Range("batch_size", batch_size, 0, limits.max_batch_size, "8"));
+  if (batch_size == 0) batch_size = 8;
+  RETURN_IF_ERROR(CheckTruncation(truncation));
+  if (!Known(noise, NoiseMode::kNone)) return Invalid("noise must be CONST, RANDOM or NONE");
+  if (!mix_seeds.empty()) {
+    if (seeds.empty() && count == 0) {
+      return Invalid("mix_seeds needs seeds or count (mixing works on z drawn from seeds)");
+    }
+    if (static_cast<int64_t>(mix_seeds.size()) != total) {
+      return Invalid(absl::StrCat("mix_seeds needs one seed per image: ", total, " images, ", mix_seeds.size(),
+                                  " mix seeds"));
+    }
+    for (size_t i = 0; i < mix_seeds.size(); ++i) {
+      RETURN_IF_ERROR(CheckSeed(absl::StrCat("mix_seeds[", i, "]"), mix_seeds[i]));
+    }
+    if (inject_index < 1 || inject_index >= cfg.n_latent) {
+      return Invalid(absl::StrCat("inject_index must be in [1, ", cfg.n_latent - 1, "] for model '", model,
+                                  "', got ", inject_index));
+    }
+  } else if (inject_index != 0) {
+    return Invalid("inject_index is only meaningful with mix_seeds");
+  }
+  RETURN_IF_ERROR(CheckFormat(format));
+  if (format == ImageFormat::kUnspecified) format = ImageFormat::kPng;
+  RETURN_IF_ERROR(Range("jpeg_quality", jpeg_quality, 0, 100, "90"));
+  if (jpeg_quality == 0) jpeg_quality = 90;
+
+  // Each streamed message must stay under the message limit.
+  const int64_t px = int64_t{cfg.resolution} * cfg.resolution;
+  int64_t per_image = format == ImageFormat::kRawFloat ? 12 * px : 3 * px + px / 8 + 4096;
+  if (return_latents) per_image += int64_t{cfg.n_latent} * cfg.style_dim * 4 + 64;
+  const int64_t fits = (int64_t{limits.max_message_mb} << 20) / per_image;
+  if (fits < 1) {
+    return Invalid(absl::StrCat("one ", cfg.resolution, " px image in this format exceeds the ", limits.max_message_mb,
+                                " MiB message limit; use PNG or JPEG"));
+  }
+  if (batch_size > fits) {
+    return Invalid(absl::StrCat("batch_size ", batch_size, " could exceed the ", limits.max_message_mb,
+                                " MiB message limit at ", cfg.resolution, " px; use batch_size <= ", fits));
+  }
+  return absl::OkStatus();
+}
+
+int EditSpec::StrengthCount() const {
+  if (global_direction.has_value()) return static_cast<int>(global_direction->alphas.size());
+  if (direction.has_value()) return static_cast<int>(direction->strengths.size());
+  return 1;
+}
+
+absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limits) {
+  if (model.empty()) return Invalid("model is required: name the generator whose latent space you edit in");
+  RETURN_IF_ERROR(ValidateModelName(model, "model"));
+  if (render_model.empty()) render_model = model;
+  RETURN_IF_ERROR(ValidateModelName(render_model, "render_model"));
+  const int methods = global_direction.has_value() + latent_optimization.has_value() + direction.has_value();
+  if (methods != 1) return Invalid("give an edit method: direction, global_direction or latent_optimization");
+  if (global_direction.has_value()) {
+    GlobalDirectionSpec& g = *global_direction;
+    if (g.neutral_text.empty() || g.neutral_text.size() > kMaxText || g.target_text.empty() ||
+        g.target_text.size() > kMaxText) {
+      return Invalid("global_direction.neutral_text and target_text need 1 to 300 characters each");
+    }
+    if (g.alphas.size() > 16) return Invalid("global_direction.alphas takes at most 16 values");
+    for (float a : g.alphas) RETURN_IF_ERROR(RangeF("global_direction.alphas", a, -20, 20));
+    if (g.alphas.empty()) g.alphas.push_back(4.0f);  // the reference notebook's strength
+    if (!std::isfinite(g.beta) || g.beta < 0 || g.beta >= 1) {
+      return Invalid("global_direction.beta must be in [0, 1) (0 = 0.15)");
+    }
+    if (g.beta == 0) g.beta = 0.15f;  // the reference notebook's threshold
+    if (!g.clip_model.empty()) RETURN_IF_ERROR(ValidateModelName(g.clip_model, "global_direction.clip_model"));
+  } else if (latent_optimization.has_value()) {
+    LatentOptimizationSpec& l = *latent_optimization;
+    const edit::LatentOptimizationOptions reference;
+    if (l.target_text.empty() || l.target_text.size() > kMaxText) {
+      return Invalid("latent_optimization.target_text needs 1 to 300 characters");
+    }
+    RETURN_IF_ERROR(Range("latent_optimization.steps", l.steps, 0, 1000, std::to_string(reference.steps)));
+    if (l.steps == 0) l.steps = reference.steps;
+    RETURN_IF_ERROR(RangeF("latent_optimization.lr", l.lr, 0, 1, absl::StrCat(reference.lr)));
+    if (l.lr == 0) l.lr = reference.lr;
+    RETURN_IF_ERROR(RangeF("latent_optimization.l2_lambda", l.l2_lambda, 0, 10, absl::StrCat(reference.l2_lambda)));
+    if (l.l2_lambda == 0) l.l2_lambda = reference.l2_lambda;
+    RETURN_IF_ERROR(RangeF("latent_optimization.id_lambda", l.id_lambda, 0, 10));
+    if (l.id_lambda > 0) {
+      return absl::FailedPreconditionError(
+          "the identity loss needs ArcFace IR-SE50 weights, which this server does not load; send id_lambda 0");
+    }
+    if (!l.clip_model.empty()) RETURN_IF_ERROR(ValidateModelName(l.clip_model, "latent_optimization.clip_model"));
+    if (noise != NoiseMode::kUnspecified && noise != NoiseMode::kConst) {
+      return Invalid("latent optimization keeps the noise fixed: noise must be CONST");
+    }
+  } else {
+    DirectionSpec& d = *direction;
+    if (d.strengths.empty() || d.strengths.size() > 16) return Invalid("direction.strengths needs 1 to 16 values");
+    for (float s : d.strengths) RETURN_IF_ERROR(RangeF("direction.strengths", s, -100, 100));
+    const LatentSpace sp = d.direction.space;
+    if (sp != LatentSpace::kW && sp != LatentSpace::kWPlus && sp != LatentSpace::kS) {
+      return Invalid("direction.direction.space must be W, W_PLUS or S");
+    }
+  }
+  if (SourceCount(seeds, latents, inversion_id) != 1) return Invalid("give exactly one of seeds, latents or inversion_id");
+  const int max_inputs = latent_optimization.has_value()
+                             ? kMaxOptimizedInputs
+                             : std::max(1, limits.max_images_per_request / StrengthCount());
+  if (static_cast<int>(seeds.size()) > max_inputs) return Invalid(absl::StrCat("seeds: at most ", max_inputs, " here"));
+  for (size_t i = 0; i < seeds.size(); ++i) RETURN_IF_ERROR(CheckSeed(absl::StrCat("seeds[", i, "]"), seeds[i]));
+  if (latents.has_value()) {
+    const LatentSpace sp = latents->space;
+    if (sp != LatentSpace::kZ && sp != LatentSpace::kW && sp != LatentSpace::kWPlus) {
+      return Invalid("latents.space must be Z, W or W_PLUS");
+    }
+  }
+  RETURN_IF_ERROR(CheckTruncation(truncation));
+  RETURN_IF_ERROR(CheckFormat(format));
+  if (format == ImageFormat::kUnspecified) format = ImageFormat::kPng;
+  if (!Known(noise, NoiseMode::kNone)) return Invalid("noise must be CONST or NONE for edits");
+  if (noise == NoiseMode::kRandom) {
+    return Invalid("noise must be CONST or NONE for edits (random noise would change every strength)");
+  }
+  // The model and render model must exist; their shapes are matched when planning.
+  RETURN_IF_ERROR(repo.GetGenerator(model).status());
+  return repo.GetGenerator(render_model).status();
+}
+
+absl::Status CheckLatentTensor(const FloatTensor& t, const std::string& field, int64_t max_elements) {
+  return CheckTensor(t, field, max_elements);
+}
+
+}  // namespace ganserve::core::service

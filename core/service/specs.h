@@ -1,0 +1,245 @@
+// The operations of ganserve as plain, transport-free specs. Every edge (gRPC, HTTP,
+// `ganctl local`) translates its request into one of these; `Validate` then holds every
+// range and every default of that operation, written once. Job records store specs as
+// JSON (SpecToJson / SpecFromJson), and adapted-model manifests record the AdaptSpec.
+//
+// Convention, as in the API: a zero or empty value means "the default" wherever a
+// default exists. The default of an algorithm setting is its options struct's value
+// (core/adapt, core/invert, core/edit: the reference implementations' values);
+// request-level defaults are set in Validate.
+//
+// Enums mirror the API's numbering (0 = unspecified) so an edge can cast; a number the
+// API does not know is refused by Validate.
+#ifndef GANSERVE_CORE_SERVICE_SPECS_H_
+#define GANSERVE_CORE_SERVICE_SPECS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/io/image_codec.h"
+#include "core/util/tensor_data.h"
+
+namespace ganserve::core {
+class ModelRepository;
+namespace edit {
+struct GlobalStatsOptions;
+}  // namespace edit
+}  // namespace ganserve::core
+
+namespace ganserve::core::service {
+
+enum class LatentSpace : int { kUnspecified = 0, kZ = 1, kW = 2, kWPlus = 3, kS = 4 };
+enum class ImageFormat : int { kUnspecified = 0, kPng = 1, kJpeg = 2, kRawFloat = 3 };
+enum class NoiseMode : int { kUnspecified = 0, kConst = 1, kRandom = 2, kNone = 3 };
+enum class LayerPreset : int { kUnspecified = 0, kDefault = 1, kAll = 2, kTexture = 3, kShape = 4, kNoFine = 5 };
+enum class LayerMapping : int { kUnspecified = 0, kConsumer = 1, kOfficial = 2 };
+
+// Server-wide limits that specs are checked against. The server's flags set them.
+struct Limits {
+  // Images one GenerateSamples / Edit call may produce.
+  int max_images_per_request = 1024;
+  // Largest images-per-message a GenerateSamples call may ask for.
+  int max_batch_size = 64;
+  // Largest message (request or streamed batch) in MiB.
+  int max_message_mb = 32;
+};
+
+// A latent sent by the caller: its space and a [N, ...] tensor, unchecked until Validate.
+struct LatentInput {
+  LatentSpace space = LatentSpace::kUnspecified;
+  FloatTensor values;
+};
+
+struct ClipWeight {
+  std::string name;
+  float weight = 0;  // (0, 10]; 0 = 1
+};
+
+// AdaptDomain: StyleGAN-NADA from text or example images.
+struct AdaptSpec {
+  std::string request_id;
+  std::string model;
+  std::string output_name;
+  std::string source_text;
+  std::string target_text;
+  std::vector<std::string> target_images;  // encoded PNG / JPEG
+  std::vector<ClipWeight> clip_models;
+  int iterations = 0;
+  int batch_size = 0;
+  float lr_scale = 0;
+  float mixing = 0;
+  int auto_layer_k = 0;
+  int auto_layer_iters = 0;
+  int auto_layer_batch = 0;
+  LayerMapping layer_mapping = LayerMapping::kUnspecified;
+  LayerPreset layer_preset = LayerPreset::kUnspecified;
+  float lambda_global = 0;
+  float lambda_manifold = 0;
+  int preview_every = 0;
+  int preview_count = 0;
+  int64_t seed = 0;
+  int max_run_seconds = 0;
+  ImageFormat preview_format = ImageFormat::kUnspecified;
+
+  // Checks every field against its range and the repository and fills the defaults.
+  // INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS naming the field.
+  absl::Status Validate(const ModelRepository& repo);
+  // Training steps of a validated spec.
+  int64_t TotalSteps() const { return iterations; }
+};
+
+// InvertImage: projection of one photo into w or w+.
+struct InvertSpec {
+  std::string request_id;
+  std::string model;
+  std::string image;  // encoded PNG / JPEG
+  bool aligned = false;
+  LatentSpace space = LatentSpace::kUnspecified;  // W or W+; unspecified = W+
+  int steps = 0;
+  float lr = 0;
+  float noise_regularize = 0;
+  float mse = 0;
+  int preview_every = 0;
+  int64_t seed = 0;
+  int max_run_seconds = 0;
+
+  absl::Status Validate(const ModelRepository& repo);
+  int64_t TotalSteps() const { return steps; }
+};
+
+// PrepareGlobalDirections: StyleCLIP global-direction statistics of one generator.
+struct GlobalStatsSpec {
+  std::string request_id;
+  std::string model;
+  std::string clip_model;
+  int num_samples = 0;
+  int num_images = 0;
+  int batch_size = 0;
+  int preview_every = 0;
+  int max_run_seconds = 0;
+  bool recompute = false;
+
+  // Also ALREADY_EXISTS when the statistics exist and `recompute` is not set.
+  absl::Status Validate(const ModelRepository& repo);
+  // The job's steps for a validated spec (0 if the model is gone).
+  int64_t TotalSteps(const ModelRepository& repo) const;
+};
+
+// GenerateSamples.
+struct GenerateSpec {
+  std::string model;
+  // Exactly one source of latents.
+  std::vector<int64_t> seeds;
+  int count = 0;
+  int64_t base_seed = 0;
+  std::optional<LatentInput> latents;
+  std::string inversion_id;
+  int batch_size = 0;
+  std::optional<float> truncation;  // unset = the model's default
+  NoiseMode noise = NoiseMode::kUnspecified;
+  std::vector<int64_t> mix_seeds;
+  int inject_index = 0;
+  ImageFormat format = ImageFormat::kUnspecified;
+  int jpeg_quality = 0;
+  bool return_latents = false;
+
+  absl::Status Validate(const ModelRepository& repo, const Limits& limits);
+};
+
+struct GlobalDirectionSpec {
+  std::string neutral_text;
+  std::string target_text;
+  std::vector<float> alphas;
+  float beta = 0;
+  std::string clip_model;
+};
+
+struct LatentOptimizationSpec {
+  std::string target_text;
+  int steps = 0;
+  float lr = 0;
+  float l2_lambda = 0;
+  float id_lambda = 0;
+  std::string clip_model;
+};
+
+struct DirectionSpec {
+  LatentInput direction;
+  std::vector<float> strengths;
+};
+
+// Edit: exactly one of the three methods.
+struct EditSpec {
+  std::string model;
+  std::string render_model;  // empty = model
+  std::vector<int64_t> seeds;
+  std::optional<LatentInput> latents;
+  std::string inversion_id;
+  std::optional<float> truncation;
+  std::optional<GlobalDirectionSpec> global_direction;
+  std::optional<LatentOptimizationSpec> latent_optimization;
+  std::optional<DirectionSpec> direction;
+  ImageFormat format = ImageFormat::kUnspecified;
+  bool return_latents = false;
+  NoiseMode noise = NoiseMode::kUnspecified;
+
+  // Ranges and defaults of the fields; the inputs are checked against the model when
+  // the edit is planned. Latent optimization takes at most kMaxOptimizedInputs inputs.
+  absl::Status Validate(const ModelRepository& repo, const Limits& limits);
+  // Edits each input renders (strengths of a sweep; 1 for latent optimization).
+  int StrengthCount() const;
+};
+inline constexpr int kMaxOptimizedInputs = 4;
+
+// Job queries.
+struct ListJobsSpec {
+  int kind = 0;   // core::JobKind value; 0 = any
+  int state = 0;  // core::JobState value; 0 = any
+  int page_size = 0;
+  std::string page_token;
+
+  absl::Status Validate();
+};
+
+struct WatchJobSpec {
+  std::string id;
+  int64_t after_seq = 0;
+  bool skip_preview_replay = false;
+
+  absl::Status Validate();
+};
+
+// A job id as callers send it: 1..128 characters. INVALID_ARGUMENT otherwise.
+absl::Status ValidateJobId(const std::string& id);
+// A model name as callers send it (field names it in the message).
+absl::Status ValidateModelName(const std::string& name, const char* field = "name");
+// A model-kind filter: a core::ModelKind value, 0 = any.
+absl::Status ValidateModelKindFilter(int kind);
+
+// The limits on images inside requests (decoded before a job is queued).
+DecodeLimits RequestImageLimits();
+// The tensor contract of caller latents and directions: 1 to 4 dimensions, each >= 1,
+// as many values as the shape says (at most `max_elements`), all finite.
+absl::Status CheckLatentTensor(const FloatTensor& t, const std::string& field, int64_t max_elements);
+// The statistics builder's options of a validated spec.
+edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s);
+
+// JSON forms, as job records and manifests store them. FromJson refuses documents that
+// are not objects or whose fields have the wrong types (DATA_LOSS: stored data is bad).
+std::string SpecToJson(const AdaptSpec& s);
+std::string SpecToJson(const InvertSpec& s);
+std::string SpecToJson(const GlobalStatsSpec& s);
+template <typename Spec>
+absl::StatusOr<Spec> SpecFromJson(const std::string& json);
+
+// A digest of a spec's payload (everything but request_id), for idempotent retries.
+template <typename Spec>
+std::string SpecHash(const Spec& s);
+
+}  // namespace ganserve::core::service
+
+#endif  // GANSERVE_CORE_SERVICE_SPECS_H_

@@ -1,0 +1,107 @@
+#include "core/service/storage.h"
+
+#include <filesystem>
+#include <regex>
+#include <system_error>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/invert/projector.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::service {
+
+absl::StatusOr<std::string> ResolveClipModel(const ModelRepository& repo, const std::string& requested) {
+  if (!requested.empty()) {
+    if (!IsValidModelName(requested)) return absl::InvalidArgumentError("clip_model is not a valid model name");
+    RETURN_IF_ERROR(repo.GetClip(requested).status());
+    return requested;
+  }
+  for (const auto& m : repo.List()) {
+    if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) return m.name;
+  }
+  return absl::FailedPreconditionError(
+      "no CLIP model is installed: add one to the model repository ({\"kind\": \"clip\", ...}; see the README's "
+      "Weights section)");
+}
+
+std::string GlobalStatsPath(const ModelRepository& repo, const std::string& model, const std::string& clip) {
+  return (std::filesystem::path(repo.root()) / model / "global_directions" / (clip + ".safetensors")).string();
+}
+
+absl::StatusOr<std::shared_ptr<const edit::GlobalStats>> GlobalStatsCache::Get(const ModelRepository& repo,
+                                                                               const std::string& model,
+                                                                               const std::string& clip) {
+  const std::string path = GlobalStatsPath(repo, model, clip);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", model, "' has no global-direction statistics for CLIP model '", clip,
+        "' yet: compute them once with PrepareGlobalDirections (ganctl prepare-global --model ", model,
+        "); they take one render pair per channel and image"));
+  }
+  const auto mtime = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
+  const std::string stamp = absl::StrCat(size, ":", mtime);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(path);
+    if (it != entries_.end() && it->second.stamp == stamp) return it->second.stats;
+  }
+  ASSIGN_OR_RETURN(edit::GlobalStats s, edit::LoadGlobalStats(path));
+  auto shared = std::make_shared<const edit::GlobalStats>(std::move(s));
+  absl::MutexLock lock(&mu_);
+  entries_[path] = {stamp, shared};
+  return shared;
+}
+
+std::string InversionsDir(const std::string& data_dir) {
+  return (std::filesystem::path(data_dir) / "inversions").string();
+}
+
+std::string InversionIdForJob(const std::string& job_id) { return "inv-" + job_id.substr(job_id.rfind('-') + 1); }
+
+absl::StatusOr<std::string> InversionPath(const std::string& data_dir, const std::string& id) {
+  static const std::regex kId("inv-[0-9a-f]{1,32}");
+  if (!std::regex_match(id, kId)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", id.substr(0, 40), "' is not an inversion id (they look like inv-1a2b...)"));
+  }
+  return (std::filesystem::path(InversionsDir(data_dir)) / (id + ".safetensors")).string();
+}
+
+absl::StatusOr<StoredInversion> LoadInversionFor(const std::string& data_dir, const std::string& id,
+                                                 const ModelRepository& repo, const std::string& model,
+                                                 bool with_noise) {
+  ASSIGN_OR_RETURN(std::string path, InversionPath(data_dir, id));
+  if (!std::filesystem::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("no inversion '", id, "' (ids come from InvertImage)"));
+  }
+  std::string inv_model;
+  ASSIGN_OR_RETURN(invert::Inversion inv, invert::LoadInversion(path, &inv_model));
+  auto info = repo.Get(model);
+  if (inv_model != model && !(info.ok() && info->base_model == inv_model)) {
+    return absl::FailedPreconditionError(absl::StrCat("inversion '", id, "' was made with model '", inv_model,
+                                                      "'; use that model or one adapted from it"));
+  }
+  ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
+  const auto& cfg = gen->config();
+  if (inv.wplus.shape != std::vector<int64_t>{1, cfg.n_latent, cfg.style_dim}) {
+    return absl::FailedPreconditionError("the inversion's latent does not fit this model");
+  }
+  StoredInversion out;
+  out.wplus = std::move(inv.wplus);
+  if (with_noise) {
+    for (int i = 0; i < cfg.num_layers; ++i) {
+      auto it = inv.noises.find(absl::StrCat("noise_", i));
+      if (it == inv.noises.end()) {
+        out.noise_maps.clear();
+        break;
+      }
+      out.noise_maps.push_back(std::move(it->second));
+    }
+  }
+  return out;
+}
+
+}  // namespace ganserve::core::service

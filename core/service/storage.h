@@ -1,0 +1,67 @@
+// Where the service keeps what its jobs produce, written once:
+//   <data_dir>/inversions/<inv-id>.safetensors                 InvertImage results
+//   <repository>/<model>/global_directions/<clip>.safetensors  global-direction statistics
+//                                                              (beside the generator they
+//                                                              measure: deleting or replacing
+//                                                              the model drops them too)
+// Adapted models are published by ModelRepository::Publish.
+#ifndef GANSERVE_CORE_SERVICE_STORAGE_H_
+#define GANSERVE_CORE_SERVICE_STORAGE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/edit/global_directions.h"
+#include "core/registry/model_repository.h"
+#include "core/util/tensor_data.h"
+
+namespace ganserve::core::service {
+
+// `requested`, or the first ready CLIP model when empty. NotFound / FailedPrecondition
+// saying what to install.
+absl::StatusOr<std::string> ResolveClipModel(const ModelRepository& repo, const std::string& requested);
+
+std::string GlobalStatsPath(const ModelRepository& repo, const std::string& model, const std::string& clip);
+
+// Loaded statistics by file, reloaded when the file changes. Thread-safe.
+class GlobalStatsCache {
+ public:
+  // FailedPrecondition naming the job to run when there are none.
+  absl::StatusOr<std::shared_ptr<const edit::GlobalStats>> Get(const ModelRepository& repo, const std::string& model,
+                                                               const std::string& clip);
+
+ private:
+  struct Entry {
+    std::string stamp;  // size and mtime of the file it came from
+    std::shared_ptr<const edit::GlobalStats> stats;
+  };
+  absl::Mutex mu_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+};
+
+// The inversions folder under a data directory.
+std::string InversionsDir(const std::string& data_dir);
+// The id of the inversion a job produces ("inv-" + the job id's hex part).
+std::string InversionIdForJob(const std::string& job_id);
+// Path of a stored inversion; InvalidArgument for ids that are not inversion ids.
+absl::StatusOr<std::string> InversionPath(const std::string& data_dir, const std::string& id);
+
+// A stored inversion ready to render through `model` (the model it was made with, or
+// one adapted from it): its w+ [1, n_latent, style_dim] and, when `with_noise`, its
+// optimised noise maps. InvalidArgument / NotFound / FailedPrecondition with reasons.
+struct StoredInversion {
+  FloatTensor wplus;
+  std::vector<FloatTensor> noise_maps;
+};
+absl::StatusOr<StoredInversion> LoadInversionFor(const std::string& data_dir, const std::string& id,
+                                                 const ModelRepository& repo, const std::string& model,
+                                                 bool with_noise);
+
+}  // namespace ganserve::core::service
+
+#endif  // GANSERVE_CORE_SERVICE_STORAGE_H_

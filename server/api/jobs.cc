@@ -1,0 +1,159 @@
+// Translations of the job RPCs: AdaptDomain, InvertImage, PrepareGlobalDirections,
+// ListJobs, WatchJob, the Job snapshot and its events.
+#include "absl/strings/str_cat.h"
+#include "server/api/api.h"
+
+namespace ganserve::server::api {
+namespace cs = core::service;
+
+cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
+  cs::AdaptSpec s;
+  s.request_id = r.request_id();
+  s.model = r.model();
+  s.output_name = r.output_name();
+  s.source_text = r.source_text();
+  s.target_text = r.target_text();
+  s.target_images.assign(r.target_images().begin(), r.target_images().end());
+  for (const auto& c : r.clip_models()) s.clip_models.push_back({c.name(), c.weight()});
+  s.iterations = r.iterations();
+  s.batch_size = r.batch_size();
+  s.lr_scale = r.lr_scale();
+  s.mixing = r.mixing();
+  s.auto_layer_k = r.auto_layer_k();
+  s.auto_layer_iters = r.auto_layer_iters();
+  s.auto_layer_batch = r.auto_layer_batch();
+  s.layer_mapping = static_cast<cs::LayerMapping>(r.layer_mapping());
+  s.layer_preset = static_cast<cs::LayerPreset>(r.layer_preset());
+  s.lambda_global = r.lambda_global();
+  s.lambda_manifold = r.lambda_manifold();
+  s.preview_every = r.preview_every();
+  s.preview_count = r.preview_count();
+  s.seed = r.seed();
+  s.max_run_seconds = r.max_run_seconds();
+  s.preview_format = static_cast<cs::ImageFormat>(r.preview_format());
+  return s;
+}
+
+cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
+  cs::InvertSpec s;
+  s.request_id = r.request_id();
+  s.model = r.model();
+  s.image = r.image();
+  s.aligned = r.aligned();
+  s.space = static_cast<cs::LatentSpace>(r.space());
+  s.steps = r.steps();
+  s.lr = r.lr();
+  s.noise_regularize = r.noise_regularize();
+  s.mse = r.mse();
+  s.preview_every = r.preview_every();
+  s.seed = r.seed();
+  s.max_run_seconds = r.max_run_seconds();
+  return s;
+}
+
+cs::GlobalStatsSpec ToSpec(const v1::PrepareGlobalDirectionsRequest& r) {
+  cs::GlobalStatsSpec s;
+  s.request_id = r.request_id();
+  s.model = r.model();
+  s.clip_model = r.clip_model();
+  s.num_samples = r.num_samples();
+  s.num_images = r.num_images();
+  s.batch_size = r.batch_size();
+  s.preview_every = r.preview_every();
+  s.max_run_seconds = r.max_run_seconds();
+  s.recompute = r.recompute();
+  return s;
+}
+
+cs::ListJobsSpec ToSpec(const v1::ListJobsRequest& r) {
+  return cs::ListJobsSpec{r.kind(), r.state(), r.page_size(), r.page_token()};
+}
+
+cs::WatchJobSpec ToSpec(const v1::WatchJobRequest& r) {
+  return cs::WatchJobSpec{r.id(), r.after_seq(), r.skip_preview_replay()};
+}
+
+void ToProto(const core::JobRecord& j, v1::Job* out) {
+  out->set_id(j.id);
+  out->set_kind(static_cast<v1::JobKind>(j.kind));
+  out->set_state(static_cast<v1::JobState>(j.state));
+  out->set_request_id(j.request_id);
+  out->set_step(j.step);
+  out->set_total_steps(j.total_steps);
+  for (const auto& [k, v] : j.losses) (*out->mutable_losses())[k] = v;
+  out->set_eta_seconds(j.eta_seconds);
+  out->set_create_time_unix(j.create_time_ms / 1000);
+  out->set_start_time_unix(j.start_time_ms / 1000);
+  out->set_end_time_unix(j.end_time_ms / 1000);
+  out->set_result(j.result);
+  out->set_error_code(j.error_code);
+  out->set_error_message(j.error_message);
+  out->set_model(j.model);
+  out->set_cancel_requested(j.cancel_requested && !core::IsTerminal(j.state));
+  out->set_queue_position(j.queue_position);
+}
+
+namespace {
+
+void ImagesToProto(const std::vector<core::EncodedImage>& in, google::protobuf::RepeatedPtrField<v1::Image>* out) {
+  int index = 0;
+  for (const auto& im : in) {
+    v1::Image* p = out->Add();
+    p->set_data(im.png);
+    p->set_format(v1::IMAGE_FORMAT_PNG);
+    p->set_width(im.width);
+    p->set_height(im.height);
+    p->set_seed(-1);
+    p->set_index(index++);
+  }
+}
+
+}  // namespace
+
+v1::JobEvent ToProtoEvent(const core::JobEvent& e) {
+  v1::JobEvent out;
+  out.set_seq(e.seq);
+  out.set_time_unix_ms(e.time_ms);
+  ToProto(e.job, out.mutable_job());
+  switch (e.type) {
+    case core::JobEvent::Type::kState: out.set_state_changed(true); break;
+    case core::JobEvent::Type::kHeartbeat: out.set_heartbeat(true); break;
+    case core::JobEvent::Type::kProgress: {
+      auto* p = out.mutable_progress();
+      p->set_step(e.job.step);
+      p->set_total_steps(e.job.total_steps);
+      for (const auto& [k, v] : e.losses) (*p->mutable_losses())[k] = v;
+      p->set_steps_per_second(e.steps_per_second);
+      p->set_eta_seconds(e.job.eta_seconds);
+      break;
+    }
+    case core::JobEvent::Type::kPreview: {
+      auto* p = out.mutable_preview();
+      p->set_step(e.job.step);
+      ImagesToProto(e.preview_source, p->mutable_source());
+      ImagesToProto(e.preview_current, p->mutable_current());
+      break;
+    }
+  }
+  return out;
+}
+
+std::string EncodeJobEvent(const core::JobEvent& e) { return ToProtoEvent(e).SerializeAsString(); }
+
+absl::StatusOr<std::string> DecodeLegacyRequest(core::JobKind kind, const std::string& encoding,
+                                                const std::string& bytes) {
+  if (encoding != "proto-v1") return absl::DataLossError(absl::StrCat("unknown request encoding '", encoding, "'"));
+  // Older versions stored the request after validation, defaults filled in.
+  auto decode = [&bytes](auto message) -> absl::StatusOr<std::string> {
+    if (!message.ParseFromString(bytes)) return absl::DataLossError("the stored protobuf request does not parse");
+    return cs::SpecToJson(ToSpec(message));
+  };
+  switch (kind) {
+    case core::JobKind::kAdapt: return decode(v1::AdaptDomainRequest());
+    case core::JobKind::kInvert: return decode(v1::InvertImageRequest());
+    case core::JobKind::kEditStats: return decode(v1::PrepareGlobalDirectionsRequest());
+    default: return absl::DataLossError(absl::StrCat("unknown job kind ", static_cast<int>(kind)));
+  }
+}
+
+}  // namespace ganserve::server::api

@@ -1,0 +1,25 @@
+// Translations of the model RPCs (ListModels, GetModel, DeleteModel).
+#include "server/api/api.h"
+
+namespace ganserve::server::api {
+
+void ToProto(const core::ModelInfo& m, v1::Model* out) {
+  out->set_name(m.name);
+  out->set_kind(static_cast<v1::ModelKind>(m.kind));
+  out->set_state(static_cast<v1::ModelState>(m.state));
+  out->set_error(m.error);
+  out->set_domain(m.domain);
+  out->set_resolution(m.resolution);
+  out->set_style_dim(m.style_dim);
+  out->set_n_mlp(m.n_mlp);
+  out->set_n_latent(m.n_latent);
+  out->set_s_dim(static_cast<int32_t>(m.s_dim));
+  out->set_default_truncation(m.default_truncation);
+  out->set_base_model(m.base_model);
+  out->set_source_text(m.source_text);
+  out->set_target_text(m.target_text);
+  out->set_size_bytes(m.size_bytes);
+  out->set_create_time_unix(m.create_time_unix);
+}
+
+}  // namespace ganserve::server::api

@@ -1,0 +1,141 @@
+// The device executor: one thread, classes in priority order, FIFO within a class,
+// bounded queues, and a shutdown that answers every queued task once.
+#include "core/runtime/device_executor.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+
+namespace ganserve::core {
+namespace {
+
+// Holds the executor's thread inside a task until Release().
+class Gate {
+ public:
+  void Hold(DeviceExecutor* e) {
+    ASSERT_TRUE(e->Submit(WorkClass::kInteractive, [this](bool) {
+                   entered_.Notify();
+                   release_.WaitForNotification();
+                 }).ok());
+    entered_.WaitForNotification();
+  }
+  void Release() { release_.Notify(); }
+
+ private:
+  absl::Notification entered_, release_;
+};
+
+class Recorder : public ExecutorObserver {
+ public:
+  void OnQueueDepth(WorkClass, size_t depth) override { max_depth = std::max(max_depth.load(), depth); }
+  void OnQueueWait(WorkClass, double seconds) override {
+    waits++;
+    EXPECT_GE(seconds, 0);
+  }
+  std::atomic<size_t> max_depth{0};
+  std::atomic<int> waits{0};
+};
+
+TEST(DeviceExecutorTest, HigherClassesRunFirstAndEachClassIsFifo) {
+  Recorder rec;
+  DeviceExecutor exec({"test", {16, 16, 16}, &rec});
+  Gate gate;
+  gate.Hold(&exec);
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto record = [&](std::string name) {
+    return [&, name](bool cancelled) {
+      EXPECT_FALSE(cancelled);
+      absl::MutexLock lock(&mu);
+      order.push_back(name);
+    };
+  };
+  ASSERT_TRUE(exec.Submit(WorkClass::kTraining, record("train1")).ok());
+  ASSERT_TRUE(exec.Submit(WorkClass::kBatch, record("batch1")).ok());
+  ASSERT_TRUE(exec.Submit(WorkClass::kInteractive, record("ui1")).ok());
+  ASSERT_TRUE(exec.Submit(WorkClass::kTraining, record("train2")).ok());
+  ASSERT_TRUE(exec.Submit(WorkClass::kInteractive, record("ui2")).ok());
+  EXPECT_EQ(exec.QueueDepth(WorkClass::kInteractive), 2u);
+  EXPECT_EQ(exec.QueueDepth(WorkClass::kTraining), 2u);
+  absl::Notification done;
+  ASSERT_TRUE(exec.Submit(WorkClass::kTraining, [&](bool) { done.Notify(); }).ok());
+  gate.Release();
+  done.WaitForNotification();
+  EXPECT_EQ(order, (std::vector<std::string>{"ui1", "ui2", "batch1", "train1", "train2"}));
+  EXPECT_GE(rec.max_depth.load(), 2u);
+  EXPECT_GE(rec.waits.load(), 5);
+}
+
+TEST(DeviceExecutorTest, FullQueueIsResourceExhaustedAndDropsTheTask) {
+  DeviceExecutor exec({"test", {2, 1, 1}, nullptr});
+  Gate gate;
+  gate.Hold(&exec);
+  std::atomic<int> ran{0};
+  auto task = [&ran](bool) { ran++; };
+  ASSERT_TRUE(exec.Submit(WorkClass::kInteractive, task).ok());
+  ASSERT_TRUE(exec.Submit(WorkClass::kInteractive, task).ok());
+  absl::Status full = exec.Submit(WorkClass::kInteractive, task);
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("2"), std::string::npos) << full.message();
+  // Another class has its own limit.
+  EXPECT_TRUE(exec.Submit(WorkClass::kBatch, task).ok());
+  gate.Release();
+  exec.Shutdown();
+  EXPECT_EQ(ran.load(), 3);
+}
+
+TEST(DeviceExecutorTest, ShutdownFinishesTheRunningTaskAndCancelsTheQueuedOnes) {
+  DeviceExecutor exec({});
+  Gate gate;
+  gate.Hold(&exec);
+  std::atomic<int> cancelled{0}, ran{0};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(exec.Submit(WorkClass::kBatch, [&](bool c) { (c ? cancelled : ran)++; }).ok());
+  }
+  std::thread stopper([&] { exec.Shutdown(); });
+  // Shutdown waits for the task in progress.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  gate.Release();
+  stopper.join();
+  EXPECT_EQ(ran.load(), 0);
+  EXPECT_EQ(cancelled.load(), 3);
+  EXPECT_EQ(exec.Submit(WorkClass::kInteractive, [](bool) {}).code(), absl::StatusCode::kUnavailable);
+  exec.Shutdown();  // idempotent
+}
+
+TEST(DeviceExecutorTest, TasksRunOnOneThread) {
+  DeviceExecutor exec({});
+  absl::Mutex mu;
+  std::vector<std::thread::id> ids;
+  absl::Notification done;
+  std::vector<std::thread> posters;
+  std::atomic<int> left{40};
+  for (int t = 0; t < 4; ++t) {
+    posters.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        while (!exec.Submit(WorkClass::kInteractive, [&](bool) {
+                      absl::MutexLock lock(&mu);
+                      ids.push_back(std::this_thread::get_id());
+                      if (--left == 0) done.Notify();
+                    }).ok()) {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  for (auto& p : posters) p.join();
+  done.WaitForNotification();
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(ids.size(), 40u);
+  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
+  EXPECT_NE(ids[0], std::this_thread::get_id());
+}
+
+}  // namespace
+}  // namespace ganserve::core

@@ -1,0 +1,130 @@
+// Job stores written before job records held specs: the checked-in store
+// (tests/fixtures/legacy_store, written by the binaries of the previous version after a
+// crash mid-training) migrates to the current schema and every stored protobuf request
+// becomes its spec's JSON, field for field.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/jobs/sqlite_job_store.h"
+#include "core/service/job_runners.h"
+#include "core/service/request_upgrade.h"
+#include "core/service/specs.h"
+#include "server/api/api.h"
+
+namespace ganserve::server {
+namespace {
+
+namespace fs = std::filesystem;
+namespace cs = core::service;
+
+std::unique_ptr<core::SqliteJobStore> OpenFixtureCopy(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / (name + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(fs::path(GANSERVE_SOURCE_DIR) / "tests/fixtures/legacy_store/jobs.db", dir / "jobs.db");
+  auto store = core::SqliteJobStore::Open((dir / "jobs.db").string());
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? std::move(*store) : nullptr;
+}
+
+TEST(LegacyRequestsTest, PreviousVersionsStoreUpgradesToSpecs) {
+  auto store = OpenFixtureCopy("legacy_upgrade_");
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schema_version(), core::SqliteJobStore::kSchemaVersion);
+  auto before = store->GetJob("job-704f8123052e9a71");
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->request_encoding, "proto-v1");  // what the migration marks old rows as
+
+  auto report = cs::UpgradeStoredRequests(store.get(), api::DecodeLegacyRequest);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->converted, 4);
+  EXPECT_EQ(report->failed, 0);
+
+  // The running adaptation: what ganctl sent plus the defaults the old validation filled.
+  auto running = store->GetJob("job-704f8123052e9a71");
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->request_encoding, cs::kSpecJsonEncoding);
+  EXPECT_EQ(running->state, core::JobState::kRunning);
+  EXPECT_EQ(running->step, before->step);
+  auto adapt = cs::SpecFromJson<cs::AdaptSpec>(running->request);
+  ASSERT_TRUE(adapt.ok()) << adapt.status();
+  EXPECT_EQ(adapt->request_id, "legacy-running");
+  EXPECT_EQ(adapt->model, "demo");
+  EXPECT_EQ(adapt->target_text, "watercolor");
+  EXPECT_EQ(adapt->output_name, "legacy-water");
+  EXPECT_EQ(adapt->iterations, 30);
+  EXPECT_EQ(adapt->seed, 7);
+  EXPECT_EQ(adapt->preview_every, 10);
+  EXPECT_EQ(adapt->batch_size, 2);
+  EXPECT_FLOAT_EQ(adapt->lr_scale, 1.0f);
+  ASSERT_EQ(adapt->clip_models.size(), 1u);
+  EXPECT_EQ(adapt->clip_models[0].name, "demo-clip");
+  EXPECT_FALSE(adapt->source_text.empty());
+
+  // The queued inversion keeps its image bytes exactly.
+  auto inv_job = store->GetJob("job-2d89f26cc57c36aa");
+  ASSERT_TRUE(inv_job.ok());
+  auto inv = cs::SpecFromJson<cs::InvertSpec>(inv_job->request);
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->steps, 20);
+  EXPECT_EQ(inv->space, cs::LatentSpace::kWPlus);
+  EXPECT_EQ(inv->image.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_GT(inv->image.size(), 1000u);
+
+  auto stats_job = store->GetJob("job-567b798580c2068e");
+  ASSERT_TRUE(stats_job.ok());
+  auto stats = cs::SpecFromJson<cs::GlobalStatsSpec>(stats_job->request);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->num_samples, 100);
+  EXPECT_EQ(stats->num_images, 1);
+  EXPECT_EQ(stats->batch_size, 2);
+  EXPECT_EQ(stats->clip_model, "demo-clip");
+
+  // A second start finds nothing left to convert.
+  auto again = cs::UpgradeStoredRequests(store.get(), api::DecodeLegacyRequest);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->converted, 0);
+}
+
+TEST(LegacyRequestsTest, UndecodableRequestsAreLeftAndCounted) {
+  auto store = OpenFixtureCopy("legacy_broken_");
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->RewriteRequest("job-2d89f26cc57c36aa", "\xff\xff\xff", "proto-v1").ok());
+  auto report = cs::UpgradeStoredRequests(store.get(), api::DecodeLegacyRequest);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->converted, 3);
+  EXPECT_EQ(report->failed, 1);
+  auto job = store->GetJob("job-2d89f26cc57c36aa");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->request_encoding, "proto-v1");
+}
+
+TEST(SpecJsonTest, RoundTripsEveryJobSpecIncludingBinaryFields) {
+  cs::AdaptSpec a;
+  a.model = "m";
+  a.target_images = {std::string("\0\x01\xff binary", 10)};
+  a.clip_models = {{"c", 2.5f}};
+  a.layer_preset = cs::LayerPreset::kNoFine;
+  a.seed = 1LL << 40;
+  auto back = cs::SpecFromJson<cs::AdaptSpec>(cs::SpecToJson(a));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->target_images, a.target_images);
+  EXPECT_EQ(back->layer_preset, cs::LayerPreset::kNoFine);
+  EXPECT_EQ(back->seed, a.seed);
+  EXPECT_FLOAT_EQ(back->clip_models[0].weight, 2.5f);
+  // The hash ignores the idempotency key and nothing else.
+  cs::AdaptSpec b = a;
+  b.request_id = "k";
+  EXPECT_EQ(cs::SpecHash(a), cs::SpecHash(b));
+  b.iterations = 7;
+  EXPECT_NE(cs::SpecHash(a), cs::SpecHash(b));
+  EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>("[1]").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>(R"({"iterations": "many"})").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(cs::SpecFromJson<cs::InvertSpec>(R"({"image": "not base64!"})").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace ganserve::server
