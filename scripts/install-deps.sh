@@ -23,8 +23,8 @@ build_pkgs=(
   libopenblas0-openmp
   # Test fixtures are generated with Debian's PyTorch (never used by the product).
   python3 python3-torch python3-numpy
-  # libFuzzer targets (tests/fuzz).
-  clang-14 libclang-rt-14-dev
+  # libFuzzer targets (tests/fuzz); the house style checks (tests/style).
+  clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
   # promtool checks the metric names and alert rules in the tests; yamllint and openssl
   # the deployment manifests and the TLS tests.
   prometheus yamllint openssl

@@ -31,6 +31,7 @@ targets=(npy torch safetensors zip image tokenizer)
 [ -n "$build" ] && targets+=(requests)
 launcher=()
 command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR="$src" CCACHE_NOHASHDIR=1
 if [ ! -f "$out/build/build.ninja" ]; then
   cmake -S "$src" -B "$out/build" -G Ninja -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" \
     "${launcher[@]}" -DGANSERVE_BUILD_TESTS=OFF -DGANSERVE_BUILD_BENCH=OFF -DGANSERVE_FUZZ=ON -DGANSERVE_WERROR=OFF \

@@ -46,7 +46,8 @@ std::map<std::string, FloatTensor> RandomGeneratorWeights(const GeneratorConfig&
     FloatTensor t;
     t.shape = shape;
     const size_t n = static_cast<size_t>(NumElements(shape));
-    auto ends_with = [&](const char* suffix) { return absl::EndsWith(name, suffix); };
+    const std::string& key = name;  // structured bindings cannot be captured before C++20
+    auto ends_with = [&key](const char* suffix) { return absl::EndsWith(key, suffix); };
     if (ends_with("kernel")) {
       const float k[4] = {1, 3, 3, 1};
       for (int i = 0; i < 4; ++i) {

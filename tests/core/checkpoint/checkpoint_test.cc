@@ -12,13 +12,9 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_file.h"
 #include "core/io/npy.h"
-#include "core/invert/projector.h"
-#include "core/models/lpips/lpips.h"
-#include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
-#include "core/registry/model_repository.h"
 #include "core/util/file_util.h"
-#include "tests/testing/shared.h"
+#include "tests/testing/checkpoint_fixtures.h"
 #include "tests/testing/tensor_compare.h"
 
 namespace ganserve::core {
@@ -28,19 +24,13 @@ using stylegan2::GenerateParams;
 using stylegan2::Generator;
 using stylegan2::LoadReport;
 
-std::string FixtureDir() { return std::string(GANSERVE_BINARY_DIR) + "/test_fixtures/checkpoints"; }
-
+using ::ganserve::testing::CheckpointFixtureDir;
 using ::ganserve::testing::MaxAbsDiff;
 
-class CheckpointTest : public ::testing::Test {
+std::string FixtureDir() { return CheckpointFixtureDir(); }
+
+class CheckpointTest : public ::ganserve::testing::CheckpointFixtureTest {
  protected:
-  void SetUp() override {
-    shared_ = ::ganserve::testing::SharedDir();
-    if (shared_.empty()) GTEST_SKIP() << "shared/ fixtures not found (set GANSERVE_SHARED_DIR)";
-    if (!std::filesystem::exists(FixtureDir() + "/legacy_full.pt")) {
-      GTEST_SKIP() << "checkpoint fixtures not built: run ctest (fixture make_checkpoint_fixtures)";
-    }
-  }
   // Renders the reference z through `gen` and compares with the official output.
   void ExpectReferenceImages(const Generator& gen) {
     auto z = ReadNpyFloat(shared_ + "/fixtures/stylegan2/a1/z.npy");
@@ -53,7 +43,6 @@ class CheckpointTest : public ::testing::Test {
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_LE(MaxAbsDiff(r->images, *ref), 1e-4f);
   }
-  std::string shared_;
 };
 
 TEST_F(CheckpointTest, LegacyFormatWithExtraEntries) {
@@ -195,123 +184,6 @@ TEST(PickleTest, UnreachableCyclesAreFreedAndDoNotFailTheLoad) {
   auto v = Unpickle(s, &pos, nullptr);
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ((*v)->kind, PyValue::Kind::kNone);
-}
-
-using stylegan2::Discriminator;
-
-TEST_F(CheckpointTest, DiscriminatorMatchesAnIndependentForward) {
-  auto d = Discriminator::Load(FixtureDir() + "/legacy_full.pt", "cpu");
-  ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ((*d)->config().resolution, 32);
-  const std::map<int, int> widths = {{4, 16}, {8, 16}, {16, 12}, {32, 8}};
-  EXPECT_EQ((*d)->config().channels, widths);
-  auto images = ReadNpyFloat(FixtureDir() + "/disc_images.npy");
-  auto ref4 = ReadNpyFloat(FixtureDir() + "/disc_logits4.npy");
-  auto ref2 = ReadNpyFloat(FixtureDir() + "/disc_logits2.npy");
-  ASSERT_TRUE(images.ok() && ref4.ok() && ref2.ok());
-  auto all = (*d)->Score(*images);
-  ASSERT_TRUE(all.ok()) << all.status();
-  EXPECT_EQ(all->shape, std::vector<int64_t>{8});
-  EXPECT_LE(MaxAbsDiff(*all, *ref4), 1e-5f);
-  // Two images form one group of two: different minibatch statistics, other logits.
-  FloatTensor two;
-  two.shape = {2, 3, 32, 32};
-  two.data.assign(images->data.begin(), images->data.begin() + 2 * 3 * 32 * 32);
-  auto pair = (*d)->Score(two);
-  ASSERT_TRUE(pair.ok()) << pair.status();
-  EXPECT_LE(MaxAbsDiff(*pair, *ref2), 1e-5f);
-  EXPECT_GT(std::fabs(pair->data[0] - all->data[0]), 1e-5f);
-}
-
-TEST_F(CheckpointTest, DiscriminatorRejectsBadBatchesAndMissingEntries) {
-  auto d = Discriminator::Load(FixtureDir() + "/legacy_full.pt", "cpu");
-  ASSERT_TRUE(d.ok()) << d.status();
-  FloatTensor six;
-  six.shape = {6, 3, 32, 32};
-  six.data.assign(6 * 3 * 32 * 32, 0.0f);
-  auto r = (*d)->Score(six);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("multiple of 4"), std::string::npos) << r.status();
-  FloatTensor wrong;
-  wrong.shape = {1, 3, 64, 64};
-  wrong.data.assign(3 * 64 * 64, 0.0f);
-  EXPECT_EQ((*d)->Score(wrong).status().code(), absl::StatusCode::kInvalidArgument);
-
-  auto none = Discriminator::Load(FixtureDir() + "/zip_g_only.pt", "cpu");
-  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(none.status().message().find("no 'd' entry"), std::string::npos) << none.status();
-
-  auto file = LoadTorchFile(FixtureDir() + "/legacy_full.pt");
-  ASSERT_TRUE(file.ok()) << file.status();
-  auto tensors = StateDictTensors(file->root->Get("d"));
-  ASSERT_TRUE(tensors.ok()) << tensors.status();
-  tensors->erase("convs.2.skip.1.weight");
-  auto broken = Discriminator::FromTensors(*tensors, "cpu");
-  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(broken.status().message().find("convs.2.skip.1.weight"), std::string::npos) << broken.status();
-}
-
-TEST_F(CheckpointTest, LpipsMatchesAnIndependentForward) {
-  auto lp = lpips::Lpips::Load(FixtureDir() + "/vgg16_features.pt", FixtureDir() + "/lpips_vgg.pth", "cpu");
-  ASSERT_TRUE(lp.ok()) << lp.status();
-  auto a = ReadNpyFloat(FixtureDir() + "/lpips_a.npy");
-  auto b = ReadNpyFloat(FixtureDir() + "/lpips_b.npy");
-  auto ref = ReadNpyFloat(FixtureDir() + "/lpips_d.npy");
-  ASSERT_TRUE(a.ok() && b.ok() && ref.ok());
-  auto d = (*lp)->Distance(*a, *b);
-  ASSERT_TRUE(d.ok()) << d.status();
-  ASSERT_EQ(d->shape, std::vector<int64_t>{2});
-  for (int i = 0; i < 2; ++i) EXPECT_NEAR(d->data[i], ref->data[i], 1e-5 + 1e-4 * ref->data[i]) << i;
-  auto same = (*lp)->Distance(*a, *a);
-  ASSERT_TRUE(same.ok());
-  EXPECT_NEAR(same->data[0], 0.0f, 1e-7);
-  FloatTensor small{{1, 3, 16, 16}, std::vector<float>(3 * 16 * 16, 0.0f)};
-  EXPECT_EQ((*lp)->Distance(small, small).status().code(), absl::StatusCode::kInvalidArgument);
-  // The linear layers' file in place of VGG16 names what is missing.
-  auto swapped = lpips::Lpips::Load(FixtureDir() + "/lpips_vgg.pth", FixtureDir() + "/lpips_vgg.pth", "cpu");
-  EXPECT_EQ(swapped.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(swapped.status().message().find("features.0.weight"), std::string::npos) << swapped.status();
-}
-
-TEST_F(CheckpointTest, RepositoryServesLpipsAndTheProjectorUsesIt) {
-  namespace fs = std::filesystem;
-  const fs::path root = fs::temp_directory_path() / ("ganserve_lpips_repo_" + std::to_string(::getpid()));
-  fs::remove_all(root);
-  fs::create_directories(root / "lpips");
-  fs::create_symlink(FixtureDir() + "/vgg16_features.pt", root / "lpips/vgg16.pth");
-  fs::create_symlink(FixtureDir() + "/lpips_vgg.pth", root / "lpips/vgg.pth");
-  std::ofstream(root / "lpips/manifest.json") << R"({"kind": "lpips", "vgg16": "vgg16.pth", "lin": "vgg.pth"})";
-  auto repo = ModelRepository::Create(root.string(), {});
-  ASSERT_TRUE(repo.ok());
-  EXPECT_EQ((*repo)->LoadAll(), 1);
-  auto info = (*repo)->Get("lpips");
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->kind, ModelKind::kLpips);
-  auto lp = (*repo)->FirstLpips();
-  ASSERT_NE(lp, nullptr);
-
-  // A projection with LPIPS reports the term and names the loss.
-  auto gen = Generator::Load(shared_ + "/fixtures/stylegan2/a1_g32_sd512_zip.pt", {});
-  ASSERT_TRUE(gen.ok()) << gen.status();
-  std::shared_ptr<const Generator> g(std::move(*gen));
-  Rgb8Image target;
-  target.width = target.height = 32;
-  target.pixels.assign(32 * 32 * 3, 90);
-  invert::ProjectorOptions o;
-  o.steps = 4;
-  o.mse = 0;
-  auto proj = invert::Projector::Create(g, target, o, nullptr, lp);
-  ASSERT_TRUE(proj.ok()) << proj.status();
-  for (int i = 0; i < 4; ++i) {
-    auto l = (*proj)->Step();
-    ASSERT_TRUE(l.ok()) << l.status();
-    EXPECT_GT(l->count("lpips"), 0u);
-  }
-  auto inv = (*proj)->Result();
-  ASSERT_TRUE(inv.ok()) << inv.status();
-  EXPECT_EQ(inv->loss, "lpips");
-  EXPECT_GE(inv->lpips, 0.0f);
-  fs::remove_all(root);
 }
 
 TEST(TorchFileTest, NotACheckpoint) {

@@ -1,0 +1,209 @@
+// The model repository: loading every kind with broken models recorded beside the
+// good ones, names, publishing adapted models atomically, deleting, crash leftovers,
+// and serving LPIPS to the projector.
+#include "core/registry/model_repository.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/checkpoint/safetensors.h"
+#include "core/invert/projector.h"
+#include "core/models/stylegan2/random_init.h"
+#include "tests/testing/checkpoint_fixtures.h"
+
+namespace ganserve::core {
+namespace {
+
+namespace fs = std::filesystem;
+using stylegan2::Generator;
+
+// A fresh repository folder with a 32 px random generator "base".
+class ModelRepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("ganserve_repo_test_" + std::to_string(::getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "base");
+    auto cfg = stylegan2::MakeConfig(32, 16, 2, 1, 8);
+    weights_ = stylegan2::RandomGeneratorWeights(cfg, 1, 0.1f);
+    ASSERT_TRUE(SaveSafetensors((root_ / "base/g.safetensors").string(), weights_, {}).ok());
+    std::ofstream(root_ / "base/manifest.json")
+        << R"({"kind": "generator", "checkpoint": "g.safetensors", "domain": "photo", "default_truncation": 0.6})";
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // Publishes an adapted model of "base" whose delta moves one tensor.
+  absl::StatusOr<ModelInfo> PublishAdapted(ModelRepository& repo, const std::string& name) {
+    return repo.Publish(name, "job-" + name, [&](const std::string& folder) -> absl::Status {
+      std::map<std::string, FloatTensor> delta;
+      delta["convs.0.conv.weight"] = weights_.at("convs.0.conv.weight");
+      for (float& v : delta["convs.0.conv.weight"].data) v += 0.5f;
+      auto st = SaveSafetensors(folder + "/delta.safetensors", delta, {});
+      if (!st.ok()) return st;
+      std::ofstream(folder + "/manifest.json") << R"({"kind": "adapted_generator", "base_model": "base", )"
+                                               << R"("delta": "delta.safetensors", "target_text": "sketch"})";
+      return absl::OkStatus();
+    });
+  }
+
+  fs::path root_;
+  std::map<std::string, FloatTensor> weights_;
+};
+
+TEST_F(ModelRepositoryTest, BrokenModelsAreRecordedBesideTheGoodOnes) {
+  fs::create_directories(root_ / "nofile");
+  std::ofstream(root_ / "nofile/manifest.json") << R"({"kind": "generator", "checkpoint": "missing.pt"})";
+  fs::create_directories(root_ / "oddkind");
+  std::ofstream(root_ / "oddkind/manifest.json") << R"({"kind": "vae"})";
+  fs::create_directories(root_ / "notjson");
+  std::ofstream(root_ / "notjson/manifest.json") << "{";
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ((*repo)->LoadAll(), 1);
+  auto base = (*repo)->Get("base");
+  ASSERT_TRUE(base.ok());
+  EXPECT_EQ(base->kind, ModelKind::kGenerator);
+  EXPECT_EQ(base->state, ModelState::kReady);
+  EXPECT_EQ(base->resolution, 32);
+  EXPECT_EQ(base->domain, "photo");
+  EXPECT_FLOAT_EQ(base->default_truncation, 0.6f);
+  for (const char* name : {"nofile", "oddkind", "notjson"}) {
+    auto info = (*repo)->Get(name);
+    ASSERT_TRUE(info.ok()) << name;
+    EXPECT_EQ(info->state, ModelState::kFailed) << name;
+    EXPECT_FALSE(info->error.empty()) << name;
+    EXPECT_EQ((*repo)->GetGenerator(name).status().code(), absl::StatusCode::kFailedPrecondition) << name;
+  }
+  EXPECT_NE((*repo)->Get("oddkind")->error.find("vae"), std::string::npos);
+  auto missing = (*repo)->Get("nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("base"), std::string::npos) << "names the available models";
+  EXPECT_EQ((*repo)->GetClip("base").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*repo)->FirstLpips(), nullptr);
+}
+
+TEST_F(ModelRepositoryTest, ModelNames) {
+  for (const char* ok : {"a", "ffhq", "ffhq-pencil-sketch", "m.v2_x", "0"}) EXPECT_TRUE(IsValidModelName(ok)) << ok;
+  for (const char* bad : {"", "A", "-x", ".hidden", "a/b", "a b", "..", "ü"}) {
+    EXPECT_FALSE(IsValidModelName(bad)) << bad;
+  }
+  EXPECT_FALSE(IsValidModelName(std::string(65, 'a')));
+  EXPECT_TRUE(IsValidModelName(std::string(64, 'a')));
+}
+
+TEST_F(ModelRepositoryTest, PublishIsAtomicAndDeleteRemovesOnlyAdaptedModels) {
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  ASSERT_EQ((*repo)->LoadAll(), 1);
+  auto info = PublishAdapted(**repo, "sketch");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->kind, ModelKind::kAdaptedGenerator);
+  EXPECT_EQ(info->base_model, "base");
+  EXPECT_TRUE((*repo)->Exists("sketch"));
+  // The adapted generator renders differently from its base.
+  auto base = (*repo)->GetGenerator("base");
+  auto adapted = (*repo)->GetGenerator("sketch");
+  ASSERT_TRUE(base.ok() && adapted.ok());
+  stylegan2::GenerateParams p;
+  p.latents = FloatTensor{{1, 16}, std::vector<float>(16, 0.3f)};
+  auto a = (*base)->Generate(p);
+  auto b = (*adapted)->Generate(p);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->images.data, b->images.data);
+
+  // A taken name is refused before anything is written.
+  bool wrote = false;
+  auto again = (*repo)->Publish("sketch", "job-2", [&](const std::string&) {
+    wrote = true;
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(wrote);
+  // A writer that fails leaves neither the model nor its work folder.
+  auto failed = (*repo)->Publish("half", "job-3", [](const std::string& folder) {
+    std::ofstream(folder + "/delta.safetensors") << "partial";
+    return absl::DataLossError("disk full");
+  });
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE((*repo)->Exists("half"));
+  EXPECT_FALSE(fs::exists(root_ / "half"));
+  EXPECT_FALSE(fs::exists(root_ / ".tmp-job-3"));
+
+  EXPECT_EQ((*repo)->Delete("base").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*repo)->Delete("nope").code(), absl::StatusCode::kNotFound);
+  // In-flight work keeps its generator after the model is deleted.
+  std::shared_ptr<const Generator> held = *adapted;
+  ASSERT_TRUE((*repo)->Delete("sketch").ok());
+  EXPECT_FALSE((*repo)->Exists("sketch"));
+  EXPECT_FALSE(fs::exists(root_ / "sketch"));
+  EXPECT_TRUE(held->Generate(p).ok());
+  // A new repository over the same folder sees what is on disk.
+  auto reopened = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->LoadAll(), 1);
+}
+
+TEST_F(ModelRepositoryTest, CrashLeftoversAreRemovedAtStartUp) {
+  fs::create_directories(root_ / ".tmp-job-1");
+  std::ofstream(root_ / ".tmp-job-1/delta.safetensors") << "half";
+  fs::create_directories(root_ / ".deleted-old");
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  EXPECT_EQ((*repo)->RemoveStaleWorkFolders(), 2);
+  EXPECT_FALSE(fs::exists(root_ / ".tmp-job-1"));
+  EXPECT_FALSE(fs::exists(root_ / ".deleted-old"));
+  EXPECT_EQ((*repo)->LoadAll(), 1);
+  for (const auto& m : (*repo)->List()) EXPECT_EQ(m.name[0] == '.', false);
+}
+
+using ::ganserve::testing::CheckpointFixtureDir;
+std::string FixtureDir() { return CheckpointFixtureDir(); }
+class RepositoryFixtureTest : public ::ganserve::testing::CheckpointFixtureTest {};
+
+TEST_F(RepositoryFixtureTest, RepositoryServesLpipsAndTheProjectorUsesIt) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("ganserve_lpips_repo_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "lpips");
+  fs::create_symlink(FixtureDir() + "/vgg16_features.pt", root / "lpips/vgg16.pth");
+  fs::create_symlink(FixtureDir() + "/lpips_vgg.pth", root / "lpips/vgg.pth");
+  std::ofstream(root / "lpips/manifest.json") << R"({"kind": "lpips", "vgg16": "vgg16.pth", "lin": "vgg.pth"})";
+  auto repo = ModelRepository::Create(root.string(), {});
+  ASSERT_TRUE(repo.ok());
+  EXPECT_EQ((*repo)->LoadAll(), 1);
+  auto info = (*repo)->Get("lpips");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->kind, ModelKind::kLpips);
+  auto lp = (*repo)->FirstLpips();
+  ASSERT_NE(lp, nullptr);
+
+  // A projection with LPIPS reports the term and names the loss.
+  auto gen = Generator::Load(shared_ + "/fixtures/stylegan2/a1_g32_sd512_zip.pt", {});
+  ASSERT_TRUE(gen.ok()) << gen.status();
+  std::shared_ptr<const Generator> g(std::move(*gen));
+  Rgb8Image target;
+  target.width = target.height = 32;
+  target.pixels.assign(32 * 32 * 3, 90);
+  invert::ProjectorOptions o;
+  o.steps = 4;
+  o.mse = 0;
+  auto proj = invert::Projector::Create(g, target, o, nullptr, lp);
+  ASSERT_TRUE(proj.ok()) << proj.status();
+  for (int i = 0; i < 4; ++i) {
+    auto l = (*proj)->Step();
+    ASSERT_TRUE(l.ok()) << l.status();
+    EXPECT_GT(l->count("lpips"), 0u);
+  }
+  auto inv = (*proj)->Result();
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->loss, "lpips");
+  EXPECT_GE(inv->lpips, 0.0f);
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace ganserve::core

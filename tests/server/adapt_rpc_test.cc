@@ -1,0 +1,174 @@
+// AdaptDomain: request contract, training with streamed progress, cancellation.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <thread>
+
+#include "core/io/image_codec.h"
+#include "core/jobs/sqlite_job_store.h"
+#include "core/models/stylegan2/generator.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include <grpcpp/generic/generic_stub.h>
+#include "tests/server/service_fixture.h"
+#include "tests/testing/shared.h"
+
+
+namespace ganserve::testing {
+namespace {
+
+std::vector<v1::JobEvent> Adapt(v1::GanService::Stub* stub, const v1::AdaptDomainRequest& req, grpc::Status* st,
+                                std::function<void(const v1::JobEvent&)> on_event = nullptr) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto reader = stub->AdaptDomain(&ctx, req);
+  std::vector<v1::JobEvent> out;
+  v1::JobEvent e;
+  while (reader->Read(&e)) {
+    out.push_back(e);
+    if (on_event) on_event(e);
+  }
+  *st = reader->Finish();
+  return out;
+}
+
+v1::AdaptDomainRequest GoodAdapt() {
+  v1::AdaptDomainRequest r;
+  r.set_model("tiny");
+  r.set_source_text("photo");
+  r.set_target_text("sketch");
+  r.set_iterations(3);
+  r.set_preview_every(2);
+  return r;
+}
+
+// The AdaptDomain request contract: each bad field gets its code and a message naming it.
+TEST_F(GanServiceTest, AdaptRejectsBadRequests) {
+  struct Case {
+    const char* name;
+    std::function<void(v1::AdaptDomainRequest*)> edit;
+    grpc::StatusCode code;
+    const char* part;
+  };
+  const Case cases[] = {
+      {"no model", [](auto* r) { r->clear_model(); }, grpc::StatusCode::INVALID_ARGUMENT, "model is required"},
+      {"unknown model", [](auto* r) { r->set_model("nope"); }, grpc::StatusCode::NOT_FOUND, "no model named"},
+      {"clip as base", [](auto* r) { r->set_model("clip-demo"); }, grpc::StatusCode::FAILED_PRECONDITION,
+       "adapt from a base generator"},
+      {"no target", [](auto* r) { r->clear_target_text(); }, grpc::StatusCode::INVALID_ARGUMENT, "target_text"},
+      {"long target", [](auto* r) { r->set_target_text(std::string(301, 'a')); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "limit is 300"},
+      {"same texts", [](auto* r) { r->set_target_text("photo"); }, grpc::StatusCode::INVALID_ARGUMENT, "the same"},
+      {"iterations", [](auto* r) { r->set_iterations(5001); }, grpc::StatusCode::INVALID_ARGUMENT, "iterations"},
+      {"batch", [](auto* r) { r->set_batch_size(17); }, grpc::StatusCode::INVALID_ARGUMENT, "batch_size"},
+      {"lr", [](auto* r) { r->set_lr_scale(-1); }, grpc::StatusCode::INVALID_ARGUMENT, "lr_scale"},
+      {"mixing", [](auto* r) { r->set_mixing(2); }, grpc::StatusCode::INVALID_ARGUMENT, "mixing"},
+      {"layer k", [](auto* r) { r->set_auto_layer_k(99); }, grpc::StatusCode::INVALID_ARGUMENT, "auto_layer_k"},
+      {"unknown clip", [](auto* r) { r->add_clip_models()->set_name("nope"); }, grpc::StatusCode::NOT_FOUND,
+       "no model named 'nope'"},
+      {"clip weight",
+       [](auto* r) {
+         auto* c = r->add_clip_models();
+         c->set_name("clip-demo");
+         c->set_weight(11);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "weight"},
+      {"corrupt image", [](auto* r) { r->add_target_images("x"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "target_images[0]"},
+      {"images with selection and no text",
+       [](auto* r) {
+         r->clear_target_text();
+         r->add_target_images(std::string("\x89PNG\r\n\x1a\n", 8));
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "target_images[0]"},
+      {"output name", [](auto* r) { r->set_output_name("Bad Name"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "output_name"},
+      {"output exists", [](auto* r) { r->set_output_name("tiny"); }, grpc::StatusCode::ALREADY_EXISTS, "exists"},
+      {"request id", [](auto* r) { r->set_request_id("has space"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "request_id"},
+  };
+  auto stub = server_->Stub();
+  for (const Case& c : cases) {
+    v1::AdaptDomainRequest r = GoodAdapt();
+    c.edit(&r);
+    grpc::Status st;
+    auto events = Adapt(stub.get(), r, &st);
+    EXPECT_EQ(st.error_code(), c.code) << c.name << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(c.part), std::string::npos) << c.name << ": " << st.error_message();
+    EXPECT_TRUE(events.empty()) << c.name;
+  }
+}
+
+TEST_F(GanServiceTest, AdaptTrainsStreamsAndServesTheResult) {
+  auto stub = server_->Stub();
+  v1::AdaptDomainRequest r = GoodAdapt();
+  r.set_request_id("adapt-once");
+  r.set_output_name("tiny-sketch");
+  grpc::Status st;
+  auto events = Adapt(stub.get(), r, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  int progress = 0, previews = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].seq(), static_cast<int64_t>(i + 1));
+    progress += events[i].has_progress();
+    previews += events[i].has_preview();
+  }
+  EXPECT_EQ(progress, 3);
+  EXPECT_EQ(previews, 2);  // steps 2 and 3 (the last)
+  EXPECT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(events.back().job().result(), "tiny-sketch");
+  // Same request_id, same payload: the same job, replayed; another payload: ALREADY_EXISTS.
+  auto again = Adapt(stub.get(), r, &st);
+  ASSERT_TRUE(st.ok());
+  ASSERT_FALSE(again.empty());
+  EXPECT_EQ(again.back().job().id(), events.back().job().id());
+  r.set_target_text("watercolor");
+  Adapt(stub.get(), r, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  // The new model renders through GenerateSamples.
+  v1::GenerateSamplesRequest g;
+  g.set_model("tiny-sketch");
+  g.add_seeds(1);
+  Generate(stub.get(), g, &st);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  grpc::ClientContext ctx;
+  v1::GetModelRequest gm;
+  gm.set_name("tiny-sketch");
+  v1::Model m;
+  ASSERT_TRUE(stub->GetModel(&ctx, gm, &m).ok());
+  EXPECT_EQ(m.kind(), v1::MODEL_KIND_ADAPTED_GENERATOR);
+  EXPECT_EQ(m.base_model(), "tiny");
+  EXPECT_EQ(m.target_text(), "sketch");
+}
+
+TEST_F(GanServiceTest, CancelStopsARunningAdaptation) {
+  auto stub = server_->Stub();
+  v1::AdaptDomainRequest r = GoodAdapt();
+  r.set_iterations(5000);
+  r.set_output_name("never");
+  std::string id;
+  std::thread canceller;
+  grpc::Status st;
+  auto events = Adapt(stub.get(), r, &st, [&](const v1::JobEvent& e) {
+    if (e.has_progress() && e.progress().step() == 2 && id.empty()) {
+      id = e.job().id();
+      canceller = std::thread([&stub, id] {
+        grpc::ClientContext ctx;
+        v1::CancelJobRequest c;
+        c.set_id(id);
+        v1::Job j;
+        EXPECT_TRUE(stub->CancelJob(&ctx, c, &j).ok());
+      });
+    }
+  });
+  if (canceller.joinable()) canceller.join();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().job().state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(events.back().job().step(), 10);
+}
+
+}  // namespace
+}  // namespace ganserve::testing

@@ -1,0 +1,246 @@
+// Edit: direction arithmetic, latent optimization and global directions.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <thread>
+
+#include "core/io/image_codec.h"
+#include "core/jobs/sqlite_job_store.h"
+#include "core/models/stylegan2/generator.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include <grpcpp/generic/generic_stub.h>
+#include "tests/server/service_fixture.h"
+#include "tests/testing/shared.h"
+
+
+namespace ganserve::testing {
+namespace {
+
+TEST_F(GanServiceTest, DirectionEditsStartAtTheInputAndMoveWithStrength) {
+  auto stub = server_->Stub();
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.add_seeds(7);
+  e.set_truncation(0.5f);
+  e.set_has_truncation(true);
+  e.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto* d = e.mutable_direction();
+  d->mutable_direction()->set_space(v1::LATENT_SPACE_S);
+  d->mutable_direction()->mutable_values()->add_shape(1);
+  // s_dim of the tiny model: from GetModel.
+  grpc::ClientContext mc;
+  v1::GetModelRequest gm;
+  gm.set_name("tiny");
+  v1::Model m;
+  ASSERT_TRUE(stub->GetModel(&mc, gm, &m).ok());
+  d->mutable_direction()->mutable_values()->add_shape(m.s_dim());
+  for (int i = 0; i < m.s_dim(); ++i) d->mutable_direction()->mutable_values()->add_data(i == 3 ? 1.0f : 0.0f);
+  d->add_strengths(0.0f);
+  grpc::Status st;
+  auto zero = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  // Strength 0 reproduces GenerateSamples exactly (both render a batch of one image).
+  v1::GenerateSamplesRequest g;
+  g.set_model("tiny");
+  g.add_seeds(7);
+  g.set_truncation(0.5f);
+  g.set_has_truncation(true);
+  g.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto gen = Generate(stub.get(), g, &st);
+  ASSERT_TRUE(st.ok());
+  const auto& ref = gen[0].images(0).raw().data();
+  ASSERT_EQ(zero[0].images(0).raw().data_size(), ref.size());
+  for (int i = 0; i < ref.size(); ++i) ASSERT_EQ(zero[0].images(0).raw().data(i), ref[i]) << i;
+  // A sweep: larger strengths move the image further from the input. (Rendered as one
+  // batch of three, so strength 0 matches only up to float rounding here.)
+  for (float a : {2.0f, 4.0f}) d->add_strengths(a);
+  auto edits = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::vector<v1::Image> images;
+  for (const auto& b : edits) images.insert(images.end(), b.images().begin(), b.images().end());
+  ASSERT_EQ(images.size(), 3u);
+  auto dist = [&](const v1::Image& im) {
+    double sum = 0;
+    for (int i = 0; i < ref.size(); ++i) sum += std::pow(im.raw().data(i) - ref[i], 2);
+    return sum;
+  };
+  EXPECT_LT(dist(images[0]), 1e-8);
+  EXPECT_GT(dist(images[1]), 1e-4);
+  EXPECT_GT(dist(images[2]), dist(images[1]));
+
+  // Contract: wrong sizes, unknown render model, unsupported methods.
+  v1::EditRequest bad = e;
+  bad.mutable_direction()->mutable_direction()->mutable_values()->set_shape(1, 5);
+  bad.mutable_direction()->mutable_direction()->mutable_values()->mutable_data()->Truncate(5);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  bad = e;
+  bad.set_render_model("nope");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  bad = e;
+  bad.clear_direction();
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = e;
+  bad.mutable_direction()->set_strengths(0, NAN);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(GanServiceTest, LatentOptimizationStreamsProgressThenEachResult) {
+  auto stub = server_->Stub();
+  v1::EditRequest req;
+  req.set_model("tiny");
+  req.add_seeds(5);
+  req.add_seeds(6);
+  req.set_return_latents(true);
+  auto* l = req.mutable_latent_optimization();
+  l->set_target_text("a smiling face");
+  l->set_steps(6);
+  l->set_clip_model("clip-demo");
+  grpc::Status st;
+  auto batches = EditCall(stub.get(), req, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  int progress_only = 0;
+  std::vector<v1::Image> results;
+  for (const auto& b : batches) {
+    ASSERT_TRUE(b.has_progress());
+    EXPECT_EQ(b.progress().total_steps(), 6);
+    EXPECT_GT(b.progress().losses().at("clip"), 0.0f);
+    if (b.images_size() == 0) {
+      ++progress_only;
+      continue;
+    }
+    EXPECT_EQ(b.progress().step(), 6);  // results come after the last step
+    results.insert(results.end(), b.images().begin(), b.images().end());
+  }
+  EXPECT_EQ(progress_only, 2 * 5);  // every step but the last, per input
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].index(), 0);
+  EXPECT_EQ(results[1].index(), 1);
+  EXPECT_EQ(results[1].seed(), 6);
+  EXPECT_EQ(results[0].latent().values().shape_size(), 3);  // the optimised w+
+  EXPECT_FALSE(results[0].data().empty());
+
+  v1::EditRequest bad = req;
+  bad.mutable_latent_optimization()->set_id_lambda(0.1f);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("ArcFace"), std::string::npos) << st.error_message();
+  bad = req;
+  bad.mutable_latent_optimization()->set_steps(5000);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = req;
+  for (int s = 0; s < 5; ++s) bad.add_seeds(10 + s);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+}
+
+std::vector<v1::JobEvent> PrepareCall(v1::GanService::Stub* stub, const v1::PrepareGlobalDirectionsRequest& req,
+                                      grpc::Status* st) {
+  grpc::ClientContext ctx;
+  auto reader = stub->PrepareGlobalDirections(&ctx, req);
+  std::vector<v1::JobEvent> out;
+  v1::JobEvent e;
+  while (reader->Read(&e)) out.push_back(e);
+  *st = reader->Finish();
+  return out;
+}
+
+TEST_F(GanServiceTest, GlobalDirectionEditsAfterPreparingStatistics) {
+  auto stub = server_->Stub();
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.add_seeds(11);
+  e.add_seeds(12);
+  e.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto* g = e.mutable_global_direction();
+  g->set_neutral_text("a face");
+  g->set_target_text("a smiling face");
+  g->set_beta(0.001f);
+  for (float a : {0.0f, 2.0f, 4.0f}) g->add_alphas(a);
+  grpc::Status st;
+  // Before the statistics exist: a precondition naming the RPC that makes them.
+  EditCall(stub.get(), e, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("PrepareGlobalDirections"), std::string::npos) << st.error_message();
+
+  v1::PrepareGlobalDirectionsRequest prep;
+  prep.set_model("tiny");
+  prep.set_num_samples(100);
+  prep.set_num_images(2);
+  prep.set_batch_size(4);
+  auto events = PrepareCall(stub.get(), prep, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  const v1::Job& job = events.back().job();
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error_message();
+  EXPECT_EQ(job.kind(), v1::JOB_KIND_EDIT_STATS);
+  EXPECT_EQ(job.step(), job.total_steps());
+  EXPECT_EQ(events.front().job().total_steps(), job.total_steps());  // known from the start
+  EXPECT_EQ(job.result(), "tiny/clip-demo");
+  // Once made, asking again without recompute says they exist.
+  PrepareCall(stub.get(), prep, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
+
+  auto batches = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::vector<v1::Image> images;
+  for (const auto& b : batches) {
+    EXPECT_GT(b.channels_moved(), 0);
+    images.insert(images.end(), b.images().begin(), b.images().end());
+  }
+  ASSERT_EQ(images.size(), 6u);  // 2 seeds x 3 alphas, seed-major
+  // Alpha 0 is the unedited image (up to batch rounding); larger alphas move further.
+  v1::GenerateSamplesRequest gr;
+  gr.set_model("tiny");
+  gr.add_seeds(11);
+  gr.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto ref = Generate(stub.get(), gr, &st);
+  ASSERT_TRUE(st.ok());
+  const auto& r = ref[0].images(0).raw().data();
+  auto dist = [&](const v1::Image& im) {
+    double sum = 0;
+    for (int i = 0; i < r.size(); ++i) sum += std::pow(im.raw().data(i) - r[i], 2);
+    return sum;
+  };
+  EXPECT_LT(dist(images[0]), 1e-8);
+  EXPECT_GT(dist(images[1]), 1e-6);
+  EXPECT_GT(dist(images[2]), dist(images[1]));
+  EXPECT_EQ(images[3].seed(), 12);
+
+  // A beta above every relevance keeps nothing: said with the largest relevance.
+  v1::EditRequest strict = e;
+  strict.mutable_global_direction()->set_beta(0.999f);
+  EditCall(stub.get(), strict, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("largest relevance"), std::string::npos) << st.error_message();
+  // Field limits.
+  v1::EditRequest bad = e;
+  bad.mutable_global_direction()->set_neutral_text("");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = e;
+  bad.mutable_global_direction()->set_alphas(0, 50.0f);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = e;
+  bad.mutable_global_direction()->set_clip_model("nope");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  v1::PrepareGlobalDirectionsRequest bad_prep = prep;
+  bad_prep.set_batch_size(3);
+  PrepareCall(stub.get(), bad_prep, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bad_prep = prep;
+  bad_prep.set_model("nope");
+  PrepareCall(stub.get(), bad_prep, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace ganserve::testing

@@ -1,0 +1,35 @@
+// The real server, in-process on 127.0.0.1:0, shared by the RPC tests of one process
+// (a 32 px generator "tiny", CLIPs, a broken model, and a job store seeded with a
+// finished and a queued job), and small call helpers.
+#ifndef GANSERVE_TESTS_SERVER_SERVICE_FIXTURE_H_
+#define GANSERVE_TESTS_SERVER_SERVICE_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/server/test_server.h"
+
+namespace ganserve::testing {
+
+// Unique per process: ctest runs each test in its own process.
+std::string Root(const char* name);
+
+class GanServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  void SetUp() override;
+  static void TearDownTestSuite();
+  static TestServer* server_;
+  static bool setup_ok_;
+};
+
+// Reads a whole GenerateSamples / Edit stream; `status` gets how it ended.
+std::vector<v1::ImageBatch> Generate(v1::GanService::Stub* stub, const v1::GenerateSamplesRequest& req,
+                                     grpc::Status* status);
+std::vector<v1::ImageBatch> EditCall(v1::GanService::Stub* stub, const v1::EditRequest& req, grpc::Status* st);
+
+}  // namespace ganserve::testing
+
+#endif  // GANSERVE_TESTS_SERVER_SERVICE_FIXTURE_H_
