@@ -17,6 +17,7 @@
 #include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
+#include "core/service/specs.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -52,45 +53,66 @@ absl::Status LocalGenerate(const LocalGenerateArgs& a) {
   opt.key = a.key;
   opt.device = a.device;
   ASSIGN_OR_RETURN(auto gen, sg::Generator::Load(a.checkpoint, opt));
-  const int sd = gen->config().style_dim;
-  sg::GenerateParams p;
+  // The request checks of GenerateSamples (seed range, latent shapes and values,
+  // truncation), against this checkpoint; no message limit applies to local files.
+  core::service::GenerateSpec spec;
+  spec.model = a.checkpoint;
   const int sources = !a.z_npy.empty() + !a.w_npy.empty() + !a.wplus_npy.empty() + !a.s_npy.empty() + !a.seeds.empty();
   if (sources != 1) return absl::InvalidArgumentError("give exactly one of --z-npy, --w-npy, --wplus-npy, --s-npy, --seeds");
-  std::vector<int64_t> seeds;
   if (!a.seeds.empty()) {
-    ASSIGN_OR_RETURN(seeds, ParseSeeds(a.seeds, 4096));
+    ASSIGN_OR_RETURN(spec.seeds, ParseSeeds(a.seeds, 4096));
+  } else {
+    using Space = core::service::LatentSpace;
+    const auto [space, path] = !a.z_npy.empty()     ? std::pair{Space::kZ, a.z_npy}
+                               : !a.w_npy.empty()   ? std::pair{Space::kW, a.w_npy}
+                               : !a.wplus_npy.empty() ? std::pair{Space::kWPlus, a.wplus_npy}
+                                                      : std::pair{Space::kS, a.s_npy};
+    ASSIGN_OR_RETURN(FloatTensor values, core::ReadNpyFloat(path));
+    spec.latents = core::service::LatentInput{space, std::move(values)};
+  }
+  spec.truncation = a.truncation;
+  if (a.noise == "const") {
+    spec.noise = core::service::NoiseMode::kConst;
+  } else if (a.noise == "random") {
+    spec.noise = core::service::NoiseMode::kRandom;
+  } else if (a.noise == "none") {
+    spec.noise = core::service::NoiseMode::kNone;
+  } else {
+    return absl::InvalidArgumentError("--noise must be const, random or none");
+  }
+  core::service::Limits limits;
+  limits.max_images_per_request = 4096;
+  limits.max_message_mb = 1 << 16;
+  RETURN_IF_ERROR(spec.ValidateFor(gen->config(), limits));
+
+  const int sd = gen->config().style_dim;
+  sg::GenerateParams p;
+  std::vector<int64_t> seeds = spec.seeds;
+  if (!seeds.empty()) {
     p.space = sg::LatentSpace::kZ;
     p.latents.shape = {static_cast<int64_t>(seeds.size()), sd};
     for (int64_t s : seeds) {
-      if (s > 0xffffffffLL) return absl::InvalidArgumentError("seeds must be below 2^32");
       auto z = sg::SeedToZ(static_cast<uint32_t>(s), sd);
       p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
     }
-  } else if (!a.z_npy.empty()) {
-    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.z_npy));
-  } else if (!a.w_npy.empty()) {
-    p.space = sg::LatentSpace::kW;
-    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.w_npy));
-  } else if (!a.wplus_npy.empty()) {
-    p.space = sg::LatentSpace::kWPlus;
-    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.wplus_npy));
   } else {
-    p.space = sg::LatentSpace::kS;
-    ASSIGN_OR_RETURN(p.latents, core::ReadNpyFloat(a.s_npy));
+    switch (spec.latents->space) {
+      case core::service::LatentSpace::kW: p.space = sg::LatentSpace::kW; break;
+      case core::service::LatentSpace::kWPlus: p.space = sg::LatentSpace::kWPlus; break;
+      case core::service::LatentSpace::kS: p.space = sg::LatentSpace::kS; break;
+      default: p.space = sg::LatentSpace::kZ;
+    }
+    p.latents = std::move(spec.latents->values);
   }
-  p.truncation = a.truncation;
-  if (a.noise == "const") {
-    p.noise = sg::NoiseMode::kConst;
-  } else if (a.noise == "random") {
-    p.noise = sg::NoiseMode::kRandom;
+  p.truncation = *spec.truncation;
+  p.noise = spec.noise == core::service::NoiseMode::kRandom ? sg::NoiseMode::kRandom
+            : spec.noise == core::service::NoiseMode::kNone ? sg::NoiseMode::kNone
+                                                            : sg::NoiseMode::kConst;
+  if (p.noise == sg::NoiseMode::kRandom) {
     const int64_t n = p.latents.shape.empty() ? 0 : p.latents.shape[0];
     for (int64_t i = 0; i < n; ++i) {
       p.noise_seeds.push_back(seeds.empty() ? static_cast<uint32_t>(i) : static_cast<uint32_t>(seeds[i]));
     }
-  } else if (a.noise == "none") {
-    p.noise = sg::NoiseMode::kNone;
-  } else {
-    return absl::InvalidArgumentError("--noise must be const, random or none");
   }
   if (!a.mix_z_npy.empty()) {
     ASSIGN_OR_RETURN(FloatTensor mix, core::ReadNpyFloat(a.mix_z_npy));

@@ -3,12 +3,18 @@
 
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "client/local.h"
 #include "client/remote.h"
+#include "core/edit/global_directions.h"
+#include "core/edit/latent_optimizer.h"
 #include "core/runtime/torch_setup.h"
+#include "core/service/specs.h"
 
 namespace {
 
+namespace cs = ganserve::core::service;
+namespace ce = ganserve::core::edit;
 using ganserve::client::Connection;
 
 int Report(const absl::Status& s) {
@@ -62,7 +68,7 @@ int main(int argc, char** argv) {
   auto* jlist = jobs->add_subcommand("list", "list jobs, newest first");
   jlist->add_option("--kind", job_kind, "adapt | invert | edit_stats");
   jlist->add_option("--state", job_state, "queued | running | succeeded | failed | cancelled");
-  jlist->add_option("--page-size", page_size, "1..500 (default 50)");
+  jlist->add_option("--page-size", page_size, absl::StrCat("1..500 (default ", cs::Defaults::kListPageSize, ")"));
   jlist->add_option("--page-token", page_token);
   jlist->callback([&] { result = ganserve::client::JobsList(conn, job_kind, job_state, page_size, page_token); });
   auto* jget = jobs->add_subcommand("get", "show a job");
@@ -120,9 +126,9 @@ int main(int argc, char** argv) {
                                   "compute a generator's StyleCLIP global-direction statistics (once per model)");
   prep->add_option("--model", pg.model)->required();
   prep->add_option("--clip", pg.clip, "CLIP model (default: the server's first)");
-  prep->add_option("--samples", pg.samples, "S mean/std samples (default 100000)");
-  prep->add_option("--images", pg.images, "images per channel for relevance (default 100)");
-  prep->add_option("--batch", pg.batch, "renders per step, even (default 16)");
+  prep->add_option("--samples", pg.samples, absl::StrCat("S mean/std samples (default ", ce::GlobalStatsOptions{}.num_samples, ")"));
+  prep->add_option("--images", pg.images, absl::StrCat("images per channel for relevance (default ", ce::GlobalStatsOptions{}.num_images, ")"));
+  prep->add_option("--batch", pg.batch, absl::StrCat("renders per step, even (default ", ce::GlobalStatsOptions{}.batch_size, ")"));
   prep->add_flag("--recompute", pg.recompute, "replace existing statistics");
   prep->add_option("--out", pg.out, "folder for preview grids")->capture_default_str();
   prep->callback([&] { result = ganserve::client::PrepareGlobal(conn, pg); });
@@ -148,11 +154,13 @@ int main(int argc, char** argv) {
   edit->add_option("--direction", ed.direction_npy, "direction arithmetic: a direction .npy instead of text")
       ->check(CLI::ExistingFile);
   edit->add_option("--direction-space", ed.direction_space, "w | w+ | s")->capture_default_str();
-  edit->add_option("--alpha", ed.alphas, "strengths, e.g. -4,0,4")->capture_default_str();
-  edit->add_option("--beta", ed.beta, "disentanglement threshold")->capture_default_str();
+  edit->add_option("--alpha", ed.alphas,
+                   absl::StrCat("strengths, e.g. -4,0,4 (default ", cs::Defaults::kGlobalAlpha, ")"));
+  edit->add_option("--beta", ed.beta,
+                   absl::StrCat("disentanglement threshold (default ", cs::Defaults::kGlobalBeta, ")"));
   edit->add_flag("--optimize", ed.optimize, "StyleCLIP latent optimization toward --target instead");
-  edit->add_option("--steps", ed.steps, "--optimize: Adam steps (default 300)");
-  edit->add_option("--l2", ed.l2_lambda, "--optimize: weight of the L2 to the start (default 0.008)");
+  edit->add_option("--steps", ed.steps, absl::StrCat("--optimize: Adam steps (default ", ce::LatentOptimizationOptions{}.steps, ")"));
+  edit->add_option("--l2", ed.l2_lambda, absl::StrCat("--optimize: weight of the L2 to the start (default ", ce::LatentOptimizationOptions{}.l2_lambda, ")"));
   edit->add_option("--out", ed.out);
   edit->callback([&] { result = ganserve::client::Edit(conn, ed); });
 

@@ -18,6 +18,7 @@
 #include "core/io/image_codec.h"
 #include "core/models/clip/preprocess.h"
 #include "core/io/npy.h"
+#include "core/service/specs.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
@@ -525,8 +526,12 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
   } else {
     req.set_inversion_id(a.inversion);
   }
-  ASSIGN_OR_RETURN(auto alphas, ParseFloats(a.alphas));
+  std::vector<float> alphas;
+  if (!a.alphas.empty()) {
+    ASSIGN_OR_RETURN(alphas, ParseFloats(a.alphas));
+  }
   if (!a.direction_npy.empty()) {
+    if (alphas.empty()) alphas = {core::service::Defaults::kGlobalAlpha};
     ASSIGN_OR_RETURN(core::FloatTensor dir, core::ReadNpyFloat(a.direction_npy));
     auto* d = req.mutable_direction();
     d->mutable_direction()->set_space(a.direction_space == "s"    ? v1::LATENT_SPACE_S

@@ -157,8 +157,8 @@ absl::Status ValidateModelKindFilter(int kind) {
 }
 
 absl::Status ListJobsSpec::Validate() {
-  RETURN_IF_ERROR(Range("page_size", page_size, 0, 500, "50"));
-  if (page_size == 0) page_size = 50;
+  RETURN_IF_ERROR(Range("page_size", page_size, 0, 500, std::to_string(Defaults::kListPageSize)));
+  if (page_size == 0) page_size = Defaults::kListPageSize;
   if (kind < 0 || kind > 3 || state < 0 || state > 5) return Invalid("unknown kind or state filter");
   if (page_token.size() > 256) return Invalid("page_token is too long");
   return absl::OkStatus();
@@ -196,7 +196,9 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
 
   if (clip_models.empty()) {
     for (const auto& m : repo.List()) {
-      if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) clip_models.push_back({m.name, 1.0f});
+      if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) {
+        clip_models.push_back({m.name, Defaults::kClipWeight});
+      }
     }
     if (clip_models.empty()) {
       return absl::FailedPreconditionError(
@@ -205,7 +207,7 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   }
   if (clip_models.size() > 4) return Invalid("clip_models: at most 4");
   for (auto& c : clip_models) {
-    if (c.weight == 0) c.weight = 1.0f;
+    if (c.weight == 0) c.weight = Defaults::kClipWeight;
     if (!(c.weight > 0 && c.weight <= 10)) {
       return Invalid(absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in (0, 10]"));
     }
@@ -216,8 +218,8 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   if (iterations == 0) iterations = reference.iterations;
   RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
   if (batch_size == 0) batch_size = reference.batch_size;
-  RETURN_IF_ERROR(RangeF("lr_scale", lr_scale, 0, 10, "1"));
-  if (lr_scale == 0) lr_scale = 1;
+  RETURN_IF_ERROR(RangeF("lr_scale", lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
+  if (lr_scale == 0) lr_scale = Defaults::kLrScale;
   RETURN_IF_ERROR(RangeF("mixing", mixing, 0, 1));
   RETURN_IF_ERROR(Range("auto_layer_k", auto_layer_k, 0, base.n_latent, "the preset's layers"));
   RETURN_IF_ERROR(Range("auto_layer_iters", auto_layer_iters, 0, 10, std::to_string(reference.auto_layer_iters)));
@@ -321,7 +323,10 @@ absl::Status GenerateSpec::Validate(const ModelRepository& repo, const Limits& l
   if (model.empty()) return Invalid("model is required: name a generator from ListModels");
   RETURN_IF_ERROR(ValidateModelName(model, "model"));
   ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
-  const auto& cfg = gen->config();
+  return ValidateFor(gen->config(), limits);
+}
+
+absl::Status GenerateSpec::ValidateFor(const stylegan2::GeneratorConfig& cfg, const Limits& limits) {
   const int sources = SourceCount(seeds, latents, inversion_id) + (count != 0 ? 1 : 0);
   if (sources != 1) {
     return Invalid(absl::StrCat("give exactly one of seeds, count, latents or inversion_id (got ", sources, ")"));
@@ -362,8 +367,8 @@ absl::Status GenerateSpec::Validate(const ModelRepository& repo, const Limits& l
     }
     total = static_cast<int>(t.shape[0]);
   }
-  RETURN_IF_ERROR(Range("batch_size", batch_size, 0, limits.max_batch_size, "8"));
-  if (batch_size == 0) batch_size = 8;
+  RETURN_IF_ERROR(Range("batch_size", batch_size, 0, limits.max_batch_size, std::to_string(Defaults::kGenerateBatch)));
+  if (batch_size == 0) batch_size = Defaults::kGenerateBatch;
   RETURN_IF_ERROR(CheckTruncation(truncation));
   if (!Known(noise, NoiseMode::kNone)) return Invalid("noise must be CONST, RANDOM or NONE");
   if (!mix_seeds.empty()) {
@@ -386,8 +391,8 @@ absl::Status GenerateSpec::Validate(const ModelRepository& repo, const Limits& l
   }
   RETURN_IF_ERROR(CheckFormat(format));
   if (format == ImageFormat::kUnspecified) format = ImageFormat::kPng;
-  RETURN_IF_ERROR(Range("jpeg_quality", jpeg_quality, 0, 100, "90"));
-  if (jpeg_quality == 0) jpeg_quality = 90;
+  RETURN_IF_ERROR(Range("jpeg_quality", jpeg_quality, 0, 100, std::to_string(Defaults::kJpegQuality)));
+  if (jpeg_quality == 0) jpeg_quality = Defaults::kJpegQuality;
 
   // Each streamed message must stay under the message limit.
   const int64_t px = int64_t{cfg.resolution} * cfg.resolution;
@@ -426,11 +431,11 @@ absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limit
     }
     if (g.alphas.size() > 16) return Invalid("global_direction.alphas takes at most 16 values");
     for (float a : g.alphas) RETURN_IF_ERROR(RangeF("global_direction.alphas", a, -20, 20));
-    if (g.alphas.empty()) g.alphas.push_back(4.0f);  // the reference notebook's strength
+    if (g.alphas.empty()) g.alphas.push_back(Defaults::kGlobalAlpha);
     if (!std::isfinite(g.beta) || g.beta < 0 || g.beta >= 1) {
-      return Invalid("global_direction.beta must be in [0, 1) (0 = 0.15)");
+      return Invalid(absl::StrCat("global_direction.beta must be in [0, 1) (0 = ", Defaults::kGlobalBeta, ")"));
     }
-    if (g.beta == 0) g.beta = 0.15f;  // the reference notebook's threshold
+    if (g.beta == 0) g.beta = Defaults::kGlobalBeta;
     if (!g.clip_model.empty()) RETURN_IF_ERROR(ValidateModelName(g.clip_model, "global_direction.clip_model"));
   } else if (latent_optimization.has_value()) {
     LatentOptimizationSpec& l = *latent_optimization;

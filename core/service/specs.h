@@ -28,6 +28,9 @@ class ModelRepository;
 namespace edit {
 struct GlobalStatsOptions;
 }  // namespace edit
+namespace stylegan2 {
+struct GeneratorConfig;
+}  // namespace stylegan2
 }  // namespace ganserve::core
 
 namespace ganserve::core::service {
@@ -37,6 +40,18 @@ enum class ImageFormat : int { kUnspecified = 0, kPng = 1, kJpeg = 2, kRawFloat 
 enum class NoiseMode : int { kUnspecified = 0, kConst = 1, kRandom = 2, kNone = 3 };
 enum class LayerPreset : int { kUnspecified = 0, kDefault = 1, kAll = 2, kTexture = 3, kShape = 4, kNoFine = 5 };
 enum class LayerMapping : int { kUnspecified = 0, kConsumer = 1, kOfficial = 2 };
+
+// Request-level defaults, for the specs and for clients that show them. Algorithm
+// settings default to their options structs' values (core/adapt, core/invert, core/edit).
+struct Defaults {
+  static constexpr int kGenerateBatch = 8;        // images per streamed message
+  static constexpr int kJpegQuality = 90;
+  static constexpr float kGlobalAlpha = 4.0f;     // global-direction strength (the reference notebook's)
+  static constexpr float kGlobalBeta = 0.15f;     // disentanglement threshold (the reference notebook's)
+  static constexpr int kListPageSize = 50;
+  static constexpr float kLrScale = 1.0f;
+  static constexpr float kClipWeight = 1.0f;
+};
 
 // Server-wide limits that specs are checked against. The server's flags set them.
 struct Limits {
@@ -148,6 +163,9 @@ struct GenerateSpec {
   bool return_latents = false;
 
   absl::Status Validate(const ModelRepository& repo, const Limits& limits);
+  // The same checks against a generator's configuration (for callers without a
+  // repository, e.g. `ganctl local generate`); `model` is not looked up.
+  absl::Status ValidateFor(const stylegan2::GeneratorConfig& cfg, const Limits& limits);
 };
 
 struct GlobalDirectionSpec {
