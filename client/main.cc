@@ -26,7 +26,7 @@ int Report(const absl::Status& s) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 errors are caught where parsed
   CLI::App app("ganctl: command-line client for ganserve (StyleGAN2 adaptation, sampling, inversion, editing)");
   app.require_subcommand(1);
   app.fallthrough();  // --server/--timeout/--json may follow the subcommand

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -90,7 +91,7 @@ void SetDeadline(const Connection& c, grpc::ClientContext* ctx) {
 
 absl::Status FromGrpc(const Connection& c, const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && s.error_message().find("failed to connect") != std::string::npos) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && absl::StrContains(s.error_message(), "failed to connect")) {
     return absl::UnavailableError(absl::StrCat("cannot reach ganserve at ", c.server, " (is it running?)"));
   }
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
@@ -214,7 +215,7 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
 int ExitCodeFor(const absl::Status& status) {
   if (status.ok()) return 0;
   if (status.code() == absl::StatusCode::kUnavailable &&
-      status.message().find("cannot reach") != absl::string_view::npos) {
+      absl::StrContains(status.message(), "cannot reach")) {
     return 3;
   }
   return 1;
@@ -362,12 +363,19 @@ absl::Status Generate(const Connection& c, const GenerateArgs& a) {
     req.set_truncation(a.truncation);
     req.set_has_truncation(true);
   }
-  if (a.noise == "random") req.set_noise(v1::NOISE_MODE_RANDOM);
-  else if (a.noise == "none") req.set_noise(v1::NOISE_MODE_NONE);
-  else if (a.noise != "const") return absl::InvalidArgumentError("--noise must be const, random or none");
+  if (a.noise == "random") {
+    req.set_noise(v1::NOISE_MODE_RANDOM);
+  } else if (a.noise == "none") {
+    req.set_noise(v1::NOISE_MODE_NONE);
+  } else if (a.noise != "const") {
+    return absl::InvalidArgumentError("--noise must be const, random or none");
+  }
   req.set_batch_size(a.batch_size);
-  if (a.format == "jpeg" || a.format == "jpg") req.set_format(v1::IMAGE_FORMAT_JPEG);
-  else if (a.format != "png") return absl::InvalidArgumentError("--format must be png or jpeg");
+  if (a.format == "jpeg" || a.format == "jpg") {
+    req.set_format(v1::IMAGE_FORMAT_JPEG);
+  } else if (a.format != "png") {
+    return absl::InvalidArgumentError("--format must be png or jpeg");
+  }
   req.set_return_latents(a.return_latents);
 
   auto stub = v1::GanService::NewStub(Channel(c));
@@ -464,9 +472,13 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   req.set_model(a.model);
   ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(a.image, 16u << 20));
   req.set_image(std::move(bytes));
-  if (a.space == "w") req.set_space(v1::LATENT_SPACE_W);
-  else if (a.space == "w+") req.set_space(v1::LATENT_SPACE_W_PLUS);
-  else return absl::InvalidArgumentError("--space must be w or w+");
+  if (a.space == "w") {
+    req.set_space(v1::LATENT_SPACE_W);
+  } else if (a.space == "w+") {
+    req.set_space(v1::LATENT_SPACE_W_PLUS);
+  } else {
+    return absl::InvalidArgumentError("--space must be w or w+");
+  }
   req.set_steps(a.steps);
   req.set_preview_every(a.preview_every);
   RETURN_IF_ERROR(core::MakeDirs(a.out));

@@ -232,7 +232,7 @@ void JobEngine::Heartbeats() {
   }
 }
 
-absl::Status JobEngine::RunOnExecutor(std::function<absl::Status()> fn) {
+absl::Status JobEngine::RunOnExecutor(const std::function<absl::Status()>& fn) {
   auto done = std::make_shared<absl::Notification>();
   auto result = std::make_shared<absl::Status>();
   absl::Status submitted = executor_->Submit(WorkClass::kTraining, [fn, done, result](bool dropped) {

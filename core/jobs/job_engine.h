@@ -126,7 +126,7 @@ class JobEngine {
   void RunJob(JobRecord job);
   void Emit(JobRecord& job, JobEvent::Type type, JobEvent ev = {});
   void Heartbeats();
-  absl::Status RunOnExecutor(std::function<absl::Status()> fn);
+  absl::Status RunOnExecutor(const std::function<absl::Status()>& fn);
   std::string CheckpointPath(const std::string& id) const;
 
   const Options options_;

@@ -90,8 +90,11 @@ class Stmt {
   void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
   void BindNullableText(int i, const std::string& s) {
-    if (s.empty()) sqlite3_bind_null(stmt_, i);
-    else Bind(i, s);
+    if (s.empty()) {
+      sqlite3_bind_null(stmt_, i);
+    } else {
+      Bind(i, s);
+    }
   }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return sqlite3_step(stmt_); }

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/checkpoint/safetensors.h"
@@ -40,7 +41,7 @@ absl::StatusOr<std::string> FileIn(const fs::path& dir, const nlohmann::json& m,
     return absl::InvalidArgumentError(absl::StrCat("manifest.json needs a string '", key, "'"));
   }
   fs::path p = m[key].get<std::string>();
-  if (p.is_absolute() || p.lexically_normal().string().rfind("..", 0) == 0) {
+  if (p.is_absolute() || absl::StartsWith(p.lexically_normal().string(), "..")) {
     return absl::InvalidArgumentError(absl::StrCat("manifest '", key, "' must be a path inside the model folder"));
   }
   return (dir / p).string();
@@ -174,7 +175,7 @@ int ModelRepository::RemoveStaleWorkFolders() {
   std::vector<fs::path> stale;
   for (const auto& d : fs::directory_iterator(root_, ec)) {
     const std::string n = d.path().filename().string();
-    if (d.is_directory() && (n.rfind(".tmp-", 0) == 0 || n.rfind(".deleted-", 0) == 0)) stale.push_back(d.path());
+    if (d.is_directory() && (absl::StartsWith(n, ".tmp-") || absl::StartsWith(n, ".deleted-"))) stale.push_back(d.path());
   }
   for (const auto& p : stale) {
     fs::remove_all(p, ec);

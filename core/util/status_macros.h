@@ -20,9 +20,12 @@
 // returns its status, else moves the value into `lhs` (which may be a declaration).
 #define ASSIGN_OR_RETURN(lhs, expr) \
   ASSIGN_OR_RETURN_IMPL(GANSERVE_CONCAT(ganserve_statusor_, __LINE__), lhs, expr)
-#define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                          \
+// `lhs` may be a declaration and `tmp` names a variable, so neither is parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)    \
+  auto tmp = (expr);                             \
   if (!tmp.ok()) return std::move(tmp).status(); \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // GANSERVE_CORE_UTIL_STATUS_MACROS_H_

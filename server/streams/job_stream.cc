@@ -3,6 +3,7 @@
 #include "server/api/api.h"
 #include "server/rpc_scope.h"
 #include "server/service_context.h"
+#include "server/status_util.h"
 
 namespace ganserve::server {
 namespace {
@@ -30,15 +31,14 @@ struct JobStreamState {
   // While the stored events are being replayed, live events wait here.
   bool replaying ABSL_GUARDED_BY(mu) = true;
   std::vector<v1::JobEvent> pending ABSL_GUARDED_BY(mu);
-  grpc::Status status ABSL_GUARDED_BY(mu);
   std::unique_ptr<RpcScope> scope;
 
-  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  void FinishLocked(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (finished || reactor == nullptr) return;
     finished = true;
-    status = s;
-    scope->Done(s);
-    reactor->Finish(s);
+    const grpc::Status g = ToGrpcStatus(s);
+    scope->Done(g);
+    reactor->Finish(g);
   }
 
   void PushLocked(v1::JobEvent e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -62,7 +62,7 @@ struct JobStreamState {
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (writing || finished || reactor == nullptr) return;
     if (queue.empty()) {
-      if (terminal_written) FinishLocked(grpc::Status::OK);
+      if (terminal_written) FinishLocked(absl::OkStatus());
       return;
     }
     current = std::move(queue.front());
@@ -138,13 +138,13 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&state_->mu);
     state_->writing = false;
-    if (!ok) return state_->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    if (!ok) return state_->FinishLocked(absl::CancelledError("the client went away"));
     state_->WriteNextLocked();
   }
 
   void OnCancel() override {
     absl::MutexLock lock(&state_->mu);
-    if (!state_->writing) state_->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+    if (!state_->writing) state_->FinishLocked(absl::CancelledError("cancelled by the client"));
   }
 
   void OnDone() override {
@@ -190,8 +190,7 @@ void JobStreamRegistry::CloseAll() {
     absl::MutexLock lock(&s->mu);
     s->queue.clear();
     if (!s->writing) {
-      s->FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                   "the server is shutting down; the job continues: re-attach with WatchJob"));
+      s->FinishLocked(absl::UnavailableError("the server is shutting down; the job continues: re-attach with WatchJob"));
     } else {
       s->terminal_written = false;
       s->finished = false;

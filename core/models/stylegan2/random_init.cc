@@ -57,7 +57,7 @@ std::map<std::string, FloatTensor> RandomGeneratorWeights(const GeneratorConfig&
       t.data.assign(n, 1.0f);
     } else if (ends_with("bias") || ends_with("noise.weight")) {
       t.data.assign(n, 0.0f);
-    } else if (name.rfind("style.", 0) == 0) {
+    } else if (absl::StartsWith(name, "style.")) {
       t.data = rng.Randn(n);
       for (auto& v : t.data) v /= c.lr_mlp;  // randn / lr_mul, as EqualLinear initialises
     } else {
@@ -65,7 +65,7 @@ std::map<std::string, FloatTensor> RandomGeneratorWeights(const GeneratorConfig&
     }
     if (perturb > 0 && (ends_with("bias") || ends_with("noise.weight"))) {
       auto noise = rng.Randn(n);
-      const float scale = name.rfind("style.", 0) == 0 ? perturb / c.lr_mlp : perturb;
+      const float scale = absl::StartsWith(name, "style.") ? perturb / c.lr_mlp : perturb;
       for (size_t i = 0; i < n; ++i) t.data[i] += scale * noise[i];
     }
     out[name] = std::move(t);
