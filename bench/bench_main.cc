@@ -14,11 +14,11 @@
 
 #include "core/adapt/nada_trainer.h"
 #include "core/adapt/text_templates.h"
+#include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
 #include "core/invert/projector.h"
-#include "core/checkpoint/safetensors.h"
-#include "ganserve/v1/ganserve.grpc.pb.h"
 #include "core/service/render.h"
+#include "ganserve/v1/ganserve.grpc.pb.h"
 #include "server/server.h"
 
 #include <grpcpp/grpcpp.h>
@@ -30,9 +30,9 @@
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/generator.h"
-#include "core/util/np_random.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/runtime/torch_setup.h"
+#include "core/util/np_random.h"
 
 namespace {
 
@@ -369,7 +369,8 @@ int BenchServer(int resolution, int batch, int iters, const std::string& device,
   const fs::path root = fs::temp_directory_path() / ("ganserve_bench_server_" + std::to_string(getpid()));
   fs::create_directories(root / "models" / "g");
   const auto cfg = sg::MakeConfig(resolution, 512, 8, 2);
-  if (!ganserve::core::SaveSafetensors((root / "models/g/g.safetensors").string(), sg::RandomGeneratorWeights(cfg, 1), {})
+  if (!ganserve::core::SaveSafetensors((root / "models/g/g.safetensors").string(), sg::RandomGeneratorWeights(cfg, 1),
+                                       {})
            .ok()) {
     return 1;
   }
@@ -388,7 +389,8 @@ int BenchServer(int resolution, int batch, int iters, const std::string& device,
     return 1;
   }
   (*server)->WaitUntilLoaded();
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials());
   auto stub = ganserve::v1::GanService::NewStub(channel);
   ganserve::v1::GenerateSamplesRequest req;
   req.set_model("g");
@@ -463,8 +465,8 @@ int main(int argc, char** argv) {
   const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
                                : modconv == "scaled" ? sg::ModConvMode::kScaled
                                                      : sg::ModConvMode::kAuto;
-  int rc = scenario == "clip" ? BenchClip(batch, iters, device,
-                                          *ganserve::core::clip::ParseClipPrecision(clip_precision), &j)
+  int rc = scenario == "clip"
+               ? BenchClip(batch, iters, device, *ganserve::core::clip::ParseClipPrecision(clip_precision), &j)
            : scenario == "nada_step"    ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
            : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
            : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, device, &j)

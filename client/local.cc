@@ -9,11 +9,11 @@
 #include "client/util.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/io/image_codec.h"
+#include "core/io/npy.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/preprocess.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/clip/tokenizer.h"
-#include "core/io/npy.h"
 #include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
@@ -58,13 +58,14 @@ absl::Status LocalGenerate(const LocalGenerateArgs& a) {
   core::service::GenerateSpec spec;
   spec.model = a.checkpoint;
   const int sources = !a.z_npy.empty() + !a.w_npy.empty() + !a.wplus_npy.empty() + !a.s_npy.empty() + !a.seeds.empty();
-  if (sources != 1) return absl::InvalidArgumentError("give exactly one of --z-npy, --w-npy, --wplus-npy, --s-npy, --seeds");
+  if (sources != 1)
+    return absl::InvalidArgumentError("give exactly one of --z-npy, --w-npy, --wplus-npy, --s-npy, --seeds");
   if (!a.seeds.empty()) {
     ASSIGN_OR_RETURN(spec.seeds, ParseSeeds(a.seeds, 4096));
   } else {
     using Space = core::service::LatentSpace;
-    const auto [space, path] = !a.z_npy.empty()     ? std::pair{Space::kZ, a.z_npy}
-                               : !a.w_npy.empty()   ? std::pair{Space::kW, a.w_npy}
+    const auto [space, path] = !a.z_npy.empty()       ? std::pair{Space::kZ, a.z_npy}
+                               : !a.w_npy.empty()     ? std::pair{Space::kW, a.w_npy}
                                : !a.wplus_npy.empty() ? std::pair{Space::kWPlus, a.wplus_npy}
                                                       : std::pair{Space::kS, a.s_npy};
     ASSIGN_OR_RETURN(FloatTensor values, core::ReadNpyFloat(path));
@@ -143,7 +144,8 @@ absl::Status LocalGenerate(const LocalGenerateArgs& a) {
     for (int64_t i = 0; i < r.images.shape[0]; ++i) {
       ASSIGN_OR_RETURN(core::Rgb8Image rgb, core::FloatToRgb8(r.images, i));
       ASSIGN_OR_RETURN(std::string png, core::EncodePng(rgb));
-      const std::string name = seeds.empty() ? absl::StrCat("image", i, ".png") : absl::StrCat("seed", seeds[i], ".png");
+      const std::string name =
+          seeds.empty() ? absl::StrCat("image", i, ".png") : absl::StrCat("seed", seeds[i], ".png");
       RETURN_IF_ERROR(WriteBinary((std::filesystem::path(a.out_png_dir) / name).string(), png));
     }
   }
@@ -160,9 +162,9 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
   auto weights = sg::RandomGeneratorWeights(cfg, a.seed, 0.1f);
   const std::filesystem::path dir = std::filesystem::path(a.out) / a.name;
   RETURN_IF_ERROR(core::MakeDirs(dir.string()));
-  RETURN_IF_ERROR(core::SaveSafetensors((dir / "generator.safetensors").string(), weights,
-                                        {{"format", "ganserve-stylegan2"},
-                                         {"note", "random weights: the demo pack's pictures mean nothing"}}));
+  RETURN_IF_ERROR(core::SaveSafetensors(
+      (dir / "generator.safetensors").string(), weights,
+      {{"format", "ganserve-stylegan2"}, {"note", "random weights: the demo pack's pictures mean nothing"}}));
   nlohmann::json m = {{"kind", "generator"},
                       {"checkpoint", "generator.safetensors"},
                       {"domain", "demo (random weights)"},
@@ -177,7 +179,9 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
                                           core::clip::RandomClipWeights(core::clip::TinyClipConfig(), a.seed),
                                           {{"note", "random weights: not a trained CLIP"}}));
     RETURN_IF_ERROR(core::WriteFileAtomic((cdir / "vocab.txt").string(), core::clip::SyntheticVocabulary()));
-    nlohmann::json cm = {{"kind", "clip"}, {"checkpoint", "clip.safetensors"}, {"vocab", "vocab.txt"},
+    nlohmann::json cm = {{"kind", "clip"},
+                         {"checkpoint", "clip.safetensors"},
+                         {"vocab", "vocab.txt"},
                          {"domain", "demo (random weights, synthetic vocabulary)"}};
     RETURN_IF_ERROR(core::WriteFileAtomic((cdir / "manifest.json").string(), cm.dump(2) + "\n"));
     std::fprintf(stderr, "wrote demo CLIP '%s-clip' (random weights, synthetic vocabulary) to %s\n", a.name.c_str(),
@@ -188,14 +192,16 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
 
 namespace {
 
-absl::StatusOr<std::vector<std::string>> ReadTexts(const std::vector<std::string>& texts, const std::string& json_path) {
+absl::StatusOr<std::vector<std::string>> ReadTexts(const std::vector<std::string>& texts,
+                                                   const std::string& json_path) {
   std::vector<std::string> out = texts;
   if (!json_path.empty()) {
     ASSIGN_OR_RETURN(std::string text, core::ReadFile(json_path, 64u << 20));
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (!j.is_array()) return absl::InvalidArgumentError(absl::StrCat(json_path, ": expected a JSON list of strings"));
     for (const auto& e : j) {
-      if (!e.is_string()) return absl::InvalidArgumentError(absl::StrCat(json_path, ": expected a JSON list of strings"));
+      if (!e.is_string())
+        return absl::InvalidArgumentError(absl::StrCat(json_path, ": expected a JSON list of strings"));
       out.push_back(e.get<std::string>());
     }
   }
@@ -244,7 +250,8 @@ absl::Status LocalEncodeText(const EncodeTextArgs& a) {
 absl::Status LocalEncodeImage(const EncodeImageArgs& a) {
   ASSIGN_OR_RETURN(auto model, core::clip::ClipModel::Load(a.clip, a.device));
   FloatTensor images;
-  if (!a.images_npy.empty() == !a.pngs.empty()) return absl::InvalidArgumentError("give exactly one of --images-npy and --png");
+  if (!a.images_npy.empty() == !a.pngs.empty())
+    return absl::InvalidArgumentError("give exactly one of --images-npy and --png");
   if (!a.images_npy.empty()) {
     ASSIGN_OR_RETURN(images, core::ReadNpyFloat(a.images_npy));
   } else {

@@ -31,15 +31,20 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   app.require_subcommand(1);
   app.fallthrough();  // --server/--timeout/--json may follow the subcommand
   Connection conn;
-  app.add_option("--server", conn.server, "ganserve address HOST:PORT")->envname("GANCTL_SERVER")->capture_default_str();
+  app.add_option("--server", conn.server, "ganserve address HOST:PORT")
+      ->envname("GANCTL_SERVER")
+      ->capture_default_str();
   app.add_option("--timeout", conn.timeout_seconds, "seconds per call (0: none)")->capture_default_str();
   app.add_flag("--json", conn.json, "machine-readable output (one JSON object per line)");
   app.add_option("--tls-ca", conn.tls_ca, "PEM CA of the server's certificate: connect with TLS")
-      ->envname("GANCTL_TLS_CA")->check(CLI::ExistingFile);
+      ->envname("GANCTL_TLS_CA")
+      ->check(CLI::ExistingFile);
   app.add_option("--tls-cert", conn.tls_cert, "PEM client certificate (mutual TLS)")
-      ->envname("GANCTL_TLS_CERT")->check(CLI::ExistingFile);
+      ->envname("GANCTL_TLS_CERT")
+      ->check(CLI::ExistingFile);
   app.add_option("--tls-key", conn.tls_key, "PEM client key (mutual TLS)")
-      ->envname("GANCTL_TLS_KEY")->check(CLI::ExistingFile);
+      ->envname("GANCTL_TLS_KEY")
+      ->check(CLI::ExistingFile);
   app.add_option("--token", conn.token, "bearer token (prefer GANSERVE_TOKEN: command lines are visible to others)")
       ->envname("GANSERVE_TOKEN");
   absl::Status result;
@@ -126,9 +131,13 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
                                   "compute a generator's StyleCLIP global-direction statistics (once per model)");
   prep->add_option("--model", pg.model)->required();
   prep->add_option("--clip", pg.clip, "CLIP model (default: the server's first)");
-  prep->add_option("--samples", pg.samples, absl::StrCat("S mean/std samples (default ", ce::GlobalStatsOptions{}.num_samples, ")"));
-  prep->add_option("--images", pg.images, absl::StrCat("images per channel for relevance (default ", ce::GlobalStatsOptions{}.num_images, ")"));
-  prep->add_option("--batch", pg.batch, absl::StrCat("renders per step, even (default ", ce::GlobalStatsOptions{}.batch_size, ")"));
+  prep->add_option("--samples", pg.samples,
+                   absl::StrCat("S mean/std samples (default ", ce::GlobalStatsOptions{}.num_samples, ")"));
+  prep->add_option(
+      "--images", pg.images,
+      absl::StrCat("images per channel for relevance (default ", ce::GlobalStatsOptions{}.num_images, ")"));
+  prep->add_option("--batch", pg.batch,
+                   absl::StrCat("renders per step, even (default ", ce::GlobalStatsOptions{}.batch_size, ")"));
   prep->add_flag("--recompute", pg.recompute, "replace existing statistics");
   prep->add_option("--out", pg.out, "folder for preview grids")->capture_default_str();
   prep->callback([&] { result = ganserve::client::PrepareGlobal(conn, pg); });
@@ -159,8 +168,11 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   edit->add_option("--beta", ed.beta,
                    absl::StrCat("disentanglement threshold (default ", cs::Defaults::kGlobalBeta, ")"));
   edit->add_flag("--optimize", ed.optimize, "StyleCLIP latent optimization toward --target instead");
-  edit->add_option("--steps", ed.steps, absl::StrCat("--optimize: Adam steps (default ", ce::LatentOptimizationOptions{}.steps, ")"));
-  edit->add_option("--l2", ed.l2_lambda, absl::StrCat("--optimize: weight of the L2 to the start (default ", ce::LatentOptimizationOptions{}.l2_lambda, ")"));
+  edit->add_option("--steps", ed.steps,
+                   absl::StrCat("--optimize: Adam steps (default ", ce::LatentOptimizationOptions{}.steps, ")"));
+  edit->add_option("--l2", ed.l2_lambda,
+                   absl::StrCat("--optimize: weight of the L2 to the start (default ",
+                                ce::LatentOptimizationOptions{}.l2_lambda, ")"));
   edit->add_option("--out", ed.out);
   edit->callback([&] { result = ganserve::client::Edit(conn, ed); });
 
@@ -217,7 +229,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   ganserve::client::EncodeTextArgs et;
   auto* enc_text = local->add_subcommand("encode-text", "CLIP text embeddings to .npy");
   enc_text->add_option("--clip", et.clip, "CLIP weights (.pt archive, state dict, safetensors)")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   enc_text->add_option("--vocab", et.vocab)->check(CLI::ExistingFile);
   enc_text->add_option("--texts-json", et.texts_json)->check(CLI::ExistingFile);
   enc_text->add_option("--tokens-npy", et.tokens_npy, "[N, 77] integer ids")->check(CLI::ExistingFile);

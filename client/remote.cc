@@ -6,19 +6,19 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
-#include <thread>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/util.h"
 #include "core/io/image_codec.h"
-#include "core/models/clip/preprocess.h"
 #include "core/io/npy.h"
+#include "core/models/clip/preprocess.h"
 #include "core/service/specs.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -179,8 +179,9 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
       if (ev.preview().source_size() > 0) {
         SavePreviewGrid(ev.preview().source(), (std::filesystem::path(out_dir) / "preview_source.png").string());
       }
-      SavePreviewGrid(ev.preview().current(),
-                      (std::filesystem::path(out_dir) / absl::StrCat("preview_", ev.preview().step(), ".png")).string());
+      SavePreviewGrid(
+          ev.preview().current(),
+          (std::filesystem::path(out_dir) / absl::StrCat("preview_", ev.preview().step(), ".png")).string());
     } else if (ev.state_changed()) {
       bar.Finish();
       std::fprintf(stderr, "%s", JobLine(ev.job()).c_str());
@@ -192,8 +193,10 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
   watcher.join();
   std::signal(SIGINT, previous);
   if (g_interrupted) {
-    std::fprintf(stderr, "detached; job %s continues on the server.\n  follow it: ganctl jobs watch %s\n"
-                 "  stop it:   ganctl jobs cancel %s\n", last.id().c_str(), last.id().c_str(), last.id().c_str());
+    std::fprintf(stderr,
+                 "detached; job %s continues on the server.\n  follow it: ganctl jobs watch %s\n"
+                 "  stop it:   ganctl jobs cancel %s\n",
+                 last.id().c_str(), last.id().c_str(), last.id().c_str());
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(FromGrpc(c, st));
@@ -206,7 +209,8 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
     return absl::Status(static_cast<absl::StatusCode>(last.error_code()),
                         absl::StrCat("job ", last.id(), " failed: ", last.error_message()));
   }
-  if (last.state() == v1::JOB_STATE_CANCELLED) return absl::CancelledError(absl::StrCat("job ", last.id(), " was cancelled"));
+  if (last.state() == v1::JOB_STATE_CANCELLED)
+    return absl::CancelledError(absl::StrCat("job ", last.id(), " was cancelled"));
   return absl::OkStatus();
 }
 
@@ -214,8 +218,7 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
 
 int ExitCodeFor(const absl::Status& status) {
   if (status.ok()) return 0;
-  if (status.code() == absl::StatusCode::kUnavailable &&
-      absl::StrContains(status.message(), "cannot reach")) {
+  if (status.code() == absl::StatusCode::kUnavailable && absl::StrContains(status.message(), "cannot reach")) {
     return 3;
   }
   return 1;
@@ -406,8 +409,8 @@ absl::Status Generate(const Connection& c, const GenerateArgs& a) {
   bar.Finish();
   RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
   if (!grid.empty()) {
-    const int cols = a.grid_columns > 0 ? a.grid_columns
-                                        : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(grid.size()))));
+    const int cols =
+        a.grid_columns > 0 ? a.grid_columns : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(grid.size()))));
     ASSIGN_OR_RETURN(core::Rgb8Image sheet, core::MakeGrid(grid, cols));
     ASSIGN_OR_RETURN(std::string png, core::EncodePng(sheet));
     RETURN_IF_ERROR(WriteBinary((std::filesystem::path(a.out) / "grid.png").string(), png));
@@ -440,7 +443,8 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
     cm->set_name(spec.substr(0, colon));
     if (colon != std::string::npos) {
       float w;
-      if (!absl::SimpleAtof(spec.substr(colon + 1), &w)) return absl::InvalidArgumentError("--clip takes NAME[:WEIGHT]");
+      if (!absl::SimpleAtof(spec.substr(colon + 1), &w))
+        return absl::InvalidArgumentError("--clip takes NAME[:WEIGHT]");
       cm->set_weight(w);
     }
   }

@@ -45,7 +45,7 @@ struct GenerateArgs {
   std::string format = "png";
   std::string out = "out";
   bool return_latents = false;
-  int grid_columns = 0;  // 0: sqrt(n)
+  int grid_columns = 0;   // 0: sqrt(n)
   std::string inversion;  // render an inversion's latent instead of seeds
 };
 absl::Status Generate(const Connection& c, const GenerateArgs& args);
@@ -86,8 +86,8 @@ absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& args);
 struct EditArgs {
   std::string model, render_model, seeds, latent_npy, inversion;
   std::string direction_npy, direction_space = "w";  // direction arithmetic instead of text
-  std::string neutral, target, alphas;  // alphas empty: the server's default
-  float beta = 0;                       // 0: the server's default
+  std::string neutral, target, alphas;               // alphas empty: the server's default
+  float beta = 0;                                    // 0: the server's default
   // StyleCLIP latent optimization toward --target instead of a global direction.
   bool optimize = false;
   int steps = 0;

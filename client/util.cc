@@ -53,8 +53,8 @@ void ProgressBar::Update(int64_t done, int64_t total, const std::string& extra) 
     const int width = 30;
     const int filled = static_cast<int>(width * done / total);
     std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s", label_.c_str(), std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), extra.c_str());
+                 std::string(width - filled, '.').c_str(), static_cast<long long>(done), static_cast<long long>(total),
+                 extra.c_str());
     drawn_ = true;
   } else {
     const int decile = static_cast<int>(10 * done / total);

@@ -29,7 +29,8 @@ Scope ScopeOf(const std::string& method) {
 
 absl::StatusOr<std::unique_ptr<TokenAuth>> TokenAuth::FromFile(const std::string& path) {
   auto text = core::ReadFile(path, 1 << 20);
-  if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("auth tokens file: ", text.status().message()));
+  if (!text.ok())
+    return absl::Status(text.status().code(), absl::StrCat("auth tokens file: ", text.status().message()));
   return FromText(*text);
 }
 
@@ -47,8 +48,8 @@ absl::StatusOr<std::unique_ptr<TokenAuth>> TokenAuth::FromText(const std::string
           absl::StrCat("auth tokens file line ", line_no, ": expected 'TOKEN SCOPE[,SCOPE]'"));
     }
     if (parts[0].size() < 16) {
-      return absl::InvalidArgumentError(absl::StrCat("auth tokens file line ", line_no,
-                                                     ": tokens must be at least 16 characters"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("auth tokens file line ", line_no, ": tokens must be at least 16 characters"));
     }
     int bits = 0;
     for (absl::string_view s : absl::StrSplit(parts[1], ',', absl::SkipEmpty())) {
@@ -57,8 +58,8 @@ absl::StatusOr<std::unique_ptr<TokenAuth>> TokenAuth::FromText(const std::string
       } else if (s == "admin") {
         bits |= static_cast<int>(Scope::kAdmin) | static_cast<int>(Scope::kInference);
       } else {
-        return absl::InvalidArgumentError(absl::StrCat("auth tokens file line ", line_no, ": unknown scope '", s,
-                                                       "' (inference or admin)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("auth tokens file line ", line_no, ": unknown scope '", s, "' (inference or admin)"));
       }
     }
     auth->tokens_[std::string(parts[0])] = bits;
@@ -87,8 +88,7 @@ absl::Status TokenAuth::Check(const std::optional<std::string>& authorization, c
   const Scope need = ScopeOf(method);
   if ((bits & static_cast<int>(need)) == 0) {
     return absl::PermissionDeniedError(
-                        absl::StrCat(method, " needs a token with the '", need == Scope::kAdmin ? "admin" : "inference",
-                                     "' scope"));
+        absl::StrCat(method, " needs a token with the '", need == Scope::kAdmin ? "admin" : "inference", "' scope"));
   }
   return absl::OkStatus();
 }

@@ -11,7 +11,7 @@ namespace ganserve::server {
 
 struct DeviceMemory {
   int index = 0;
-  uint64_t used_bytes = 0;   // by every process on the device
+  uint64_t used_bytes = 0;  // by every process on the device
   uint64_t total_bytes = 0;
 };
 

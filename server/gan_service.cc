@@ -37,8 +37,7 @@ absl::Status Preamble(ServiceContext* ctx, const grpc::CallbackServerContext* ca
 
 // A unary RPC: preamble, then `body` fills the response; one status mapping.
 template <typename Body>
-grpc::ServerUnaryReactor* Unary(ServiceContext* ctx, grpc::CallbackServerContext* call, const char* method,
-                                Body body) {
+grpc::ServerUnaryReactor* Unary(ServiceContext* ctx, grpc::CallbackServerContext* call, const char* method, Body body) {
   RpcScope scope(ctx->metrics, method, call);
   absl::Status st = Preamble(ctx, call, method, Kind::kRead);
   if (st.ok()) st = body();
@@ -117,8 +116,8 @@ grpc::ServerUnaryReactor* GanServiceImpl::ListJobs(grpc::CallbackServerContext* 
   });
 }
 
-grpc::ServerUnaryReactor* GanServiceImpl::CancelJob(grpc::CallbackServerContext* call,
-                                                    const v1::CancelJobRequest* req, v1::Job* resp) {
+grpc::ServerUnaryReactor* GanServiceImpl::CancelJob(grpc::CallbackServerContext* call, const v1::CancelJobRequest* req,
+                                                    v1::Job* resp) {
   return Unary(ctx_, call, "CancelJob", [&]() -> absl::Status {
     ASSIGN_OR_RETURN(core::JobRecord job, ctx_->service().CancelJob(req->id()));
     api::ToProto(job, resp);
@@ -135,8 +134,9 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::
   auto plan = ctx_->service().PlanGenerate(api::ToSpec(*req));
   if (!plan.ok()) return FailStream<v1::ImageBatch>(scope, plan.status());
   auto shared = std::make_shared<const core::service::GeneratePlan>(std::move(*plan));
-  BatchSource src{shared->total, shared->batch_size, "generate",
-                  [shared](int start, int count) { return core::service::PrepareGenerateBatch(*shared, start, count); }};
+  BatchSource src{shared->total, shared->batch_size, "generate", [shared](int start, int count) {
+                    return core::service::PrepareGenerateBatch(*shared, start, count);
+                  }};
   return StartImageStream(ctx_, call, std::move(src), std::move(scope));
 }
 

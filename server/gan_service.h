@@ -31,8 +31,7 @@ class GanServiceImpl final : public v1::GanService::CallbackService {
                                       v1::Job* resp) override;
   grpc::ServerWriteReactor<v1::ImageBatch>* GenerateSamples(grpc::CallbackServerContext* ctx,
                                                             const v1::GenerateSamplesRequest* req) override;
-  grpc::ServerWriteReactor<v1::ImageBatch>* Edit(grpc::CallbackServerContext* ctx,
-                                                 const v1::EditRequest* req) override;
+  grpc::ServerWriteReactor<v1::ImageBatch>* Edit(grpc::CallbackServerContext* ctx, const v1::EditRequest* req) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* req,
                                        v1::ListModelsResponse* resp) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx, const v1::GetModelRequest* req,

@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
                torch.blas_library.empty() ? "not loaded" : torch.blas_library,
                torch.retain_host_memory ? "retained" : "returned to the OS");
   if (torch.reference_blas) {
-    spdlog::warn("the reference BLAS is in use and is ~20x slower; install libopenblas0-openmp "
-                 "(scripts/install-deps.sh does)");
+    spdlog::warn(
+        "the reference BLAS is in use and is ~20x slower; install libopenblas0-openmp "
+        "(scripts/install-deps.sh does)");
   }
 
   auto server = GanServer::Start(opt);

@@ -6,11 +6,11 @@
 #include <prometheus/counter.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <fstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -19,8 +19,8 @@
 namespace ganserve::server {
 namespace {
 
-const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                                 0.5,   1,     2.5,  5,     10,   30,  60, 300};
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                                 1,     2.5,   5,    10,    30,   60,  300};
 
 }  // namespace
 

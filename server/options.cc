@@ -12,7 +12,8 @@ namespace {
 // Accepts HOST:PORT with a numeric port in [0, 65535] (0 picks a free port).
 std::string CheckAddress(const std::string& v) {
   auto colon = v.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) return "expected HOST:PORT, e.g. 0.0.0.0:50051";
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size())
+    return "expected HOST:PORT, e.g. 0.0.0.0:50051";
   int port = 0;
   for (char c : v.substr(colon + 1)) {
     if (c < '0' || c > '9') return "the port must be a number";
@@ -27,15 +28,18 @@ std::string CheckAddress(const std::string& v) {
 ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
   ParsedOptions out;
   ServerOptions& o = out.options;
-  CLI::App app("ganserve: StyleGAN2 domain adaptation, sampling, inversion and editing over gRPC.\n"
-               "Every flag can also be set with the environment variable shown.");
+  CLI::App app(
+      "ganserve: StyleGAN2 domain adaptation, sampling, inversion and editing over gRPC.\n"
+      "Every flag can also be set with the environment variable shown.");
   app.set_version_flag("--version", std::string("ganserve 0.1.0"));
   CLI::Validator addr(CheckAddress, "HOST:PORT");
   app.add_option("--listen", o.listen, "gRPC address")->envname("GANSERVE_LISTEN")->check(addr)->capture_default_str();
   app.add_option("--metrics_listen", o.metrics_listen, "Prometheus /metrics address (empty: off)")
-      ->envname("GANSERVE_METRICS_LISTEN")->capture_default_str();
+      ->envname("GANSERVE_METRICS_LISTEN")
+      ->capture_default_str();
   app.add_option("--health_listen", o.health_listen, "plaintext gRPC health-only server address (empty: off)")
-      ->envname("GANSERVE_HEALTH_LISTEN")->capture_default_str();
+      ->envname("GANSERVE_HEALTH_LISTEN")
+      ->capture_default_str();
   app.add_option("--tls_cert_file", o.tls_cert_file, "PEM certificate chain: serve TLS on --listen")
       ->envname("GANSERVE_TLS_CERT_FILE");
   app.add_option("--tls_key_file", o.tls_key_file, "PEM private key for --tls_cert_file")
@@ -45,10 +49,14 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
   app.add_option("--auth_tokens_file", o.auth_tokens_file, "bearer tokens, one 'TOKEN SCOPE[,SCOPE]' per line")
       ->envname("GANSERVE_AUTH_TOKENS_FILE");
   app.add_option("--data_dir", o.app.data_dir, "job store, inversions and checkpoints")
-      ->envname("GANSERVE_DATA_DIR")->capture_default_str();
+      ->envname("GANSERVE_DATA_DIR")
+      ->capture_default_str();
   app.add_option("--model_repository", o.app.model_repository, "model folders with manifest.json")
-      ->envname("GANSERVE_MODEL_REPOSITORY")->capture_default_str();
-  app.add_option("--device", o.app.device, "auto | cpu | cuda | cuda:N")->envname("GANSERVE_DEVICE")->capture_default_str();
+      ->envname("GANSERVE_MODEL_REPOSITORY")
+      ->capture_default_str();
+  app.add_option("--device", o.app.device, "auto | cpu | cuda | cuda:N")
+      ->envname("GANSERVE_DEVICE")
+      ->capture_default_str();
   app.add_option("--clip_precision", o.app.clip_precision,
                  "CLIP arithmetic: auto (fp16 on CUDA as OpenAI runs it, else fp32) | fp32 | fp16 (CUDA) | bf16")
       ->envname("GANSERVE_CLIP_PRECISION")
@@ -59,31 +67,55 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
   app.add_option("--log_format", o.log_format, "text | json")
-      ->envname("GANSERVE_LOG_FORMAT")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+      ->envname("GANSERVE_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--max_message_mb", o.app.limits.max_message_mb, "largest request or response message, MiB")
-      ->envname("GANSERVE_MAX_MESSAGE_MB")->check(CLI::Range(1, 512))->capture_default_str();
+      ->envname("GANSERVE_MAX_MESSAGE_MB")
+      ->check(CLI::Range(1, 512))
+      ->capture_default_str();
   app.add_option("--max_interactive_queue", o.app.max_interactive_queue, "queued Generate/Edit batches per device")
-      ->envname("GANSERVE_MAX_INTERACTIVE_QUEUE")->check(CLI::Range(1, 100000))->capture_default_str();
+      ->envname("GANSERVE_MAX_INTERACTIVE_QUEUE")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app.add_option("--max_batch_queue", o.app.max_batch_queue, "queued inversion steps per device")
-      ->envname("GANSERVE_MAX_BATCH_QUEUE")->check(CLI::Range(1, 100000))->capture_default_str();
+      ->envname("GANSERVE_MAX_BATCH_QUEUE")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app.add_option("--max_training_queue", o.app.max_training_queue, "queued training jobs")
-      ->envname("GANSERVE_MAX_TRAINING_QUEUE")->check(CLI::Range(1, 10000))->capture_default_str();
+      ->envname("GANSERVE_MAX_TRAINING_QUEUE")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   app.add_option("--threads", o.threads, "LibTorch intra-op threads (0: CPUs available)")
-      ->envname("GANSERVE_THREADS")->check(CLI::Range(0, 1024))->capture_default_str();
+      ->envname("GANSERVE_THREADS")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   app.add_option("--retain_host_memory", o.retain_host_memory,
                  "keep freed host memory for reuse: ~1.8x faster CPU renders, resident size stays at its peak")
-      ->envname("GANSERVE_RETAIN_HOST_MEMORY")->capture_default_str();
+      ->envname("GANSERVE_RETAIN_HOST_MEMORY")
+      ->capture_default_str();
   app.add_option("--shutdown_grace_seconds", o.shutdown_grace_seconds, "drain time at SIGTERM")
-      ->envname("GANSERVE_SHUTDOWN_GRACE_SECONDS")->check(CLI::Range(0, 3600))->capture_default_str();
-  app.add_option("--max_images_per_request", o.app.limits.max_images_per_request, "images one Generate/Edit call may ask for")
-      ->envname("GANSERVE_MAX_IMAGES_PER_REQUEST")->check(CLI::Range(1, 100000))->capture_default_str();
+      ->envname("GANSERVE_SHUTDOWN_GRACE_SECONDS")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  app.add_option("--max_images_per_request", o.app.limits.max_images_per_request,
+                 "images one Generate/Edit call may ask for")
+      ->envname("GANSERVE_MAX_IMAGES_PER_REQUEST")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app.add_option("--max_batch_size", o.app.limits.max_batch_size, "largest batch_size a request may ask for")
-      ->envname("GANSERVE_MAX_BATCH_SIZE")->check(CLI::Range(1, 1024))->capture_default_str();
+      ->envname("GANSERVE_MAX_BATCH_SIZE")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   app.add_option("--max_coalesced_images", o.app.max_coalesced_images,
                  "images one coalesced render of concurrent Generate/Edit batches may hold (0: no coalescing)")
-      ->envname("GANSERVE_MAX_COALESCED_IMAGES")->check(CLI::Range(0, 1024))->capture_default_str();
+      ->envname("GANSERVE_MAX_COALESCED_IMAGES")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   app.add_option("--checkpoint_every", o.app.checkpoint_every, "training checkpoint interval, steps (0: never)")
-      ->envname("GANSERVE_CHECKPOINT_EVERY")->check(CLI::Range(0, 100000))->capture_default_str();
+      ->envname("GANSERVE_CHECKPOINT_EVERY")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

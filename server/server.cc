@@ -110,8 +110,8 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     s->app_->Shutdown();
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                               " (address in use or not available?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or not available?)"));
   }
   if (!options.health_listen.empty()) {
     grpc::ServerBuilder hb;

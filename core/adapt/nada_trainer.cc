@@ -83,8 +83,8 @@ struct NadaTrainer::State {
     const double sd = cfg().style_dim;
     train.const_input = L("input.input");
     auto mod = [&](stylegan2::ModConv& c, const std::string& m) {
-      c.weight = L(m + ".conv.weight").squeeze(0) *
-                 (1.0 / std::sqrt(static_cast<double>(c.in_channel) * c.kernel * c.kernel));
+      c.weight =
+          L(m + ".conv.weight").squeeze(0) * (1.0 / std::sqrt(static_cast<double>(c.in_channel) * c.kernel * c.kernel));
       c.mod_weight = L(m + ".conv.modulation.weight") * (1.0 / std::sqrt(sd));
       c.mod_bias = L(m + ".conv.modulation.bias");
     };
@@ -143,7 +143,8 @@ struct NadaTrainer::State {
 
   std::vector<std::string> SelectLayers(at::Generator& gen) {
     const auto& c = cfg();
-    at::Tensor z = at::randn({opt.auto_layer_batch, c.style_dim}, gen, at::TensorOptions().dtype(at::kFloat)).to(device);
+    at::Tensor z =
+        at::randn({opt.auto_layer_batch, c.style_dim}, gen, at::TensorOptions().dtype(at::kFloat)).to(device);
     at::Tensor w0;
     {
       at::NoGradGuard ng;
@@ -213,9 +214,7 @@ std::vector<std::string> PresetLayers(LayerPreset preset, int n_convs) {
       out = {"input", "conv1"};
       convs(0, 2);
       break;
-    case LayerPreset::kNoFine:
-      convs(0, 10);
-      break;
+    case LayerPreset::kNoFine: convs(0, 10); break;
   }
   return out;
 }
@@ -238,11 +237,12 @@ const NadaOptions& NadaTrainer::options() const { return state_->opt; }
 const std::vector<std::string>& NadaTrainer::last_trained_layers() const { return state_->last_units; }
 
 absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr<const Generator> base,
-                                                                  std::vector<ClipGuide> clips, NadaOptions opt,
-                                                                  clip::TextEmbeddingCache* text_cache) {
+                                                                 std::vector<ClipGuide> clips, NadaOptions opt,
+                                                                 clip::TextEmbeddingCache* text_cache) {
   if (base == nullptr) return absl::InvalidArgumentError("no base generator");
   const bool image_mode = !opt.target_images.empty();
-  if (opt.target_text.empty() && !image_mode) return absl::InvalidArgumentError("target_text or target images are required");
+  if (opt.target_text.empty() && !image_mode)
+    return absl::InvalidArgumentError("target_text or target images are required");
   if (opt.target_text.empty() && (opt.auto_layer_k > 0 || opt.lambda_global != 0 || opt.lambda_manifold != 0)) {
     return absl::InvalidArgumentError(
         "adaptive layer selection and the global/manifold losses need target_text, also with target images");
@@ -529,7 +529,8 @@ absl::Status NadaTrainer::RestoreCheckpoint(const std::string& path) {
     int64_t steps = 0;
     if (it == state_->leaves.end() || v == f.tensors.end() ||
         !absl::SimpleAtoi(f.metadata["adam_steps/" + name], &steps)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": checkpoint entry ", name, " does not fit this generator"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": checkpoint entry ", name, " does not fit this generator"));
     }
     ASSIGN_OR_RETURN(at::Tensor value, ToTorchFloat(view, state_->device));
     ASSIGN_OR_RETURN(at::Tensor vv, ToTorchFloat(v->second, state_->device));

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/io/image_codec.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/text_embedding_cache.h"
 #include "core/models/clip/tokenizer.h"
-#include "core/io/image_codec.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/util/tensor_data.h"
 
@@ -66,8 +66,8 @@ class NadaTrainer {
  public:
   // InvalidArgument for empty target text, no CLIP models, or options out of range.
   static absl::StatusOr<std::unique_ptr<NadaTrainer>> Create(std::shared_ptr<const stylegan2::Generator> base,
-                                                              std::vector<ClipGuide> clips, NadaOptions options,
-                                                              clip::TextEmbeddingCache* text_cache);
+                                                             std::vector<ClipGuide> clips, NadaOptions options,
+                                                             clip::TextEmbeddingCache* text_cache);
   ~NadaTrainer();
 
   // One training iteration. Returns the loss terms ("total", "direction", and

@@ -42,8 +42,8 @@ class Unpickler {
 
  private:
   absl::Status Err(absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat("corrupt pickle at byte ", op_pos_, " (opcode 0x",
-                                                   absl::Hex(op_), "): ", what));
+    return absl::InvalidArgumentError(
+        absl::StrCat("corrupt pickle at byte ", op_pos_, " (opcode 0x", absl::Hex(op_), "): ", what));
   }
   bool Need(size_t n) const { return d_.size() - p_ >= n; }
   template <typename T>
@@ -357,7 +357,9 @@ absl::StatusOr<PyRef> Unpickler::Run() {
       case 0x8e:
       case 0x96: {
         uint64_t n;
-        size_t width = (op_ == 0x8c || op_ == 'U' || op_ == 'C') ? 1 : (op_ == 0x8d || op_ == 0x8e || op_ == 0x96) ? 8 : 4;
+        size_t width = (op_ == 0x8c || op_ == 'U' || op_ == 'C')     ? 1
+                       : (op_ == 0x8d || op_ == 0x8e || op_ == 0x96) ? 8
+                                                                     : 4;
         if (!Need(width)) return Err("truncated");
         n = width == 1 ? ReadLE<uint8_t>() : width == 4 ? ReadLE<uint32_t>() : ReadLE<uint64_t>();
         auto b = ReadBytes(n);
@@ -510,7 +512,8 @@ absl::StatusOr<PyRef> Unpickler::Run() {
         if (!args.ok()) return args.status();
         auto cls = Pop();
         if (!cls.ok()) return cls.status();
-        if ((*cls)->kind != PyValue::Kind::kGlobal || (*args)->kind != PyValue::Kind::kTuple) return Err("bad NEWOBJ_EX");
+        if ((*cls)->kind != PyValue::Kind::kGlobal || (*args)->kind != PyValue::Kind::kTuple)
+          return Err("bad NEWOBJ_EX");
         RETURN_IF_ERROR(Reduce(*cls, *args));
         break;
       }
@@ -543,8 +546,7 @@ absl::StatusOr<PyRef> Unpickler::Run() {
         RETURN_IF_ERROR(Push(*v));
         break;
       }
-      default:
-        return Err("unsupported opcode (torch.save never writes it; the file is corrupt or not a checkpoint)");
+      default: return Err("unsupported opcode (torch.save never writes it; the file is corrupt or not a checkpoint)");
     }
   }
 }
@@ -554,11 +556,16 @@ absl::StatusOr<PyRef> Unpickler::Run() {
 std::optional<DType> TorchStorageDType(absl::string_view cls) {
   // "torch.FloatStorage" etc.; newer writers may use "torch.storage.UntypedStorage".
   static const std::pair<absl::string_view, DType> kTable[] = {
-      {"torch.FloatStorage", DType::kFloat32},   {"torch.DoubleStorage", DType::kFloat64},
-      {"torch.HalfStorage", DType::kFloat16},    {"torch.BFloat16Storage", DType::kBFloat16},
-      {"torch.LongStorage", DType::kInt64},      {"torch.IntStorage", DType::kInt32},
-      {"torch.ShortStorage", DType::kInt16},     {"torch.CharStorage", DType::kInt8},
-      {"torch.ByteStorage", DType::kUInt8},      {"torch.BoolStorage", DType::kBool},
+      {"torch.FloatStorage", DType::kFloat32},
+      {"torch.DoubleStorage", DType::kFloat64},
+      {"torch.HalfStorage", DType::kFloat16},
+      {"torch.BFloat16Storage", DType::kBFloat16},
+      {"torch.LongStorage", DType::kInt64},
+      {"torch.IntStorage", DType::kInt32},
+      {"torch.ShortStorage", DType::kInt16},
+      {"torch.CharStorage", DType::kInt8},
+      {"torch.ByteStorage", DType::kUInt8},
+      {"torch.BoolStorage", DType::kBool},
       {"torch.storage.UntypedStorage", DType::kUInt8},
       {"torch.UntypedStorage", DType::kUInt8},
   };
@@ -615,7 +622,8 @@ absl::StatusOr<PyRef> RebuildTorchObject(const std::string& cls, const std::vect
       view->shape.push_back(args[2]->items[k]->i);
       view->strides.push_back(args[3]->items[k]->i);
     }
-    if (view->offset < 0 || view->numel() < 0) return absl::InvalidArgumentError("tensor with a negative size or offset");
+    if (view->offset < 0 || view->numel() < 0)
+      return absl::InvalidArgumentError("tensor with a negative size or offset");
     auto v = Make(PyValue::Kind::kTensor);
     v->tensor = std::move(view);
     return v;

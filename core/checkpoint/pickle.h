@@ -11,9 +11,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "core/util/tensor_data.h"
@@ -26,7 +26,21 @@ using PyRef = std::shared_ptr<PyValue>;
 // One unpickled value. Lists and dicts are shared (memo references alias them), so
 // they are held by shared_ptr and mutated in place while unpickling; immutable after.
 struct PyValue {
-  enum class Kind { kNone, kBool, kInt, kFloat, kString, kBytes, kTuple, kList, kDict, kGlobal, kObject, kTensor, kStorage };
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kBytes,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kObject,
+    kTensor,
+    kStorage
+  };
   Kind kind = Kind::kNone;
   bool b = false;
   int64_t i = 0;

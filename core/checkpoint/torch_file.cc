@@ -14,8 +14,7 @@ namespace {
 // The legacy format's magic number 0x1950a86a20f9469cfc6c as LONG1 little-endian bytes.
 constexpr unsigned char kLegacyMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
-PyRef StorageValue(DType dtype, int64_t numel, const uint8_t* data, size_t nbytes,
-                   std::shared_ptr<const void> owner) {
+PyRef StorageValue(DType dtype, int64_t numel, const uint8_t* data, size_t nbytes, std::shared_ptr<const void> owner) {
   auto view = std::make_shared<TensorView>();
   view->dtype = dtype;
   view->shape = {numel};
@@ -80,13 +79,14 @@ absl::StatusOr<TorchFile> ParseZip(std::shared_ptr<const MappedFile> file) {
     auto it = storages.find(rec);
     if (it != storages.end()) return it->second;
     auto bytes = zip->Read(rec);
-    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("tensor record ", rec, ": ", bytes.status().message()));
+    if (!bytes.ok())
+      return absl::InvalidArgumentError(absl::StrCat("tensor record ", rec, ": ", bytes.status().message()));
     const uint64_t need = static_cast<uint64_t>(id.numel) * DTypeSize(id.dtype);
     if (id.dtype == DType::kUInt8 && bytes->size >= static_cast<uint64_t>(id.numel)) {
       // Untyped storages count bytes.
     } else if (bytes->size < need) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor record ", rec, " holds ", bytes->size,
-                                                     " bytes, expected ", need, " (file truncated?)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor record ", rec, " holds ", bytes->size, " bytes, expected ", need, " (file truncated?)"));
     }
     PyRef v = StorageValue(id.dtype, id.numel, bytes->data, bytes->size, bytes->owner);
     storages.emplace(rec, v);
@@ -143,7 +143,8 @@ absl::StatusOr<TorchFile> ParseLegacy(std::shared_ptr<const MappedFile> file) {
   for (const PyRef& k : keys->items) {
     if (!k->IsString()) return absl::InvalidArgumentError("legacy storage key is not a string");
     auto it = roots.find(k->s);
-    if (it == roots.end()) return absl::InvalidArgumentError(absl::StrCat("legacy storage ", k->s, " is not referenced"));
+    if (it == roots.end())
+      return absl::InvalidArgumentError(absl::StrCat("legacy storage ", k->s, " is not referenced"));
     if (data.size() - pos < 8) return absl::InvalidArgumentError("legacy file truncated in the storage data");
     int64_t numel;
     std::memcpy(&numel, data.data() + pos, 8);
@@ -171,7 +172,8 @@ absl::StatusOr<TorchFile> ParseLegacy(std::shared_ptr<const MappedFile> file) {
       }
       const uint64_t esz = DTypeSize(id.dtype);
       const uint64_t off = static_cast<uint64_t>(vm[1]->i) * esz, len = static_cast<uint64_t>(vm[2]->i) * esz;
-      if (vm[1]->i < 0 || vm[2]->i < 0 || off + len > nbytes) return absl::InvalidArgumentError("legacy storage view out of range");
+      if (vm[1]->i < 0 || vm[2]->i < 0 || off + len > nbytes)
+        return absl::InvalidArgumentError("legacy storage view out of range");
       return StorageValue(id.dtype, vm[2]->i, base + off, len, file);
     }
     auto it = made.find(id.key);
@@ -236,8 +238,8 @@ absl::StatusOr<TorchFile> LoadTorchFile(const std::string& path) {
 
 absl::StatusOr<std::map<std::string, TensorView>> StateDictTensors(const PyRef& value) {
   if (value == nullptr || (value->kind != PyValue::Kind::kDict && value->kind != PyValue::Kind::kObject)) {
-    return absl::InvalidArgumentError(absl::StrCat("expected a state dict, found ",
-                                                   value == nullptr ? "nothing" : value->Describe()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected a state dict, found ", value == nullptr ? "nothing" : value->Describe()));
   }
   std::map<std::string, TensorView> out;
   Collect(value, "", 0, &out);

@@ -62,7 +62,8 @@ absl::StatusOr<std::vector<double>> GetDoubles(const SafetensorsFile& f, const s
   if (hi == f.tensors.end() || lo == f.tensors.end()) return absl::InvalidArgumentError("checkpoint lacks " + name);
   ASSIGN_OR_RETURN(FloatTensor h, ToFloatTensor(hi->second));
   ASSIGN_OR_RETURN(FloatTensor l, ToFloatTensor(lo->second));
-  if (h.data.size() != n || l.data.size() != n) return absl::InvalidArgumentError("checkpoint " + name + " size differs");
+  if (h.data.size() != n || l.data.size() != n)
+    return absl::InvalidArgumentError("checkpoint " + name + " size differs");
   std::vector<double> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = double{h.data[i]} + double{l.data[i]};
   return out;
@@ -90,8 +91,10 @@ std::vector<int64_t> RelevanceChannels(const stylegan2::GeneratorConfig& c, int 
 absl::StatusOr<std::unique_ptr<GlobalStatsBuilder>> GlobalStatsBuilder::Create(
     std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
     GlobalStatsOptions o) {
-  if (generator == nullptr || clip == nullptr) return absl::InvalidArgumentError("a generator and a CLIP model are needed");
-  if (o.num_samples < 2 || o.num_samples > 10000000) return absl::InvalidArgumentError("num_samples must be in [2, 1e7]");
+  if (generator == nullptr || clip == nullptr)
+    return absl::InvalidArgumentError("a generator and a CLIP model are needed");
+  if (o.num_samples < 2 || o.num_samples > 10000000)
+    return absl::InvalidArgumentError("num_samples must be in [2, 1e7]");
   if (o.num_images < 1 || o.num_images > o.num_samples) {
     return absl::InvalidArgumentError("num_images must be in [1, num_samples]");
   }
@@ -120,7 +123,9 @@ GlobalStatsBuilder::GlobalStatsBuilder(std::shared_ptr<const stylegan2::Generato
   pending_.assign(static_cast<size_t>(embed_dim_), 0.0);
 }
 
-int64_t GlobalStatsBuilder::SampleSteps() const { return (opt_.num_samples + opt_.sample_batch - 1) / opt_.sample_batch; }
+int64_t GlobalStatsBuilder::SampleSteps() const {
+  return (opt_.num_samples + opt_.sample_batch - 1) / opt_.sample_batch;
+}
 int64_t GlobalStatsBuilder::StepsPerChannel() const {
   return (2 * int64_t{opt_.num_images} + opt_.batch_size - 1) / opt_.batch_size;
 }
@@ -257,8 +262,8 @@ absl::Status GlobalStatsBuilder::SaveCheckpoint(const std::string& path) const {
   PutDoubles("sum", sum_, &t);
   PutDoubles("sumsq", sumsq_, &t);
   PutDoubles("pending", pending_, &t);
-  if (!first_s_.data.empty()) t["first_s"] = FloatTensor{{static_cast<int64_t>(first_s_.data.size()) / s_dim_, s_dim_},
-                                                         first_s_.data};
+  if (!first_s_.data.empty())
+    t["first_s"] = FloatTensor{{static_cast<int64_t>(first_s_.data.size()) / s_dim_, s_dim_}, first_s_.data};
   if (!mean_.data.empty()) {
     t["mean"] = mean_;
     t["std"] = std_;
@@ -266,20 +271,20 @@ absl::Status GlobalStatsBuilder::SaveCheckpoint(const std::string& path) const {
   if (!relevance_.empty()) {
     t["relevance"] = FloatTensor{{static_cast<int64_t>(relevance_.size()) / embed_dim_, embed_dim_}, relevance_};
   }
-  return SaveSafetensors(path, t,
-                         {{"format", kCheckpointFormat},
-                          {"step", std::to_string(step_)},
-                          {"drawn", std::to_string(drawn_)},
-                          {"options", absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",",
-                                                   opt_.truncation, ",", opt_.seed, ",", opt_.max_resolution, ",",
-                                                   opt_.batch_size, ",", opt_.sample_batch)}});
+  return SaveSafetensors(
+      path, t,
+      {{"format", kCheckpointFormat},
+       {"step", std::to_string(step_)},
+       {"drawn", std::to_string(drawn_)},
+       {"options", absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",", opt_.truncation, ",",
+                                opt_.seed, ",", opt_.max_resolution, ",", opt_.batch_size, ",", opt_.sample_batch)}});
 }
 
 absl::Status GlobalStatsBuilder::RestoreCheckpoint(const std::string& path) {
   ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
-  const std::string options = absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",",
-                                           opt_.truncation, ",", opt_.seed, ",", opt_.max_resolution, ",",
-                                           opt_.batch_size, ",", opt_.sample_batch);
+  const std::string options =
+      absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",", opt_.truncation, ",", opt_.seed, ",",
+                   opt_.max_resolution, ",", opt_.batch_size, ",", opt_.sample_batch);
   int64_t step = 0, drawn = 0;
   if (f.metadata["format"] != kCheckpointFormat || !absl::SimpleAtoi(f.metadata["step"], &step) ||
       !absl::SimpleAtoi(f.metadata["drawn"], &drawn) || f.metadata["options"] != options || step < 0 ||
@@ -312,7 +317,8 @@ absl::Status GlobalStatsBuilder::RestoreCheckpoint(const std::string& path) {
   step_ = step;
   const int64_t done_channels = step > SampleSteps() ? (step - SampleSteps()) / StepsPerChannel() : 0;
   if (static_cast<int64_t>(relevance_.size()) != done_channels * embed_dim_ ||
-      (step > SampleSteps() && (mean_.data.empty() || first_s_.shape.empty() || first_s_.shape[0] != opt_.num_images))) {
+      (step > SampleSteps() &&
+       (mean_.data.empty() || first_s_.shape.empty() || first_s_.shape[0] != opt_.num_images))) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is inconsistent with its step count"));
   }
   return absl::OkStatus();
@@ -386,8 +392,10 @@ FloatTensor TextDirection(const FloatTensor& neutral, const FloatTensor& target)
 absl::StatusOr<GlobalDirection> MakeGlobalDirection(const GlobalStats& s, const FloatTensor& dt, float beta) {
   const int64_t d = s.relevance.shape[1];
   if (dt.numel() != d) {
-    return absl::InvalidArgumentError(absl::StrCat("the text direction has ", dt.numel(), " values; the statistics' CLIP "
-                                                   "model has ", d));
+    return absl::InvalidArgumentError(absl::StrCat("the text direction has ", dt.numel(),
+                                                   " values; the statistics' CLIP "
+                                                   "model has ",
+                                                   d));
   }
   const size_t rows = s.channels.size();
   std::vector<float> r(rows);

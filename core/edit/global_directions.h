@@ -100,7 +100,7 @@ class GlobalStatsBuilder {
   FloatTensor first_s_;  // [num_images, s_dim]
   FloatTensor mean_, std_;
   // Relevance phase.
-  std::vector<double> pending_;  // running sum of the current channel's unit differences
+  std::vector<double> pending_;   // running sum of the current channel's unit differences
   std::vector<float> relevance_;  // finished rows
   FloatTensor last_images_;
 };
@@ -117,9 +117,9 @@ absl::StatusOr<GlobalStats> LoadGlobalStats(const std::string& path);
 FloatTensor TextDirection(const FloatTensor& neutral_templates, const FloatTensor& target_templates);
 
 struct GlobalDirection {
-  FloatTensor delta_s;     // [1, s_dim]
-  int channels_moved = 0;  // channels with |relevance| >= beta
-  float max_relevance = 0; // max |relevance| over all channels, before the threshold
+  FloatTensor delta_s;      // [1, s_dim]
+  int channels_moved = 0;   // channels with |relevance| >= beta
+  float max_relevance = 0;  // max |relevance| over all channels, before the threshold
 };
 
 // The S-space edit direction for text direction `dt` ([D]) and threshold `beta`.

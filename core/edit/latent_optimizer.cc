@@ -56,11 +56,12 @@ absl::StatusOr<std::unique_ptr<LatentOptimizer>> LatentOptimizer::Create(
     std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
     const FloatTensor& start_wplus, const FloatTensor& text_embedding, const std::vector<FloatTensor>& noise_maps,
     LatentOptimizationOptions o) {
-  if (generator == nullptr || clip == nullptr) return absl::InvalidArgumentError("a generator and a CLIP model are needed");
+  if (generator == nullptr || clip == nullptr)
+    return absl::InvalidArgumentError("a generator and a CLIP model are needed");
   const auto& c = generator->config();
   if (c.resolution < 32) {
-    return absl::InvalidArgumentError(absl::StrCat("latent optimization needs a generator of at least 32 px (this one has ",
-                                                   c.resolution, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("latent optimization needs a generator of at least 32 px (this one has ", c.resolution, ")"));
   }
   if (c.resolution * 7 / (c.resolution / 32) != clip->config().image_resolution) {
     return absl::InvalidArgumentError(absl::StrCat("a ", c.resolution, " px image does not pool to CLIP's ",

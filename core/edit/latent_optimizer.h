@@ -21,8 +21,8 @@
 namespace ganserve::core::edit {
 
 struct LatentOptimizationOptions {
-  int steps = 300;         // reference default
-  float lr = 0.1f;         // peak learning rate
+  int steps = 300;  // reference default
+  float lr = 0.1f;  // peak learning rate
   float l2_lambda = 0.008f;
 };
 
@@ -33,10 +33,12 @@ class LatentOptimizer {
   // embedding [embed_dim] (raw, as encode_text returns it); noise_maps: empty for the
   // model's constant noise. InvalidArgument for bad shapes or options, or generators
   // below 32 px (the reference's pooling needs at least that).
-  static absl::StatusOr<std::unique_ptr<LatentOptimizer>> Create(
-      std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
-      const FloatTensor& start_wplus, const FloatTensor& text_embedding, const std::vector<FloatTensor>& noise_maps,
-      LatentOptimizationOptions options);
+  static absl::StatusOr<std::unique_ptr<LatentOptimizer>> Create(std::shared_ptr<const stylegan2::Generator> generator,
+                                                                 std::shared_ptr<const clip::ClipModel> clip,
+                                                                 const FloatTensor& start_wplus,
+                                                                 const FloatTensor& text_embedding,
+                                                                 const std::vector<FloatTensor>& noise_maps,
+                                                                 LatentOptimizationOptions options);
   ~LatentOptimizer();
 
   int64_t step() const;

@@ -12,8 +12,8 @@
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/preprocess.h"
 #include "core/models/common/adam.h"
-#include "core/models/lpips/lpips_impl.h"
 #include "core/models/common/torch_convert.h"
+#include "core/models/lpips/lpips_impl.h"
 #include "core/models/stylegan2/generator_impl.h"
 #include "core/util/status_macros.h"
 
@@ -48,7 +48,7 @@ struct Projector::State {
   at::Tensor target_emb;   // CLIP embedding of the target (unit), when clip
   at::Tensor latent_mean;  // [sd]
   double latent_std = 0;
-  at::Tensor latent;       // leaf: [1, sd] (w) or [1, n_latent, sd] (w+)
+  at::Tensor latent;               // leaf: [1, sd] (w) or [1, n_latent, sd] (w+)
   std::vector<at::Tensor> noises;  // leaves [1, 1, r, r]
   std::unique_ptr<Adam> adam;      // over latent + noises
   int64_t step = 0;
@@ -92,9 +92,9 @@ int64_t Projector::step() const { return s_->step; }
 int64_t Projector::total_steps() const { return s_->opt.steps; }
 
 absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<const stylegan2::Generator> generator,
-                                                              const Rgb8Image& target, ProjectorOptions opt,
-                                                              std::shared_ptr<const clip::ClipModel> clip_model,
-                                                              std::shared_ptr<const lpips::Lpips> lpips_model) {
+                                                             const Rgb8Image& target, ProjectorOptions opt,
+                                                             std::shared_ptr<const clip::ClipModel> clip_model,
+                                                             std::shared_ptr<const lpips::Lpips> lpips_model) {
   if (generator == nullptr) return absl::InvalidArgumentError("no generator");
   if (target.width <= 0 || target.height <= 0) return absl::InvalidArgumentError("the image is empty");
   if (opt.steps < 1 || !(opt.lr > 0) || opt.noise < 0 || !(opt.noise_ramp > 0) || opt.noise_regularize < 0 ||
@@ -136,8 +136,8 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
     s->latent = init.requires_grad_(true);
     for (int i = 0; i < c.num_layers; ++i) {
       const int64_t r = int64_t{1} << ((i + 5) / 2);
-      s->noises.push_back(at::randn({1, 1, r, r}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device)
-                              .requires_grad_(true));
+      s->noises.push_back(
+          at::randn({1, 1, r, r}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device).requires_grad_(true));
     }
     s->adam = std::make_unique<Adam>(s->Params());
   } catch (const c10::Error& e) {
@@ -254,8 +254,11 @@ absl::Status SaveInversion(const std::string& path, const Inversion& inv, const 
   std::map<std::string, FloatTensor> t = inv.noises;
   t["wplus"] = inv.wplus;
   return SaveSafetensors(path, t,
-                         {{"format", "ganserve-inversion-v1"}, {"model", model}, {"loss", inv.loss},
-                          {"psnr", absl::StrCat(inv.psnr)}, {"lpips", absl::StrCat(inv.lpips)}});
+                         {{"format", "ganserve-inversion-v1"},
+                          {"model", model},
+                          {"loss", inv.loss},
+                          {"psnr", absl::StrCat(inv.psnr)},
+                          {"lpips", absl::StrCat(inv.lpips)}});
 }
 
 absl::StatusOr<Inversion> LoadInversion(const std::string& path, std::string* model) {
@@ -266,8 +269,10 @@ absl::StatusOr<Inversion> LoadInversion(const std::string& path, std::string* mo
   Inversion inv;
   for (const auto& [k, v] : f.tensors) {
     ASSIGN_OR_RETURN(FloatTensor t, ToFloatTensor(v));
-    if (k == "wplus") inv.wplus = std::move(t);
-    else inv.noises[k] = std::move(t);
+    if (k == "wplus")
+      inv.wplus = std::move(t);
+    else
+      inv.noises[k] = std::move(t);
   }
   inv.loss = f.metadata["loss"];
   absl::SimpleAtof(f.metadata["psnr"], &inv.psnr);

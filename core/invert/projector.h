@@ -26,20 +26,20 @@ struct ProjectorOptions {
   float noise = 0.05f;       // latent noise scale (times the latent std)
   float noise_ramp = 0.75f;  // fraction of steps over which it decays to 0
   float noise_regularize = 1e5f;
-  float mse = 1.0f;          // MSE weight (rosinality uses 0 with LPIPS; needed without it)
-  float clip = 1.0f;         // CLIP image-embedding loss weight, when a CLIP model is given
-                             // and no LPIPS model (LPIPS replaces it)
+  float mse = 1.0f;   // MSE weight (rosinality uses 0 with LPIPS; needed without it)
+  float clip = 1.0f;  // CLIP image-embedding loss weight, when a CLIP model is given
+                      // and no LPIPS model (LPIPS replaces it)
   bool w_plus = true;
   uint64_t seed = 0;
 };
 
 struct Inversion {
-  FloatTensor wplus;                        // [1, n_latent, style_dim]
+  FloatTensor wplus;                          // [1, n_latent, style_dim]
   std::map<std::string, FloatTensor> noises;  // "noise_<i>" -> [1, 1, r, r]
-  FloatTensor reconstruction;               // [1, 3, H, W], raw generator output
-  float psnr = 0;                           // dB, at the comparison resolution
-  float lpips = -1;                         // LPIPS to the target when LPIPS was used, else -1
-  std::string loss;                         // "lpips", "lpips+mse", "mse" or "mse+clip"
+  FloatTensor reconstruction;                 // [1, 3, H, W], raw generator output
+  float psnr = 0;                             // dB, at the comparison resolution
+  float lpips = -1;                           // LPIPS to the target when LPIPS was used, else -1
+  std::string loss;                           // "lpips", "lpips+mse", "mse" or "mse+clip"
 };
 
 // Not thread-safe; one job drives it on its device's executor.

@@ -47,8 +47,7 @@ absl::StatusOr<std::string> EncodePng(const Rgb8Image& image) {
   ihdr.bit_depth = 8;
   ihdr.color_type = SPNG_COLOR_TYPE_TRUECOLOR;
   spng_set_ihdr(ctx.get(), &ihdr);
-  int rc = spng_encode_image(ctx.get(), image.pixels.data(), image.pixels.size(), SPNG_FMT_PNG,
-                             SPNG_ENCODE_FINALIZE);
+  int rc = spng_encode_image(ctx.get(), image.pixels.data(), image.pixels.size(), SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
   if (rc != 0) return absl::InternalError(absl::StrCat("PNG encode failed: ", spng_strerror(rc)));
   size_t len = 0;
   int err = 0;
@@ -69,8 +68,8 @@ absl::StatusOr<std::string> EncodeJpeg(const Rgb8Image& image, int quality) {
   if (!tj) return absl::ResourceExhaustedError("JPEG encode: cannot create a compressor");
   unsigned char* buf = nullptr;
   unsigned long len = 0;  // NOLINT(runtime/int): the turbojpeg API
-  int rc = tjCompress2(tj.get(), image.pixels.data(), image.width, 0, image.height, TJPF_RGB, &buf, &len,
-                       TJSAMP_420, quality, TJFLAG_ACCURATEDCT);
+  int rc = tjCompress2(tj.get(), image.pixels.data(), image.width, 0, image.height, TJPF_RGB, &buf, &len, TJSAMP_420,
+                       quality, TJFLAG_ACCURATEDCT);
   if (rc != 0) {
     std::string msg = tjGetErrorStr2(tj.get());
     tjFree(buf);
@@ -106,8 +105,8 @@ absl::StatusOr<Rgb8Image> DecodePng(absl::string_view bytes, const DecodeLimits&
       return absl::InvalidArgumentError("not a valid PNG: its header gives a zero (or over 2^31) width or height");
     }
     if (rc == SPNG_EUSER_WIDTH || rc == SPNG_EUSER_HEIGHT) {
-      return absl::ResourceExhaustedError(absl::StrCat("PNG dimensions exceed the limit of ", limits.max_width, "x",
-                                                       limits.max_height));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("PNG dimensions exceed the limit of ", limits.max_width, "x", limits.max_height));
     }
     return absl::InvalidArgumentError(absl::StrCat("not a valid PNG: ", spng_strerror(rc)));
   }
@@ -143,7 +142,9 @@ int ExifOrientation(absl::string_view jpeg) {
         const uint8_t a = static_cast<uint8_t>(t[o]), b = static_cast<uint8_t>(t[o + 1]);
         return le ? (a | (b << 8)) : ((a << 8) | b);
       };
-      auto u32 = [&](size_t o) -> uint32_t { return le ? (u16(o) | (u16(o + 2) << 16)) : ((u16(o) << 16) | u16(o + 2)); };
+      auto u32 = [&](size_t o) -> uint32_t {
+        return le ? (u16(o) | (u16(o + 2) << 16)) : ((u16(o) << 16) | u16(o + 2));
+      };
       const size_t ifd = u32(4);
       const uint32_t n = u16(ifd);
       for (uint32_t i = 0; i < n && i < 512; ++i) {
@@ -173,13 +174,28 @@ Rgb8Image Orient(const Rgb8Image& in, int orientation) {
     for (int x = 0; x < out.width; ++x) {
       int sx = x, sy = y;
       switch (orientation) {
-        case 2: sx = in.width - 1 - x; break;                       // mirror horizontally
-        case 3: sx = in.width - 1 - x; sy = in.height - 1 - y; break;  // rotate 180
-        case 4: sy = in.height - 1 - y; break;                      // mirror vertically
-        case 5: sx = y; sy = x; break;                              // transpose
-        case 6: sx = y; sy = in.height - 1 - x; break;              // rotate 90 clockwise
-        case 7: sx = in.width - 1 - y; sy = in.height - 1 - x; break;  // transverse
-        case 8: sx = in.width - 1 - y; sy = x; break;               // rotate 90 counter-clockwise
+        case 2: sx = in.width - 1 - x; break;  // mirror horizontally
+        case 3:
+          sx = in.width - 1 - x;
+          sy = in.height - 1 - y;
+          break;                                // rotate 180
+        case 4: sy = in.height - 1 - y; break;  // mirror vertically
+        case 5:
+          sx = y;
+          sy = x;
+          break;  // transpose
+        case 6:
+          sx = y;
+          sy = in.height - 1 - x;
+          break;  // rotate 90 clockwise
+        case 7:
+          sx = in.width - 1 - y;
+          sy = in.height - 1 - x;
+          break;  // transverse
+        case 8:
+          sx = in.width - 1 - y;
+          sy = x;
+          break;  // rotate 90 counter-clockwise
       }
       std::copy_n(in.pixels.data() + (static_cast<size_t>(sy) * in.width + sx) * 3, 3,
                   out.pixels.data() + (static_cast<size_t>(y) * out.width + x) * 3);
@@ -213,8 +229,8 @@ absl::StatusOr<Rgb8Image> DecodeJpeg(absl::string_view bytes, const DecodeLimits
 absl::StatusOr<Rgb8Image> DecodeImage(absl::string_view bytes, const DecodeLimits& limits) {
   if (bytes.empty()) return absl::InvalidArgumentError("image is empty");
   if (bytes.size() > limits.max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("image is ", bytes.size(), " bytes; the limit is ",
-                                                     limits.max_bytes));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("image is ", bytes.size(), " bytes; the limit is ", limits.max_bytes));
   }
   if (bytes.size() >= 8 && bytes.substr(0, 8) == absl::string_view("\x89PNG\r\n\x1a\n", 8)) {
     return DecodePng(bytes, limits);

@@ -3,9 +3,9 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "core/io/zip.h"
 #include "core/util/file_util.h"
@@ -80,16 +80,26 @@ absl::StatusOr<TensorView> ParseNpy(std::shared_ptr<const std::string> bytes) {
   if (!descr_or.ok()) return descr_or.status();
   absl::string_view descr = absl::StripSuffix(absl::StripPrefix(*descr_or, "'"), "'");
   TensorView v;
-  if (descr == "<f4") v.dtype = DType::kFloat32;
-  else if (descr == "<f8") v.dtype = DType::kFloat64;
-  else if (descr == "<f2") v.dtype = DType::kFloat16;
-  else if (descr == "<i8") v.dtype = DType::kInt64;
-  else if (descr == "<i4") v.dtype = DType::kInt32;
-  else if (descr == "<i2") v.dtype = DType::kInt16;
-  else if (descr == "|i1") v.dtype = DType::kInt8;
-  else if (descr == "|u1") v.dtype = DType::kUInt8;
-  else if (descr == "|b1") v.dtype = DType::kBool;
-  else return Bad(absl::StrCat("unsupported dtype '", descr, "' (use little-endian float or int)"));
+  if (descr == "<f4")
+    v.dtype = DType::kFloat32;
+  else if (descr == "<f8")
+    v.dtype = DType::kFloat64;
+  else if (descr == "<f2")
+    v.dtype = DType::kFloat16;
+  else if (descr == "<i8")
+    v.dtype = DType::kInt64;
+  else if (descr == "<i4")
+    v.dtype = DType::kInt32;
+  else if (descr == "<i2")
+    v.dtype = DType::kInt16;
+  else if (descr == "|i1")
+    v.dtype = DType::kInt8;
+  else if (descr == "|u1")
+    v.dtype = DType::kUInt8;
+  else if (descr == "|b1")
+    v.dtype = DType::kBool;
+  else
+    return Bad(absl::StrCat("unsupported dtype '", descr, "' (use little-endian float or int)"));
 
   auto fortran_or = HeaderValue(header, "fortran_order");
   if (!fortran_or.ok()) return fortran_or.status();
@@ -149,12 +159,9 @@ std::string EncodeNpyInt64(const std::vector<int64_t>& shape, const std::vector<
   return out;
 }
 
-absl::Status WriteNpy(const std::string& path, const FloatTensor& t) {
-  return WriteFileAtomic(path, EncodeNpy(t));
-}
+absl::Status WriteNpy(const std::string& path, const FloatTensor& t) { return WriteFileAtomic(path, EncodeNpy(t)); }
 
-absl::Status WriteNpz(const std::string& path,
-                      const std::vector<std::pair<std::string, FloatTensor>>& arrays) {
+absl::Status WriteNpz(const std::string& path, const std::vector<std::pair<std::string, FloatTensor>>& arrays) {
   ZipWriter zip;
   for (const auto& [name, t] : arrays) zip.Add(name + ".npy", EncodeNpy(t));
   return WriteFileAtomic(path, zip.Finish());

@@ -29,8 +29,7 @@ std::string EncodeNpyInt64(const std::vector<int64_t>& shape, const std::vector<
 absl::Status WriteNpy(const std::string& path, const FloatTensor& t);
 
 // Writes a .npz (an uncompressed zip of .npy members) with the given arrays.
-absl::Status WriteNpz(const std::string& path,
-                      const std::vector<std::pair<std::string, FloatTensor>>& arrays);
+absl::Status WriteNpz(const std::string& path, const std::vector<std::pair<std::string, FloatTensor>>& arrays);
 
 }  // namespace ganserve::core
 

@@ -18,8 +18,8 @@ constexpr uint32_t kLocalSig = 0x04034b50;
 
 uint16_t U16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 uint32_t U32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
 }
 uint64_t U64(const uint8_t* p) { return U32(p) | (static_cast<uint64_t>(U32(p + 4)) << 32); }
 
@@ -89,9 +89,17 @@ absl::StatusOr<std::unique_ptr<ZipReader>> ZipReader::Open(std::shared_ptr<const
       if (id == 0x0001) {
         const uint8_t* f = x + 4;
         const uint8_t* fend = f + len;
-        if (e.uncompressed_size == 0xffffffffu && f + 8 <= fend) { e.uncompressed_size = U64(f); f += 8; }
-        if (e.compressed_size == 0xffffffffu && f + 8 <= fend) { e.compressed_size = U64(f); f += 8; }
-        if (e.local_header_offset == 0xffffffffu && f + 8 <= fend) { e.local_header_offset = U64(f); }
+        if (e.uncompressed_size == 0xffffffffu && f + 8 <= fend) {
+          e.uncompressed_size = U64(f);
+          f += 8;
+        }
+        if (e.compressed_size == 0xffffffffu && f + 8 <= fend) {
+          e.compressed_size = U64(f);
+          f += 8;
+        }
+        if (e.local_header_offset == 0xffffffffu && f + 8 <= fend) {
+          e.local_header_offset = U64(f);
+        }
       }
       x += 4 + len;
     }
@@ -116,12 +124,13 @@ absl::StatusOr<ZipReader::Bytes> ZipReader::Read(absl::string_view name, uint64_
     return Corrupt(absl::StrCat("entry ", name, " is truncated"));
   }
   if (e.uncompressed_size > max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("entry ", name, " is ", e.uncompressed_size,
-                                                     " bytes, over the limit of ", max_bytes));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("entry ", name, " is ", e.uncompressed_size, " bytes, over the limit of ", max_bytes));
   }
   Bytes out;
   if (e.method == 0) {
-    if (e.compressed_size != e.uncompressed_size) return Corrupt(absl::StrCat("stored entry ", name, " has inconsistent sizes"));
+    if (e.compressed_size != e.uncompressed_size)
+      return Corrupt(absl::StrCat("stored entry ", name, " has inconsistent sizes"));
     out.data = d + data_off;
     out.size = e.compressed_size;
     out.owner = file_;
@@ -165,9 +174,10 @@ void ZipWriter::Add(std::string name, absl::string_view data, size_t align) {
     uint64_t rem = (header_end + 4) % align;
     pad = 4 + (rem == 0 ? 0 : align - rem);
   }
-  Record r{std::move(name), static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(data.data()),
-                                                         static_cast<uInt>(data.size()))),
-           data.size(), out_.size()};
+  Record r{
+      std::move(name),
+      static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size()))),
+      data.size(), out_.size()};
   Put32(out_, kLocalSig);
   Put16(out_, 20);
   Put16(out_, 0);

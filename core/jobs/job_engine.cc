@@ -117,8 +117,8 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
     if (queue_.size() >= options_.max_queued) {
-      return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", options_.max_queued,
-                                                       " waiting); retry later"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the job queue is full (", options_.max_queued, " waiting); retry later"));
     }
   }
   job.state = JobState::kQueued;
@@ -325,9 +325,9 @@ void JobEngine::RunJob(JobRecord job) {
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     if (elapsed > static_cast<double>(max_run)) {
-      return fail(absl::DeadlineExceededError(absl::StrCat("the job ran past its max_run_seconds (", max_run,
-                                                           " s) at step ", runner->step(), " of ",
-                                                           runner->total_steps())));
+      return fail(
+          absl::DeadlineExceededError(absl::StrCat("the job ran past its max_run_seconds (", max_run, " s) at step ",
+                                                   runner->step(), " of ", runner->total_steps())));
     }
     std::map<std::string, float> losses;
     const auto t_step = std::chrono::steady_clock::now();
@@ -342,8 +342,8 @@ void JobEngine::RunJob(JobRecord job) {
     if (!st.ok()) return fail(st);
     for (const auto& [k, v] : losses) {
       if (!std::isfinite(v)) {
-        return fail(absl::InternalError(absl::StrCat("loss '", k, "' became ", v, " at step ", runner->step(),
-                                                     "; try a lower lr_scale")));
+        return fail(absl::InternalError(
+            absl::StrCat("loss '", k, "' became ", v, " at step ", runner->step(), "; try a lower lr_scale")));
       }
     }
     job.step = runner->step();

@@ -37,8 +37,8 @@ struct JobEvent {
   int64_t seq = 0;  // 0 for heartbeats (not stored)
   int64_t time_ms = 0;
   JobRecord job;
-  std::map<std::string, float> losses;  // kProgress
-  float steps_per_second = 0;            // kProgress
+  std::map<std::string, float> losses;                        // kProgress
+  float steps_per_second = 0;                                 // kProgress
   std::vector<EncodedImage> preview_source, preview_current;  // kPreview
 };
 
@@ -75,10 +75,10 @@ using RunnerFactory = std::function<absl::StatusOr<std::unique_ptr<JobRunner>>(c
 class JobEngine {
  public:
   struct Options {
-    std::string checkpoint_dir;      // training checkpoints (under the data directory)
-    int checkpoint_every = 50;       // steps; 0 = never
-    int preview_every = 50;          // steps; 0 = never (per-job override in the record)
-    size_t max_queued = 16;          // queued jobs; past it Submit is ResourceExhausted
+    std::string checkpoint_dir;  // training checkpoints (under the data directory)
+    int checkpoint_every = 50;   // steps; 0 = never
+    int preview_every = 50;      // steps; 0 = never (per-job override in the record)
+    size_t max_queued = 16;      // queued jobs; past it Submit is ResourceExhausted
     double heartbeat_seconds = 15;
     int default_max_run_seconds = 6 * 3600;
     JobObserver* observer = nullptr;  // not owned; may be null

@@ -30,7 +30,7 @@ struct JobRecord {
   std::string request_id;    // idempotency key, may be empty
   std::string request_hash;  // digest of the request payload, for idempotency checks
   std::string model;
-  std::string request;       // the serialised request, opaque to the store
+  std::string request;           // the serialised request, opaque to the store
   std::string request_encoding;  // how `request` is serialised (e.g. "spec-json"); set by the writer
   int64_t step = 0;
   int64_t total_steps = 0;
@@ -43,7 +43,7 @@ struct JobRecord {
   int error_code = 0;
   std::string error_message;
   bool cancel_requested = false;
-  int64_t last_seq = 0;  // seq of the newest event
+  int64_t last_seq = 0;         // seq of the newest event
   int64_t max_run_seconds = 0;  // 0 = the engine's default
   int64_t preview_every = 0;    // steps between previews; 0 = the engine's default
   int queue_position = 0;       // 1-based while queued; computed by the engine, not stored
@@ -58,7 +58,7 @@ struct JobEventRecord {
 };
 
 struct ListJobsQuery {
-  JobKind kind = JobKind::kUnspecified;    // any
+  JobKind kind = JobKind::kUnspecified;     // any
   JobState state = JobState::kUnspecified;  // any
   int page_size = 50;
   std::string page_token;  // from a previous page; empty = first page

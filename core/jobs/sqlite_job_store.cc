@@ -106,13 +106,15 @@ class Stmt {
   }
   std::string Text(int col) const {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p),
-                                                      static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+    return p == nullptr
+               ? std::string()
+               : std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
   }
   std::string Blob(int col) const {
     const void* p = sqlite3_column_blob(stmt_, col);
-    return p == nullptr ? std::string()
-                        : std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+    return p == nullptr
+               ? std::string()
+               : std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Double(int col) const { return sqlite3_column_double(stmt_, col); }
@@ -163,9 +165,7 @@ std::string LossesJson(const std::map<std::string, float>& losses) {
 
 }  // namespace
 
-bool IsTerminal(JobState s) {
-  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
-}
+bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
 
 const char* JobKindName(JobKind k) {
   switch (k) {
@@ -189,8 +189,8 @@ const char* JobStateName(JobState s) {
 
 absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -245,8 +245,8 @@ absl::Status SqliteJobStore::Migrate() {
 
 absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   absl::MutexLock lock(&mu_);
-  Stmt s(db_, absl::StrCat("INSERT INTO jobs (", kJobColumns,
-                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+  Stmt s(db_,
+         absl::StrCat("INSERT INTO jobs (", kJobColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   RETURN_IF_ERROR(s.status());
   s.Bind(1, j.id);
   s.Bind(2, static_cast<int64_t>(j.kind));
@@ -272,8 +272,8 @@ absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   s.Bind(22, j.request_encoding);
   absl::Status st = s.StepDone();
   if (absl::IsAlreadyExists(st)) {
-    return absl::AlreadyExistsError(absl::StrCat("a job with id ", j.id, " or request_id '", j.request_id,
-                                                 "' already exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("a job with id ", j.id, " or request_id '", j.request_id, "' already exists"));
   }
   return st;
 }
@@ -380,8 +380,8 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListUnfinished() {
                {});
 }
 
-absl::StatusOr<int64_t> SqliteJobStore::AppendEvent(JobRecord& job, const std::string& type,
-                                                    const std::string& payload, int64_t time_ms) {
+absl::StatusOr<int64_t> SqliteJobStore::AppendEvent(JobRecord& job, const std::string& type, const std::string& payload,
+                                                    int64_t time_ms) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   auto fail = [&](absl::Status s) {

@@ -31,8 +31,7 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<JobRecord> GetJob(const std::string& id) override;
   absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) override;
   absl::Status UpdateJob(const JobRecord& job) override;
-  absl::Status RewriteRequest(const std::string& id, const std::string& request,
-                              const std::string& encoding) override;
+  absl::Status RewriteRequest(const std::string& id, const std::string& request, const std::string& encoding) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<JobRecord>> ListUnfinished() override;
   absl::StatusOr<int64_t> AppendEvent(JobRecord& job, const std::string& type, const std::string& payload,
@@ -46,8 +45,7 @@ class SqliteJobStore : public JobStore {
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UpdateLocked(const JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<JobRecord>> Query(const std::string& where_sql,
-                                               const std::vector<std::string>& args)
+  absl::StatusOr<std::vector<JobRecord>> Query(const std::string& where_sql, const std::vector<std::string>& args)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;

@@ -84,10 +84,10 @@ ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
   e.info.size_bytes = DirSize(dir);
   auto mtime = fs::last_write_time(dir / "manifest.json", ec);
   if (!ec) {
-    e.info.create_time_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                                  mtime - fs::file_time_type::clock::now() + std::chrono::system_clock::now()
-                                                                                 .time_since_epoch())
-                                  .count();
+    e.info.create_time_unix =
+        std::chrono::duration_cast<std::chrono::seconds>(mtime - fs::file_time_type::clock::now() +
+                                                         std::chrono::system_clock::now().time_since_epoch())
+            .count();
   }
   auto text = ReadFile((dir / "manifest.json").string(), 1 << 20);
   if (!text.ok()) return fail(text.status());
@@ -116,8 +116,7 @@ ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
       absl::MutexLock lock(&mu_);
       auto it = models_.find(e.info.base_model);
       if (it == models_.end() || it->second.generator == nullptr) {
-        return fail(absl::FailedPreconditionError(
-            absl::StrCat("base model '", e.info.base_model, "' is not loaded")));
+        return fail(absl::FailedPreconditionError(absl::StrCat("base model '", e.info.base_model, "' is not loaded")));
       }
       base = it->second.generator;
     }
@@ -175,7 +174,8 @@ int ModelRepository::RemoveStaleWorkFolders() {
   std::vector<fs::path> stale;
   for (const auto& d : fs::directory_iterator(root_, ec)) {
     const std::string n = d.path().filename().string();
-    if (d.is_directory() && (absl::StartsWith(n, ".tmp-") || absl::StartsWith(n, ".deleted-"))) stale.push_back(d.path());
+    if (d.is_directory() && (absl::StartsWith(n, ".tmp-") || absl::StartsWith(n, ".deleted-")))
+      stale.push_back(d.path());
   }
   for (const auto& p : stale) {
     fs::remove_all(p, ec);
@@ -264,7 +264,8 @@ absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::Get
 }
 
 absl::StatusOr<ModelInfo> ModelRepository::Add(const std::string& name) {
-  if (!IsValidModelName(name)) return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a valid model name"));
+  if (!IsValidModelName(name))
+    return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a valid model name"));
   Entry e = LoadOne(name);
   ModelInfo info = e.info;
   {
@@ -291,8 +292,8 @@ absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string
     return absl::FailedPreconditionError(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
   }
   if (e.clip.model == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(e.info.kind),
-                                                      ", not a CLIP model"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", name, "' is a ", ModelKindName(e.info.kind), ", not a CLIP model"));
   }
   return e.clip;
 }
@@ -331,9 +332,8 @@ absl::Status ModelRepository::Delete(const std::string& name) {
   auto it = models_.find(name);
   if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
   if (it->second.info.kind != ModelKind::kAdaptedGenerator) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model '", name, "' is a ", ModelKindName(it->second.info.kind),
-                     "; only adapted generators can be deleted through the API"));
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(it->second.info.kind),
+                                                      "; only adapted generators can be deleted through the API"));
   }
   // Rename first (atomic), then remove: a crash leaves no half-deleted model visible.
   const fs::path dir = fs::path(root_) / name;

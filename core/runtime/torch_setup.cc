@@ -55,8 +55,8 @@ TorchSetupInfo ConfigureTorch(int threads, bool retain_host_memory) {
   if (retain_host_memory) {
     // One arena: glibc gives other threads (the device executor) mmap'ed heaps that
     // are trimmed regardless of the settings below.
-    info.retain_host_memory = mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_MAX, 0) == 1 &&
-                              mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
+    info.retain_host_memory =
+        mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
   }
   info.cpus_available = AvailableCpus();
   info.threads = threads > 0 ? threads : info.cpus_available;

@@ -7,13 +7,13 @@
 namespace ganserve::core {
 
 struct TorchSetupInfo {
-  int threads = 0;            // intra-op threads in use
-  int cpus_available = 0;     // cgroup- and affinity-aware
-  std::string blas_library;   // resolved path of the loaded libblas, or "" if none found
+  int threads = 0;              // intra-op threads in use
+  int cpus_available = 0;       // cgroup- and affinity-aware
+  std::string blas_library;     // resolved path of the loaded libblas, or "" if none found
   bool reference_blas = false;  // the slow netlib reference BLAS
   std::string torch_version;
   bool cuda_available = false;
-  bool cudnn_benchmark = false;  // cuDNN picks the fastest convolution per shape (CUDA only)
+  bool cudnn_benchmark = false;     // cuDNN picks the fastest convolution per shape (CUDA only)
   bool retain_host_memory = false;  // glibc keeps freed memory (see ConfigureTorch)
 };
 

@@ -24,9 +24,9 @@ namespace ganserve::core::service {
 // The process's settings (the server's flags bind to these fields). Component
 // defaults are the components' own.
 struct ApplicationOptions {
-  std::string data_dir = "./data";             // job store, inversions, checkpoints
-  std::string model_repository = "./models";   // one folder per model
-  std::string device = "auto";                 // auto | cpu | cuda[:N]
+  std::string data_dir = "./data";            // job store, inversions, checkpoints
+  std::string model_repository = "./models";  // one folder per model
+  std::string device = "auto";                // auto | cpu | cuda[:N]
   // CLIP arithmetic: auto (fp16 on CUDA, as OpenAI runs CLIP; fp32 elsewhere) | fp32 |
   // fp16 (CUDA only) | bf16.
   std::string clip_precision = "auto";

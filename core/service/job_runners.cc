@@ -93,8 +93,8 @@ class AdaptRunner : public JobRunner {
     auto delta = trainer_->Delta();
     auto write = [&](const std::string& folder) -> absl::Status {
       const std::filesystem::path dir(folder);
-      RETURN_IF_ERROR(
-          SaveSafetensors((dir / "delta.safetensors").string(), delta, {{"base_model", spec_.model}, {"job", job_id_}}));
+      RETURN_IF_ERROR(SaveSafetensors((dir / "delta.safetensors").string(), delta,
+                                      {{"base_model", spec_.model}, {"job", job_id_}}));
       nlohmann::json m = {{"kind", "adapted_generator"},
                           {"base_model", spec_.model},
                           {"delta", "delta.safetensors"},
@@ -145,8 +145,7 @@ class InvertRunner : public JobRunner {
 
 class GlobalStatsRunner : public JobRunner {
  public:
-  GlobalStatsRunner(std::unique_ptr<edit::GlobalStatsBuilder> b, std::string path, std::string model,
-                    std::string clip)
+  GlobalStatsRunner(std::unique_ptr<edit::GlobalStatsBuilder> b, std::string path, std::string model, std::string clip)
       : b_(std::move(b)), path_(std::move(path)), model_(std::move(model)), clip_(std::move(clip)) {}
   int64_t total_steps() const override { return b_->total_steps(); }
   int64_t step() const override { return b_->step(); }
@@ -213,17 +212,15 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         return std::unique_ptr<JobRunner>(
             new InvertRunner(std::move(projector), data_dir, InversionIdForJob(job.id), spec.model));
       });
-  engine->RegisterFactory(JobKind::kEditStats,
-                          [repo](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
-                            ASSIGN_OR_RETURN(GlobalStatsSpec spec, StoredSpec<GlobalStatsSpec>(job));
-                            ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
-                            ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo->GetClip(spec.clip_model));
-                            ASSIGN_OR_RETURN(auto builder, edit::GlobalStatsBuilder::Create(
-                                                               gen, clip.model, GlobalStatsOptionsOf(spec)));
-                            return std::unique_ptr<JobRunner>(new GlobalStatsRunner(
-                                std::move(builder), GlobalStatsPath(*repo, spec.model, spec.clip_model), spec.model,
-                                spec.clip_model));
-                          });
+  engine->RegisterFactory(
+      JobKind::kEditStats, [repo](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
+        ASSIGN_OR_RETURN(GlobalStatsSpec spec, StoredSpec<GlobalStatsSpec>(job));
+        ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
+        ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo->GetClip(spec.clip_model));
+        ASSIGN_OR_RETURN(auto builder, edit::GlobalStatsBuilder::Create(gen, clip.model, GlobalStatsOptionsOf(spec)));
+        return std::unique_ptr<JobRunner>(new GlobalStatsRunner(
+            std::move(builder), GlobalStatsPath(*repo, spec.model, spec.clip_model), spec.model, spec.clip_model));
+      });
 }
 
 }  // namespace ganserve::core::service

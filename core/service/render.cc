@@ -101,8 +101,8 @@ absl::StatusOr<EditInputs> ResolveEditInputs(const EditSpec& spec, const ModelRe
     }
     gp.truncation = psi;
   } else if (spec.latents.has_value()) {
-    RETURN_IF_ERROR(CheckLatentTensor(spec.latents->values, "latents.values",
-                                      int64_t{max_inputs} * cfg.n_latent * cfg.style_dim));
+    RETURN_IF_ERROR(
+        CheckLatentTensor(spec.latents->values, "latents.values", int64_t{max_inputs} * cfg.n_latent * cfg.style_dim));
     gp.space = ToModelSpace(spec.latents->space);
     if (gp.space == stylegan2::LatentSpace::kZ) gp.truncation = psi;
     gp.latents = spec.latents->values;
@@ -396,11 +396,11 @@ absl::StatusOr<std::optional<ImageBatchResult>> OptimizeSession::Step() {
   const OptimizePlan& p = *plan_;
   if (opt_ == nullptr) {
     const int64_t row = p.starts.numel() / p.starts.shape[0];
-    FloatTensor start{{1, p.starts.shape[1], p.starts.shape[2]},
-                      std::vector<float>(p.starts.data.begin() + input_ * row,
-                                         p.starts.data.begin() + (input_ + 1) * row)};
-    ASSIGN_OR_RETURN(opt_, edit::LatentOptimizer::Create(p.render, p.clip, start, p.text_embedding, p.noise_maps,
-                                                         p.options));
+    FloatTensor start{
+        {1, p.starts.shape[1], p.starts.shape[2]},
+        std::vector<float>(p.starts.data.begin() + input_ * row, p.starts.data.begin() + (input_ + 1) * row)};
+    ASSIGN_OR_RETURN(opt_,
+                     edit::LatentOptimizer::Create(p.render, p.clip, start, p.text_embedding, p.noise_maps, p.options));
   }
   ASSIGN_OR_RETURN(auto losses, opt_->Step());
   EditProgress progress;

@@ -33,8 +33,8 @@ struct RenderedImage {
   std::string data;  // PNG or JPEG bytes; empty for kRawFloat
   ImageFormat format = ImageFormat::kPng;
   int width = 0, height = 0;
-  int64_t seed = -1;  // -1 when not from a seed
-  int index = 0;      // within the request
+  int64_t seed = -1;   // -1 when not from a seed
+  int index = 0;       // within the request
   FloatTensor latent;  // w+ [1, n_latent, style_dim] when asked for
   FloatTensor raw;     // kRawFloat: [1, 3, H, W]
 };
@@ -61,9 +61,9 @@ struct ImageBatchResult {
 struct BatchWork {
   std::shared_ptr<const stylegan2::Generator> generator;
   stylegan2::GenerateParams params;
-  std::string model;  // reported in the message
-  int total = 0;      // images in the whole request
-  int start = 0;      // index of the first image of this batch
+  std::string model;           // reported in the message
+  int total = 0;               // images in the whole request
+  int start = 0;               // index of the first image of this batch
   std::vector<int64_t> seeds;  // per image, -1 when not from a seed
   EncodeOptions encode;
   int channels_moved = 0;
@@ -80,8 +80,8 @@ struct GeneratePlan {
   int batch_size = 0;
   std::vector<uint32_t> seeds;  // per image (seed mode), or empty for caller latents
   stylegan2::LatentSpace space = stylegan2::LatentSpace::kZ;
-  FloatTensor latents;                   // caller latents or an inversion, [total, ...]
-  std::vector<FloatTensor> noise_maps;   // an inversion's optimised noise (one image)
+  FloatTensor latents;                  // caller latents or an inversion, [total, ...]
+  std::vector<FloatTensor> noise_maps;  // an inversion's optimised noise (one image)
   float truncation = 1.0f;
   stylegan2::NoiseMode noise = stylegan2::NoiseMode::kConst;
   std::vector<uint32_t> mix_seeds;

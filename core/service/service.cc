@@ -84,8 +84,8 @@ absl::StatusOr<JobRecord> Service::PrepareWatch(WatchJobSpec spec) {
   RETURN_IF_ERROR(spec.Validate());
   ASSIGN_OR_RETURN(JobRecord job, d_.engine->Get(spec.id));
   if (spec.after_seq > job.last_seq) {
-    return absl::OutOfRangeError(absl::StrCat("after_seq ", spec.after_seq,
-                                              " is past the job's newest event (seq ", job.last_seq, ")"));
+    return absl::OutOfRangeError(
+        absl::StrCat("after_seq ", spec.after_seq, " is past the job's newest event (seq ", job.last_seq, ")"));
   }
   ASSIGN_OR_RETURN(int64_t first, d_.store->FirstSeq(spec.id));
   if (first > 0 && spec.after_seq + 1 < first) {

@@ -10,23 +10,23 @@
 namespace ganserve::core::service {
 
 NLOHMANN_JSON_SERIALIZE_ENUM(LatentSpace, {{LatentSpace::kUnspecified, "unspecified"},
-                                          {LatentSpace::kZ, "z"},
-                                          {LatentSpace::kW, "w"},
-                                          {LatentSpace::kWPlus, "w_plus"},
-                                          {LatentSpace::kS, "s"}})
+                                           {LatentSpace::kZ, "z"},
+                                           {LatentSpace::kW, "w"},
+                                           {LatentSpace::kWPlus, "w_plus"},
+                                           {LatentSpace::kS, "s"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(ImageFormat, {{ImageFormat::kUnspecified, "unspecified"},
-                                          {ImageFormat::kPng, "png"},
-                                          {ImageFormat::kJpeg, "jpeg"},
-                                          {ImageFormat::kRawFloat, "raw_float"}})
+                                           {ImageFormat::kPng, "png"},
+                                           {ImageFormat::kJpeg, "jpeg"},
+                                           {ImageFormat::kRawFloat, "raw_float"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(LayerPreset, {{LayerPreset::kUnspecified, "unspecified"},
-                                          {LayerPreset::kDefault, "default"},
-                                          {LayerPreset::kAll, "all"},
-                                          {LayerPreset::kTexture, "texture"},
-                                          {LayerPreset::kShape, "shape"},
-                                          {LayerPreset::kNoFine, "no_fine"}})
+                                           {LayerPreset::kDefault, "default"},
+                                           {LayerPreset::kAll, "all"},
+                                           {LayerPreset::kTexture, "texture"},
+                                           {LayerPreset::kShape, "shape"},
+                                           {LayerPreset::kNoFine, "no_fine"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(LayerMapping, {{LayerMapping::kUnspecified, "unspecified"},
-                                           {LayerMapping::kConsumer, "consumer"},
-                                           {LayerMapping::kOfficial, "official"}})
+                                            {LayerMapping::kConsumer, "consumer"},
+                                            {LayerMapping::kOfficial, "official"}})
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClipWeight, name, weight)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, output_name, source_text, target_text,
@@ -36,8 +36,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 preview_count, seed, max_run_seconds, preview_format)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples,
-                                                num_images, batch_size, preview_every, max_run_seconds, recompute)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
+                                                batch_size, preview_every, max_run_seconds, recompute)
 
 namespace {
 

@@ -23,15 +23,15 @@ absl::Status Invalid(const std::string& m) { return absl::InvalidArgumentError(m
 // Integer field in [lo, hi]; the message says what 0 means when it has a default.
 absl::Status Range(const char* field, int64_t v, int64_t lo, int64_t hi, const std::string& zero = "") {
   if (v >= lo && v <= hi) return absl::OkStatus();
-  return Invalid(absl::StrCat(field, " must be in [", lo, ", ", hi, "]", zero.empty() ? "" : " (0 = " + zero + ")",
-                              ", got ", v));
+  return Invalid(
+      absl::StrCat(field, " must be in [", lo, ", ", hi, "]", zero.empty() ? "" : " (0 = " + zero + ")", ", got ", v));
 }
 
 // Finite float field in [lo, hi].
 absl::Status RangeF(const char* field, float v, float lo, float hi, const std::string& zero = "") {
   if (std::isfinite(v) && v >= lo && v <= hi) return absl::OkStatus();
-  return Invalid(absl::StrCat(field, " must be in [", lo, ", ", hi, "]", zero.empty() ? "" : " (0 = " + zero + ")",
-                              ", got ", v));
+  return Invalid(
+      absl::StrCat(field, " must be in [", lo, ", ", hi, "]", zero.empty() ? "" : " (0 = " + zero + ")", ", got ", v));
 }
 
 template <typename E>
@@ -114,8 +114,8 @@ absl::Status CheckTensor(const FloatTensor& t, const std::string& field, int64_t
     n *= d;
   }
   if (n != static_cast<int64_t>(t.data.size())) {
-    return Invalid(absl::StrCat(field, ".shape ", ShapeString(t.shape), " needs ", n, " values, data has ",
-                                t.data.size()));
+    return Invalid(
+        absl::StrCat(field, ".shape ", ShapeString(t.shape), " needs ", n, " values, data has ", t.data.size()));
   }
   for (size_t i = 0; i < t.data.size(); ++i) {
     if (!std::isfinite(t.data[i])) {
@@ -234,8 +234,9 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
   // Both losses compare text embeddings of the source and target domains.
   if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
-    return Invalid("lambda_global and lambda_manifold need target_text: both losses use the target text's "
-                   "CLIP embedding, also with target_images");
+    return Invalid(
+        "lambda_global and lambda_manifold need target_text: both losses use the target text's "
+        "CLIP embedding, also with target_images");
   }
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 5000, "the server's interval"));
   RETURN_IF_ERROR(Range("preview_count", preview_count, 0, 16, std::to_string(reference.preview_count)));
@@ -351,8 +352,8 @@ absl::Status GenerateSpec::ValidateFor(const stylegan2::GeneratorConfig& cfg, co
       return Invalid("latents.space must be Z, W, W_PLUS or S");
     }
     const int64_t row = sp == LatentSpace::kWPlus ? int64_t{cfg.n_latent} * cfg.style_dim
-                        : sp == LatentSpace::kS  ? cfg.s_dim
-                                                 : cfg.style_dim;
+                        : sp == LatentSpace::kS   ? cfg.s_dim
+                                                  : cfg.style_dim;
     const FloatTensor& t = latents->values;
     RETURN_IF_ERROR(CheckTensor(t, "latents.values", row * max_images));
     const std::vector<int64_t> want = sp == LatentSpace::kWPlus
@@ -376,15 +377,15 @@ absl::Status GenerateSpec::ValidateFor(const stylegan2::GeneratorConfig& cfg, co
       return Invalid("mix_seeds needs seeds or count (mixing works on z drawn from seeds)");
     }
     if (static_cast<int64_t>(mix_seeds.size()) != total) {
-      return Invalid(absl::StrCat("mix_seeds needs one seed per image: ", total, " images, ", mix_seeds.size(),
-                                  " mix seeds"));
+      return Invalid(
+          absl::StrCat("mix_seeds needs one seed per image: ", total, " images, ", mix_seeds.size(), " mix seeds"));
     }
     for (size_t i = 0; i < mix_seeds.size(); ++i) {
       RETURN_IF_ERROR(CheckSeed(absl::StrCat("mix_seeds[", i, "]"), mix_seeds[i]));
     }
     if (inject_index < 1 || inject_index >= cfg.n_latent) {
-      return Invalid(absl::StrCat("inject_index must be in [1, ", cfg.n_latent - 1, "] for model '", model,
-                                  "', got ", inject_index));
+      return Invalid(absl::StrCat("inject_index must be in [1, ", cfg.n_latent - 1, "] for model '", model, "', got ",
+                                  inject_index));
     }
   } else if (inject_index != 0) {
     return Invalid("inject_index is only meaningful with mix_seeds");
@@ -467,10 +468,10 @@ absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limit
       return Invalid("direction.direction.space must be W, W_PLUS or S");
     }
   }
-  if (SourceCount(seeds, latents, inversion_id) != 1) return Invalid("give exactly one of seeds, latents or inversion_id");
-  const int max_inputs = latent_optimization.has_value()
-                             ? kMaxOptimizedInputs
-                             : std::max(1, limits.max_images_per_request / StrengthCount());
+  if (SourceCount(seeds, latents, inversion_id) != 1)
+    return Invalid("give exactly one of seeds, latents or inversion_id");
+  const int max_inputs = latent_optimization.has_value() ? kMaxOptimizedInputs
+                                                         : std::max(1, limits.max_images_per_request / StrengthCount());
   if (static_cast<int>(seeds.size()) > max_inputs) return Invalid(absl::StrCat("seeds: at most ", max_inputs, " here"));
   for (size_t i = 0; i < seeds.size(); ++i) RETURN_IF_ERROR(CheckSeed(absl::StrCat("seeds[", i, "]"), seeds[i]));
   if (latents.has_value()) {

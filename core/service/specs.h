@@ -44,10 +44,10 @@ enum class LayerMapping : int { kUnspecified = 0, kConsumer = 1, kOfficial = 2 }
 // Request-level defaults, for the specs and for clients that show them. Algorithm
 // settings default to their options structs' values (core/adapt, core/invert, core/edit).
 struct Defaults {
-  static constexpr int kGenerateBatch = 8;        // images per streamed message
+  static constexpr int kGenerateBatch = 8;  // images per streamed message
   static constexpr int kJpegQuality = 90;
-  static constexpr float kGlobalAlpha = 4.0f;     // global-direction strength (the reference notebook's)
-  static constexpr float kGlobalBeta = 0.15f;     // disentanglement threshold (the reference notebook's)
+  static constexpr float kGlobalAlpha = 4.0f;  // global-direction strength (the reference notebook's)
+  static constexpr float kGlobalBeta = 0.15f;  // disentanglement threshold (the reference notebook's)
   static constexpr int kListPageSize = 50;
   static constexpr float kLrScale = 1.0f;
   static constexpr float kClipWeight = 1.0f;

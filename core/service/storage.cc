@@ -36,10 +36,10 @@ absl::StatusOr<std::shared_ptr<const edit::GlobalStats>> GlobalStatsCache::Get(c
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model '", model, "' has no global-direction statistics for CLIP model '", clip,
-        "' yet: compute them once with PrepareGlobalDirections (ganctl prepare-global --model ", model,
-        "); they take one render pair per channel and image"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", model, "' has no global-direction statistics for CLIP model '", clip,
+                     "' yet: compute them once with PrepareGlobalDirections (ganctl prepare-global --model ", model,
+                     "); they take one render pair per channel and image"));
   }
   const auto mtime = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
   const std::string stamp = absl::StrCat(size, ":", mtime);

@@ -24,8 +24,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) 
     return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", ec.message()));
   }
   if (size > max_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(path, " is ", size, " bytes, over the limit of ", max_bytes));
+    return absl::ResourceExhaustedError(absl::StrCat(path, " is ", size, " bytes, over the limit of ", max_bytes));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InternalError(absl::StrCat("cannot open ", path));

@@ -28,9 +28,7 @@ class MappedFile {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
-  absl::string_view view() const {
-    return {reinterpret_cast<const char*>(data_), size_};
-  }
+  absl::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
 
  private:
   MappedFile() = default;

@@ -78,8 +78,7 @@ int64_t ElementAsInt(DType dtype, const uint8_t* p) {
 }
 
 bool IsFloating(DType d) {
-  return d == DType::kFloat32 || d == DType::kFloat64 || d == DType::kFloat16 ||
-         d == DType::kBFloat16;
+  return d == DType::kFloat32 || d == DType::kFloat64 || d == DType::kFloat16 || d == DType::kBFloat16;
 }
 
 // Calls fn(byte_offset) for every element in C order after checking bounds.
@@ -99,9 +98,9 @@ absl::Status ForEachElement(const TensorView& view, Fn fn) {
   const int64_t esize = static_cast<int64_t>(DTypeSize(view.dtype));
   // Extent check: the lowest and highest element offsets must lie inside the bytes.
   // Strides come from files: every product and sum is overflow-checked.
-  const absl::Status out_of_range = absl::InvalidArgumentError(
-      absl::StrCat("tensor of shape ", ShapeString(view.shape), " has strides reaching outside its storage of ",
-                   view.nbytes, " bytes"));
+  const absl::Status out_of_range =
+      absl::InvalidArgumentError(absl::StrCat("tensor of shape ", ShapeString(view.shape),
+                                              " has strides reaching outside its storage of ", view.nbytes, " bytes"));
   int64_t lo = view.offset, hi = view.offset;
   for (size_t i = 0; i < rank; ++i) {
     int64_t span;
@@ -114,8 +113,7 @@ absl::Status ForEachElement(const TensorView& view, Fn fn) {
   }
   if (lo < 0 || end_bytes > static_cast<int64_t>(view.nbytes)) {
     return absl::InvalidArgumentError(absl::StrCat("tensor of shape ", ShapeString(view.shape),
-                                                   " reaches outside its storage of ", view.nbytes,
-                                                   " bytes"));
+                                                   " reaches outside its storage of ", view.nbytes, " bytes"));
   }
   std::vector<int64_t> idx(rank, 0);
   int64_t off = view.offset;
@@ -187,17 +185,15 @@ absl::StatusOr<FloatTensor> ToFloatTensor(const TensorView& view) {
   const int64_t n = view.numel();
   if (n < 0) return absl::InvalidArgumentError("tensor has an invalid shape " + ShapeString(view.shape));
   out.data.reserve(static_cast<size_t>(n));
-  absl::Status s = ForEachElement(view, [&](const uint8_t* p) {
-    out.data.push_back(static_cast<float>(ElementAsDouble(view.dtype, p)));
-  });
+  absl::Status s = ForEachElement(
+      view, [&](const uint8_t* p) { out.data.push_back(static_cast<float>(ElementAsDouble(view.dtype, p))); });
   if (!s.ok()) return s;
   return out;
 }
 
 absl::StatusOr<std::vector<int64_t>> ToInt64Vector(const TensorView& view) {
   if (IsFloating(view.dtype)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected an integer tensor, got ", DTypeName(view.dtype)));
+    return absl::InvalidArgumentError(absl::StrCat("expected an integer tensor, got ", DTypeName(view.dtype)));
   }
   std::vector<int64_t> out;
   absl::Status s = ForEachElement(view, [&](const uint8_t* p) { out.push_back(ElementAsInt(view.dtype, p)); });

@@ -50,8 +50,8 @@ cs::EditSpec ToSpec(const v1::EditRequest& r) {
   switch (r.method_case()) {
     case v1::EditRequest::kGlobalDirection: {
       const auto& g = r.global_direction();
-      s.global_direction = cs::GlobalDirectionSpec{g.neutral_text(), g.target_text(),
-                                                   {g.alphas().begin(), g.alphas().end()}, g.beta(), g.clip_model()};
+      s.global_direction = cs::GlobalDirectionSpec{
+          g.neutral_text(), g.target_text(), {g.alphas().begin(), g.alphas().end()}, g.beta(), g.clip_model()};
       break;
     }
     case v1::EditRequest::kLatentOptimization: {

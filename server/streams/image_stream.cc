@@ -75,8 +75,8 @@ class GenerateReactor : public ImageStreamBase {
   void NextBatch() {
     if (cancelled_) return End(ClientCancelled());
     if (DeadlinePassed()) {
-      return End(absl::DeadlineExceededError(absl::StrCat("deadline passed after ", next_, " of ", plan_.total,
-                                                          " images")));
+      return End(
+          absl::DeadlineExceededError(absl::StrCat("deadline passed after ", next_, " of ", plan_.total, " images")));
     }
     if (next_ >= plan_.total) return End(absl::OkStatus());
     const int start = next_;
@@ -132,8 +132,8 @@ class OptimizeReactor : public ImageStreamBase {
   void Next() {
     if (cancelled_) return End(ClientCancelled());
     if (DeadlinePassed()) {
-      return End(absl::DeadlineExceededError(absl::StrCat("deadline passed while optimising input ",
-                                                          session_->input(), " of ", session_->inputs())));
+      return End(absl::DeadlineExceededError(
+          absl::StrCat("deadline passed while optimising input ", session_->input(), " of ", session_->inputs())));
     }
     if (session_->done()) return End(absl::OkStatus());
     Post(core::WorkClass::kBatch, [this] {

@@ -190,7 +190,8 @@ void JobStreamRegistry::CloseAll() {
     absl::MutexLock lock(&s->mu);
     s->queue.clear();
     if (!s->writing) {
-      s->FinishLocked(absl::UnavailableError("the server is shutting down; the job continues: re-attach with WatchJob"));
+      s->FinishLocked(
+          absl::UnavailableError("the server is shutting down; the job continues: re-attach with WatchJob"));
     } else {
       s->terminal_written = false;
       s->finished = false;

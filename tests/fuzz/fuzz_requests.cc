@@ -115,7 +115,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     WriteSeeds(dir);
     std::exit(0);
   }
-  const std::string root = std::filesystem::temp_directory_path() / ("ganserve_fuzz_requests_" + std::to_string(getpid()));
+  const std::string root =
+      std::filesystem::temp_directory_path() / ("ganserve_fuzz_requests_" + std::to_string(getpid()));
   std::filesystem::create_directories(root + "/models/tiny");
   std::filesystem::create_directories(root + "/models/clip");
   auto cfg = gc::stylegan2::MakeConfig(16, 32, 2, 1, 8);

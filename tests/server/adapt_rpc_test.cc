@@ -6,14 +6,13 @@
 #include <cmath>
 #include <thread>
 
+#include <grpcpp/generic/generic_stub.h>
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include <grpcpp/generic/generic_stub.h>
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
-
 
 namespace ganserve::testing {
 namespace {
@@ -85,8 +84,7 @@ TEST_F(GanServiceTest, AdaptRejectsBadRequests) {
       {"output name", [](auto* r) { r->set_output_name("Bad Name"); }, grpc::StatusCode::INVALID_ARGUMENT,
        "output_name"},
       {"output exists", [](auto* r) { r->set_output_name("tiny"); }, grpc::StatusCode::ALREADY_EXISTS, "exists"},
-      {"request id", [](auto* r) { r->set_request_id("has space"); }, grpc::StatusCode::INVALID_ARGUMENT,
-       "request_id"},
+      {"request id", [](auto* r) { r->set_request_id("has space"); }, grpc::StatusCode::INVALID_ARGUMENT, "request_id"},
   };
   auto stub = server_->Stub();
   for (const Case& c : cases) {

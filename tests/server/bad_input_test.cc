@@ -122,80 +122,184 @@ std::vector<Case> Table() {
   using C = grpc::StatusCode;
   std::vector<Case> t;
   auto gen = [&](const char* what, std::function<void(v1::GenerateSamplesRequest*)> f, C code, const char* says) {
-    t.push_back({"GenerateSamples", what, [f](Stub* s) { auto r = Gen(); f(&r); return Generate(s, r); }, code, says});
+    t.push_back({"GenerateSamples", what,
+                 [f](Stub* s) {
+                   auto r = Gen();
+                   f(&r);
+                   return Generate(s, r);
+                 },
+                 code, says});
   };
-  gen("no model", [](auto* r) { r->clear_model(); }, C::INVALID_ARGUMENT, "model");
-  gen("unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "no model named 'nope'");
-  gen("model name with a path", [](auto* r) { r->set_model("../etc"); }, C::INVALID_ARGUMENT, "model");
-  gen("broken model", [](auto* r) { r->set_model("broken"); }, C::FAILED_PRECONDITION, "broken");
-  gen("negative count", [](auto* r) { r->clear_seeds(); r->set_count(-3); }, C::INVALID_ARGUMENT, "count");
-  gen("huge count", [](auto* r) { r->clear_seeds(); r->set_count(1000000000); }, C::INVALID_ARGUMENT, "count");
-  gen("negative seed", [](auto* r) { r->set_seeds(0, -1); }, C::INVALID_ARGUMENT, "seed");
-  gen("huge batch_size", [](auto* r) { r->set_batch_size(100000); }, C::INVALID_ARGUMENT, "batch_size");
-  gen("NaN truncation", [](auto* r) { r->set_truncation(NAN); r->set_has_truncation(true); }, C::INVALID_ARGUMENT,
-      "truncation");
-  gen("Inf truncation", [](auto* r) { r->set_truncation(INFINITY); r->set_has_truncation(true); },
+  gen(
+      "no model", [](auto* r) { r->clear_model(); }, C::INVALID_ARGUMENT, "model");
+  gen(
+      "unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "no model named 'nope'");
+  gen(
+      "model name with a path", [](auto* r) { r->set_model("../etc"); }, C::INVALID_ARGUMENT, "model");
+  gen(
+      "broken model", [](auto* r) { r->set_model("broken"); }, C::FAILED_PRECONDITION, "broken");
+  gen(
+      "negative count",
+      [](auto* r) {
+        r->clear_seeds();
+        r->set_count(-3);
+      },
+      C::INVALID_ARGUMENT, "count");
+  gen(
+      "huge count",
+      [](auto* r) {
+        r->clear_seeds();
+        r->set_count(1000000000);
+      },
+      C::INVALID_ARGUMENT, "count");
+  gen(
+      "negative seed", [](auto* r) { r->set_seeds(0, -1); }, C::INVALID_ARGUMENT, "seed");
+  gen(
+      "huge batch_size", [](auto* r) { r->set_batch_size(100000); }, C::INVALID_ARGUMENT, "batch_size");
+  gen(
+      "NaN truncation",
+      [](auto* r) {
+        r->set_truncation(NAN);
+        r->set_has_truncation(true);
+      },
       C::INVALID_ARGUMENT, "truncation");
-  gen("NaN in latents", [](auto* r) { r->clear_seeds(); *r->mutable_latents() = ZLatents(1, 64, NAN); },
+  gen(
+      "Inf truncation",
+      [](auto* r) {
+        r->set_truncation(INFINITY);
+        r->set_has_truncation(true);
+      },
+      C::INVALID_ARGUMENT, "truncation");
+  gen(
+      "NaN in latents",
+      [](auto* r) {
+        r->clear_seeds();
+        *r->mutable_latents() = ZLatents(1, 64, NAN);
+      },
       C::INVALID_ARGUMENT, "finite");
-  gen("Inf in latents", [](auto* r) { r->clear_seeds(); *r->mutable_latents() = ZLatents(1, 64, INFINITY); },
+  gen(
+      "Inf in latents",
+      [](auto* r) {
+        r->clear_seeds();
+        *r->mutable_latents() = ZLatents(1, 64, INFINITY);
+      },
       C::INVALID_ARGUMENT, "finite");
-  gen("latents of the wrong width", [](auto* r) { r->clear_seeds(); *r->mutable_latents() = ZLatents(1, 63, 0); },
+  gen(
+      "latents of the wrong width",
+      [](auto* r) {
+        r->clear_seeds();
+        *r->mutable_latents() = ZLatents(1, 63, 0);
+      },
       C::INVALID_ARGUMENT, "64");
-  gen("shape and data disagree", [](auto* r) {
+  gen(
+      "shape and data disagree",
+      [](auto* r) {
         r->clear_seeds();
         *r->mutable_latents() = ZLatents(2, 64, 0);
         r->mutable_latents()->mutable_values()->mutable_data()->Truncate(70);
-      }, C::INVALID_ARGUMENT, "shape");
-  gen("seeds and latents together", [](auto* r) { *r->mutable_latents() = ZLatents(1, 64, 0); },
-      C::INVALID_ARGUMENT, "one of");
-  gen("unknown inversion id", [](auto* r) { r->clear_seeds(); r->set_inversion_id("inv-ffff"); }, C::NOT_FOUND,
-      "inv-ffff");
-  gen("malformed inversion id", [](auto* r) { r->clear_seeds(); r->set_inversion_id("../../x"); },
+      },
+      C::INVALID_ARGUMENT, "shape");
+  gen(
+      "seeds and latents together", [](auto* r) { *r->mutable_latents() = ZLatents(1, 64, 0); }, C::INVALID_ARGUMENT,
+      "one of");
+  gen(
+      "unknown inversion id",
+      [](auto* r) {
+        r->clear_seeds();
+        r->set_inversion_id("inv-ffff");
+      },
+      C::NOT_FOUND, "inv-ffff");
+  gen(
+      "malformed inversion id",
+      [](auto* r) {
+        r->clear_seeds();
+        r->set_inversion_id("../../x");
+      },
       C::INVALID_ARGUMENT, "inversion");
-  gen("unknown format", [](auto* r) { r->set_format(static_cast<v1::ImageFormat>(42)); }, C::INVALID_ARGUMENT,
+  gen(
+      "unknown format", [](auto* r) { r->set_format(static_cast<v1::ImageFormat>(42)); }, C::INVALID_ARGUMENT,
       "format");
-  gen("message over the size limit", [](auto* r) {
+  gen(
+      "message over the size limit",
+      [](auto* r) {
         r->clear_seeds();
         *r->mutable_latents() = ZLatents(160000, 64, 0.5f);  // ~41 MB > 32 MiB
-      }, C::RESOURCE_EXHAUSTED, "larger than max");
+      },
+      C::RESOURCE_EXHAUSTED, "larger than max");
 
   auto edit = [&](const char* what, std::function<void(v1::EditRequest*)> f, C code, const char* says) {
-    t.push_back({"Edit", what, [f](Stub* s) { auto r = EditReq(); f(&r); return Edit(s, r); }, code, says});
+    t.push_back({"Edit", what,
+                 [f](Stub* s) {
+                   auto r = EditReq();
+                   f(&r);
+                   return Edit(s, r);
+                 },
+                 code, says});
   };
-  edit("no method", [](auto* r) { r->clear_global_direction(); }, C::INVALID_ARGUMENT, "method");
-  edit("empty neutral text", [](auto* r) { r->mutable_global_direction()->clear_neutral_text(); },
-       C::INVALID_ARGUMENT, "neutral_text");
-  edit("target text of 301 characters", [](auto* r) { r->mutable_global_direction()->set_target_text(std::string(301, 'a')); },
-       C::INVALID_ARGUMENT, "300");
-  edit("alpha out of range", [](auto* r) { r->mutable_global_direction()->add_alphas(99); }, C::INVALID_ARGUMENT,
-       "alphas");
-  edit("NaN alpha", [](auto* r) { r->mutable_global_direction()->add_alphas(NAN); }, C::INVALID_ARGUMENT, "alphas");
-  edit("beta of 1", [](auto* r) { r->mutable_global_direction()->set_beta(1.0f); }, C::INVALID_ARGUMENT, "beta");
-  edit("odd Unicode before statistics exist",
-       [](auto* r) { r->mutable_global_direction()->set_target_text("\u202e\u0301\xF0\x9F\x92\xA5 \u00e9t\u00e9"); },
-       C::FAILED_PRECONDITION, "PrepareGlobalDirections");
-  edit("unknown render model", [](auto* r) { r->set_render_model("nope"); }, C::NOT_FOUND, "nope");
-  edit("seeds and an inversion", [](auto* r) { r->set_inversion_id("inv-1"); }, C::INVALID_ARGUMENT, "one of");
-  edit("unknown CLIP model", [](auto* r) { r->mutable_global_direction()->set_clip_model("nope"); }, C::NOT_FOUND,
-       "nope");
+  edit(
+      "no method", [](auto* r) { r->clear_global_direction(); }, C::INVALID_ARGUMENT, "method");
+  edit(
+      "empty neutral text", [](auto* r) { r->mutable_global_direction()->clear_neutral_text(); }, C::INVALID_ARGUMENT,
+      "neutral_text");
+  edit(
+      "target text of 301 characters",
+      [](auto* r) { r->mutable_global_direction()->set_target_text(std::string(301, 'a')); }, C::INVALID_ARGUMENT,
+      "300");
+  edit(
+      "alpha out of range", [](auto* r) { r->mutable_global_direction()->add_alphas(99); }, C::INVALID_ARGUMENT,
+      "alphas");
+  edit(
+      "NaN alpha", [](auto* r) { r->mutable_global_direction()->add_alphas(NAN); }, C::INVALID_ARGUMENT, "alphas");
+  edit(
+      "beta of 1", [](auto* r) { r->mutable_global_direction()->set_beta(1.0f); }, C::INVALID_ARGUMENT, "beta");
+  edit(
+      "odd Unicode before statistics exist",
+      [](auto* r) { r->mutable_global_direction()->set_target_text("\u202e\u0301\xF0\x9F\x92\xA5 \u00e9t\u00e9"); },
+      C::FAILED_PRECONDITION, "PrepareGlobalDirections");
+  edit(
+      "unknown render model", [](auto* r) { r->set_render_model("nope"); }, C::NOT_FOUND, "nope");
+  edit(
+      "seeds and an inversion", [](auto* r) { r->set_inversion_id("inv-1"); }, C::INVALID_ARGUMENT, "one of");
+  edit(
+      "unknown CLIP model", [](auto* r) { r->mutable_global_direction()->set_clip_model("nope"); }, C::NOT_FOUND,
+      "nope");
 
   auto adapt = [&](const char* what, std::function<void(v1::AdaptDomainRequest*)> f, C code, const char* says) {
-    t.push_back({"AdaptDomain", what, [f](Stub* s) { auto r = AdaptReq(); f(&r); return Adapt(s, r); }, code, says});
+    t.push_back({"AdaptDomain", what,
+                 [f](Stub* s) {
+                   auto r = AdaptReq();
+                   f(&r);
+                   return Adapt(s, r);
+                 },
+                 code, says});
   };
-  adapt("no target", [](auto* r) { r->clear_target_text(); }, C::INVALID_ARGUMENT, "target");
-  adapt("iterations past the cap", [](auto* r) { r->set_iterations(99999); }, C::INVALID_ARGUMENT, "iterations");
-  adapt("negative batch", [](auto* r) { r->set_batch_size(-1); }, C::INVALID_ARGUMENT, "batch_size");
-  adapt("NaN lr_scale", [](auto* r) { r->set_lr_scale(NAN); }, C::INVALID_ARGUMENT, "lr_scale");
-  adapt("unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
-  adapt("prompt longer than CLIP's context", [](auto* r) {
-          std::string s;
-          for (int i = 0; i < 120; ++i) s += "sketch ";
-          r->set_target_text(s);
-        }, C::INVALID_ARGUMENT, "target_text");
-  adapt("target image that is not an image", [](auto* r) { r->clear_target_text(); r->add_target_images("GIF89a"); },
-        C::INVALID_ARGUMENT, "image");
-  adapt("request_id with spaces", [](auto* r) { r->set_request_id("a b"); }, C::INVALID_ARGUMENT, "request_id");
+  adapt(
+      "no target", [](auto* r) { r->clear_target_text(); }, C::INVALID_ARGUMENT, "target");
+  adapt(
+      "iterations past the cap", [](auto* r) { r->set_iterations(99999); }, C::INVALID_ARGUMENT, "iterations");
+  adapt(
+      "negative batch", [](auto* r) { r->set_batch_size(-1); }, C::INVALID_ARGUMENT, "batch_size");
+  adapt(
+      "NaN lr_scale", [](auto* r) { r->set_lr_scale(NAN); }, C::INVALID_ARGUMENT, "lr_scale");
+  adapt(
+      "unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
+  adapt(
+      "prompt longer than CLIP's context",
+      [](auto* r) {
+        std::string s;
+        for (int i = 0; i < 120; ++i) s += "sketch ";
+        r->set_target_text(s);
+      },
+      C::INVALID_ARGUMENT, "target_text");
+  adapt(
+      "target image that is not an image",
+      [](auto* r) {
+        r->clear_target_text();
+        r->add_target_images("GIF89a");
+      },
+      C::INVALID_ARGUMENT, "image");
+  adapt(
+      "request_id with spaces", [](auto* r) { r->set_request_id("a b"); }, C::INVALID_ARGUMENT, "request_id");
   {
     // An image-only adaptation with the global loss: both compare text embeddings, so it
     // is refused at submission instead of failing in the trainer after queueing.
@@ -203,23 +307,35 @@ std::vector<Case> Table() {
     img.width = img.height = 8;
     img.pixels.assign(8 * 8 * 3, 90);
     const std::string png = *core::EncodePng(img);
-    adapt("image-only with lambda_global", [png](auto* r) {
-            r->clear_target_text();
-            r->add_target_images(png);
-            r->set_lambda_global(1);
-          }, C::INVALID_ARGUMENT, "lambda_global");
-    adapt("image-only with lambda_manifold", [png](auto* r) {
-            r->clear_target_text();
-            r->add_target_images(png);
-            r->set_lambda_manifold(0.5f);
-          }, C::INVALID_ARGUMENT, "target_text");
+    adapt(
+        "image-only with lambda_global",
+        [png](auto* r) {
+          r->clear_target_text();
+          r->add_target_images(png);
+          r->set_lambda_global(1);
+        },
+        C::INVALID_ARGUMENT, "lambda_global");
+    adapt(
+        "image-only with lambda_manifold",
+        [png](auto* r) {
+          r->clear_target_text();
+          r->add_target_images(png);
+          r->set_lambda_manifold(0.5f);
+        },
+        C::INVALID_ARGUMENT, "target_text");
   }
-  adapt("unknown layer_preset", [](auto* r) { r->set_layer_preset(static_cast<v1::LayerPreset>(42)); },
-        C::INVALID_ARGUMENT, "layer_preset");
+  adapt(
+      "unknown layer_preset", [](auto* r) { r->set_layer_preset(static_cast<v1::LayerPreset>(42)); },
+      C::INVALID_ARGUMENT, "layer_preset");
 
   auto inv = [&](const char* what, std::string image, std::function<void(v1::InvertImageRequest*)> f, C code,
                  const char* says) {
-    t.push_back({"InvertImage", what, [image, f](Stub* s) { auto r = InvertReq(image); f(&r); return Invert(s, r); },
+    t.push_back({"InvertImage", what,
+                 [image, f](Stub* s) {
+                   auto r = InvertReq(image);
+                   f(&r);
+                   return Invert(s, r);
+                 },
                  code, says});
   };
   auto nothing = [](v1::InvertImageRequest*) {};
@@ -234,75 +350,105 @@ std::vector<Case> Table() {
   small.width = small.height = 8;
   small.pixels.assign(8 * 8 * 3, 200);
   const std::string png = *core::EncodePng(small);
-  inv("negative steps", png, [](auto* r) { r->set_steps(-5); }, C::INVALID_ARGUMENT, "steps");
-  inv("NaN lr", png, [](auto* r) { r->set_lr(NAN); }, C::INVALID_ARGUMENT, "lr");
-  inv("space S (not supported for inversion)", png, [](auto* r) { r->set_space(v1::LATENT_SPACE_S); },
+  inv(
+      "negative steps", png, [](auto* r) { r->set_steps(-5); }, C::INVALID_ARGUMENT, "steps");
+  inv(
+      "NaN lr", png, [](auto* r) { r->set_lr(NAN); }, C::INVALID_ARGUMENT, "lr");
+  inv(
+      "space S (not supported for inversion)", png, [](auto* r) { r->set_space(v1::LATENT_SPACE_S); },
       C::INVALID_ARGUMENT, "space");
-  inv("unknown model", "x", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
+  inv(
+      "unknown model", "x", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
 
   auto prep = [&](const char* what, std::function<void(v1::PrepareGlobalDirectionsRequest*)> f, C code,
                   const char* says) {
-    t.push_back({"PrepareGlobalDirections", what, [f](Stub* s) {
+    t.push_back({"PrepareGlobalDirections", what,
+                 [f](Stub* s) {
                    v1::PrepareGlobalDirectionsRequest r;
                    r.set_model("tiny");
                    f(&r);
                    return Prepare(s, r);
-                 }, code, says});
+                 },
+                 code, says});
   };
-  prep("odd batch size", [](auto* r) { r->set_batch_size(3); }, C::INVALID_ARGUMENT, "batch_size");
-  prep("too few samples", [](auto* r) { r->set_num_samples(5); }, C::INVALID_ARGUMENT, "num_samples");
-  prep("more images than samples", [](auto* r) { r->set_num_samples(100); r->set_num_images(200); },
-       C::INVALID_ARGUMENT, "num_images");
-  prep("unknown CLIP model", [](auto* r) { r->set_clip_model("nope"); }, C::NOT_FOUND, "nope");
+  prep(
+      "odd batch size", [](auto* r) { r->set_batch_size(3); }, C::INVALID_ARGUMENT, "batch_size");
+  prep(
+      "too few samples", [](auto* r) { r->set_num_samples(5); }, C::INVALID_ARGUMENT, "num_samples");
+  prep(
+      "more images than samples",
+      [](auto* r) {
+        r->set_num_samples(100);
+        r->set_num_images(200);
+      },
+      C::INVALID_ARGUMENT, "num_images");
+  prep(
+      "unknown CLIP model", [](auto* r) { r->set_clip_model("nope"); }, C::NOT_FOUND, "nope");
 
   auto watch = [&](const char* what, std::string id, int64_t after, C code, const char* says) {
-    t.push_back({"WatchJob", what, [id, after](Stub* s) {
+    t.push_back({"WatchJob", what,
+                 [id, after](Stub* s) {
                    v1::WatchJobRequest r;
                    r.set_id(id);
                    r.set_after_seq(after);
                    return Watch(s, r);
-                 }, code, says});
+                 },
+                 code, says});
   };
   watch("no id", "", 0, C::INVALID_ARGUMENT, "id");
   watch("unknown job", "job-ffff", 0, C::NOT_FOUND, "job-ffff");
   watch("negative after_seq", "job-ffff", -1, C::INVALID_ARGUMENT, "after_seq");
   watch("id of 200 characters", std::string(200, 'j'), 0, C::INVALID_ARGUMENT, "128");
 
-  t.push_back({"GetJob", "unknown job", [](Stub* s) {
+  t.push_back({"GetJob", "unknown job",
+               [](Stub* s) {
                  v1::GetJobRequest r;
                  r.set_id("job-ffff");
                  return Unary(&Stub::GetJob, s, r);
-               }, C::NOT_FOUND, "job-ffff"});
-  t.push_back({"CancelJob", "unknown job", [](Stub* s) {
+               },
+               C::NOT_FOUND, "job-ffff"});
+  t.push_back({"CancelJob", "unknown job",
+               [](Stub* s) {
                  v1::CancelJobRequest r;
                  r.set_id("job-ffff");
                  return Unary(&Stub::CancelJob, s, r);
-               }, C::NOT_FOUND, "job-ffff"});
-  t.push_back({"ListJobs", "page_size of 10000", [](Stub* s) {
+               },
+               C::NOT_FOUND, "job-ffff"});
+  t.push_back({"ListJobs", "page_size of 10000",
+               [](Stub* s) {
                  v1::ListJobsRequest r;
                  r.set_page_size(10000);
                  return Unary(&Stub::ListJobs, s, r);
-               }, C::INVALID_ARGUMENT, "page_size"});
-  t.push_back({"ListJobs", "a forged page token", [](Stub* s) {
+               },
+               C::INVALID_ARGUMENT, "page_size"});
+  t.push_back({"ListJobs", "a forged page token",
+               [](Stub* s) {
                  v1::ListJobsRequest r;
                  r.set_page_token("not-a-token");
                  return Unary(&Stub::ListJobs, s, r);
-               }, C::INVALID_ARGUMENT, "page_token"});
-  t.push_back({"GetModel", "unknown model", [](Stub* s) {
+               },
+               C::INVALID_ARGUMENT, "page_token"});
+  t.push_back({"GetModel", "unknown model",
+               [](Stub* s) {
                  v1::GetModelRequest r;
                  r.set_name("nope");
                  return Unary(&Stub::GetModel, s, r);
-               }, C::NOT_FOUND, "nope"});
-  t.push_back({"DeleteModel", "a base model", [](Stub* s) {
+               },
+               C::NOT_FOUND, "nope"});
+  t.push_back({"DeleteModel", "a base model",
+               [](Stub* s) {
                  v1::DeleteModelRequest r;
                  r.set_name("tiny");
                  return Unary(&Stub::DeleteModel, s, r);
-               }, C::FAILED_PRECONDITION, "adapted"});
-  t.push_back({"DeleteModel", "a path", [](Stub* s) {
+               },
+               C::FAILED_PRECONDITION, "adapted"});
+  t.push_back({"DeleteModel", "a path",
+               [](Stub* s) {
                  v1::DeleteModelRequest r;
                  r.set_name("../models");
                  return Unary(&Stub::DeleteModel, s, r);
-               }, C::INVALID_ARGUMENT, "name"});
+               },
+               C::INVALID_ARGUMENT, "name"});
   return t;
 }
 

@@ -6,14 +6,13 @@
 #include <cmath>
 #include <thread>
 
+#include <grpcpp/generic/generic_stub.h>
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include <grpcpp/generic/generic_stub.h>
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
-
 
 namespace ganserve::testing {
 namespace {

@@ -6,14 +6,13 @@
 #include <cmath>
 #include <thread>
 
+#include <grpcpp/generic/generic_stub.h>
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include <grpcpp/generic/generic_stub.h>
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
-
 
 namespace ganserve::testing {
 namespace {
@@ -98,9 +97,11 @@ struct BadCase {
 TEST_F(GanServiceTest, GenerateRejectsBadRequests) {
   const BadCase cases[] = {
       {"no model", [](auto* r) { r->clear_model(); }, grpc::StatusCode::INVALID_ARGUMENT, "model is required"},
-      {"bad model name", [](auto* r) { r->set_model("../etc"); }, grpc::StatusCode::INVALID_ARGUMENT, "valid model name"},
+      {"bad model name", [](auto* r) { r->set_model("../etc"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "valid model name"},
       {"unknown model", [](auto* r) { r->set_model("nope"); }, grpc::StatusCode::NOT_FOUND, "no model named 'nope'"},
-      {"broken model", [](auto* r) { r->set_model("broken"); }, grpc::StatusCode::FAILED_PRECONDITION, "failed to load"},
+      {"broken model", [](auto* r) { r->set_model("broken"); }, grpc::StatusCode::FAILED_PRECONDITION,
+       "failed to load"},
       {"two sources", [](auto* r) { r->set_count(3); }, grpc::StatusCode::INVALID_ARGUMENT, "exactly one of"},
       {"no source", [](auto* r) { r->clear_seeds(); }, grpc::StatusCode::INVALID_ARGUMENT, "exactly one of"},
       {"negative seed", [](auto* r) { r->set_seeds(0, -1); }, grpc::StatusCode::INVALID_ARGUMENT, "seeds[0]"},
@@ -125,9 +126,18 @@ TEST_F(GanServiceTest, GenerateRejectsBadRequests) {
        },
        grpc::StatusCode::INVALID_ARGUMENT, "truncation must be in [0, 2]"},
       {"inject without mix", [](auto* r) { r->set_inject_index(2); }, grpc::StatusCode::INVALID_ARGUMENT, "mix_seeds"},
-      {"mix count", [](auto* r) { r->add_mix_seeds(1); r->add_mix_seeds(2); r->set_inject_index(2); },
+      {"mix count",
+       [](auto* r) {
+         r->add_mix_seeds(1);
+         r->add_mix_seeds(2);
+         r->set_inject_index(2);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "one seed per image"},
-      {"inject range", [](auto* r) { r->add_mix_seeds(1); r->set_inject_index(8); },
+      {"inject range",
+       [](auto* r) {
+         r->add_mix_seeds(1);
+         r->set_inject_index(8);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "inject_index must be in [1, 7]"},
       {"jpeg quality", [](auto* r) { r->set_jpeg_quality(101); }, grpc::StatusCode::INVALID_ARGUMENT, "jpeg_quality"},
       {"bad format enum", [](auto* r) { r->set_format(static_cast<v1::ImageFormat>(42)); },

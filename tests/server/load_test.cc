@@ -152,13 +152,17 @@ TEST(LoadTest, ConcurrentCallersJobAndSlowWatchersStayBounded) {
   // allocator keeps some pages; unbounded buffering would show hundreds of MB).
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const double rss_after = ResidentMb();
-  EXPECT_LT(rss_after - rss_before, 200.0) << "resident memory grew from " << rss_before << " to " << rss_after << " MB";
+  EXPECT_LT(rss_after - rss_before, 200.0)
+      << "resident memory grew from " << rss_before << " to " << rss_after << " MB";
   std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double p) { return latencies.empty() ? 0.0 : latencies[static_cast<size_t>(p * (latencies.size() - 1))]; };
-  std::printf("load: 60 GenerateSamples calls (2 images each) from 12 threads + a 16-image slow reader + a 30-step "
-              "adaptation + 2 slow and 2 hanging-up watchers: %d ok, %d RESOURCE_EXHAUSTED; latency p50 %.3f s, "
-              "p99 %.3f s; resident memory before %.0f MB, after load %.0f MB, after idle %.0f MB\n",
-              ok, refused, pct(0.5), pct(0.99), rss_before, rss_peak_seen, rss_after);
+  auto pct = [&](double p) {
+    return latencies.empty() ? 0.0 : latencies[static_cast<size_t>(p * (latencies.size() - 1))];
+  };
+  std::printf(
+      "load: 60 GenerateSamples calls (2 images each) from 12 threads + a 16-image slow reader + a 30-step "
+      "adaptation + 2 slow and 2 hanging-up watchers: %d ok, %d RESOURCE_EXHAUSTED; latency p50 %.3f s, "
+      "p99 %.3f s; resident memory before %.0f MB, after load %.0f MB, after idle %.0f MB\n",
+      ok, refused, pct(0.5), pct(0.99), rss_before, rss_peak_seen, rss_after);
 }
 
 }  // namespace

@@ -23,9 +23,9 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   std::filesystem::create_directories(repo_ + "/broken");
   std::filesystem::create_directories(data_);
   auto cfg = core::stylegan2::MakeConfig(32, 64, 2, 2, 16);
-  EXPECT_TRUE(core::SaveSafetensors(repo_ + "/tiny/g.safetensors",
-                                    core::stylegan2::RandomGeneratorWeights(cfg, 5, 0.1f), {})
-                  .ok());
+  EXPECT_TRUE(
+      core::SaveSafetensors(repo_ + "/tiny/g.safetensors", core::stylegan2::RandomGeneratorWeights(cfg, 5, 0.1f), {})
+          .ok());
   std::ofstream(repo_ + "/tiny/manifest.json")
       << R"({"kind": "generator", "checkpoint": "g.safetensors", "domain": "test", "default_truncation": 0.8})";
   std::ofstream(repo_ + "/broken/manifest.json") << R"({"kind": "generator", "checkpoint": "missing.pt"})";

@@ -19,9 +19,9 @@ inline std::string SharedDir() {
 }
 
 // Skips the test with a printed reason when shared/ is absent.
-#define GANSERVE_REQUIRE_SHARED(dir)                                                        \
-  const std::string dir = ::ganserve::testing::SharedDir();                                \
-  if (dir.empty()) {                                                                        \
+#define GANSERVE_REQUIRE_SHARED(dir)                                                           \
+  const std::string dir = ::ganserve::testing::SharedDir();                                    \
+  if (dir.empty()) {                                                                           \
     GTEST_SKIP() << "shared/ fixtures not found (set GANSERVE_SHARED_DIR or place ../shared)"; \
   }
 

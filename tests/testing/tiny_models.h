@@ -29,10 +29,10 @@ inline std::shared_ptr<const core::stylegan2::Generator> TinyGenerator(int resol
 
 // A random CLIP of TinyClipConfig (embed 64, 224 px input).
 inline std::shared_ptr<const core::clip::ClipModel> TinyClip(uint32_t seed) {
-  auto c = core::clip::ClipModel::FromTensors(
-      core::ViewsOf(std::make_shared<const std::map<std::string, core::FloatTensor>>(
-          core::clip::RandomClipWeights(core::clip::TinyClipConfig(), seed))),
-      "cpu");
+  auto c =
+      core::clip::ClipModel::FromTensors(core::ViewsOf(std::make_shared<const std::map<std::string, core::FloatTensor>>(
+                                             core::clip::RandomClipWeights(core::clip::TinyClipConfig(), seed))),
+                                         "cpu");
   EXPECT_TRUE(c.ok()) << c.status();
   return c.ok() ? std::shared_ptr<const core::clip::ClipModel>(std::move(*c)) : nullptr;
 }

@@ -73,7 +73,8 @@ absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorVie
                         "token_embedding.weight", "ln_final.weight"}) {
     if (shape(k) == nullptr) missing.push_back(k);
   }
-  if (!missing.empty()) return absl::InvalidArgumentError(absl::StrCat("CLIP checkpoint lacks ", absl::StrJoin(missing, ", ")));
+  if (!missing.empty())
+    return absl::InvalidArgumentError(absl::StrCat("CLIP checkpoint lacks ", absl::StrJoin(missing, ", ")));
   if (conv->size() != 4 || vpos->size() != 2 || tproj->size() != 2 || pos->size() != 2 || tok->size() != 2) {
     return absl::InvalidArgumentError("CLIP checkpoint tensors have unexpected ranks");
   }
@@ -96,8 +97,10 @@ absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorVie
   std::vector<std::string> bad;
   auto expect = [&](const std::string& k, std::vector<int64_t> want) {
     const auto* s = shape(k);
-    if (s == nullptr) bad.push_back(k + " missing");
-    else if (*s != want) bad.push_back(absl::StrCat(k, " is ", ShapeString(*s), ", expected ", ShapeString(want)));
+    if (s == nullptr)
+      bad.push_back(k + " missing");
+    else if (*s != want)
+      bad.push_back(absl::StrCat(k, " is ", ShapeString(*s), ", expected ", ShapeString(want)));
   };
   const int64_t vw = c.vision_width, tw = c.transformer_width;
   expect("visual.class_embedding", {vw});
@@ -132,8 +135,9 @@ absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorVie
   blocks("visual.transformer.resblocks.", c.vision_layers, vw);
   blocks("transformer.resblocks.", c.transformer_layers, tw);
   if (!bad.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("incomplete CLIP checkpoint: ",
-                                                   absl::StrJoin(bad.begin(), bad.begin() + std::min<size_t>(bad.size(), 8), "; ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("incomplete CLIP checkpoint: ",
+                     absl::StrJoin(bad.begin(), bad.begin() + std::min<size_t>(bad.size(), 8), "; ")));
   }
   return c;
 }
@@ -163,8 +167,7 @@ const char* ClipPrecisionName(ClipPrecision p) {
 }
 
 absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map<std::string, TensorView>& tensors,
-                                                                  const std::string& device,
-                                                                  ClipPrecision precision) {
+                                                                  const std::string& device, ClipPrecision precision) {
   ASSIGN_OR_RETURN(ClipConfig config, InferClipConfig(tensors));
   ASSIGN_OR_RETURN(c10::Device dev, ParseDevice(device));
   if (precision == ClipPrecision::kAuto) precision = dev.is_cuda() ? ClipPrecision::kFloat16 : ClipPrecision::kFloat32;
@@ -258,8 +261,8 @@ absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::Load(const std::string& pa
   for (const auto& [k, v] : tensors) {
     if (k == "input_resolution" || k == "context_length" || k == "vocab_size") continue;
     const bool used = absl::StartsWith(k, "visual.") || absl::StartsWith(k, "transformer.") ||
-                      k == "token_embedding.weight" || k == "positional_embedding" || absl::StartsWith(k, "ln_final.") ||
-                      k == "text_projection" || k == "logit_scale";
+                      k == "token_embedding.weight" || k == "positional_embedding" ||
+                      absl::StartsWith(k, "ln_final.") || k == "text_projection" || k == "logit_scale";
     if (!used) rep.ignored_tensors.push_back(k);
   }
   return model;
@@ -269,8 +272,8 @@ absl::StatusOr<FloatTensor> ClipModel::EncodeImage(const FloatTensor& images) co
   const int r = impl_->config.image_resolution;
   if (images.shape.size() != 4 || images.shape[1] != 3 || images.shape[2] != r || images.shape[3] != r ||
       images.shape[0] < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("images must be [N, 3, ", r, ", ", r, "], got ",
-                                                   ShapeString(images.shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("images must be [N, 3, ", r, ", ", r, "], got ", ShapeString(images.shape)));
   }
   try {
     c10::InferenceMode guard;
@@ -286,21 +289,21 @@ absl::StatusOr<FloatTensor> ClipModel::EncodeText(const std::vector<std::vector<
   std::vector<int64_t> flat;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (static_cast<int>(tokens[i].size()) != ctx) {
-      return absl::InvalidArgumentError(absl::StrCat("token row ", i, " has ", tokens[i].size(), " ids, expected ", ctx));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token row ", i, " has ", tokens[i].size(), " ids, expected ", ctx));
     }
     for (int id : tokens[i]) {
       if (id < 0 || id >= impl_->config.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat("token id ", id, " in row ", i, " is outside [0, ",
-                                                       impl_->config.vocab_size, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("token id ", id, " in row ", i, " is outside [0, ", impl_->config.vocab_size, ")"));
       }
       flat.push_back(id);
     }
   }
   try {
     c10::InferenceMode guard;
-    at::Tensor t = at::from_blob(flat.data(), {static_cast<int64_t>(tokens.size()), ctx}, at::kLong)
-                       .clone()
-                       .to(impl_->device);
+    at::Tensor t =
+        at::from_blob(flat.data(), {static_cast<int64_t>(tokens.size()), ctx}, at::kLong).clone().to(impl_->device);
     return FromTorch(impl_->EncodeText(t));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "encode_text failed");

@@ -60,7 +60,7 @@ class ClipModel {
   ~ClipModel();
 
   const ClipConfig& config() const;
-  float logit_scale() const;  // the raw parameter; logits use exp()
+  float logit_scale() const;        // the raw parameter; logits use exp()
   ClipPrecision precision() const;  // resolved: never kAuto
 
   // images: [N, 3, R, R] already preprocessed (normalised). Returns [N, embed_dim],

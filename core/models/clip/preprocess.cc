@@ -48,8 +48,8 @@ Coeffs Precompute(int in_size, int out_size) {
     }
     for (int x = 0; x < xmax; ++x) {
       double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[static_cast<size_t>(xx) * c.ksize + x] =
-          v < 0 ? static_cast<int>(-0.5 + v * (1 << kPrecisionBits)) : static_cast<int>(0.5 + v * (1 << kPrecisionBits));
+      c.k[static_cast<size_t>(xx) * c.ksize + x] = v < 0 ? static_cast<int>(-0.5 + v * (1 << kPrecisionBits))
+                                                         : static_cast<int>(0.5 + v * (1 << kPrecisionBits));
     }
     c.bounds[xx * 2] = xmin;
     c.bounds[xx * 2 + 1] = xmax;

@@ -119,10 +119,11 @@ Codepoints FixMojibake(const Codepoints& in) {
 
 const std::map<int32_t, const char*>& Ligatures() {
   static const auto* m = new std::map<int32_t, const char*>{
-      {0x0132, "IJ"}, {0x0133, "ij"}, {0x0149, "\xCA\xBCn"}, {0x01C4, "D\xC5\xBD"}, {0x01C5, "D\xC5\xBE"},
-      {0x01C6, "d\xC5\xBE"}, {0x01C7, "LJ"}, {0x01C8, "Lj"}, {0x01C9, "lj"}, {0x01CA, "NJ"}, {0x01CB, "Nj"},
-      {0x01CC, "nj"}, {0x01F1, "DZ"}, {0x01F2, "Dz"}, {0x01F3, "dz"}, {0xFB00, "ff"}, {0xFB01, "fi"},
-      {0xFB02, "fl"}, {0xFB03, "ffi"}, {0xFB04, "ffl"}, {0xFB05, "\xC5\xBFt"}, {0xFB06, "st"}};
+      {0x0132, "IJ"},        {0x0133, "ij"}, {0x0149, "\xCA\xBCn"}, {0x01C4, "D\xC5\xBD"}, {0x01C5, "D\xC5\xBE"},
+      {0x01C6, "d\xC5\xBE"}, {0x01C7, "LJ"}, {0x01C8, "Lj"},        {0x01C9, "lj"},        {0x01CA, "NJ"},
+      {0x01CB, "Nj"},        {0x01CC, "nj"}, {0x01F1, "DZ"},        {0x01F2, "Dz"},        {0x01F3, "dz"},
+      {0xFB00, "ff"},        {0xFB01, "fi"}, {0xFB02, "fl"},        {0xFB03, "ffi"},       {0xFB04, "ffl"},
+      {0xFB05, "\xC5\xBFt"}, {0xFB06, "st"}};
   return *m;
 }
 
@@ -137,7 +138,8 @@ Codepoints Nfkc(int32_t cp) {
   utf8proc_uint8_t* mapped = nullptr;
   std::string s = Encode({cp});
   if (utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
-                   &mapped, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT)) >= 0) {
+                   &mapped,
+                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT)) >= 0) {
     Decode(reinterpret_cast<const char*>(mapped), &out);
   }
   std::free(mapped);
@@ -187,8 +189,10 @@ Codepoints FixCharacters(const Codepoints& in) {
       continue;
     }
     // uncurl_quotes
-    if (cp == 0x02BC || (cp >= 0x2018 && cp <= 0x201B)) cp = '\'';
-    else if (cp >= 0x201C && cp <= 0x201F) cp = '"';
+    if (cp == 0x02BC || (cp >= 0x2018 && cp <= 0x201B))
+      cp = '\'';
+    else if (cp >= 0x201C && cp <= 0x201F)
+      cp = '"';
     // fix_line_breaks
     if (cp == '\r') {
       if (i + 1 < in.size() && in[i + 1] == '\n') ++i;
@@ -222,12 +226,11 @@ const Entity* FindEntity(const std::string& name) {
 // Python's html._replace_charref for a numeric reference.
 Codepoints NumericRef(int64_t num) {
   static const std::map<int64_t, int32_t> kInvalid = {
-      {0x00, 0xFFFD}, {0x0D, '\r'}, {0x80, 0x20AC}, {0x81, 0x81}, {0x82, 0x201A}, {0x83, 0x0192},
-      {0x84, 0x201E}, {0x85, 0x2026}, {0x86, 0x2020}, {0x87, 0x2021}, {0x88, 0x02C6}, {0x89, 0x2030},
-      {0x8A, 0x0160}, {0x8B, 0x2039}, {0x8C, 0x0152}, {0x8D, 0x8D},   {0x8E, 0x017D}, {0x8F, 0x8F},
-      {0x90, 0x90},   {0x91, 0x2018}, {0x92, 0x2019}, {0x93, 0x201C}, {0x94, 0x201D}, {0x95, 0x2022},
-      {0x96, 0x2013}, {0x97, 0x2014}, {0x98, 0x02DC}, {0x99, 0x2122}, {0x9A, 0x0161}, {0x9B, 0x203A},
-      {0x9C, 0x0153}, {0x9D, 0x9D},   {0x9E, 0x017E}, {0x9F, 0x0178}};
+      {0x00, 0xFFFD}, {0x0D, '\r'},   {0x80, 0x20AC}, {0x81, 0x81},   {0x82, 0x201A}, {0x83, 0x0192}, {0x84, 0x201E},
+      {0x85, 0x2026}, {0x86, 0x2020}, {0x87, 0x2021}, {0x88, 0x02C6}, {0x89, 0x2030}, {0x8A, 0x0160}, {0x8B, 0x2039},
+      {0x8C, 0x0152}, {0x8D, 0x8D},   {0x8E, 0x017D}, {0x8F, 0x8F},   {0x90, 0x90},   {0x91, 0x2018}, {0x92, 0x2019},
+      {0x93, 0x201C}, {0x94, 0x201D}, {0x95, 0x2022}, {0x96, 0x2013}, {0x97, 0x2014}, {0x98, 0x02DC}, {0x99, 0x2122},
+      {0x9A, 0x0161}, {0x9B, 0x203A}, {0x9C, 0x0153}, {0x9D, 0x9D},   {0x9E, 0x017E}, {0x9F, 0x0178}};
   if (auto it = kInvalid.find(num); it != kInvalid.end()) return {it->second};
   if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) return {0xFFFD};
   const bool invalid_cp = (num >= 0x1 && num <= 0x8) || (num >= 0xE && num <= 0x1F) || (num >= 0x7F && num <= 0x9F) ||
@@ -313,8 +316,7 @@ Codepoints Unescape(const Codepoints& in, bool exact_only) {
 bool IsPySpace(int32_t cp) {
   // str.isspace(), which Python's re uses for \s in str patterns.
   return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 bool IsCased(int32_t cp) {
@@ -326,8 +328,7 @@ bool IsCaseIgnorable(int32_t cp) {
   auto cat = utf8proc_category(cp);
   return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_ME || cat == UTF8PROC_CATEGORY_CF ||
          cat == UTF8PROC_CATEGORY_LM || cat == UTF8PROC_CATEGORY_SK || cp == '\'' || cp == '.' || cp == ':' ||
-         cp == 0x00B7 || cp == 0x2019 || cp == 0x2018 || cp == 0x2024 || cp == 0xFE52 || cp == 0xFF07 ||
-         cp == 0xFF0E;
+         cp == 0x00B7 || cp == 0x2019 || cp == 0x2018 || cp == 0x2024 || cp == 0xFE52 || cp == 0xFF07 || cp == 0xFF0E;
 }
 
 }  // namespace

@@ -73,8 +73,7 @@ bool IsNumber(int32_t cp) {
 bool IsSpace(int32_t cp) {
   // White_Space (the regex module's \s).
   return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 // The split pattern of simple_tokenizer.py, as a scanner:
@@ -183,8 +182,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromText(const std::string
     return absl::InvalidArgumentError("not a CLIP BPE vocabulary (missing '#version:' header)");
   }
   if (lines.size() < static_cast<size_t>(kNumMerges) + 1) {
-    return absl::InvalidArgumentError(absl::StrCat("vocabulary has ", lines.size() - 1, " merge lines, CLIP needs ",
-                                                   kNumMerges));
+    return absl::InvalidArgumentError(
+        absl::StrCat("vocabulary has ", lines.size() - 1, " merge lines, CLIP needs ", kNumMerges));
   }
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   // bytes_to_unicode: printable bytes map to themselves, the rest to 256 + n.
@@ -308,8 +307,10 @@ std::string Tokenizer::Decode(const std::vector<int>& ids) const {
   std::string out;
   for (const std::string& ch : Chars(joined)) {
     auto it = byte_decoder.find(ch);
-    if (it != byte_decoder.end()) out.push_back(static_cast<char>(it->second));
-    else out += ch;
+    if (it != byte_decoder.end())
+      out.push_back(static_cast<char>(it->second));
+    else
+      out += ch;
   }
   std::string result;
   for (size_t i = 0; i < out.size();) {

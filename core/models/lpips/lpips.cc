@@ -64,7 +64,8 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::st
     vgg_expected.push_back({absl::StrCat("features.", c.index, ".weight"), {c.out, c.in, 3, 3}});
     vgg_expected.push_back({absl::StrCat("features.", c.index, ".bias"), {c.out}});
   }
-  for (int k = 0; k < 5; ++k) lin_expected.push_back({absl::StrCat("lin", k, ".model.1.weight"), {1, kTapChannels[k], 1, 1}});
+  for (int k = 0; k < 5; ++k)
+    lin_expected.push_back({absl::StrCat("lin", k, ".model.1.weight"), {1, kTapChannels[k], 1, 1}});
   RETURN_IF_ERROR(stylegan2::CheckStateDict(vgg16, vgg_expected, "torchvision VGG16 (features)"));
   RETURN_IF_ERROR(stylegan2::CheckStateDict(lin, lin_expected, "LPIPS v0.1 linear layers (vgg.pth)"));
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(device_spec));
@@ -102,8 +103,9 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::Load(const std::string& vgg16_path
 
 absl::StatusOr<FloatTensor> Lpips::Distance(const FloatTensor& a, const FloatTensor& b) const {
   if (a.shape.size() != 4 || a.shape[1] != 3 || a.shape != b.shape || a.shape[2] < 32 || a.shape[3] < 32) {
-    return absl::InvalidArgumentError(absl::StrCat("LPIPS needs two [N, 3, H, W] batches of the same shape, H, W >= 32; got ",
-                                                   ShapeString(a.shape), " and ", ShapeString(b.shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LPIPS needs two [N, 3, H, W] batches of the same shape, H, W >= 32; got ", ShapeString(a.shape),
+                     " and ", ShapeString(b.shape)));
   }
   try {
     c10::InferenceMode guard;

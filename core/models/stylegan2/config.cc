@@ -33,8 +33,12 @@ std::string GeneratorConfig::ToJson() const {
   j["s_dim"] = s_dim;
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : style_layers) {
-    layers.push_back({{"module", l.module}, {"latent_index", l.latent_index}, {"size", l.in_channel},
-                      {"offset", l.offset}, {"out_channel", l.out_channel}, {"upsample", l.upsample},
+    layers.push_back({{"module", l.module},
+                      {"latent_index", l.latent_index},
+                      {"size", l.in_channel},
+                      {"offset", l.offset},
+                      {"out_channel", l.out_channel},
+                      {"upsample", l.upsample},
                       {"demodulate", l.demodulate}});
   }
   j["style_layers"] = layers;
@@ -53,8 +57,8 @@ absl::StatusOr<GeneratorConfig> InferGeneratorConfig(const std::map<std::string,
   int n_rgbs = 0;
   while (Find(t, absl::StrCat("to_rgbs.", n_rgbs, ".conv.weight")) != nullptr) ++n_rgbs;
   if (n_rgbs < 1 || n_rgbs > 12) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot infer the resolution: found ", n_rgbs,
-                                                   " 'to_rgbs.N.conv.weight' tensors"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot infer the resolution: found ", n_rgbs, " 'to_rgbs.N.conv.weight' tensors"));
   }
   const int log_size = n_rgbs + 2;
   c.resolution = 1 << log_size;

@@ -14,14 +14,14 @@ namespace ganserve::core::stylegan2 {
 
 // One modulated convolution as seen from S space (StyleSpace).
 struct StyleLayer {
-  std::string module;   // "conv1", "to_rgb1", "convs.0", "to_rgbs.0", ...
-  int latent_index;     // the w+ row it consumes
-  int in_channel;       // = its style vector's length
+  std::string module;  // "conv1", "to_rgb1", "convs.0", "to_rgbs.0", ...
+  int latent_index;    // the w+ row it consumes
+  int in_channel;      // = its style vector's length
   int out_channel;
   int kernel_size;
   bool upsample;
-  bool demodulate;      // false for ToRGB
-  int64_t offset;       // start of its style in the flat S vector
+  bool demodulate;  // false for ToRGB
+  int64_t offset;   // start of its style in the flat S vector
 };
 
 struct GeneratorConfig {

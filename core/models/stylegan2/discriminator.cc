@@ -183,8 +183,7 @@ absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::FromTensors(
   return std::unique_ptr<Discriminator>(new Discriminator(std::move(impl)));
 }
 
-absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::Load(const std::string& path,
-                                                                   const std::string& device) {
+absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::Load(const std::string& path, const std::string& device) {
   std::map<std::string, TensorView> tensors;  // views keep their file mapped
   if (absl::EndsWith(path, ".safetensors")) {
     ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
@@ -198,9 +197,10 @@ absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::Load(const std::st
     PyRef sd = root->Get("d");
     if (sd == nullptr && root->Get("convs.0.0.weight") != nullptr) sd = root;
     if (sd == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": no discriminator found: the checkpoint has no 'd' entry (generator-only releases such as "
-                "exported g_ema files do not carry one; use the training checkpoint)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path,
+                       ": no discriminator found: the checkpoint has no 'd' entry (generator-only releases such as "
+                       "exported g_ema files do not carry one; use the training checkpoint)"));
     }
     ASSIGN_OR_RETURN(tensors, StateDictTensors(sd));
   }

@@ -73,7 +73,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
       c.kernel = l.kernel_size;
       c.upsample = l.upsample;
       c.demodulate = l.demodulate;
-      c.weight = t[m + ".conv.weight"].squeeze(0) * (1.0 / std::sqrt(double(l.in_channel) * l.kernel_size * l.kernel_size));
+      c.weight =
+          t[m + ".conv.weight"].squeeze(0) * (1.0 / std::sqrt(double(l.in_channel) * l.kernel_size * l.kernel_size));
       c.mod_weight = t[m + ".conv.modulation.weight"] * (1.0 / std::sqrt(sd));
       c.mod_bias = t[m + ".conv.modulation.bias"];
       if (l.upsample) {
@@ -96,18 +97,22 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
       return r;
     };
     for (const StyleLayer& l : config.style_layers) {
-      if (l.module == "conv1") impl->conv1 = styled(l);
-      else if (l.module == "to_rgb1") impl->to_rgb1 = to_rgb(l);
-      else if (!l.demodulate) impl->to_rgbs.push_back(to_rgb(l));
-      else impl->convs.push_back(styled(l));
+      if (l.module == "conv1")
+        impl->conv1 = styled(l);
+      else if (l.module == "to_rgb1")
+        impl->to_rgb1 = to_rgb(l);
+      else if (!l.demodulate)
+        impl->to_rgbs.push_back(to_rgb(l));
+      else
+        impl->convs.push_back(styled(l));
     }
     for (int i = 0; i < config.num_layers; ++i) impl->noises.push_back(t[absl::StrCat("noises.noise_", i)]);
 
     if (latent_avg != nullptr) {
       ASSIGN_OR_RETURN(FloatTensor avg, ToFloatTensor(*latent_avg));
       if (avg.numel() != config.style_dim) {
-        return absl::InvalidArgumentError(absl::StrCat("latent_avg has shape ", ShapeString(avg.shape),
-                                                       ", expected [", config.style_dim, "]"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("latent_avg has shape ", ShapeString(avg.shape), ", expected [", config.style_dim, "]"));
       }
       avg.shape = {config.style_dim};
       impl->mean_latent_host = avg;
@@ -153,7 +158,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& pa
     PyRef sd;
     if (!options.key.empty()) {
       sd = f.root->Get(options.key);
-      if (sd == nullptr) return absl::InvalidArgumentError(absl::StrCat(path, ": checkpoint has no '", options.key, "' entry"));
+      if (sd == nullptr)
+        return absl::InvalidArgumentError(absl::StrCat(path, ": checkpoint has no '", options.key, "' entry"));
       rep.source_key = options.key;
     } else if ((sd = f.root->Get("g_ema")) != nullptr) {
       rep.source_key = "g_ema";
@@ -162,9 +168,9 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& pa
     } else if (f.root->Get("style.1.weight") != nullptr) {
       sd = f.root;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": no generator found (expected a 'g_ema' or 'g' entry or a bare state dict); entries: ",
-          rep.entries.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": no generator found (expected a 'g_ema' or 'g' entry or a bare state dict); entries: ",
+                       rep.entries.size()));
     }
     ASSIGN_OR_RETURN(tensors, StateDictTensors(sd));
     if (PyRef avg = f.root->Get("latent_avg"); avg != nullptr && avg->kind == PyValue::Kind::kTensor) {
@@ -185,8 +191,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& pa
 
 absl::StatusOr<FloatTensor> Generator::Map(const FloatTensor& z) const {
   if (z.shape.size() != 2 || z.shape[1] != impl_->config.style_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("z must be [N, ", impl_->config.style_dim, "], got ",
-                                                   ShapeString(z.shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("z must be [N, ", impl_->config.style_dim, "], got ", ShapeString(z.shape)));
   }
   try {
     c10::InferenceMode guard;
@@ -212,14 +218,14 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
       break;
     case LatentSpace::kWPlus:
       if (shape.size() != 3 || shape[1] != c.n_latent || shape[2] != sd) {
-        return absl::InvalidArgumentError(absl::StrCat("w+ latents must be [N, ", c.n_latent, ", ", sd, "], got ",
-                                                       ShapeString(shape)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("w+ latents must be [N, ", c.n_latent, ", ", sd, "], got ", ShapeString(shape)));
       }
       break;
     case LatentSpace::kS:
       if (shape.size() != 2 || shape[1] != c.s_dim) {
-        return absl::InvalidArgumentError(absl::StrCat("S-space latents must be [N, ", c.s_dim, "], got ",
-                                                       ShapeString(shape)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("S-space latents must be [N, ", c.s_dim, "], got ", ShapeString(shape)));
       }
       break;
   }
@@ -231,17 +237,17 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
       return absl::InvalidArgumentError("style mixing needs z or w latents");
     }
     if (p.mix_latents->shape != shape || static_cast<int64_t>(p.mix_latents->data.size()) != p.mix_latents->numel()) {
-      return absl::InvalidArgumentError(absl::StrCat("mixing latents must have the same shape as the latents ",
-                                                     ShapeString(shape)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("mixing latents must have the same shape as the latents ", ShapeString(shape)));
     }
     if (p.inject_index < 1 || p.inject_index >= c.n_latent) {
-      return absl::InvalidArgumentError(absl::StrCat("inject_index must be in [1, ", c.n_latent - 1, "], got ",
-                                                     p.inject_index));
+      return absl::InvalidArgumentError(
+          absl::StrCat("inject_index must be in [1, ", c.n_latent - 1, "], got ", p.inject_index));
     }
   }
   if (p.noise == NoiseMode::kRandom && static_cast<int64_t>(p.noise_seeds.size()) != n) {
-    return absl::InvalidArgumentError(absl::StrCat("random noise needs one seed per image: ", n, " images, ",
-                                                   p.noise_seeds.size(), " seeds"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("random noise needs one seed per image: ", n, " images, ", p.noise_seeds.size(), " seeds"));
   }
   if (!std::isfinite(p.truncation)) return absl::InvalidArgumentError("truncation must be finite");
 
@@ -285,8 +291,8 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
     std::vector<at::Tensor> noise;
     if (!p.noise_maps.empty()) {
       if (static_cast<int>(p.noise_maps.size()) != c.num_layers) {
-        return absl::InvalidArgumentError(absl::StrCat("noise_maps needs ", c.num_layers, " maps, got ",
-                                                       p.noise_maps.size()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("noise_maps needs ", c.num_layers, " maps, got ", p.noise_maps.size()));
       }
       for (int i = 0; i < c.num_layers; ++i) {
         const int64_t r = int64_t{1} << ((i + 5) / 2);

@@ -77,8 +77,8 @@ struct LoadOptions {
 
 // What a load found, for `ganctl local inspect` and the model repository.
 struct LoadReport {
-  std::string format;        // zip | legacy | safetensors
-  std::string source_key;    // "g_ema", "g", or "" for a bare state dict
+  std::string format;      // zip | legacy | safetensors
+  std::string source_key;  // "g_ema", "g", or "" for a bare state dict
   // Top-level checkpoint entries and a description of each.
   std::map<std::string, std::string> entries;
   // "checkpoint" (latent_avg entry) or "computed (4096 samples, seed 0)".

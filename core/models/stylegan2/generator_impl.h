@@ -121,7 +121,7 @@ struct Generator::Impl {
   // bit for bit only for the same batch composition.)
   bool UseGrouped(int64_t /*batch*/) const { return true; }
   std::vector<at::Tensor> map_weight, map_bias;  // pre-scaled
-  at::Tensor const_input;                         // [1, C, 4, 4]
+  at::Tensor const_input;                        // [1, C, 4, 4]
   StyledConv conv1;
   ToRgb to_rgb1;
   std::vector<StyledConv> convs;
@@ -158,8 +158,8 @@ struct Generator::Impl {
     auto styled = [&](const StyledConv& c, const at::Tensor& x, const at::Tensor& s, size_t noise_idx) {
       at::Tensor out = c.conv.Forward(x, s, grouped);
       if (!noise.empty()) {
-        out = out.requires_grad() ? out + c.noise_weight * noise[noise_idx]
-                                  : out.add_(c.noise_weight * noise[noise_idx]);
+        out =
+            out.requires_grad() ? out + c.noise_weight * noise[noise_idx] : out.add_(c.noise_weight * noise[noise_idx]);
       }
       return FusedLeakyReluOwned(out, c.act_bias);
     };
@@ -181,7 +181,6 @@ struct Generator::Impl {
     return skip;
   }
 };
-
 
 }  // namespace ganserve::core::stylegan2
 

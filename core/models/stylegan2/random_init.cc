@@ -15,7 +15,7 @@ GeneratorConfig MakeConfig(int resolution, int style_dim, int n_mlp, int cm, int
   while ((1 << log_size) < resolution) ++log_size;
   c.n_latent = 2 * log_size - 2;
   c.num_layers = 2 * (log_size - 2) + 1;
-  const std::map<int, int> table = {{4, 512},      {8, 512},      {16, 512},     {32, 512},    {64, 256 * cm},
+  const std::map<int, int> table = {{4, 512},        {8, 512},       {16, 512},      {32, 512},      {64, 256 * cm},
                                     {128, 128 * cm}, {256, 64 * cm}, {512, 32 * cm}, {1024, 16 * cm}};
   for (int r = 4; r <= resolution; r *= 2) {
     int ch = table.count(r) ? table.at(r) : 16 * cm;

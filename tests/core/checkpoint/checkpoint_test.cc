@@ -163,13 +163,19 @@ TEST_F(CheckpointTest, TruncatedFilesFailCleanly) {
 
 TEST(PickleTest, ReferenceCyclesAreRefused) {
   // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: a list that contains itself.
-  const std::string cyclic("\x80\x02]q\x00h\x00" "a.", 9);
+  const std::string cyclic(
+      "\x80\x02]q\x00h\x00"
+      "a.",
+      9);
   size_t pos = 0;
   auto v = Unpickle(cyclic, &pos, nullptr);
   EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(v.status().message().find("cycle"), std::string::npos) << v.status();
   // The same list appended to another list, once: shared, not cyclic, accepted.
-  const std::string shared("\x80\x02](]q\x00h\x00" "e.", 11);
+  const std::string shared(
+      "\x80\x02](]q\x00h\x00"
+      "e.",
+      11);
   pos = 0;
   auto ok = Unpickle(shared, &pos, nullptr);
   ASSERT_TRUE(ok.ok()) << ok.status();
@@ -179,7 +185,10 @@ TEST(PickleTest, ReferenceCyclesAreRefused) {
 TEST(PickleTest, UnreachableCyclesAreFreedAndDoNotFailTheLoad) {
   // A list that contains itself, popped off the stack; the result is None. The cycle
   // never escapes, so the load succeeds (the fuzz corpus checks it is freed).
-  const std::string s("\x80\x02]q\x00h\x00" "a0N.", 11);
+  const std::string s(
+      "\x80\x02]q\x00h\x00"
+      "a0N.",
+      11);
   size_t pos = 0;
   auto v = Unpickle(s, &pos, nullptr);
   ASSERT_TRUE(v.ok()) << v.status();

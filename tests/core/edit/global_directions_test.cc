@@ -31,8 +31,8 @@ TEST(GlobalDirectionsTest, RelevanceChannelsFollowTheReferenceAt1024AndScaleDown
   auto big = stylegan2::MakeConfig(1024, 512, 8, 2);
   auto ch = RelevanceChannels(big, 128);
   EXPECT_EQ(ch.size(), 5376u);
-  EXPECT_EQ(ch.front(), 0);                       // conv1 at 4 px
-  EXPECT_EQ(ch[512], 1024);                       // to_rgb1 (512..1023) skipped
+  EXPECT_EQ(ch.front(), 0);  // conv1 at 4 px
+  EXPECT_EQ(ch[512], 1024);  // to_rgb1 (512..1023) skipped
   // A 16 px model: every conv layer (4: conv1; 8, 16: two convs each), ToRGBs skipped.
   auto small = stylegan2::MakeConfig(16, 32, 2, 1, 8);
   int64_t expected = 0;

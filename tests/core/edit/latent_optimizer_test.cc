@@ -79,7 +79,8 @@ TEST(LatentOptimizerTest, RejectsBadInputs) {
             absl::StatusCode::kInvalidArgument);
   LatentOptimizationOptions o;
   o.steps = 0;
-  EXPECT_EQ(LatentOptimizer::Create(gen, clip, start, Text(), {}, o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LatentOptimizer::Create(gen, clip, start, Text(), {}, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

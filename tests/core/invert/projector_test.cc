@@ -11,9 +11,9 @@ namespace {
 
 std::shared_ptr<const stylegan2::Generator> Tiny() {
   auto cfg = stylegan2::MakeConfig(32, 64, 2, 2, 16);
-  auto g = stylegan2::Generator::FromTensors(
-      ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(stylegan2::RandomGeneratorWeights(cfg, 9, 0.1f))),
-      nullptr, {});
+  auto g = stylegan2::Generator::FromTensors(ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(
+                                                 stylegan2::RandomGeneratorWeights(cfg, 9, 0.1f))),
+                                             nullptr, {});
   EXPECT_TRUE(g.ok());
   return std::move(*g);
 }

@@ -36,7 +36,7 @@ std::string WithOrientation(const std::string& jpeg, uint16_t orientation, bool 
   put16(0x0112);  // Orientation
   put16(3);       // SHORT
   put16(0);
-  put16(1);       // count (low half in LE / high half in BE)
+  put16(1);  // count (low half in LE / high half in BE)
   put16(orientation);
   put16(0);
   tiff.append(4, '\0');  // next IFD

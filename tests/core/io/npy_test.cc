@@ -46,8 +46,7 @@ TEST(NpyTest, RejectsBigEndianAndGarbage) {
   std::string s = EncodeNpy(FloatTensor{{1}, {1.f}});
   s.replace(s.find("<f4"), 3, ">f4");
   EXPECT_EQ(ParseNpy(std::make_shared<const std::string>(s)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ParseNpy(std::make_shared<const std::string>("hello")).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseNpy(std::make_shared<const std::string>("hello")).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(NpyTest, FortranOrderIsTransposedCorrectly) {

@@ -72,9 +72,10 @@ class JobEngineTest : public ::testing::Test {
     o.heartbeat_seconds = 0.05;
     engine_ = std::make_unique<JobEngine>(o, store_.get(), executor_.get(),
                                           [](const JobEvent& e) { return std::to_string(e.seq); });
-    engine_->RegisterFactory(JobKind::kAdapt, [steps, sleep_ms](const JobRecord&) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
-      return std::unique_ptr<JobRunner>(new FakeRunner(steps, sleep_ms));
-    });
+    engine_->RegisterFactory(JobKind::kAdapt,
+                             [steps, sleep_ms](const JobRecord&) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
+                               return std::unique_ptr<JobRunner>(new FakeRunner(steps, sleep_ms));
+                             });
     ASSERT_TRUE(engine_->Start().ok());
   }
   JobRecord NewJob(const std::string& id, const std::string& request_id = "", const std::string& hash = "h") {
@@ -115,8 +116,10 @@ TEST_F(JobEngineTest, RunsToSuccessWithOrderedEvents) {
   bool heartbeat = false;
   engine_->Subscribe("j1", [&](const JobEvent& e) {
     absl::MutexLock l(&mu);
-    if (e.type == JobEvent::Type::kHeartbeat) heartbeat = true;
-    else seen.push_back(e);
+    if (e.type == JobEvent::Type::kHeartbeat)
+      heartbeat = true;
+    else
+      seen.push_back(e);
   });
   ASSERT_TRUE(engine_->Submit(NewJob("j1")).ok());
   JobRecord done = WaitTerminal("j1");

@@ -74,8 +74,9 @@ TEST_F(SqliteJobStoreTest, IdempotencyKeysAreUnique) {
 
 TEST_F(SqliteJobStoreTest, PagingFilteringNewestFirst) {
   for (int i = 0; i < 7; ++i) {
-    ASSERT_TRUE(store_->CreateJob(Job("job-" + std::to_string(i), 100 + i / 2,
-                                      i % 3 == 0 ? JobKind::kInvert : JobKind::kAdapt)).ok());
+    ASSERT_TRUE(
+        store_->CreateJob(Job("job-" + std::to_string(i), 100 + i / 2, i % 3 == 0 ? JobKind::kInvert : JobKind::kAdapt))
+            .ok());
   }
   ListJobsQuery q;
   q.page_size = 3;

@@ -119,11 +119,13 @@ TEST(DeviceExecutorTest, TasksRunOnOneThread) {
   for (int t = 0; t < 4; ++t) {
     posters.emplace_back([&] {
       for (int i = 0; i < 10; ++i) {
-        while (!exec.Submit(WorkClass::kInteractive, [&](bool) {
-                      absl::MutexLock lock(&mu);
-                      ids.push_back(std::this_thread::get_id());
-                      if (--left == 0) done.Notify();
-                    }).ok()) {
+        while (!exec.Submit(WorkClass::kInteractive,
+                            [&](bool) {
+                              absl::MutexLock lock(&mu);
+                              ids.push_back(std::this_thread::get_id());
+                              if (--left == 0) done.Notify();
+                            })
+                    .ok()) {
           std::this_thread::yield();
         }
       }

@@ -10,8 +10,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "tests/testing/tiny_models.h"
 #include "tests/testing/tensor_compare.h"
+#include "tests/testing/tiny_models.h"
 
 namespace ganserve::core {
 namespace {
@@ -121,7 +121,7 @@ TEST(RenderBatcherTest, LimitsAndIncompatibleSettingsSplitCalls) {
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({1, 2}), 0, &c)).ok());
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({3, 4}, 0.5f), 1, &c)).ok());  // other truncation
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({5, 6}), 2, &c)).ok());
-  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({7}), 3, &c)).ok());  // past max_images: next call
+  ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({7}), 3, &c)).ok());                 // past max_images: next call
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({8, 9, 10, 11, 12}), 4, &c)).ok());  // alone, larger than the cap
   gate.release.Notify();
   c.WaitFor(5);

@@ -120,8 +120,7 @@ TEST(SpecJsonTest, RoundTripsEveryJobSpecIncludingBinaryFields) {
   b.iterations = 7;
   EXPECT_NE(cs::SpecHash(a), cs::SpecHash(b));
   EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>("[1]").status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>(R"({"iterations": "many"})").status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>(R"({"iterations": "many"})").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(cs::SpecFromJson<cs::InvertSpec>(R"({"image": "not base64!"})").status().code(),
             absl::StatusCode::kDataLoss);
 }

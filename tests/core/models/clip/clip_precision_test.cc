@@ -14,8 +14,8 @@ namespace ganserve::core::clip {
 namespace {
 
 std::unique_ptr<ClipModel> Build(ClipPrecision p, absl::StatusCode* code = nullptr) {
-  static const auto weights = std::make_shared<const std::map<std::string, FloatTensor>>(
-      RandomClipWeights(TinyClipConfig(), 11));
+  static const auto weights =
+      std::make_shared<const std::map<std::string, FloatTensor>>(RandomClipWeights(TinyClipConfig(), 11));
   auto m = ClipModel::FromTensors(ViewsOf(weights), "cpu", p);
   if (code != nullptr) *code = m.status().code();
   return m.ok() ? std::move(*m) : nullptr;
