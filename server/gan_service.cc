@@ -72,18 +72,20 @@ grpc::ServerWriteReactor<v1::JobEvent>* JobRpc(ServiceContext* ctx, grpc::Callba
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::CallbackServerContext* call,
                                                                     const v1::AdaptDomainRequest* req) {
-  return JobRpc(ctx_, call, "AdaptDomain", [&] { return ctx_->service().SubmitAdapt(api::ToSpec(*req)); });
+  return JobRpc(ctx_, call, "AdaptDomain",
+                [&] { return ctx_->service().SubmitAdapt(api::ToSpec(*req), {api::LegacyRequestHash(*req)}); });
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::CallbackServerContext* call,
                                                                     const v1::InvertImageRequest* req) {
-  return JobRpc(ctx_, call, "InvertImage", [&] { return ctx_->service().SubmitInvert(api::ToSpec(*req)); });
+  return JobRpc(ctx_, call, "InvertImage",
+                [&] { return ctx_->service().SubmitInvert(api::ToSpec(*req), {api::LegacyRequestHash(*req)}); });
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::PrepareGlobalDirections(
     grpc::CallbackServerContext* call, const v1::PrepareGlobalDirectionsRequest* req) {
   return JobRpc(ctx_, call, "PrepareGlobalDirections",
-                [&] { return ctx_->service().SubmitGlobalStats(api::ToSpec(*req)); });
+                [&] { return ctx_->service().SubmitGlobalStats(api::ToSpec(*req), {api::LegacyRequestHash(*req)}); });
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::WatchJob(grpc::CallbackServerContext* call,

@@ -91,11 +91,13 @@ size_t JobEngine::queue_depth() const {
 }
 
 absl::StatusOr<std::optional<JobRecord>> JobEngine::FindRetry(const std::string& request_id,
-                                                              const std::string& request_hash) {
+                                                              const std::string& request_hash,
+                                                              const std::string& legacy_hash) {
   if (request_id.empty()) return std::optional<JobRecord>();
   ASSIGN_OR_RETURN(std::optional<JobRecord> prior, store_->FindByRequestId(request_id));
   if (!prior) return prior;
-  if (prior->request_hash != request_hash) {
+  const bool same = prior->request_hash == request_hash || (!legacy_hash.empty() && prior->request_hash == legacy_hash);
+  if (!same) {
     return absl::AlreadyExistsError(absl::StrCat("request_id '", request_id, "' was used for job ", prior->id,
                                                  " with a different request; use a new request_id"));
   }

@@ -105,9 +105,11 @@ class JobEngine {
   // `existed` tells which happened.
   absl::StatusOr<JobRecord> Submit(JobRecord job, bool* existed = nullptr);
   // The idempotency rule, once: the job an earlier request with this request_id created
-  // (its current snapshot) when `request_hash` matches; AlreadyExists when it does not;
-  // nullopt when the id is empty or unused.
-  absl::StatusOr<std::optional<JobRecord>> FindRetry(const std::string& request_id, const std::string& request_hash);
+  // (its current snapshot) when its stored hash is `request_hash`, or `legacy_hash` when
+  // given (the digest an older version stored for the same request); AlreadyExists when
+  // it is neither; nullopt when the id is empty or unused.
+  absl::StatusOr<std::optional<JobRecord>> FindRetry(const std::string& request_id, const std::string& request_hash,
+                                                     const std::string& legacy_hash = "");
   // Idempotent. Queued jobs end CANCELLED at once; a running job within one step.
   absl::StatusOr<JobRecord> Cancel(const std::string& id);
   // The current snapshot, with the live queue position.

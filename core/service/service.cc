@@ -30,9 +30,9 @@ void Service::Rejected(const absl::Status& s) {
 }
 
 template <typename Spec>
-absl::StatusOr<JobRecord> Service::Submit(Spec spec, JobKind kind) {
+absl::StatusOr<JobRecord> Service::Submit(Spec spec, JobKind kind, const SubmitOptions& options) {
   const std::string hash = SpecHash(spec);
-  ASSIGN_OR_RETURN(std::optional<JobRecord> prior, d_.engine->FindRetry(spec.request_id, hash));
+  ASSIGN_OR_RETURN(std::optional<JobRecord> prior, d_.engine->FindRetry(spec.request_id, hash, options.legacy_hash));
   if (prior) return *std::move(prior);
   if (absl::Status st = ValidateFor(spec, *d_.repository); !st.ok()) {
     Rejected(st);
@@ -54,10 +54,14 @@ absl::StatusOr<JobRecord> Service::Submit(Spec spec, JobKind kind) {
   return submitted;
 }
 
-absl::StatusOr<JobRecord> Service::SubmitAdapt(AdaptSpec spec) { return Submit(std::move(spec), JobKind::kAdapt); }
-absl::StatusOr<JobRecord> Service::SubmitInvert(InvertSpec spec) { return Submit(std::move(spec), JobKind::kInvert); }
-absl::StatusOr<JobRecord> Service::SubmitGlobalStats(GlobalStatsSpec spec) {
-  return Submit(std::move(spec), JobKind::kEditStats);
+absl::StatusOr<JobRecord> Service::SubmitAdapt(AdaptSpec spec, const SubmitOptions& options) {
+  return Submit(std::move(spec), JobKind::kAdapt, options);
+}
+absl::StatusOr<JobRecord> Service::SubmitInvert(InvertSpec spec, const SubmitOptions& options) {
+  return Submit(std::move(spec), JobKind::kInvert, options);
+}
+absl::StatusOr<JobRecord> Service::SubmitGlobalStats(GlobalStatsSpec spec, const SubmitOptions& options) {
+  return Submit(std::move(spec), JobKind::kEditStats, options);
 }
 
 absl::StatusOr<JobRecord> Service::GetJob(const std::string& id) {

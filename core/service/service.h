@@ -25,6 +25,14 @@ class ServiceObserver {
   virtual void OnRequestRejected(const char* reason) = 0;
 };
 
+// How a job request arrived.
+struct SubmitOptions {
+  // The request's digest as versions before spec records computed it from the wire form
+  // (the edge supplies it): a retry of a request submitted before an upgrade then finds
+  // its job. Empty: none.
+  std::string legacy_hash;
+};
+
 // What the service works with. Not owned; each must outlive the Service.
 struct ServiceDeps {
   ModelRepository* repository = nullptr;
@@ -47,9 +55,9 @@ class Service {
   // (before validation: its own output may exist by now); with another payload,
   // ALREADY_EXISTS. Otherwise the spec is validated and queued: its errors, or
   // RESOURCE_EXHAUSTED when the queue is full.
-  absl::StatusOr<JobRecord> SubmitAdapt(AdaptSpec spec);
-  absl::StatusOr<JobRecord> SubmitInvert(InvertSpec spec);
-  absl::StatusOr<JobRecord> SubmitGlobalStats(GlobalStatsSpec spec);
+  absl::StatusOr<JobRecord> SubmitAdapt(AdaptSpec spec, const SubmitOptions& options = {});
+  absl::StatusOr<JobRecord> SubmitInvert(InvertSpec spec, const SubmitOptions& options = {});
+  absl::StatusOr<JobRecord> SubmitGlobalStats(GlobalStatsSpec spec, const SubmitOptions& options = {});
 
   absl::StatusOr<JobRecord> GetJob(const std::string& id);
   absl::StatusOr<ListJobsPage> ListJobs(ListJobsSpec spec);
@@ -72,7 +80,7 @@ class Service {
 
  private:
   template <typename Spec>
-  absl::StatusOr<JobRecord> Submit(Spec spec, JobKind kind);
+  absl::StatusOr<JobRecord> Submit(Spec spec, JobKind kind, const SubmitOptions& options);
   void Rejected(const absl::Status& s);
 
   const ServiceDeps d_;

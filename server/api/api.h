@@ -33,6 +33,10 @@ v1::JobEvent ToProtoEvent(const core::JobEvent& e);
 // The stored form of job events (a serialised v1::JobEvent); the engine's encoder.
 std::string EncodeJobEvent(const core::JobEvent& e);
 
+// The digest versions before spec records stored for a job request: FNV-1a 64 of the
+// deterministic serialisation without request_id, "<hex>-<size>".
+std::string LegacyRequestHash(const google::protobuf::Message& request);
+
 // Requests stored by versions that kept the v1 protobuf bytes ("proto-v1"), as the
 // JSON of their spec; the job store upgrade's decoder.
 absl::StatusOr<std::string> DecodeLegacyRequest(core::JobKind kind, const std::string& encoding,

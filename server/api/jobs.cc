@@ -1,5 +1,10 @@
 // Translations of the job RPCs: AdaptDomain, InvertImage, PrepareGlobalDirections,
 // ListJobs, WatchJob, the Job snapshot and its events.
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "server/api/api.h"
 
@@ -139,6 +144,27 @@ v1::JobEvent ToProtoEvent(const core::JobEvent& e) {
 }
 
 std::string EncodeJobEvent(const core::JobEvent& e) { return ToProtoEvent(e).SerializeAsString(); }
+
+std::string LegacyRequestHash(const google::protobuf::Message& req) {
+  std::unique_ptr<google::protobuf::Message> copy(req.New());
+  copy->CopyFrom(req);
+  if (const auto* field = copy->GetDescriptor()->FindFieldByName("request_id"); field != nullptr) {
+    copy->GetReflection()->ClearField(copy.get(), field);
+  }
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    copy->SerializeToCodedStream(&coded);
+  }
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return absl::StrCat(absl::Hex(h, absl::kZeroPad16), "-", bytes.size());
+}
 
 absl::StatusOr<std::string> DecodeLegacyRequest(core::JobKind kind, const std::string& encoding,
                                                 const std::string& bytes) {

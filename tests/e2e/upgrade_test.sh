@@ -54,6 +54,22 @@ assert t["iterations"] == 30 and t["seed"] == 7 and t["target_text"] == "waterco
 assert t["clip_models"] == [{"name": "demo-clip", "weight": 1.0}], t
 PY
 
+step "a retry of a request submitted before the upgrade attaches to its job"
+# The same flags as the old store's job (tests/fixtures/legacy_store/make.sh): the same
+# request_id and payload, so its job comes back instead of ALREADY_EXISTS.
+"$ganctl" --server "$addr" --timeout 0 adapt --model demo --to "watercolor" --iterations 30 --name legacy-water \
+  --preview-every 10 --seed 7 --request-id legacy-running --out "$work/retry" > "$work/retry.out" 2>&1 \
+  || fail "the retry was refused: $(tail -2 "$work/retry.out")"
+"$ganctl" --server "$addr" --json jobs list --kind adapt | python3 -c '
+import json, sys
+jobs = json.load(sys.stdin)["jobs"]
+assert len(jobs) == 2, jobs' || fail "the retry created a new job"
+set +e
+msg=$("$ganctl" --server "$addr" --timeout 0 adapt --model demo --to "oil painting" --iterations 30 \
+  --request-id legacy-running --out "$work/retry2" 2>&1); rc=$?
+set -e
+[ "$rc" = 1 ] && echo "$msg" | grep -q ALREADY_EXISTS || fail "another payload under the same request_id: $msg"
+
 step "the queued inversion and statistics jobs run from their converted requests"
 for job in job-2d89f26cc57c36aa job-567b798580c2068e; do
   "$ganctl" --server "$addr" --timeout 0 jobs watch "$job" --after-seq 0 > "$work/$job.out" 2>&1 \
