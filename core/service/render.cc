@@ -176,6 +176,13 @@ absl::StatusOr<edit::GlobalDirection> GlobalDirectionFor(const EditSpec& spec, c
   return dir;
 }
 
+// Input `i` of [N, n_latent, sd] starting points, as [1, n_latent, sd].
+FloatTensor InputRow(const FloatTensor& starts, int64_t i) {
+  const int64_t row = starts.numel() / starts.shape[0];
+  return FloatTensor{{1, starts.shape[1], starts.shape[2]},
+                     std::vector<float>(starts.data.begin() + i * row, starts.data.begin() + (i + 1) * row)};
+}
+
 }  // namespace
 
 absl::StatusOr<ImageBatchResult> EncodeBatch(const BatchWork& work, const GenerateResult& result) {
@@ -380,11 +387,9 @@ absl::StatusOr<OptimizePlan> PlanOptimize(EditSpec spec, const ModelRepository& 
   ASSIGN_OR_RETURN(FloatTensor text, res.text_cache->Encode(clip_name, *clip.model, *clip.tokenizer, {l.target_text}));
   p.text_embedding = FloatTensor{{text.shape[1]}, std::move(text.data)};
   // Check the optimiser accepts this generator and CLIP before streaming starts.
-  const int64_t row = p.starts.numel() / p.starts.shape[0];
-  FloatTensor first{{1, p.starts.shape[1], p.starts.shape[2]},
-                    std::vector<float>(p.starts.data.begin(), p.starts.data.begin() + row)};
   RETURN_IF_ERROR(
-      edit::LatentOptimizer::Create(p.render, p.clip, first, p.text_embedding, p.noise_maps, p.options).status());
+      edit::LatentOptimizer::Create(p.render, p.clip, InputRow(p.starts, 0), p.text_embedding, p.noise_maps, p.options)
+          .status());
   p.progress_every = std::max(1, p.options.steps / 20);
   p.encode.format = spec.format;
   p.encode.return_latents = spec.return_latents;
@@ -395,12 +400,8 @@ absl::StatusOr<std::optional<ImageBatchResult>> OptimizeSession::Step() {
   if (done()) return absl::FailedPreconditionError("every input is optimised already");
   const OptimizePlan& p = *plan_;
   if (opt_ == nullptr) {
-    const int64_t row = p.starts.numel() / p.starts.shape[0];
-    FloatTensor start{
-        {1, p.starts.shape[1], p.starts.shape[2]},
-        std::vector<float>(p.starts.data.begin() + input_ * row, p.starts.data.begin() + (input_ + 1) * row)};
-    ASSIGN_OR_RETURN(opt_,
-                     edit::LatentOptimizer::Create(p.render, p.clip, start, p.text_embedding, p.noise_maps, p.options));
+    ASSIGN_OR_RETURN(opt_, edit::LatentOptimizer::Create(p.render, p.clip, InputRow(p.starts, input_), p.text_embedding,
+                                                         p.noise_maps, p.options));
   }
   ASSIGN_OR_RETURN(auto losses, opt_->Step());
   EditProgress progress;

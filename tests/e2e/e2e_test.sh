@@ -17,13 +17,7 @@ step "start ganserve"
 "$ganserve" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 --data_dir "$work/data" \
   --model_repository "$work/models" --device cpu --log_format json --checkpoint_every 5 2> "$work/server.log" &
 server_pid=$!
-port=""
-for _ in $(seq 1 100); do
-  port=$(grep -o 'port [0-9]*), metrics' "$work/server.log" | grep -o '[0-9]*' || true)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || fail "server did not report its port"
+port=$(server_port "$work/server.log")
 mport=$(grep -o 'metrics on [^ ]* (port [0-9]*' "$work/server.log" | grep -o '[0-9]*$')
 addr=127.0.0.1:$port
 # Every log line is one JSON object.

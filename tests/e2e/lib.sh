@@ -10,6 +10,21 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
 step() { echo "--- $*"; }
+# server_port LOG: the gRPC port a starting ganserve reports in LOG (waits up to 10 s).
+server_port() {
+  local port=""
+  for _ in $(seq 1 100); do
+    port=$(grep -o 'port [0-9]*), metrics' "$1" | grep -o '[0-9]*' || true)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    echo "FAIL: server did not report its port" >&2
+    tail -20 "$1" >&2
+    return 1
+  fi
+  echo "$port"
+}
 # same_pixels A.png B.png [TOLERANCE]: the two 8-bit PNGs have the same size and no
 # channel differs by more than TOLERANCE levels (default 1). Renders of one seed in
 # batches of different sizes may round differently by a float epsilon: BLAS and oneDNN

@@ -21,13 +21,7 @@ step "start the current server on it"
 "$ganserve" --listen 127.0.0.1:0 --metrics_listen "" --data_dir "$work/data" --model_repository "$work/models" \
   --device cpu --checkpoint_every 5 2> "$work/server.log" &
 server_pid=$!
-port=""
-for _ in $(seq 1 100); do
-  port=$(grep -o 'port [0-9]*), metrics' "$work/server.log" | grep -o '[0-9]*' || true)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || fail "server did not report its port"
+port=$(server_port "$work/server.log")
 addr=127.0.0.1:$port
 for _ in $(seq 1 100); do "$ganctl" --server "$addr" health > /dev/null 2>&1 && break; sleep 0.2; done
 grep -q "job store upgraded: 4 stored request(s) converted to specs, 0 could not be" "$work/server.log" \
