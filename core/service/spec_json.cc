@@ -1,14 +1,45 @@
-// JSON forms of the job specs: what job records and manifests store. Field names are
+// JSON forms of the specs: what job records and manifests store, and the shape JSON
+// edges accept. Field names are
 // the specs' member names; binary fields (images) are base64. Missing fields take the
 // spec's zero value, so records written before a field existed still load.
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/service/specs.h"
 
+// Optional fields: null when unset.
+namespace nlohmann {
+template <typename T>
+struct adl_serializer<std::optional<T>> {
+  static void to_json(json& j, const std::optional<T>& v) {
+    if (v.has_value()) {
+      j = *v;
+    } else {
+      j = nullptr;
+    }
+  }
+  static void from_json(const json& j, std::optional<T>& v) {
+    if (j.is_null()) {
+      v.reset();
+    } else {
+      v = j.get<T>();
+    }
+  }
+};
+}  // namespace nlohmann
+
+namespace ganserve::core {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FloatTensor, shape, data)
+}  // namespace ganserve::core
+
 namespace ganserve::core::service {
 
+NLOHMANN_JSON_SERIALIZE_ENUM(NoiseMode, {{NoiseMode::kUnspecified, "unspecified"},
+                                         {NoiseMode::kConst, "const"},
+                                         {NoiseMode::kRandom, "random"},
+                                         {NoiseMode::kNone, "none"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(LatentSpace, {{LatentSpace::kUnspecified, "unspecified"},
                                            {LatentSpace::kZ, "z"},
                                            {LatentSpace::kW, "w"},
@@ -38,6 +69,18 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, i
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
                                                 batch_size, preview_every, max_run_seconds, recompute)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentInput, space, values)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GenerateSpec, model, seeds, count, base_seed, latents, inversion_id,
+                                                batch_size, truncation, noise, mix_seeds, inject_index, format,
+                                                jpeg_quality, return_latents)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalDirectionSpec, neutral_text, target_text, alphas, beta,
+                                                clip_model)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentOptimizationSpec, target_text, steps, lr, l2_lambda, id_lambda,
+                                                clip_model)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DirectionSpec, direction, strengths)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EditSpec, model, render_model, seeds, latents, inversion_id, truncation,
+                                                global_direction, latent_optimization, direction, format,
+                                                return_latents, noise)
 
 namespace {
 
@@ -47,6 +90,8 @@ void EncodeBinary(AdaptSpec& s) {
 }
 void EncodeBinary(InvertSpec& s) { s.image = absl::Base64Escape(s.image); }
 void EncodeBinary(GlobalStatsSpec&) {}
+void EncodeBinary(GenerateSpec&) {}
+void EncodeBinary(EditSpec&) {}
 
 bool DecodeBinary(AdaptSpec& s) {
   for (auto& img : s.target_images) {
@@ -63,6 +108,8 @@ bool DecodeBinary(InvertSpec& s) {
   return true;
 }
 bool DecodeBinary(GlobalStatsSpec&) { return true; }
+bool DecodeBinary(GenerateSpec&) { return true; }
+bool DecodeBinary(EditSpec&) { return true; }
 
 template <typename Spec>
 nlohmann::json ToJsonValue(Spec s) {
@@ -75,6 +122,8 @@ nlohmann::json ToJsonValue(Spec s) {
 std::string SpecToJson(const AdaptSpec& s) { return ToJsonValue(s).dump(); }
 std::string SpecToJson(const InvertSpec& s) { return ToJsonValue(s).dump(); }
 std::string SpecToJson(const GlobalStatsSpec& s) { return ToJsonValue(s).dump(); }
+std::string SpecToJson(const GenerateSpec& s) { return ToJsonValue(s).dump(); }
+std::string SpecToJson(const EditSpec& s) { return ToJsonValue(s).dump(); }
 
 template <typename Spec>
 absl::StatusOr<Spec> SpecFromJson(const std::string& json) {
@@ -107,6 +156,8 @@ std::string SpecHash(const Spec& spec) {
 template absl::StatusOr<AdaptSpec> SpecFromJson<AdaptSpec>(const std::string&);
 template absl::StatusOr<InvertSpec> SpecFromJson<InvertSpec>(const std::string&);
 template absl::StatusOr<GlobalStatsSpec> SpecFromJson<GlobalStatsSpec>(const std::string&);
+template absl::StatusOr<GenerateSpec> SpecFromJson<GenerateSpec>(const std::string&);
+template absl::StatusOr<EditSpec> SpecFromJson<EditSpec>(const std::string&);
 template std::string SpecHash<AdaptSpec>(const AdaptSpec&);
 template std::string SpecHash<InvertSpec>(const InvertSpec&);
 template std::string SpecHash<GlobalStatsSpec>(const GlobalStatsSpec&);

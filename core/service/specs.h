@@ -246,11 +246,16 @@ absl::Status CheckLatentTensor(const FloatTensor& t, const std::string& field, i
 // The statistics builder's options of a validated spec.
 edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s);
 
-// JSON forms, as job records and manifests store them. FromJson refuses documents that
-// are not objects or whose fields have the wrong types (DATA_LOSS: stored data is bad).
+// JSON forms, as job records and manifests store them (and JSON edges read them):
+// member names as keys, enums as lower-case names, optional fields null when unset,
+// binary fields base64. FromJson refuses documents that are not objects or whose fields
+// have the wrong types with DATA_LOSS (stored data is bad; an edge reading a client's
+// document reports INVALID_ARGUMENT instead).
 std::string SpecToJson(const AdaptSpec& s);
 std::string SpecToJson(const InvertSpec& s);
 std::string SpecToJson(const GlobalStatsSpec& s);
+std::string SpecToJson(const GenerateSpec& s);
+std::string SpecToJson(const EditSpec& s);
 template <typename Spec>
 absl::StatusOr<Spec> SpecFromJson(const std::string& json);
 

@@ -125,5 +125,40 @@ TEST(SpecJsonTest, RoundTripsEveryJobSpecIncludingBinaryFields) {
             absl::StatusCode::kDataLoss);
 }
 
+TEST(SpecJsonTest, RenderSpecsRoundTripWithOptionalFields) {
+  cs::GenerateSpec g;
+  g.model = "m";
+  g.latents = cs::LatentInput{cs::LatentSpace::kWPlus, core::FloatTensor{{1, 2, 2}, {0.5f, -1, 2, 3}}};
+  g.truncation = 0.7f;
+  g.noise = cs::NoiseMode::kRandom;
+  auto gb = cs::SpecFromJson<cs::GenerateSpec>(cs::SpecToJson(g));
+  ASSERT_TRUE(gb.ok()) << gb.status();
+  ASSERT_TRUE(gb->latents.has_value());
+  EXPECT_EQ(gb->latents->space, cs::LatentSpace::kWPlus);
+  EXPECT_EQ(gb->latents->values.shape, g.latents->values.shape);
+  EXPECT_EQ(gb->latents->values.data, g.latents->values.data);
+  ASSERT_TRUE(gb->truncation.has_value());
+  EXPECT_FLOAT_EQ(*gb->truncation, 0.7f);
+  EXPECT_EQ(gb->noise, cs::NoiseMode::kRandom);
+  // Unset optionals stay unset.
+  auto plain = cs::SpecFromJson<cs::GenerateSpec>(R"({"model": "m", "count": 3})");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->truncation.has_value());
+  EXPECT_FALSE(plain->latents.has_value());
+  EXPECT_EQ(plain->count, 3);
+
+  cs::EditSpec e;
+  e.model = "m";
+  e.seeds = {1, 2};
+  e.global_direction = cs::GlobalDirectionSpec{"a face", "a smiling face", {-2, 2}, 0.1f, ""};
+  auto eb = cs::SpecFromJson<cs::EditSpec>(cs::SpecToJson(e));
+  ASSERT_TRUE(eb.ok()) << eb.status();
+  ASSERT_TRUE(eb->global_direction.has_value());
+  EXPECT_FALSE(eb->latent_optimization.has_value());
+  EXPECT_FALSE(eb->direction.has_value());
+  EXPECT_EQ(eb->global_direction->alphas, (std::vector<float>{-2, 2}));
+  EXPECT_EQ(eb->seeds, e.seeds);
+}
+
 }  // namespace
 }  // namespace ganserve::server
