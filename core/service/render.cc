@@ -251,7 +251,7 @@ absl::StatusOr<GeneratePlan> PlanGenerate(GenerateSpec spec, const ModelReposito
   p.noise = ToModelNoise(spec.noise);
   for (int64_t s : spec.mix_seeds) p.mix_seeds.push_back(static_cast<uint32_t>(s));
   p.inject_index = spec.inject_index;
-  p.encode = {spec.format, spec.jpeg_quality, spec.return_latents};
+  p.encode = {spec.format, static_cast<int>(spec.jpeg_quality), spec.return_latents};
   return p;
 }
 

@@ -2,6 +2,9 @@
 // edges accept. Field names are
 // the specs' member names; binary fields (images) are base64. Missing fields take the
 // spec's zero value, so records written before a field existed still load.
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -125,10 +128,36 @@ std::string SpecToJson(const GlobalStatsSpec& s) { return ToJsonValue(s).dump();
 std::string SpecToJson(const GenerateSpec& s) { return ToJsonValue(s).dump(); }
 std::string SpecToJson(const EditSpec& s) { return ToJsonValue(s).dump(); }
 
+// Every number converts to its field without undefined behaviour: the JSON library
+// casts a double to an integer or float field as it is, so a float beyond the int64
+// range (or an unsigned integer beyond it) is refused here. Integral spec fields are
+// int64_t and float fields take anything below this bound; the specs check the ranges.
+bool NumbersConvertible(const nlohmann::json& j) {
+  constexpr double kBound = 9.2e18;  // just below 2^63
+  switch (j.type()) {
+    case nlohmann::json::value_t::number_float: {
+      const double v = j.get<double>();
+      return std::isfinite(v) && std::fabs(v) < kBound;
+    }
+    case nlohmann::json::value_t::number_unsigned:
+      return j.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    case nlohmann::json::value_t::array:
+    case nlohmann::json::value_t::object:
+      for (const auto& v : j) {
+        if (!NumbersConvertible(v)) return false;
+      }
+      return true;
+    default: return true;
+  }
+}
+
 template <typename Spec>
 absl::StatusOr<Spec> SpecFromJson(const std::string& json) {
   nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return absl::DataLossError("the stored request is not a JSON object");
+  if (!NumbersConvertible(j)) {
+    return absl::DataLossError("the stored request has a number outside the range of 64-bit integers");
+  }
   Spec s;
   try {
     s = j.get<Spec>();

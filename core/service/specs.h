@@ -4,7 +4,8 @@
 // JSON (SpecToJson / SpecFromJson), and adapted-model manifests record the AdaptSpec.
 //
 // Convention, as in the API: a zero or empty value means "the default" wherever a
-// default exists. The default of an algorithm setting is its options struct's value
+// default exists. Integral fields are 64-bit, so a value read from JSON is never
+// truncated before its range is checked. The default of an algorithm setting is its options struct's value
 // (core/adapt, core/invert, core/edit: the reference implementations' values);
 // request-level defaults are set in Validate.
 //
@@ -83,21 +84,21 @@ struct AdaptSpec {
   std::string target_text;
   std::vector<std::string> target_images;  // encoded PNG / JPEG
   std::vector<ClipWeight> clip_models;
-  int iterations = 0;
-  int batch_size = 0;
+  int64_t iterations = 0;
+  int64_t batch_size = 0;
   float lr_scale = 0;
   float mixing = 0;
-  int auto_layer_k = 0;
-  int auto_layer_iters = 0;
-  int auto_layer_batch = 0;
+  int64_t auto_layer_k = 0;
+  int64_t auto_layer_iters = 0;
+  int64_t auto_layer_batch = 0;
   LayerMapping layer_mapping = LayerMapping::kUnspecified;
   LayerPreset layer_preset = LayerPreset::kUnspecified;
   float lambda_global = 0;
   float lambda_manifold = 0;
-  int preview_every = 0;
-  int preview_count = 0;
+  int64_t preview_every = 0;
+  int64_t preview_count = 0;
   int64_t seed = 0;
-  int max_run_seconds = 0;
+  int64_t max_run_seconds = 0;
   ImageFormat preview_format = ImageFormat::kUnspecified;
 
   // Checks every field against its range and the repository and fills the defaults.
@@ -114,13 +115,13 @@ struct InvertSpec {
   std::string image;  // encoded PNG / JPEG
   bool aligned = false;
   LatentSpace space = LatentSpace::kUnspecified;  // W or W+; unspecified = W+
-  int steps = 0;
+  int64_t steps = 0;
   float lr = 0;
   float noise_regularize = 0;
   float mse = 0;
-  int preview_every = 0;
+  int64_t preview_every = 0;
   int64_t seed = 0;
-  int max_run_seconds = 0;
+  int64_t max_run_seconds = 0;
 
   absl::Status Validate(const ModelRepository& repo);
   int64_t TotalSteps() const { return steps; }
@@ -131,11 +132,11 @@ struct GlobalStatsSpec {
   std::string request_id;
   std::string model;
   std::string clip_model;
-  int num_samples = 0;
-  int num_images = 0;
-  int batch_size = 0;
-  int preview_every = 0;
-  int max_run_seconds = 0;
+  int64_t num_samples = 0;
+  int64_t num_images = 0;
+  int64_t batch_size = 0;
+  int64_t preview_every = 0;
+  int64_t max_run_seconds = 0;
   bool recompute = false;
 
   // Also ALREADY_EXISTS when the statistics exist and `recompute` is not set.
@@ -149,17 +150,17 @@ struct GenerateSpec {
   std::string model;
   // Exactly one source of latents.
   std::vector<int64_t> seeds;
-  int count = 0;
+  int64_t count = 0;
   int64_t base_seed = 0;
   std::optional<LatentInput> latents;
   std::string inversion_id;
-  int batch_size = 0;
+  int64_t batch_size = 0;
   std::optional<float> truncation;  // unset = the model's default
   NoiseMode noise = NoiseMode::kUnspecified;
   std::vector<int64_t> mix_seeds;
-  int inject_index = 0;
+  int64_t inject_index = 0;
   ImageFormat format = ImageFormat::kUnspecified;
-  int jpeg_quality = 0;
+  int64_t jpeg_quality = 0;
   bool return_latents = false;
 
   absl::Status Validate(const ModelRepository& repo, const Limits& limits);
@@ -178,7 +179,7 @@ struct GlobalDirectionSpec {
 
 struct LatentOptimizationSpec {
   std::string target_text;
-  int steps = 0;
+  int64_t steps = 0;
   float lr = 0;
   float l2_lambda = 0;
   float id_lambda = 0;
@@ -215,9 +216,9 @@ inline constexpr int kMaxOptimizedInputs = 4;
 
 // Job queries.
 struct ListJobsSpec {
-  int kind = 0;   // core::JobKind value; 0 = any
-  int state = 0;  // core::JobState value; 0 = any
-  int page_size = 0;
+  int64_t kind = 0;   // core::JobKind value; 0 = any
+  int64_t state = 0;  // core::JobState value; 0 = any
+  int64_t page_size = 0;
   std::string page_token;
 
   absl::Status Validate();

@@ -123,6 +123,16 @@ TEST(SpecJsonTest, RoundTripsEveryJobSpecIncludingBinaryFields) {
   EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>(R"({"iterations": "many"})").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(cs::SpecFromJson<cs::InvertSpec>(R"({"image": "not base64!"})").status().code(),
             absl::StatusCode::kDataLoss);
+  // Numbers beyond what the fields hold are refused, not cast (a fuzzer finding).
+  EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>(R"({"iterations": 1.02e102})").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>(R"({"lr_scale": -1e300})").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(cs::SpecFromJson<cs::AdaptSpec>(R"({"seed": 18446744073709551615})").status().code(),
+            absl::StatusCode::kDataLoss);
+  // A large integer is kept whole, for the spec's range check to see.
+  auto big = cs::SpecFromJson<cs::AdaptSpec>(R"({"iterations": 4294967596})");
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->iterations, 4294967596LL);
 }
 
 TEST(SpecJsonTest, RenderSpecsRoundTripWithOptionalFields) {
