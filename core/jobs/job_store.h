@@ -89,6 +89,9 @@ class JobStore {
   virtual absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) = 0;
   // Jobs in QUEUED or RUNNING state, oldest first (crash recovery).
   virtual absl::StatusOr<std::vector<JobRecord>> ListUnfinished() = 0;
+  // Jobs whose request is stored in another encoding than `encoding`, oldest first
+  // (format upgrades; indexed, so a store with nothing to upgrade answers at once).
+  virtual absl::StatusOr<std::vector<JobRecord>> ListRequestsNotEncodedAs(const std::string& encoding) = 0;
 
   // Appends an event and stores `job` (whose last_seq it sets) in one transaction;
   // returns the new seq (last_seq + 1). NotFound if the job does not exist.

@@ -57,6 +57,7 @@ ALTER TABLE jobs ADD COLUMN preview_every INTEGER NOT NULL DEFAULT 0;
     // Requests written before this version are protobuf bytes of the v1 API.
     R"sql(
 ALTER TABLE jobs ADD COLUMN request_encoding TEXT NOT NULL DEFAULT 'proto-v1';
+CREATE INDEX jobs_request_encoding ON jobs(request_encoding);
 )sql",
 };
 
@@ -371,6 +372,11 @@ absl::StatusOr<ListJobsPage> SqliteJobStore::ListJobs(const ListJobsQuery& q) {
   }
   page.jobs = std::move(rows);
   return page;
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListRequestsNotEncodedAs(const std::string& encoding) {
+  absl::MutexLock lock(&mu_);
+  return Query("WHERE request_encoding != ? ORDER BY create_time_ms ASC, id ASC", {encoding});
 }
 
 absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListUnfinished() {

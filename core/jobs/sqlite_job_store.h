@@ -34,6 +34,7 @@ class SqliteJobStore : public JobStore {
   absl::Status RewriteRequest(const std::string& id, const std::string& request, const std::string& encoding) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<JobRecord>> ListUnfinished() override;
+  absl::StatusOr<std::vector<JobRecord>> ListRequestsNotEncodedAs(const std::string& encoding) override;
   absl::StatusOr<int64_t> AppendEvent(JobRecord& job, const std::string& type, const std::string& payload,
                                       int64_t time_ms) override;
   absl::StatusOr<std::vector<JobEventRecord>> ListEvents(const std::string& job_id, int64_t after_seq,

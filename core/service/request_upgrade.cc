@@ -9,24 +9,17 @@ namespace ganserve::core::service {
 
 absl::StatusOr<UpgradeReport> UpgradeStoredRequests(JobStore* store, const LegacyRequestDecoder& decode) {
   UpgradeReport report;
-  ListJobsQuery q;
-  q.page_size = 500;
-  while (true) {
-    ASSIGN_OR_RETURN(ListJobsPage page, store->ListJobs(q));
-    for (const JobRecord& job : page.jobs) {
-      if (job.request_encoding == kSpecJsonEncoding) continue;
-      auto json = decode(job.kind, job.request_encoding, job.request);
-      if (!json.ok()) {
-        ++report.failed;
-        spdlog::error("job {}: its stored request ({}) cannot be upgraded: {}", job.id, job.request_encoding,
-                      json.status().ToString());
-        continue;
-      }
-      RETURN_IF_ERROR(store->RewriteRequest(job.id, *json, kSpecJsonEncoding));
-      ++report.converted;
+  ASSIGN_OR_RETURN(std::vector<JobRecord> old, store->ListRequestsNotEncodedAs(kSpecJsonEncoding));
+  for (const JobRecord& job : old) {
+    auto json = decode(job.kind, job.request_encoding, job.request);
+    if (!json.ok()) {
+      ++report.failed;
+      spdlog::error("job {}: its stored request ({}) cannot be upgraded: {}", job.id, job.request_encoding,
+                    json.status().ToString());
+      continue;
     }
-    if (page.next_page_token.empty()) break;
-    q.page_token = page.next_page_token;
+    RETURN_IF_ERROR(store->RewriteRequest(job.id, *json, kSpecJsonEncoding));
+    ++report.converted;
   }
   return report;
 }

@@ -22,7 +22,8 @@ struct UpgradeReport {
 };
 
 // Rewrites every job record whose request is not spec JSON. Call at start-up, before
-// the job engine runs anything. Errors only when the store cannot be read or written.
+// the job engine runs anything; with nothing to convert it costs one indexed query.
+// Errors only when the store cannot be read or written.
 absl::StatusOr<UpgradeReport> UpgradeStoredRequests(JobStore* store, const LegacyRequestDecoder& decode);
 
 }  // namespace ganserve::core::service

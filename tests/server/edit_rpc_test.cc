@@ -142,12 +142,7 @@ TEST_F(GanServiceTest, LatentOptimizationStreamsProgressThenEachResult) {
 std::vector<v1::JobEvent> PrepareCall(v1::GanService::Stub* stub, const v1::PrepareGlobalDirectionsRequest& req,
                                       grpc::Status* st) {
   grpc::ClientContext ctx;
-  auto reader = stub->PrepareGlobalDirections(&ctx, req);
-  std::vector<v1::JobEvent> out;
-  v1::JobEvent e;
-  while (reader->Read(&e)) out.push_back(e);
-  *st = reader->Finish();
-  return out;
+  return ReadAll<v1::JobEvent>(stub->PrepareGlobalDirections(&ctx, req), st);
 }
 
 TEST_F(GanServiceTest, GlobalDirectionEditsAfterPreparingStatistics) {

@@ -62,22 +62,12 @@ bool GanServiceTest::setup_ok_ = false;
 std::vector<v1::ImageBatch> Generate(v1::GanService::Stub* stub, const v1::GenerateSamplesRequest& req,
                                      grpc::Status* status) {
   grpc::ClientContext ctx;
-  auto reader = stub->GenerateSamples(&ctx, req);
-  std::vector<v1::ImageBatch> out;
-  v1::ImageBatch b;
-  while (reader->Read(&b)) out.push_back(b);
-  *status = reader->Finish();
-  return out;
+  return ReadAll<v1::ImageBatch>(stub->GenerateSamples(&ctx, req), status);
 }
 
 std::vector<v1::ImageBatch> EditCall(v1::GanService::Stub* stub, const v1::EditRequest& req, grpc::Status* st) {
   grpc::ClientContext ctx;
-  auto reader = stub->Edit(&ctx, req);
-  std::vector<v1::ImageBatch> out;
-  v1::ImageBatch b;
-  while (reader->Read(&b)) out.push_back(b);
-  *st = reader->Finish();
-  return out;
+  return ReadAll<v1::ImageBatch>(stub->Edit(&ctx, req), st);
 }
 
 }  // namespace ganserve::testing

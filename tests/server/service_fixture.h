@@ -25,6 +25,16 @@ class GanServiceTest : public ::testing::Test {
   static bool setup_ok_;
 };
 
+// Reads every message of a server stream; `status` gets how it ended.
+template <typename Msg, typename Reader>
+std::vector<Msg> ReadAll(Reader reader, grpc::Status* status) {
+  std::vector<Msg> out;
+  Msg m;
+  while (reader->Read(&m)) out.push_back(m);
+  *status = reader->Finish();
+  return out;
+}
+
 // Reads a whole GenerateSamples / Edit stream; `status` gets how it ended.
 std::vector<v1::ImageBatch> Generate(v1::GanService::Stub* stub, const v1::GenerateSamplesRequest& req,
                                      grpc::Status* status);

@@ -137,6 +137,26 @@ TEST_F(SqliteJobStoreTest, UnfinishedJobsForRecovery) {
   EXPECT_EQ((*open)[1].id, "b");
 }
 
+TEST_F(SqliteJobStoreTest, RequestsInAnotherEncodingAreListedAndRewritten) {
+  JobRecord a = Job("a", 1), b = Job("b", 2), c = Job("c", 3);
+  a.request_encoding = "old";
+  b.request_encoding = "new";
+  c.request_encoding = "old";
+  for (auto* j : {&a, &b, &c}) ASSERT_TRUE(store_->CreateJob(*j).ok());
+  auto old = store_->ListRequestsNotEncodedAs("new");
+  ASSERT_TRUE(old.ok()) << old.status();
+  ASSERT_EQ(old->size(), 2u);
+  EXPECT_EQ((*old)[0].id, "a");
+  EXPECT_EQ((*old)[1].id, "c");
+  ASSERT_TRUE(store_->RewriteRequest("a", "{}", "new").ok());
+  EXPECT_EQ(store_->RewriteRequest("ghost", "{}", "new").code(), absl::StatusCode::kNotFound);
+  auto job = store_->GetJob("a");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->request, "{}");
+  EXPECT_EQ(job->request_encoding, "new");
+  EXPECT_EQ(store_->ListRequestsNotEncodedAs("new")->size(), 1u);
+}
+
 TEST_F(SqliteJobStoreTest, RefusesNewerSchema) {
   store_.reset();
   sqlite3* db;
