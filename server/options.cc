@@ -62,6 +62,10 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_CLIP_PRECISION")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}))
       ->capture_default_str();
+  app.add_option("--styleclip_clip_model", o.app.styleclip_clip_model,
+                 "CLIP model of StyleCLIP edits and statistics when a request names none (StyleCLIP uses ViT-B/32)")
+      ->envname("GANSERVE_STYLECLIP_CLIP_MODEL")
+      ->capture_default_str();
   app.add_option("--log_level", o.log_level, "trace | debug | info | warn | error")
       ->envname("GANSERVE_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/adapt/nada_adam.h"
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/models/clip/clip_model_impl.h"
@@ -22,15 +23,12 @@ namespace {
 
 using stylegan2::Generator;
 
-constexpr double kAdamBeta2 = 0.99199197;  // 0.99 ** 0.8, beta1 = 0 ** 0.8 = 0
-constexpr double kAdamEps = 1e-8;
 constexpr double kSelectionLr = 0.01;
 
 struct Leaf {
   at::Tensor value;  // raw parameter (checkpoint units), requires_grad when selected
-  at::Tensor m, v;   // Adam moments
-  int64_t steps = 0;
-  bool touched = false;
+  AdamSlot adam;
+  bool touched = false;  // trained at least once (part of the delta)
 };
 
 // Per CLIP model: the text direction and the template-averaged source/target embeddings.
@@ -70,10 +68,15 @@ struct NadaTrainer::State {
   std::map<std::string, Leaf> leaves;
   std::vector<std::string> units;  // every trainable unit
   std::vector<std::string> last_units;
+  std::pair<int, int> last_inject{0, 0};
   int64_t step = 0;
   at::Tensor preview_z;
 
   const Generator::Impl& frozen() const { return base->impl(); }
+  bool Selecting() const { return opt.auto_layer_k > 0 && opt.auto_layer_iters > 0; }
+  // Under AdamSteps::kShared with layer selection every parameter is stepped each
+  // iteration (see AdamSteps).
+  bool StepAllLeaves() const { return Selecting() && opt.adam_steps == AdamSteps::kShared; }
   const stylegan2::GeneratorConfig& cfg() const { return base->config(); }
 
   at::Tensor L(const std::string& name) const { return leaves.at(name).value; }
@@ -214,7 +217,14 @@ std::vector<std::string> PresetLayers(LayerPreset preset, int n_convs) {
       out = {"input", "conv1"};
       convs(0, 2);
       break;
-    case LayerPreset::kNoFine: convs(0, 10); break;
+    case LayerPreset::kNoFine:
+      out = {"input", "conv1"};
+      convs(0, 10);
+      break;
+    case LayerPreset::kShapeExpanded:
+      out = {"input", "conv1"};
+      convs(0, 3);
+      break;
   }
   return out;
 }
@@ -235,6 +245,7 @@ NadaTrainer::~NadaTrainer() = default;
 int64_t NadaTrainer::step() const { return state_->step; }
 const NadaOptions& NadaTrainer::options() const { return state_->opt; }
 const std::vector<std::string>& NadaTrainer::last_trained_layers() const { return state_->last_units; }
+std::pair<int, int> NadaTrainer::last_inject_indices() const { return state_->last_inject; }
 
 absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr<const Generator> base,
                                                                  std::vector<ClipGuide> clips, NadaOptions opt,
@@ -268,8 +279,7 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr
       for (const std::string& p : UnitParams(u)) {
         Leaf leaf;
         leaf.value = ToTorch(sd.at(p), st->device);
-        leaf.m = at::zeros_like(leaf.value);
-        leaf.v = at::zeros_like(leaf.value);
+        leaf.adam.v = at::zeros_like(leaf.value);
         st->leaves.emplace(p, std::move(leaf));
       }
     }
@@ -336,7 +346,7 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
   try {
     // Every random draw of a step comes from (seed, step), so a resumed job replays it.
     at::Generator gen = at::detail::createCPUGenerator(s.opt.seed * 1000003ULL + static_cast<uint64_t>(s.step) + 1);
-    std::vector<std::string> selected = s.opt.auto_layer_k > 0 && s.opt.auto_layer_iters > 0
+    std::vector<std::string> selected = s.Selecting()
                                             ? (s.SetTrainable({}), s.Rebuild(), s.SelectLayers(gen))
                                             : PresetLayers(s.opt.layer_preset, static_cast<int>(s.train.convs.size()));
     s.SetTrainable(selected);
@@ -347,24 +357,33 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     const auto fopt = at::TensorOptions().dtype(at::kFloat);
     at::Tensor z = at::randn({b, c.style_dim}, gen, fopt).to(s.device);
     const bool mix = s.opt.mixing > 0 && at::rand({1}, gen).item<float>() < s.opt.mixing;
-    at::Tensor wplus;
+    // Each generator builds its own w+: with mixing, the reference's frozen and trainable
+    // generators each draw a crossover in [1, n_latent - 1].
+    at::Tensor frozen_wplus, train_wplus;
     {
       at::NoGradGuard ng;
       at::Tensor w = s.frozen().Map(z);
       if (mix) {
         at::Tensor w2 = s.frozen().Map(at::randn({b, c.style_dim}, gen, fopt).to(s.device));
-        const int64_t k = at::randint(1, c.n_latent, {1}, gen).item<int64_t>();
-        wplus = at::cat({w.unsqueeze(1).expand({b, k, -1}), w2.unsqueeze(1).expand({b, c.n_latent - k, -1})}, 1);
+        auto crossed = [&](int64_t k) {
+          return at::cat({w.unsqueeze(1).expand({b, k, -1}), w2.unsqueeze(1).expand({b, c.n_latent - k, -1})}, 1);
+        };
+        const int64_t kf = at::randint(1, c.n_latent, {1}, gen).item<int64_t>();
+        const int64_t kt = at::randint(1, c.n_latent, {1}, gen).item<int64_t>();
+        frozen_wplus = crossed(kf);
+        train_wplus = crossed(kt);
+        s.last_inject = {static_cast<int>(kf), static_cast<int>(kt)};
       } else {
-        wplus = w.unsqueeze(1).expand({b, c.n_latent, c.style_dim});
+        frozen_wplus = train_wplus = w.unsqueeze(1).expand({b, c.n_latent, c.style_dim});
+        s.last_inject = {0, 0};
       }
     }
     at::Tensor frozen_img;
     {
       at::NoGradGuard ng;
-      frozen_img = s.frozen().Synthesize(s.Styles(s.frozen(), wplus), s.RandomNoise(b, gen));
+      frozen_img = s.frozen().Synthesize(s.Styles(s.frozen(), frozen_wplus), s.RandomNoise(b, gen));
     }
-    at::Tensor train_img = s.train.Synthesize(s.Styles(s.train, wplus), s.RandomNoise(b, gen));
+    at::Tensor train_img = s.train.Synthesize(s.Styles(s.train, train_wplus), s.RandomNoise(b, gen));
 
     at::Tensor total = at::zeros({}, train_img.options());
     double dir_sum = 0, glob_sum = 0, man_sum = 0;
@@ -400,19 +419,16 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     }
     total.backward();
 
-    // Adam (beta1 = 0, beta2 = 0.99^0.8, eps 1e-8) on the leaves that got a gradient.
+    // Adam on the leaves that got a gradient (and, when counts are shared, on every leaf).
     at::NoGradGuard ng;
+    const bool all = s.StepAllLeaves();
     for (auto& [name, leaf] : s.leaves) {
       at::Tensor g = leaf.value.grad();
-      if (!g.defined()) continue;
-      leaf.steps += 1;
-      leaf.touched = true;
-      leaf.m = g.clone();  // beta1 = 0
-      leaf.v.mul_(kAdamBeta2).add_(g * g, 1 - kAdamBeta2);
-      const double bc2 = 1 - std::pow(kAdamBeta2, static_cast<double>(leaf.steps));
-      at::Tensor denom = leaf.v.sqrt() / std::sqrt(bc2) + kAdamEps;
-      leaf.value.sub_(s.opt.lr * leaf.m / denom);
-      leaf.value.mutable_grad() = at::Tensor();
+      AdamUpdate(s.opt.lr, g, all, leaf.value, leaf.adam);
+      if (g.defined()) {
+        leaf.touched = true;
+        leaf.value.mutable_grad() = at::Tensor();
+      }
     }
     s.step += 1;
     out["total"] = total.item<float>();
@@ -509,8 +525,8 @@ absl::Status NadaTrainer::SaveCheckpoint(const std::string& path) const {
   for (const auto& [name, leaf] : state_->leaves) {
     if (!leaf.touched) continue;
     tensors["param/" + name] = FromTorch(leaf.value);
-    tensors["adam_v/" + name] = FromTorch(leaf.v);
-    meta["adam_steps/" + name] = std::to_string(leaf.steps);
+    tensors["adam_v/" + name] = FromTorch(leaf.adam.v);
+    meta["adam_steps/" + name] = std::to_string(leaf.adam.steps);
   }
   return SaveSafetensors(path, tensors, meta);
 }
@@ -520,6 +536,11 @@ absl::Status NadaTrainer::RestoreCheckpoint(const std::string& path) {
   int64_t step = 0;
   if (f.metadata["format"] != "ganserve-nada-v1" || !absl::SimpleAtoi(f.metadata["step"], &step)) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is not a ganserve training checkpoint"));
+  }
+  // With shared counts every parameter was stepped each iteration: the ones never
+  // trained (not stored) have v = 0 and the global count.
+  if (state_->StepAllLeaves()) {
+    for (auto& [name, leaf] : state_->leaves) leaf.adam.steps = step;
   }
   for (const auto& [key, view] : f.tensors) {
     if (key.rfind("param/", 0) != 0) continue;
@@ -538,8 +559,8 @@ absl::Status NadaTrainer::RestoreCheckpoint(const std::string& path) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": ", name, " has the wrong shape"));
     }
     it->second.value = value;
-    it->second.v = vv;
-    it->second.steps = steps;
+    it->second.adam.v = vv;
+    it->second.adam.steps = steps;
     it->second.touched = true;
   }
   state_->step = step;

@@ -77,6 +77,10 @@ absl::StatusOr<FloatTensor> GetTensor(const SafetensorsFile& f, const std::strin
 
 }  // namespace
 
+const char* ChannelClampingName(ChannelClamping c) {
+  return c == ChannelClamping::kIndependent ? "independent" : "cumulative";
+}
+
 std::vector<int64_t> RelevanceChannels(const stylegan2::GeneratorConfig& c, int max_resolution) {
   std::vector<int64_t> out;
   int res = 4;
@@ -104,6 +108,11 @@ absl::StatusOr<std::unique_ptr<GlobalStatsBuilder>> GlobalStatsBuilder::Create(
   if (o.sample_batch < 1) return absl::InvalidArgumentError("sample_batch must be >= 1");
   if (!(o.alpha > 0) || !std::isfinite(o.alpha) || !std::isfinite(o.truncation)) {
     return absl::InvalidArgumentError("alpha must be > 0 and truncation finite");
+  }
+  if (o.truncation_cutoff.has_value() &&
+      (*o.truncation_cutoff < 1 || *o.truncation_cutoff > generator->config().n_latent)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("truncation_cutoff must be in [1, ", generator->config().n_latent, "]"));
   }
   auto b = std::unique_ptr<GlobalStatsBuilder>(new GlobalStatsBuilder(std::move(generator), std::move(clip), o));
   if (b->channels_.empty()) {
@@ -162,6 +171,23 @@ absl::Status GlobalStatsBuilder::SampleStep() {
   p.render_images = false;
   p.latents.shape = {n, sd};
   p.latents.data = rng_.Randn(static_cast<size_t>(n * sd));
+  if (opt_.truncation_cutoff.has_value()) {
+    // Rows [0, cutoff) truncated, the rest as mapped, then S from that w+.
+    const int nl = gen_->config().n_latent;
+    p.return_s = false;
+    p.return_wplus = true;
+    ASSIGN_OR_RETURN(stylegan2::GenerateResult cut, gen_->Generate(p));
+    p.truncation = 1.0f;
+    ASSIGN_OR_RETURN(stylegan2::GenerateResult full, gen_->Generate(p));
+    const int64_t rows_cut = int64_t{*opt_.truncation_cutoff} * sd;
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy_n(cut.wplus.data.begin() + i * nl * sd, rows_cut, full.wplus.data.begin() + i * nl * sd);
+    }
+    p.space = LatentSpace::kWPlus;
+    p.latents = std::move(full.wplus);
+    p.return_wplus = false;
+    p.return_s = true;
+  }
   ASSIGN_OR_RETURN(stylegan2::GenerateResult r, gen_->Generate(p));
   for (int64_t i = 0; i < n; ++i) {
     const float* s = r.s.data.data() + i * s_dim_;
@@ -210,11 +236,14 @@ absl::StatusOr<float> GlobalStatsBuilder::RelevanceStep() {
   p.space = LatentSpace::kS;
   p.latents.shape = {2 * pairs, s_dim_};
   const float m = mean_.data[channel], sd = std_.data[channel];
+  // Cumulative clamping: every channel measured before this one stays at its mean.
+  const size_t held = opt_.clamping == ChannelClamping::kCumulative ? static_cast<size_t>(ci) : 0;
   for (int64_t i = 0; i < pairs; ++i) {
     const float* s = first_s_.data.data() + (first + i) * s_dim_;
     for (float sign : {-1.0f, 1.0f}) {
       const size_t at = p.latents.data.size();
       p.latents.data.insert(p.latents.data.end(), s, s + s_dim_);
+      for (size_t h = 0; h < held; ++h) p.latents.data[at + channels_[h]] = mean_.data[channels_[h]];
       p.latents.data[at + channel] = m + sign * opt_.alpha * sd;
     }
   }
@@ -257,6 +286,14 @@ absl::StatusOr<FloatTensor> GlobalStatsBuilder::Preview() const {
   return r.images;
 }
 
+// Everything that shapes the result, so a checkpoint resumes only the same computation.
+std::string GlobalStatsBuilder::OptionsKey() const {
+  std::string key = absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",", opt_.truncation, ",",
+                                 opt_.seed, ",", opt_.max_resolution, ",", opt_.batch_size, ",", opt_.sample_batch);
+  absl::StrAppend(&key, ",", ChannelClampingName(opt_.clamping), ",", opt_.truncation_cutoff.value_or(-1));
+  return key;
+}
+
 absl::Status GlobalStatsBuilder::SaveCheckpoint(const std::string& path) const {
   std::map<std::string, FloatTensor> t;
   PutDoubles("sum", sum_, &t);
@@ -276,15 +313,12 @@ absl::Status GlobalStatsBuilder::SaveCheckpoint(const std::string& path) const {
       {{"format", kCheckpointFormat},
        {"step", std::to_string(step_)},
        {"drawn", std::to_string(drawn_)},
-       {"options", absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",", opt_.truncation, ",",
-                                opt_.seed, ",", opt_.max_resolution, ",", opt_.batch_size, ",", opt_.sample_batch)}});
+       {"options", OptionsKey()}});
 }
 
 absl::Status GlobalStatsBuilder::RestoreCheckpoint(const std::string& path) {
   ASSIGN_OR_RETURN(SafetensorsFile f, LoadSafetensors(path));
-  const std::string options =
-      absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",", opt_.truncation, ",", opt_.seed, ",",
-                   opt_.max_resolution, ",", opt_.batch_size, ",", opt_.sample_batch);
+  const std::string options = OptionsKey();
   int64_t step = 0, drawn = 0;
   if (f.metadata["format"] != kCheckpointFormat || !absl::SimpleAtoi(f.metadata["step"], &step) ||
       !absl::SimpleAtoi(f.metadata["drawn"], &drawn) || f.metadata["options"] != options || step < 0 ||
@@ -336,6 +370,8 @@ absl::StatusOr<GlobalStats> GlobalStatsBuilder::Result() const {
   s.num_samples = opt_.num_samples;
   s.num_images = opt_.num_images;
   s.alpha = opt_.alpha;
+  s.clamping = ChannelClampingName(opt_.clamping);
+  s.truncation_cutoff = opt_.truncation_cutoff.value_or(-1);
   return s;
 }
 
@@ -351,7 +387,9 @@ absl::Status SaveGlobalStats(const std::string& path, const GlobalStats& s, cons
                           {"clip_model", clip_model},
                           {"num_samples", std::to_string(s.num_samples)},
                           {"num_images", std::to_string(s.num_images)},
-                          {"alpha", absl::StrCat(s.alpha)}});
+                          {"alpha", absl::StrCat(s.alpha)},
+                          {"clamping", s.clamping},
+                          {"truncation_cutoff", std::to_string(s.truncation_cutoff)}});
 }
 
 absl::StatusOr<GlobalStats> LoadGlobalStats(const std::string& path) {
@@ -377,6 +415,8 @@ absl::StatusOr<GlobalStats> LoadGlobalStats(const std::string& path) {
   absl::SimpleAtoi(f.metadata["num_samples"], &s.num_samples);
   absl::SimpleAtoi(f.metadata["num_images"], &s.num_images);
   absl::SimpleAtof(f.metadata["alpha"], &s.alpha);
+  s.clamping = f.metadata["clamping"];
+  if (!absl::SimpleAtoi(f.metadata["truncation_cutoff"], &s.truncation_cutoff)) s.truncation_cutoff = -1;
   return s;
 }
 

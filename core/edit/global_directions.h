@@ -2,12 +2,18 @@
 // global_torch code computes them, generalised to any generator resolution:
 //
 //  * S-space statistics: per-channel mean and std of S over `num_samples` z from one
-//    NumPy stream (seed 5), mapped with truncation 0.7 toward the mean latent.
+//    NumPy stream (seed 5), mapped with truncation 0.7 toward the mean latent. By default
+//    every w+ row is truncated, as the TF GetCode.py that made the shipped FFHQ
+//    statistics does; `truncation_cutoff` 8 gives global_torch's mapping (rows 0..7 only).
 //  * Channel relevance (the reference's fs3): for every channel c of the non-ToRGB layers
 //    up to 128 px, the first `num_images` samples with s_c set to mean_c -/+ 5 std_c are
 //    rendered, quantised to 8 bits, CLIP-preprocessed (PIL bicubic, centre crop) and
 //    embedded; the unit embeddings' differences are normalised, averaged over the images
-//    and normalised again.
+//    and normalised again. By default the clamping accumulates as in the official
+//    SingleChannel.py (TF and torch), whose shallow list copy writes each clamp into the
+//    shared codes: channel c is measured with every earlier channel (in layer, then
+//    channel order) held at its mean. kIndependent moves only the measured channel, as
+//    the paper describes it.
 //  * An edit: the text direction dt (79 templates per text, unit embeddings averaged
 //    and normalised; dt = unit(target - neutral)), relevance r = fs3 @ dt, channels with
 //    |r| < beta dropped, r / max|r| times the channel std gives delta_s, and the
@@ -20,6 +26,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,11 +38,18 @@
 
 namespace ganserve::core::edit {
 
+// How the relevance pass holds the other channels (see above).
+enum class ChannelClamping { kCumulative, kIndependent };
+
 struct GlobalStatsOptions {
   int num_samples = 100000;  // S mean/std samples (reference: 100,000)
   int num_images = 100;      // images per channel for relevance (reference: 100)
   float alpha = 5.0f;        // channel push in std units (reference: +-5)
   float truncation = 0.7f;   // of the sampled w (reference: 0.7)
+  // w+ rows [0, cutoff) are truncated; nullopt = every row (TF GetCode.py, the shipped
+  // statistics); 8 = global_torch's truncation_cutoff.
+  std::optional<int> truncation_cutoff;
+  ChannelClamping clamping = ChannelClamping::kCumulative;
   uint32_t seed = 5;         // NumPy seed of the z stream (reference: 5)
   int max_resolution = 128;  // relevance covers conv layers up to this size (reference: 128)
   int batch_size = 16;       // renders per step (even: -/+ pairs)
@@ -48,7 +62,13 @@ struct GlobalStats {
   FloatTensor relevance;          // [channels, clip_embed_dim], unit rows
   int num_samples = 0, num_images = 0;
   float alpha = 0;
+  // How they were made ("cumulative" / "independent"; -1 = every row truncated);
+  // empty / -1 in files written before these were recorded.
+  std::string clamping;
+  int truncation_cutoff = -1;
 };
+
+const char* ChannelClampingName(ChannelClamping c);
 
 // The S channels that get relevance rows: every channel of the non-ToRGB layers whose
 // output is at most `max_resolution` px (all 5376 channels up to 128 px at 1024 px).
@@ -83,6 +103,7 @@ class GlobalStatsBuilder {
   absl::Status SampleStep();
   absl::StatusOr<float> RelevanceStep();
   absl::StatusOr<FloatTensor> EmbedImages(const FloatTensor& images) const;
+  std::string OptionsKey() const;
   int64_t SampleSteps() const;
   int64_t StepsPerChannel() const;
 

@@ -110,7 +110,8 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
   const auto& c = s->gen->config();
   s->compare_res = std::min(c.resolution, 256);
   try {
-    Rgb8Image fitted = clip::ResizeAndCenterCrop(target, s->compare_res);
+    // rosinality's transforms.Resize(min(size, 256)) + CenterCrop on a PIL image: bilinear.
+    Rgb8Image fitted = clip::ResizeAndCenterCrop(target, s->compare_res, clip::PilFilter::kBilinear);
     FloatTensor t{{1, 3, s->compare_res, s->compare_res}, {}};
     const size_t plane = static_cast<size_t>(s->compare_res) * s->compare_res;
     t.data.resize(plane * 3);

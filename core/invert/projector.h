@@ -2,8 +2,10 @@
 // space, as rosinality's projector does it (reference/styleclip.md section 4): start
 // at the mean w (10,000 mapped samples, fixed seed), Adam with a cosine learning-rate
 // ramp, a decaying latent noise, optimised and renormalised noise maps with their
-// regulariser. LPIPS is not available yet, so the image loss is MSE plus, when a CLIP
-// model is given, a CLIP image-embedding loss; the result says which was used.
+// regulariser. The target is resized as its transforms do (PIL bilinear, shorter side
+// to min(resolution, 256), centre crop). The image loss is LPIPS (VGG, v0.1) when an LPIPS
+// model is given, as in the reference; without one, MSE plus, when a CLIP model is
+// given, a CLIP image-embedding loss. The result says which loss was used.
 #ifndef GANSERVE_CORE_INVERT_PROJECTOR_H_
 #define GANSERVE_CORE_INVERT_PROJECTOR_H_
 

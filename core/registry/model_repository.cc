@@ -229,6 +229,16 @@ std::vector<ModelInfo> ModelRepository::List() const {
   return out;
 }
 
+void ModelRepository::SetStyleClipDefault(std::string name) {
+  absl::MutexLock lock(&mu_);
+  styleclip_default_ = std::move(name);
+}
+
+std::string ModelRepository::styleclip_default() const {
+  absl::MutexLock lock(&mu_);
+  return styleclip_default_;
+}
+
 std::string ModelRepository::Available() const {
   std::vector<std::string> names;
   for (const auto& [n, e] : models_) {

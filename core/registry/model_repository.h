@@ -99,6 +99,12 @@ class ModelRepository {
 
   const std::string& root() const { return root_; }
 
+  // The CLIP model StyleCLIP's methods use when a request names none (its statistics,
+  // global-direction edits and latent optimization; the official code uses ViT-B/32
+  // throughout and its alpha/beta ranges are tuned for it). Empty = none configured.
+  void SetStyleClipDefault(std::string name) ABSL_LOCKS_EXCLUDED(mu_);
+  std::string styleclip_default() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   ModelRepository(std::string root, stylegan2::LoadOptions opt, clip::ClipPrecision clip_precision)
       : root_(std::move(root)), load_options_(std::move(opt)), clip_precision_(clip_precision) {}
@@ -116,6 +122,7 @@ class ModelRepository {
   const clip::ClipPrecision clip_precision_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  std::string styleclip_default_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ganserve::core

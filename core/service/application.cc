@@ -26,6 +26,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   load.device = o.device;
   ASSIGN_OR_RETURN(auto clip_precision, clip::ParseClipPrecision(o.clip_precision));
   ASSIGN_OR_RETURN(app->repository_, ModelRepository::Create(o.model_repository, load, clip_precision));
+  app->repository_->SetStyleClipDefault(o.styleclip_clip_model);
 
   DeviceExecutor::Options exec;
   exec.name = o.device;

@@ -30,6 +30,9 @@ struct ApplicationOptions {
   // CLIP arithmetic: auto (fp16 on CUDA, as OpenAI runs CLIP; fp32 elsewhere) | fp32 |
   // fp16 (CUDA only) | bf16.
   std::string clip_precision = "auto";
+  // The CLIP model StyleCLIP's methods use when a request names none: the repository
+  // name scripts/fetch-weights.sh gives ViT-B/32 (StyleCLIP's model).
+  std::string styleclip_clip_model = Defaults::kStyleClipClipModel;
   Limits limits;
   // Queued device tasks per work class (interactive renders, inversion steps, training
   // jobs); past them requests are RESOURCE_EXHAUSTED.

@@ -37,7 +37,7 @@ adapt::NadaOptions NadaOptionsOf(const AdaptSpec& s) {
   o.iterations = s.iterations;
   o.batch_size = s.batch_size;
   o.lr *= s.lr_scale;  // a multiplier over the reference's learning rate
-  o.mixing = s.mixing;
+  o.mixing = s.mixing.value_or(o.mixing);
   o.auto_layer_k = s.auto_layer_k;
   o.auto_layer_iters = s.auto_layer_iters;
   o.auto_layer_batch = s.auto_layer_batch;
@@ -48,10 +48,15 @@ adapt::NadaOptions NadaOptionsOf(const AdaptSpec& s) {
     case LayerPreset::kTexture: o.layer_preset = adapt::LayerPreset::kTexture; break;
     case LayerPreset::kShape: o.layer_preset = adapt::LayerPreset::kShape; break;
     case LayerPreset::kNoFine: o.layer_preset = adapt::LayerPreset::kNoFine; break;
+    case LayerPreset::kShapeExpanded: o.layer_preset = adapt::LayerPreset::kShapeExpanded; break;
     default: o.layer_preset = adapt::LayerPreset::kDefault;
   }
   o.lambda_global = s.lambda_global;
   o.lambda_manifold = s.lambda_manifold;
+  o.lambda_direction = s.lambda_direction.value_or(o.lambda_direction);
+  // A validated spec names the counting; records stored before the setting existed
+  // (unspecified) began with per-parameter counts and resume with them.
+  o.adam_steps = s.adam_steps == AdamSteps::kShared ? adapt::AdamSteps::kShared : adapt::AdamSteps::kPerParameter;
   o.preview_count = s.preview_count;
   o.seed = static_cast<uint64_t>(s.seed);
   return o;
@@ -179,7 +184,7 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         std::vector<adapt::ClipGuide> guides;
         for (const auto& c : spec.clip_models) {
           ASSIGN_OR_RETURN(auto clip, repo->GetClip(c.name));
-          guides.push_back({c.name, clip.model, clip.tokenizer, c.weight});
+          guides.push_back({c.name, clip.model, clip.tokenizer, c.weight.value_or(Defaults::kClipWeight)});
         }
         adapt::NadaOptions o = NadaOptionsOf(spec);
         for (const auto& bytes : spec.target_images) {
@@ -204,7 +209,7 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         invert::ProjectorOptions o;
         o.steps = spec.steps;
         o.lr = spec.lr;
-        o.noise_regularize = spec.noise_regularize;
+        o.noise_regularize = spec.noise_regularize.value_or(o.noise_regularize);
         o.mse = spec.mse > 0 ? spec.mse : (lpips != nullptr ? 0.0f : 1.0f);
         o.w_plus = spec.space != LatentSpace::kW;
         o.seed = static_cast<uint64_t>(spec.seed);

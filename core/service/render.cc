@@ -317,6 +317,17 @@ absl::StatusOr<EditPlan> PlanEdit(EditSpec spec, const ModelRepository& repo, co
   const int max_inputs = std::max(1, limits.max_images_per_request / static_cast<int>(p.strengths.size()));
   const bool s_space = global || spec.direction->direction.space == LatentSpace::kS;
   ASSIGN_OR_RETURN(EditInputs in, ResolveEditInputs(spec, repo, data_dir, *models.gen, max_inputs, s_space));
+  if (s_space && models.render != models.gen) {
+    // S is each layer's style affine of w: take the render model's own affines (NADA
+    // trains them), so that strength 0 renders exactly what the render model generates.
+    GenerateParams sp;
+    sp.space = stylegan2::LatentSpace::kWPlus;
+    sp.latents = in.start.wplus;
+    sp.return_s = true;
+    sp.render_images = false;
+    ASSIGN_OR_RETURN(GenerateResult rs, models.render->Generate(sp));
+    in.start.s = std::move(rs.s);
+  }
   p.seeds = std::move(in.seeds);
   p.noise_maps = std::move(in.noise_maps);
   if (global) {
@@ -375,7 +386,7 @@ absl::StatusOr<OptimizePlan> PlanOptimize(EditSpec spec, const ModelRepository& 
   p.render = models.render;
   p.options.steps = l.steps;
   p.options.lr = l.lr;
-  p.options.l2_lambda = l.l2_lambda;
+  p.options.l2_lambda = l.l2_lambda.value_or(p.options.l2_lambda);
   ASSIGN_OR_RETURN(std::string clip_name, ResolveClipModel(repo, l.clip_model));
   ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo.GetClip(clip_name));
   p.clip = clip.model;

@@ -57,21 +57,30 @@ NLOHMANN_JSON_SERIALIZE_ENUM(LayerPreset, {{LayerPreset::kUnspecified, "unspecif
                                            {LayerPreset::kAll, "all"},
                                            {LayerPreset::kTexture, "texture"},
                                            {LayerPreset::kShape, "shape"},
-                                           {LayerPreset::kNoFine, "no_fine"}})
+                                           {LayerPreset::kNoFine, "no_fine"},
+                                           {LayerPreset::kShapeExpanded, "shape_expanded"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(LayerMapping, {{LayerMapping::kUnspecified, "unspecified"},
                                             {LayerMapping::kConsumer, "consumer"},
                                             {LayerMapping::kOfficial, "official"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(AdamSteps, {{AdamSteps::kUnspecified, "unspecified"},
+                                         {AdamSteps::kShared, "shared"},
+                                         {AdamSteps::kPerParameter, "per_parameter"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(ChannelClamping, {{ChannelClamping::kUnspecified, "unspecified"},
+                                               {ChannelClamping::kCumulative, "cumulative"},
+                                               {ChannelClamping::kIndependent, "independent"}})
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClipWeight, name, weight)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, output_name, source_text, target_text,
                                                 target_images, clip_models, iterations, batch_size, lr_scale, mixing,
                                                 auto_layer_k, auto_layer_iters, auto_layer_batch, layer_mapping,
-                                                layer_preset, lambda_global, lambda_manifold, preview_every,
-                                                preview_count, seed, max_run_seconds, preview_format)
+                                                layer_preset, lambda_global, lambda_manifold, lambda_direction,
+                                                adam_steps, preview_every, preview_count, seed, max_run_seconds,
+                                                preview_format)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
-                                                batch_size, preview_every, max_run_seconds, recompute)
+                                                batch_size, preview_every, max_run_seconds, recompute, clamping,
+                                                truncation_cutoff)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentInput, space, values)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GenerateSpec, model, seeds, count, base_seed, latents, inversion_id,
                                                 batch_size, truncation, noise, mix_seeds, inject_index, format,

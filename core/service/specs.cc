@@ -206,21 +206,26 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
     }
   }
   if (clip_models.size() > 4) return Invalid("clip_models: at most 4");
+  bool any_weight = false;
   for (auto& c : clip_models) {
-    if (c.weight == 0) c.weight = Defaults::kClipWeight;
-    if (!(c.weight > 0 && c.weight <= 10)) {
-      return Invalid(absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in (0, 10]"));
+    if (!c.weight.has_value()) c.weight = Defaults::kClipWeight;
+    if (!(*c.weight >= 0 && *c.weight <= 10)) {
+      return Invalid(absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in [0, 10], got ",
+                                  *c.weight));
     }
+    any_weight = any_weight || *c.weight > 0;
     RETURN_IF_ERROR(ValidateModelName(c.name, "clip_models name"));
     RETURN_IF_ERROR(repo.GetClip(c.name).status());
   }
+  if (!any_weight) return Invalid("clip_models: every weight is 0, so nothing would train; give one a weight > 0");
   RETURN_IF_ERROR(Range("iterations", iterations, 0, 5000, std::to_string(reference.iterations)));
   if (iterations == 0) iterations = reference.iterations;
   RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
   if (batch_size == 0) batch_size = reference.batch_size;
   RETURN_IF_ERROR(RangeF("lr_scale", lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
   if (lr_scale == 0) lr_scale = Defaults::kLrScale;
-  RETURN_IF_ERROR(RangeF("mixing", mixing, 0, 1));
+  if (!mixing.has_value()) mixing = reference.mixing;
+  RETURN_IF_ERROR(RangeF("mixing", *mixing, 0, 1));
   RETURN_IF_ERROR(Range("auto_layer_k", auto_layer_k, 0, base.n_latent, "the preset's layers"));
   RETURN_IF_ERROR(Range("auto_layer_iters", auto_layer_iters, 0, 10, std::to_string(reference.auto_layer_iters)));
   if (auto_layer_iters == 0) auto_layer_iters = reference.auto_layer_iters;
@@ -228,10 +233,17 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   if (auto_layer_batch == 0) auto_layer_batch = reference.auto_layer_batch;
   if (!Known(layer_mapping, LayerMapping::kOfficial)) return Invalid("unknown layer_mapping");
   if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = LayerMapping::kConsumer;
-  if (!Known(layer_preset, LayerPreset::kNoFine)) return Invalid("unknown layer_preset");
+  if (!Known(layer_preset, LayerPreset::kShapeExpanded)) return Invalid("unknown layer_preset");
   if (layer_preset == LayerPreset::kUnspecified) layer_preset = LayerPreset::kDefault;
   RETURN_IF_ERROR(RangeF("lambda_global", lambda_global, 0, 100));
   RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
+  if (!lambda_direction.has_value()) lambda_direction = reference.lambda_direction;
+  RETURN_IF_ERROR(RangeF("lambda_direction", *lambda_direction, 0, 100));
+  if (*lambda_direction == 0 && lambda_global == 0 && lambda_manifold == 0) {
+    return Invalid("lambda_direction, lambda_global and lambda_manifold are all 0: nothing would train");
+  }
+  if (!Known(adam_steps, AdamSteps::kPerParameter)) return Invalid("unknown adam_steps");
+  if (adam_steps == AdamSteps::kUnspecified) adam_steps = AdamSteps::kShared;
   // Both losses compare text embeddings of the source and target domains.
   if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
     return Invalid(
@@ -271,8 +283,8 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   if (steps == 0) steps = reference.steps;
   RETURN_IF_ERROR(RangeF("lr", lr, 0, 1, absl::StrCat(reference.lr)));
   if (lr == 0) lr = reference.lr;
-  RETURN_IF_ERROR(RangeF("noise_regularize", noise_regularize, 0, 1e6f, absl::StrCat(reference.noise_regularize)));
-  if (noise_regularize == 0) noise_regularize = reference.noise_regularize;
+  if (!noise_regularize.has_value()) noise_regularize = reference.noise_regularize;
+  RETURN_IF_ERROR(RangeF("noise_regularize", *noise_regularize, 0, 1e6f));
   // 0 keeps the loss choice to the job: MSE weight 0 with LPIPS, 1 without.
   RETURN_IF_ERROR(RangeF("mse", mse, 0, 100));
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 5000, "the server's interval"));
@@ -297,6 +309,12 @@ absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
         absl::StrCat("batch_size must be even and in [2, 64] (0 = ", reference.batch_size, "), got ", batch_size));
   }
   if (batch_size == 0) batch_size = reference.batch_size;
+  if (!Known(clamping, ChannelClamping::kIndependent)) return Invalid("unknown clamping");
+  if (clamping == ChannelClamping::kUnspecified) clamping = ChannelClamping::kCumulative;
+  if (truncation_cutoff.has_value()) {
+    ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
+    RETURN_IF_ERROR(Range("truncation_cutoff", *truncation_cutoff, 1, gen->config().n_latent));
+  }
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 1000000, "the server's interval"));
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, int64_t{7} * 86400, "the server's limit"));
   if (!recompute && std::filesystem::exists(GlobalStatsPath(repo, model, clip_model))) {
@@ -311,6 +329,9 @@ edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s) {
   o.num_samples = s.num_samples;
   o.num_images = s.num_images;
   o.batch_size = s.batch_size;
+  o.clamping = s.clamping == ChannelClamping::kIndependent ? edit::ChannelClamping::kIndependent
+                                                            : edit::ChannelClamping::kCumulative;
+  if (s.truncation_cutoff.has_value()) o.truncation_cutoff = static_cast<int>(*s.truncation_cutoff);
   return o;
 }
 
@@ -448,8 +469,8 @@ absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limit
     if (l.steps == 0) l.steps = reference.steps;
     RETURN_IF_ERROR(RangeF("latent_optimization.lr", l.lr, 0, 1, absl::StrCat(reference.lr)));
     if (l.lr == 0) l.lr = reference.lr;
-    RETURN_IF_ERROR(RangeF("latent_optimization.l2_lambda", l.l2_lambda, 0, 10, absl::StrCat(reference.l2_lambda)));
-    if (l.l2_lambda == 0) l.l2_lambda = reference.l2_lambda;
+    if (!l.l2_lambda.has_value()) l.l2_lambda = reference.l2_lambda;
+    RETURN_IF_ERROR(RangeF("latent_optimization.l2_lambda", *l.l2_lambda, 0, 10));
     RETURN_IF_ERROR(RangeF("latent_optimization.id_lambda", l.id_lambda, 0, 10));
     if (l.id_lambda > 0) {
       return absl::FailedPreconditionError(

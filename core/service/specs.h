@@ -4,7 +4,8 @@
 // JSON (SpecToJson / SpecFromJson), and adapted-model manifests record the AdaptSpec.
 //
 // Convention, as in the API: a zero or empty value means "the default" wherever a
-// default exists. Integral fields are 64-bit, so a value read from JSON is never
+// default exists, except for settings whose zero is meaningful (a loss weight, the
+// mixing probability): those are std::optional, unset = the default. Integral fields are 64-bit, so a value read from JSON is never
 // truncated before its range is checked. The default of an algorithm setting is its options struct's value
 // (core/adapt, core/invert, core/edit: the reference implementations' values);
 // request-level defaults are set in Validate.
@@ -39,8 +40,18 @@ namespace ganserve::core::service {
 enum class LatentSpace : int { kUnspecified = 0, kZ = 1, kW = 2, kWPlus = 3, kS = 4 };
 enum class ImageFormat : int { kUnspecified = 0, kPng = 1, kJpeg = 2, kRawFloat = 3 };
 enum class NoiseMode : int { kUnspecified = 0, kConst = 1, kRandom = 2, kNone = 3 };
-enum class LayerPreset : int { kUnspecified = 0, kDefault = 1, kAll = 2, kTexture = 3, kShape = 4, kNoFine = 5 };
+enum class LayerPreset : int {
+  kUnspecified = 0,
+  kDefault = 1,
+  kAll = 2,
+  kTexture = 3,
+  kShape = 4,
+  kNoFine = 5,
+  kShapeExpanded = 6
+};
 enum class LayerMapping : int { kUnspecified = 0, kConsumer = 1, kOfficial = 2 };
+enum class AdamSteps : int { kUnspecified = 0, kShared = 1, kPerParameter = 2 };
+enum class ChannelClamping : int { kUnspecified = 0, kCumulative = 1, kIndependent = 2 };
 
 // Request-level defaults, for the specs and for clients that show them. Algorithm
 // settings default to their options structs' values (core/adapt, core/invert, core/edit).
@@ -52,6 +63,8 @@ struct Defaults {
   static constexpr int kListPageSize = 50;
   static constexpr float kLrScale = 1.0f;
   static constexpr float kClipWeight = 1.0f;
+  // StyleCLIP's CLIP model (ViT-B/32) under the name scripts/fetch-weights.sh installs.
+  static constexpr char kStyleClipClipModel[] = "clip-vit-b-32";
 };
 
 // Server-wide limits that specs are checked against. The server's flags set them.
@@ -72,7 +85,7 @@ struct LatentInput {
 
 struct ClipWeight {
   std::string name;
-  float weight = 0;  // (0, 10]; 0 = 1
+  std::optional<float> weight;  // [0, 10]; unset = 1; 0 = out of the loss
 };
 
 // AdaptDomain: StyleGAN-NADA from text or example images.
@@ -87,7 +100,7 @@ struct AdaptSpec {
   int64_t iterations = 0;
   int64_t batch_size = 0;
   float lr_scale = 0;
-  float mixing = 0;
+  std::optional<float> mixing;
   int64_t auto_layer_k = 0;
   int64_t auto_layer_iters = 0;
   int64_t auto_layer_batch = 0;
@@ -95,6 +108,8 @@ struct AdaptSpec {
   LayerPreset layer_preset = LayerPreset::kUnspecified;
   float lambda_global = 0;
   float lambda_manifold = 0;
+  std::optional<float> lambda_direction;
+  AdamSteps adam_steps = AdamSteps::kUnspecified;
   int64_t preview_every = 0;
   int64_t preview_count = 0;
   int64_t seed = 0;
@@ -117,7 +132,7 @@ struct InvertSpec {
   LatentSpace space = LatentSpace::kUnspecified;  // W or W+; unspecified = W+
   int64_t steps = 0;
   float lr = 0;
-  float noise_regularize = 0;
+  std::optional<float> noise_regularize;
   float mse = 0;
   int64_t preview_every = 0;
   int64_t seed = 0;
@@ -138,6 +153,8 @@ struct GlobalStatsSpec {
   int64_t preview_every = 0;
   int64_t max_run_seconds = 0;
   bool recompute = false;
+  ChannelClamping clamping = ChannelClamping::kUnspecified;
+  std::optional<int64_t> truncation_cutoff;  // unset = every w+ row
 
   // Also ALREADY_EXISTS when the statistics exist and `recompute` is not set.
   absl::Status Validate(const ModelRepository& repo);
@@ -181,7 +198,7 @@ struct LatentOptimizationSpec {
   std::string target_text;
   int64_t steps = 0;
   float lr = 0;
-  float l2_lambda = 0;
+  std::optional<float> l2_lambda;
   float id_lambda = 0;
   std::string clip_model;
 };

@@ -1,11 +1,13 @@
 #include "core/service/storage.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <system_error>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/invert/projector.h"
 #include "core/util/status_macros.h"
 
@@ -17,12 +19,24 @@ absl::StatusOr<std::string> ResolveClipModel(const ModelRepository& repo, const 
     RETURN_IF_ERROR(repo.GetClip(requested).status());
     return requested;
   }
+  std::vector<std::string> installed;
   for (const auto& m : repo.List()) {
-    if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) return m.name;
+    if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) installed.push_back(m.name);
   }
-  return absl::FailedPreconditionError(
-      "no CLIP model is installed: add one to the model repository ({\"kind\": \"clip\", ...}; see the README's "
-      "Weights section)");
+  if (installed.empty()) {
+    return absl::FailedPreconditionError(
+        "no CLIP model is installed: add one to the model repository ({\"kind\": \"clip\", ...}; see the README's "
+        "Weights section)");
+  }
+  const std::string configured = repo.styleclip_default();
+  if (!configured.empty() && std::find(installed.begin(), installed.end(), configured) != installed.end()) {
+    return configured;
+  }
+  // No silent choice among other CLIP models: StyleCLIP's ranges are tuned for ViT-B/32.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "no clip_model given and the StyleCLIP default CLIP model '", configured,
+      "' is not installed; StyleCLIP's alpha/beta ranges are tuned for ViT-B/32. Installed CLIP models: ",
+      absl::StrJoin(installed, ", "), ". Name one in clip_model, or set the server's --styleclip_clip_model"));
 }
 
 std::string GlobalStatsPath(const ModelRepository& repo, const std::string& model, const std::string& clip) {

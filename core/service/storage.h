@@ -22,8 +22,9 @@
 
 namespace ganserve::core::service {
 
-// `requested`, or the first ready CLIP model when empty. NotFound / FailedPrecondition
-// saying what to install.
+// The CLIP model of a StyleCLIP operation: `requested`, or when empty the repository's
+// StyleCLIP default (ModelRepository::SetStyleClipDefault) if it is installed.
+// NotFound / FailedPrecondition saying what to install or name.
 absl::StatusOr<std::string> ResolveClipModel(const ModelRepository& repo, const std::string& requested);
 
 std::string GlobalStatsPath(const ModelRepository& repo, const std::string& model, const std::string& clip);

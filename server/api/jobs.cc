@@ -19,11 +19,13 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.source_text = r.source_text();
   s.target_text = r.target_text();
   s.target_images.assign(r.target_images().begin(), r.target_images().end());
-  for (const auto& c : r.clip_models()) s.clip_models.push_back({c.name(), c.weight()});
+  for (const auto& c : r.clip_models()) {
+    s.clip_models.push_back({c.name(), c.has_weight() ? std::optional<float>(c.weight()) : std::nullopt});
+  }
   s.iterations = r.iterations();
   s.batch_size = r.batch_size();
   s.lr_scale = r.lr_scale();
-  s.mixing = r.mixing();
+  if (r.has_mixing()) s.mixing = r.mixing();
   s.auto_layer_k = r.auto_layer_k();
   s.auto_layer_iters = r.auto_layer_iters();
   s.auto_layer_batch = r.auto_layer_batch();
@@ -31,6 +33,8 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.layer_preset = static_cast<cs::LayerPreset>(r.layer_preset());
   s.lambda_global = r.lambda_global();
   s.lambda_manifold = r.lambda_manifold();
+  if (r.has_lambda_direction()) s.lambda_direction = r.lambda_direction();
+  s.adam_steps = static_cast<cs::AdamSteps>(r.adam_steps());
   s.preview_every = r.preview_every();
   s.preview_count = r.preview_count();
   s.seed = r.seed();
@@ -48,7 +52,7 @@ cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
   s.space = static_cast<cs::LatentSpace>(r.space());
   s.steps = r.steps();
   s.lr = r.lr();
-  s.noise_regularize = r.noise_regularize();
+  if (r.has_noise_regularize()) s.noise_regularize = r.noise_regularize();
   s.mse = r.mse();
   s.preview_every = r.preview_every();
   s.seed = r.seed();
@@ -67,6 +71,8 @@ cs::GlobalStatsSpec ToSpec(const v1::PrepareGlobalDirectionsRequest& r) {
   s.preview_every = r.preview_every();
   s.max_run_seconds = r.max_run_seconds();
   s.recompute = r.recompute();
+  s.clamping = static_cast<cs::ChannelClamping>(r.clamping());
+  if (r.has_truncation_cutoff()) s.truncation_cutoff = r.truncation_cutoff();
   return s;
 }
 

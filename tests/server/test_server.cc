@@ -53,6 +53,7 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   o.app.data_dir = data_;
   o.app.model_repository = repo_;
   o.app.device = "cpu";
+  o.app.styleclip_clip_model = "clip-demo";  // the StyleCLIP default of these tests
   o.app.max_interactive_queue = opt.max_interactive_queue;
   o.app.limits.max_images_per_request = opt.max_images_per_request;
   auto s = server::GanServer::Start(o);

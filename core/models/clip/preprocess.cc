@@ -16,6 +16,11 @@ double BicubicFilter(double x) {
   return 0.0;
 }
 
+double BilinearFilter(double x) {
+  x = std::fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
 // Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis.
 struct Coeffs {
   int ksize = 0;
@@ -23,8 +28,9 @@ struct Coeffs {
   std::vector<int> k;       // fixed-point weights, ksize per output pixel
 };
 
-Coeffs Precompute(int in_size, int out_size) {
-  constexpr double kSupport = 2.0;
+Coeffs Precompute(int in_size, int out_size, PilFilter filter) {
+  const bool bicubic = filter == PilFilter::kBicubic;
+  const double kSupport = bicubic ? 2.0 : 1.0;
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = std::max(scale, 1.0);
   const double support = kSupport * filterscale;
@@ -43,7 +49,8 @@ Coeffs Precompute(int in_size, int out_size) {
     xmax -= xmin;
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
-      w[x] = BicubicFilter((x + xmin - center + 0.5) * ss);
+      const double t = (x + xmin - center + 0.5) * ss;
+      w[x] = bicubic ? BicubicFilter(t) : BilinearFilter(t);
       ww += w[x];
     }
     for (int x = 0; x < xmax; ++x) {
@@ -65,11 +72,11 @@ uint8_t Clip8(int64_t v) {
 
 }  // namespace
 
-Rgb8Image PilResizeBicubic(const Rgb8Image& in, int width, int height) {
+Rgb8Image PilResize(const Rgb8Image& in, int width, int height, PilFilter filter) {
   const bool need_h = width != in.width;
   const bool need_v = height != in.height;
-  Coeffs ch = Precompute(in.width, width);
-  Coeffs cv = Precompute(in.height, height);
+  Coeffs ch = Precompute(in.width, width, filter);
+  Coeffs cv = Precompute(in.height, height, filter);
   const int ybox_first = cv.bounds[0];
   const int ybox_last = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
   Rgb8Image cur = in;
@@ -113,7 +120,7 @@ Rgb8Image PilResizeBicubic(const Rgb8Image& in, int width, int height) {
   return out;
 }
 
-Rgb8Image ResizeAndCenterCrop(const Rgb8Image& in, int size) {
+Rgb8Image ResizeAndCenterCrop(const Rgb8Image& in, int size, PilFilter filter) {
   int w = in.width, h = in.height;
   if (w <= h) {
     h = static_cast<int>(static_cast<double>(size) * in.height / in.width);
@@ -122,7 +129,7 @@ Rgb8Image ResizeAndCenterCrop(const Rgb8Image& in, int size) {
     w = static_cast<int>(static_cast<double>(size) * in.width / in.height);
     h = size;
   }
-  Rgb8Image resized = (w == in.width && h == in.height) ? in : PilResizeBicubic(in, w, h);
+  Rgb8Image resized = (w == in.width && h == in.height) ? in : PilResize(in, w, h, filter);
   // torchvision center_crop: offsets int(round((dim - size) / 2.0)), round half to even.
   const int top = static_cast<int>(std::nearbyint((resized.height - size) / 2.0));
   const int left = static_cast<int>(std::nearbyint((resized.width - size) / 2.0));

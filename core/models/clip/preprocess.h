@@ -19,11 +19,22 @@ namespace ganserve::core::clip {
 inline constexpr float kClipMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 inline constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
-// Pillow's Image.resize((width, height), Image.BICUBIC) for an RGB image.
-Rgb8Image PilResizeBicubic(const Rgb8Image& in, int width, int height);
+// Pillow's resampling filters (both antialiased on downscale: the support widens with
+// the scale factor).
+enum class PilFilter {
+  kBicubic,   // Image.BICUBIC: CLIP's preprocess
+  kBilinear,  // Image.BILINEAR: torchvision Resize's default on PIL images
+};
 
-// torchvision Resize(size) (shorter side to `size`) then CenterCrop(size).
-Rgb8Image ResizeAndCenterCrop(const Rgb8Image& in, int size);
+// Pillow's Image.resize((width, height), filter) for an RGB image.
+Rgb8Image PilResize(const Rgb8Image& in, int width, int height, PilFilter filter);
+inline Rgb8Image PilResizeBicubic(const Rgb8Image& in, int width, int height) {
+  return PilResize(in, width, height, PilFilter::kBicubic);
+}
+
+// torchvision Resize(size, interpolation) (shorter side to `size`) then CenterCrop(size)
+// on a PIL image. CLIP passes BICUBIC; torchvision's default is BILINEAR.
+Rgb8Image ResizeAndCenterCrop(const Rgb8Image& in, int size, PilFilter filter = PilFilter::kBicubic);
 
 // [1, 3, H, W] float32: pixel / 255, then (x - mean) / std per channel.
 FloatTensor NormalizeForClip(const Rgb8Image& image);

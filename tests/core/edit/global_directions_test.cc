@@ -8,7 +8,11 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 
+#include "core/checkpoint/safetensors.h"
+#include "core/io/image_codec.h"
+#include "core/models/clip/preprocess.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/util/np_random.h"
@@ -87,6 +91,160 @@ TEST(GlobalDirectionsTest, StatisticsMatchADirectComputationAndRowsAreUnit) {
     for (int j = 0; j < 64; ++j) n += std::pow(s->relevance.data[r * 64 + j], 2);
     EXPECT_NEAR(n, 1.0, 1e-4) << r;
   }
+}
+
+// The official SingleChannel.py loop written out directly: the shared codes of the first
+// images, each channel clamped to its mean in place (kept for every later channel),
+// rendered at mean -/+ alpha*std, quantised, CLIP-embedded; GetFs on the embeddings.
+// (Rendered in the builder's batches so float rounding is the same.)
+std::vector<float> OfficialRelevance(const stylegan2::Generator& gen, const clip::ClipModel& clip,
+                                     const GlobalStats& st, const GlobalStatsOptions& o, bool cumulative) {
+  const int64_t sd = gen.config().s_dim, d = clip.config().embed_dim;
+  NumpyRandomState rng(o.seed);
+  stylegan2::GenerateParams p;
+  p.latents.shape = {o.sample_batch, gen.config().style_dim};  // the builder's first statistics batch
+  p.latents.data = rng.Randn(static_cast<size_t>(o.sample_batch) * gen.config().style_dim);
+  p.truncation = o.truncation;
+  p.return_s = true;
+  p.render_images = false;
+  auto first = gen.Generate(p);
+  EXPECT_TRUE(first.ok());
+  // [num_images, sd]: the codes every channel's renders start from (shared, as in the loop)
+  std::vector<float> codes(first->s.data.begin(), first->s.data.begin() + o.num_images * sd);
+  std::vector<float> out;
+  for (int64_t c : st.channels) {
+    std::vector<float> work = codes;
+    for (int i = 0; i < o.num_images; ++i) work[i * sd + c] = st.s_mean.data[c];
+    if (cumulative) codes = work;  // the in-place write through the shallow copy
+    std::vector<double> acc(static_cast<size_t>(d), 0.0);
+    for (int start = 0; start < o.num_images; start += o.batch_size / 2) {
+      const int pairs = std::min(o.batch_size / 2, o.num_images - start);
+      stylegan2::GenerateParams r;
+      r.space = stylegan2::LatentSpace::kS;
+      r.latents.shape = {2 * pairs, sd};
+      for (int i = start; i < start + pairs; ++i) {
+        for (float sign : {-1.0f, 1.0f}) {
+          std::vector<float> row(work.begin() + i * sd, work.begin() + (i + 1) * sd);
+          row[c] += sign * o.alpha * st.s_std.data[c];
+          r.latents.data.insert(r.latents.data.end(), row.begin(), row.end());
+        }
+      }
+      auto img = gen.Generate(r);
+      EXPECT_TRUE(img.ok());
+      FloatTensor batch{{2 * pairs, 3, clip.config().image_resolution, clip.config().image_resolution}, {}};
+      for (int k = 0; k < 2 * pairs; ++k) {
+        auto rgb = FloatToRgb8(img->images, k);
+        EXPECT_TRUE(rgb.ok());
+        FloatTensor x = clip::PreprocessForClip(*rgb, clip.config().image_resolution);
+        batch.data.insert(batch.data.end(), x.data.begin(), x.data.end());
+      }
+      auto emb = clip.EncodeImage(batch);
+      EXPECT_TRUE(emb.ok());
+      auto unit = [&](std::vector<double> v) {
+        double n = 0;
+        for (double x : v) n += x * x;
+        for (double& x : v) x /= std::sqrt(n);
+        return v;
+      };
+      for (int k = 0; k < pairs; ++k) {
+        auto lo = unit({emb->data.begin() + (2 * k) * d, emb->data.begin() + (2 * k + 1) * d});
+        auto hi = unit({emb->data.begin() + (2 * k + 1) * d, emb->data.begin() + (2 * k + 2) * d});
+        for (int64_t j = 0; j < d; ++j) hi[j] -= lo[j];
+        hi = unit(hi);
+        for (int64_t j = 0; j < d; ++j) acc[j] += hi[j];
+      }
+    }
+    double n = 0;
+    for (double x : acc) n += x * x;
+    for (double x : acc) out.push_back(static_cast<float>(x / std::sqrt(n)));
+  }
+  return out;
+}
+
+TEST(GlobalDirectionsTest, RelevanceClampsCumulativelyAsTheOfficialLoopDoes) {
+  auto gen = TinyGenerator();
+  auto clip = TinyClip();
+  GlobalStatsOptions o = SmallOptions();
+  std::map<bool, std::vector<float>> built;
+  for (bool cumulative : {true, false}) {
+    o.clamping = cumulative ? ChannelClamping::kCumulative : ChannelClamping::kIndependent;
+    auto b = GlobalStatsBuilder::Create(gen, clip, o);
+    ASSERT_TRUE(b.ok()) << b.status();
+    while ((*b)->step() < (*b)->total_steps()) ASSERT_TRUE((*b)->Step().ok());
+    auto st = (*b)->Result();
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->clamping, cumulative ? "cumulative" : "independent");
+    const std::vector<float> want = OfficialRelevance(*gen, *clip, *st, o, cumulative);
+    ASSERT_EQ(st->relevance.data.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_NEAR(st->relevance.data[i], want[i], 1e-4) << (cumulative ? "cumulative" : "independent") << " " << i;
+    }
+    built[cumulative] = st->relevance.data;
+  }
+  // The first channel is measured the same way by both; later ones differ.
+  const int64_t d = clip->config().embed_dim;
+  double first = 0, rest = 0;
+  for (int64_t j = 0; j < d; ++j) first += std::fabs(built[true][j] - built[false][j]);
+  for (size_t j = static_cast<size_t>(d); j < built[true].size(); ++j) rest += std::fabs(built[true][j] - built[false][j]);
+  EXPECT_LT(first, 1e-5);
+  EXPECT_GT(rest, 1e-2);
+}
+
+TEST(GlobalDirectionsTest, TruncationCutoffTruncatesOnlyTheFirstRows) {
+  auto gen = TinyGenerator();
+  GlobalStatsOptions o = SmallOptions();
+  o.truncation_cutoff = 2;
+  auto b = GlobalStatsBuilder::Create(gen, TinyClip(), o);
+  ASSERT_TRUE(b.ok()) << b.status();
+  while ((*b)->step() < 3) ASSERT_TRUE((*b)->Step().ok());  // the statistics phase
+  ASSERT_TRUE((*b)->SaveCheckpoint(TempPath("cut.safetensors")).ok());
+  // Direct: w+ rows 0-1 truncated (psi 0.7) and the rest as mapped, from the truncated
+  // and untruncated w+ of the same z; then S of that w+.
+  const auto& cfg = gen->config();
+  NumpyRandomState rng(5);
+  stylegan2::GenerateParams p;
+  p.latents.shape = {40, cfg.style_dim};
+  p.latents.data = rng.Randn(40 * static_cast<size_t>(cfg.style_dim));
+  p.render_images = false;
+  p.return_wplus = true;
+  auto full = gen->Generate(p);
+  p.truncation = 0.7f;
+  auto cut = gen->Generate(p);
+  ASSERT_TRUE(full.ok() && cut.ok());
+  stylegan2::GenerateParams q;
+  q.space = stylegan2::LatentSpace::kWPlus;
+  q.latents = full->wplus;
+  const int64_t row = cfg.style_dim, per = int64_t{cfg.n_latent} * row;
+  for (int i = 0; i < 40; ++i) {
+    for (int64_t j = 0; j < 2 * row; ++j) q.latents.data[i * per + j] = cut->wplus.data[i * per + j];
+  }
+  q.return_s = true;
+  q.render_images = false;
+  auto s = gen->Generate(q);
+  ASSERT_TRUE(s.ok());
+  auto f = LoadSafetensors(TempPath("cut.safetensors"));
+  ASSERT_TRUE(f.ok());
+  auto mean = ToFloatTensor(f->tensors.at("mean"));
+  ASSERT_TRUE(mean.ok());
+  const int64_t sd = cfg.s_dim;
+  double moved_vs_all = 0;
+  for (int64_t j = 0; j < sd; ++j) {
+    double m = 0;
+    for (int i = 0; i < 40; ++i) m += s->s.data[i * sd + j];
+    EXPECT_NEAR(mean->data[j], m / 40, 1e-4) << j;
+  }
+  // Every-row truncation (the default) gives other statistics for the later layers.
+  o.truncation_cutoff.reset();
+  auto all = GlobalStatsBuilder::Create(gen, TinyClip(), o);
+  while ((*all)->step() < 3) ASSERT_TRUE((*all)->Step().ok());
+  ASSERT_TRUE((*all)->SaveCheckpoint(TempPath("all.safetensors")).ok());
+  auto fa = LoadSafetensors(TempPath("all.safetensors"));
+  auto mean_all = ToFloatTensor(fa->tensors.at("mean"));
+  for (int64_t j = 0; j < sd; ++j) moved_vs_all += std::fabs(mean_all->data[j] - mean->data[j]);
+  EXPECT_GT(moved_vs_all, 1e-3);
+  // Out of range.
+  o.truncation_cutoff = cfg.n_latent + 1;
+  EXPECT_EQ(GlobalStatsBuilder::Create(gen, TinyClip(), o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GlobalDirectionsTest, ResumingFromACheckpointGivesTheSameResult) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "core/models/clip/preprocess.h"
 #include "core/models/stylegan2/random_init.h"
 
 namespace ganserve::core::invert {
@@ -67,6 +68,34 @@ TEST(ProjectorTest, ConvergesOnAGeneratedImage) {
   auto again = gen->Generate(q);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->images.data, after->reconstruction.data);
+}
+
+// The target is resized as rosinality's transforms.Resize does on a PIL image (bilinear),
+// shorter side to min(resolution, 256), then centre-cropped.
+TEST(ProjectorTest, TargetIsBilinearResizedAndCentreCropped) {
+  auto gen = Tiny();  // 32 px
+  Rgb8Image img;
+  img.width = 80;
+  img.height = 48;
+  for (int i = 0; i < 80 * 48 * 3; ++i) img.pixels.push_back(static_cast<uint8_t>((i * 37 + i / 240 * 11) % 256));
+  auto proj = Projector::Create(gen, img, ProjectorOptions{}, nullptr);
+  ASSERT_TRUE(proj.ok()) << proj.status();
+  FloatTensor t = (*proj)->Target();
+  ASSERT_EQ(t.shape, (std::vector<int64_t>{1, 3, 32, 32}));
+  Rgb8Image want = clip::ResizeAndCenterCrop(img, 32, clip::PilFilter::kBilinear);
+  Rgb8Image bicubic = clip::ResizeAndCenterCrop(img, 32, clip::PilFilter::kBicubic);
+  int bicubic_differs = 0;
+  for (int p = 0; p < 32 * 32; ++p) {
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_FLOAT_EQ(t.data[c * 1024 + p], want.pixels[p * 3 + c] / 127.5f - 1.0f) << p;
+      bicubic_differs += bicubic.pixels[p * 3 + c] != want.pixels[p * 3 + c];
+    }
+  }
+  EXPECT_GT(bicubic_differs, 0) << "the test image should tell the filters apart";
+  // noise_regularize 0 (off) is a valid setting.
+  ProjectorOptions off;
+  off.noise_regularize = 0;
+  EXPECT_TRUE(Projector::Create(gen, img, off, nullptr).ok());
 }
 
 TEST(ProjectorTest, RejectsBadOptions) {

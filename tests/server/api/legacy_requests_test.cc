@@ -112,7 +112,16 @@ TEST(SpecJsonTest, RoundTripsEveryJobSpecIncludingBinaryFields) {
   EXPECT_EQ(back->target_images, a.target_images);
   EXPECT_EQ(back->layer_preset, cs::LayerPreset::kNoFine);
   EXPECT_EQ(back->seed, a.seed);
-  EXPECT_FLOAT_EQ(back->clip_models[0].weight, 2.5f);
+  EXPECT_EQ(back->clip_models[0].weight, std::optional<float>(2.5f));
+  // Settings whose zero is meaningful keep "unset" apart from 0 through JSON.
+  a.mixing = 0.0f;
+  a.lambda_direction = std::nullopt;
+  a.adam_steps = cs::AdamSteps::kPerParameter;
+  back = cs::SpecFromJson<cs::AdaptSpec>(cs::SpecToJson(a));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->mixing, std::optional<float>(0.0f));
+  EXPECT_FALSE(back->lambda_direction.has_value());
+  EXPECT_EQ(back->adam_steps, cs::AdamSteps::kPerParameter);
   // The hash ignores the idempotency key and nothing else.
   cs::AdaptSpec b = a;
   b.request_id = "k";
