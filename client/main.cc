@@ -6,16 +6,33 @@
 #include "absl/strings/str_cat.h"
 #include "client/local.h"
 #include "client/remote.h"
+#include "client/util.h"
+#include "core/adapt/nada_trainer.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
+#include "core/invert/projector.h"
 #include "core/runtime/torch_setup.h"
 #include "core/service/specs.h"
+#include "ganserve/v1/ganserve.pb.h"
 
 namespace {
 
 namespace cs = ganserve::core::service;
 namespace ce = ganserve::core::edit;
+namespace v1 = ganserve::v1;
+
+constexpr char kSetHelp[] =
+    "override any request field: FIELD=VALUE with the proto's field names, dotted into messages "
+    "(e.g. --set lambda_direction=0 --set adam_steps=ADAM_STEPS_PER_PARAMETER); repeatable";
+
+// " (default X)" for help texts, from the spec's source of truth.
+template <typename T>
+std::string Default(T v) {
+  return absl::StrCat(" (default ", v, ")");
+}
 using ganserve::client::Connection;
+using ganserve::client::EnumFlagName;
+using ganserve::client::EnumFlagNames;
 
 int Report(const absl::Status& s) {
   if (s.ok()) return 0;
@@ -101,6 +118,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   generate->add_flag("--return-latents", gen.return_latents, "also write each image's w+ as .npy");
   generate->add_option("--grid-columns", gen.grid_columns, "contact sheet columns (default sqrt(n))");
   generate->add_option("--inversion", gen.inversion, "render an InvertImage result (inv-...)")->excludes(seeds_opt);
+  generate->add_option("--set", gen.sets, kSetHelp);
   generate->callback([&] {
     if (gen.seeds.empty() && gen.count == 0 && gen.inversion.empty()) gen.seeds = "0-7";
     result = ganserve::client::Generate(conn, gen);
@@ -112,17 +130,43 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   adapt_cmd->add_option("--from", adapt.from, "source domain text, e.g. photo (default: the model's domain)");
   adapt_cmd->add_option("--to", adapt.to, "target domain text, e.g. pencil sketch (or give --images)");
   adapt_cmd->add_option("--images", adapt.images, "target-domain example images");
-  adapt_cmd->add_option("--iterations", adapt.iterations);
+  const ganserve::core::adapt::NadaOptions nada;
+  adapt_cmd->add_option("--iterations", adapt.iterations, "training steps" + Default(nada.iterations));
   adapt_cmd->add_option("--name", adapt.name, "name of the new model");
   adapt_cmd->add_option("--out", adapt.out, "folder for preview grids")->capture_default_str();
-  adapt_cmd->add_option("--batch-size", adapt.batch_size);
+  adapt_cmd->add_option("--batch-size", adapt.batch_size, "latents per step" + Default(nada.batch_size));
   adapt_cmd->add_option("--seed", adapt.seed);
-  adapt_cmd->add_option("--preview-every", adapt.preview_every);
-  adapt_cmd->add_option("--auto-layer-k", adapt.auto_layer_k, "train the k most relevant layers (0: preset)");
-  adapt_cmd->add_option("--lr-scale", adapt.lr_scale);
-  adapt_cmd->add_option("--mixing", adapt.mixing);
-  adapt_cmd->add_option("--clip", adapt.clip_models, "CLIP model NAME[:WEIGHT] (repeatable; default: all)");
+  adapt_cmd->add_option("--preview-every", adapt.preview_every, "steps between previews (default: the server's)");
+  adapt_cmd->add_option("--preview-count", adapt.preview_count, "preview grid size" + Default(nada.preview_count));
+  adapt_cmd->add_option("--auto-layer-k", adapt.auto_layer_k, "train the k most relevant layers (0: the preset)");
+  adapt_cmd->add_option("--auto-layer-iters", adapt.auto_layer_iters,
+                        "layer-selection SGD steps" + Default(nada.auto_layer_iters));
+  adapt_cmd->add_option("--auto-layer-batch", adapt.auto_layer_batch,
+                        "layer-selection samples" + Default(nada.auto_layer_batch));
+  adapt_cmd->add_option("--layer-mapping", adapt.layer_mapping,
+                        EnumFlagNames(v1::LayerMapping_descriptor()) +
+                            Default(EnumFlagName(v1::LayerMapping_descriptor(), static_cast<int>(cs::Defaults::kLayerMapping))));
+  adapt_cmd->add_option("--preset", adapt.preset,
+                        "layers trained without selection: " + EnumFlagNames(v1::LayerPreset_descriptor()) +
+                            Default(EnumFlagName(v1::LayerPreset_descriptor(), static_cast<int>(cs::Defaults::kLayerPreset))));
+  adapt_cmd->add_option("--adam-steps", adapt.adam_steps,
+                        "Adam step counting under selection: " + EnumFlagNames(v1::AdamSteps_descriptor()) +
+                            Default(EnumFlagName(v1::AdamSteps_descriptor(), static_cast<int>(cs::Defaults::kAdamSteps))));
+  adapt_cmd->add_option("--lr-scale", adapt.lr_scale,
+                        absl::StrCat("multiplier of the reference's learning rate ", nada.lr,
+                                     Default(cs::Defaults::kLrScale)));
+  adapt_cmd->add_option("--mixing", adapt.mixing, "style-mixing probability" + Default(nada.mixing));
+  adapt_cmd->add_option("--lambda-direction", adapt.lambda_direction,
+                        "directional CLIP loss weight" + Default(nada.lambda_direction));
+  adapt_cmd->add_option("--lambda-global", adapt.lambda_global, "global CLIP loss weight" + Default(nada.lambda_global));
+  adapt_cmd->add_option("--lambda-manifold", adapt.lambda_manifold,
+                        "manifold-angle loss weight" + Default(nada.lambda_manifold));
+  adapt_cmd->add_option("--clip", adapt.clip_models,
+                        "CLIP model NAME[:WEIGHT], weight 0 allowed (repeatable; default: all, weight " +
+                            absl::StrCat(cs::Defaults::kClipWeight) + ")");
+  adapt_cmd->add_option("--max-run-seconds", adapt.max_run_seconds, "wall-clock limit (default: the server's)");
   adapt_cmd->add_option("--request-id", adapt.request_id, "idempotency key");
+  adapt_cmd->add_option("--set", adapt.sets, kSetHelp);
   adapt_cmd->callback([&] { result = ganserve::client::Adapt(conn, adapt); });
 
   ganserve::client::InvertArgs inv;
@@ -130,7 +174,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   auto* prep = app.add_subcommand("prepare-global",
                                   "compute a generator's StyleCLIP global-direction statistics (once per model)");
   prep->add_option("--model", pg.model)->required();
-  prep->add_option("--clip", pg.clip, "CLIP model (default: the server's first)");
+  prep->add_option("--clip", pg.clip, "CLIP model (default: the server's StyleCLIP default, ViT-B/32)");
   prep->add_option("--samples", pg.samples,
                    absl::StrCat("S mean/std samples (default ", ce::GlobalStatsOptions{}.num_samples, ")"));
   prep->add_option(
@@ -139,13 +183,30 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   prep->add_option("--batch", pg.batch,
                    absl::StrCat("renders per step, even (default ", ce::GlobalStatsOptions{}.batch_size, ")"));
   prep->add_flag("--recompute", pg.recompute, "replace existing statistics");
+  prep->add_option("--clamping", pg.clamping,
+                   "relevance pass: " + EnumFlagNames(v1::ChannelClamping_descriptor()) +
+                       Default(EnumFlagName(v1::ChannelClamping_descriptor(), static_cast<int>(cs::Defaults::kClamping))));
+  prep->add_option("--truncation-cutoff", pg.truncation_cutoff,
+                   "truncate only w+ rows below this (8: global_torch; default: every row, as the shipped statistics)");
+  prep->add_option("--request-id", pg.request_id, "idempotency key");
+  prep->add_option("--set", pg.sets, kSetHelp);
   prep->add_option("--out", pg.out, "folder for preview grids")->capture_default_str();
   prep->callback([&] { result = ganserve::client::PrepareGlobal(conn, pg); });
 
   auto* invert = app.add_subcommand("invert", "project a photo into a generator's latent space");
   invert->add_option("image", inv.image)->required()->check(CLI::ExistingFile);
   invert->add_option("--model", inv.model)->required();
-  invert->add_option("--steps", inv.steps);
+  const ganserve::core::invert::ProjectorOptions projector;
+  invert->add_option("--steps", inv.steps, "optimisation steps" + Default(projector.steps));
+  invert->add_option("--lr", inv.lr, "peak learning rate" + Default(projector.lr));
+  invert->add_option("--noise-regularize", inv.noise_regularize,
+                     "noise-map regulariser weight, 0 = off" + Default(projector.noise_regularize));
+  invert->add_option("--mse", inv.mse, "MSE weight (default: 0 with LPIPS, 1 without)");
+  invert->add_flag("--aligned", inv.aligned, "the photo is aligned and cropped already (no alignment is built yet)");
+  invert->add_option("--seed", inv.seed);
+  invert->add_option("--max-run-seconds", inv.max_run_seconds, "wall-clock limit (default: the server's)");
+  invert->add_option("--request-id", inv.request_id, "idempotency key");
+  invert->add_option("--set", inv.sets, kSetHelp);
   invert->add_option("--space", inv.space, "w | w+")->capture_default_str();
   invert->add_option("--out", inv.out, "folder for the latent, reconstruction and previews")->capture_default_str();
   invert->add_option("--preview-every", inv.preview_every);
@@ -171,8 +232,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   edit->add_option("--steps", ed.steps,
                    absl::StrCat("--optimize: Adam steps (default ", ce::LatentOptimizationOptions{}.steps, ")"));
   edit->add_option("--l2", ed.l2_lambda,
-                   absl::StrCat("--optimize: weight of the L2 to the start (default ",
+                   absl::StrCat("--optimize: weight of the L2 to the start, 0 = free (default ",
                                 ce::LatentOptimizationOptions{}.l2_lambda, ")"));
+  edit->add_option("--lr", ed.lr, "--optimize: learning rate" + Default(ce::LatentOptimizationOptions{}.lr));
+  edit->add_option("--clip", ed.clip, "CLIP model of a text edit (default: the server's StyleCLIP default, ViT-B/32)");
+  edit->add_option("--truncation", ed.truncation, "psi of seed inputs in [0, 2] (default: the model's)");
+  edit->add_option("--set", ed.sets, kSetHelp);
   edit->add_option("--out", ed.out);
   edit->callback([&] { result = ganserve::client::Edit(conn, ed); });
 

@@ -209,8 +209,9 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
     return absl::Status(static_cast<absl::StatusCode>(last.error_code()),
                         absl::StrCat("job ", last.id(), " failed: ", last.error_message()));
   }
-  if (last.state() == v1::JOB_STATE_CANCELLED)
+  if (last.state() == v1::JOB_STATE_CANCELLED) {
     return absl::CancelledError(absl::StrCat("job ", last.id(), " was cancelled"));
+}
   return absl::OkStatus();
 }
 
@@ -380,6 +381,7 @@ absl::Status Generate(const Connection& c, const GenerateArgs& a) {
     return absl::InvalidArgumentError("--format must be png or jpeg");
   }
   req.set_return_latents(a.return_latents);
+  RETURN_IF_ERROR(ApplySets(a.sets, &req));
 
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
@@ -436,18 +438,39 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
   req.set_auto_layer_k(a.auto_layer_k);
   req.set_request_id(a.request_id);
   req.set_lr_scale(a.lr_scale);
-  req.set_mixing(a.mixing);
+  if (a.mixing.has_value()) req.set_mixing(*a.mixing);
+  req.set_auto_layer_iters(a.auto_layer_iters);
+  req.set_auto_layer_batch(a.auto_layer_batch);
+  if (!a.layer_mapping.empty()) {
+    ASSIGN_OR_RETURN(int v, ParseEnumFlag("--layer-mapping", a.layer_mapping, v1::LayerMapping_descriptor()));
+    req.set_layer_mapping(static_cast<v1::LayerMapping>(v));
+  }
+  if (!a.preset.empty()) {
+    ASSIGN_OR_RETURN(int v, ParseEnumFlag("--preset", a.preset, v1::LayerPreset_descriptor()));
+    req.set_layer_preset(static_cast<v1::LayerPreset>(v));
+  }
+  if (!a.adam_steps.empty()) {
+    ASSIGN_OR_RETURN(int v, ParseEnumFlag("--adam-steps", a.adam_steps, v1::AdamSteps_descriptor()));
+    req.set_adam_steps(static_cast<v1::AdamSteps>(v));
+  }
+  if (a.lambda_direction.has_value()) req.set_lambda_direction(*a.lambda_direction);
+  req.set_lambda_global(a.lambda_global);
+  req.set_lambda_manifold(a.lambda_manifold);
+  req.set_preview_count(a.preview_count);
+  req.set_max_run_seconds(a.max_run_seconds);
   for (const auto& spec : a.clip_models) {
     auto* cm = req.add_clip_models();
     const size_t colon = spec.find(':');
     cm->set_name(spec.substr(0, colon));
     if (colon != std::string::npos) {
       float w;
-      if (!absl::SimpleAtof(spec.substr(colon + 1), &w))
+      if (!absl::SimpleAtof(spec.substr(colon + 1), &w)) {
         return absl::InvalidArgumentError("--clip takes NAME[:WEIGHT]");
+}
       cm->set_weight(w);
     }
   }
+  RETURN_IF_ERROR(ApplySets(a.sets, &req));
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
@@ -462,6 +485,13 @@ absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& a) {
   req.set_num_images(a.images);
   req.set_batch_size(a.batch);
   req.set_recompute(a.recompute);
+  req.set_request_id(a.request_id);
+  if (!a.clamping.empty()) {
+    ASSIGN_OR_RETURN(int v, ParseEnumFlag("--clamping", a.clamping, v1::ChannelClamping_descriptor()));
+    req.set_clamping(static_cast<v1::ChannelClamping>(v));
+  }
+  if (a.truncation_cutoff.has_value()) req.set_truncation_cutoff(*a.truncation_cutoff);
+  RETURN_IF_ERROR(ApplySets(a.sets, &req));
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
@@ -485,6 +515,14 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   }
   req.set_steps(a.steps);
   req.set_preview_every(a.preview_every);
+  req.set_lr(a.lr);
+  if (a.noise_regularize.has_value()) req.set_noise_regularize(*a.noise_regularize);
+  req.set_mse(a.mse);
+  req.set_aligned(a.aligned);
+  req.set_seed(a.seed);
+  req.set_max_run_seconds(a.max_run_seconds);
+  req.set_request_id(a.request_id);
+  RETURN_IF_ERROR(ApplySets(a.sets, &req));
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   auto stub = v1::GanService::NewStub(Channel(c));
   std::string inversion;
@@ -542,6 +580,10 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
   } else {
     req.set_inversion_id(a.inversion);
   }
+  if (a.truncation >= 0) {
+    req.set_truncation(a.truncation);
+    req.set_has_truncation(true);
+  }
   std::vector<float> alphas;
   if (!a.alphas.empty()) {
     ASSIGN_OR_RETURN(alphas, ParseFloats(a.alphas));
@@ -561,14 +603,18 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
     auto* l = req.mutable_latent_optimization();
     l->set_target_text(a.target);
     l->set_steps(a.steps);
-    l->set_l2_lambda(a.l2_lambda);
+    l->set_lr(a.lr);
+    if (a.l2_lambda.has_value()) l->set_l2_lambda(*a.l2_lambda);
+    l->set_clip_model(a.clip);
   } else {
     auto* g = req.mutable_global_direction();
     g->set_neutral_text(a.neutral);
     g->set_target_text(a.target);
     for (float v : alphas) g->add_alphas(v);
     g->set_beta(a.beta);
+    g->set_clip_model(a.clip);
   }
+  RETURN_IF_ERROR(ApplySets(a.sets, &req));
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
   SetDeadline(c, &ctx);

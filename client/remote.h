@@ -3,6 +3,7 @@
 #define GANSERVE_CLIENT_REMOTE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@ struct GenerateArgs {
   bool return_latents = false;
   int grid_columns = 0;   // 0: sqrt(n)
   std::string inversion;  // render an inversion's latent instead of seeds
+  std::vector<std::string> sets;  // --set FIELD=VALUE overrides of the request
 };
 absl::Status Generate(const Connection& c, const GenerateArgs& args);
 
@@ -59,10 +61,18 @@ struct AdaptArgs {
   int64_t seed = 0;
   int preview_every = 0;
   int auto_layer_k = 0;
+  int auto_layer_iters = 0;
+  int auto_layer_batch = 0;
   float lr_scale = 0;
-  float mixing = 0;
+  std::optional<float> mixing;
+  std::string layer_mapping, preset, adam_steps;  // short enum names; empty = the server's default
+  std::optional<float> lambda_direction;
+  float lambda_global = 0, lambda_manifold = 0;
+  int preview_count = 0;
+  int max_run_seconds = 0;
   std::string request_id;
   std::string out = "out";
+  std::vector<std::string> sets;
 };
 absl::Status Adapt(const Connection& c, const AdaptArgs& args);
 
@@ -70,7 +80,15 @@ struct InvertArgs {
   std::string image, model, space = "w+";
   int steps = 0;
   int preview_every = 0;
+  float lr = 0;
+  std::optional<float> noise_regularize;
+  float mse = 0;
+  bool aligned = false;
+  int64_t seed = 0;
+  int max_run_seconds = 0;
+  std::string request_id;
   std::string out = "out";
+  std::vector<std::string> sets;
 };
 absl::Status Invert(const Connection& c, const InvertArgs& args);
 
@@ -78,7 +96,11 @@ struct PrepareGlobalArgs {
   std::string model, clip;
   int samples = 0, images = 0, batch = 0;
   bool recompute = false;
+  std::string clamping;  // cumulative | independent; empty = the server's default
+  std::optional<int> truncation_cutoff;
+  std::string request_id;
   std::string out = "out";
+  std::vector<std::string> sets;
 };
 // Computes a generator's StyleCLIP global-direction statistics (a job; progress bar).
 absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& args);
@@ -91,8 +113,12 @@ struct EditArgs {
   // StyleCLIP latent optimization toward --target instead of a global direction.
   bool optimize = false;
   int steps = 0;
-  float l2_lambda = 0;
+  float lr = 0;
+  std::optional<float> l2_lambda;
+  std::string clip;  // CLIP model; empty = the server's StyleCLIP default
+  float truncation = -1;  // < 0: the model's default
   std::string out = "out";
+  std::vector<std::string> sets;
 };
 absl::Status Edit(const Connection& c, const EditArgs& args);
 

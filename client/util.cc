@@ -6,13 +6,82 @@
 #include <filesystem>
 #include <fstream>
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
+
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace ganserve::client {
+namespace {
+
+// LAYER_PRESET_NO_FINE -> no_fine for type LayerPreset (the value names share a prefix).
+std::string ShortName(const google::protobuf::EnumDescriptor* type, const std::string& value) {
+  const std::string prefix = type->value_count() > 0 ? type->value(0)->name() : "";
+  const size_t cut = prefix.rfind("_UNSPECIFIED");
+  std::string s = cut == std::string::npos ? value : value.substr(cut + 1);
+  return absl::AsciiStrToLower(s);
+}
+
+}  // namespace
+
+absl::Status ApplySets(const std::vector<std::string>& sets, google::protobuf::Message* request) {
+  if (sets.empty()) return absl::OkStatus();
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  std::string text;
+  if (!google::protobuf::util::MessageToJsonString(*request, &text, print).ok()) {
+    return absl::InternalError("the request could not be written as JSON");
+  }
+  nlohmann::json doc = nlohmann::json::parse(text);
+  for (const std::string& set : sets) {
+    const size_t eq = set.find('=');
+    if (eq == std::string::npos || eq == 0) return absl::InvalidArgumentError("--set takes FIELD=VALUE, got '" + set + "'");
+    const std::string value = set.substr(eq + 1);
+    nlohmann::json* at = &doc;
+    for (const auto& part : absl::StrSplit(set.substr(0, eq), '.')) {
+      if (!at->is_object()) return absl::InvalidArgumentError("--set " + set + ": not a message field to descend into");
+      at = &(*at)[std::string(part)];
+    }
+    nlohmann::json parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    *at = parsed.is_discarded() ? nlohmann::json(value) : parsed;
+  }
+  google::protobuf::util::JsonParseOptions parse;
+  request->Clear();
+  const auto st = google::protobuf::util::JsonStringToMessage(doc.dump(), request, parse);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set: ", std::string(st.message()), " (fields are the proto's, e.g. lambda_direction=0)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ParseEnumFlag(const std::string& flag, const std::string& name,
+                                  const google::protobuf::EnumDescriptor* type) {
+  for (int i = 1; i < type->value_count(); ++i) {
+    if (ShortName(type, type->value(i)->name()) == absl::AsciiStrToLower(name)) return type->value(i)->number();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(flag, " takes ", EnumFlagNames(type), ", got '", name, "'"));
+}
+
+std::string EnumFlagName(const google::protobuf::EnumDescriptor* type, int number) {
+  const auto* v = type->FindValueByNumber(number);
+  return v == nullptr ? std::to_string(number) : ShortName(type, v->name());
+}
+
+std::string EnumFlagNames(const google::protobuf::EnumDescriptor* type) {
+  std::vector<std::string> names;
+  for (int i = 1; i < type->value_count(); ++i) names.push_back(ShortName(type, type->value(i)->name()));
+  return absl::StrJoin(names, " | ");
+}
+
 
 absl::StatusOr<std::vector<int64_t>> ParseSeeds(const std::string& text, size_t max_count) {
   std::vector<int64_t> out;

@@ -62,10 +62,13 @@ inv=$($ganctl --timeout 0 invert "$out/samples/seed3.png" --model "$model" --ste
 $ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/adapted"
 echo "== text editing (StyleCLIP global directions): statistics for '$model' (small sample counts for the demo),"
 echo "   then the inverted picture edited toward 'a smiling face' and rendered in the adapted domain"
-$ganctl --timeout 0 prepare-global --model "$model" --samples 2000 --images 4 --batch 8 --out "$out/stats" \
-  || echo "   (statistics exist already)"
+# StyleCLIP's CLIP is ViT-B/32 (fetch-weights.sh names it clip-vit-b-32); the demo pack has demo-clip.
+clip=clip-vit-b-32
+[ -f "$models/$clip/manifest.json" ] || clip=demo-clip
+$ganctl --timeout 0 prepare-global --model "$model" --clip "$clip" --samples 2000 --images 4 --batch 8 \
+  --out "$out/stats" || echo "   (statistics exist already)"
 $ganctl edit --model "$model" --render-model "$adapted" --inversion "$inv" --neutral "a face" \
-  --target "a smiling face" --alpha=-4,0,4 --beta 0.01 --out "$out/edit"
+  --target "a smiling face" --alpha=-4,0,4 --beta 0.01 --clip "$clip" --out "$out/edit"
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/adapt/nada_adam.h"
@@ -44,7 +45,7 @@ at::Tensor Normalize(const at::Tensor& x) { return x / x.norm(2, -1, true); }
 
 std::vector<std::string> UnitParams(const std::string& unit) {
   if (unit == "input") return {"input.input"};
-  const bool rgb = unit.rfind("to_rgb", 0) == 0;
+  const bool rgb = absl::StartsWith(unit, "to_rgb");
   std::vector<std::string> p = {unit + ".conv.weight", unit + ".conv.modulation.weight",
                                 unit + ".conv.modulation.bias"};
   if (rgb) {
@@ -247,13 +248,14 @@ const NadaOptions& NadaTrainer::options() const { return state_->opt; }
 const std::vector<std::string>& NadaTrainer::last_trained_layers() const { return state_->last_units; }
 std::pair<int, int> NadaTrainer::last_inject_indices() const { return state_->last_inject; }
 
-absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(std::shared_ptr<const Generator> base,
-                                                                 std::vector<ClipGuide> clips, NadaOptions opt,
+absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(const std::shared_ptr<const Generator>& base,
+                                                                 std::vector<ClipGuide> clips, const NadaOptions& opt,
                                                                  clip::TextEmbeddingCache* text_cache) {
   if (base == nullptr) return absl::InvalidArgumentError("no base generator");
   const bool image_mode = !opt.target_images.empty();
-  if (opt.target_text.empty() && !image_mode)
+  if (opt.target_text.empty() && !image_mode) {
     return absl::InvalidArgumentError("target_text or target images are required");
+}
   if (opt.target_text.empty() && (opt.auto_layer_k > 0 || opt.lambda_global != 0 || opt.lambda_manifold != 0)) {
     return absl::InvalidArgumentError(
         "adaptive layer selection and the global/manifold losses need target_text, also with target images");
@@ -543,7 +545,7 @@ absl::Status NadaTrainer::RestoreCheckpoint(const std::string& path) {
     for (auto& [name, leaf] : state_->leaves) leaf.adam.steps = step;
   }
   for (const auto& [key, view] : f.tensors) {
-    if (key.rfind("param/", 0) != 0) continue;
+    if (!absl::StartsWith(key, "param/")) continue;
     const std::string name = key.substr(6);
     auto it = state_->leaves.find(name);
     auto v = f.tensors.find("adam_v/" + name);

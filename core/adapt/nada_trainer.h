@@ -83,8 +83,8 @@ struct NadaOptions {
 class NadaTrainer {
  public:
   // InvalidArgument for empty target text, no CLIP models, or options out of range.
-  static absl::StatusOr<std::unique_ptr<NadaTrainer>> Create(std::shared_ptr<const stylegan2::Generator> base,
-                                                             std::vector<ClipGuide> clips, NadaOptions options,
+  static absl::StatusOr<std::unique_ptr<NadaTrainer>> Create(const std::shared_ptr<const stylegan2::Generator>& base,
+                                                             std::vector<ClipGuide> clips, const NadaOptions& options,
                                                              clip::TextEmbeddingCache* text_cache);
   ~NadaTrainer();
 

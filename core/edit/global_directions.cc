@@ -62,8 +62,9 @@ absl::StatusOr<std::vector<double>> GetDoubles(const SafetensorsFile& f, const s
   if (hi == f.tensors.end() || lo == f.tensors.end()) return absl::InvalidArgumentError("checkpoint lacks " + name);
   ASSIGN_OR_RETURN(FloatTensor h, ToFloatTensor(hi->second));
   ASSIGN_OR_RETURN(FloatTensor l, ToFloatTensor(lo->second));
-  if (h.data.size() != n || l.data.size() != n)
+  if (h.data.size() != n || l.data.size() != n) {
     return absl::InvalidArgumentError("checkpoint " + name + " size differs");
+  }
   std::vector<double> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = double{h.data[i]} + double{l.data[i]};
   return out;
@@ -95,10 +96,12 @@ std::vector<int64_t> RelevanceChannels(const stylegan2::GeneratorConfig& c, int 
 absl::StatusOr<std::unique_ptr<GlobalStatsBuilder>> GlobalStatsBuilder::Create(
     std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
     GlobalStatsOptions o) {
-  if (generator == nullptr || clip == nullptr)
+  if (generator == nullptr || clip == nullptr) {
     return absl::InvalidArgumentError("a generator and a CLIP model are needed");
-  if (o.num_samples < 2 || o.num_samples > 10000000)
+  }
+  if (o.num_samples < 2 || o.num_samples > 10000000) {
     return absl::InvalidArgumentError("num_samples must be in [2, 1e7]");
+  }
   if (o.num_images < 1 || o.num_images > o.num_samples) {
     return absl::InvalidArgumentError("num_images must be in [1, num_samples]");
   }
@@ -155,7 +158,8 @@ absl::StatusOr<std::map<std::string, float>> GlobalStatsBuilder::Step() {
   } else {
     ASSIGN_OR_RETURN(float norm, RelevanceStep());
     if (norm >= 0) out["channel_norm"] = norm;
-    out["channels_done"] = static_cast<float>(relevance_.size() / static_cast<size_t>(embed_dim_));
+    const size_t rows = relevance_.size() / static_cast<size_t>(embed_dim_);
+    out["channels_done"] = static_cast<float>(rows);
   }
   ++step_;
   return out;
@@ -280,7 +284,7 @@ absl::StatusOr<FloatTensor> GlobalStatsBuilder::Preview() const {
   GenerateParams p;
   p.latents.shape = {2, gen_->config().style_dim};
   NumpyRandomState rng(opt_.seed);
-  p.latents.data = rng.Randn(static_cast<size_t>(2 * gen_->config().style_dim));
+  p.latents.data = rng.Randn(2 * static_cast<size_t>(gen_->config().style_dim));
   p.truncation = opt_.truncation;
   ASSIGN_OR_RETURN(stylegan2::GenerateResult r, gen_->Generate(p));
   return r.images;
@@ -299,8 +303,9 @@ absl::Status GlobalStatsBuilder::SaveCheckpoint(const std::string& path) const {
   PutDoubles("sum", sum_, &t);
   PutDoubles("sumsq", sumsq_, &t);
   PutDoubles("pending", pending_, &t);
-  if (!first_s_.data.empty())
+  if (!first_s_.data.empty()) {
     t["first_s"] = FloatTensor{{static_cast<int64_t>(first_s_.data.size()) / s_dim_, s_dim_}, first_s_.data};
+  }
   if (!mean_.data.empty()) {
     t["mean"] = mean_;
     t["std"] = std_;
@@ -412,9 +417,10 @@ absl::StatusOr<GlobalStats> LoadGlobalStats(const std::string& path) {
     if (!(c >= 0) || c >= static_cast<float>(s.s_mean.shape[0]) || c != std::floor(c)) return bad("channel index");
     s.channels.push_back(static_cast<int64_t>(c));
   }
-  absl::SimpleAtoi(f.metadata["num_samples"], &s.num_samples);
-  absl::SimpleAtoi(f.metadata["num_images"], &s.num_images);
-  absl::SimpleAtof(f.metadata["alpha"], &s.alpha);
+  // Descriptive metadata: absent or unreadable values stay 0.
+  if (!absl::SimpleAtoi(f.metadata["num_samples"], &s.num_samples)) s.num_samples = 0;
+  if (!absl::SimpleAtoi(f.metadata["num_images"], &s.num_images)) s.num_images = 0;
+  if (!absl::SimpleAtof(f.metadata["alpha"], &s.alpha)) s.alpha = 0;
   s.clamping = f.metadata["clamping"];
   if (!absl::SimpleAtoi(f.metadata["truncation_cutoff"], &s.truncation_cutoff)) s.truncation_cutoff = -1;
   return s;

@@ -1,5 +1,7 @@
-// StyleCLIP global directions (Patashnik et al. 2021, section 6), as the official
-// global_torch code computes them, generalised to any generator resolution:
+// StyleCLIP global directions (Patashnik et al. 2021, section 6), as the official code
+// computes them (TF global_directions/, which made the shipped statistics, and
+// global_torch/), generalised to any generator resolution; docs/faithfulness.md lists
+// the differences:
 //
 //  * S-space statistics: per-channel mean and std of S over `num_samples` z from one
 //    NumPy stream (seed 5), mapped with truncation 0.7 toward the mean latent. By default

@@ -270,13 +270,14 @@ absl::StatusOr<Inversion> LoadInversion(const std::string& path, std::string* mo
   Inversion inv;
   for (const auto& [k, v] : f.tensors) {
     ASSIGN_OR_RETURN(FloatTensor t, ToFloatTensor(v));
-    if (k == "wplus")
+    if (k == "wplus") {
       inv.wplus = std::move(t);
-    else
+    } else {
       inv.noises[k] = std::move(t);
+    }
   }
   inv.loss = f.metadata["loss"];
-  absl::SimpleAtof(f.metadata["psnr"], &inv.psnr);
+  if (!absl::SimpleAtof(f.metadata["psnr"], &inv.psnr)) inv.psnr = 0;
   if (!absl::SimpleAtof(f.metadata["lpips"], &inv.lpips)) inv.lpips = -1;
   if (model != nullptr) *model = f.metadata["model"];
   return inv;

@@ -174,8 +174,9 @@ int ModelRepository::RemoveStaleWorkFolders() {
   std::vector<fs::path> stale;
   for (const auto& d : fs::directory_iterator(root_, ec)) {
     const std::string n = d.path().filename().string();
-    if (d.is_directory() && (absl::StartsWith(n, ".tmp-") || absl::StartsWith(n, ".deleted-")))
+    if (d.is_directory() && (absl::StartsWith(n, ".tmp-") || absl::StartsWith(n, ".deleted-"))) {
       stale.push_back(d.path());
+}
   }
   for (const auto& p : stale) {
     fs::remove_all(p, ec);
@@ -274,8 +275,9 @@ absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::Get
 }
 
 absl::StatusOr<ModelInfo> ModelRepository::Add(const std::string& name) {
-  if (!IsValidModelName(name))
+  if (!IsValidModelName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a valid model name"));
+}
   Entry e = LoadOne(name);
   ModelInfo info = e.info;
   {

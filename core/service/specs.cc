@@ -232,9 +232,9 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(Range("auto_layer_batch", auto_layer_batch, 0, 32, std::to_string(reference.auto_layer_batch)));
   if (auto_layer_batch == 0) auto_layer_batch = reference.auto_layer_batch;
   if (!Known(layer_mapping, LayerMapping::kOfficial)) return Invalid("unknown layer_mapping");
-  if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = LayerMapping::kConsumer;
+  if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = Defaults::kLayerMapping;
   if (!Known(layer_preset, LayerPreset::kShapeExpanded)) return Invalid("unknown layer_preset");
-  if (layer_preset == LayerPreset::kUnspecified) layer_preset = LayerPreset::kDefault;
+  if (layer_preset == LayerPreset::kUnspecified) layer_preset = Defaults::kLayerPreset;
   RETURN_IF_ERROR(RangeF("lambda_global", lambda_global, 0, 100));
   RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
   if (!lambda_direction.has_value()) lambda_direction = reference.lambda_direction;
@@ -243,7 +243,7 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
     return Invalid("lambda_direction, lambda_global and lambda_manifold are all 0: nothing would train");
   }
   if (!Known(adam_steps, AdamSteps::kPerParameter)) return Invalid("unknown adam_steps");
-  if (adam_steps == AdamSteps::kUnspecified) adam_steps = AdamSteps::kShared;
+  if (adam_steps == AdamSteps::kUnspecified) adam_steps = Defaults::kAdamSteps;
   // Both losses compare text embeddings of the source and target domains.
   if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
     return Invalid(
@@ -310,7 +310,7 @@ absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
   }
   if (batch_size == 0) batch_size = reference.batch_size;
   if (!Known(clamping, ChannelClamping::kIndependent)) return Invalid("unknown clamping");
-  if (clamping == ChannelClamping::kUnspecified) clamping = ChannelClamping::kCumulative;
+  if (clamping == ChannelClamping::kUnspecified) clamping = Defaults::kClamping;
   if (truncation_cutoff.has_value()) {
     ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
     RETURN_IF_ERROR(Range("truncation_cutoff", *truncation_cutoff, 1, gen->config().n_latent));
@@ -489,8 +489,9 @@ absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limit
       return Invalid("direction.direction.space must be W, W_PLUS or S");
     }
   }
-  if (SourceCount(seeds, latents, inversion_id) != 1)
+  if (SourceCount(seeds, latents, inversion_id) != 1) {
     return Invalid("give exactly one of seeds, latents or inversion_id");
+}
   const int max_inputs = latent_optimization.has_value() ? kMaxOptimizedInputs
                                                          : std::max(1, limits.max_images_per_request / StrengthCount());
   if (static_cast<int>(seeds.size()) > max_inputs) return Invalid(absl::StrCat("seeds: at most ", max_inputs, " here"));

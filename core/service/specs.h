@@ -65,6 +65,11 @@ struct Defaults {
   static constexpr float kClipWeight = 1.0f;
   // StyleCLIP's CLIP model (ViT-B/32) under the name scripts/fetch-weights.sh installs.
   static constexpr char kStyleClipClipModel[] = "clip-vit-b-32";
+  // What an unspecified enum setting means.
+  static constexpr LayerMapping kLayerMapping = LayerMapping::kConsumer;
+  static constexpr LayerPreset kLayerPreset = LayerPreset::kDefault;
+  static constexpr AdamSteps kAdamSteps = AdamSteps::kShared;  // the official code on PyTorch 1.x
+  static constexpr ChannelClamping kClamping = ChannelClamping::kCumulative;  // the official SingleChannel.py
 };
 
 // Server-wide limits that specs are checked against. The server's flags set them.

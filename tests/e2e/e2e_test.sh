@@ -54,7 +54,14 @@ set -e
 [ "$rc" = 1 ] || fail "unknown model exit code $rc"
 echo "$msg" | grep -q "NOT_FOUND: no model named 'nope'" || fail "unknown model message: $msg"
 set +e
-"$ganctl" --server "$addr" edit --model demo --seeds 1 --neutral "a face" --target "a smiling face" > "$work/edit.log" 2>&1; rc=$?
+"$ganctl" --server "$addr" edit --model demo --seeds 1 --neutral "a face" --target "a smiling face" --clip demo-clip \
+  > "$work/edit.log" 2>&1; rc=$?
+# Without --clip the StyleCLIP default (ViT-B/32, not in the demo pack) is named in the error.
+"$ganctl" --server "$addr" edit --model demo --seeds 1 --neutral "a face" --target "a smiling face" \
+  > "$work/edit_noclip.log" 2>&1; rc4=$?
+# Every request field is reachable with --set; an unknown one is refused by name.
+"$ganctl" --server "$addr" generate --model demo --seeds 1 --set no_such_field=1 --out "$work/x" \
+  > "$work/bad_set.log" 2>&1; rc5=$?
 "$ganctl" --server 127.0.0.1:1 --timeout 2 health > "$work/unreach.log" 2>&1; rc2=$?
 "$ganctl" --server "$addr" adapt --model demo --to "x" --iterations 99999 > "$work/bad_adapt.log" 2>&1; rc3=$?
 set -e
@@ -63,12 +70,16 @@ set -e
 [ "$rc2" = 3 ] && grep -q "cannot reach" "$work/unreach.log" || fail "unreachable server: rc=$rc2"
 [ "$rc3" = 1 ] && grep -q "INVALID_ARGUMENT: iterations must be in \[0, 5000\]" "$work/bad_adapt.log" \
   || fail "bad adapt request: $(cat "$work/bad_adapt.log")"
+[ "$rc4" = 1 ] && grep -q "FAILED_PRECONDITION.*clip-vit-b-32.*demo-clip" "$work/edit_noclip.log" \
+  || fail "a text edit without --clip should name the StyleCLIP default and the installed CLIPs: $(cat "$work/edit_noclip.log")"
+[ "$rc5" = 1 ] && grep -q "INVALID_ARGUMENT: --set.*no_such_field" "$work/bad_set.log" \
+  || fail "an unknown --set field: $(cat "$work/bad_set.log")"
 
 if true; then
   step "adapt: a real StyleGAN-NADA job streams progress and previews, then its model serves samples"
   "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 4 \
-    --preview-every 2 --name demo-sketch --request-id e2e-1 --out "$work/adapt" > "$work/adapt.out" 2> "$work/adapt.err" \
-    || fail "adapt: $(cat "$work/adapt.err")"
+    --preview-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine --set adam_steps=ADAM_STEPS_SHARED \
+    --out "$work/adapt" > "$work/adapt.out" 2> "$work/adapt.err" || fail "adapt: $(cat "$work/adapt.err")"
   grep -q "^demo-sketch$" "$work/adapt.out" || fail "adapt did not print the new model"
   [ -s "$work/adapt/preview_source.png" ] && [ -s "$work/adapt/preview_4.png" ] || fail "preview grids missing"
   "$ganctl" --server "$addr" models list | grep -q "^demo-sketch  adapted_generator  ready" || fail "adapted model not listed"
@@ -77,7 +88,8 @@ if true; then
   cmp -s "$work/sketch/seed1.png" "$work/out/seed1.png" && fail "adapted model renders the same as its base"
   # The same request_id and payload attaches to the finished job instead of training again.
   "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 4 \
-    --preview-every 2 --name demo-sketch --request-id e2e-1 --out "$work/adapt2" > "$work/adapt2.out" 2>&1 || true
+    --preview-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine --set adam_steps=ADAM_STEPS_SHARED \
+    --out "$work/adapt2" > "$work/adapt2.out" 2>&1 || true
   "$ganctl" --server "$addr" jobs list | grep -c "adapt  succeeded" | grep -q "^1$" || fail "idempotent retry made a second job"
   job=$("$ganctl" --server "$addr" --json jobs list | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["id"])')
   "$ganctl" --server "$addr" --json jobs watch "$job" --after-seq 3 > "$work/watch.jsonl"
@@ -107,18 +119,18 @@ PY
     --alpha=-2,0,2 --out "$work/edit" 2> "$work/edit_ok.err" || fail "edit: $(cat "$work/edit_ok.err")"
   for i in 0 1 2 3 4 5; do [ -s "$work/edit/edit$i.png" ] || fail "edit image $i missing"; done
   step "edit with text: global-direction statistics, then the inverted photo edited and rendered in the adapted domain"
-  "$ganctl" --server "$addr" --timeout 0 prepare-global --model demo --samples 200 --images 2 --batch 4 \
-    --out "$work/stats" > "$work/stats.out" 2> "$work/stats.err" || fail "prepare-global: $(cat "$work/stats.err")"
+  "$ganctl" --server "$addr" --timeout 0 prepare-global --model demo --clip demo-clip --samples 200 --images 2 \
+    --batch 4 --out "$work/stats" > "$work/stats.out" 2> "$work/stats.err" || fail "prepare-global: $(cat "$work/stats.err")"
   grep -q "statistics ready: demo/demo-clip" "$work/stats.out" || fail "prepare-global result: $(cat "$work/stats.out")"
   "$ganctl" --server "$addr" edit --model demo --render-model demo-sketch --inversion "$inv" --neutral "a face" \
-    --target "a smiling face" --alpha=-3,0,3 --beta 0.01 --out "$work/gedit" > "$work/gedit.out" 2> "$work/gedit.err" \
+    --target "a smiling face" --alpha=-3,0,3 --beta 0.01 --clip demo-clip --out "$work/gedit" > "$work/gedit.out" 2> "$work/gedit.err" \
     || fail "global-direction edit: $(cat "$work/gedit.err")"
   grep -q "S channels moved" "$work/gedit.out" || fail "edit did not report moved channels: $(cat "$work/gedit.out")"
   for f in edit0.png edit1.png edit2.png strip0.png; do [ -s "$work/gedit/$f" ] || fail "edit did not write $f"; done
   cmp -s "$work/gedit/edit0.png" "$work/gedit/edit2.png" && fail "alpha -3 and +3 rendered the same image"
   step "edit by StyleCLIP latent optimization: the inversion optimised toward a text, progress streamed"
   "$ganctl" --server "$addr" --timeout 0 edit --model demo --render-model demo-sketch --inversion "$inv" --optimize \
-    --target "a smiling face" --steps 4 --out "$work/opt" > "$work/opt.out" 2> "$work/opt.err" \
+    --target "a smiling face" --steps 4 --clip demo-clip --set latent_optimization.l2_lambda=0 --out "$work/opt" > "$work/opt.out" 2> "$work/opt.err" \
     || fail "latent optimization: $(cat "$work/opt.err")"
   grep -q "optimize input 0 step 4/4" "$work/opt.err" || fail "no optimization progress: $(cat "$work/opt.err")"
   [ -s "$work/opt/edit0.png" ] || fail "latent optimization wrote no image"

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <fstream>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
+#include <nlohmann/json.hpp>
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
@@ -139,6 +141,73 @@ TEST_F(GanServiceTest, AdaptTrainsStreamsAndServesTheResult) {
   EXPECT_EQ(m.kind(), v1::MODEL_KIND_ADAPTED_GENERATOR);
   EXPECT_EQ(m.base_model(), "tiny");
   EXPECT_EQ(m.target_text(), "sketch");
+
+  // An S-space edit of the base's latent rendered through the adapted model: at strength
+  // 0 it is exactly what the adapted model generates (S comes from the adapted model's
+  // own style affines, which NADA trains). Both render one image per batch.
+  g.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  g.set_truncation(0.6f);
+  g.set_has_truncation(true);
+  auto adapted = Generate(stub.get(), g, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.set_render_model("tiny-sketch");
+  e.add_seeds(1);
+  e.set_truncation(0.6f);
+  e.set_has_truncation(true);
+  e.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto* dir = e.mutable_direction();
+  dir->mutable_direction()->set_space(v1::LATENT_SPACE_S);
+  dir->mutable_direction()->mutable_values()->add_shape(1);
+  dir->mutable_direction()->mutable_values()->add_shape(m.s_dim());
+  for (int i = 0; i < m.s_dim(); ++i) dir->mutable_direction()->mutable_values()->add_data(i == 0 ? 1.0f : 0.0f);
+  dir->add_strengths(0.0f);
+  auto edited = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const auto& want = adapted[0].images(0).raw().data();
+  const auto& got = edited[0].images(0).raw().data();
+  ASSERT_EQ(got.size(), want.size());
+  for (int i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << i;
+}
+
+// Settings whose zero means something are accepted as zero: a global-loss-only run (the
+// paper's Fig. 13), explicit mixing 0, with the newer preset and Adam counting.
+TEST_F(GanServiceTest, AdaptAcceptsZerosThatMeanSomething) {
+  auto stub = server_->Stub();
+  v1::AdaptDomainRequest r = GoodAdapt();
+  r.set_output_name("tiny-global-only");
+  r.set_lambda_direction(0);
+  r.set_lambda_global(1);
+  r.set_mixing(0);
+  r.set_layer_preset(v1::LAYER_PRESET_SHAPE_EXPANDED);
+  r.set_adam_steps(v1::ADAM_STEPS_PER_PARAMETER);
+  // A CLIP model with weight 0 (the Colab's [1.0, 0.0]) stays 0 instead of becoming 1.
+  auto* on = r.add_clip_models();
+  on->set_name("clip-demo");
+  on->set_weight(1);
+  auto* off = r.add_clip_models();
+  off->set_name("clip-demo");
+  off->set_weight(0);
+  grpc::Status st;
+  auto events = Adapt(stub.get(), r, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
+  bool global_only = false;
+  for (const auto& e : events) {
+    if (e.has_progress()) global_only = e.progress().losses().count("global") == 1 && e.progress().losses().count("direction") == 0;
+  }
+  EXPECT_TRUE(global_only) << "the progress should report the global loss and no directional loss";
+  // The manifest records the settings as trained.
+  std::ifstream in(server_->repo() + "/tiny-global-only/manifest.json");
+  const auto training = nlohmann::json::parse(in).at("training");
+  EXPECT_EQ(training.at("lambda_direction"), 0.0);
+  EXPECT_EQ(training.at("mixing"), 0.0);
+  EXPECT_EQ(training.at("adam_steps"), "per_parameter");
+  EXPECT_EQ(training.at("layer_preset"), "shape_expanded");
+  ASSERT_EQ(training.at("clip_models").size(), 2u);
+  EXPECT_EQ(training.at("clip_models")[1].at("weight"), 0.0);
 }
 
 TEST_F(GanServiceTest, CancelStopsARunningAdaptation) {

@@ -263,6 +263,14 @@ std::vector<Case> Table() {
   edit(
       "unknown CLIP model", [](auto* r) { r->mutable_global_direction()->set_clip_model("nope"); }, C::NOT_FOUND,
       "nope");
+  edit(
+      "negative l2_lambda",
+      [](auto* r) {
+        auto* l = r->mutable_latent_optimization();  // replaces the global direction
+        l->set_target_text("a smiling face");
+        l->set_l2_lambda(-1);
+      },
+      C::INVALID_ARGUMENT, "l2_lambda");
 
   auto adapt = [&](const char* what, std::function<void(v1::AdaptDomainRequest*)> f, C code, const char* says) {
     t.push_back({"AdaptDomain", what,
@@ -327,6 +335,24 @@ std::vector<Case> Table() {
   adapt(
       "unknown layer_preset", [](auto* r) { r->set_layer_preset(static_cast<v1::LayerPreset>(42)); },
       C::INVALID_ARGUMENT, "layer_preset");
+  adapt(
+      "unknown adam_steps", [](auto* r) { r->set_adam_steps(static_cast<v1::AdamSteps>(42)); }, C::INVALID_ARGUMENT,
+      "adam_steps");
+  adapt(
+      "every CLIP weight 0",
+      [](auto* r) {
+        auto* c = r->add_clip_models();
+        c->set_name("clip-demo");
+        c->set_weight(0);
+      },
+      C::INVALID_ARGUMENT, "every weight is 0");
+  adapt(
+      "every loss weight 0", [](auto* r) { r->set_lambda_direction(0); }, C::INVALID_ARGUMENT,
+      "nothing would train");
+  adapt(
+      "NaN lambda_direction", [](auto* r) { r->set_lambda_direction(NAN); }, C::INVALID_ARGUMENT, "lambda_direction");
+  adapt(
+      "NaN mixing", [](auto* r) { r->set_mixing(NAN); }, C::INVALID_ARGUMENT, "mixing");
 
   auto inv = [&](const char* what, std::string image, std::function<void(v1::InvertImageRequest*)> f, C code,
                  const char* says) {
@@ -359,6 +385,9 @@ std::vector<Case> Table() {
       C::INVALID_ARGUMENT, "space");
   inv(
       "unknown model", "x", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
+  inv(
+      "negative noise_regularize", png, [](auto* r) { r->set_noise_regularize(-1); }, C::INVALID_ARGUMENT,
+      "noise_regularize");
 
   auto prep = [&](const char* what, std::function<void(v1::PrepareGlobalDirectionsRequest*)> f, C code,
                   const char* says) {
@@ -373,6 +402,11 @@ std::vector<Case> Table() {
   };
   prep(
       "odd batch size", [](auto* r) { r->set_batch_size(3); }, C::INVALID_ARGUMENT, "batch_size");
+  prep(
+      "truncation_cutoff 0", [](auto* r) { r->set_truncation_cutoff(0); }, C::INVALID_ARGUMENT, "truncation_cutoff");
+  prep(
+      "unknown clamping", [](auto* r) { r->set_clamping(static_cast<v1::ChannelClamping>(9)); }, C::INVALID_ARGUMENT,
+      "clamping");
   prep(
       "too few samples", [](auto* r) { r->set_num_samples(5); }, C::INVALID_ARGUMENT, "num_samples");
   prep(

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -234,6 +235,52 @@ TEST_F(GanServiceTest, GlobalDirectionEditsAfterPreparingStatistics) {
   bad_prep.set_model("nope");
   PrepareCall(stub.get(), bad_prep, &st);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// StyleCLIP's CLIP model when a request names none is the configured default (ViT-B/32 in
+// production), not the first CLIP in name order; without it installed, the error says
+// what to do.
+TEST(StyleClipDefaultTest, TheNamedDefaultIsUsedAndItsAbsenceExplained) {
+  TestServerOptions with;
+  with.styleclip_clip_model = "clip-vit-b-32";
+  with.prepare_repo = [](const std::string& repo) {
+    // The demo CLIP again under the default's name, which sorts after "clip-demo".
+    std::filesystem::copy(repo + "/clip-demo", repo + "/clip-vit-b-32");
+  };
+  {
+    TestServer server(Root("styleclip_default"), with);
+    auto stub = server.Stub();
+    v1::PrepareGlobalDirectionsRequest prep;
+    prep.set_model("tiny");
+    prep.set_num_samples(100);
+    prep.set_num_images(1);
+    prep.set_batch_size(2);
+    grpc::Status st;
+    auto events = PrepareCall(stub.get(), prep, &st);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().job().result(), "tiny/clip-vit-b-32");
+  }
+  TestServerOptions without;
+  without.styleclip_clip_model = "clip-vit-b-32";
+  TestServer server(Root("styleclip_missing"), without);
+  auto stub = server.Stub();
+  v1::EditRequest req;
+  req.set_model("tiny");
+  req.add_seeds(5);
+  req.mutable_latent_optimization()->set_target_text("a smiling face");
+  req.mutable_latent_optimization()->set_steps(1);
+  grpc::Status st;
+  EditCall(stub.get(), req, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  for (const char* part : {"clip-vit-b-32", "clip-demo", "clip_model"}) {
+    EXPECT_NE(st.error_message().find(part), std::string::npos) << part << ": " << st.error_message();
+  }
+  // Naming one works; 0 is a valid l2_lambda (free optimisation).
+  req.mutable_latent_optimization()->set_clip_model("clip-demo");
+  req.mutable_latent_optimization()->set_l2_lambda(0.0f);
+  EditCall(stub.get(), req, &st);
+  EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
 }  // namespace

@@ -31,8 +31,10 @@ double ResidentMb() {
 }
 
 TEST(LoadTest, ConcurrentCallersJobAndSlowWatchersStayBounded) {
-  TestServer server(::testing::TempDir() + "/load_test_" + std::to_string(::getpid()),
-                    {.prepare_data = nullptr, .max_interactive_queue = 10, .max_images_per_request = 64});
+  TestServerOptions opt;
+  opt.max_interactive_queue = 10;
+  opt.max_images_per_request = 64;
+  TestServer server(::testing::TempDir() + "/load_test_" + std::to_string(::getpid()), opt);
   const auto deadline = Clock::now() + std::chrono::seconds(180);
   auto generate = [&](int count, int batch, int64_t first_seed, int read_delay_ms) {
     auto stub = server.Stub();

@@ -11,10 +11,8 @@ std::string Root(const char* name) {
 }
 
 void GanServiceTest::SetUpTestSuite() {
-  server_ = new TestServer(
-      Root("shared"),
-      {.prepare_data =
-           [](const std::string& data) {
+  TestServerOptions opt;
+  opt.prepare_data = [](const std::string& data) {
              auto store = core::SqliteJobStore::Open(data + "/jobs.db");
              ASSERT_TRUE(store.ok());
              core::JobRecord done;
@@ -41,9 +39,10 @@ void GanServiceTest::SetUpTestSuite() {
              queued.request_encoding = "spec-json";
              ASSERT_TRUE((*store)->CreateJob(queued).ok());
              setup_ok_ = true;
-           },
-       .max_interactive_queue = 256,
-       .max_images_per_request = 64});
+  };
+  opt.max_interactive_queue = 256;
+  opt.max_images_per_request = 64;
+  server_ = new TestServer(Root("shared"), opt);
 }
 void GanServiceTest::SetUp() {
   // A failure inside SetUpTestSuite would otherwise show as a skip.

@@ -45,6 +45,7 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   std::ofstream(repo_ + "/clip-demo/vocab.txt") << core::clip::SyntheticVocabulary();
   std::ofstream(repo_ + "/clip-demo/manifest.json")
       << R"({"kind": "clip", "checkpoint": "clip.safetensors", "vocab": "vocab.txt"})";
+  if (opt.prepare_repo) opt.prepare_repo(repo_);
   if (opt.prepare_data) opt.prepare_data(data_);
 
   server::ServerOptions o;
@@ -53,7 +54,7 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   o.app.data_dir = data_;
   o.app.model_repository = repo_;
   o.app.device = "cpu";
-  o.app.styleclip_clip_model = "clip-demo";  // the StyleCLIP default of these tests
+  o.app.styleclip_clip_model = opt.styleclip_clip_model;
   o.app.max_interactive_queue = opt.max_interactive_queue;
   o.app.limits.max_images_per_request = opt.max_images_per_request;
   auto s = server::GanServer::Start(o);

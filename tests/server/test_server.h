@@ -16,6 +16,10 @@ namespace ganserve::testing {
 struct TestServerOptions {
   // Extra setup of the data directory before start (e.g. seeding the job store).
   std::function<void(const std::string& data_dir)> prepare_data;
+  // Extra setup of the model repository before start (after the standard models).
+  std::function<void(const std::string& repo_dir)> prepare_repo;
+  // The StyleCLIP CLIP default (--styleclip_clip_model).
+  std::string styleclip_clip_model = "clip-demo";
   int max_interactive_queue = 256;
   int max_images_per_request = 64;
 };

@@ -9,10 +9,10 @@ namespace {
 constexpr int kPrecisionBits = 32 - 8 - 2;
 
 double BicubicFilter(double x) {
-  constexpr double a = -0.5;
+  constexpr double kA = -0.5;
   x = std::fabs(x);
-  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  if (x < 1.0) return ((kA + 2.0) * x - (kA + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * kA;
   return 0.0;
 }
 
@@ -42,9 +42,10 @@ Coeffs Precompute(int in_size, int out_size, PilFilter filter) {
   for (int xx = 0; xx < out_size; ++xx) {
     const double center = (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
-    int xmin = static_cast<int>(center - support + 0.5);
+    // Pillow's C truncates (int)(x + 0.5); reproduced as written, also for negatives.
+    int xmin = static_cast<int>(center - support + 0.5);  // NOLINT(bugprone-incorrect-roundings)
     if (xmin < 0) xmin = 0;
-    int xmax = static_cast<int>(center + support + 0.5);
+    int xmax = static_cast<int>(center + support + 0.5);  // NOLINT(bugprone-incorrect-roundings)
     if (xmax > in_size) xmax = in_size;
     xmax -= xmin;
     double ww = 0.0;
@@ -55,11 +56,12 @@ Coeffs Precompute(int in_size, int out_size, PilFilter filter) {
     }
     for (int x = 0; x < xmax; ++x) {
       double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[static_cast<size_t>(xx) * c.ksize + x] = v < 0 ? static_cast<int>(-0.5 + v * (1 << kPrecisionBits))
-                                                         : static_cast<int>(0.5 + v * (1 << kPrecisionBits));
+      c.k[static_cast<size_t>(xx) * c.ksize + x] =
+          v < 0 ? static_cast<int>(-0.5 + v * (1 << kPrecisionBits))
+                : static_cast<int>(0.5 + v * (1 << kPrecisionBits));  // NOLINT(bugprone-incorrect-roundings)
     }
-    c.bounds[xx * 2] = xmin;
-    c.bounds[xx * 2 + 1] = xmax;
+    c.bounds[static_cast<size_t>(xx) * 2] = xmin;
+    c.bounds[static_cast<size_t>(xx) * 2 + 1] = xmax;
   }
   return c;
 }
@@ -81,7 +83,7 @@ Rgb8Image PilResize(const Rgb8Image& in, int width, int height, PilFilter filter
   const int ybox_last = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
   Rgb8Image cur = in;
   if (need_h) {
-    for (int i = 0; i < height; ++i) cv.bounds[i * 2] -= ybox_first;
+    for (int i = 0; i < height; ++i) cv.bounds[static_cast<size_t>(i) * 2] -= ybox_first;
     Rgb8Image tmp;
     tmp.width = width;
     tmp.height = ybox_last - ybox_first;
@@ -89,7 +91,7 @@ Rgb8Image PilResize(const Rgb8Image& in, int width, int height, PilFilter filter
     for (int yy = 0; yy < tmp.height; ++yy) {
       const uint8_t* src = in.pixels.data() + static_cast<size_t>(yy + ybox_first) * in.width * 3;
       for (int xx = 0; xx < width; ++xx) {
-        const int xmin = ch.bounds[xx * 2], xmax = ch.bounds[xx * 2 + 1];
+        const int xmin = ch.bounds[static_cast<size_t>(xx) * 2], xmax = ch.bounds[static_cast<size_t>(xx) * 2 + 1];
         const int* k = ch.k.data() + static_cast<size_t>(xx) * ch.ksize;
         int64_t s[3] = {1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1)};
         for (int x = 0; x < xmax; ++x) {
@@ -106,7 +108,7 @@ Rgb8Image PilResize(const Rgb8Image& in, int width, int height, PilFilter filter
   out.height = height;
   out.pixels.resize(static_cast<size_t>(out.width) * height * 3);
   for (int yy = 0; yy < height; ++yy) {
-    const int ymin = cv.bounds[yy * 2], ymax = cv.bounds[yy * 2 + 1];
+    const int ymin = cv.bounds[static_cast<size_t>(yy) * 2], ymax = cv.bounds[static_cast<size_t>(yy) * 2 + 1];
     const int* k = cv.k.data() + static_cast<size_t>(yy) * cv.ksize;
     for (int xx = 0; xx < out.width; ++xx) {
       int64_t s[3] = {1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1)};

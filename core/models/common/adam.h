@@ -40,8 +40,8 @@ class Adam {
     const double bc1 = 1 - std::pow(kBeta1, static_cast<double>(steps_));
     const double bc2 = 1 - std::pow(kBeta2, static_cast<double>(steps_));
     for (size_t i = 0; i < params.size(); ++i) {
-      at::Tensor p = params[i];
-      at::Tensor g = p.grad();
+      const at::Tensor& p = params[i];
+      const at::Tensor& g = p.grad();
       if (!g.defined()) continue;
       m_[i].mul_(kBeta1).add_(g, 1 - kBeta1);
       v_[i].mul_(kBeta2).add_(g * g, 1 - kBeta2);
