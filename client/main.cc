@@ -143,22 +143,26 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
                         "layer-selection SGD steps" + Default(nada.auto_layer_iters));
   adapt_cmd->add_option("--auto-layer-batch", adapt.auto_layer_batch,
                         "layer-selection samples" + Default(nada.auto_layer_batch));
-  adapt_cmd->add_option("--layer-mapping", adapt.layer_mapping,
-                        EnumFlagNames(v1::LayerMapping_descriptor()) +
-                            Default(EnumFlagName(v1::LayerMapping_descriptor(), static_cast<int>(cs::Defaults::kLayerMapping))));
-  adapt_cmd->add_option("--preset", adapt.preset,
-                        "layers trained without selection: " + EnumFlagNames(v1::LayerPreset_descriptor()) +
-                            Default(EnumFlagName(v1::LayerPreset_descriptor(), static_cast<int>(cs::Defaults::kLayerPreset))));
-  adapt_cmd->add_option("--adam-steps", adapt.adam_steps,
-                        "Adam step counting under selection: " + EnumFlagNames(v1::AdamSteps_descriptor()) +
-                            Default(EnumFlagName(v1::AdamSteps_descriptor(), static_cast<int>(cs::Defaults::kAdamSteps))));
-  adapt_cmd->add_option("--lr-scale", adapt.lr_scale,
-                        absl::StrCat("multiplier of the reference's learning rate ", nada.lr,
-                                     Default(cs::Defaults::kLrScale)));
+  adapt_cmd->add_option(
+      "--layer-mapping", adapt.layer_mapping,
+      EnumFlagNames(v1::LayerMapping_descriptor()) +
+          Default(EnumFlagName(v1::LayerMapping_descriptor(), static_cast<int>(cs::Defaults::kLayerMapping))));
+  adapt_cmd->add_option(
+      "--preset", adapt.preset,
+      "layers trained without selection: " + EnumFlagNames(v1::LayerPreset_descriptor()) +
+          Default(EnumFlagName(v1::LayerPreset_descriptor(), static_cast<int>(cs::Defaults::kLayerPreset))));
+  adapt_cmd->add_option(
+      "--adam-steps", adapt.adam_steps,
+      "Adam step counting under selection: " + EnumFlagNames(v1::AdamSteps_descriptor()) +
+          Default(EnumFlagName(v1::AdamSteps_descriptor(), static_cast<int>(cs::Defaults::kAdamSteps))));
+  adapt_cmd->add_option(
+      "--lr-scale", adapt.lr_scale,
+      absl::StrCat("multiplier of the reference's learning rate ", nada.lr, Default(cs::Defaults::kLrScale)));
   adapt_cmd->add_option("--mixing", adapt.mixing, "style-mixing probability" + Default(nada.mixing));
   adapt_cmd->add_option("--lambda-direction", adapt.lambda_direction,
                         "directional CLIP loss weight" + Default(nada.lambda_direction));
-  adapt_cmd->add_option("--lambda-global", adapt.lambda_global, "global CLIP loss weight" + Default(nada.lambda_global));
+  adapt_cmd->add_option("--lambda-global", adapt.lambda_global,
+                        "global CLIP loss weight" + Default(nada.lambda_global));
   adapt_cmd->add_option("--lambda-manifold", adapt.lambda_manifold,
                         "manifold-angle loss weight" + Default(nada.lambda_manifold));
   adapt_cmd->add_option("--clip", adapt.clip_models,
@@ -183,9 +187,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   prep->add_option("--batch", pg.batch,
                    absl::StrCat("renders per step, even (default ", ce::GlobalStatsOptions{}.batch_size, ")"));
   prep->add_flag("--recompute", pg.recompute, "replace existing statistics");
-  prep->add_option("--clamping", pg.clamping,
-                   "relevance pass: " + EnumFlagNames(v1::ChannelClamping_descriptor()) +
-                       Default(EnumFlagName(v1::ChannelClamping_descriptor(), static_cast<int>(cs::Defaults::kClamping))));
+  prep->add_option(
+      "--clamping", pg.clamping,
+      "relevance pass: " + EnumFlagNames(v1::ChannelClamping_descriptor()) +
+          Default(EnumFlagName(v1::ChannelClamping_descriptor(), static_cast<int>(cs::Defaults::kClamping))));
   prep->add_option("--truncation-cutoff", pg.truncation_cutoff,
                    "truncate only w+ rows below this (8: global_torch; default: every row, as the shipped statistics)");
   prep->add_option("--request-id", pg.request_id, "idempotency key");

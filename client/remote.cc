@@ -211,7 +211,7 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
   }
   if (last.state() == v1::JOB_STATE_CANCELLED) {
     return absl::CancelledError(absl::StrCat("job ", last.id(), " was cancelled"));
-}
+  }
   return absl::OkStatus();
 }
 
@@ -466,7 +466,7 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
       float w;
       if (!absl::SimpleAtof(spec.substr(colon + 1), &w)) {
         return absl::InvalidArgumentError("--clip takes NAME[:WEIGHT]");
-}
+      }
       cm->set_weight(w);
     }
   }

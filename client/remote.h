@@ -46,8 +46,8 @@ struct GenerateArgs {
   std::string format = "png";
   std::string out = "out";
   bool return_latents = false;
-  int grid_columns = 0;   // 0: sqrt(n)
-  std::string inversion;  // render an inversion's latent instead of seeds
+  int grid_columns = 0;           // 0: sqrt(n)
+  std::string inversion;          // render an inversion's latent instead of seeds
   std::vector<std::string> sets;  // --set FIELD=VALUE overrides of the request
 };
 absl::Status Generate(const Connection& c, const GenerateArgs& args);
@@ -115,7 +115,7 @@ struct EditArgs {
   int steps = 0;
   float lr = 0;
   std::optional<float> l2_lambda;
-  std::string clip;  // CLIP model; empty = the server's StyleCLIP default
+  std::string clip;       // CLIP model; empty = the server's StyleCLIP default
   float truncation = -1;  // < 0: the model's default
   std::string out = "out";
   std::vector<std::string> sets;

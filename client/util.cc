@@ -43,7 +43,9 @@ absl::Status ApplySets(const std::vector<std::string>& sets, google::protobuf::M
   nlohmann::json doc = nlohmann::json::parse(text);
   for (const std::string& set : sets) {
     const size_t eq = set.find('=');
-    if (eq == std::string::npos || eq == 0) return absl::InvalidArgumentError("--set takes FIELD=VALUE, got '" + set + "'");
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError("--set takes FIELD=VALUE, got '" + set + "'");
+    }
     const std::string value = set.substr(eq + 1);
     nlohmann::json* at = &doc;
     for (const auto& part : absl::StrSplit(set.substr(0, eq), '.')) {
@@ -81,7 +83,6 @@ std::string EnumFlagNames(const google::protobuf::EnumDescriptor* type) {
   for (int i = 1; i < type->value_count(); ++i) names.push_back(ShortName(type, type->value(i)->name()));
   return absl::StrJoin(names, " | ");
 }
-
 
 absl::StatusOr<std::vector<int64_t>> ParseSeeds(const std::string& text, size_t max_count) {
   std::vector<int64_t> out;

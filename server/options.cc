@@ -14,7 +14,7 @@ std::string CheckAddress(const std::string& v) {
   auto colon = v.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) {
     return "expected HOST:PORT, e.g. 0.0.0.0:50051";
-}
+  }
   int port = 0;
   for (char c : v.substr(colon + 1)) {
     if (c < '0' || c > '9') return "the port must be a number";

@@ -15,8 +15,8 @@ inline constexpr double kNadaAdamBeta2 = 0.99199197;  // 0.99 ** 0.8
 inline constexpr double kNadaAdamEps = 1e-8;
 
 struct AdamSlot {
-  at::Tensor v;        // second moment, zeros like the parameter
-  int64_t steps = 0;   // Adam's step count for this parameter
+  at::Tensor v;       // second moment, zeros like the parameter
+  int64_t steps = 0;  // Adam's step count for this parameter
 };
 
 // One step of one parameter. `grad` is undefined when the parameter got no gradient this

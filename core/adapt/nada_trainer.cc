@@ -255,7 +255,7 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(const std::shar
   const bool image_mode = !opt.target_images.empty();
   if (opt.target_text.empty() && !image_mode) {
     return absl::InvalidArgumentError("target_text or target images are required");
-}
+  }
   if (opt.target_text.empty() && (opt.auto_layer_k > 0 || opt.lambda_global != 0 || opt.lambda_manifold != 0)) {
     return absl::InvalidArgumentError(
         "adaptive layer selection and the global/manifold losses need target_text, also with target images");

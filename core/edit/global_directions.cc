@@ -313,12 +313,11 @@ absl::Status GlobalStatsBuilder::SaveCheckpoint(const std::string& path) const {
   if (!relevance_.empty()) {
     t["relevance"] = FloatTensor{{static_cast<int64_t>(relevance_.size()) / embed_dim_, embed_dim_}, relevance_};
   }
-  return SaveSafetensors(
-      path, t,
-      {{"format", kCheckpointFormat},
-       {"step", std::to_string(step_)},
-       {"drawn", std::to_string(drawn_)},
-       {"options", OptionsKey()}});
+  return SaveSafetensors(path, t,
+                         {{"format", kCheckpointFormat},
+                          {"step", std::to_string(step_)},
+                          {"drawn", std::to_string(drawn_)},
+                          {"options", OptionsKey()}});
 }
 
 absl::Status GlobalStatsBuilder::RestoreCheckpoint(const std::string& path) {

@@ -176,7 +176,7 @@ int ModelRepository::RemoveStaleWorkFolders() {
     const std::string n = d.path().filename().string();
     if (d.is_directory() && (absl::StartsWith(n, ".tmp-") || absl::StartsWith(n, ".deleted-"))) {
       stale.push_back(d.path());
-}
+    }
   }
   for (const auto& p : stale) {
     fs::remove_all(p, ec);
@@ -277,7 +277,7 @@ absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::Get
 absl::StatusOr<ModelInfo> ModelRepository::Add(const std::string& name) {
   if (!IsValidModelName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a valid model name"));
-}
+  }
   Entry e = LoadOne(name);
   ModelInfo info = e.info;
   {

@@ -210,8 +210,8 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   for (auto& c : clip_models) {
     if (!c.weight.has_value()) c.weight = Defaults::kClipWeight;
     if (!(*c.weight >= 0 && *c.weight <= 10)) {
-      return Invalid(absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in [0, 10], got ",
-                                  *c.weight));
+      return Invalid(
+          absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in [0, 10], got ", *c.weight));
     }
     any_weight = any_weight || *c.weight > 0;
     RETURN_IF_ERROR(ValidateModelName(c.name, "clip_models name"));
@@ -330,7 +330,7 @@ edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s) {
   o.num_images = s.num_images;
   o.batch_size = s.batch_size;
   o.clamping = s.clamping == ChannelClamping::kIndependent ? edit::ChannelClamping::kIndependent
-                                                            : edit::ChannelClamping::kCumulative;
+                                                           : edit::ChannelClamping::kCumulative;
   if (s.truncation_cutoff.has_value()) o.truncation_cutoff = static_cast<int>(*s.truncation_cutoff);
   return o;
 }
@@ -491,7 +491,7 @@ absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limit
   }
   if (SourceCount(seeds, latents, inversion_id) != 1) {
     return Invalid("give exactly one of seeds, latents or inversion_id");
-}
+  }
   const int max_inputs = latent_optimization.has_value() ? kMaxOptimizedInputs
                                                          : std::max(1, limits.max_images_per_request / StrengthCount());
   if (static_cast<int>(seeds.size()) > max_inputs) return Invalid(absl::StrCat("seeds: at most ", max_inputs, " here"));

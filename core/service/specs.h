@@ -5,10 +5,10 @@
 //
 // Convention, as in the API: a zero or empty value means "the default" wherever a
 // default exists, except for settings whose zero is meaningful (a loss weight, the
-// mixing probability): those are std::optional, unset = the default. Integral fields are 64-bit, so a value read from JSON is never
-// truncated before its range is checked. The default of an algorithm setting is its options struct's value
-// (core/adapt, core/invert, core/edit: the reference implementations' values);
-// request-level defaults are set in Validate.
+// mixing probability): those are std::optional, unset = the default. Integral fields are 64-bit, so a value read from
+// JSON is never truncated before its range is checked. The default of an algorithm setting is its options struct's
+// value (core/adapt, core/invert, core/edit: the reference implementations' values); request-level defaults are set in
+// Validate.
 //
 // Enums mirror the API's numbering (0 = unspecified) so an edge can cast; a number the
 // API does not know is refused by Validate.
@@ -68,7 +68,7 @@ struct Defaults {
   // What an unspecified enum setting means.
   static constexpr LayerMapping kLayerMapping = LayerMapping::kConsumer;
   static constexpr LayerPreset kLayerPreset = LayerPreset::kDefault;
-  static constexpr AdamSteps kAdamSteps = AdamSteps::kShared;  // the official code on PyTorch 1.x
+  static constexpr AdamSteps kAdamSteps = AdamSteps::kShared;                 // the official code on PyTorch 1.x
   static constexpr ChannelClamping kClamping = ChannelClamping::kCumulative;  // the official SingleChannel.py
 };
 

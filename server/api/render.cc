@@ -56,8 +56,8 @@ cs::EditSpec ToSpec(const v1::EditRequest& r) {
     }
     case v1::EditRequest::kLatentOptimization: {
       const auto& l = r.latent_optimization();
-      s.latent_optimization = cs::LatentOptimizationSpec{l.target_text(), l.steps(),      l.lr(), std::nullopt,
-                                                         l.id_lambda(),   l.clip_model()};
+      s.latent_optimization =
+          cs::LatentOptimizationSpec{l.target_text(), l.steps(), l.lr(), std::nullopt, l.id_lambda(), l.clip_model()};
       if (l.has_l2_lambda()) s.latent_optimization->l2_lambda = l.l2_lambda();
       break;
     }

@@ -196,7 +196,8 @@ TEST_F(GanServiceTest, AdaptAcceptsZerosThatMeanSomething) {
   EXPECT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
   bool global_only = false;
   for (const auto& e : events) {
-    if (e.has_progress()) global_only = e.progress().losses().count("global") == 1 && e.progress().losses().count("direction") == 0;
+    if (e.has_progress())
+      global_only = e.progress().losses().count("global") == 1 && e.progress().losses().count("direction") == 0;
   }
   EXPECT_TRUE(global_only) << "the progress should report the global loss and no directional loss";
   // The manifest records the settings as trained.

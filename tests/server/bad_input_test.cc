@@ -347,8 +347,7 @@ std::vector<Case> Table() {
       },
       C::INVALID_ARGUMENT, "every weight is 0");
   adapt(
-      "every loss weight 0", [](auto* r) { r->set_lambda_direction(0); }, C::INVALID_ARGUMENT,
-      "nothing would train");
+      "every loss weight 0", [](auto* r) { r->set_lambda_direction(0); }, C::INVALID_ARGUMENT, "nothing would train");
   adapt(
       "NaN lambda_direction", [](auto* r) { r->set_lambda_direction(NAN); }, C::INVALID_ARGUMENT, "lambda_direction");
   adapt(

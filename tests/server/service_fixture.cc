@@ -13,32 +13,32 @@ std::string Root(const char* name) {
 void GanServiceTest::SetUpTestSuite() {
   TestServerOptions opt;
   opt.prepare_data = [](const std::string& data) {
-             auto store = core::SqliteJobStore::Open(data + "/jobs.db");
-             ASSERT_TRUE(store.ok());
-             core::JobRecord done;
-             done.id = "job-done";
-             done.kind = core::JobKind::kAdapt;
-             done.state = core::JobState::kRunning;
-             done.model = "tiny";
-             done.create_time_ms = 1000;
-             ASSERT_TRUE((*store)->CreateJob(done).ok());
-             for (int i = 1; i <= 3; ++i) {
-               if (i == 3) done.state = core::JobState::kSucceeded;
-               v1::JobEvent ev;
-               ev.set_seq(i);
-               ev.mutable_job()->set_id(done.id);
-               ev.mutable_progress()->set_step(i);
-               ASSERT_TRUE((*store)->AppendEvent(done, "progress", ev.SerializeAsString(), 1000 + i).ok());
-             }
-             core::JobRecord queued;
-             queued.id = "job-queued";
-             queued.kind = core::JobKind::kInvert;
-             queued.model = "tiny";
-             queued.create_time_ms = 2000;
-             queued.request = R"({"model": "tiny"})";
-             queued.request_encoding = "spec-json";
-             ASSERT_TRUE((*store)->CreateJob(queued).ok());
-             setup_ok_ = true;
+    auto store = core::SqliteJobStore::Open(data + "/jobs.db");
+    ASSERT_TRUE(store.ok());
+    core::JobRecord done;
+    done.id = "job-done";
+    done.kind = core::JobKind::kAdapt;
+    done.state = core::JobState::kRunning;
+    done.model = "tiny";
+    done.create_time_ms = 1000;
+    ASSERT_TRUE((*store)->CreateJob(done).ok());
+    for (int i = 1; i <= 3; ++i) {
+      if (i == 3) done.state = core::JobState::kSucceeded;
+      v1::JobEvent ev;
+      ev.set_seq(i);
+      ev.mutable_job()->set_id(done.id);
+      ev.mutable_progress()->set_step(i);
+      ASSERT_TRUE((*store)->AppendEvent(done, "progress", ev.SerializeAsString(), 1000 + i).ok());
+    }
+    core::JobRecord queued;
+    queued.id = "job-queued";
+    queued.kind = core::JobKind::kInvert;
+    queued.model = "tiny";
+    queued.create_time_ms = 2000;
+    queued.request = R"({"model": "tiny"})";
+    queued.request_encoding = "spec-json";
+    ASSERT_TRUE((*store)->CreateJob(queued).ok());
+    setup_ok_ = true;
   };
   opt.max_interactive_queue = 256;
   opt.max_images_per_request = 64;

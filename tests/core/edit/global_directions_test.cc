@@ -185,7 +185,8 @@ TEST(GlobalDirectionsTest, RelevanceClampsCumulativelyAsTheOfficialLoopDoes) {
   const int64_t d = clip->config().embed_dim;
   double first = 0, rest = 0;
   for (int64_t j = 0; j < d; ++j) first += std::fabs(built[true][j] - built[false][j]);
-  for (size_t j = static_cast<size_t>(d); j < built[true].size(); ++j) rest += std::fabs(built[true][j] - built[false][j]);
+  for (size_t j = static_cast<size_t>(d); j < built[true].size(); ++j)
+    rest += std::fabs(built[true][j] - built[false][j]);
   EXPECT_LT(first, 1e-5);
   EXPECT_GT(rest, 1e-2);
 }
