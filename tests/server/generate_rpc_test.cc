@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -83,6 +84,50 @@ TEST_F(GanServiceTest, RawFloatMatchesTheInProcessGenerator) {
   const auto& raw = b[0].images(0).raw();
   ASSERT_EQ(raw.data_size(), static_cast<int>(r->images.data.size()));
   for (int i = 0; i < raw.data_size(); ++i) ASSERT_EQ(raw.data(i), r->images.data[i]) << i;
+}
+
+// What the proto promises of seeds: the same request gives the same bytes; the same seed
+// rendered beside other seeds (another batch shape) agrees within float rounding in raw
+// values and within one level in PNG pixels.
+TEST_F(GanServiceTest, SameSeedSameBytesAndWithinRoundingInAnotherBatch) {
+  auto stub = server_->Stub();
+  auto render = [&](std::vector<int64_t> seeds, v1::ImageFormat format) {
+    v1::GenerateSamplesRequest req;
+    req.set_model("tiny");
+    for (int64_t s : seeds) req.add_seeds(s);
+    req.set_format(format);
+    req.set_batch_size(8);
+    grpc::Status st;
+    auto batches = Generate(stub.get(), req, &st);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    std::vector<v1::Image> out;
+    for (const auto& b : batches) out.insert(out.end(), b.images().begin(), b.images().end());
+    return out;
+  };
+  for (auto format : {v1::IMAGE_FORMAT_RAW_FLOAT, v1::IMAGE_FORMAT_PNG}) {
+    auto alone = render({2}, format);
+    auto again = render({2}, format);
+    auto beside = render({1, 2, 3, 4, 5}, format);
+    ASSERT_EQ(alone.size(), 1u);
+    ASSERT_EQ(beside.size(), 5u);
+    EXPECT_EQ(alone[0].SerializeAsString(), again[0].SerializeAsString()) << "the same request, other bytes";
+    if (format == v1::IMAGE_FORMAT_RAW_FLOAT) {
+      const auto& a = alone[0].raw().data();
+      const auto& b = beside[1].raw().data();
+      ASSERT_EQ(a.size(), b.size());
+      float worst = 0;
+      for (int i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+      EXPECT_LT(worst, 1e-4f) << "raw values of seed 2 alone and in a batch of 5";
+    } else {
+      auto a = core::DecodeImage(alone[0].data());
+      auto b = core::DecodeImage(beside[1].data());
+      ASSERT_TRUE(a.ok() && b.ok());
+      ASSERT_EQ(a->pixels.size(), b->pixels.size());
+      for (size_t i = 0; i < a->pixels.size(); ++i) {
+        ASSERT_LE(std::abs(int{a->pixels[i]} - int{b->pixels[i]}), 1) << i;
+      }
+    }
+  }
 }
 
 struct BadCase {

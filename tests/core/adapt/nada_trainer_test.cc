@@ -57,26 +57,36 @@ class NadaTrainerTest : public ::testing::Test {
 };
 
 // The directional loss on a fixed evaluation batch falls as training goes on. (Per-step
-// losses are too noisy to compare: every step draws new latents and noise.)
+// losses are too noisy to compare: every step draws new latents and noise.) With a tiny
+// random CLIP (64-d embeddings) the reachable alignment is small, so the test uses a
+// larger step than the reference's 0.0016, batches of 8 for less gradient noise, and the
+// mean of five evaluations (steps 10-30) against the loss after step 1. At batch 2 and lr
+// 0.05 the end point depended on the BLAS kernels (OPENBLAS_CORETYPE=Sandybridge: 0.795 ->
+// 0.792, default: -> 0.757); here it does not: 0.783 -> mean 0.726 with the default and
+// the Sandybridge kernels.
 TEST_F(NadaTrainerTest, DirectionalLossFalls) {
   NadaOptions o = Opt();
-  // A larger step than the reference's 0.0016 so a few dozen steps show the trend. With
-  // a tiny random CLIP (64-d embeddings) the reachable alignment is small: measured
-  // 0.795 -> 0.742 over 30 steps.
-  o.lr = 0.05f;
+  o.lr = 0.02f;
+  o.batch_size = 8;
   auto t = Make(o);
   // Before any step the two generators are equal, so use the state after one step.
   ASSERT_TRUE(t->Step().ok());
   auto before = t->EvalDirectionLoss(99, 4);
   ASSERT_TRUE(before.ok()) << before.status();
-  for (int i = 0; i < 30; ++i) {
+  double sum = 0;
+  int evals = 0;
+  for (int i = 1; i <= 30; ++i) {
     auto l = t->Step();
     ASSERT_TRUE(l.ok()) << l.status();
     ASSERT_TRUE(std::isfinite(l->at("total")));
+    if (i >= 10 && i % 5 == 0) {
+      auto e = t->EvalDirectionLoss(99, 4);
+      ASSERT_TRUE(e.ok());
+      sum += *e;
+      ++evals;
+    }
   }
-  auto after = t->EvalDirectionLoss(99, 4);
-  ASSERT_TRUE(after.ok());
-  EXPECT_LT(*after, *before * 0.97f) << "before " << *before << " after " << *after;
+  EXPECT_LT(sum / evals, *before * 0.95) << "before " << *before << ", mean of later evaluations " << sum / evals;
 }
 
 TEST_F(NadaTrainerTest, OnlySelectedLayersChangeAndTheFrozenGeneratorStays) {
