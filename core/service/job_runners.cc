@@ -199,13 +199,17 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         ASSIGN_OR_RETURN(InvertSpec spec, StoredSpec<InvertSpec>(job));
         ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
         ASSIGN_OR_RETURN(Rgb8Image img, DecodeImage(spec.image, RequestImageLimits()));
-        // LPIPS when the repository has it (rosinality's loss); else the first ready CLIP
-        // model adds an image-embedding loss to MSE.
+        // LPIPS when the repository has it (rosinality's loss); else a CLIP model adds an
+        // image-embedding loss to MSE: the StyleCLIP default when installed, else the first
+        // ready one (this loss is ours, not StyleCLIP's, so any CLIP serves).
         std::shared_ptr<const lpips::Lpips> lpips = repo->FirstLpips();
         std::shared_ptr<const clip::ClipModel> clip;
-        if (auto name = ResolveClipModel(*repo, ""); name.ok()) {
-          if (auto c = repo->GetClip(*name); c.ok()) clip = c->model;
+        std::string clip_name = ResolveClipModel(*repo, "").value_or("");
+        for (const auto& m : repo->List()) {
+          if (!clip_name.empty()) break;
+          if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) clip_name = m.name;
         }
+        if (auto c = repo->GetClip(clip_name); !clip_name.empty() && c.ok()) clip = c->model;
         invert::ProjectorOptions o;
         o.steps = spec.steps;
         o.lr = spec.lr;

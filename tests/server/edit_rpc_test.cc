@@ -8,9 +8,11 @@
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
+#include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/service/storage.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
@@ -281,6 +283,29 @@ TEST(StyleClipDefaultTest, TheNamedDefaultIsUsedAndItsAbsenceExplained) {
   req.mutable_latent_optimization()->set_l2_lambda(0.0f);
   EditCall(stub.get(), req, &st);
   EXPECT_TRUE(st.ok()) << st.error_message();
+
+  // The inversion's CLIP image loss (used without LPIPS) is not StyleCLIP's: with the
+  // StyleCLIP default missing, an installed CLIP still serves.
+  v1::GenerateSamplesRequest g;
+  g.set_model("tiny");
+  g.add_seeds(4);
+  auto png = Generate(stub.get(), g, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  v1::InvertImageRequest inv;
+  inv.set_model("tiny");
+  inv.set_image(png[0].images(0).data());
+  inv.set_steps(2);
+  grpc::ClientContext ctx;
+  auto events = ReadAll<v1::JobEvent>(stub->InvertImage(&ctx, inv), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
+  auto path = core::service::InversionPath(server.data(), events.back().job().result());
+  ASSERT_TRUE(path.ok()) << path.status();
+  std::string model;
+  auto stored = core::invert::LoadInversion(*path, &model);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->loss, "mse+clip");
 }
 
 }  // namespace
