@@ -18,10 +18,12 @@
 #include "core/edit/global_directions.h"
 #include "core/invert/projector.h"
 #include "core/service/render.h"
+#ifndef GANSERVE_BENCH_NO_SERVER
+#include <grpcpp/grpcpp.h>
+
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "server/server.h"
-
-#include <grpcpp/grpcpp.h>
+#endif
 #include <unistd.h>
 
 #include <filesystem>
@@ -158,6 +160,7 @@ int BenchClip(int batch, int iters, const std::string& device, ganserve::core::c
     auto t0 = Clock::now();
     at::Tensor xi = x.detach().requires_grad_(true);
     impl.EncodeImage(xi).sum().backward();
+    (void)xi.grad().sum().item<float>();  // waits for the device
     if (i > 0) grad_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   (*out)["encode_image_with_input_grad"] = Stats(grad_s);
@@ -362,6 +365,7 @@ int BenchInvertStep(int resolution, int iters, const std::string& device, nlohma
   return 0;
 }
 
+#ifndef GANSERVE_BENCH_NO_SERVER
 // The service's overhead: GenerateSamples of `batch` seeds (PNG) through a real server
 // on loopback, against the same render and encoding in-process.
 int BenchServer(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
@@ -437,6 +441,79 @@ int BenchServer(int resolution, int batch, int iters, const std::string& device,
   return 0;
 }
 
+#endif  // GANSERVE_BENCH_NO_SERVER
+
+// The device's arithmetic against the CPU's on the same random weights and inputs: a
+// 256 px generator (both modulated-convolution forms, constant noise) and a
+// ViT-B/32-sized CLIP image encoder in float32 and in the device's default precision.
+// Reports the largest differences; it fails only when the device cannot run them.
+int BenchDeviceParity(int batch, const std::string& device, nlohmann::json* out) {
+  sg::GenerateParams p;
+  p.latents.shape = {batch, 512};
+  for (int i = 0; i < batch; ++i) {
+    auto z = sg::SeedToZ(static_cast<uint32_t>(i), 512);
+    p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
+  }
+  p.truncation = 0.7f;
+  auto compare = [](const ganserve::core::FloatTensor& ref, const ganserve::core::FloatTensor& got) {
+    double max_abs = 0, sum_abs = 0, max_ref = 0;
+    for (size_t i = 0; i < ref.data.size(); ++i) {
+      const double d = std::fabs(static_cast<double>(ref.data[i]) - got.data[i]);
+      max_abs = std::max(max_abs, d);
+      sum_abs += d;
+      max_ref = std::max(max_ref, std::fabs(static_cast<double>(ref.data[i])));
+    }
+    return nlohmann::json{{"max_abs_diff", max_abs},
+                          {"mean_abs_diff", sum_abs / std::max<size_t>(1, ref.data.size())},
+                          {"max_abs_value", max_ref}};
+  };
+  auto cpu_gen = RandomGenerator(256, "cpu");
+  if (cpu_gen == nullptr) return 1;
+  auto ref = cpu_gen->Generate(p);
+  if (!ref.ok()) return 1;
+  for (auto [name, mode] : {std::pair{"grouped", sg::ModConvMode::kGrouped}, {"scaled", sg::ModConvMode::kScaled}}) {
+    auto gen = RandomGenerator(256, device, mode);
+    if (gen == nullptr) return 1;
+    auto r = gen->Generate(p);
+    if (!r.ok() || r->images.data.size() != ref->images.data.size()) return 1;
+    (*out)[std::string("generator_256_") + name] = compare(ref->images, r->images);
+  }
+  auto views = ganserve::core::ViewsOf(std::make_shared<const std::map<std::string, ganserve::core::FloatTensor>>(
+      ganserve::core::clip::RandomClipWeights(ganserve::core::clip::VitB32Config(), 5)));
+  ganserve::core::NumpyRandomState rng(7);
+  const ganserve::core::FloatTensor images{{batch, 3, 224, 224}, rng.Randn(static_cast<size_t>(batch) * 3 * 224 * 224)};
+  auto cpu_clip =
+      ganserve::core::clip::ClipModel::FromTensors(views, "cpu", ganserve::core::clip::ClipPrecision::kFloat32);
+  if (!cpu_clip.ok()) return 1;
+  auto ref_emb = (*cpu_clip)->EncodeImage(images);
+  if (!ref_emb.ok()) return 1;
+  for (auto prec : {ganserve::core::clip::ClipPrecision::kFloat32, ganserve::core::clip::ClipPrecision::kAuto}) {
+    auto clip = ganserve::core::clip::ClipModel::FromTensors(views, device, prec);
+    if (!clip.ok()) {
+      std::fprintf(stderr, "%s\n", clip.status().ToString().c_str());
+      return 1;
+    }
+    auto emb = (*clip)->EncodeImage(images);
+    if (!emb.ok()) return 1;
+    auto j = compare(*ref_emb, *emb);
+    const int64_t e = ref_emb->shape[1];
+    double min_cos = 1;
+    for (int i = 0; i < batch; ++i) {
+      double dot = 0, na = 0, nb = 0;
+      for (int64_t k = 0; k < e; ++k) {
+        const double a = ref_emb->data[i * e + k], b = emb->data[i * e + k];
+        dot += a * b;
+        na += a * a;
+        nb += b * b;
+      }
+      min_cos = std::min(min_cos, dot / std::sqrt(na * nb));
+    }
+    j["min_cosine"] = min_cos;
+    (*out)[std::string("clip_image_") + ganserve::core::clip::ClipPrecisionName((*clip)->precision())] = j;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -444,8 +521,9 @@ int main(int argc, char** argv) {
   std::string scenario = "generate", device = "cpu", modconv = "auto";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
   app.add_option("--scenario", scenario,
-                 "generate | clip | nada_step | edit_global | global_stats | invert_step | server")
-      ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step", "server"}));
+                 "generate | clip | nada_step | edit_global | global_stats | invert_step | server | device_parity")
+      ->check(CLI::IsMember(
+          {"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step", "server", "device_parity"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
@@ -459,7 +537,20 @@ int main(int argc, char** argv) {
   app.add_option("--clip-precision", clip_precision, "clip: auto | fp32 | fp16 | bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
   app.add_option("--modconv", modconv, "auto | grouped | scaled")->check(CLI::IsMember({"auto", "grouped", "scaled"}));
+  std::string tf32 = "default";
+  app.add_option("--tf32", tf32, "CUDA TensorFloat-32 for convolutions and matmuls: default (LibTorch's) | on | off")
+      ->check(CLI::IsMember({"default", "on", "off"}));
   CLI11_PARSE(app, argc, argv);
+  if (tf32 != "default") {
+    at::globalContext().setAllowTF32CuDNN(tf32 == "on");
+    at::globalContext().setAllowTF32CuBLAS(tf32 == "on");
+  }
+#ifdef GANSERVE_BENCH_NO_SERVER
+  if (scenario == "server") {
+    std::fprintf(stderr, "the server scenario needs a build without GANSERVE_CORE_ONLY\n");
+    return 2;
+  }
+#endif
   const auto info = ganserve::core::ConfigureTorch(threads, retain);
   nlohmann::json j;
   const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
@@ -471,17 +562,25 @@ int main(int argc, char** argv) {
            : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
            : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, device, &j)
            : scenario == "invert_step"  ? BenchInvertStep(resolution, iters, device, &j)
-           : scenario == "server"       ? BenchServer(resolution, batch, iters, device, &j)
-                                        : BenchGenerate(resolution, batch, iters, device, mode, &j);
+#ifndef GANSERVE_BENCH_NO_SERVER
+           : scenario == "server" ? BenchServer(resolution, batch, iters, device, &j)
+#endif
+           : scenario == "device_parity" ? BenchDeviceParity(batch, device, &j)
+                                         : BenchGenerate(resolution, batch, iters, device, mode, &j);
   if (scenario == "generate") j["modconv"] = modconv;
 
   j["scenario"] = scenario;
-  if (scenario != "clip") j["resolution"] = resolution;
+  if (scenario != "clip" && scenario != "device_parity") j["resolution"] = resolution;
   j["batch"] = batch;
   j["threads"] = info.threads;
   j["retain_host_memory"] = info.retain_host_memory;
   j["blas"] = info.blas_library;
   j["device"] = device;
+  j["torch_version"] = info.torch_version;
+  if (info.cuda_available) {
+    j["tf32_cudnn"] = at::globalContext().allowTF32CuDNN();
+    j["tf32_cublas"] = at::globalContext().allowTF32CuBLAS();
+  }
   j["peak_rss_mb"] = PeakRssMb();
   std::printf("%s\n", j.dump().c_str());
   return rc;

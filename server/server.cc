@@ -16,6 +16,7 @@
 #include "server/api/api.h"
 #include "server/gan_service.h"
 #include "server/metrics.h"
+#include "server/parse_failure_interceptor.h"
 #include "server/streams/job_stream.h"
 
 namespace ganserve::server {
@@ -107,6 +108,9 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.RegisterService(s->service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<ParseFailureInterceptorFactory>(metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     s->app_->Shutdown();

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
@@ -151,7 +152,7 @@ struct NadaTrainer::State {
         at::randn({opt.auto_layer_batch, c.style_dim}, gen, at::TensorOptions().dtype(at::kFloat)).to(device);
     at::Tensor w0;
     {
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       w0 = frozen().Map(z).unsqueeze(1).repeat({1, c.n_latent, 1});
     }
     at::Tensor w = w0.clone().requires_grad_(true);
@@ -163,11 +164,11 @@ struct NadaTrainer::State {
         loss = loss + clips[m].weight * (1 - logits / 100).mean();
       }
       loss.backward();  // only w requires grad here (every leaf is frozen)
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       w.sub_(kSelectionLr * w.grad());
       w.mutable_grad() = at::Tensor();
     }
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     std::vector<std::string> out;
     for (int i : RankLatentIndices(FromTorch(w0), FromTorch(w), opt.auto_layer_k)) {
       out.push_back(LayerForLatentIndex(i, c.n_latent, opt.layer_mapping));
@@ -294,7 +295,7 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(const std::shar
       if (image_mode) {
         // 16 samples of the generator at truncation 1 against the user's images (CLIP's
         // own PIL preprocessing for them); the reference does not renormalise the means.
-        at::NoGradGuard ng;
+        c10::NoGradGuard ng;
         const auto& cfg = base->config();
         at::Tensor z = at::randn({16, cfg.style_dim}, img_gen, at::TensorOptions().dtype(at::kFloat)).to(st->device);
         at::Tensor w = frozen.Map(z).unsqueeze(1).expand({16, cfg.n_latent, cfg.style_dim});
@@ -363,7 +364,7 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     // generators each draw a crossover in [1, n_latent - 1].
     at::Tensor frozen_wplus, train_wplus;
     {
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       at::Tensor w = s.frozen().Map(z);
       if (mix) {
         at::Tensor w2 = s.frozen().Map(at::randn({b, c.style_dim}, gen, fopt).to(s.device));
@@ -382,7 +383,7 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     }
     at::Tensor frozen_img;
     {
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       frozen_img = s.frozen().Synthesize(s.Styles(s.frozen(), frozen_wplus), s.RandomNoise(b, gen));
     }
     at::Tensor train_img = s.train.Synthesize(s.Styles(s.train, train_wplus), s.RandomNoise(b, gen));
@@ -392,7 +393,7 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     for (size_t m = 0; m < s.clips.size(); ++m) {
       at::Tensor e_f;
       {
-        at::NoGradGuard ng;
+        c10::NoGradGuard ng;
         e_f = s.Embed(m, frozen_img);
       }
       at::Tensor e_t = s.Embed(m, train_img);
@@ -422,7 +423,7 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     total.backward();
 
     // Adam on the leaves that got a gradient (and, when counts are shared, on every leaf).
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     const bool all = s.StepAllLeaves();
     for (auto& [name, leaf] : s.leaves) {
       at::Tensor g = leaf.value.grad();
@@ -446,7 +447,7 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
 absl::StatusOr<float> NadaTrainer::EvalDirectionLoss(uint64_t seed, int batch) const {
   State& s = const_cast<State&>(*state_);
   try {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     s.SetTrainable({});
     s.Rebuild();
     at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -473,7 +474,7 @@ absl::StatusOr<float> NadaTrainer::EvalDirectionLoss(uint64_t seed, int batch) c
 absl::StatusOr<FloatTensor> NadaTrainer::Preview(bool frozen) const {
   const State& s = *state_;
   try {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     at::Tensor w = s.frozen().Map(s.preview_z);
     w = s.frozen().mean_latent + s.opt.preview_truncation * (w - s.frozen().mean_latent);
     at::Tensor wplus = w.unsqueeze(1).expand({w.size(0), s.cfg().n_latent, s.cfg().style_dim});
@@ -498,7 +499,7 @@ absl::StatusOr<FloatTensor> NadaTrainer::Render(const FloatTensor& wplus) const 
     return absl::InvalidArgumentError("Render needs [N, n_latent, style_dim] latents");
   }
   try {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     s.SetTrainable({});
     s.Rebuild();
     at::Tensor w = ToTorch(wplus, s.device);

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 
@@ -121,7 +122,7 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
     s->target = ToTorch(t, s->device);
     at::Generator rng = at::detail::createCPUGenerator(opt.seed * 7919ULL + 13);
     {
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       at::Tensor z = at::randn({kMeanSamples, c.style_dim}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device);
       at::Tensor w = s->g().Map(z);
       s->latent_mean = w.mean(0);
@@ -175,7 +176,7 @@ absl::StatusOr<std::map<std::string, float>> Projector::Step() {
     }
     loss.backward();
     s.adam->Step(s.Params(), lr);
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     for (auto& n : s.noises) {  // noise_normalize_
       at::Tensor mean = n.mean(), std = n.std();
       n.sub_(mean).div_(std);
@@ -195,7 +196,7 @@ FloatTensor Projector::Target() const { return FromTorch(s_->target); }
 
 absl::StatusOr<FloatTensor> Projector::Current() const {
   try {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     return FromTorch(s_->Render(s_->latent));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "rendering failed");
@@ -205,7 +206,7 @@ absl::StatusOr<FloatTensor> Projector::Current() const {
 absl::StatusOr<Inversion> Projector::Result() const {
   Inversion inv;
   try {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     inv.wplus = FromTorch(s_->WPlus(s_->latent).contiguous());
     for (size_t i = 0; i < s_->noises.size(); ++i) inv.noises[absl::StrCat("noise_", i)] = FromTorch(s_->noises[i]);
     at::Tensor full = s_->Render(s_->latent);

@@ -3,6 +3,7 @@
 #include "core/models/clip/clip_model_impl.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
@@ -185,7 +186,7 @@ absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map
                                                         : at::kFloat;
   try {
     // Normal (not inference) tensors: the NADA losses backpropagate through CLIP.
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     auto get = [&](const std::string& k) -> absl::StatusOr<at::Tensor> { return ToTorchFloat(tensors.at(k), dev); };
     // Matmul weights in the compute precision (the reference's convert_weights set).
     auto get_w = [&](const std::string& k) -> absl::StatusOr<at::Tensor> {

@@ -5,6 +5,7 @@
 #define GANSERVE_CORE_MODELS_COMMON_ADAM_H_
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -35,7 +36,7 @@ class Adam {
   // One update of `params` (the same tensors, in the same order, as at construction)
   // from their .grad(), which is then cleared. Parameters without a gradient are skipped.
   void Step(const std::vector<at::Tensor>& params, double lr) {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     ++steps_;
     const double bc1 = 1 - std::pow(kBeta1, static_cast<double>(steps_));
     const double bc2 = 1 - std::pow(kBeta2, static_cast<double>(steps_));

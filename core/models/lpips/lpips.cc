@@ -3,6 +3,7 @@
 #include "core/models/lpips/lpips_impl.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include "absl/status/status.h"
@@ -72,7 +73,7 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::st
   auto impl = std::make_unique<Impl>();
   impl->device = device;
   try {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     for (const VggConv& c : kConvs) {
       ASSIGN_OR_RETURN(at::Tensor w, ToTorchFloat(vgg16.at(absl::StrCat("features.", c.index, ".weight")), device));
       ASSIGN_OR_RETURN(at::Tensor bias, ToTorchFloat(vgg16.at(absl::StrCat("features.", c.index, ".bias")), device));

@@ -3,6 +3,7 @@
 #include "core/models/stylegan2/discriminator_impl.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
@@ -144,7 +145,7 @@ absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::FromTensors(
   impl->config = config;
   impl->device = device;
   try {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     std::map<std::string, at::Tensor> t;
     for (const auto& [name, shape] : ExpectedDiscriminatorTensors(config)) {
       ASSIGN_OR_RETURN(t[name], ToTorchFloat(tensors.at(name), device));

@@ -3,6 +3,7 @@
 #include "core/models/stylegan2/generator_impl.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
@@ -51,7 +52,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
   impl->modconv = options.modconv;
   try {
     // Normal (not inference) tensors: training and inversion use them in autograd graphs.
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     std::map<std::string, at::Tensor> t;
     for (const auto& [name, shape] : ExpectedGeneratorTensors(config)) {
       ASSIGN_OR_RETURN(FloatTensor host, ToFloatTensor(tensors.at(name)));
