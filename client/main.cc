@@ -52,6 +52,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
       ->envname("GANCTL_SERVER")
       ->capture_default_str();
   app.add_option("--timeout", conn.timeout_seconds, "seconds per call (0: none)")->capture_default_str();
+  app.add_option("--busy_retries", conn.busy_retries,
+                 "retries of generate/edit after a busy server's RetryInfo delay (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
   app.add_flag("--json", conn.json, "machine-readable output (one JSON object per line)");
   app.add_option("--tls-ca", conn.tls_ca, "PEM CA of the server's certificate: connect with TLS")
       ->envname("GANCTL_TLS_CA")

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/util.h"
 #include "core/io/image_codec.h"
 #include "core/io/npy.h"
@@ -24,6 +25,7 @@
 #include "core/util/status_macros.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "server/retry_info.h"
 
 namespace ganserve::client {
 namespace {
@@ -95,6 +97,20 @@ absl::Status FromGrpc(const Connection& c, const grpc::Status& s) {
     return absl::UnavailableError(absl::StrCat("cannot reach ganserve at ", c.server, " (is it running?)"));
   }
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// Back-pressure: true (after sleeping the server's delay) when `st` is RESOURCE_EXHAUSTED
+// with a google.rpc.RetryInfo, nothing was received yet, and retries are left.
+bool RetryWhenBusy(const Connection& c, const grpc::Status& st, bool received_any, int attempt) {
+  if (received_any || attempt >= c.busy_retries || st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    return false;
+  }
+  std::optional<absl::Duration> delay = server::RetryDelayOf(st);
+  if (!delay.has_value()) return false;
+  std::fprintf(stderr, "server busy (%s); retry %d/%d in %s\n", st.error_message().c_str(), attempt + 1, c.busy_retries,
+               absl::FormatDuration(*delay).c_str());
+  absl::SleepFor(*delay);
+  return true;
 }
 
 void Print(const Connection& c, const google::protobuf::Message& m, const std::string& text) {
@@ -384,32 +400,39 @@ absl::Status Generate(const Connection& c, const GenerateArgs& a) {
   RETURN_IF_ERROR(ApplySets(a.sets, &req));
 
   auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
-  auto reader = stub->GenerateSamples(&ctx, req);
   v1::ImageBatch batch;
   ProgressBar bar("generate");
   std::vector<core::Rgb8Image> grid;
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   const std::string ext = req.format() == v1::IMAGE_FORMAT_JPEG ? ".jpg" : ".png";
-  while (reader->Read(&batch)) {
-    for (const auto& im : batch.images()) {
-      const std::string stem = im.seed() >= 0 ? absl::StrCat("seed", im.seed()) : absl::StrCat("image", im.index());
-      RETURN_IF_ERROR(WriteBinary((std::filesystem::path(a.out) / (stem + ext)).string(), im.data()));
-      if (im.has_latent()) {
-        core::FloatTensor t;
-        t.shape.assign(im.latent().values().shape().begin(), im.latent().values().shape().end());
-        t.data.assign(im.latent().values().data().begin(), im.latent().values().data().end());
-        RETURN_IF_ERROR(core::WriteNpy((std::filesystem::path(a.out) / (stem + "_wplus.npy")).string(), t));
+  grpc::Status st;
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    SetDeadline(c, &ctx);
+    auto reader = stub->GenerateSamples(&ctx, req);
+    bool received = false;
+    while (reader->Read(&batch)) {
+      received = true;
+      for (const auto& im : batch.images()) {
+        const std::string stem = im.seed() >= 0 ? absl::StrCat("seed", im.seed()) : absl::StrCat("image", im.index());
+        RETURN_IF_ERROR(WriteBinary((std::filesystem::path(a.out) / (stem + ext)).string(), im.data()));
+        if (im.has_latent()) {
+          core::FloatTensor t;
+          t.shape.assign(im.latent().values().shape().begin(), im.latent().values().shape().end());
+          t.data.assign(im.latent().values().data().begin(), im.latent().values().data().end());
+          RETURN_IF_ERROR(core::WriteNpy((std::filesystem::path(a.out) / (stem + "_wplus.npy")).string(), t));
+        }
+        auto decoded = core::DecodeImage(im.data());
+        if (decoded.ok()) grid.push_back(std::move(*decoded));
       }
-      auto decoded = core::DecodeImage(im.data());
-      if (decoded.ok()) grid.push_back(std::move(*decoded));
+      if (c.json) Print(c, batch, "");
+      bar.Update(batch.done(), batch.total());
     }
-    if (c.json) Print(c, batch, "");
-    bar.Update(batch.done(), batch.total());
+    st = reader->Finish();
+    if (!RetryWhenBusy(c, st, received, attempt)) break;
   }
   bar.Finish();
-  RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
+  RETURN_IF_ERROR(FromGrpc(c, st));
   if (!grid.empty()) {
     const int cols =
         a.grid_columns > 0 ? a.grid_columns : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(grid.size()))));
@@ -616,29 +639,36 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
   }
   RETURN_IF_ERROR(ApplySets(a.sets, &req));
   auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
-  auto reader = stub->Edit(&ctx, req);
   v1::ImageBatch batch;
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   std::vector<core::Rgb8Image> decoded;
   int channels_moved = 0;
-  while (reader->Read(&batch)) {
-    channels_moved = batch.channels_moved();
-    if (batch.has_progress() && !c.json) {
-      const auto& p = batch.progress();
-      const auto& losses = p.losses();
-      std::fprintf(stderr, "optimize input %d step %d/%d  clip %.4f  l2 %.4f\n", p.input(), p.step(), p.total_steps(),
-                   losses.count("clip") ? losses.at("clip") : 0.0f, losses.count("l2") ? losses.at("l2") : 0.0f);
+  grpc::Status st;
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    SetDeadline(c, &ctx);
+    auto reader = stub->Edit(&ctx, req);
+    bool received = false;
+    while (reader->Read(&batch)) {
+      received = true;
+      channels_moved = batch.channels_moved();
+      if (batch.has_progress() && !c.json) {
+        const auto& p = batch.progress();
+        const auto& losses = p.losses();
+        std::fprintf(stderr, "optimize input %d step %d/%d  clip %.4f  l2 %.4f\n", p.input(), p.step(), p.total_steps(),
+                     losses.count("clip") ? losses.at("clip") : 0.0f, losses.count("l2") ? losses.at("l2") : 0.0f);
+      }
+      for (const auto& im : batch.images()) {
+        RETURN_IF_ERROR(
+            WriteBinary((std::filesystem::path(a.out) / absl::StrCat("edit", im.index(), ".png")).string(), im.data()));
+        auto d = core::DecodeImage(im.data());
+        if (d.ok()) decoded.push_back(std::move(*d));
+      }
     }
-    for (const auto& im : batch.images()) {
-      RETURN_IF_ERROR(
-          WriteBinary((std::filesystem::path(a.out) / absl::StrCat("edit", im.index(), ".png")).string(), im.data()));
-      auto d = core::DecodeImage(im.data());
-      if (d.ok()) decoded.push_back(std::move(*d));
-    }
+    st = reader->Finish();
+    if (!RetryWhenBusy(c, st, received, attempt)) break;
   }
-  RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
+  RETURN_IF_ERROR(FromGrpc(c, st));
   // One strip per input: its images across the strengths, left to right.
   const size_t per_input = a.optimize || alphas.empty() ? 1 : alphas.size();
   for (size_t first = 0; first + per_input <= decoded.size(); first += per_input) {

@@ -20,6 +20,10 @@ struct Connection {
   std::string tls_ca, tls_cert, tls_key;
   // Bearer token sent as 'authorization: Bearer TOKEN' on every call.
   std::string token;
+  // A GenerateSamples or Edit answered RESOURCE_EXHAUSTED with a google.rpc.RetryInfo
+  // (a full device queue) before any image is sent again after the server's delay, at
+  // most this many times.
+  int busy_retries = 5;
 };
 
 // Exit code for a failed command: 1 for server answers, 3 when the server cannot be reached.

@@ -49,6 +49,8 @@ class GanServer {
   void Wait();
   // Sets a health service's status ("" = overall) on the main and the health port.
   void SetHealth(const std::string& service, bool serving);
+  // The application behind the edge (embedding, tests).
+  core::service::Application& application() { return *app_; }
 
  private:
   GanServer();

@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "core/util/retry_hint.h"
+#include "server/retry_info.h"
+
 namespace ganserve::server {
 
 grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
@@ -30,7 +33,10 @@ grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(ToGrpcCode(status.code()), std::string(status.message()));
+  const grpc::StatusCode code = ToGrpcCode(status.code());
+  std::optional<absl::Duration> retry = core::RetryAfter(status);
+  if (retry.has_value()) return StatusWithRetryDelay(code, std::string(status.message()), *retry);
+  return grpc::Status(code, std::string(status.message()));
 }
 
 const char* GrpcCodeName(grpc::StatusCode code) {

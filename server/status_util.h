@@ -9,6 +9,9 @@
 namespace ganserve::server {
 
 grpc::StatusCode ToGrpcCode(absl::StatusCode code);
+// A status that carries a retry delay (core/util/retry_hint.h) gets a google.rpc.Status
+// with a google.rpc.RetryInfo detail in its error details (the
+// grpc-status-details-bin trailer).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 const char* GrpcCodeName(grpc::StatusCode code);
 

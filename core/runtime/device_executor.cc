@@ -1,7 +1,11 @@
 #include "core/runtime/device_executor.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/util/retry_hint.h"
 
 namespace ganserve::core {
 
@@ -27,15 +31,33 @@ absl::Status DeviceExecutor::Submit(WorkClass c, Task task) {
     if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
     auto& q = queues_[static_cast<int>(c)];
     if (q.size() >= options_.max_queue[static_cast<int>(c)]) {
-      return absl::ResourceExhaustedError(absl::StrCat("the ", WorkClassName(c), " queue of device ", options_.name,
-                                                       " is full (", options_.max_queue[static_cast<int>(c)],
-                                                       " waiting); retry after a short backoff"));
+      const absl::Duration delay = RetryDelayLocked(c);
+      return WithRetryAfter(
+          absl::ResourceExhaustedError(absl::StrCat("the ", WorkClassName(c), " queue of device ", options_.name,
+                                                    " is full (", options_.max_queue[static_cast<int>(c)],
+                                                    " waiting); retry in about ", absl::FormatDuration(delay))),
+          delay);
     }
     q.push_back({std::move(task), absl::GetCurrentTimeNanos()});
     depth = q.size();
   }
   if (options_.observer != nullptr) options_.observer->OnQueueDepth(c, depth);
   return absl::OkStatus();
+}
+
+absl::Duration DeviceExecutor::RetryDelayLocked(WorkClass c) const {
+  // A slot of class c frees when the executor takes c's first task: after the running
+  // task and every queued task of a higher class.
+  double s = 0;
+  if (running_start_ns_ != 0) {
+    const double elapsed = (absl::GetCurrentTimeNanos() - running_start_ns_) * 1e-9;
+    const double expected = mean_task_s_[static_cast<int>(running_class_)];
+    // With no history, a task is assumed to be half done.
+    s += expected > 0 ? std::max(0.0, expected - elapsed) : elapsed;
+  }
+  for (int k = 0; k < static_cast<int>(c); ++k) s += queues_[k].size() * mean_task_s_[k];
+  constexpr double kMinS = 0.05, kMaxS = 60;
+  return absl::Milliseconds(std::ceil(1000 * std::clamp(s, kMinS, kMaxS)));
 }
 
 size_t DeviceExecutor::QueueDepth(WorkClass c) const {
@@ -68,12 +90,19 @@ void DeviceExecutor::Loop() {
           break;
         }
       }
+      running_class_ = cls;
+      running_start_ns_ = absl::GetCurrentTimeNanos();
     }
     if (options_.observer != nullptr) {
       options_.observer->OnQueueDepth(cls, depth);
       options_.observer->OnQueueWait(cls, (absl::GetCurrentTimeNanos() - item.enqueue_ns) * 1e-9);
     }
     item.task(false);
+    absl::MutexLock lock(&mu_);
+    const double took = (absl::GetCurrentTimeNanos() - running_start_ns_) * 1e-9;
+    double& mean = mean_task_s_[static_cast<int>(cls)];
+    mean = mean == 0 ? took : 0.8 * mean + 0.2 * took;
+    running_start_ns_ = 0;
   }
 }
 

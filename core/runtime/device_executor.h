@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace ganserve::core {
 
@@ -52,8 +53,10 @@ class DeviceExecutor {
   DeviceExecutor& operator=(const DeviceExecutor&) = delete;
 
   // Queues `task`. ResourceExhausted (with the queue limit in the message) when the
-  // class's queue is full; Unavailable after Shutdown. On error the task is not run and
-  // is destroyed before returning.
+  // class's queue is full, carrying a retry delay (core/util/retry_hint.h): the
+  // expected rest of the running task plus the queued tasks that run before this
+  // class, from each class's recent task durations. Unavailable after Shutdown. On
+  // error the task is not run and is destroyed before returning.
   absl::Status Submit(WorkClass c, Task task);
 
   size_t QueueDepth(WorkClass c) const;
@@ -69,11 +72,17 @@ class DeviceExecutor {
     int64_t enqueue_ns;
   };
   void Loop();
+  absl::Duration RetryDelayLocked(WorkClass c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
   std::array<std::deque<Item>, kNumWorkClasses> queues_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Exponential moving average of task run times per class (0 = none seen yet).
+  std::array<double, kNumWorkClasses> mean_task_s_ ABSL_GUARDED_BY(mu_) = {};
+  // The task in progress: its class and start (0 = idle).
+  WorkClass running_class_ ABSL_GUARDED_BY(mu_) = WorkClass::kInteractive;
+  int64_t running_start_ns_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

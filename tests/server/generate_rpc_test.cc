@@ -8,11 +8,16 @@
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/service/application.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "server/retry_info.h"
 #include "tests/server/service_fixture.h"
+#include "tests/server/test_server.h"
 #include "tests/testing/shared.h"
 
 namespace ganserve::testing {
@@ -139,6 +144,54 @@ struct BadCase {
 
 // The request contract of GenerateSamples: each bad field gets its code and a message
 // naming it, and the server keeps serving.
+// Back-pressure: with the device busy and its interactive queue full, GenerateSamples
+// answers RESOURCE_EXHAUSTED with a google.rpc.RetryInfo (and the delay in words); a
+// caller that waits that long and retries is served.
+TEST(BusyServerTest, FullQueueAnswersRetryInfoAndTheRetryIsServed) {
+  TestServerOptions opt;
+  opt.max_interactive_queue = 1;
+  TestServer server(::testing::TempDir() + "/busy_server_test_" + std::to_string(::getpid()), opt);
+  core::DeviceExecutor& exec = server.server().application().executor();
+  // One 200 ms task teaches the executor how long interactive work takes.
+  absl::Notification ran, entered, release;
+  ASSERT_TRUE(exec.Submit(core::WorkClass::kInteractive,
+                          [&](bool) {
+                            absl::SleepFor(absl::Milliseconds(200));
+                            ran.Notify();
+                          })
+                  .ok());
+  ran.WaitForNotification();
+  absl::SleepFor(absl::Milliseconds(20));
+  // Then the device is held and the one queue slot taken.
+  ASSERT_TRUE(exec.Submit(core::WorkClass::kInteractive,
+                          [&](bool) {
+                            entered.Notify();
+                            release.WaitForNotification();
+                          })
+                  .ok());
+  entered.WaitForNotification();
+  ASSERT_TRUE(exec.Submit(core::WorkClass::kInteractive, [](bool) {}).ok());
+
+  auto stub = server.Stub();
+  v1::GenerateSamplesRequest req;
+  req.set_model("tiny");
+  req.add_seeds(1);
+  grpc::Status st;
+  Generate(stub.get(), req, &st);
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("retry in about"), std::string::npos) << st.error_message();
+  std::optional<absl::Duration> delay = server::RetryDelayOf(st);
+  ASSERT_TRUE(delay.has_value()) << "no google.rpc.RetryInfo in the status details";
+  EXPECT_GE(*delay, absl::Milliseconds(50));
+  EXPECT_LE(*delay, absl::Seconds(2));
+
+  release.Notify();
+  absl::SleepFor(*delay);
+  auto batches = Generate(stub.get(), req, &st);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(batches.size(), 1u);
+}
+
 TEST_F(GanServiceTest, GenerateRejectsBadRequests) {
   const BadCase cases[] = {
       {"no model", [](auto* r) { r->clear_model(); }, grpc::StatusCode::INVALID_ARGUMENT, "model is required"},

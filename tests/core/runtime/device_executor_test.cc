@@ -11,6 +11,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "core/util/retry_hint.h"
 
 namespace ganserve::core {
 namespace {
@@ -41,6 +43,40 @@ class Recorder : public ExecutorObserver {
   std::atomic<size_t> max_depth{0};
   std::atomic<int> waits{0};
 };
+
+// A full queue's answer carries a retry delay: the running task's expected rest (from
+// the class's recent run times) plus the queued tasks of higher classes.
+TEST(DeviceExecutorTest, FullQueueCarriesARetryDelayFromTheRunningWork) {
+  DeviceExecutor exec({"test", {1, 1, 1}, nullptr});
+  absl::Notification ran;
+  ASSERT_TRUE(exec.Submit(WorkClass::kInteractive,
+                          [&](bool) {
+                            absl::SleepFor(absl::Milliseconds(300));
+                            ran.Notify();
+                          })
+                  .ok());
+  ran.WaitForNotification();
+  absl::SleepFor(absl::Milliseconds(20));  // the executor records the run time after the task
+  Gate gate;
+  gate.Hold(&exec);  // an interactive task runs; expected ~0.3 s
+  ASSERT_TRUE(exec.Submit(WorkClass::kInteractive, [](bool) {}).ok());
+  ASSERT_TRUE(exec.Submit(WorkClass::kBatch, [](bool) {}).ok());
+  absl::Status interactive = exec.Submit(WorkClass::kInteractive, [](bool) {});
+  absl::Status batch = exec.Submit(WorkClass::kBatch, [](bool) {});
+  gate.Release();
+  ASSERT_TRUE(absl::IsResourceExhausted(interactive)) << interactive;
+  ASSERT_TRUE(absl::IsResourceExhausted(batch)) << batch;
+  EXPECT_NE(interactive.message().find("retry in about"), std::string::npos) << interactive;
+  std::optional<absl::Duration> di = RetryAfter(interactive), db = RetryAfter(batch);
+  ASSERT_TRUE(di.has_value() && db.has_value());
+  // The running task's rest: at most its expected 0.3 s (plus rounding to 1 ms), at
+  // least the 50 ms floor.
+  EXPECT_GE(*di, absl::Milliseconds(50));
+  EXPECT_LE(*di, absl::Milliseconds(400));
+  // The batch class waits for the queued interactive task too (~0.3 s more).
+  EXPECT_GE(*db - *di, absl::Milliseconds(250));
+  EXPECT_LE(*db - *di, absl::Milliseconds(450));
+}
 
 TEST(DeviceExecutorTest, HigherClassesRunFirstAndEachClassIsFifo) {
   Recorder rec;
