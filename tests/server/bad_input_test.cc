@@ -228,6 +228,13 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
       },
       C::NOT_FOUND, "inv-ffff");
   gen(
+      "a job id as the inversion id",
+      [](auto* r) {
+        r->clear_seeds();
+        r->set_inversion_id("job-0123456789abcdef");
+      },
+      C::INVALID_ARGUMENT, "inversion");
+  gen(
       "malformed inversion id",
       [](auto* r) {
         r->clear_seeds();

@@ -57,6 +57,7 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   o.app.styleclip_clip_model = opt.styleclip_clip_model;
   o.app.max_interactive_queue = opt.max_interactive_queue;
   o.app.limits.max_images_per_request = opt.max_images_per_request;
+  if (opt.checkpoint_every >= 0) o.app.checkpoint_every = opt.checkpoint_every;
   auto s = server::GanServer::Start(o);
   EXPECT_TRUE(s.ok()) << s.status();
   if (!s.ok()) return;

@@ -22,6 +22,8 @@ struct TestServerOptions {
   std::string styleclip_clip_model = "clip-demo";
   int max_interactive_queue = 256;
   int max_images_per_request = 64;
+  // Training checkpoint interval in steps; < 0: the server's default.
+  int checkpoint_every = -1;
 };
 
 class TestServer {
