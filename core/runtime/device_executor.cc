@@ -60,6 +60,11 @@ absl::Duration DeviceExecutor::RetryDelayLocked(WorkClass c) const {
   return absl::Milliseconds(std::ceil(1000 * std::clamp(s, kMinS, kMaxS)));
 }
 
+absl::Duration DeviceExecutor::RetryDelay(WorkClass c) const {
+  absl::MutexLock lock(&mu_);
+  return RetryDelayLocked(c);
+}
+
 size_t DeviceExecutor::QueueDepth(WorkClass c) const {
   absl::MutexLock lock(&mu_);
   return queues_[static_cast<int>(c)].size();

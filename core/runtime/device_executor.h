@@ -60,6 +60,8 @@ class DeviceExecutor {
   absl::Status Submit(WorkClass c, Task task);
 
   size_t QueueDepth(WorkClass c) const;
+  // When a slot of class `c` is expected to free (the retry delay a full queue reports).
+  absl::Duration RetryDelay(WorkClass c) const;
   const std::string& name() const { return options_.name; }
 
   // Stops taking tasks, runs the one in progress to its end, calls the queued ones with

@@ -7,6 +7,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/util/retry_hint.h"
+#include "core/util/status_macros.h"
 
 namespace ganserve::core {
 namespace {
@@ -61,38 +63,66 @@ std::string RenderBatcher::Key(const Work& w) {
 absl::Status RenderBatcher::Submit(Work work) {
   if (Rows(work.params) < 1) return absl::InvalidArgumentError("render work without latents");
   std::string key = Key(work);
-  // Held across the executor's Submit so that no task takes this work before we know
-  // it was queued, and so that on failure it is still the newest under its key.
   absl::MutexLock lock(&mu_);
-  pending_[key].push_back(std::move(work));
-  absl::Status st = executor_->Submit(options_.work_class, [this, key](bool dropped) { Run(key, dropped); });
+  if (waiting_ >= options_.max_waiting) {
+    const absl::Duration delay = executor_->RetryDelay(options_.work_class);
+    return WithRetryAfter(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "the ", WorkClassName(options_.work_class), " render queue of device ", executor_->name(), " is full (",
+            options_.max_waiting, " requests waiting); retry in about ", absl::FormatDuration(delay))),
+        delay);
+  }
+  Pending& p = pending_[key];
+  p.work.push_back(std::move(work));
+  ++waiting_;
+  if (p.task_queued) return absl::OkStatus();  // joins the queued task
+  absl::Status st = PostLocked(key);
   if (!st.ok()) {
-    auto it = pending_.find(key);
-    it->second.pop_back();
-    if (it->second.empty()) pending_.erase(it);
+    p.work.pop_back();
+    --waiting_;
+    if (p.work.empty()) pending_.erase(key);
   }
   return st;
 }
 
+absl::Status RenderBatcher::PostLocked(const std::string& key) {
+  RETURN_IF_ERROR(executor_->Submit(options_.work_class, [this, key](bool dropped) { Run(key, dropped); }));
+  pending_[key].task_queued = true;
+  return absl::OkStatus();
+}
+
 void RenderBatcher::Run(const std::string& key, bool dropped) {
-  std::vector<Work> group;
+  std::vector<Work> group, orphaned;
+  absl::Status orphan_status;
   {
     absl::MutexLock lock(&mu_);
     auto it = pending_.find(key);
-    if (it == pending_.end()) return;  // taken by an earlier task
-    std::deque<Work>& q = it->second;
+    if (it == pending_.end()) return;
+    it->second.task_queued = false;
+    std::deque<Work>& q = it->second.work;
     int64_t images = 0;
-    // At shutdown each dropped task answers exactly one piece of work; every piece had
-    // its own task, so none is left unanswered.
+    // At shutdown the dropped task answers all of its key's work.
     while (!q.empty()) {
       const int64_t n = Rows(q.front().params);
-      if (!group.empty() && (dropped || images + n > options_.max_images)) break;
+      if (!group.empty() && !dropped && images + n > options_.max_images) break;
       images += n;
       group.push_back(std::move(q.front()));
       q.pop_front();
     }
-    if (q.empty()) pending_.erase(it);
+    waiting_ -= group.size();
+    if (q.empty()) {
+      pending_.erase(it);
+    } else {
+      orphan_status = PostLocked(key);
+      if (!orphan_status.ok()) {
+        // The executor stopped or is full: the rest cannot wait for a task.
+        for (Work& w : q) orphaned.push_back(std::move(w));
+        waiting_ -= orphaned.size();
+        pending_.erase(it);
+      }
+    }
   }
+  for (Work& w : orphaned) w.done(orphan_status);
   if (dropped) {
     for (Work& w : group) w.done(absl::UnavailableError("the server is shutting down"));
     return;

@@ -36,6 +36,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   app->executor_ = std::make_unique<DeviceExecutor>(exec);
   RenderBatcher::Options batching;
   batching.max_images = o.max_coalesced_images;
+  batching.max_waiting = static_cast<size_t>(o.max_interactive_queue);
   app->batcher_ = std::make_unique<RenderBatcher>(app->executor_.get(), batching, o.batch_observer);
 
   app->text_cache_ = std::make_unique<clip::TextEmbeddingCache>(8192);

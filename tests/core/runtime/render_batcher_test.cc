@@ -10,6 +10,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "core/util/retry_hint.h"
 #include "tests/testing/tensor_compare.h"
 #include "tests/testing/tiny_models.h"
 
@@ -137,7 +138,9 @@ TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
   eo.max_queue = {3, 1, 1};
   DeviceExecutor exec(eo);
   Collected c;
-  RenderBatcher batcher(&exec, {});
+  RenderBatcher::Options bo;
+  bo.max_waiting = 3;
+  RenderBatcher batcher(&exec, bo);
   Gate gate;
   ASSERT_TRUE(gate.Block(&exec).ok());
   auto unwanted = MakeWork(gen, Seeds({1}), 0, &c);
@@ -145,9 +148,12 @@ TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
   ASSERT_TRUE(batcher.Submit(std::move(unwanted)).ok());
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({2}), 1, &c)).ok());
   ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({3}), 2, &c)).ok());
-  // The queue holds 3 tasks: the fourth is refused and never answered.
+  // Three pieces wait (in one executor task): the fourth is refused, with a retry
+  // delay, and never answered.
   absl::Status full = batcher.Submit(MakeWork(gen, Seeds({4}), 3, &c));
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  EXPECT_TRUE(RetryAfter(full).has_value()) << full;
+  EXPECT_EQ(exec.QueueDepth(WorkClass::kInteractive), 1u);
   // Shutdown while the gate still runs: the queued tasks are dropped.
   std::thread stopper([&] { exec.Shutdown(); });
   // The queue is full, so Submit says ResourceExhausted until the executor is stopping.
@@ -162,6 +168,28 @@ TEST(RenderBatcherTest, CancelledQueueFullAndShutdownAnswerEveryPieceOnce) {
     EXPECT_EQ(c.results.at(i).status().code(), absl::StatusCode::kUnavailable) << i;
   }
   EXPECT_EQ(batcher.Submit(MakeWork(gen, Seeds({5}), 5, &c)).code(), absl::StatusCode::kUnavailable);
+}
+
+// Under load the executor's queue holds one task per waiting batch, not one per request:
+// 40 compatible requests behind a busy device are one queued task, rendered as 32 + 8.
+TEST(RenderBatcherTest, TheQueueHoldsOneTaskPerWaitingBatch) {
+  auto gen = Tiny();
+  DeviceExecutor exec({});
+  Collected c;
+  RenderBatcher::Options opt;
+  opt.max_images = 32;
+  RenderBatcher batcher(&exec, opt, c.Observer());
+  Gate gate;
+  ASSERT_TRUE(gate.Block(&exec).ok());
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(batcher.Submit(MakeWork(gen, Seeds({static_cast<uint32_t>(i)}), i, &c)).ok());
+  }
+  EXPECT_EQ(exec.QueueDepth(WorkClass::kInteractive), 1u);
+  gate.release.Notify();
+  c.WaitFor(40);
+  exec.Shutdown();
+  EXPECT_EQ(c.calls, (std::vector<std::pair<int, int>>{{32, 32}, {8, 8}}));
+  for (int i = 0; i < 40; ++i) EXPECT_TRUE(c.results.at(i).ok()) << i;
 }
 
 TEST(RenderBatcherTest, UnwantedWorkIsSkippedBeforeRendering) {
