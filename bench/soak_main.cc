@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "server/status_util.h"
 
@@ -36,8 +37,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Stats {
   std::mutex mu;
-  std::map<std::string, std::vector<double>> latency_s;          // per method, successful calls
-  std::map<std::string, std::map<std::string, int>> codes;       // per method, per code
+  std::map<std::string, std::vector<double>> latency_s;           // per method, successful calls
+  std::map<std::string, std::map<std::string, int>> codes;        // per method, per code
   std::map<std::string, std::vector<std::string>> error_samples;  // first messages per code
 
   void Record(const std::string& method, const grpc::Status& st, double secs) {
@@ -54,11 +55,11 @@ struct Stats {
 
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-long ReadRssKb(int pid) {
+int64_t ReadRssKb(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (absl::StartsWith(line, "VmRSS:")) return std::stoll(line.substr(6));
   }
   return -1;
 }
@@ -73,9 +74,9 @@ int CountFds(int pid) {
   return ec ? -1 : n;
 }
 
-long FileSize(const std::string& path) {
+int64_t FileSize(const std::string& path) {
   struct stat s {};
-  return ::stat(path.c_str(), &s) == 0 ? static_cast<long>(s.st_size) : 0;
+  return ::stat(path.c_str(), &s) == 0 ? static_cast<int64_t>(s.st_size) : 0;
 }
 
 template <typename Msg, typename Reader>
@@ -93,7 +94,7 @@ void Deadline(grpc::ClientContext* ctx, int seconds) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 errors are caught where parsed
   CLI::App app("ganserve soak load");
   std::string server = "127.0.0.1:50051", model = "demo", clip = "demo-clip", data_dir, out;
   int pid = 0, generate_threads = 8;
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
   };
 
   std::vector<std::thread> load;
+  load.reserve(generate_threads + 6);
   for (int t = 0; t < generate_threads; ++t) {
     load.emplace_back([&, t] {
       std::mt19937 rng(static_cast<unsigned>(t));
