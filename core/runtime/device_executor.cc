@@ -86,15 +86,24 @@ void DeviceExecutor::Loop() {
       };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
+      // The highest non-empty class, unless a task of a lower one waited past its
+      // class's max_wait (then the longest-waiting of those).
+      int pick = -1;
+      const int64_t now = absl::GetCurrentTimeNanos();
+      int64_t oldest = now;
       for (int i = 0; i < kNumWorkClasses; ++i) {
-        if (!queues_[i].empty()) {
-          item = std::move(queues_[i].front());
-          queues_[i].pop_front();
-          cls = static_cast<WorkClass>(i);
-          depth = queues_[i].size();
-          break;
+        if (queues_[i].empty()) continue;
+        if (pick < 0) pick = i;
+        const int64_t since = queues_[i].front().enqueue_ns;
+        if (i > 0 && now - since > absl::ToInt64Nanoseconds(options_.max_wait[i]) && since < oldest) {
+          oldest = since;
+          pick = i;
         }
       }
+      item = std::move(queues_[pick].front());
+      queues_[pick].pop_front();
+      cls = static_cast<WorkClass>(pick);
+      depth = queues_[pick].size();
       running_class_ = cls;
       running_start_ns_ = absl::GetCurrentTimeNanos();
     }

@@ -30,9 +30,11 @@ class ExecutorObserver {
   virtual void OnQueueWait(WorkClass c, double seconds) = 0;
 };
 
-// Thread-safe. Tasks of a higher class (lower enum value) always run first; within a
-// class, FIFO. A training job posts one step per task, so interactive work runs
-// between its steps.
+// Thread-safe. Tasks of a higher class (lower enum value) run first; within a class,
+// FIFO. A training job posts one step per task, so interactive work runs between its
+// steps. So that a steady stream of interactive work cannot starve the lower classes,
+// a task that has waited longer than its class's `max_wait` runs next (the oldest such
+// task first): under saturating load a job still advances about once per max_wait.
 class DeviceExecutor {
  public:
   // A task gets `cancelled` = true when it is dropped at shutdown without running its
@@ -44,6 +46,10 @@ class DeviceExecutor {
     // Queue limit per work class; past it Submit answers ResourceExhausted.
     std::array<size_t, kNumWorkClasses> max_queue = {256, 64, 16};
     ExecutorObserver* observer = nullptr;  // not owned; may be null
+    // Longest wait before a task runs ahead of higher classes (the interactive class
+    // has none above it).
+    std::array<absl::Duration, kNumWorkClasses> max_wait = {absl::InfiniteDuration(), absl::Seconds(2),
+                                                            absl::Seconds(2)};
   };
 
   explicit DeviceExecutor(Options options);

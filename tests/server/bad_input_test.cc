@@ -548,6 +548,10 @@ TEST(BadInputTest, EveryRpcAnswersWithTheDocumentedCodeAndKeepsServing) {
     ASSERT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
     ++rows;
   }
+  // Unparseable requests are counted (four raw-bytes rows above).
+  const std::string metrics = HttpGet(server.metrics_port(), "/metrics");
+  EXPECT_NE(metrics.find("ganserve_rejected_requests_total{reason=\"unparseable_request\"} 4"), std::string::npos)
+      << metrics.substr(0, 2000);
   std::printf("%d bad-input cases, server healthy after each\n", rows);
 }
 

@@ -78,6 +78,42 @@ TEST(DeviceExecutorTest, FullQueueCarriesARetryDelayFromTheRunningWork) {
   EXPECT_LE(*db - *di, absl::Milliseconds(450));
 }
 
+// A steady stream of interactive work cannot starve training: a training task that
+// waited past its class's max_wait runs ahead of the queued interactive tasks.
+TEST(DeviceExecutorTest, LowerClassesRunAfterTheirMaxWaitUnderSaturatingLoad) {
+  DeviceExecutor::Options o;
+  o.max_queue = {1000, 16, 16};
+  o.max_wait[static_cast<int>(WorkClass::kTraining)] = absl::Milliseconds(200);
+  DeviceExecutor exec(o);
+  std::atomic<int> interactive_done{0};
+  std::atomic<bool> trained{false};
+  std::atomic<int> interactive_before_training{-1};
+  absl::Notification training_ran;
+  // 200 interactive tasks of 5 ms each: a second of work always queued ahead.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(exec.Submit(WorkClass::kInteractive,
+                            [&](bool) {
+                              absl::SleepFor(absl::Milliseconds(5));
+                              interactive_done++;
+                            })
+                    .ok());
+  }
+  const absl::Time submitted = absl::Now();
+  ASSERT_TRUE(exec.Submit(WorkClass::kTraining,
+                          [&](bool) {
+                            interactive_before_training = interactive_done.load();
+                            trained = true;
+                            training_ran.Notify();
+                          })
+                  .ok());
+  ASSERT_TRUE(training_ran.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  const absl::Duration waited = absl::Now() - submitted;
+  // It ran past its max_wait but long before the interactive backlog drained.
+  EXPECT_GE(waited, absl::Milliseconds(200));
+  EXPECT_LT(interactive_before_training.load(), 150) << "waited " << waited;
+  exec.Shutdown();
+}
+
 TEST(DeviceExecutorTest, HigherClassesRunFirstAndEachClassIsFifo) {
   Recorder rec;
   DeviceExecutor exec({"test", {16, 16, 16}, &rec});
