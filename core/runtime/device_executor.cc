@@ -95,7 +95,7 @@ void DeviceExecutor::Loop() {
         if (queues_[i].empty()) continue;
         if (pick < 0) pick = i;
         const int64_t since = queues_[i].front().enqueue_ns;
-        if (i > 0 && now - since > absl::ToInt64Nanoseconds(options_.max_wait[i]) && since < oldest) {
+        if (i > 0 && absl::Nanoseconds(now - since) > options_.max_wait[i] && since < oldest) {
           oldest = since;
           pick = i;
         }
