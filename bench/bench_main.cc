@@ -56,10 +56,8 @@ nlohmann::json Stats(std::vector<double> secs) {
 std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::string& device,
                                                      sg::ModConvMode modconv = sg::ModConvMode::kAuto);
 
-int BenchGenerate(int resolution, int batch, int iters, const std::string& device, sg::ModConvMode modconv,
-                  nlohmann::json* out) {
-  auto gen = RandomGenerator(resolution, device, modconv);
-  if (gen == nullptr) return 1;
+// z of seeds 0..batch-1 (style_dim 512), truncation 0.7.
+sg::GenerateParams SeedParams(int batch) {
   sg::GenerateParams p;
   p.latents.shape = {batch, 512};
   for (int i = 0; i < batch; ++i) {
@@ -67,6 +65,14 @@ int BenchGenerate(int resolution, int batch, int iters, const std::string& devic
     p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
   }
   p.truncation = 0.7f;
+  return p;
+}
+
+int BenchGenerate(int resolution, int batch, int iters, const std::string& device, sg::ModConvMode modconv,
+                  nlohmann::json* out) {
+  auto gen = RandomGenerator(resolution, device, modconv);
+  if (gen == nullptr) return 1;
+  const sg::GenerateParams p = SeedParams(batch);
   (void)gen->Generate(p);  // warm-up
   std::vector<double> secs;
   for (int i = 0; i < iters; ++i) {
@@ -448,13 +454,7 @@ int BenchServer(int resolution, int batch, int iters, const std::string& device,
 // ViT-B/32-sized CLIP image encoder in float32 and in the device's default precision.
 // Reports the largest differences; it fails only when the device cannot run them.
 int BenchDeviceParity(int batch, const std::string& device, nlohmann::json* out) {
-  sg::GenerateParams p;
-  p.latents.shape = {batch, 512};
-  for (int i = 0; i < batch; ++i) {
-    auto z = sg::SeedToZ(static_cast<uint32_t>(i), 512);
-    p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
-  }
-  p.truncation = 0.7f;
+  const sg::GenerateParams p = SeedParams(batch);
   auto compare = [](const ganserve::core::FloatTensor& ref, const ganserve::core::FloatTensor& got) {
     double max_abs = 0, sum_abs = 0, max_ref = 0;
     for (size_t i = 0; i < ref.data.size(); ++i) {

@@ -76,6 +76,7 @@ TEST(DeviceExecutorTest, FullQueueCarriesARetryDelayFromTheRunningWork) {
   // The batch class waits for the queued interactive task too (~0.3 s more).
   EXPECT_GE(*db - *di, absl::Milliseconds(250));
   EXPECT_LE(*db - *di, absl::Milliseconds(450));
+  exec.Shutdown();  // the gate task has returned before the gate goes away
 }
 
 // A steady stream of interactive work cannot starve training: a training task that
