@@ -16,6 +16,7 @@
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
+#include "core/edit/latent_optimizer.h"
 #include "core/invert/projector.h"
 #include "core/service/render.h"
 #ifndef GANSERVE_BENCH_NO_SERVER
@@ -371,6 +372,39 @@ int BenchInvertStep(int resolution, int iters, const std::string& device, nlohma
   return 0;
 }
 
+// One StyleCLIP latent-optimization step (edit mode, batch 1): render from w+, the CLIP
+// loss on the 7x-upsampled and pooled image with a ViT-B/32-sized CLIP, the l2 term,
+// backward to w+, Adam.
+int BenchLatentOptStep(int resolution, int iters, const std::string& device, nlohmann::json* out) {
+  auto gen = RandomGenerator(resolution, device);
+  auto clip = RandomVitB32(device);
+  if (gen == nullptr || clip == nullptr) return 1;
+  sg::GenerateParams p = SeedParams(1);
+  p.render_images = false;
+  p.return_wplus = true;
+  auto start = gen->Generate(p);
+  if (!start.ok()) return 1;
+  ganserve::core::NumpyRandomState rng(11);
+  ganserve::core::FloatTensor text{{512}, rng.Randn(512)};
+  ganserve::core::edit::LatentOptimizationOptions o;
+  o.steps = iters + 2;
+  auto opt = ganserve::core::edit::LatentOptimizer::Create(gen, clip, start->wplus, text, {}, o);
+  if (!opt.ok()) {
+    std::fprintf(stderr, "%s\n", opt.status().ToString().c_str());
+    return 1;
+  }
+  if (!(*opt)->Step().ok()) return 1;  // warm-up
+  std::vector<double> secs;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    if (!(*opt)->Step().ok()) return 1;
+    secs.push_back(Since(t0));
+  }
+  *out = Stats(secs);
+  (*out)["steps_per_s"] = 1.0 / (*out)["median_s"].get<double>();
+  return 0;
+}
+
 #ifndef GANSERVE_BENCH_NO_SERVER
 // The service's overhead: GenerateSamples of `batch` seeds (PNG) through a real server
 // on loopback, against the same render and encoding in-process.
@@ -521,9 +555,10 @@ int main(int argc, char** argv) {
   std::string scenario = "generate", device = "cpu", modconv = "auto";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
   app.add_option("--scenario", scenario,
-                 "generate | clip | nada_step | edit_global | global_stats | invert_step | server | device_parity")
-      ->check(CLI::IsMember(
-          {"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step", "server", "device_parity"}));
+                 "generate | clip | nada_step | edit_global | global_stats | invert_step | latent_opt_step | server | "
+                 "device_parity")
+      ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step",
+                             "latent_opt_step", "server", "device_parity"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
@@ -558,10 +593,11 @@ int main(int argc, char** argv) {
                                                      : sg::ModConvMode::kAuto;
   int rc = scenario == "clip"
                ? BenchClip(batch, iters, device, *ganserve::core::clip::ParseClipPrecision(clip_precision), &j)
-           : scenario == "nada_step"    ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
-           : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
-           : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, device, &j)
-           : scenario == "invert_step"  ? BenchInvertStep(resolution, iters, device, &j)
+           : scenario == "nada_step"       ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
+           : scenario == "edit_global"     ? BenchEditGlobal(resolution, batch, iters, device, &j)
+           : scenario == "global_stats"    ? BenchGlobalStats(resolution, batch, iters, device, &j)
+           : scenario == "invert_step"     ? BenchInvertStep(resolution, iters, device, &j)
+           : scenario == "latent_opt_step" ? BenchLatentOptStep(resolution, iters, device, &j)
 #ifndef GANSERVE_BENCH_NO_SERVER
            : scenario == "server" ? BenchServer(resolution, batch, iters, device, &j)
 #endif
