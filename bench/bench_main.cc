@@ -27,8 +27,10 @@
 #endif
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/random_init.h"
@@ -408,7 +410,7 @@ int BenchLatentOptStep(int resolution, int iters, const std::string& device, nlo
 #ifndef GANSERVE_BENCH_NO_SERVER
 // The service's overhead: GenerateSamples of `batch` seeds (PNG) through a real server
 // on loopback, against the same render and encoding in-process.
-int BenchServer(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+int BenchServer(int resolution, int batch, int iters, int callers, const std::string& device, nlohmann::json* out) {
   namespace fs = std::filesystem;
   const fs::path root = fs::temp_directory_path() / ("ganserve_bench_server_" + std::to_string(getpid()));
   fs::create_directories(root / "models" / "g");
@@ -472,12 +474,33 @@ int BenchServer(int resolution, int batch, int iters, const std::string& device,
     if (!local()) return 1;
     local_s.push_back(Since(t1));
   }
+  if (callers > 1) {
+    // `callers` concurrent streams, each of `iters` requests: images/s over the wall time
+    // (the render batcher may coalesce their batches).
+    std::atomic<bool> ok{true};
+    std::vector<std::thread> threads;
+    auto t0 = Clock::now();
+    for (int c = 0; c < callers; ++c) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < iters; ++i) {
+          if (!rpc()) ok = false;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    const double wall = Since(t0);
+    if (!ok) return 1;
+    (*out)["concurrent"] = {
+        {"callers", callers}, {"wall_s", wall}, {"images_per_s", static_cast<double>(callers) * iters * batch / wall}};
+  }
   (*server)->Shutdown(absl::Seconds(2));
   fs::remove_all(root);
   (*out)["server"] = Stats(server_s);
   (*out)["in_process"] = Stats(local_s);
   const double s = (*out)["server"]["median_s"].get<double>(), l = (*out)["in_process"]["median_s"].get<double>();
   (*out)["overhead_percent"] = 100.0 * (s - l) / l;
+  (*out)["images_per_s"] = batch / s;
+  (*out)["in_process_images_per_s"] = batch / l;
   return 0;
 }
 
@@ -565,6 +588,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch)->check(CLI::Range(1, 64));
   app.add_option("--iters", iters)->check(CLI::Range(1, 1000));
   app.add_option("--threads", threads);
+  int callers = 1;
+  app.add_option("--callers", callers, "server: concurrent callers for the images/s figure")->check(CLI::Range(1, 64));
   bool retain = true;
   app.add_option("--retain-host-memory", retain, "glibc keeps freed memory (as ganserve does by default)");
   app.add_option("--device", device);
@@ -599,7 +624,7 @@ int main(int argc, char** argv) {
            : scenario == "invert_step"     ? BenchInvertStep(resolution, iters, device, &j)
            : scenario == "latent_opt_step" ? BenchLatentOptStep(resolution, iters, device, &j)
 #ifndef GANSERVE_BENCH_NO_SERVER
-           : scenario == "server" ? BenchServer(resolution, batch, iters, device, &j)
+           : scenario == "server" ? BenchServer(resolution, batch, iters, callers, device, &j)
 #endif
            : scenario == "device_parity" ? BenchDeviceParity(batch, device, &j)
                                          : BenchGenerate(resolution, batch, iters, device, mode, &j);
