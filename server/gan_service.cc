@@ -133,13 +133,17 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::GenerateSamples(grpc::
   if (absl::Status a = Preamble(ctx_, call, "GenerateSamples", Kind::kNewWork); !a.ok()) {
     return FailStream<v1::ImageBatch>(scope, a);
   }
-  auto plan = ctx_->service().PlanGenerate(api::ToSpec(*req));
-  if (!plan.ok()) return FailStream<v1::ImageBatch>(scope, plan.status());
-  auto shared = std::make_shared<const core::service::GeneratePlan>(std::move(*plan));
-  BatchSource src{shared->total, shared->batch_size, "generate", [shared](int start, int count) {
-                    return core::service::PrepareGenerateBatch(*shared, start, count);
-                  }};
-  return StartImageStream(ctx_, call, std::move(src), std::move(scope));
+  // Planning validates and may read an inversion from disk: it runs on the host pool.
+  auto spec = std::make_shared<core::service::GenerateSpec>(api::ToSpec(*req));
+  ServiceContext* ctx = ctx_;
+  auto planner = [ctx, spec]() -> absl::StatusOr<BatchSource> {
+    ASSIGN_OR_RETURN(core::service::GeneratePlan plan, ctx->service().PlanGenerate(std::move(*spec)));
+    auto shared = std::make_shared<const core::service::GeneratePlan>(std::move(plan));
+    return BatchSource{shared->total, shared->batch_size, "generate", [shared](int start, int count) {
+                         return core::service::PrepareGenerateBatch(*shared, start, count);
+                       }};
+  };
+  return StartImageStream(ctx_, call, std::move(planner), PlanOn::kHost, std::move(scope));
 }
 
 grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackServerContext* call,
@@ -162,7 +166,7 @@ grpc::ServerWriteReactor<v1::ImageBatch>* GanServiceImpl::Edit(grpc::CallbackSer
                          return core::service::PrepareEditBatch(*shared, start, count);
                        }};
   };
-  return StartImageStream(ctx_, call, std::move(planner), std::move(scope));
+  return StartImageStream(ctx_, call, std::move(planner), PlanOn::kDevice, std::move(scope));
 }
 
 grpc::ServerUnaryReactor* GanServiceImpl::ListModels(grpc::CallbackServerContext* call,

@@ -95,6 +95,11 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_THREADS")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  app.add_option("--host_threads", o.app.host_threads,
+                 "threads that encode images (PNG/JPEG) and plan requests beside the device thread")
+      ->envname("GANSERVE_HOST_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--retain_host_memory", o.retain_host_memory,
                  "keep freed host memory for reuse: ~1.8x faster CPU renders, resident size stays at its peak")
       ->envname("GANSERVE_RETAIN_HOST_MEMORY")

@@ -34,6 +34,9 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
                     static_cast<size_t>(o.max_training_queue)};
   exec.observer = o.executor_observer;
   app->executor_ = std::make_unique<DeviceExecutor>(exec);
+  HostPool::Options host;
+  host.threads = o.host_threads;
+  app->host_pool_ = std::make_unique<HostPool>(host);
   RenderBatcher::Options batching;
   batching.max_images = o.max_coalesced_images;
   batching.max_waiting = static_cast<size_t>(o.max_interactive_queue);
@@ -79,6 +82,7 @@ void Application::Shutdown() {
   shut_down_ = true;
   if (engine_ != nullptr) engine_->Shutdown();
   if (executor_ != nullptr) executor_->Shutdown();
+  if (host_pool_ != nullptr) host_pool_->Shutdown();
 }
 
 }  // namespace ganserve::core::service

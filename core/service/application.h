@@ -1,5 +1,5 @@
 // The composition of ganserve's core for one process: job store, model repository,
-// device executor, render batcher, caches, job engine with its runners, and the
+// device executor, host pool, render batcher, caches, job engine with its runners, and the
 // Service facade. Edges (the gRPC server, later HTTP) hold one Application and call its
 // Service; they own no state of their own beyond their connections.
 #ifndef GANSERVE_CORE_SERVICE_APPLICATION_H_
@@ -14,6 +14,7 @@
 #include "core/models/clip/text_embedding_cache.h"
 #include "core/registry/model_repository.h"
 #include "core/runtime/device_executor.h"
+#include "core/runtime/host_pool.h"
 #include "core/runtime/render_batcher.h"
 #include "core/service/request_upgrade.h"
 #include "core/service/service.h"
@@ -42,6 +43,8 @@ struct ApplicationOptions {
   // Concurrent GenerateSamples / Edit batches for the same model and settings render
   // as one generator call of up to this many images (0 = every request alone).
   int max_coalesced_images = RenderBatcher::Options{}.max_images;
+  // Threads that encode rendered images and plan requests, beside the device's thread.
+  int host_threads = HostPool::Options{}.threads;
   // Training checkpoint interval in steps (0 = never).
   int checkpoint_every = JobEngine::Options{}.checkpoint_every;
   // Observers (not owned; may be null) and the edge's event encoding for the store.
@@ -73,14 +76,16 @@ class Application {
   JobStore& store() { return *store_; }
   DeviceExecutor& executor() { return *executor_; }
   RenderBatcher& batcher() { return *batcher_; }
+  HostPool& host_pool() { return *host_pool_; }
   ModelRepository& repository() { return *repository_; }
 
  private:
   Application() = default;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<ModelRepository> repository_;
-  // Declared before the executor so that it outlives it: the executor's shutdown
-  // answers queued work through it.
+  // Declared before the executor so that they outlive it: the executor's shutdown
+  // answers queued work through the batcher, whose callers may post to the pool.
+  std::unique_ptr<HostPool> host_pool_;
   std::unique_ptr<RenderBatcher> batcher_;
   std::unique_ptr<DeviceExecutor> executor_;
   std::unique_ptr<clip::TextEmbeddingCache> text_cache_;

@@ -33,20 +33,29 @@ class ImageStreamBase : public grpc::ServerWriteReactor<v1::ImageBatch> {
   bool DeadlinePassed() const { return call_->deadline() < std::chrono::system_clock::now(); }
   // Posts `fn` to the executor; a full queue or a stopped executor ends the stream.
   void Post(core::WorkClass cls, std::function<void()> fn) {
-    absl::Status st = ctx_->app->executor().Submit(cls, [this, fn = std::move(fn)](bool dropped) {
-      if (dropped) return End(ShuttingDown());
-      fn();
-    });
-    if (!st.ok()) {
-      ctx_->metrics->RecordRejected(absl::IsResourceExhausted(st) ? "queue_full" : "unavailable");
-      End(st);
-    }
+    Posted(ctx_->app->executor().Submit(cls, Guarded(std::move(fn))));
   }
+  // Posts `fn` to the host pool, likewise.
+  void PostHost(std::function<void()> fn) { Posted(ctx_->app->host_pool().Submit(Guarded(std::move(fn)))); }
 
   ServiceContext* const ctx_;
   grpc::CallbackServerContext* const call_;
   RpcScope scope_;
   std::atomic<bool> cancelled_{false};
+
+ private:
+  // A task that ends the stream when it is dropped at shutdown instead of running.
+  std::function<void(bool)> Guarded(std::function<void()> fn) {
+    return [this, fn = std::move(fn)](bool dropped) {
+      if (dropped) return End(ShuttingDown());
+      fn();
+    };
+  }
+  void Posted(const absl::Status& st) {
+    if (st.ok()) return;
+    ctx_->metrics->RecordRejected(absl::IsResourceExhausted(st) ? "queue_full" : "unavailable");
+    End(st);
+  }
 };
 
 class GenerateReactor : public ImageStreamBase {
@@ -54,16 +63,18 @@ class GenerateReactor : public ImageStreamBase {
   GenerateReactor(ServiceContext* ctx, grpc::CallbackServerContext* call, RpcScope scope)
       : ImageStreamBase(ctx, call, std::move(scope)) {}
 
-  void Start(BatchSource plan) {
-    plan_ = std::move(plan);
-    NextBatch();
-  }
-  void Start(std::function<absl::StatusOr<BatchSource>()> planner) {
-    Post(core::WorkClass::kInteractive, [this, planner = std::move(planner)] {
+  void Start(std::function<absl::StatusOr<BatchSource>()> planner, PlanOn plan_on) {
+    auto plan = [this, planner = std::move(planner)] {
       auto src = planner();
       if (!src.ok()) return End(src.status());
-      Start(std::move(*src));
-    });
+      plan_ = std::move(*src);
+      NextBatch();
+    };
+    if (plan_on == PlanOn::kDevice) {
+      Post(core::WorkClass::kInteractive, std::move(plan));
+    } else {
+      PostHost(std::move(plan));
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -86,15 +97,20 @@ class GenerateReactor : public ImageStreamBase {
     w.generator = work->generator;
     w.params = work->params;
     w.wanted = [this] { return !cancelled_.load(); };
+    // Runs on the device thread: hands the pixels to the host pool for encoding.
     w.done = [this, work, count](absl::StatusOr<core::stylegan2::GenerateResult> result) {
       if (!result.ok()) return End(result.status());
-      auto batch = core::service::EncodeBatch(*work, *result);
-      if (!batch.ok()) return End(batch.status());
-      ctx_->metrics->AddImagesGenerated(plan_.operation, count);
-      batch_.Clear();
-      api::ToProto(*batch, &batch_);
-      next_ = work->start + count;
-      StartWrite(&batch_);
+      auto rendered = std::make_shared<const core::stylegan2::GenerateResult>(std::move(*result));
+      PostHost([this, work, count, rendered] {
+        if (cancelled_) return End(ClientCancelled());
+        auto batch = core::service::EncodeBatch(*work, *rendered);
+        if (!batch.ok()) return End(batch.status());
+        ctx_->metrics->AddImagesGenerated(plan_.operation, count);
+        batch_.Clear();
+        api::ToProto(*batch, &batch_);
+        next_ = work->start + count;
+        StartWrite(&batch_);
+      });
     };
     absl::Status submitted = ctx_->app->batcher().Submit(std::move(w));
     if (!submitted.ok()) {
@@ -155,17 +171,10 @@ class OptimizeReactor : public ImageStreamBase {
 }  // namespace
 
 grpc::ServerWriteReactor<v1::ImageBatch>* StartImageStream(ServiceContext* ctx, grpc::CallbackServerContext* call,
-                                                           BatchSource source, RpcScope scope) {
-  auto* r = new GenerateReactor(ctx, call, std::move(scope));
-  r->Start(std::move(source));
-  return r;
-}
-
-grpc::ServerWriteReactor<v1::ImageBatch>* StartImageStream(ServiceContext* ctx, grpc::CallbackServerContext* call,
                                                            std::function<absl::StatusOr<BatchSource>()> planner,
-                                                           RpcScope scope) {
+                                                           PlanOn plan_on, RpcScope scope) {
   auto* r = new GenerateReactor(ctx, call, std::move(scope));
-  r->Start(std::move(planner));
+  r->Start(std::move(planner), plan_on);
   return r;
 }
 

@@ -1,6 +1,6 @@
 // The streams of GenerateSamples and Edit: batches of rendered images (through the
-// render batcher, which may render them together with other requests' work), and the
-// step-by-step latent optimization of Edit. At most one write is in flight, so a slow
+// render batcher, which may render them together with other requests' work; encoded on
+// the host pool), and the step-by-step latent optimization of Edit. At most one write is in flight, so a slow
 // reader holds at most one batch.
 #ifndef GANSERVE_SERVER_STREAMS_IMAGE_STREAM_H_
 #define GANSERVE_SERVER_STREAMS_IMAGE_STREAM_H_
@@ -27,14 +27,16 @@ struct BatchSource {
   std::function<core::service::BatchWork(int start, int count)> prepare;
 };
 
-// Streams `source`'s batches.
-grpc::ServerWriteReactor<v1::ImageBatch>* StartImageStream(ServiceContext* ctx, grpc::CallbackServerContext* call,
-                                                           BatchSource source, RpcScope scope);
-// Plans on the device executor first (planning may map latents or encode text, which
-// must not block a gRPC thread), then streams.
+// Where a stream's planner runs: on the device executor when planning is device work
+// (mapping latents, encoding text), else on the host pool (validating, reading an
+// inversion) so that neither a gRPC thread nor the device waits for it.
+enum class PlanOn { kDevice, kHost };
+
+// Plans, then streams the plan's batches: each renders through the render batcher and
+// is encoded (PNG/JPEG) on the host pool, so the device thread only renders.
 grpc::ServerWriteReactor<v1::ImageBatch>* StartImageStream(ServiceContext* ctx, grpc::CallbackServerContext* call,
                                                            std::function<absl::StatusOr<BatchSource>()> planner,
-                                                           RpcScope scope);
+                                                           PlanOn plan_on, RpcScope scope);
 // Latent optimization: plans on the executor, then one executor task (batch class) per
 // Adam step, streaming progress every few steps and each input's result.
 grpc::ServerWriteReactor<v1::ImageBatch>* StartOptimizeStream(
