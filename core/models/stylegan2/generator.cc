@@ -251,6 +251,17 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
         absl::StrCat("random noise needs one seed per image: ", n, " images, ", p.noise_seeds.size(), " seeds"));
   }
   if (!std::isfinite(p.truncation)) return absl::InvalidArgumentError("truncation must be finite");
+  if (p.max_resolution != 0 &&
+      (p.max_resolution < 4 || p.max_resolution > c.resolution || (p.max_resolution & (p.max_resolution - 1)) != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("max_resolution must be a power of two in [4, ", c.resolution,
+                                                   "] (0 = the model's), got ", p.max_resolution));
+  }
+  const int64_t s_layers = static_cast<int64_t>(c.style_layers.size());
+  if (p.prefix_group < 1 || n % p.prefix_group != 0 || p.prefix_layers < 0 || p.prefix_layers > s_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("prefix_group must divide the batch (", n,
+                                                   ") and prefix_layers be in [0, ", s_layers, "]; got ",
+                                                   p.prefix_group, " and ", p.prefix_layers));
+  }
 
   try {
     c10::InferenceMode guard;
@@ -323,7 +334,30 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
       }
       for (auto& h : host) noise.push_back(ToTorch(h, dev));
     }
-    out.images = FromTorch(impl_->Synthesize(styles, noise));
+    const int64_t group = p.prefix_layers > 0 ? p.prefix_group : 1;
+    if (group > 1) {
+      // The S layer of each noise input: 0, then two convs per block (2 + 3j, 3 + 3j).
+      auto noise_layer = [](int i) { return i == 0 ? 0 : (i % 2 == 1 ? 2 + 3 * (i - 1) / 2 : 3 + 3 * (i - 2) / 2); };
+      auto shared = [&](const at::Tensor& t) {
+        if (t.size(0) != n) return true;  // one map for every row
+        at::Tensor v = t.reshape({n / group, group, -1});
+        return v.eq(v.narrow(1, 0, 1)).all().item<bool>();
+      };
+      for (int l = 0; l < p.prefix_layers; ++l) {
+        if (!shared(styles[static_cast<size_t>(l)])) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("rows in a prefix group differ in S layer ", l, " (prefix_layers ", p.prefix_layers, ")"));
+        }
+      }
+      for (size_t i = 0; i < noise.size(); ++i) {
+        if (noise_layer(static_cast<int>(i)) < p.prefix_layers && !shared(noise[i])) {
+          return absl::InvalidArgumentError(absl::StrCat("rows in a prefix group differ in noise map ", i));
+        }
+      }
+    }
+    const size_t blocks =
+        p.max_resolution == 0 ? impl_->to_rgbs.size() : static_cast<size_t>(std::log2(p.max_resolution)) - 2;
+    out.images = FromTorch(impl_->Synthesize(styles, noise, group, static_cast<size_t>(p.prefix_layers), blocks));
     return out;
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "generation failed");

@@ -47,6 +47,19 @@ struct GenerateParams {
   bool return_s = false;
   // False: only the requested latents are computed (no synthesis); images stay empty.
   bool render_images = true;
+  // Stop the synthesis at this size (0 = the model's resolution): the image is the skip
+  // architecture's partial output there, the sum of the ToRGB outputs up to that size,
+  // on which every later block only adds detail to a 2x upsampling. What a generator
+  // of that resolution with the same lower layers renders. A power of two in
+  // [4, resolution].
+  int max_resolution = 0;
+  // Rows that share the start of the synthesis: each run of `prefix_group` consecutive
+  // rows has the same styles in S layers [0, prefix_layers) (and the same noise maps),
+  // so those layers run once per group and their output is repeated (e.g. the -/+
+  // renders of one image that differ in a single channel). Checked: rows that differ
+  // there are InvalidArgument. The batch must be a multiple of the group.
+  int prefix_group = 1;
+  int prefix_layers = 0;
 };
 
 struct GenerateResult {

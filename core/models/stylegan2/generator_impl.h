@@ -6,7 +6,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -152,32 +154,52 @@ struct Generator::Impl {
   }
 
   // styles: one [B, in] per S layer. noise: one [B or 1, 1, r, r] per layer or empty.
-  at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise) const {
+  // Runs of `group` rows share the S layers before `shared_layers` (checked by the
+  // caller): those run on one row per group. blocks: the upsampling blocks to run (all
+  // by default; fewer stop at a partial image).
+  at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise, int64_t group = 1,
+                        size_t shared_layers = 0, size_t blocks = std::numeric_limits<size_t>::max()) const {
     const int64_t b = styles[0].size(0);
     const bool grouped = modconv == ModConvMode::kGrouped || (modconv == ModConvMode::kAuto && UseGrouped(b));
-    auto styled = [&](const StyledConv& c, const at::Tensor& x, const at::Tensor& s, size_t noise_idx) {
-      at::Tensor out = c.conv.Forward(x, s, grouped);
-      if (!noise.empty()) {
-        out =
-            out.requires_grad() ? out + c.noise_weight * noise[noise_idx] : out.add_(c.noise_weight * noise[noise_idx]);
-      }
-      return FusedLeakyReluOwned(out, c.act_bias);
+    // Inputs of S layer `layer`: one row per group before the shared layers end.
+    auto rows = [&](const at::Tensor& t, size_t layer) {
+      return layer < shared_layers && t.size(0) == b ? t.slice(0, 0, b, group) : t;
     };
-    auto rgb = [&](const ToRgb& t, const at::Tensor& x, const at::Tensor& s, const at::Tensor& skip) {
-      at::Tensor out = t.conv.Forward(x, s, grouped) + t.bias;
+    at::Tensor x, skip;
+    bool one_per_group = group > 1 && shared_layers > 0;
+    auto enter = [&](size_t layer) {
+      if (one_per_group && layer >= shared_layers) {
+        x = x.repeat_interleave(group, 0);
+        if (skip.defined()) skip = skip.repeat_interleave(group, 0);
+        one_per_group = false;
+      }
+    };
+    auto styled = [&](const StyledConv& c, size_t layer, size_t noise_idx) {
+      enter(layer);
+      at::Tensor out = c.conv.Forward(x, rows(styles[layer], layer), grouped);
+      if (!noise.empty()) {
+        const at::Tensor n = rows(noise[noise_idx], layer);
+        out = out.requires_grad() ? out + c.noise_weight * n : out.add_(c.noise_weight * n);
+      }
+      x = FusedLeakyReluOwned(out, c.act_bias);
+    };
+    auto rgb = [&](const ToRgb& t, size_t layer) {
+      enter(layer);
+      at::Tensor out = t.conv.Forward(x, rows(styles[layer], layer), grouped) + t.bias;
       if (skip.defined()) {
         out = out + at::conv_transpose2d(skip, t.upsample, {}, 2, 1, 0, 3);
       }
-      return out;
+      skip = out;
     };
-    at::Tensor x = const_input.expand({b, -1, -1, -1});
-    x = styled(conv1, x, styles[0], 0);
-    at::Tensor skip = rgb(to_rgb1, x, styles[1], at::Tensor());
-    for (size_t j = 0; j < to_rgbs.size(); ++j) {
-      x = styled(convs[2 * j], x, styles[2 + 3 * j], 1 + 2 * j);
-      x = styled(convs[2 * j + 1], x, styles[3 + 3 * j], 2 + 2 * j);
-      skip = rgb(to_rgbs[j], x, styles[4 + 3 * j], skip);
+    x = const_input.expand({one_per_group ? b / group : b, -1, -1, -1});
+    styled(conv1, 0, 0);
+    rgb(to_rgb1, 1);
+    for (size_t j = 0; j < std::min(blocks, to_rgbs.size()); ++j) {
+      styled(convs[2 * j], 2 + 3 * j, 1 + 2 * j);
+      styled(convs[2 * j + 1], 3 + 3 * j, 2 + 2 * j);
+      rgb(to_rgbs[j], 4 + 3 * j);
     }
+    if (one_per_group) skip = skip.repeat_interleave(group, 0);  // every layer run was shared
     return skip;
   }
 };

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/io/npy.h"
+#include "core/models/stylegan2/random_init.h"
+#include "core/util/np_random.h"
 #include "tests/testing/shared.h"
 #include "tests/testing/tensor_compare.h"
 
@@ -212,6 +214,110 @@ TEST(SeedToZTest, MatchesNumpyRandomState) {
   auto z0 = SeedToZ(0, 3);
   EXPECT_NEAR(z0[0], 1.76405235f, 1e-6);
   EXPECT_NEAR(z0[2], 0.97873798f, 1e-7);
+}
+
+// A small random generator (64 px, style 64, widths capped at 32) and the same weights
+// cut down to a 32 px generator.
+std::unique_ptr<Generator> RandomSmallGenerator(int resolution, uint32_t seed) {
+  const GeneratorConfig full = MakeConfig(64, 64, 2, 1, 32);
+  auto all = RandomGeneratorWeights(full, seed, 0.1f);
+  auto kept = std::make_shared<std::map<std::string, FloatTensor>>();
+  for (const auto& [name, shape] : ExpectedGeneratorTensors(MakeConfig(resolution, 64, 2, 1, 32))) {
+    EXPECT_EQ(all.at(name).shape, shape) << name;
+    (*kept)[name] = all.at(name);
+  }
+  auto g = Generator::FromTensors(ViewsOf(kept), nullptr, {});
+  EXPECT_TRUE(g.ok()) << g.status();
+  return g.ok() ? std::move(*g) : nullptr;
+}
+
+GenerateParams ZParams(int n, int style_dim, uint32_t seed) {
+  GenerateParams p;
+  p.latents.shape = {n, style_dim};
+  NumpyRandomState rng(seed);
+  p.latents.data = rng.Randn(static_cast<size_t>(n * style_dim));
+  return p;
+}
+
+TEST(GeneratorPartialTest, PartialImageIsWhatTheSmallerGeneratorRenders) {
+  auto g64 = RandomSmallGenerator(64, 3);
+  auto g32 = RandomSmallGenerator(32, 3);
+  ASSERT_NE(g64, nullptr);
+  ASSERT_NE(g32, nullptr);
+  GenerateParams p = ZParams(3, 64, 1);
+  auto small = g32->Generate(p);
+  auto full = g64->Generate(p);
+  p.max_resolution = 32;
+  auto partial = g64->Generate(p);
+  ASSERT_TRUE(small.ok() && full.ok() && partial.ok()) << partial.status();
+  EXPECT_EQ(partial->images.shape, (std::vector<int64_t>{3, 3, 32, 32}));
+  // The same layers on the same inputs.
+  EXPECT_LE(MaxAbsDiff(partial->images, small->images), 1e-5f);
+  p.max_resolution = 64;
+  auto explicit_full = g64->Generate(p);
+  ASSERT_TRUE(explicit_full.ok());
+  EXPECT_EQ(explicit_full->images.data, full->images.data);
+  for (int bad : {2, 48, 128, -4}) {
+    p.max_resolution = bad;
+    auto r = g64->Generate(p);
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << bad;
+    EXPECT_NE(r.status().message().find("max_resolution must be a power of two in [4, 64]"), std::string::npos);
+  }
+}
+
+TEST(GeneratorPartialTest, PrefixGroupsRenderAsTheUngroupedBatch) {
+  auto g = RandomSmallGenerator(64, 4);
+  ASSERT_NE(g, nullptr);
+  const GeneratorConfig& c = g->config();
+  GenerateParams z = ZParams(3, 64, 2);
+  z.return_s = true;
+  z.render_images = false;
+  auto base = g->Generate(z);
+  ASSERT_TRUE(base.ok());
+  // Pairs of rows that differ in one channel of S layer 5 (the first conv at 16 px).
+  const int layer = 5;
+  const int64_t channel = c.style_layers[layer].offset + 7;
+  GenerateParams p;
+  p.space = LatentSpace::kS;
+  p.latents.shape = {6, c.s_dim};
+  for (int i = 0; i < 3; ++i) {
+    for (float push : {-3.0f, 3.0f}) {
+      const size_t at = p.latents.data.size();
+      p.latents.data.insert(p.latents.data.end(), base->s.data.begin() + i * c.s_dim,
+                            base->s.data.begin() + (i + 1) * c.s_dim);
+      p.latents.data[at + channel] += push;
+    }
+  }
+  auto plain = g->Generate(p);
+  ASSERT_TRUE(plain.ok());
+  for (int shared : {1, layer, static_cast<int>(c.style_layers.size())}) {
+    GenerateParams q = p;
+    q.prefix_group = 2;
+    q.prefix_layers = shared;
+    auto grouped = g->Generate(q);
+    if (shared > layer) {
+      // The pair differs in layer 5: sharing it is refused.
+      EXPECT_TRUE(absl::IsInvalidArgument(grouped.status())) << shared;
+      EXPECT_NE(grouped.status().message().find("differ in S layer 5"), std::string::npos) << grouped.status();
+      continue;
+    }
+    ASSERT_TRUE(grouped.ok()) << grouped.status();
+    // Batched kernels round differently for 3 and 6 rows: float tolerance.
+    EXPECT_LE(MaxAbsDiff(grouped->images, plain->images), 1e-4f) << shared;
+  }
+  // Per-row noise must be shared too.
+  GenerateParams r = p;
+  r.prefix_group = 2;
+  r.prefix_layers = layer;
+  r.noise = NoiseMode::kRandom;
+  r.noise_seeds = {1, 1, 2, 2, 3, 3};
+  EXPECT_TRUE(g->Generate(r).ok());
+  r.noise_seeds = {1, 2, 3, 4, 5, 6};
+  auto differ = g->Generate(r);
+  EXPECT_TRUE(absl::IsInvalidArgument(differ.status()));
+  EXPECT_NE(differ.status().message().find("noise map"), std::string::npos) << differ.status();
+  r.prefix_group = 4;  // does not divide 6
+  EXPECT_TRUE(absl::IsInvalidArgument(g->Generate(r).status()));
 }
 
 }  // namespace
