@@ -312,7 +312,8 @@ int BenchEditGlobal(int resolution, int batch, int iters, const std::string& dev
 // The global-direction statistics job: one statistics step (1000 mapped samples) and
 // relevance steps of `batch` renders + CLIP (ViT-B/32 size), extrapolated to the full
 // reference job (100,000 samples, 100 images per channel).
-int BenchGlobalStats(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+int BenchGlobalStats(int resolution, int batch, int iters, int render_resolution, const std::string& device,
+                     nlohmann::json* out) {
   namespace ed = ganserve::core::edit;
   auto gen = RandomGenerator(resolution, device);
   auto clip = RandomVitB32(device);
@@ -321,6 +322,7 @@ int BenchGlobalStats(int resolution, int batch, int iters, const std::string& de
   o.num_samples = 1000;
   o.num_images = 100;
   o.batch_size = batch % 2 == 0 ? batch : batch + 1;
+  o.render_resolution = render_resolution;
   auto b = ed::GlobalStatsBuilder::Create(gen, clip, o);
   if (!b.ok()) {
     std::fprintf(stderr, "%s\n", b.status().ToString().c_str());
@@ -343,6 +345,76 @@ int BenchGlobalStats(int resolution, int batch, int iters, const std::string& de
   (*out)["sample_step_1000_s"] = sample_step;
   (*out)["relevance_channels"] = channels;
   (*out)["full_job_estimate_hours"] = full / 3600;
+  (*out)["render_resolution"] = render_resolution;
+  return 0;
+}
+
+// How relevance rows measured on partial images (render_resolution) agree with rows
+// measured on full images: every `stride`-th relevance channel, `images` images per
+// channel, both from the same samples. Per row the cosine; and for each full row taken
+// as the text direction, the channels selected at beta 0.1 / 0.15 / 0.2 (|r| >= beta)
+// in both, as a Jaccard index. Also the time of each pass.
+int BenchGlobalStatsAgreement(int resolution, int render_resolution, int stride, int images, const std::string& device,
+                              nlohmann::json* out) {
+  namespace ed = ganserve::core::edit;
+  auto gen = RandomGenerator(resolution, device);
+  auto clip = RandomVitB32(device);
+  if (gen == nullptr || clip == nullptr) return 1;
+  std::map<int, ed::GlobalStats> stats;
+  for (int render : {0, render_resolution}) {
+    ed::GlobalStatsOptions o;
+    o.num_samples = 1000;
+    o.num_images = images;
+    o.sample_batch = 1000;
+    o.channel_stride = stride;
+    o.render_resolution = render;
+    auto b = ed::GlobalStatsBuilder::Create(gen, clip, o);
+    if (!b.ok()) {
+      std::fprintf(stderr, "%s\n", b.status().ToString().c_str());
+      return 1;
+    }
+    auto t0 = Clock::now();
+    while ((*b)->step() < (*b)->total_steps()) {
+      if (!(*b)->Step().ok()) return 1;
+    }
+    (*out)[render == 0 ? "full_s" : "partial_s"] = Since(t0);
+    auto r = (*b)->Result();
+    if (!r.ok()) return 1;
+    stats[render] = std::move(*r);
+  }
+  const auto& full = stats[0].relevance;
+  const auto& part = stats[render_resolution].relevance;
+  const int64_t rows = full.shape[0], d = full.shape[1];
+  auto dot = [&](const ganserve::core::FloatTensor& a, int64_t i, const ganserve::core::FloatTensor& b, int64_t j) {
+    double s = 0;
+    for (int64_t k = 0; k < d; ++k) s += double{a.data[i * d + k]} * b.data[j * d + k];
+    return s;
+  };
+  std::vector<double> cos;
+  for (int64_t i = 0; i < rows; ++i) cos.push_back(dot(full, i, part, i));  // unit rows
+  std::sort(cos.begin(), cos.end());
+  double mean = 0;
+  for (double c : cos) mean += c;
+  (*out)["rows"] = rows;
+  (*out)["cosine"] = {{"mean", mean / rows}, {"min", cos.front()}, {"median", cos[cos.size() / 2]}};
+  for (double beta : {0.1, 0.15, 0.2}) {
+    double jaccard = 0, selected = 0;
+    for (int64_t t = 0; t < rows; ++t) {  // direction: full row t
+      int both = 0, either = 0;
+      for (int64_t j = 0; j < rows; ++j) {
+        const bool a = std::fabs(dot(full, j, full, t)) >= beta, b = std::fabs(dot(part, j, full, t)) >= beta;
+        both += a && b;
+        either += a || b;
+        selected += a;
+      }
+      jaccard += either == 0 ? 1.0 : static_cast<double>(both) / either;
+    }
+    (*out)["beta_" + std::to_string(beta).substr(0, 4)] = {{"jaccard", jaccard / rows},
+                                                           {"mean_selected_full", selected / rows}};
+  }
+  (*out)["render_resolution"] = render_resolution;
+  (*out)["channel_stride"] = stride;
+  (*out)["images_per_channel"] = images;
   return 0;
 }
 
@@ -578,16 +650,22 @@ int main(int argc, char** argv) {
   std::string scenario = "generate", device = "cpu", modconv = "auto";
   int resolution = 256, batch = 1, iters = 5, threads = 0;
   app.add_option("--scenario", scenario,
-                 "generate | clip | nada_step | edit_global | global_stats | invert_step | latent_opt_step | server | "
-                 "device_parity")
-      ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "invert_step",
-                             "latent_opt_step", "server", "device_parity"}));
+                 "generate | clip | nada_step | edit_global | global_stats | global_stats_agreement | invert_step | "
+                 "latent_opt_step | server | device_parity")
+      ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "global_stats_agreement",
+                             "invert_step", "latent_opt_step", "server", "device_parity"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
   app.add_option("--batch", batch)->check(CLI::Range(1, 64));
   app.add_option("--iters", iters)->check(CLI::Range(1, 1000));
   app.add_option("--threads", threads);
+  int render_resolution = 0, stride = 168, images = 8;
+  app.add_option("--render-resolution", render_resolution,
+                 "global_stats: stop relevance renders at this size; global_stats_agreement: the size compared with "
+                 "full images");
+  app.add_option("--channel-stride", stride, "global_stats_agreement: every k-th relevance channel");
+  app.add_option("--images", images, "global_stats_agreement: images per channel");
   int callers = 1;
   app.add_option("--callers", callers, "server: concurrent callers for the images/s figure")->check(CLI::Range(1, 64));
   bool retain = true;
@@ -618,9 +696,11 @@ int main(int argc, char** argv) {
                                                      : sg::ModConvMode::kAuto;
   int rc = scenario == "clip"
                ? BenchClip(batch, iters, device, *ganserve::core::clip::ParseClipPrecision(clip_precision), &j)
-           : scenario == "nada_step"       ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
-           : scenario == "edit_global"     ? BenchEditGlobal(resolution, batch, iters, device, &j)
-           : scenario == "global_stats"    ? BenchGlobalStats(resolution, batch, iters, device, &j)
+           : scenario == "nada_step"    ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
+           : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
+           : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, render_resolution, device, &j)
+           : scenario == "global_stats_agreement"
+               ? BenchGlobalStatsAgreement(resolution, render_resolution, stride, images, device, &j)
            : scenario == "invert_step"     ? BenchInvertStep(resolution, iters, device, &j)
            : scenario == "latent_opt_step" ? BenchLatentOptStep(resolution, iters, device, &j)
 #ifndef GANSERVE_BENCH_NO_SERVER

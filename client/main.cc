@@ -197,6 +197,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
           Default(EnumFlagName(v1::ChannelClamping_descriptor(), static_cast<int>(cs::Defaults::kClamping))));
   prep->add_option("--truncation-cutoff", pg.truncation_cutoff,
                    "truncate only w+ rows below this (8: global_torch; default: every row, as the shipped statistics)");
+  prep->add_option("--render-resolution", pg.render_resolution,
+                   "stop the relevance renders at this size, e.g. 256 of a 1024 px model (default: full images, the "
+                   "reference)");
   prep->add_option("--request-id", pg.request_id, "idempotency key");
   prep->add_option("--set", pg.sets, kSetHelp);
   prep->add_option("--out", pg.out, "folder for preview grids")->capture_default_str();

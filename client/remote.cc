@@ -514,6 +514,7 @@ absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& a) {
     req.set_clamping(static_cast<v1::ChannelClamping>(v));
   }
   if (a.truncation_cutoff.has_value()) req.set_truncation_cutoff(*a.truncation_cutoff);
+  req.set_render_resolution(a.render_resolution);
   RETURN_IF_ERROR(ApplySets(a.sets, &req));
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   auto stub = v1::GanService::NewStub(Channel(c));

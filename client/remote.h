@@ -102,6 +102,7 @@ struct PrepareGlobalArgs {
   bool recompute = false;
   std::string clamping;  // cumulative | independent; empty = the server's default
   std::optional<int> truncation_cutoff;
+  int render_resolution = 0;
   std::string request_id;
   std::string out = "out";
   std::vector<std::string> sets;

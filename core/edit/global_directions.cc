@@ -93,6 +93,16 @@ std::vector<int64_t> RelevanceChannels(const stylegan2::GeneratorConfig& c, int 
   return out;
 }
 
+absl::Status CheckRenderResolution(const stylegan2::GeneratorConfig& c, const GlobalStatsOptions& o) {
+  const int lowest = std::min(c.resolution, std::max(4, o.max_resolution));
+  if (o.render_resolution != 0 && (o.render_resolution < lowest || o.render_resolution > c.resolution ||
+                                   (o.render_resolution & (o.render_resolution - 1)) != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("render_resolution must be a power of two in [", lowest, ", ",
+                                                   c.resolution, "] (0 = the model's), got ", o.render_resolution));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<GlobalStatsBuilder>> GlobalStatsBuilder::Create(
     std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
     GlobalStatsOptions o) {
@@ -109,9 +119,11 @@ absl::StatusOr<std::unique_ptr<GlobalStatsBuilder>> GlobalStatsBuilder::Create(
     return absl::InvalidArgumentError("batch_size must be even, in [2, 256]");
   }
   if (o.sample_batch < 1) return absl::InvalidArgumentError("sample_batch must be >= 1");
+  if (o.channel_stride < 1) return absl::InvalidArgumentError("channel_stride must be >= 1");
   if (!(o.alpha > 0) || !std::isfinite(o.alpha) || !std::isfinite(o.truncation)) {
     return absl::InvalidArgumentError("alpha must be > 0 and truncation finite");
   }
+  RETURN_IF_ERROR(CheckRenderResolution(generator->config(), o));
   if (o.truncation_cutoff.has_value() &&
       (*o.truncation_cutoff < 1 || *o.truncation_cutoff > generator->config().n_latent)) {
     return absl::InvalidArgumentError(
@@ -128,6 +140,12 @@ GlobalStatsBuilder::GlobalStatsBuilder(std::shared_ptr<const stylegan2::Generato
                                        std::shared_ptr<const clip::ClipModel> c, GlobalStatsOptions o)
     : gen_(std::move(g)), clip_(std::move(c)), opt_(o), rng_(o.seed) {
   channels_ = RelevanceChannels(gen_->config(), opt_.max_resolution);
+  if (opt_.channel_stride > 1) {
+    std::vector<int64_t> kept;
+    for (size_t i = 0; i < channels_.size(); i += static_cast<size_t>(opt_.channel_stride))
+      kept.push_back(channels_[i]);
+    channels_ = std::move(kept);
+  }
   s_dim_ = gen_->config().s_dim;
   embed_dim_ = clip_->config().embed_dim;
   sum_.assign(static_cast<size_t>(s_dim_), 0.0);
@@ -142,7 +160,8 @@ int64_t GlobalStatsBuilder::StepsPerChannel() const {
   return (2 * int64_t{opt_.num_images} + opt_.batch_size - 1) / opt_.batch_size;
 }
 int64_t GlobalStatsBuilder::TotalSteps(const stylegan2::GeneratorConfig& config, const GlobalStatsOptions& o) {
-  const int64_t channels = static_cast<int64_t>(RelevanceChannels(config, o.max_resolution).size());
+  const int64_t all = static_cast<int64_t>(RelevanceChannels(config, o.max_resolution).size());
+  const int64_t channels = (all + std::max(1, o.channel_stride) - 1) / std::max(1, o.channel_stride);
   return (o.num_samples + o.sample_batch - 1) / o.sample_batch +
          channels * ((2 * int64_t{o.num_images} + o.batch_size - 1) / o.batch_size);
 }
@@ -239,6 +258,13 @@ absl::StatusOr<float> GlobalStatsBuilder::RelevanceStep() {
   GenerateParams p;
   p.space = LatentSpace::kS;
   p.latents.shape = {2 * pairs, s_dim_};
+  p.max_resolution = opt_.render_resolution;
+  // The pair differs only in `channel`: the layers before its layer render once.
+  p.prefix_group = 2;
+  for (const stylegan2::StyleLayer& l : gen_->config().style_layers) {
+    if (channel < l.offset + l.in_channel) break;
+    ++p.prefix_layers;
+  }
   const float m = mean_.data[channel], sd = std_.data[channel];
   // Cumulative clamping: every channel measured before this one stays at its mean.
   const size_t held = opt_.clamping == ChannelClamping::kCumulative ? static_cast<size_t>(ci) : 0;
@@ -295,6 +321,8 @@ std::string GlobalStatsBuilder::OptionsKey() const {
   std::string key = absl::StrCat(opt_.num_samples, ",", opt_.num_images, ",", opt_.alpha, ",", opt_.truncation, ",",
                                  opt_.seed, ",", opt_.max_resolution, ",", opt_.batch_size, ",", opt_.sample_batch);
   absl::StrAppend(&key, ",", ChannelClampingName(opt_.clamping), ",", opt_.truncation_cutoff.value_or(-1));
+  if (opt_.render_resolution != 0) absl::StrAppend(&key, ",render ", opt_.render_resolution);
+  if (opt_.channel_stride != 1) absl::StrAppend(&key, ",stride ", opt_.channel_stride);
   return key;
 }
 
@@ -376,6 +404,7 @@ absl::StatusOr<GlobalStats> GlobalStatsBuilder::Result() const {
   s.alpha = opt_.alpha;
   s.clamping = ChannelClampingName(opt_.clamping);
   s.truncation_cutoff = opt_.truncation_cutoff.value_or(-1);
+  s.render_resolution = opt_.render_resolution;
   return s;
 }
 
@@ -393,7 +422,8 @@ absl::Status SaveGlobalStats(const std::string& path, const GlobalStats& s, cons
                           {"num_images", std::to_string(s.num_images)},
                           {"alpha", absl::StrCat(s.alpha)},
                           {"clamping", s.clamping},
-                          {"truncation_cutoff", std::to_string(s.truncation_cutoff)}});
+                          {"truncation_cutoff", std::to_string(s.truncation_cutoff)},
+                          {"render_resolution", std::to_string(s.render_resolution)}});
 }
 
 absl::StatusOr<GlobalStats> LoadGlobalStats(const std::string& path) {
@@ -422,6 +452,7 @@ absl::StatusOr<GlobalStats> LoadGlobalStats(const std::string& path) {
   if (!absl::SimpleAtof(f.metadata["alpha"], &s.alpha)) s.alpha = 0;
   s.clamping = f.metadata["clamping"];
   if (!absl::SimpleAtoi(f.metadata["truncation_cutoff"], &s.truncation_cutoff)) s.truncation_cutoff = -1;
+  if (!absl::SimpleAtoi(f.metadata["render_resolution"], &s.render_resolution)) s.render_resolution = 0;
   return s;
 }
 

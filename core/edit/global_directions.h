@@ -11,7 +11,10 @@
 //    up to 128 px, the first `num_images` samples with s_c set to mean_c -/+ 5 std_c are
 //    rendered, quantised to 8 bits, CLIP-preprocessed (PIL bicubic, centre crop) and
 //    embedded; the unit embeddings' differences are normalised, averaged over the images
-//    and normalised again. By default the clamping accumulates as in the official
+//    and normalised again. The -/+ renders of an image share every layer before the
+//    channel's: those run once per pair. `render_resolution` may stop the renders at a
+//    partial image (e.g. 256 px of a 1024 px model; docs/benchmarks.md measures how the
+//    relevance rows agree). By default the clamping accumulates as in the official
 //    SingleChannel.py (TF and torch), whose shallow list copy writes each clamp into the
 //    shared codes: channel c is measured with every earlier channel (in layer, then
 //    channel order) held at its mean. kIndependent moves only the measured channel, as
@@ -54,8 +57,16 @@ struct GlobalStatsOptions {
   ChannelClamping clamping = ChannelClamping::kCumulative;
   uint32_t seed = 5;         // NumPy seed of the z stream (reference: 5)
   int max_resolution = 128;  // relevance covers conv layers up to this size (reference: 128)
-  int batch_size = 16;       // renders per step (even: -/+ pairs)
-  int sample_batch = 1000;   // mapped samples per statistics step
+  // Measure every k-th of those channels only (estimates and agreement checks; the
+  // reference measures all, and so do jobs).
+  int channel_stride = 1;
+  // Size the relevance renders stop at (0 = the model's resolution; else a power of two
+  // from the largest measured layer's size up to the model's): the skip architecture's
+  // partial image there is what reaches CLIP's 224 px input. The reference renders
+  // full images.
+  int render_resolution = 0;
+  int batch_size = 16;      // renders per step (even: -/+ pairs)
+  int sample_batch = 1000;  // mapped samples per statistics step
 };
 
 struct GlobalStats {
@@ -68,6 +79,7 @@ struct GlobalStats {
   // empty / -1 in files written before these were recorded.
   std::string clamping;
   int truncation_cutoff = -1;
+  int render_resolution = 0;  // 0 = full images (and files written before it was recorded)
 };
 
 const char* ChannelClampingName(ChannelClamping c);
@@ -75,6 +87,10 @@ const char* ChannelClampingName(ChannelClamping c);
 // The S channels that get relevance rows: every channel of the non-ToRGB layers whose
 // output is at most `max_resolution` px (all 5376 channels up to 128 px at 1024 px).
 std::vector<int64_t> RelevanceChannels(const stylegan2::GeneratorConfig& config, int max_resolution);
+
+// InvalidArgument unless `options.render_resolution` is 0 or a power of two from the
+// largest measured layer's size (min(max_resolution, resolution)) to the model's.
+absl::Status CheckRenderResolution(const stylegan2::GeneratorConfig& config, const GlobalStatsOptions& options);
 
 // Computes GlobalStats in small steps so that a job can interleave them with
 // interactive work, checkpoint and resume. Not thread-safe (one job owns it).

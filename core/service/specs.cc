@@ -311,10 +311,12 @@ absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
   if (batch_size == 0) batch_size = reference.batch_size;
   if (!Known(clamping, ChannelClamping::kIndependent)) return Invalid("unknown clamping");
   if (clamping == ChannelClamping::kUnspecified) clamping = Defaults::kClamping;
+  ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
   if (truncation_cutoff.has_value()) {
-    ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
     RETURN_IF_ERROR(Range("truncation_cutoff", *truncation_cutoff, 1, gen->config().n_latent));
   }
+  RETURN_IF_ERROR(Range("render_resolution", render_resolution, 0, gen->config().resolution, "full images"));
+  RETURN_IF_ERROR(edit::CheckRenderResolution(gen->config(), GlobalStatsOptionsOf(*this)));
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 1000000, "the server's interval"));
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, int64_t{7} * 86400, "the server's limit"));
   if (!recompute && std::filesystem::exists(GlobalStatsPath(repo, model, clip_model))) {
@@ -332,6 +334,7 @@ edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s) {
   o.clamping = s.clamping == ChannelClamping::kIndependent ? edit::ChannelClamping::kIndependent
                                                            : edit::ChannelClamping::kCumulative;
   if (s.truncation_cutoff.has_value()) o.truncation_cutoff = static_cast<int>(*s.truncation_cutoff);
+  o.render_resolution = static_cast<int>(s.render_resolution);
   return o;
 }
 

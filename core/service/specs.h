@@ -160,6 +160,7 @@ struct GlobalStatsSpec {
   bool recompute = false;
   ChannelClamping clamping = ChannelClamping::kUnspecified;
   std::optional<int64_t> truncation_cutoff;  // unset = every w+ row
+  int64_t render_resolution = 0;             // 0 = full images
 
   // Also ALREADY_EXISTS when the statistics exist and `recompute` is not set.
   absl::Status Validate(const ModelRepository& repo);

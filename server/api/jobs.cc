@@ -73,6 +73,7 @@ cs::GlobalStatsSpec ToSpec(const v1::PrepareGlobalDirectionsRequest& r) {
   s.recompute = r.recompute();
   s.clamping = static_cast<cs::ChannelClamping>(r.clamping());
   if (r.has_truncation_cutoff()) s.truncation_cutoff = r.truncation_cutoff();
+  s.render_resolution = r.render_resolution();
   return s;
 }
 

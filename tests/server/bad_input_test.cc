@@ -429,6 +429,12 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   prep(
       "truncation_cutoff 0", [](auto* r) { r->set_truncation_cutoff(0); }, C::INVALID_ARGUMENT, "truncation_cutoff");
   prep(
+      "render_resolution not a power of two", [](auto* r) { r->set_render_resolution(12); }, C::INVALID_ARGUMENT,
+      "render_resolution must be a power of two");
+  prep(
+      "render_resolution above the model's", [](auto* r) { r->set_render_resolution(1 << 20); }, C::INVALID_ARGUMENT,
+      "render_resolution must be in");
+  prep(
       "unknown clamping", [](auto* r) { r->set_clamping(static_cast<v1::ChannelClamping>(9)); }, C::INVALID_ARGUMENT,
       "clamping");
   prep(

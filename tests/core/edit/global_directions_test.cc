@@ -122,6 +122,7 @@ std::vector<float> OfficialRelevance(const stylegan2::Generator& gen, const clip
       stylegan2::GenerateParams r;
       r.space = stylegan2::LatentSpace::kS;
       r.latents.shape = {2 * pairs, sd};
+      r.max_resolution = o.render_resolution;
       for (int i = start; i < start + pairs; ++i) {
         for (float sign : {-1.0f, 1.0f}) {
           std::vector<float> row(work.begin() + i * sd, work.begin() + (i + 1) * sd);
@@ -189,6 +190,38 @@ TEST(GlobalDirectionsTest, RelevanceClampsCumulativelyAsTheOfficialLoopDoes) {
     rest += std::fabs(built[true][j] - built[false][j]);
   EXPECT_LT(first, 1e-5);
   EXPECT_GT(rest, 1e-2);
+}
+
+TEST(GlobalDirectionsTest, RenderResolutionMeasuresOnThePartialImage) {
+  auto gen = TinyGenerator();  // 16 px
+  auto clip = TinyClip();
+  GlobalStatsOptions o = SmallOptions();
+  std::map<int, std::vector<float>> built;
+  for (int render : {0, 8}) {
+    o.render_resolution = render;
+    auto b = GlobalStatsBuilder::Create(gen, clip, o);
+    ASSERT_TRUE(b.ok()) << b.status();
+    while ((*b)->step() < (*b)->total_steps()) ASSERT_TRUE((*b)->Step().ok());
+    auto preview = (*b)->Preview();
+    ASSERT_TRUE(preview.ok());
+    EXPECT_EQ(preview->shape[2], render == 0 ? 16 : render);
+    auto st = (*b)->Result();
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->render_resolution, render);
+    // The reference loop on images that stop at the same size.
+    const std::vector<float> want = OfficialRelevance(*gen, *clip, *st, o, true);
+    ASSERT_EQ(st->relevance.data.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(st->relevance.data[i], want[i], 1e-4) << render << " " << i;
+    built[render] = st->relevance.data;
+    const std::string path = TempPath("render.safetensors");
+    ASSERT_TRUE(SaveGlobalStats(path, *st, "m", "c").ok());
+    auto loaded = LoadGlobalStats(path);
+    ASSERT_TRUE(loaded.ok());
+    EXPECT_EQ(loaded->render_resolution, render);
+  }
+  double diff = 0;
+  for (size_t i = 0; i < built[0].size(); ++i) diff += std::fabs(built[0][i] - built[8][i]);
+  EXPECT_GT(diff, 1e-2);  // the partial image is another measurement
 }
 
 TEST(GlobalDirectionsTest, TruncationCutoffTruncatesOnlyTheFirstRows) {
@@ -339,6 +372,13 @@ TEST(GlobalDirectionsTest, RejectsBadOptions) {
   o = SmallOptions();
   o.max_resolution = 2;
   EXPECT_EQ(GlobalStatsBuilder::Create(gen, clip, o).status().code(), absl::StatusCode::kInvalidArgument);
+  for (int render : {4, 12, 32}) {  // below the measured layers (8 px), not a power of two, above the model
+    o = SmallOptions();
+    o.render_resolution = render;
+    auto st = GlobalStatsBuilder::Create(gen, clip, o).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << render;
+    EXPECT_NE(st.message().find("render_resolution must be a power of two in [8, 16]"), std::string::npos) << st;
+  }
   auto b = GlobalStatsBuilder::Create(gen, clip, SmallOptions());
   ASSERT_TRUE(b.ok());
   EXPECT_EQ((*b)->Result().status().code(), absl::StatusCode::kFailedPrecondition);

@@ -24,12 +24,14 @@ TEST(HostPoolTest, TasksRunConcurrently) {
                     a_in.Notify();
                     if (b_in.WaitForNotificationWithTimeout(absl::Seconds(10))) met++;
                     a_done.Notify();
-                  }).ok());
+                  })
+                  .ok());
   ASSERT_TRUE(pool.Submit([&](bool) {
                     b_in.Notify();
                     if (a_in.WaitForNotificationWithTimeout(absl::Seconds(10))) met++;
                     b_done.Notify();
-                  }).ok());
+                  })
+                  .ok());
   a_done.WaitForNotification();
   b_done.WaitForNotification();
   pool.Shutdown();
@@ -44,7 +46,8 @@ TEST(HostPoolTest, FullQueueIsResourceExhaustedAndShutdownAnswersQueuedTasks) {
                     entered.Notify();
                     release.WaitForNotification();
                     (c ? cancelled : ran)++;
-                  }).ok());
+                  })
+                  .ok());
   entered.WaitForNotification();
   auto count = [&](bool c) { (c ? cancelled : ran)++; };
   ASSERT_TRUE(pool->Submit(count).ok());
