@@ -142,8 +142,9 @@ GlobalStatsBuilder::GlobalStatsBuilder(std::shared_ptr<const stylegan2::Generato
   channels_ = RelevanceChannels(gen_->config(), opt_.max_resolution);
   if (opt_.channel_stride > 1) {
     std::vector<int64_t> kept;
-    for (size_t i = 0; i < channels_.size(); i += static_cast<size_t>(opt_.channel_stride))
+    for (size_t i = 0; i < channels_.size(); i += static_cast<size_t>(opt_.channel_stride)) {
       kept.push_back(channels_[i]);
+    }
     channels_ = std::move(kept);
   }
   s_dim_ = gen_->config().s_dim;

@@ -98,14 +98,15 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
       return r;
     };
     for (const StyleLayer& l : config.style_layers) {
-      if (l.module == "conv1")
+      if (l.module == "conv1") {
         impl->conv1 = styled(l);
-      else if (l.module == "to_rgb1")
+      } else if (l.module == "to_rgb1") {
         impl->to_rgb1 = to_rgb(l);
-      else if (!l.demodulate)
+      } else if (!l.demodulate) {
         impl->to_rgbs.push_back(to_rgb(l));
-      else
+      } else {
         impl->convs.push_back(styled(l));
+      }
     }
     for (int i = 0; i < config.num_layers; ++i) impl->noises.push_back(t[absl::StrCat("noises.noise_", i)]);
 
