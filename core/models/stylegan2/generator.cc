@@ -160,8 +160,9 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& pa
     PyRef sd;
     if (!options.key.empty()) {
       sd = f.root->Get(options.key);
-      if (sd == nullptr)
+      if (sd == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(path, ": checkpoint has no '", options.key, "' entry"));
+      }
       rep.source_key = options.key;
     } else if ((sd = f.root->Get("g_ema")) != nullptr) {
       rep.source_key = "g_ema";
