@@ -2,7 +2,11 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "core/runtime/torch_setup.h"
 #include "server/logging.h"
@@ -18,6 +22,14 @@ int main(int argc, char** argv) {
   }
   const auto& opt = parsed.options;
   ganserve::server::ConfigureLogging(opt.log_level, opt.log_format);
+  if (const std::string core = ganserve::core::OpenBlasCoreToSet(); !core.empty()) {
+    // OpenBLAS read the CPU at load time and chose its generic kernels: start again
+    // with the kernels this CPU can run (OpenBLAS has no switch after loading).
+    spdlog::info("OpenBLAS chose its pre-AVX kernels on this CPU; starting again with OPENBLAS_CORETYPE={}", core);
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    execv("/proc/self/exe", argv);
+    spdlog::warn("could not start again ({}); matrix products run on OpenBLAS's generic kernels", std::strerror(errno));
+  }
 
   // Block the signals in every thread; one thread waits for them below.
   sigset_t signals;
@@ -27,11 +39,12 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const auto torch = ganserve::core::ConfigureTorch(opt.threads, opt.retain_host_memory);
-  spdlog::info("LibTorch {}: {} intra-op threads ({} CPUs available), CUDA {}, BLAS {}, freed host memory {}",
+  spdlog::info("LibTorch {}: {} intra-op threads ({} CPUs available), CUDA {}, BLAS {}{}, freed host memory {}",
                torch.torch_version, torch.threads, torch.cpus_available,
                torch.cuda_available ? (torch.cudnn_benchmark ? "available (cuDNN benchmark mode)" : "available")
                                     : "not available",
                torch.blas_library.empty() ? "not loaded" : torch.blas_library,
+               torch.blas_core.empty() ? "" : " (" + torch.blas_core + " kernels)",
                torch.retain_host_memory ? "retained" : "returned to the OS");
   if (torch.reference_blas) {
     spdlog::warn(

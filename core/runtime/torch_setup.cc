@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <link.h>
 #include <malloc.h>
 #include <sched.h>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 
 namespace ganserve::core {
@@ -40,7 +42,38 @@ int FindBlas(struct dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
+std::string OpenBlasCore() {
+  using CoreName = char* (*)();
+  auto* fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = fn != nullptr ? fn() : nullptr;
+  return name != nullptr ? name : "";
+}
+
+// The x86 feature flags of the first CPU in /proc/cpuinfo.
+std::string CpuFlags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "flags")) return " " + line.substr(line.find(':') + 1) + " ";
+  }
+  return "";
+}
+
 }  // namespace
+
+std::string OpenBlasCoreToSet() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return "";
+  const std::string core = absl::AsciiStrToLower(OpenBlasCore());
+  // OpenBLAS's names for its pre-AVX x86-64 kernel sets.
+  if (core != "prescott" && core != "core2" && core != "penryn" && core != "dunnington" && core != "nehalem" &&
+      core != "atom") {
+    return "";
+  }
+  const std::string flags = CpuFlags();
+  if (absl::StrContains(flags, " avx512f ") && absl::StrContains(flags, " avx512bw ")) return "SkylakeX";
+  if (absl::StrContains(flags, " avx2 ") && absl::StrContains(flags, " fma ")) return "Haswell";
+  return "";
+}
 
 int AvailableCpus() {
   int n = static_cast<int>(std::thread::hardware_concurrency());
@@ -66,6 +99,7 @@ TorchSetupInfo ConfigureTorch(int threads, bool retain_host_memory) {
   // Debian's reference BLAS lives in .../blas/libblas.so.3; OpenBLAS and BLIS in
   // openblas-*/ and blis-*/ folders.
   info.reference_blas = absl::StrContains(info.blas_library, "/blas/libblas.so");
+  info.blas_core = OpenBlasCore();
   info.torch_version = TORCH_VERSION;
   info.cuda_available = at::hasCUDA();
   if (info.cuda_available) {

@@ -11,6 +11,8 @@ struct TorchSetupInfo {
   int cpus_available = 0;       // cgroup- and affinity-aware
   std::string blas_library;     // resolved path of the loaded libblas, or "" if none found
   bool reference_blas = false;  // the slow netlib reference BLAS
+  // OpenBLAS's kernel set (openblas_get_corename), or "" for another BLAS.
+  std::string blas_core;
   std::string torch_version;
   bool cuda_available = false;
   bool cudnn_benchmark = false;     // cuDNN picks the fastest convolution per shape (CUDA only)
@@ -36,6 +38,15 @@ int AvailableCpus();
 // 256 px batch 8 renders 1.9x faster, 1024 px batch 1 1.8x; the cost is that the
 // resident size stays at its high-water mark. GPU memory is unaffected.
 TorchSetupInfo ConfigureTorch(int threads, bool retain_host_memory = true);
+
+// OpenBLAS picks its kernels from the CPU model it knows; on a model newer than its
+// table it falls back to the SSE3 "Prescott" kernels even when the CPU has AVX-512
+// (OpenBLAS 0.3.21 on Intel family 6 model 207: 2048^3 matmul 40 GFLOP/s against ~2x
+// with SkylakeX kernels, docs/benchmarks.md). Returns the OPENBLAS_CORETYPE to set
+// ("SkylakeX" with AVX-512, "Haswell" with AVX2) when OpenBLAS is loaded with a pre-AVX
+// core on such a CPU and OPENBLAS_CORETYPE is unset; "" otherwise. OpenBLAS reads the
+// variable once, when it loads: the process must be started again with it.
+std::string OpenBlasCoreToSet();
 
 }  // namespace ganserve::core
 

@@ -15,8 +15,11 @@ ParsedOptions Parse(std::vector<const char*> args) {
 }
 
 TEST(OptionsTest, DefaultsAndFlags) {
-  auto p = Parse({"--listen", "0.0.0.0:6000", "--device", "cpu", "--threads", "3", "--clip_precision", "bf16"});
+  auto p = Parse({"--listen", "0.0.0.0:6000", "--device", "cpu", "--threads", "3", "--clip_precision", "bf16",
+                  "--host_threads", "4"});
   ASSERT_FALSE(p.exit) << p.message;
+  EXPECT_EQ(p.options.app.host_threads, 4);
+  EXPECT_EQ(Parse({}).options.app.host_threads, core::HostPool::Options{}.threads);
   EXPECT_EQ(p.options.app.clip_precision, "bf16");
   EXPECT_EQ(p.options.listen, "0.0.0.0:6000");
   EXPECT_EQ(p.options.app.device, "cpu");
@@ -41,6 +44,7 @@ TEST(OptionsTest, BadValuesExitWithAMessage) {
                                                          {"--log_format", "xml"},
                                                          {"--clip_precision", "fp8"},
                                                          {"--max_message_mb", "0"},
+                                                         {"--host_threads", "0"},
                                                          {"--metrics_listen", "x"},
                                                          {"--no_such_flag"}}) {
     auto p = Parse(args);
