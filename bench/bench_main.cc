@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "core/adapt/nada_trainer.h"
@@ -231,6 +232,20 @@ int BenchNadaStep(int resolution, int batch, int k, int iters, const std::string
 
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// One warm-up call of `step`, then `iters` timed ones: their Stats, or nullopt when a
+// call failed.
+template <typename Step>
+std::optional<nlohmann::json> TimeSteps(int iters, Step step) {
+  if (!step()) return std::nullopt;
+  std::vector<double> secs;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    if (!step()) return std::nullopt;
+    secs.push_back(Since(t0));
+  }
+  return Stats(secs);
+}
+
 std::shared_ptr<const ganserve::core::clip::ClipModel> RandomVitB32(const std::string& device) {
   auto views = ganserve::core::ViewsOf(std::make_shared<const std::map<std::string, ganserve::core::FloatTensor>>(
       ganserve::core::clip::RandomClipWeights(ganserve::core::clip::VitB32Config(), 5)));
@@ -434,14 +449,9 @@ int BenchInvertStep(int resolution, int iters, const std::string& device, nlohma
     std::fprintf(stderr, "%s\n", p.status().ToString().c_str());
     return 1;
   }
-  if (!(*p)->Step().ok()) return 1;  // warm-up
-  std::vector<double> secs;
-  for (int i = 0; i < iters; ++i) {
-    auto t0 = Clock::now();
-    if (!(*p)->Step().ok()) return 1;
-    secs.push_back(Since(t0));
-  }
-  *out = Stats(secs);
+  auto timed = TimeSteps(iters, [&] { return (*p)->Step().ok(); });
+  if (!timed) return 1;
+  *out = *timed;
   (*out)["steps_per_s"] = 1.0 / (*out)["median_s"].get<double>();
   return 0;
 }
@@ -467,14 +477,9 @@ int BenchLatentOptStep(int resolution, int iters, const std::string& device, nlo
     std::fprintf(stderr, "%s\n", opt.status().ToString().c_str());
     return 1;
   }
-  if (!(*opt)->Step().ok()) return 1;  // warm-up
-  std::vector<double> secs;
-  for (int i = 0; i < iters; ++i) {
-    auto t0 = Clock::now();
-    if (!(*opt)->Step().ok()) return 1;
-    secs.push_back(Since(t0));
-  }
-  *out = Stats(secs);
+  auto timed = TimeSteps(iters, [&] { return (*opt)->Step().ok(); });
+  if (!timed) return 1;
+  *out = *timed;
   (*out)["steps_per_s"] = 1.0 / (*out)["median_s"].get<double>();
   return 0;
 }
