@@ -31,7 +31,9 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
+#include "bench/op_profile.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/random_init.h"
@@ -45,6 +47,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace sg = ganserve::core::stylegan2;
 
+// --profile-top: after the timed runs, one more under LibTorch's profiler (0: none).
+int g_profile_top = 0;
+
+// Adds the op profile of one more `step` to `out` when --profile-top asks for it.
+void MaybeProfile(const std::function<bool()>& step, nlohmann::json* out) {
+  if (g_profile_top > 0) (*out)["profile"] = ganserve::bench::ProfileOps(step, g_profile_top);
+}
+
 double PeakRssMb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -57,6 +67,9 @@ nlohmann::json Stats(std::vector<double> secs) {
 }
 
 // Forward declaration: defined with the nada_step scenario below.
+// --upsample: the upsampling convolutions' form for the generator scenarios.
+sg::UpsampleMode g_upsample = sg::UpsampleMode::kAuto;
+
 std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::string& device,
                                                      sg::ModConvMode modconv = sg::ModConvMode::kAuto);
 
@@ -87,6 +100,7 @@ int BenchGenerate(int resolution, int batch, int iters, const std::string& devic
   }
   *out = Stats(secs);
   (*out)["images_per_s"] = batch / (*out)["median_s"].get<double>();
+  MaybeProfile([&] { return gen->Generate(p).ok(); }, out);
   return 0;
 }
 
@@ -174,6 +188,13 @@ int BenchClip(int batch, int iters, const std::string& device, ganserve::core::c
     if (i > 0) grad_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   (*out)["encode_image_with_input_grad"] = Stats(grad_s);
+  MaybeProfile(
+      [&] {
+        at::Tensor xi = x.detach().requires_grad_(true);
+        impl.EncodeImage(xi).sum().backward();
+        return std::isfinite(xi.grad().sum().item<float>());
+      },
+      out);
   (*out)["clip_precision"] = ganserve::core::clip::ClipPrecisionName((*model)->precision());
   return 0;
 }
@@ -187,6 +208,7 @@ std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::
   sg::LoadOptions opt;
   opt.device = device;
   opt.modconv = modconv;
+  opt.upsample = g_upsample;
   auto gen = sg::Generator::FromTensors(views, nullptr, opt);
   if (!gen.ok()) {
     std::fprintf(stderr, "%s\n", gen.status().ToString().c_str());
@@ -197,8 +219,9 @@ std::shared_ptr<const sg::Generator> RandomGenerator(int resolution, const std::
 
 // One StyleGAN-NADA training step: frozen and trainable forward, directional loss with
 // a ViT-B/32-sized CLIP, backward, Adam; optionally adaptive layer selection.
-int BenchNadaStep(int resolution, int batch, int k, int iters, const std::string& device, nlohmann::json* out) {
-  auto gen = RandomGenerator(resolution, device);
+int BenchNadaStep(int resolution, int batch, int k, int iters, const std::string& device, sg::ModConvMode modconv,
+                  nlohmann::json* out) {
+  auto gen = RandomGenerator(resolution, device, modconv);
   if (gen == nullptr) return 1;
   auto views = ganserve::core::ViewsOf(std::make_shared<const std::map<std::string, ganserve::core::FloatTensor>>(
       ganserve::core::clip::RandomClipWeights(ganserve::core::clip::VitB32Config(), 5)));
@@ -227,6 +250,7 @@ int BenchNadaStep(int resolution, int batch, int k, int iters, const std::string
   }
   *out = Stats(secs);
   (*out)["auto_layer_k"] = k;
+  MaybeProfile([&] { return (*trainer)->Step().ok(); }, out);
   return 0;
 }
 
@@ -677,6 +701,10 @@ int main(int argc, char** argv) {
                  "full images");
   app.add_option("--channel-stride", stride, "global_stats_agreement: every k-th relevance channel");
   app.add_option("--images", images, "global_stats_agreement: images per channel");
+  app.add_option("--profile-top", g_profile_top,
+                 "generate, nada_step, clip (encode_image with the input gradient): one more run under LibTorch's "
+                 "profiler; print the N ops with the most self time")
+      ->check(CLI::Range(0, 1000));
   int callers = 1;
   app.add_option("--callers", callers, "server: concurrent callers for the images/s figure")->check(CLI::Range(1, 64));
   bool retain = true;
@@ -686,6 +714,11 @@ int main(int argc, char** argv) {
   app.add_option("--clip-precision", clip_precision, "clip: auto | fp32 | fp16 | bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
   app.add_option("--modconv", modconv, "auto | grouped | scaled")->check(CLI::IsMember({"auto", "grouped", "scaled"}));
+  std::string upsample = "auto";
+  app.add_option("--upsample", upsample,
+                 "generate, nada_step: upsampling convolutions as auto | phases (four stride-1 convolutions) | "
+                 "transposed (LibTorch's transposed convolution)")
+      ->check(CLI::IsMember({"auto", "phases", "transposed"}));
   std::string tf32 = "default";
   app.add_option("--tf32", tf32, "CUDA TensorFloat-32 for convolutions and matmuls: default (LibTorch's) | on | off")
       ->check(CLI::IsMember({"default", "on", "off"}));
@@ -700,6 +733,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 #endif
+  g_upsample = upsample == "phases"       ? sg::UpsampleMode::kPhases
+               : upsample == "transposed" ? sg::UpsampleMode::kTransposed
+                                          : sg::UpsampleMode::kAuto;
   const auto info = ganserve::core::ConfigureTorch(threads, retain);
   nlohmann::json j;
   const sg::ModConvMode mode = modconv == "grouped"  ? sg::ModConvMode::kGrouped
@@ -707,7 +743,7 @@ int main(int argc, char** argv) {
                                                      : sg::ModConvMode::kAuto;
   int rc = scenario == "clip"
                ? BenchClip(batch, iters, device, *ganserve::core::clip::ParseClipPrecision(clip_precision), &j)
-           : scenario == "nada_step"    ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, &j)
+           : scenario == "nada_step"    ? BenchNadaStep(resolution, batch, auto_layer_k, iters, device, mode, &j)
            : scenario == "edit_global"  ? BenchEditGlobal(resolution, batch, iters, device, &j)
            : scenario == "global_stats" ? BenchGlobalStats(resolution, batch, iters, render_resolution, device, &j)
            : scenario == "global_stats_agreement"
@@ -719,7 +755,10 @@ int main(int argc, char** argv) {
 #endif
            : scenario == "device_parity" ? BenchDeviceParity(batch, device, &j)
                                          : BenchGenerate(resolution, batch, iters, device, mode, &j);
-  if (scenario == "generate") j["modconv"] = modconv;
+  if (scenario == "generate" || scenario == "nada_step") {
+    j["modconv"] = modconv;
+    j["upsample"] = upsample;
+  }
 
   j["scenario"] = scenario;
   if (scenario != "clip" && scenario != "device_parity") j["resolution"] = resolution;

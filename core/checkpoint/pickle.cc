@@ -202,6 +202,11 @@ absl::Status Unpickler::Reduce(PyRef callable, PyRef args) {
   if (callable->kind != PyValue::Kind::kGlobal) return Err("REDUCE of a non-class");
   if (args->kind != PyValue::Kind::kTuple) return Err("REDUCE arguments are not a tuple");
   const std::string& cls = callable->s;
+  if (opt_.reduce_hook) {
+    auto hooked = opt_.reduce_hook(cls, args->items);
+    if (!hooked.ok()) return Err(hooked.status().message());
+    if (*hooked != nullptr) return Push(*hooked);
+  }
   if (cls == "collections.OrderedDict" || cls == "builtins.dict") {
     auto d = Make(PyValue::Kind::kDict);
     return Push(d);

@@ -66,7 +66,13 @@ struct PyValue {
 // Resolves a persistent id (torch storages) to a value. Called with the pid object.
 using PersistentLoader = std::function<absl::StatusOr<PyRef>(const PyRef& pid)>;
 
+// Builds the value of REDUCE(callable, args) for callables the caller understands;
+// returns null to leave the call to the built-in rules (a generic object).
+using ReduceHook = std::function<absl::StatusOr<PyRef>(const std::string& callable, const std::vector<PyRef>& args)>;
+
 struct UnpickleOptions {
+  // Consulted first for every REDUCE / NEWOBJ (may be empty).
+  ReduceHook reduce_hook;
   // Hard limits so that hostile files fail cleanly instead of exhausting memory.
   size_t max_stack = 1 << 20;
   size_t max_memo = 1 << 22;

@@ -108,8 +108,8 @@ absl::StatusOr<TorchFile> ParseZip(std::shared_ptr<const MappedFile> file) {
   return out;
 }
 
-absl::StatusOr<TorchFile> ParseLegacy(std::shared_ptr<const MappedFile> file) {
-  absl::string_view data = file->view();
+// `data` stays valid while `owner` lives; the tensors point into it.
+absl::StatusOr<TorchFile> ParseLegacy(absl::string_view data, const std::shared_ptr<const void>& owner) {
   size_t pos = 0;
   // Header: magic number, protocol version, sys info.
   ASSIGN_OR_RETURN(PyRef magic, Unpickle(data, &pos, nullptr));
@@ -163,7 +163,7 @@ absl::StatusOr<TorchFile> ParseLegacy(std::shared_ptr<const MappedFile> file) {
     ASSIGN_OR_RETURN(StorageId id, ParseStoragePid(pid, true));
     auto w = where.find(id.key);
     if (w == where.end()) return absl::InvalidArgumentError(absl::StrCat("legacy storage ", id.key, " has no data"));
-    const uint8_t* base = file->data() + w->second.first;
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(data.data()) + w->second.first;
     uint64_t nbytes = w->second.second;
     if (id.view_metadata != nullptr && id.view_metadata->kind == PyValue::Kind::kTuple) {
       const auto& vm = id.view_metadata->items;
@@ -174,11 +174,11 @@ absl::StatusOr<TorchFile> ParseLegacy(std::shared_ptr<const MappedFile> file) {
       const uint64_t off = static_cast<uint64_t>(vm[1]->i) * esz, len = static_cast<uint64_t>(vm[2]->i) * esz;
       if (vm[1]->i < 0 || vm[2]->i < 0 || off + len > nbytes)
         return absl::InvalidArgumentError("legacy storage view out of range");
-      return StorageValue(id.dtype, vm[2]->i, base + off, len, file);
+      return StorageValue(id.dtype, vm[2]->i, base + off, len, owner);
     }
     auto it = made.find(id.key);
     if (it != made.end()) return it->second;
-    PyRef v = StorageValue(id.dtype, id.numel, base, nbytes, file);
+    PyRef v = StorageValue(id.dtype, id.numel, base, nbytes, owner);
     made.emplace(id.key, v);
     return v;
   };
@@ -186,6 +186,41 @@ absl::StatusOr<TorchFile> ParseLegacy(std::shared_ptr<const MappedFile> file) {
   TorchFile out;
   out.format = TorchFileFormat::kLegacy;
   ASSIGN_OR_RETURN(out.root, Unpickle(data, &pos2, load));
+  return out;
+}
+
+// Plain pickle.dump streams of torch objects (NVIDIA network pickles): with no persistent
+// ids, every storage reduces to torch.storage._load_from_bytes(<a legacy torch.save of
+// that one storage>). The storage's tensors point into the bytes value, which they keep.
+absl::StatusOr<PyRef> ReduceStorageBytes(const std::string& callable, const std::vector<PyRef>& args) {
+  if (callable != "torch.storage._load_from_bytes") return PyRef(nullptr);
+  if (args.size() != 1 || args[0]->kind != PyValue::Kind::kBytes) {
+    return absl::InvalidArgumentError("torch.storage._load_from_bytes without a bytes argument");
+  }
+  const PyRef& bytes = args[0];
+  auto nested = ParseLegacy(bytes->s, bytes);
+  if (!nested.ok()) return absl::InvalidArgumentError(absl::StrCat("inlined storage: ", nested.status().message()));
+  if (nested->root == nullptr || nested->root->kind != PyValue::Kind::kStorage) {
+    return absl::InvalidArgumentError("inlined storage does not hold a storage");
+  }
+  return nested->root;
+}
+
+// A stream starting with PROTO: the legacy torch.save format (its first pickle is the
+// magic number) or a plain pickle (its only pickle is the object).
+absl::StatusOr<TorchFile> ParsePickleStream(std::shared_ptr<const MappedFile> file) {
+  absl::string_view data = file->view();
+  size_t pos = 0;
+  UnpickleOptions options;
+  options.reduce_hook = ReduceStorageBytes;
+  ASSIGN_OR_RETURN(PyRef first, Unpickle(data, &pos, nullptr, options));
+  if (first->kind == PyValue::Kind::kInt && first->s.size() == sizeof(kLegacyMagic) &&
+      std::memcmp(first->s.data(), kLegacyMagic, sizeof(kLegacyMagic)) == 0) {
+    return ParseLegacy(data, file);
+  }
+  TorchFile out;
+  out.format = TorchFileFormat::kPickle;
+  out.root = std::move(first);
   return out;
 }
 
@@ -212,6 +247,7 @@ absl::string_view TorchFileFormatName(TorchFileFormat f) {
     case TorchFileFormat::kZip: return "zip";
     case TorchFileFormat::kLegacy: return "legacy";
     case TorchFileFormat::kTorchScript: return "torchscript";
+    case TorchFileFormat::kPickle: return "pickle";
   }
   return "?";
 }
@@ -219,7 +255,7 @@ absl::string_view TorchFileFormatName(TorchFileFormat f) {
 absl::StatusOr<TorchFile> ParseTorchFile(std::shared_ptr<const MappedFile> file) {
   absl::string_view d = file->view();
   if (d.size() >= 4 && d.substr(0, 4) == absl::string_view("PK\x03\x04", 4)) return ParseZip(std::move(file));
-  if (d.size() >= 2 && static_cast<uint8_t>(d[0]) == 0x80) return ParseLegacy(std::move(file));
+  if (d.size() >= 2 && static_cast<uint8_t>(d[0]) == 0x80) return ParsePickleStream(std::move(file));
   if (d.size() > 262 && d.substr(257, 5) == "ustar") {
     return absl::InvalidArgumentError(
         "this is a pre-0.4 PyTorch tar checkpoint; re-save it with torch.save in a current PyTorch");

@@ -1,6 +1,7 @@
 // Reads PyTorch files without running Python or LibTorch's unpickler: torch.save zip
-// archives (PyTorch >= 1.6), the legacy pre-1.6 stream format, and the data.pkl /
-// constants.pkl of TorchScript archives. Tensors come back as TensorViews into the
+// archives (PyTorch >= 1.6), the legacy pre-1.6 stream format, the data.pkl /
+// constants.pkl of TorchScript archives, and plain pickles of torch objects (NVIDIA's
+// network pickles; classes are recorded by name, never imported). Tensors come back as TensorViews into the
 // mapped file (no copy for stored records).
 #ifndef GANSERVE_CORE_CHECKPOINT_TORCH_FILE_H_
 #define GANSERVE_CORE_CHECKPOINT_TORCH_FILE_H_
@@ -15,7 +16,9 @@
 
 namespace ganserve::core {
 
-enum class TorchFileFormat { kZip, kLegacy, kTorchScript };
+// kPickle: a plain pickle.dump stream whose storages are inlined as legacy torch.save
+// bytes (NVIDIA's network pickles).
+enum class TorchFileFormat { kZip, kLegacy, kTorchScript, kPickle };
 absl::string_view TorchFileFormatName(TorchFileFormat f);
 
 struct TorchFile {

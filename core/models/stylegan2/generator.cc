@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/checkpoint/nvidia_pickle.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_file.h"
 #include "core/models/common/torch_convert.h"
@@ -50,6 +51,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
   impl->config = config;
   impl->device = device;
   impl->modconv = options.modconv;
+  impl->upsample_phases = options.upsample == UpsampleMode::kPhases;
   try {
     // Normal (not inference) tensors: training and inversion use them in autograd graphs.
     c10::NoGradGuard no_grad;
@@ -151,6 +153,29 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& pa
   } else {
     ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
     rep.format = std::string(TorchFileFormatName(f.format));
+    if (f.format == TorchFileFormat::kPickle) {
+      // NVIDIA network pickle: G_ema mapped onto the rosinality layout.
+      auto nv = NvidiaGeneratorToRosinality(f.root);
+      if (!nv.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", nv.status().message()));
+      rep.format = "nvidia-pickle";
+      rep.source_key = "G_ema";
+      for (const auto& [k, v] : f.root->dict) {
+        if (k->IsString()) rep.entries[k->s] = v->Describe();
+      }
+      rep.notes = nv->notes;
+      if (nv->conv_clamp) {
+        rep.notes.push_back(absl::StrCat("conv_clamp ", *nv->conv_clamp,
+                                         " is not applied (rosinality's generator never clamps; outputs differ only "
+                                         "where an activation exceeds it)"));
+      }
+      auto owned = std::make_shared<const std::map<std::string, FloatTensor>>(std::move(nv->tensors));
+      tensors = ViewsOf(owned);
+      latent_avg = ViewOf(std::make_shared<const FloatTensor>(std::move(nv->latent_avg)));
+      auto gen = FromTensors(tensors, &*latent_avg, options);
+      if (!gen.ok()) return absl::Status(gen.status().code(), absl::StrCat(path, ": ", gen.status().message()));
+      rep.mean_latent_source = "checkpoint (mapping.w_avg)";
+      return gen;
+    }
     if (f.root->kind != PyValue::Kind::kDict) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": expected a checkpoint dict, found ", f.root->Describe()));
     }

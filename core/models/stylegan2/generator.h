@@ -80,23 +80,35 @@ enum class ModConvMode {
   kScaled,   // scale activations, shared weights, demodulate outputs (fused=False)
 };
 
+// How the stride-2 upsampling convolutions run (the same products either way; agree
+// within float rounding).
+enum class UpsampleMode {
+  kAuto,        // kTransposed (kPhases measured within noise on CPU, with a higher peak RSS)
+  kPhases,      // four stride-1 convolutions, one per output row/column parity
+  kTransposed,  // LibTorch's transposed convolution
+};
+
 struct LoadOptions {
   // "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
   std::string device = "cpu";
   // Which entry of a checkpoint dict to load: empty = "g_ema", else "g".
   std::string key;
   ModConvMode modconv = ModConvMode::kAuto;
+  UpsampleMode upsample = UpsampleMode::kAuto;
 };
 
 // What a load found, for `ganctl local inspect` and the model repository.
 struct LoadReport {
-  std::string format;      // zip | legacy | safetensors
+  std::string format;      // zip | legacy | safetensors | nvidia-pickle
   std::string source_key;  // "g_ema", "g", or "" for a bare state dict
   // Top-level checkpoint entries and a description of each.
   std::map<std::string, std::string> entries;
   // "checkpoint" (latent_avg entry) or "computed (4096 samples, seed 0)".
   std::string mean_latent_source;
   std::vector<std::string> ignored_tensors;  // state-dict tensors the generator does not use
+  // What a person should know about the conversion (NVIDIA pickles: settings with no
+  // rosinality equivalent).
+  std::vector<std::string> notes;
 };
 
 // Thread-safe: Generate and Map are const and may run concurrently; the weights are

@@ -38,6 +38,57 @@ inline at::Tensor FusedLeakyReluOwned(at::Tensor x, const at::Tensor& bias) {
   return x.mul_(kActGain);
 }
 
+// conv_transpose2d(x, w^T, stride 2, no padding) for a 3x3 kernel, then the depthwise
+// blur with padding 1: the upsampling convolution of StyleGAN2. x: [N, groups * in, H, W];
+// `weight` in convolution layout [groups * out, in, 3, 3]; `blur`: [out, 1, 4, 4]. Returns
+// [N * groups, out, 2H, 2W] (the groups become the batch).
+//
+// On CPU LibTorch 1.13 has no oneDNN transposed convolution: it runs them in its
+// col2im fallback (slow_conv_transpose2d), profiled at 43-160 GFLOP/s against 200-275
+// for the stride-1 convolutions of the same render, a third of the render's time. This
+// form (UpsampleMode::kPhases) runs the same products as four stride-1 (oneDNN)
+// convolutions; whole renders and training steps measured no faster with it on one
+// Intel CPU and peaked higher in memory (docs/benchmarks.md), so it is an option, not
+// the default. The four convolutions are one per (row, column) parity
+// of the transposed convolution's output: even output rows take kernel row 1, odd ones
+// rows 2 and 0 (likewise for columns). The input is padded (1 before, 2 after) so that
+// all four phases give (H+2) x (W+2) values; interleaved, they are the transposed
+// convolution's output framed by the blur's zero padding (one leading and two trailing
+// zero rows and columns), so the blur runs unpadded on its first 2H+3 rows and columns.
+inline at::Tensor UpConvPhases(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& blur, int64_t groups) {
+  const int64_t h = x.size(2), w = x.size(3);
+  const at::Tensor xq = at::constant_pad_nd(x, {1, 2, 1, 2});
+  auto taps = [](const at::Tensor& k, int64_t dim, bool odd) {
+    // odd: kernel taps {2, 0}; even: tap {1}.
+    return odd ? k.slice(dim, 0, 3, 2).flip({dim}) : k.narrow(dim, 1, 1);
+  };
+  auto phase = [&](bool odd_row, bool odd_col) {
+    const at::Tensor k = taps(taps(weight, 2, odd_row), 3, odd_col).contiguous();
+    return at::conv2d(xq, k, {}, 1, at::IntArrayRef{0}, 1, groups).narrow(2, 0, h + 2).narrow(3, 0, w + 2);
+  };
+  // [B, O, H+2, 2, W+2, 2] -> [B, O, 2H+4, 2W+4]: row 2m + r holds phase r's row m.
+  const at::Tensor rows0 = at::stack({phase(false, false), phase(false, true)}, -1);
+  const at::Tensor rows1 = at::stack({phase(true, false), phase(true, true)}, -1);
+  const at::Tensor up = at::stack({rows0, rows1}, 3);
+  const at::Tensor framed = up.reshape({-1, blur.size(0), 2 * h + 4, 2 * w + 4});
+  return at::conv2d(framed.narrow(2, 0, 2 * h + 3).narrow(3, 0, 2 * w + 3), blur, {}, 1, at::IntArrayRef{0}, 1,
+                    blur.size(0));
+}
+
+// The same with LibTorch's transposed convolution (the reference form, the default).
+inline at::Tensor UpConvTransposed(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& blur,
+                                   int64_t groups) {
+  const int64_t out = weight.size(0) / groups, in = weight.size(1), k = weight.size(2);
+  const at::Tensor wt = weight.view({groups, out, in, k, k}).transpose(1, 2).reshape({groups * in, out, k, k});
+  const at::Tensor y = at::conv_transpose2d(x, wt, {}, /*stride=*/2, /*padding=*/0, /*output_padding=*/0, groups);
+  return at::conv2d(y.view({-1, blur.size(0), y.size(2), y.size(3)}), blur, {}, 1, 1, 1, blur.size(0));
+}
+
+inline at::Tensor UpConv(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& blur, int64_t groups,
+                         bool phases) {
+  return phases ? UpConvPhases(x, weight, blur, groups) : UpConvTransposed(x, weight, blur, groups);
+}
+
 // One modulated convolution with its style affine; weights pre-scaled by their
 // equalized-lr constants (the same products the reference forms at run time).
 struct ModConv {
@@ -51,20 +102,20 @@ struct ModConv {
   at::Tensor Style(const at::Tensor& w) const { return at::linear(w, mod_weight, mod_bias); }
 
   // x: [B, in, H, W]; style: [B, in]. Returns [B, out, H', W'] (H' = 2H when upsampling).
-  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style, bool grouped) const {
-    return grouped ? ForwardGrouped(x, style) : ForwardScaled(x, style);
+  // phases: the upsampling convolution's form (UpsampleMode).
+  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style, bool grouped, bool phases) const {
+    return grouped ? ForwardGrouped(x, style, phases) : ForwardScaled(x, style, phases);
   }
 
   // rosinality's fused=False path: scale the activations by the style, convolve with
   // the shared weight, scale the output by the demodulation coefficients. One large
   // convolution instead of a grouped one per sample.
-  at::Tensor ForwardScaled(const at::Tensor& x, const at::Tensor& style) const {
+  at::Tensor ForwardScaled(const at::Tensor& x, const at::Tensor& style, bool phases) const {
     const int64_t b = x.size(0);
     at::Tensor in = x * style.view({b, in_channel, 1, 1});
     at::Tensor out;
     if (upsample) {
-      out = at::conv_transpose2d(in, weight.transpose(0, 1), {}, 2, 0);
-      out = at::conv2d(out, blur, {}, 1, 1, 1, out_channel);
+      out = UpConv(in, weight, blur, 1, phases);
     } else {
       out = at::conv2d(in, weight, {}, 1, kernel / 2);
     }
@@ -77,7 +128,7 @@ struct ModConv {
 
   // rosinality's fused=True path (the reference fixtures' path): per-sample weights,
   // one grouped convolution.
-  at::Tensor ForwardGrouped(const at::Tensor& x, const at::Tensor& style) const {
+  at::Tensor ForwardGrouped(const at::Tensor& x, const at::Tensor& style, bool phases) const {
     const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
     at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
     if (demodulate) {
@@ -85,15 +136,12 @@ struct ModConv {
       wt = wt * demod.view({b, out_channel, 1, 1, 1});
     }
     at::Tensor in = x.reshape({1, b * in_channel, h, w});
-    if (upsample) {
-      wt = wt.transpose(1, 2).reshape({b * in_channel, out_channel, kernel, kernel});
-      at::Tensor out = at::conv_transpose2d(in, wt, {}, /*stride=*/2, /*padding=*/0, /*output_padding=*/0,
-                                            /*groups=*/b);
-      out = out.view({b, out_channel, out.size(2), out.size(3)});
-      // Blur: upfirdn2d with pad (1, 1), a depthwise convolution with the flipped kernel.
-      return at::conv2d(out, blur, {}, 1, 1, 1, out_channel);
-    }
     wt = wt.view({b * out_channel, in_channel, kernel, kernel});
+    if (upsample) {
+      // Blur: upfirdn2d with pad (1, 1), a depthwise convolution with the flipped kernel.
+      at::Tensor out = UpConv(in, wt, blur, /*groups=*/b, phases);
+      return out.view({b, out_channel, out.size(2), out.size(3)});
+    }
     at::Tensor out = at::conv2d(in, wt, {}, 1, kernel / 2, 1, b);
     return out.view({b, out_channel, h, w});
   }
@@ -115,6 +163,8 @@ struct Generator::Impl {
   GeneratorConfig config;
   c10::Device device{c10::kCPU};
   ModConvMode modconv = ModConvMode::kAuto;
+  // Upsampling convolutions as four phase convolutions (UpsampleMode::kPhases).
+  bool upsample_phases = false;
 
   // Auto is the grouped form everywhere: choosing the form by batch size would make an
   // image's last bits depend on its batch companions even more, and on CPU the scaled
@@ -176,7 +226,7 @@ struct Generator::Impl {
     };
     auto styled = [&](const StyledConv& c, size_t layer, size_t noise_idx) {
       enter(layer);
-      at::Tensor out = c.conv.Forward(x, rows(styles[layer], layer), grouped);
+      at::Tensor out = c.conv.Forward(x, rows(styles[layer], layer), grouped, upsample_phases);
       if (!noise.empty()) {
         const at::Tensor n = rows(noise[noise_idx], layer);
         out = out.requires_grad() ? out + c.noise_weight * n : out.add_(c.noise_weight * n);
@@ -185,7 +235,7 @@ struct Generator::Impl {
     };
     auto rgb = [&](const ToRgb& t, size_t layer) {
       enter(layer);
-      at::Tensor out = t.conv.Forward(x, rows(styles[layer], layer), grouped) + t.bias;
+      at::Tensor out = t.conv.Forward(x, rows(styles[layer], layer), grouped, upsample_phases) + t.bias;
       if (skip.defined()) {
         out = out + at::conv_transpose2d(skip, t.upsample, {}, 2, 1, 0, 3);
       }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/io/npy.h"
+#include "core/models/stylegan2/generator_impl.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/util/np_random.h"
 #include "tests/testing/shared.h"
@@ -318,6 +319,39 @@ TEST(GeneratorPartialTest, PrefixGroupsRenderAsTheUngroupedBatch) {
   EXPECT_NE(differ.status().message().find("noise map"), std::string::npos) << differ.status();
   r.prefix_group = 4;  // does not divide 6
   EXPECT_TRUE(absl::IsInvalidArgument(g->Generate(r).status()));
+}
+
+// The CPU form of the upsampling convolution (four phase convolutions) against LibTorch's
+// transposed convolution: values and the gradients of input and weight, for one and two
+// groups and a non-square input. Float sums in another order: 1e-4 relative to the
+// largest value.
+TEST(UpConvTest, PhasesMatchTheTransposedConvolution) {
+  at::manual_seed(3);
+  for (int64_t groups : {1, 2}) {
+    const int64_t in = 5, out = 4, h = 6, w = 9;
+    const at::Tensor x0 = at::randn({1, groups * in, h, w});
+    const at::Tensor w0 = at::randn({groups * out, in, 3, 3});
+    const at::Tensor kernel = at::randn({4, 4});
+    const at::Tensor blur = kernel.view({1, 1, 4, 4}).repeat({out, 1, 1, 1});
+    const at::Tensor grad = at::randn({groups, out, 2 * h, 2 * w});
+    std::vector<at::Tensor> values, dx, dw;
+    for (bool phases : {true, false}) {
+      at::Tensor x = x0.clone().requires_grad_(true);
+      at::Tensor wt = w0.clone().requires_grad_(true);
+      at::Tensor y = phases ? UpConvPhases(x, wt, blur, groups) : UpConvTransposed(x, wt, blur, groups);
+      ASSERT_EQ(y.sizes(), grad.sizes());
+      (y * grad).sum().backward();
+      values.push_back(y.detach());
+      dx.push_back(x.grad());
+      dw.push_back(wt.grad());
+    }
+    for (const auto& pair : {std::make_pair(values, "values"), {dx, "input gradient"}, {dw, "weight gradient"}}) {
+      const auto& [t, what] = pair;
+      const double scale = t[1].abs().max().item<double>();
+      EXPECT_GT(scale, 0.1) << what;
+      EXPECT_LE((t[0] - t[1]).abs().max().item<double>(), 1e-4 * scale) << what << ", groups " << groups;
+    }
+  }
 }
 
 }  // namespace
