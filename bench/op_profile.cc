@@ -146,8 +146,11 @@ nlohmann::json ProfileOps(const std::function<bool()>& step, int top) {
   std::fprintf(stderr, "%-48s %8s %10s %7s %9s\n", "op (self time)", "calls", "self s", "share", "GFLOP/s");
   for (size_t i = 0; i < sorted.size() && static_cast<int>(i) < top; ++i) {
     const auto& [name, t] = sorted[i];
-    nlohmann::json row = {{"op", name}, {"calls", t.calls}, {"self_s", t.self_us * 1e-6},
-                          {"share", t.self_us * 1e-6 / wall_s}, {"category", Category(name)}};
+    nlohmann::json row = {{"op", name},
+                          {"calls", t.calls},
+                          {"self_s", t.self_us * 1e-6},
+                          {"share", t.self_us * 1e-6 / wall_s},
+                          {"category", Category(name)}};
     if (t.flops > 0) row["gflop_per_s"] = t.flops / (t.self_us * 1e-6) * 1e-9;
     std::fprintf(stderr, "%-48s %8lld %10.3f %6.1f%% %9s\n", name.c_str(), static_cast<long long>(t.calls),
                  t.self_us * 1e-6, 100.0 * t.self_us * 1e-6 / wall_s,

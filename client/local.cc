@@ -38,6 +38,7 @@ absl::Status LocalInspect(const LocalInspectArgs& args) {
   j["entries"] = report.entries;
   j["mean_latent"] = report.mean_latent_source;
   j["ignored_tensors"] = report.ignored_tensors;
+  if (!report.notes.empty()) j["notes"] = report.notes;
   // Training checkpoints also carry the discriminator.
   if (report.entries.count("d") != 0) {
     auto d = sg::Discriminator::Load(args.checkpoint, "cpu");
@@ -58,8 +59,9 @@ absl::Status LocalGenerate(const LocalGenerateArgs& a) {
   core::service::GenerateSpec spec;
   spec.model = a.checkpoint;
   const int sources = !a.z_npy.empty() + !a.w_npy.empty() + !a.wplus_npy.empty() + !a.s_npy.empty() + !a.seeds.empty();
-  if (sources != 1)
+  if (sources != 1) {
     return absl::InvalidArgumentError("give exactly one of --z-npy, --w-npy, --wplus-npy, --s-npy, --seeds");
+  }
   if (!a.seeds.empty()) {
     ASSIGN_OR_RETURN(spec.seeds, ParseSeeds(a.seeds, 4096));
   } else {
@@ -200,8 +202,9 @@ absl::StatusOr<std::vector<std::string>> ReadTexts(const std::vector<std::string
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (!j.is_array()) return absl::InvalidArgumentError(absl::StrCat(json_path, ": expected a JSON list of strings"));
     for (const auto& e : j) {
-      if (!e.is_string())
+      if (!e.is_string()) {
         return absl::InvalidArgumentError(absl::StrCat(json_path, ": expected a JSON list of strings"));
+      }
       out.push_back(e.get<std::string>());
     }
   }
@@ -250,8 +253,9 @@ absl::Status LocalEncodeText(const EncodeTextArgs& a) {
 absl::Status LocalEncodeImage(const EncodeImageArgs& a) {
   ASSIGN_OR_RETURN(auto model, core::clip::ClipModel::Load(a.clip, a.device));
   FloatTensor images;
-  if (!a.images_npy.empty() == !a.pngs.empty())
+  if (!a.images_npy.empty() == !a.pngs.empty()) {
     return absl::InvalidArgumentError("give exactly one of --images-npy and --png");
+  }
   if (!a.images_npy.empty()) {
     ASSIGN_OR_RETURN(images, core::ReadNpyFloat(a.images_npy));
   } else {

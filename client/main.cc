@@ -75,7 +75,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   health->add_option("--service", health_service, "health service: '' (server), liveness, readiness");
   health->callback([&] { result = ganserve::client::Health(conn, health_service); });
 
-  auto* models = app.add_subcommand("models", "list, show or delete models");
+  auto* models = app.add_subcommand("models", "list, show, delete or export models");
   models->require_subcommand(1);
   models->add_subcommand("list", "list models")->callback([&] { result = ganserve::client::ModelsList(conn); });
   std::string model_name;
@@ -85,6 +85,13 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   auto* mdel = models->add_subcommand("delete", "delete an adapted model");
   mdel->add_option("name", model_name)->required();
   mdel->callback([&] { result = ganserve::client::ModelsDelete(conn, model_name); });
+  std::string export_out, export_format = "torch";
+  auto* mexp = models->add_subcommand(
+      "export", "write a generator as a file the official tools load (rosinality torch.save zip, or safetensors)");
+  mexp->add_option("name", model_name)->required();
+  mexp->add_option("-o,--out", export_out, "output file")->required();
+  mexp->add_option("--format", export_format, "torch (default) | safetensors");
+  mexp->callback([&] { result = ganserve::client::ModelsExport(conn, model_name, export_format, export_out); });
 
   auto* jobs = app.add_subcommand("jobs", "list, show, watch or cancel jobs");
   jobs->require_subcommand(1);

@@ -22,6 +22,7 @@
 #include "core/models/clip/preprocess.h"
 #include "core/service/specs.h"
 #include "core/util/file_util.h"
+#include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -299,6 +300,50 @@ absl::Status ModelsDelete(const Connection& c, const std::string& name) {
   v1::DeleteModelResponse resp;
   RETURN_IF_ERROR(FromGrpc(c, stub->DeleteModel(&ctx, req, &resp)));
   Print(c, resp, absl::StrCat("deleted ", name, "\n"));
+  return absl::OkStatus();
+}
+
+absl::Status ModelsExport(const Connection& c, const std::string& name, const std::string& format,
+                          const std::string& out_path) {
+  v1::ExportModelRequest req;
+  req.set_name(name);
+  v1::ExportFormat f;
+  if (!v1::ExportFormat_Parse("EXPORT_FORMAT_" + absl::AsciiStrToUpper(format), &f) ||
+      f == v1::EXPORT_FORMAT_UNSPECIFIED) {
+    return absl::InvalidArgumentError(absl::StrCat("--format '", format, "' is not torch or safetensors"));
+  }
+  req.set_format(f);
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  auto reader = stub->ExportModel(&ctx, req);
+  v1::ExportModelChunk chunk;
+  std::string bytes, sha256, filename;
+  int64_t total = -1;
+  while (reader->Read(&chunk)) {
+    if (total < 0) {
+      total = chunk.total_bytes();
+      sha256 = chunk.sha256();
+      filename = chunk.filename();
+      bytes.reserve(static_cast<size_t>(std::max<int64_t>(total, 0)));
+    }
+    if (chunk.offset() != static_cast<int64_t>(bytes.size())) {
+      return absl::DataLossError(absl::StrCat("export chunk at offset ", chunk.offset(), " after ", bytes.size(),
+                                              " bytes: the stream is out of order"));
+    }
+    bytes += chunk.data();
+  }
+  RETURN_IF_ERROR(FromGrpc(c, reader->Finish()));
+  if (static_cast<int64_t>(bytes.size()) != total || core::Sha256Hex(bytes) != sha256) {
+    return absl::DataLossError(absl::StrCat("export of ", name, " arrived with ", bytes.size(), " of ", total,
+                                            " bytes or a SHA-256 mismatch; nothing was written"));
+  }
+  RETURN_IF_ERROR(core::WriteFileAtomic(out_path, bytes));
+  v1::ExportModelChunk written;  // what was written, without the data
+  written.set_filename(filename);
+  written.set_total_bytes(total);
+  written.set_sha256(sha256);
+  Print(c, written, absl::StrCat("wrote ", out_path, " (", total, " bytes, sha256 ", sha256, ")\n"));
   return absl::OkStatus();
 }
 

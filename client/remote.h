@@ -33,6 +33,10 @@ absl::Status Health(const Connection& c, const std::string& service);
 absl::Status ModelsList(const Connection& c);
 absl::Status ModelsGet(const Connection& c, const std::string& name);
 absl::Status ModelsDelete(const Connection& c, const std::string& name);
+// Streams a generator out to `out_path` (written atomically after its SHA-256 checks);
+// format: torch | safetensors.
+absl::Status ModelsExport(const Connection& c, const std::string& name, const std::string& format,
+                          const std::string& out_path);
 absl::Status JobsList(const Connection& c, const std::string& kind, const std::string& state, int page_size,
                       const std::string& page_token);
 absl::Status JobsGet(const Connection& c, const std::string& id);

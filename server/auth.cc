@@ -21,7 +21,7 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 
 Scope ScopeOf(const std::string& method) {
   if (method == "AdaptDomain" || method == "PrepareGlobalDirections" || method == "CancelJob" ||
-      method == "DeleteModel") {
+      method == "DeleteModel" || method == "ExportModel") {
     return Scope::kAdmin;
   }
   return Scope::kInference;
@@ -29,8 +29,9 @@ Scope ScopeOf(const std::string& method) {
 
 absl::StatusOr<std::unique_ptr<TokenAuth>> TokenAuth::FromFile(const std::string& path) {
   auto text = core::ReadFile(path, 1 << 20);
-  if (!text.ok())
+  if (!text.ok()) {
     return absl::Status(text.status().code(), absl::StrCat("auth tokens file: ", text.status().message()));
+  }
   return FromText(*text);
 }
 

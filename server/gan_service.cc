@@ -8,6 +8,7 @@
 #include "server/api/api.h"
 #include "server/rpc_scope.h"
 #include "server/status_util.h"
+#include "server/streams/export_stream.h"
 #include "server/streams/image_stream.h"
 #include "server/streams/job_stream.h"
 
@@ -190,6 +191,17 @@ grpc::ServerUnaryReactor* GanServiceImpl::GetModel(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* GanServiceImpl::DeleteModel(grpc::CallbackServerContext* call,
                                                       const v1::DeleteModelRequest* req, v1::DeleteModelResponse*) {
   return Unary(ctx_, call, "DeleteModel", [&] { return ctx_->service().DeleteModel(req->name()); });
+}
+
+grpc::ServerWriteReactor<v1::ExportModelChunk>* GanServiceImpl::ExportModel(grpc::CallbackServerContext* call,
+                                                                            const v1::ExportModelRequest* req) {
+  auto scope = std::make_unique<RpcScope>(ctx_->metrics, "ExportModel", call);
+  if (absl::Status a = Preamble(ctx_, call, "ExportModel", Kind::kRead); !a.ok()) {
+    return FailStream<v1::ExportModelChunk>(*scope, a);
+  }
+  // The proto's ExportFormat values are the core's; the service refuses unknown ones.
+  return StartExportStream(ctx_, req->name(), static_cast<core::service::ExportFormat>(req->format()),
+                           std::move(scope));
 }
 
 }  // namespace ganserve::server

@@ -38,6 +38,8 @@ class GanServiceImpl final : public v1::GanService::CallbackService {
                                      v1::Model* resp) override;
   grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* ctx, const v1::DeleteModelRequest* req,
                                         v1::DeleteModelResponse* resp) override;
+  grpc::ServerWriteReactor<v1::ExportModelChunk>* ExportModel(grpc::CallbackServerContext* ctx,
+                                                              const v1::ExportModelRequest* req) override;
 
  private:
   ServiceContext* const ctx_;

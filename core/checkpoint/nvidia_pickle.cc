@@ -108,9 +108,9 @@ absl::StatusOr<FloatTensor> Take(const Module& m, const std::string& path, const
 absl::Status CheckResampleFilter(const Module& m, const std::string& path) {
   ASSIGN_OR_RETURN(FloatTensor f, Take(m, path, "resample_filter", {4, 4}));
   static constexpr float kTaps[4] = {1, 3, 3, 1};
-  for (int i = 0; i < 4; ++i) {
-    for (int j = 0; j < 4; ++j) {
-      if (std::fabs(f.data[static_cast<size_t>(i * 4 + j)] - kTaps[i] * kTaps[j] / 64.0f) > 1e-6f) {
+  for (size_t i = 0; i < 4; ++i) {
+    for (size_t j = 0; j < 4; ++j) {
+      if (std::fabs(f.data[i * 4 + j] - kTaps[i] * kTaps[j] / 64.0f) > 1e-6f) {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ".resample_filter is not the [1,3,3,1] filter; rosinality's layout has no other"));
       }
@@ -193,7 +193,9 @@ absl::StatusOr<NvidiaGenerator> NvidiaGeneratorToRosinality(const PyRef& root) {
     return absl::InvalidArgumentError("only 3-channel (RGB) generators are supported");
   }
   const auto res = Number(synthesis->Attr("img_resolution"));
-  if (!res || *res < 8 || *res > 4096) return absl::InvalidArgumentError("synthesis.img_resolution missing or out of range");
+  if (!res || *res < 8 || *res > 4096) {
+    return absl::InvalidArgumentError("synthesis.img_resolution missing or out of range");
+  }
   NvidiaGenerator out;
   out.resolution = static_cast<int>(*res);
   const int64_t wd = static_cast<int64_t>(*w_dim);

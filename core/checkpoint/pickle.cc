@@ -123,7 +123,7 @@ class Unpickler {
     }
     return Push(MakeInt(static_cast<int64_t>(u)));
   }
-  absl::Status Reduce(PyRef callable, PyRef args);
+  absl::Status Reduce(const PyRef& callable, const PyRef& args);
   absl::Status SetItems(std::vector<PyRef> kv);
 
   absl::string_view d_;
@@ -198,7 +198,7 @@ absl::Status Unpickler::SetItems(std::vector<PyRef> kv) {
   return absl::OkStatus();
 }
 
-absl::Status Unpickler::Reduce(PyRef callable, PyRef args) {
+absl::Status Unpickler::Reduce(const PyRef& callable, const PyRef& args) {
   if (callable->kind != PyValue::Kind::kGlobal) return Err("REDUCE of a non-class");
   if (args->kind != PyValue::Kind::kTuple) return Err("REDUCE arguments are not a tuple");
   const std::string& cls = callable->s;
@@ -517,8 +517,9 @@ absl::StatusOr<PyRef> Unpickler::Run() {
         if (!args.ok()) return args.status();
         auto cls = Pop();
         if (!cls.ok()) return cls.status();
-        if ((*cls)->kind != PyValue::Kind::kGlobal || (*args)->kind != PyValue::Kind::kTuple)
+        if ((*cls)->kind != PyValue::Kind::kGlobal || (*args)->kind != PyValue::Kind::kTuple) {
           return Err("bad NEWOBJ_EX");
+        }
         RETURN_IF_ERROR(Reduce(*cls, *args));
         break;
       }
@@ -627,8 +628,9 @@ absl::StatusOr<PyRef> RebuildTorchObject(const std::string& cls, const std::vect
       view->shape.push_back(args[2]->items[k]->i);
       view->strides.push_back(args[3]->items[k]->i);
     }
-    if (view->offset < 0 || view->numel() < 0)
+    if (view->offset < 0 || view->numel() < 0) {
       return absl::InvalidArgumentError("tensor with a negative size or offset");
+    }
     auto v = Make(PyValue::Kind::kTensor);
     v->tensor = std::move(view);
     return v;

@@ -57,7 +57,7 @@ absl::StatusOr<StorageId> ParseStoragePid(const PyRef& pid, bool legacy) {
 }
 
 absl::StatusOr<TorchFile> ParseZip(std::shared_ptr<const MappedFile> file) {
-  ASSIGN_OR_RETURN(std::unique_ptr<ZipReader> zip, ZipReader::Open(file));
+  ASSIGN_OR_RETURN(std::unique_ptr<ZipReader> zip, ZipReader::Open(std::move(file)));
   if (zip->entries().empty()) return absl::InvalidArgumentError("archive is empty");
   const std::string& first = zip->entries()[0].name;
   size_t slash = first.find('/');
@@ -79,8 +79,9 @@ absl::StatusOr<TorchFile> ParseZip(std::shared_ptr<const MappedFile> file) {
     auto it = storages.find(rec);
     if (it != storages.end()) return it->second;
     auto bytes = zip->Read(rec);
-    if (!bytes.ok())
+    if (!bytes.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("tensor record ", rec, ": ", bytes.status().message()));
+    }
     const uint64_t need = static_cast<uint64_t>(id.numel) * DTypeSize(id.dtype);
     if (id.dtype == DType::kUInt8 && bytes->size >= static_cast<uint64_t>(id.numel)) {
       // Untyped storages count bytes.
@@ -143,8 +144,9 @@ absl::StatusOr<TorchFile> ParseLegacy(absl::string_view data, const std::shared_
   for (const PyRef& k : keys->items) {
     if (!k->IsString()) return absl::InvalidArgumentError("legacy storage key is not a string");
     auto it = roots.find(k->s);
-    if (it == roots.end())
+    if (it == roots.end()) {
       return absl::InvalidArgumentError(absl::StrCat("legacy storage ", k->s, " is not referenced"));
+    }
     if (data.size() - pos < 8) return absl::InvalidArgumentError("legacy file truncated in the storage data");
     int64_t numel;
     std::memcpy(&numel, data.data() + pos, 8);
@@ -172,8 +174,9 @@ absl::StatusOr<TorchFile> ParseLegacy(absl::string_view data, const std::shared_
       }
       const uint64_t esz = DTypeSize(id.dtype);
       const uint64_t off = static_cast<uint64_t>(vm[1]->i) * esz, len = static_cast<uint64_t>(vm[2]->i) * esz;
-      if (vm[1]->i < 0 || vm[2]->i < 0 || off + len > nbytes)
+      if (vm[1]->i < 0 || vm[2]->i < 0 || off + len > nbytes) {
         return absl::InvalidArgumentError("legacy storage view out of range");
+      }
       return StorageValue(id.dtype, vm[2]->i, base + off, len, owner);
     }
     auto it = made.find(id.key);
@@ -208,7 +211,7 @@ absl::StatusOr<PyRef> ReduceStorageBytes(const std::string& callable, const std:
 
 // A stream starting with PROTO: the legacy torch.save format (its first pickle is the
 // magic number) or a plain pickle (its only pickle is the object).
-absl::StatusOr<TorchFile> ParsePickleStream(std::shared_ptr<const MappedFile> file) {
+absl::StatusOr<TorchFile> ParsePickleStream(const std::shared_ptr<const MappedFile>& file) {
   absl::string_view data = file->view();
   size_t pos = 0;
   UnpickleOptions options;
@@ -255,7 +258,7 @@ absl::string_view TorchFileFormatName(TorchFileFormat f) {
 absl::StatusOr<TorchFile> ParseTorchFile(std::shared_ptr<const MappedFile> file) {
   absl::string_view d = file->view();
   if (d.size() >= 4 && d.substr(0, 4) == absl::string_view("PK\x03\x04", 4)) return ParseZip(std::move(file));
-  if (d.size() >= 2 && static_cast<uint8_t>(d[0]) == 0x80) return ParsePickleStream(std::move(file));
+  if (d.size() >= 2 && static_cast<uint8_t>(d[0]) == 0x80) return ParsePickleStream(file);
   if (d.size() > 262 && d.substr(257, 5) == "ustar") {
     return absl::InvalidArgumentError(
         "this is a pre-0.4 PyTorch tar checkpoint; re-save it with torch.save in a current PyTorch");

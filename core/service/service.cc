@@ -3,6 +3,8 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_writer.h"
 #include "core/service/job_runners.h"
 #include "core/util/status_macros.h"
 
@@ -117,6 +119,35 @@ absl::StatusOr<ModelInfo> Service::GetModel(const std::string& name) {
 absl::Status Service::DeleteModel(const std::string& name) {
   RETURN_IF_ERROR(ValidateModelName(name));
   return d_.repository->Delete(name);
+}
+
+absl::StatusOr<ExportedModel> Service::ExportModel(const std::string& name, ExportFormat format) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  if (format != ExportFormat::kUnspecified && format != ExportFormat::kTorch && format != ExportFormat::kSafetensors) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("format ", static_cast<int>(format), " is unknown; use TORCH (1) or SAFETENSORS (2)"));
+  }
+  ASSIGN_OR_RETURN(ModelInfo info, d_.repository->Get(name));
+  if (info.kind != ModelKind::kGenerator && info.kind != ModelKind::kAdaptedGenerator) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(info.kind),
+                                                      " model; only generators and adapted generators export"));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const stylegan2::Generator> gen, d_.repository->GetGenerator(name));
+  std::map<std::string, FloatTensor> g_ema = gen->StateDict();
+  ExportedModel out;
+  if (format == ExportFormat::kSafetensors) {
+    g_ema["latent_avg"] = gen->mean_latent();
+    std::map<std::string, std::string> meta{{"layout", "rosinality-stylegan2"}, {"model", name}};
+    if (!info.base_model.empty()) meta["base_model"] = info.base_model;
+    if (!info.target_text.empty()) meta["target_text"] = info.target_text;
+    if (!info.source_text.empty()) meta["source_text"] = info.source_text;
+    out.filename = name + ".safetensors";
+    out.bytes = EncodeSafetensors(g_ema, meta);
+    return out;
+  }
+  out.filename = name + ".pt";
+  out.bytes = EncodeTorchSave({{"g_ema", std::move(g_ema)}, {"latent_avg", gen->mean_latent()}});
+  return out;
 }
 
 absl::StatusOr<GeneratePlan> Service::PlanGenerate(GenerateSpec spec) {

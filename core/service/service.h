@@ -47,6 +47,13 @@ struct ServiceDeps {
 
 // Thread-safe. Planning methods may map latents or encode text: call them on the
 // device executor.
+enum class ExportFormat { kUnspecified = 0, kTorch = 1, kSafetensors = 2 };
+
+struct ExportedModel {
+  std::string filename;  // NAME.pt or NAME.safetensors
+  std::string bytes;
+};
+
 class Service {
  public:
   explicit Service(ServiceDeps deps) : d_(std::move(deps)) {}
@@ -69,6 +76,10 @@ class Service {
   absl::StatusOr<std::vector<ModelInfo>> ListModels(int kind);
   absl::StatusOr<ModelInfo> GetModel(const std::string& name);
   absl::Status DeleteModel(const std::string& name);
+  // A generator (base or adapted) as a file: rosinality's torch.save layout or
+  // safetensors. NotFound, FailedPrecondition for other kinds or a failed model,
+  // InvalidArgument for an unknown format.
+  absl::StatusOr<ExportedModel> ExportModel(const std::string& name, ExportFormat format);
 
   absl::StatusOr<GeneratePlan> PlanGenerate(GenerateSpec spec);
   // Direction and global-direction edits.

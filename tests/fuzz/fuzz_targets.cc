@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/checkpoint/nvidia_pickle.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_file.h"
 #include "core/io/image_codec.h"
@@ -32,6 +33,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (v.ok()) Touch(*v);
 #elif defined(GANSERVE_FUZZ_TORCH)
   auto f = gc::ParseTorchFile(gc::MappedFile::FromString(bytes));
+  if (f.ok() && f->format == gc::TorchFileFormat::kPickle) {
+    // NVIDIA network pickles: the walk over persistent objects and the key map.
+    auto nv = gc::NvidiaGeneratorToRosinality(f->root);
+    if (nv.ok()) {
+      for (const auto& [name, t] : nv->tensors) Touch(gc::ViewOf(std::make_shared<const gc::FloatTensor>(t)));
+    }
+  }
   if (f.ok()) {
     auto sd = gc::StateDictTensors(f->root);
     if (sd.ok()) {

@@ -513,6 +513,21 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
                  return Unary(&Stub::DeleteModel, s, r);
                },
                C::INVALID_ARGUMENT, "name"});
+  auto export_row = [&](const char* what, std::string name, int format, C code, const char* says) {
+    t.push_back({"ExportModel", what,
+                 [name, format](Stub* s) {
+                   v1::ExportModelRequest r;
+                   r.set_name(name);
+                   r.set_format(static_cast<v1::ExportFormat>(format));
+                   grpc::ClientContext c;
+                   return Drain<v1::ExportModelChunk>(s->ExportModel(&c, r));
+                 },
+                 code, says});
+  };
+  export_row("unknown model", "nope", 1, C::NOT_FOUND, "nope");
+  export_row("a path", "../models", 1, C::INVALID_ARGUMENT, "name");
+  export_row("unknown format", "tiny", 9, C::INVALID_ARGUMENT, "format 9 is unknown");
+  export_row("a model that failed to load", "broken", 1, C::FAILED_PRECONDITION, "missing.pt");
   // Bytes that are not a message of the method's type: INVALID_ARGUMENT naming the type
   // (gRPC's own answer would be UNIMPLEMENTED, as if the method did not exist).
   auto raw = [&](const char* rpc, const char* what, std::string bytes, const char* type) {

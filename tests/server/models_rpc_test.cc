@@ -1,4 +1,4 @@
-// ListModels / GetModel / DeleteModel against the real server.
+// ListModels / GetModel / DeleteModel / ExportModel against the real server.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -7,9 +7,13 @@
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
+#include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_file.h"
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/util/mapped_file.h"
+#include "core/util/sha256.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
@@ -51,6 +55,104 @@ TEST_F(GanServiceTest, ModelsListShowsReadyAndBrokenModels) {
   del.set_name("tiny");
   v1::DeleteModelResponse dr;
   EXPECT_EQ(stub->DeleteModel(&c3, del, &dr).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// Reassembles an ExportModel stream; checks offsets, size and SHA-256.
+std::string Export(v1::GanService::Stub* stub, const std::string& name, v1::ExportFormat format, grpc::Status* st,
+                   std::string* filename = nullptr) {
+  grpc::ClientContext ctx;
+  v1::ExportModelRequest req;
+  req.set_name(name);
+  req.set_format(format);
+  auto chunks = ReadAll<v1::ExportModelChunk>(stub->ExportModel(&ctx, req), st);
+  std::string bytes;
+  for (const auto& c : chunks) {
+    EXPECT_EQ(c.offset(), static_cast<int64_t>(bytes.size()));
+    bytes += c.data();
+  }
+  if (!chunks.empty()) {
+    EXPECT_EQ(chunks[0].total_bytes(), static_cast<int64_t>(bytes.size()));
+    EXPECT_EQ(chunks[0].sha256(), core::Sha256Hex(bytes));
+    if (filename != nullptr) *filename = chunks[0].filename();
+  }
+  return bytes;
+}
+
+// Every tensor of `got` bit-equal to the same-named one in `want`, and no key missing.
+void ExpectSameTensors(const std::map<std::string, core::TensorView>& got,
+                       const std::map<std::string, core::TensorView>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  for (const auto& [name, w] : want) {
+    auto it = got.find(name);
+    ASSERT_NE(it, got.end()) << name;
+    auto a = core::ToFloatTensor(it->second);
+    auto b = core::ToFloatTensor(w);
+    ASSERT_TRUE(a.ok() && b.ok()) << name;
+    EXPECT_EQ(a->shape, b->shape) << name;
+    EXPECT_EQ(a->data, b->data) << name;
+  }
+}
+
+TEST_F(GanServiceTest, ExportModelWritesTheGeneratorInRosinalityLayout) {
+  auto stub = server_->Stub();
+  auto original = core::LoadSafetensors(server_->repo() + "/tiny/g.safetensors");
+  ASSERT_TRUE(original.ok()) << original.status();
+
+  grpc::Status st;
+  std::string filename;
+  const std::string pt = Export(stub.get(), "tiny", v1::EXPORT_FORMAT_UNSPECIFIED, &st, &filename);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(filename, "tiny.pt");
+  auto parsed = core::ParseTorchFile(core::MappedFile::FromString(pt));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->format, core::TorchFileFormat::kZip);
+  auto g_ema = core::StateDictTensors(parsed->root->Get("g_ema"));
+  ASSERT_TRUE(g_ema.ok()) << g_ema.status();
+  ExpectSameTensors(*g_ema, original->tensors);
+  core::PyRef avg = parsed->root->Get("latent_avg");
+  ASSERT_NE(avg, nullptr);
+  ASSERT_EQ(avg->kind, core::PyValue::Kind::kTensor);
+  EXPECT_EQ(avg->tensor->shape, original->tensors.at("style.1.bias").shape);  // [style_dim]
+
+  const std::string st_bytes = Export(stub.get(), "tiny", v1::EXPORT_FORMAT_SAFETENSORS, &st, &filename);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(filename, "tiny.safetensors");
+  auto sf = core::ParseSafetensors(core::MappedFile::FromString(st_bytes));
+  ASSERT_TRUE(sf.ok()) << sf.status();
+  EXPECT_EQ(sf->metadata["layout"], "rosinality-stylegan2");
+  auto from_st = sf->tensors;
+  ASSERT_EQ(from_st.erase("latent_avg"), 1u);
+  ExpectSameTensors(from_st, original->tensors);
+}
+
+TEST_F(GanServiceTest, ExportModelRefusesWhatIsNotAnExportableGenerator) {
+  auto stub = server_->Stub();
+  struct Case {
+    std::string name;
+    int format;
+    grpc::StatusCode code;
+    std::string words;
+  };
+  std::vector<Case> cases = {
+      {"nope", 1, grpc::StatusCode::NOT_FOUND, "nope"},
+      {"broken", 1, grpc::StatusCode::FAILED_PRECONDITION, "missing.pt"},
+      {"tiny", 7, grpc::StatusCode::INVALID_ARGUMENT, "format 7 is unknown"},
+      {"../tiny", 1, grpc::StatusCode::INVALID_ARGUMENT, "name"},
+  };
+  if (!SharedDir().empty()) {
+    cases.push_back({"clip-tiny", 1, grpc::StatusCode::FAILED_PRECONDITION, "only generators and adapted generators"});
+  }
+  for (const auto& c : cases) {
+    grpc::Status st;
+    const std::string bytes = Export(stub.get(), c.name, static_cast<v1::ExportFormat>(c.format), &st);
+    EXPECT_EQ(st.error_code(), c.code) << c.name << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(c.words), std::string::npos) << c.name << ": " << st.error_message();
+    EXPECT_TRUE(bytes.empty()) << c.name;
+  }
+  // The server still serves.
+  grpc::Status st;
+  EXPECT_FALSE(Export(stub.get(), "tiny", v1::EXPORT_FORMAT_TORCH, &st).empty());
+  EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
 }  // namespace
