@@ -65,6 +65,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
               .Help("Device out-of-memory errors answered with RESOURCE_EXHAUSTED.")
               .Register(*registry_)
               .Add({});
+  retention_bytes_ = &prometheus::BuildCounter()
+                          .Name("ganserve_retention_reclaimed_bytes_total")
+                          .Help("Bytes the retention passes deleted: finished jobs' events, unneeded checkpoints.")
+                          .Register(*registry_);
+  retention_items_ = &prometheus::BuildCounter()
+                          .Name("ganserve_retention_deleted_total")
+                          .Help("Items the retention passes deleted: events, checkpoints.")
+                          .Register(*registry_);
+  for (const char* what : {"events", "checkpoints"}) {
+    retention_bytes_->Add({{"what", what}});
+    retention_items_->Add({{"what", what}});
+  }
   rejected_ = &prometheus::BuildCounter()
                    .Name("ganserve_rejected_requests_total")
                    .Help("Requests refused before any work, by reason.")
@@ -143,6 +155,13 @@ void Metrics::RecordRenderBatch(int images, int requests) {
   render_batch_requests_->Observe(requests);
 }
 
+void Metrics::OnRetentionPass(const core::RetentionStats& stats) {
+  retention_bytes_->Add({{"what", "events"}}).Increment(static_cast<double>(stats.events.bytes));
+  retention_items_->Add({{"what", "events"}}).Increment(static_cast<double>(stats.events.events));
+  retention_bytes_->Add({{"what", "checkpoints"}}).Increment(static_cast<double>(stats.checkpoint_bytes));
+  retention_items_->Add({{"what", "checkpoints"}}).Increment(static_cast<double>(stats.checkpoint_files));
+}
+
 void Metrics::RecordRejected(const std::string& reason) { rejected_->Add({{"reason", reason}}).Increment(); }
 
 void Metrics::SetModelsLoaded(int ready, int failed) {
@@ -181,7 +200,7 @@ void Metrics::RefreshProcessGauges() {
     device_total_->Add({{"device", index}}).Set(static_cast<double>(d.total_bytes));
   }
   std::ifstream statm("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;  // NOLINT(runtime/int)
+  int64_t pages_total = 0, pages_resident = 0;
   if (statm >> pages_total >> pages_resident) {
     resident_->Add({}).Set(static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)));
   }

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/jobs/job_engine.h"
+#include "core/jobs/retention.h"
 #include "core/runtime/device_executor.h"
 #include "core/service/service.h"
 
@@ -25,7 +26,10 @@ namespace ganserve::server {
 class MetricsHttpServer;
 
 // Thread-safe (prometheus-cpp metrics are atomic; families lock on Add).
-class Metrics : public core::ExecutorObserver, public core::JobObserver, public core::service::ServiceObserver {
+class Metrics : public core::ExecutorObserver,
+                public core::JobObserver,
+                public core::service::ServiceObserver,
+                public core::RetentionObserver {
  public:
   Metrics();
   ~Metrics() override;
@@ -51,6 +55,9 @@ class Metrics : public core::ExecutorObserver, public core::JobObserver, public 
   void OnJobEnded(core::JobKind kind, core::JobState state, double seconds) override;
   void OnStep(core::JobKind kind, double seconds) override;
   void OnJobsQueued(size_t depth) override;
+
+  // core::RetentionObserver
+  void OnRetentionPass(const core::RetentionStats& stats) override;
 
   // Refreshes gauges read from the process (resident memory) before a scrape.
   void RefreshProcessGauges();
@@ -80,6 +87,8 @@ class Metrics : public core::ExecutorObserver, public core::JobObserver, public 
   prometheus::Family<prometheus::Histogram>* step_duration_;
   prometheus::Family<prometheus::Gauge>* jobs_queued_;
   prometheus::Family<prometheus::Gauge>* resident_;
+  prometheus::Family<prometheus::Counter>* retention_bytes_;
+  prometheus::Family<prometheus::Counter>* retention_items_;
 };
 
 }  // namespace ganserve::server

@@ -126,6 +126,16 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_CHECKPOINT_EVERY")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
+  app.add_option("--job_retention_hours", o.app.retention.job_retention_hours,
+                 "events and previews of jobs that finished longer ago are deleted (0: kept forever)")
+      ->envname("GANSERVE_JOB_RETENTION_HOURS")
+      ->check(CLI::Range(int64_t{0}, int64_t{24} * 365 * 10))
+      ->capture_default_str();
+  app.add_option("--retention_interval_seconds", o.app.retention.interval_seconds,
+                 "seconds between retention passes (the first runs at start-up)")
+      ->envname("GANSERVE_RETENTION_INTERVAL_SECONDS")
+      ->check(CLI::Range(int64_t{1}, int64_t{86400} * 7))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -80,6 +80,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   app.executor_observer = metrics;
   app.job_observer = metrics;
   app.service_observer = metrics;
+  app.retention_observer = metrics;
   app.batch_observer = [metrics](int images, int requests) { metrics->RecordRenderBatch(images, requests); };
   app.event_encoder = api::EncodeJobEvent;
   app.legacy_decoder = api::DecodeLegacyRequest;

@@ -19,7 +19,9 @@ class PickleOut {
   PickleOut() { out_ = {kProto, '\x02'}; }
 
   void Op(char op) { out_.push_back(op); }
-  void Global(const char* module, const char* name) { absl::StrAppend(&out_, std::string(1, kGlobal), module, "\n", name, "\n"); }
+  void Global(const char* module, const char* name) {
+    absl::StrAppend(&out_, std::string(1, kGlobal), module, "\n", name, "\n");
+  }
   void Str(const std::string& s) {
     Op(kBinUnicode);
     Put32(static_cast<uint32_t>(s.size()));

@@ -69,6 +69,13 @@ struct ListJobsPage {
   std::string next_page_token;  // empty when done
 };
 
+// What a retention pass removed.
+struct PruneStats {
+  int64_t jobs = 0;    // jobs whose events were pruned
+  int64_t events = 0;  // events deleted
+  int64_t bytes = 0;   // their payload bytes (previews are most of it)
+};
+
 // Implementations are thread-safe.
 class JobStore {
  public:
@@ -100,6 +107,10 @@ class JobStore {
   // Events with seq > after_seq, ascending, at most `limit`.
   virtual absl::StatusOr<std::vector<JobEventRecord>> ListEvents(const std::string& job_id, int64_t after_seq,
                                                                  int limit) = 0;
+  // Retention: deletes the events of finished jobs (succeeded, failed, cancelled) that
+  // ended before `ended_before_ms`, except each job's newest (its terminal state), which
+  // stays with the job's row. Space freed inside the store is reused by later writes.
+  virtual absl::StatusOr<PruneStats> PruneEvents(int64_t ended_before_ms) = 0;
   // The smallest seq still stored for the job (0 when it has none); events below it
   // were pruned.
   virtual absl::StatusOr<int64_t> FirstSeq(const std::string& job_id) = 0;

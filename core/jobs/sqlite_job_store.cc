@@ -426,6 +426,39 @@ absl::StatusOr<std::vector<JobEventRecord>> SqliteJobStore::ListEvents(const std
   return out;
 }
 
+absl::StatusOr<PruneStats> SqliteJobStore::PruneEvents(int64_t ended_before_ms) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](absl::Status s) {
+    Exec("ROLLBACK").IgnoreError();
+    return s;
+  };
+  // Finished jobs with events below their newest; one statement measures, one deletes.
+  const std::string finished =
+      absl::StrCat("SELECT id FROM jobs WHERE state IN (", static_cast<int>(JobState::kSucceeded), ",",
+                   static_cast<int>(JobState::kFailed), ",", static_cast<int>(JobState::kCancelled),
+                   ") AND end_time_ms > 0 AND end_time_ms < ?1");
+  const std::string old_events = absl::StrCat("FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE e.job_id IN (",
+                                              finished, ") AND e.seq < j.last_seq");
+  PruneStats out;
+  Stmt measure(db_, "SELECT COUNT(DISTINCT e.job_id), COUNT(*), COALESCE(SUM(LENGTH(e.payload)), 0) " + old_events);
+  if (!measure.status().ok()) return fail(measure.status());
+  measure.Bind(1, ended_before_ms);
+  if (measure.Step() != SQLITE_ROW) return fail(absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_))));
+  out.jobs = measure.Int(0);
+  out.events = measure.Int(1);
+  out.bytes = measure.Int(2);
+  if (out.events > 0) {
+    Stmt del(db_, absl::StrCat("DELETE FROM job_events WHERE job_id IN (", finished,
+                               ") AND seq < (SELECT last_seq FROM jobs WHERE jobs.id = job_events.job_id)"));
+    if (!del.status().ok()) return fail(del.status());
+    del.Bind(1, ended_before_ms);
+    if (absl::Status s = del.StepDone(); !s.ok()) return fail(s);
+  }
+  RETURN_IF_ERROR(Exec("COMMIT"));
+  return out;
+}
+
 absl::StatusOr<int64_t> SqliteJobStore::FirstSeq(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   Stmt s(db_, "SELECT COALESCE(MIN(seq), 0) FROM job_events WHERE job_id = ?");

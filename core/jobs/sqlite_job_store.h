@@ -40,6 +40,7 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<std::vector<JobEventRecord>> ListEvents(const std::string& job_id, int64_t after_seq,
                                                          int limit) override;
   absl::StatusOr<int64_t> FirstSeq(const std::string& job_id) override;
+  absl::StatusOr<PruneStats> PruneEvents(int64_t ended_before_ms) override;
 
  private:
   explicit SqliteJobStore(sqlite3* db) : db_(db) {}

@@ -62,6 +62,8 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   deps.limits = o.limits;
   deps.data_dir = o.data_dir;
   app->service_ = std::make_unique<Service>(std::move(deps));
+  app->retention_ =
+      std::make_unique<RetentionLoop>(app->store_.get(), eng.checkpoint_dir, o.retention, o.retention_observer);
   return app;
 }
 
@@ -74,12 +76,14 @@ int Application::LoadModelsAndStartJobs() {
   }
   const int ready = repository_->LoadAll();
   if (absl::Status st = engine_->Start(); !st.ok()) spdlog::error("job engine did not start: {}", st.ToString());
+  retention_->Start();
   return ready;
 }
 
 void Application::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  if (retention_ != nullptr) retention_->Stop();
   if (engine_ != nullptr) engine_->Shutdown();
   if (executor_ != nullptr) executor_->Shutdown();
   if (host_pool_ != nullptr) host_pool_->Shutdown();

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "core/jobs/job_engine.h"
 #include "core/jobs/job_store.h"
+#include "core/jobs/retention.h"
 #include "core/models/clip/text_embedding_cache.h"
 #include "core/registry/model_repository.h"
 #include "core/runtime/device_executor.h"
@@ -47,6 +48,9 @@ struct ApplicationOptions {
   int host_threads = HostPool::Options{}.threads;
   // Training checkpoint interval in steps (0 = never).
   int checkpoint_every = JobEngine::Options{}.checkpoint_every;
+  // What finished jobs leave behind: events kept this long, passes this often.
+  RetentionOptions retention;
+  RetentionObserver* retention_observer = nullptr;
   // Observers (not owned; may be null) and the edge's event encoding for the store.
   ExecutorObserver* executor_observer = nullptr;
   JobObserver* job_observer = nullptr;
@@ -92,6 +96,7 @@ class Application {
   std::unique_ptr<GlobalStatsCache> stats_cache_;
   std::unique_ptr<JobEngine> engine_;
   std::unique_ptr<Service> service_;
+  std::unique_ptr<RetentionLoop> retention_;
   bool shut_down_ = false;
 };
 

@@ -86,6 +86,20 @@ if true; then
   "$ganctl" --server "$addr" generate --model demo-sketch --seeds 1-2 --out "$work/sketch" 2> /dev/null
   [ -s "$work/sketch/seed1.png" ] || fail "adapted model did not render"
   cmp -s "$work/sketch/seed1.png" "$work/out/seed1.png" && fail "adapted model renders the same as its base"
+  # Out as files the official tools load; ganctl's own loader and (when installed)
+  # torch.load read them back.
+  mkdir -p "$work/export"
+  "$ganctl" --server "$addr" models export demo-sketch -o "$work/export/sketch.pt" > /dev/null || fail "export"
+  "$ganctl" --server "$addr" models export demo-sketch --format safetensors -o "$work/export/sketch.safetensors" \
+    > /dev/null || fail "export safetensors"
+  for f in sketch.pt sketch.safetensors; do
+    "$ganctl" local inspect --checkpoint "$work/export/$f" | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["resolution"]==32, m' \
+      || fail "exported $f does not load"
+  done
+  if /usr/bin/python3 -c 'import torch' 2> /dev/null; then
+    /usr/bin/python3 -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=True); assert set(c) == {"g_ema", "latent_avg"}, c.keys()' \
+      "$work/export/sketch.pt" || fail "torch.load of the export"
+  fi
   # The same request_id and payload attaches to the finished job instead of training again.
   "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 4 \
     --preview-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine --set adam_steps=ADAM_STEPS_SHARED \

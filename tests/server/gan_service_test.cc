@@ -84,6 +84,60 @@ TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {
   EXPECT_EQ(status, 404);
 }
 
+// The retention pass at start-up: a job that finished long ago keeps its row and its
+// terminal event; its earlier events (and their previews) are gone, WatchJob from the
+// start says so, and the metrics count what was deleted.
+TEST(GanServerRetentionTest, OldFinishedJobsKeepOnlyTheirTerminalEvent) {
+  TestServerOptions opt;
+  opt.prepare_data = [](const std::string& data) {
+    auto store = core::SqliteJobStore::Open(data + "/jobs.db");
+    ASSERT_TRUE(store.ok());
+    core::JobRecord old_job;
+    old_job.id = "job-old";
+    old_job.kind = core::JobKind::kAdapt;
+    old_job.model = "tiny";
+    old_job.create_time_ms = 1000;
+    ASSERT_TRUE((*store)->CreateJob(old_job).ok());
+    for (int i = 1; i <= 3; ++i) {
+      if (i == 3) {
+        old_job.state = core::JobState::kSucceeded;
+        old_job.end_time_ms = 5000;  // 1970: far past the default 168 h
+      }
+      v1::JobEvent ev;
+      ev.set_seq(i);
+      ev.mutable_job()->set_id(old_job.id);
+      ASSERT_TRUE((*store)->AppendEvent(old_job, "progress", ev.SerializeAsString(), 1000 + i).ok());
+    }
+  };
+  TestServer server(Root("retention"), opt);
+  std::string body;
+  for (int i = 0; i < 100; ++i) {  // the pass runs on its own thread at start-up
+    body = HttpGet(server.metrics_port(), "/metrics");
+    if (body.find("ganserve_retention_deleted_total{what=\"events\"} 2") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(body.find("ganserve_retention_deleted_total{what=\"events\"} 2"), std::string::npos) << body;
+  auto stub = server.Stub();
+  grpc::ClientContext ctx;
+  v1::GetJobRequest get;
+  get.set_id("job-old");
+  v1::Job job;
+  ASSERT_TRUE(stub->GetJob(&ctx, get, &job).ok());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+  grpc::ClientContext wctx;
+  v1::WatchJobRequest watch;
+  watch.set_id("job-old");
+  grpc::Status st;
+  auto events = ReadAll<v1::JobEvent>(stub->WatchJob(&wctx, watch), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::OUT_OF_RANGE) << st.error_message();
+  EXPECT_NE(st.error_message().find("discarded"), std::string::npos) << st.error_message();
+  grpc::ClientContext w2;
+  watch.set_after_seq(2);
+  events = ReadAll<v1::JobEvent>(stub->WatchJob(&w2, watch), &st);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(events.size(), 1u);
+}
+
 TEST(GanServerLifecycleTest, ShutdownTurnsHealthNotServingAndRefusesWork) {
   TestServer s(Root("lifecycle"));
   auto health = grpc::health::v1::Health::NewStub(s.channel());

@@ -1,9 +1,12 @@
 #include "core/jobs/sqlite_job_store.h"
 
+#include "core/jobs/retention.h"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <fstream>
 
 namespace ganserve::core {
 namespace {
@@ -155,6 +158,113 @@ TEST_F(SqliteJobStoreTest, RequestsInAnotherEncodingAreListedAndRewritten) {
   EXPECT_EQ(job->request, "{}");
   EXPECT_EQ(job->request_encoding, "new");
   EXPECT_EQ(store_->ListRequestsNotEncodedAs("new")->size(), 1u);
+}
+
+// Retention: events of finished jobs that ended before the cutoff go, each job's newest
+// (terminal) event stays; running jobs and recently ended ones keep everything; the
+// freed pages are reused, so a store that is filled and pruned in rounds stays bounded.
+TEST_F(SqliteJobStoreTest, PruneKeepsTerminalEventsAndTheFileBounded) {
+  const std::string preview(20000, 'p');  // ~ a preview grid's PNG
+  auto file_bytes = [&] {
+    uintmax_t n = std::filesystem::file_size(path_);
+    if (std::filesystem::exists(path_ + "-wal")) n += std::filesystem::file_size(path_ + "-wal");
+    return n;
+  };
+  uintmax_t after_second = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 20; ++i) {
+      JobRecord j = Job("job-" + std::to_string(round) + "-" + std::to_string(i), 1000);
+      ASSERT_TRUE(store_->CreateJob(j).ok());
+      for (int e = 0; e < 9; ++e) ASSERT_TRUE(store_->AppendEvent(j, "preview", preview, 1000 + e).ok());
+      j.state = JobState::kSucceeded;
+      j.end_time_ms = 10000 + round;
+      ASSERT_TRUE(store_->AppendEvent(j, "state", "done", 2000).ok());
+    }
+    auto pruned = store_->PruneEvents(10000 + round + 1);
+    ASSERT_TRUE(pruned.ok()) << pruned.status();
+    EXPECT_EQ(pruned->jobs, 20);
+    EXPECT_EQ(pruned->events, 20 * 9);
+    EXPECT_EQ(pruned->bytes, 20 * 9 * static_cast<int64_t>(preview.size()));
+    // After the first round the WAL has been checkpointed into the file once: the
+    // steady state, from which later rounds reuse the freed pages.
+    if (round == 1) after_second = file_bytes();
+  }
+  // Five rounds of 3.6 MB of previews each (18 MB without pruning): the database and its
+  // WAL stay at the size they reached after two.
+  EXPECT_LE(file_bytes(), after_second + after_second / 10) << "after two rounds " << after_second;
+
+  auto job = store_->GetJob("job-4-7");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, JobState::kSucceeded);
+  EXPECT_EQ(*store_->FirstSeq(job->id), job->last_seq);
+  auto events = store_->ListEvents(job->id, 0, 100);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].payload, "done");
+
+  // A running job and a job that ended after the cutoff keep every event; a second pass
+  // finds nothing.
+  JobRecord running = Job("job-running", 1000);
+  ASSERT_TRUE(store_->CreateJob(running).ok());
+  running.state = JobState::kRunning;
+  JobRecord recent = Job("job-recent", 1000);
+  ASSERT_TRUE(store_->CreateJob(recent).ok());
+  for (int e = 0; e < 3; ++e) {
+    ASSERT_TRUE(store_->AppendEvent(running, "preview", preview, 1000).ok());
+    ASSERT_TRUE(store_->AppendEvent(recent, "preview", preview, 1000).ok());
+  }
+  recent.state = JobState::kFailed;
+  recent.end_time_ms = 50000;
+  ASSERT_TRUE(store_->UpdateJob(recent).ok());
+  auto again = store_->PruneEvents(20000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->events, 0);
+  EXPECT_EQ(store_->ListEvents("job-running", 0, 100)->size(), 3u);
+  EXPECT_EQ(store_->ListEvents("job-recent", 0, 100)->size(), 3u);
+}
+
+// A retention pass: events past the retention period, and the checkpoints of finished or
+// unknown jobs (never those of queued or running ones).
+TEST_F(SqliteJobStoreTest, RetentionPassPrunesEventsAndUnneededCheckpoints) {
+  const int64_t hour_ms = 3600 * 1000;
+  const int64_t now_ms = 1000 * hour_ms;
+  JobRecord old_job = Job("job-old", 1), fresh = Job("job-fresh", 1), running = Job("job-running", 1);
+  for (JobRecord* j : {&old_job, &fresh, &running}) {
+    ASSERT_TRUE(store_->CreateJob(*j).ok());
+    for (int e = 0; e < 4; ++e) ASSERT_TRUE(store_->AppendEvent(*j, "preview", std::string(100, 'x'), 1).ok());
+  }
+  old_job.state = JobState::kFailed;
+  old_job.end_time_ms = now_ms - 200 * hour_ms;  // past 168 h
+  fresh.state = JobState::kSucceeded;
+  fresh.end_time_ms = now_ms - 100 * hour_ms;
+  running.state = JobState::kRunning;
+  for (JobRecord* j : {&old_job, &fresh, &running}) ASSERT_TRUE(store_->UpdateJob(*j).ok());
+  const std::filesystem::path ckpt = dir_ / "checkpoints";
+  std::filesystem::create_directories(ckpt);
+  for (const char* id : {"job-old", "job-fresh", "job-running", "job-unknown"}) {
+    std::ofstream(ckpt / (std::string(id) + ".ckpt.safetensors")) << std::string(1000, 'c');
+  }
+  std::ofstream(ckpt / "notes.txt") << "not a checkpoint";
+
+  RetentionOptions opt;  // the defaults: 168 h
+  auto stats = RunRetentionPass(*store_, ckpt.string(), now_ms, opt);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->events.jobs, 1);
+  EXPECT_EQ(stats->events.events, 3);
+  EXPECT_EQ(stats->events.bytes, 300);
+  EXPECT_EQ(stats->checkpoint_files, 3);
+  EXPECT_EQ(stats->checkpoint_bytes, 3000);
+  EXPECT_EQ(store_->ListEvents("job-old", 0, 10)->size(), 1u);
+  EXPECT_EQ(store_->ListEvents("job-fresh", 0, 10)->size(), 4u);
+  EXPECT_TRUE(std::filesystem::exists(ckpt / "job-running.ckpt.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(ckpt / "job-fresh.ckpt.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(ckpt / "notes.txt"));
+
+  // 0 keeps events forever; a missing checkpoint folder is no error.
+  opt.job_retention_hours = 0;
+  auto none = RunRetentionPass(*store_, (dir_ / "absent").string(), now_ms + 1000 * hour_ms, opt);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->events.events, 0);
 }
 
 TEST_F(SqliteJobStoreTest, RefusesNewerSchema) {
