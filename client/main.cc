@@ -75,7 +75,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   health->add_option("--service", health_service, "health service: '' (server), liveness, readiness");
   health->callback([&] { result = ganserve::client::Health(conn, health_service); });
 
-  auto* models = app.add_subcommand("models", "list, show, delete or export models");
+  auto* models = app.add_subcommand("models", "list, show, delete, import or export models");
   models->require_subcommand(1);
   models->add_subcommand("list", "list models")->callback([&] { result = ganserve::client::ModelsList(conn); });
   std::string model_name;
@@ -85,6 +85,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   auto* mdel = models->add_subcommand("delete", "delete an adapted model");
   mdel->add_option("name", model_name)->required();
   mdel->callback([&] { result = ganserve::client::ModelsDelete(conn, model_name); });
+  std::string import_file, import_domain;
+  auto* mimp = models->add_subcommand("import", "add a generator file (.pt, .pkl, .safetensors) to the running server");
+  mimp->add_option("file", import_file)->required();
+  mimp->add_option("--name", model_name, "the new model's name")->required();
+  mimp->add_option("--domain", import_domain, "free text for the manifest, e.g. 'photo of a face'");
+  mimp->callback([&] { result = ganserve::client::ModelsImport(conn, import_file, model_name, import_domain); });
   std::string export_out, export_format = "torch";
   auto* mexp = models->add_subcommand(
       "export", "write a generator as a file the official tools load (rosinality torch.save zip, or safetensors)");

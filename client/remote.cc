@@ -303,6 +303,34 @@ absl::Status ModelsDelete(const Connection& c, const std::string& name) {
   return absl::OkStatus();
 }
 
+absl::Status ModelsImport(const Connection& c, const std::string& path, const std::string& name,
+                          const std::string& domain) {
+  ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path));
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::Model m;
+  auto writer = stub->ImportModel(&ctx, &m);
+  constexpr size_t kChunk = size_t{1} << 20;
+  for (size_t off = 0; off == 0 || off < bytes.size(); off += kChunk) {
+    v1::ImportModelChunk chunk;
+    if (off == 0) {
+      chunk.set_name(name);
+      chunk.set_kind(v1::MODEL_KIND_GENERATOR);
+      chunk.set_filename(std::filesystem::path(path).filename().string());
+      chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
+      chunk.set_sha256(core::Sha256Hex(bytes));
+      chunk.set_domain(domain);
+    }
+    chunk.set_data(bytes.data() + off, std::min(kChunk, bytes.size() - off));
+    if (!writer->Write(chunk)) break;  // the server answered early: Finish says why
+  }
+  writer->WritesDone();
+  RETURN_IF_ERROR(FromGrpc(c, writer->Finish()));
+  Print(c, m, absl::StrCat("imported ", m.name(), " (", m.resolution(), " px)\n"));
+  return absl::OkStatus();
+}
+
 absl::Status ModelsExport(const Connection& c, const std::string& name, const std::string& format,
                           const std::string& out_path) {
   v1::ExportModelRequest req;

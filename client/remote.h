@@ -33,6 +33,9 @@ absl::Status Health(const Connection& c, const std::string& service);
 absl::Status ModelsList(const Connection& c);
 absl::Status ModelsGet(const Connection& c, const std::string& name);
 absl::Status ModelsDelete(const Connection& c, const std::string& name);
+// Uploads a generator file as model `name` (chunks of 1 MiB with its size and SHA-256).
+absl::Status ModelsImport(const Connection& c, const std::string& path, const std::string& name,
+                          const std::string& domain);
 // Streams a generator out to `out_path` (written atomically after its SHA-256 checks);
 // format: torch | safetensors.
 absl::Status ModelsExport(const Connection& c, const std::string& name, const std::string& format,

@@ -21,7 +21,7 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 
 Scope ScopeOf(const std::string& method) {
   if (method == "AdaptDomain" || method == "PrepareGlobalDirections" || method == "CancelJob" ||
-      method == "DeleteModel" || method == "ExportModel") {
+      method == "DeleteModel" || method == "ExportModel" || method == "ImportModel") {
     return Scope::kAdmin;
   }
   return Scope::kInference;

@@ -10,6 +10,7 @@
 #include "server/status_util.h"
 #include "server/streams/export_stream.h"
 #include "server/streams/image_stream.h"
+#include "server/streams/import_stream.h"
 #include "server/streams/job_stream.h"
 
 namespace ganserve::server {
@@ -202,6 +203,18 @@ grpc::ServerWriteReactor<v1::ExportModelChunk>* GanServiceImpl::ExportModel(grpc
   // The proto's ExportFormat values are the core's; the service refuses unknown ones.
   return StartExportStream(ctx_, req->name(), static_cast<core::service::ExportFormat>(req->format()),
                            std::move(scope));
+}
+
+grpc::ServerReadReactor<v1::ImportModelChunk>* GanServiceImpl::ImportModel(grpc::CallbackServerContext* call,
+                                                                           v1::Model* resp) {
+  auto scope = std::make_unique<RpcScope>(ctx_->metrics, "ImportModel", call);
+  if (absl::Status a = Preamble(ctx_, call, "ImportModel", Kind::kNewWork); !a.ok()) {
+    const grpc::Status g = ToGrpcStatus(a);
+    scope->Done(g);
+    auto* r = new ImmediateReadStatus<v1::ImportModelChunk>(g);
+    return r;
+  }
+  return StartImportStream(ctx_, resp, std::move(scope));
 }
 
 }  // namespace ganserve::server

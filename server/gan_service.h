@@ -40,6 +40,8 @@ class GanServiceImpl final : public v1::GanService::CallbackService {
                                         v1::DeleteModelResponse* resp) override;
   grpc::ServerWriteReactor<v1::ExportModelChunk>* ExportModel(grpc::CallbackServerContext* ctx,
                                                               const v1::ExportModelRequest* req) override;
+  grpc::ServerReadReactor<v1::ImportModelChunk>* ImportModel(grpc::CallbackServerContext* ctx,
+                                                             v1::Model* resp) override;
 
  private:
   ServiceContext* const ctx_;

@@ -75,6 +75,10 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  app.add_option("--max_import_mb", o.app.limits.max_import_mb, "largest file ImportModel accepts, MiB")
+      ->envname("GANSERVE_MAX_IMPORT_MB")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   app.add_option("--max_message_mb", o.app.limits.max_message_mb, "largest request or response message, MiB")
       ->envname("GANSERVE_MAX_MESSAGE_MB")
       ->check(CLI::Range(1, 512))

@@ -42,7 +42,9 @@ RetentionLoop::RetentionLoop(JobStore* store, std::string checkpoint_dir, Retent
 
 RetentionLoop::~RetentionLoop() { Stop(); }
 
-void RetentionLoop::Start() { thread_ = std::thread([this] { Run(); }); }
+void RetentionLoop::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void RetentionLoop::Stop() {
   {

@@ -1,11 +1,16 @@
 #include "core/service/service.h"
 
+#include <filesystem>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_writer.h"
 #include "core/service/job_runners.h"
+#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
 namespace ganserve::core::service {
@@ -148,6 +153,74 @@ absl::StatusOr<ExportedModel> Service::ExportModel(const std::string& name, Expo
   out.filename = name + ".pt";
   out.bytes = EncodeTorchSave({{"g_ema", std::move(g_ema)}, {"latent_avg", gen->mean_latent()}});
   return out;
+}
+
+absl::StatusOr<ImportTicket> Service::BeginImport(ImportSpec spec) {
+  RETURN_IF_ERROR(ValidateModelName(spec.name));
+  if (spec.kind != static_cast<int>(ModelKind::kGenerator)) {
+    return absl::InvalidArgumentError(
+        "kind must be GENERATOR: imports of CLIP, LPIPS and other models are not supported yet (copy them into the "
+        "model repository)");
+  }
+  const bool known_suffix = absl::EndsWith(spec.filename, ".pt") || absl::EndsWith(spec.filename, ".pth") ||
+                            absl::EndsWith(spec.filename, ".pkl") || absl::EndsWith(spec.filename, ".safetensors");
+  if (spec.filename.empty() || spec.filename.size() > 128 || absl::StrContains(spec.filename, '/') ||
+      absl::StrContains(spec.filename, '\\') || spec.filename[0] == '.' || !known_suffix) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "filename '", spec.filename.substr(0, 128),
+        "' must be a plain file name (no path) ending in .pt, .pth, .pkl or .safetensors, at most 128 characters"));
+  }
+  const int64_t limit = int64_t{d_.limits.max_import_mb} << 20;
+  if (spec.total_bytes <= 0 || spec.total_bytes > limit) {
+    return absl::InvalidArgumentError(absl::StrCat("total_bytes ", spec.total_bytes, " is outside [1, ", limit,
+                                                   "] (the server's --max_import_mb is ", d_.limits.max_import_mb,
+                                                   ")"));
+  }
+  if (d_.repository->Exists(spec.name)) {
+    return absl::AlreadyExistsError(absl::StrCat("a model named '", spec.name, "' exists; import under another name"));
+  }
+  std::mt19937_64 rng(std::random_device{}());
+  const std::filesystem::path dir =
+      std::filesystem::path(d_.repository->root()) / absl::StrCat(".tmp-upload-", absl::Hex(rng(), absl::kZeroPad16));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot stage the upload: ", ec.message()));
+  return ImportTicket{std::move(spec), (dir / "upload").string()};
+}
+
+absl::StatusOr<ModelInfo> Service::FinishImport(const ImportTicket& ticket) {
+  auto info = PublishImport(ticket);
+  AbortImport(ticket);  // the staging folder goes whether the import succeeded or not
+  return info;
+}
+
+absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
+  const ImportSpec& spec = ticket.spec;
+  // Loaded (and so checked) before anything is published; safetensors are told apart by
+  // their suffix, torch files and pickles by their content.
+  const std::filesystem::path staged_named = std::filesystem::path(ticket.staged_path).parent_path() / spec.filename;
+  std::error_code ec;
+  std::filesystem::rename(ticket.staged_path, staged_named, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot stage the upload: ", ec.message()));
+  auto loaded = stylegan2::Generator::Load(staged_named.string(), {});
+  if (!loaded.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the uploaded file is not a generator this server can load: ", loaded.status().message()));
+  }
+  loaded->reset();
+  nlohmann::json manifest{{"kind", "generator"}, {"checkpoint", spec.filename}};
+  if (!spec.domain.empty()) manifest["domain"] = spec.domain;
+  return d_.repository->Publish(spec.name, absl::StrCat("import-", spec.name), [&](const std::string& folder) {
+    std::error_code e;
+    std::filesystem::rename(staged_named, std::filesystem::path(folder) / spec.filename, e);
+    if (e) return absl::InternalError(absl::StrCat("cannot publish the upload: ", e.message()));
+    return WriteFileAtomic((std::filesystem::path(folder) / "manifest.json").string(), manifest.dump(2) + "\n");
+  });
+}
+
+void Service::AbortImport(const ImportTicket& ticket) {
+  std::error_code ec;
+  std::filesystem::remove_all(std::filesystem::path(ticket.staged_path).parent_path(), ec);
 }
 
 absl::StatusOr<GeneratePlan> Service::PlanGenerate(GenerateSpec spec) {

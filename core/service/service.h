@@ -49,6 +49,19 @@ struct ServiceDeps {
 // device executor.
 enum class ExportFormat { kUnspecified = 0, kTorch = 1, kSafetensors = 2 };
 
+// An upload being received: where its bytes go until ImportModel publishes them.
+struct ImportSpec {
+  std::string name;
+  int kind = 0;  // ModelKind
+  std::string filename;
+  int64_t total_bytes = 0;
+  std::string domain;
+};
+struct ImportTicket {
+  ImportSpec spec;
+  std::string staged_path;  // inside the repository's hidden work area
+};
+
 struct ExportedModel {
   std::string filename;  // NAME.pt or NAME.safetensors
   std::string bytes;
@@ -80,6 +93,14 @@ class Service {
   // safetensors. NotFound, FailedPrecondition for other kinds or a failed model,
   // InvalidArgument for an unknown format.
   absl::StatusOr<ExportedModel> ExportModel(const std::string& name, ExportFormat format);
+  // Imports: BeginImport checks the request (name free and valid, kind GENERATOR, a
+  // plain file name with a known suffix, total_bytes within limits.max_import_bytes)
+  // and returns where to write the bytes; FinishImport loads the written file as a
+  // generator and publishes it atomically (nothing is published when it does not
+  // load); AbortImport removes what was written.
+  absl::StatusOr<ImportTicket> BeginImport(ImportSpec spec);
+  absl::StatusOr<ModelInfo> FinishImport(const ImportTicket& ticket);
+  void AbortImport(const ImportTicket& ticket);
 
   absl::StatusOr<GeneratePlan> PlanGenerate(GenerateSpec spec);
   // Direction and global-direction edits.
@@ -90,6 +111,7 @@ class Service {
   const Limits& limits() const { return d_.limits; }
 
  private:
+  absl::StatusOr<ModelInfo> PublishImport(const ImportTicket& ticket);
   template <typename Spec>
   absl::StatusOr<JobRecord> Submit(Spec spec, JobKind kind, const SubmitOptions& options);
   void Rejected(const absl::Status& s);

@@ -80,6 +80,8 @@ struct Limits {
   int max_batch_size = 64;
   // Largest message (request or streamed batch) in MiB.
   int max_message_mb = 32;
+  // Largest file ImportModel accepts, MiB (an FFHQ 1024 px training checkpoint is ~380).
+  int max_import_mb = 4096;
 };
 
 // A latent sent by the caller: its space and a [N, ...] tensor, unchecked until Validate.

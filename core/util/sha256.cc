@@ -1,20 +1,42 @@
 #include "core/util/sha256.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 namespace ganserve::core {
+namespace {
 
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+std::string Hex(const unsigned char* digest, unsigned int n) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(size_t{2} * SHA256_DIGEST_LENGTH);
-  for (unsigned char b : digest) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
+  out.reserve(size_t{2} * n);
+  for (unsigned int i = 0; i < n; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xf]);
   }
   return out;
+}
+
+}  // namespace
+
+std::string Sha256Hex(absl::string_view data) {
+  Sha256 h;
+  h.Update(data);
+  return h.FinalHex();
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr); }
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256::Update(absl::string_view data) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
+}
+
+std::string Sha256::FinalHex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest, &n);
+  return Hex(digest, n);
 }
 
 }  // namespace ganserve::core

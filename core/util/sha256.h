@@ -10,6 +10,21 @@ namespace ganserve::core {
 
 std::string Sha256Hex(absl::string_view data);
 
+// Incremental form, for data that arrives in pieces.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(absl::string_view data);
+  // The digest of everything so far, as lowercase hex; the object is spent after it.
+  std::string FinalHex();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 }  // namespace ganserve::core
 
 #endif  // GANSERVE_CORE_UTIL_SHA256_H_

@@ -96,6 +96,10 @@ if true; then
     "$ganctl" local inspect --checkpoint "$work/export/$f" | python3 -c 'import json,sys; m=json.load(sys.stdin); assert m["resolution"]==32, m' \
       || fail "exported $f does not load"
   done
+  # ... and back in under a new name, as a user would bring a model.
+  "$ganctl" --server "$addr" models import "$work/export/sketch.pt" --name sketch-imported --domain "pencil sketch" \
+    > /dev/null || fail "import"
+  "$ganctl" --server "$addr" models list | grep -q "^sketch-imported  generator  ready  32px" || fail "imported model not ready"
   if /usr/bin/python3 -c 'import torch' 2> /dev/null; then
     /usr/bin/python3 -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=True); assert set(c) == {"g_ema", "latent_avg"}, c.keys()' \
       "$work/export/sketch.pt" || fail "torch.load of the export"

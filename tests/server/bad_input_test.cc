@@ -528,6 +528,31 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   export_row("a path", "../models", 1, C::INVALID_ARGUMENT, "name");
   export_row("unknown format", "tiny", 9, C::INVALID_ARGUMENT, "format 9 is unknown");
   export_row("a model that failed to load", "broken", 1, C::FAILED_PRECONDITION, "missing.pt");
+  auto import_row = [&](const char* what, std::string name, std::string filename, std::string sha256, C code,
+                        const char* says) {
+    t.push_back({"ImportModel", what,
+                 [name, filename, sha256](Stub* s) {
+                   grpc::ClientContext c;
+                   v1::Model m;
+                   auto w = s->ImportModel(&c, &m);
+                   v1::ImportModelChunk chunk;
+                   chunk.set_name(name);
+                   chunk.set_kind(v1::MODEL_KIND_GENERATOR);
+                   chunk.set_filename(filename);
+                   chunk.set_total_bytes(4);
+                   chunk.set_sha256(sha256);
+                   chunk.set_data("abcd");
+                   w->Write(chunk);
+                   w->WritesDone();
+                   return w->Finish();
+                 },
+                 code, says});
+  };
+  const std::string abcd_sha = "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589";
+  import_row("a name that exists", "tiny", "g.pt", abcd_sha, C::ALREADY_EXISTS, "exists");
+  import_row("no sha256", "new-model", "g.pt", "", C::INVALID_ARGUMENT, "sha256");
+  import_row("a sha256 mismatch", "new-model", "g.pt", std::string(64, 'f'), C::INVALID_ARGUMENT, "sha256 mismatch");
+  import_row("bytes that are no generator", "new-model", "g.pt", abcd_sha, C::INVALID_ARGUMENT, "not a generator");
   // Bytes that are not a message of the method's type: INVALID_ARGUMENT naming the type
   // (gRPC's own answer would be UNIMPLEMENTED, as if the method did not exist).
   auto raw = [&](const char* rpc, const char* what, std::string bytes, const char* type) {

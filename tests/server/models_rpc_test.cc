@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -12,6 +13,7 @@
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/util/file_util.h"
 #include "core/util/mapped_file.h"
 #include "core/util/sha256.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -153,6 +155,123 @@ TEST_F(GanServiceTest, ExportModelRefusesWhatIsNotAnExportableGenerator) {
   grpc::Status st;
   EXPECT_FALSE(Export(stub.get(), "tiny", v1::EXPORT_FORMAT_TORCH, &st).empty());
   EXPECT_TRUE(st.ok()) << st.error_message();
+}
+
+struct Upload {
+  std::string name, filename, bytes;
+  int kind = v1::MODEL_KIND_GENERATOR;
+  int64_t total = -1;  // -1: the real size
+  std::string sha256;  // empty: the real digest
+};
+
+grpc::Status Import(v1::GanService::Stub* stub, const Upload& u, v1::Model* m) {
+  grpc::ClientContext ctx;
+  auto w = stub->ImportModel(&ctx, m);
+  constexpr size_t kChunk = 4096;
+  for (size_t off = 0; off == 0 || off < u.bytes.size(); off += kChunk) {
+    v1::ImportModelChunk c;
+    if (off == 0) {
+      c.set_name(u.name);
+      c.set_kind(static_cast<v1::ModelKind>(u.kind));
+      c.set_filename(u.filename);
+      c.set_total_bytes(u.total >= 0 ? u.total : static_cast<int64_t>(u.bytes.size()));
+      c.set_sha256(u.sha256.empty() ? core::Sha256Hex(u.bytes) : u.sha256);
+    }
+    c.set_data(u.bytes.data() + off, std::min(kChunk, u.bytes.size() - off));
+    if (!w->Write(c)) break;
+  }
+  w->WritesDone();
+  return w->Finish();
+}
+
+Upload Up(std::string name, std::string filename, std::string bytes, int kind = v1::MODEL_KIND_GENERATOR,
+          int64_t total = -1, std::string sha256 = "") {
+  Upload u;
+  u.name = std::move(name);
+  u.filename = std::move(filename);
+  u.bytes = std::move(bytes);
+  u.kind = kind;
+  u.total = total;
+  u.sha256 = std::move(sha256);
+  return u;
+}
+
+bool Listed(v1::GanService::Stub* stub, const std::string& name) {
+  grpc::ClientContext ctx;
+  v1::GetModelRequest req;
+  req.set_name(name);
+  v1::Model m;
+  return stub->GetModel(&ctx, req, &m).ok();
+}
+
+TEST_F(GanServiceTest, ImportModelPublishesAGeneratorThatLoads) {
+  auto stub = server_->Stub();
+  auto bytes = core::ReadFile(server_->repo() + "/tiny/g.safetensors");
+  ASSERT_TRUE(bytes.ok());
+  v1::Model m;
+  grpc::Status st = Import(stub.get(), Up("tiny-copy", "g.safetensors", *bytes), &m);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(m.name(), "tiny-copy");
+  EXPECT_EQ(m.state(), v1::MODEL_STATE_READY);
+  EXPECT_EQ(m.resolution(), 32);
+  v1::GenerateSamplesRequest gen;
+  gen.set_model("tiny-copy");
+  gen.add_seeds(1);
+  grpc::Status gst;
+  EXPECT_EQ(Generate(stub.get(), gen, &gst).size(), 1u);
+  EXPECT_TRUE(gst.ok()) << gst.error_message();
+  // An NVIDIA network pickle, as users have them.
+  auto pkl = core::ReadFile(std::string(GANSERVE_SOURCE_DIR) + "/tests/fixtures/nvidia/tiny_2ada_p4.pkl");
+  ASSERT_TRUE(pkl.ok());
+  st = Import(stub.get(), Up("nvidia-tiny", "network-snapshot-000000.pkl", *pkl), &m);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(m.style_dim(), 64);
+}
+
+TEST_F(GanServiceTest, ImportModelRefusesBadUploadsAndPublishesNothing) {
+  auto stub = server_->Stub();
+  auto good = core::ReadFile(server_->repo() + "/tiny/g.safetensors");
+  ASSERT_TRUE(good.ok());
+  struct Case {
+    const char* what;
+    Upload upload;
+    grpc::StatusCode code;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"a name that exists", Up("tiny", "g.safetensors", *good), grpc::StatusCode::ALREADY_EXISTS, "exists"},
+      {"a path as name", Up("../x", "g.safetensors", *good), grpc::StatusCode::INVALID_ARGUMENT, "name"},
+      {"a path as file name", Up("up1", "../g.safetensors", *good), grpc::StatusCode::INVALID_ARGUMENT, "plain file"},
+      {"an unknown suffix", Up("up2", "g.bin", *good), grpc::StatusCode::INVALID_ARGUMENT, ".safetensors"},
+      {"a CLIP upload", Up("up3", "clip.pt", *good, v1::MODEL_KIND_CLIP), grpc::StatusCode::INVALID_ARGUMENT,
+       "GENERATOR"},
+      {"truncated",
+       Up("up4", "g.safetensors", good->substr(0, 5000), v1::MODEL_KIND_GENERATOR, static_cast<int64_t>(good->size())),
+       grpc::StatusCode::INVALID_ARGUMENT, "truncated"},
+      {"longer than stated", Up("up5", "g.safetensors", *good, v1::MODEL_KIND_GENERATOR, 100),
+       grpc::StatusCode::INVALID_ARGUMENT, "longer"},
+      {"a sha256 mismatch", Up("up6", "g.safetensors", *good, v1::MODEL_KIND_GENERATOR, -1, std::string(64, '0')),
+       grpc::StatusCode::INVALID_ARGUMENT, "sha256 mismatch"},
+      {"over the size limit", Up("up7", "g.safetensors", "x", v1::MODEL_KIND_GENERATOR, int64_t{1} << 50),
+       grpc::StatusCode::INVALID_ARGUMENT, "max_import_mb"},
+      {"not a generator", Up("up8", "g.pt", std::string(3000, 'z')), grpc::StatusCode::INVALID_ARGUMENT,
+       "not a generator"},
+      {"a state dict with a tensor missing", Up("up9", "g.safetensors", good->substr(0, good->size() / 2) + "junk"),
+       grpc::StatusCode::INVALID_ARGUMENT, "not a generator"},
+  };
+  for (const auto& c : cases) {
+    v1::Model m;
+    grpc::Status st = Import(stub.get(), c.upload, &m);
+    EXPECT_EQ(st.error_code(), c.code) << c.what << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(c.says), std::string::npos) << c.what << ": " << st.error_message();
+    if (c.upload.name != "tiny") {
+      EXPECT_FALSE(Listed(stub.get(), c.upload.name)) << c.what;
+    }
+  }
+  // Nothing staged is left behind.
+  for (const auto& e : std::filesystem::directory_iterator(server_->repo())) {
+    EXPECT_EQ(e.path().filename().string().rfind(".tmp-", 0), std::string::npos) << e.path();
+  }
 }
 
 }  // namespace
