@@ -41,8 +41,8 @@ class ImportStream : public grpc::ServerReadReactor<v1::ImportModelChunk> {
     }
     received_ += static_cast<int64_t>(chunk_.data().size());
     if (received_ > ticket_->spec.total_bytes) {
-      return End(absl::InvalidArgumentError(absl::StrCat("the upload is longer than its total_bytes (",
-                                                         ticket_->spec.total_bytes, ")")));
+      return End(absl::InvalidArgumentError(
+          absl::StrCat("the upload is longer than its total_bytes (", ticket_->spec.total_bytes, ")")));
     }
     hash_.Update(chunk_.data());
     out_.write(chunk_.data().data(), static_cast<std::streamsize>(chunk_.data().size()));
@@ -56,8 +56,8 @@ class ImportStream : public grpc::ServerReadReactor<v1::ImportModelChunk> {
     if (!ticket_.has_value()) return End(absl::InvalidArgumentError("the upload had no chunks"));
     out_.close();
     if (received_ != ticket_->spec.total_bytes) {
-      return End(absl::InvalidArgumentError(absl::StrCat("the upload ended after ", received_, " of ",
-                                                         ticket_->spec.total_bytes, " bytes (truncated)")));
+      return End(absl::InvalidArgumentError(
+          absl::StrCat("the upload ended after ", received_, " of ", ticket_->spec.total_bytes, " bytes (truncated)")));
     }
     if (const std::string got = hash_.FinalHex(); got != expected_sha256_) {
       return End(absl::InvalidArgumentError(
