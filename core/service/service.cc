@@ -170,6 +170,10 @@ absl::StatusOr<ImportTicket> Service::BeginImport(ImportSpec spec) {
         "filename '", spec.filename.substr(0, 128),
         "' must be a plain file name (no path) ending in .pt, .pth, .pkl or .safetensors, at most 128 characters"));
   }
+  if (spec.domain.size() > kMaxImportDomainChars) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("domain is ", spec.domain.size(), " bytes; at most ", kMaxImportDomainChars, " are kept"));
+  }
   const int64_t limit = int64_t{d_.limits.max_import_mb} << 20;
   if (spec.total_bytes <= 0 || spec.total_bytes > limit) {
     return absl::InvalidArgumentError(absl::StrCat("total_bytes ", spec.total_bytes, " is outside [1, ", limit,
@@ -210,7 +214,10 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
   loaded->reset();
   nlohmann::json manifest{{"kind", "generator"}, {"checkpoint", spec.filename}};
   if (!spec.domain.empty()) manifest["domain"] = spec.domain;
-  return d_.repository->Publish(spec.name, absl::StrCat("import-", spec.name), [&](const std::string& folder) {
+  // The staging folder's own (random) name keeps concurrent imports apart.
+  const std::string work_id =
+      absl::StrCat("import-", std::filesystem::path(ticket.staged_path).parent_path().filename().string());
+  return d_.repository->Publish(spec.name, work_id, [&](const std::string& folder) {
     std::error_code e;
     std::filesystem::rename(staged_named, std::filesystem::path(folder) / spec.filename, e);
     if (e) return absl::InternalError(absl::StrCat("cannot publish the upload: ", e.message()));

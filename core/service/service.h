@@ -49,6 +49,9 @@ struct ServiceDeps {
 // device executor.
 enum class ExportFormat { kUnspecified = 0, kTorch = 1, kSafetensors = 2 };
 
+// Longest manifest domain text an import may set.
+inline constexpr size_t kMaxImportDomainChars = 256;
+
 // An upload being received: where its bytes go until ImportModel publishes them.
 struct ImportSpec {
   std::string name;

@@ -550,6 +550,24 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   };
   const std::string abcd_sha = "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589";
   import_row("a name that exists", "tiny", "g.pt", abcd_sha, C::ALREADY_EXISTS, "exists");
+  t.push_back({"ImportModel", "a domain past its limit",
+               [abcd_sha](Stub* s) {
+                 grpc::ClientContext c;
+                 v1::Model m;
+                 auto w = s->ImportModel(&c, &m);
+                 v1::ImportModelChunk chunk;
+                 chunk.set_name("new-model");
+                 chunk.set_kind(v1::MODEL_KIND_GENERATOR);
+                 chunk.set_filename("g.pt");
+                 chunk.set_total_bytes(4);
+                 chunk.set_sha256(abcd_sha);
+                 chunk.set_domain(std::string(300, 'd'));
+                 chunk.set_data("abcd");
+                 w->Write(chunk);
+                 w->WritesDone();
+                 return w->Finish();
+               },
+               C::INVALID_ARGUMENT, "at most 256"});
   import_row("no sha256", "new-model", "g.pt", "", C::INVALID_ARGUMENT, "sha256");
   import_row("a sha256 mismatch", "new-model", "g.pt", std::string(64, 'f'), C::INVALID_ARGUMENT, "sha256 mismatch");
   import_row("bytes that are no generator", "new-model", "g.pt", abcd_sha, C::INVALID_ARGUMENT, "not a generator");
