@@ -75,7 +75,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   health->add_option("--service", health_service, "health service: '' (server), liveness, readiness");
   health->callback([&] { result = ganserve::client::Health(conn, health_service); });
 
-  auto* models = app.add_subcommand("models", "list, show, delete, import or export models");
+  auto* models =
+      app.add_subcommand("models", "list, show, delete, load, unload, rescan, import or export models");
   models->require_subcommand(1);
   models->add_subcommand("list", "list models")->callback([&] { result = ganserve::client::ModelsList(conn); });
   std::string model_name;
@@ -85,6 +86,17 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   auto* mdel = models->add_subcommand("delete", "delete an adapted model");
   mdel->add_option("name", model_name)->required();
   mdel->callback([&] { result = ganserve::client::ModelsDelete(conn, model_name); });
+  bool load_pin = false;
+  auto* mload = models->add_subcommand("load", "load a model into memory now (it loads on first use anyway)");
+  mload->add_option("name", model_name)->required();
+  mload->add_flag("--pin", load_pin, "keep it resident: never evicted under the memory budget until unloaded");
+  mload->callback([&] { result = ganserve::client::ModelsLoad(conn, model_name, load_pin); });
+  auto* munload = models->add_subcommand("unload", "unpin a model and free its memory");
+  munload->add_option("name", model_name)->required();
+  munload->callback([&] { result = ganserve::client::ModelsUnload(conn, model_name); });
+  models->add_subcommand("rescan", "pick up model folders added or removed on disk")->callback([&] {
+    result = ganserve::client::ModelsRescan(conn);
+  });
   std::string import_file, import_domain;
   auto* mimp = models->add_subcommand("import", "add a generator file (.pt, .pkl, .safetensors) to the running server");
   mimp->add_option("file", import_file)->required();

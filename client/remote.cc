@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/util.h"
 #include "core/io/image_codec.h"
@@ -269,6 +270,11 @@ absl::Status ModelsList(const Connection& c) {
     absl::StrAppend(&text, m.name(), "  ", Lower(v1::ModelKind_Name(m.kind()).substr(11)), "  ",
                     Lower(v1::ModelState_Name(m.state()).substr(12)));
     if (m.resolution() > 0) absl::StrAppend(&text, "  ", m.resolution(), "px");
+    if (m.pinned()) absl::StrAppend(&text, "  pinned");
+    if (m.resident_host_bytes() + m.resident_device_bytes() > 0) {
+      absl::StrAppend(&text, "  resident ", (m.resident_host_bytes() + m.resident_device_bytes() + (1 << 19)) >> 20,
+                      " MiB");
+    }
     if (!m.domain().empty()) absl::StrAppend(&text, "  \"", m.domain(), "\"");
     if (!m.error().empty()) absl::StrAppend(&text, "  error: ", m.error());
     text += "\n";
@@ -300,6 +306,46 @@ absl::Status ModelsDelete(const Connection& c, const std::string& name) {
   v1::DeleteModelResponse resp;
   RETURN_IF_ERROR(FromGrpc(c, stub->DeleteModel(&ctx, req, &resp)));
   Print(c, resp, absl::StrCat("deleted ", name, "\n"));
+  return absl::OkStatus();
+}
+
+absl::Status ModelsLoad(const Connection& c, const std::string& name, bool pin) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::LoadModelRequest req;
+  req.set_name(name);
+  req.set_pin(pin);
+  v1::Model m;
+  RETURN_IF_ERROR(FromGrpc(c, stub->LoadModel(&ctx, req, &m)));
+  Print(c, m,
+        absl::StrCat("loaded ", name, pin ? " (pinned)" : "", ": ",
+                     (m.resident_host_bytes() + (1 << 19)) >> 20, " MiB host, ",
+                     (m.resident_device_bytes() + (1 << 19)) >> 20, " MiB device\n"));
+  return absl::OkStatus();
+}
+
+absl::Status ModelsUnload(const Connection& c, const std::string& name) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::UnloadModelRequest req;
+  req.set_name(name);
+  v1::Model m;
+  RETURN_IF_ERROR(FromGrpc(c, stub->UnloadModel(&ctx, req, &m)));
+  Print(c, m, absl::StrCat("unloaded ", name, "\n"));
+  return absl::OkStatus();
+}
+
+absl::Status ModelsRescan(const Connection& c) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::RescanRepositoryResponse resp;
+  RETURN_IF_ERROR(FromGrpc(c, stub->RescanRepository(&ctx, v1::RescanRepositoryRequest(), &resp)));
+  Print(c, resp,
+        absl::StrCat("added: ", resp.added().empty() ? "none" : absl::StrJoin(resp.added(), ", "),
+                     "\nremoved: ", resp.removed().empty() ? "none" : absl::StrJoin(resp.removed(), ", "), "\n"));
   return absl::OkStatus();
 }
 

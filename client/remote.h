@@ -33,6 +33,10 @@ absl::Status Health(const Connection& c, const std::string& service);
 absl::Status ModelsList(const Connection& c);
 absl::Status ModelsGet(const Connection& c, const std::string& name);
 absl::Status ModelsDelete(const Connection& c, const std::string& name);
+// Residency: load (optionally pinned), unload, and pick up folders added on disk.
+absl::Status ModelsLoad(const Connection& c, const std::string& name, bool pin);
+absl::Status ModelsUnload(const Connection& c, const std::string& name);
+absl::Status ModelsRescan(const Connection& c);
 // Uploads a generator file as model `name` (chunks of 1 MiB with its size and SHA-256).
 absl::Status ModelsImport(const Connection& c, const std::string& path, const std::string& name,
                           const std::string& domain);

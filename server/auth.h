@@ -6,7 +6,8 @@
 //   inference  GenerateSamples, Edit, InvertImage, GetJob, ListJobs, WatchJob,
 //              ListModels, GetModel
 //   admin      everything: also AdaptDomain, PrepareGlobalDirections, CancelJob,
-//              DeleteModel, ExportModel (weights leave the service), ImportModel
+//              DeleteModel, ExportModel (weights leave the service), ImportModel,
+//              LoadModel, UnloadModel, RescanRepository
 // Callers send `authorization: Bearer TOKEN` metadata. Health (its own port) and
 // reflection are not checked.
 #ifndef GANSERVE_SERVER_AUTH_H_

@@ -50,6 +50,29 @@ grpc::ServerUnaryReactor* Unary(ServiceContext* ctx, grpc::CallbackServerContext
   return r;
 }
 
+// A unary RPC whose body blocks (a model load): it runs on the host pool, not on the
+// gRPC thread.
+template <typename Body>
+grpc::ServerUnaryReactor* SlowUnary(ServiceContext* ctx, grpc::CallbackServerContext* call, const char* method,
+                                    Kind kind, Body body) {
+  auto scope = std::make_shared<RpcScope>(ctx->metrics, method, call);
+  auto* r = call->DefaultReactor();
+  auto finish = [scope, r](const absl::Status& st) {
+    const grpc::Status g = ToGrpcStatus(st);
+    scope->Done(g);
+    r->Finish(g);
+  };
+  if (absl::Status st = Preamble(ctx, call, method, kind); !st.ok()) {
+    finish(st);
+    return r;
+  }
+  absl::Status posted = ctx->app->host_pool().Submit([finish, body](bool dropped) {
+    finish(dropped ? absl::UnavailableError("the server is shutting down") : body());
+  });
+  if (!posted.ok()) finish(posted);
+  return r;
+}
+
 template <typename T>
 grpc::ServerWriteReactor<T>* FailStream(RpcScope& scope, const absl::Status& s) {
   const grpc::Status g = ToGrpcStatus(s);
@@ -192,6 +215,37 @@ grpc::ServerUnaryReactor* GanServiceImpl::GetModel(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* GanServiceImpl::DeleteModel(grpc::CallbackServerContext* call,
                                                       const v1::DeleteModelRequest* req, v1::DeleteModelResponse*) {
   return Unary(ctx_, call, "DeleteModel", [&] { return ctx_->service().DeleteModel(req->name()); });
+}
+
+grpc::ServerUnaryReactor* GanServiceImpl::LoadModel(grpc::CallbackServerContext* call, const v1::LoadModelRequest* req,
+                                                    v1::Model* resp) {
+  ServiceContext* ctx = ctx_;
+  return SlowUnary(ctx_, call, "LoadModel", Kind::kNewWork, [ctx, req, resp]() -> absl::Status {
+    ASSIGN_OR_RETURN(core::ModelInfo m, ctx->service().LoadModel(req->name(), req->pin()));
+    api::ToProto(m, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* GanServiceImpl::UnloadModel(grpc::CallbackServerContext* call,
+                                                      const v1::UnloadModelRequest* req, v1::Model* resp) {
+  return Unary(ctx_, call, "UnloadModel", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(core::ModelInfo m, ctx_->service().UnloadModel(req->name()));
+    api::ToProto(m, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* GanServiceImpl::RescanRepository(grpc::CallbackServerContext* call,
+                                                           const v1::RescanRepositoryRequest*,
+                                                           v1::RescanRepositoryResponse* resp) {
+  ServiceContext* ctx = ctx_;
+  return SlowUnary(ctx_, call, "RescanRepository", Kind::kRead, [ctx, resp]() -> absl::Status {
+    core::ModelRepository::ScanResult r = ctx->service().RescanRepository();
+    for (const auto& n : r.added) resp->add_added(n);
+    for (const auto& n : r.removed) resp->add_removed(n);
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerWriteReactor<v1::ExportModelChunk>* GanServiceImpl::ExportModel(grpc::CallbackServerContext* call,

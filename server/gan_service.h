@@ -38,6 +38,12 @@ class GanServiceImpl final : public v1::GanService::CallbackService {
                                      v1::Model* resp) override;
   grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* ctx, const v1::DeleteModelRequest* req,
                                         v1::DeleteModelResponse* resp) override;
+  grpc::ServerUnaryReactor* LoadModel(grpc::CallbackServerContext* ctx, const v1::LoadModelRequest* req,
+                                      v1::Model* resp) override;
+  grpc::ServerUnaryReactor* UnloadModel(grpc::CallbackServerContext* ctx, const v1::UnloadModelRequest* req,
+                                        v1::Model* resp) override;
+  grpc::ServerUnaryReactor* RescanRepository(grpc::CallbackServerContext* ctx, const v1::RescanRepositoryRequest* req,
+                                             v1::RescanRepositoryResponse* resp) override;
   grpc::ServerWriteReactor<v1::ExportModelChunk>* ExportModel(grpc::CallbackServerContext* ctx,
                                                               const v1::ExportModelRequest* req) override;
   grpc::ServerReadReactor<v1::ImportModelChunk>* ImportModel(grpc::CallbackServerContext* ctx,

@@ -87,8 +87,20 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Register(*registry_);
   model_load_ = &prometheus::BuildHistogram()
                      .Name("ganserve_model_load_duration_seconds")
-                     .Help("Time to load all models of the repository at start-up.")
+                     .Help("Time to load one model into memory (preloads and loads on first use), by kind.")
                      .Register(*registry_);
+  model_loads_ = &prometheus::BuildCounter()
+                      .Name("ganserve_model_loads_total")
+                      .Help("Model loads, by kind and result (ok | failed).")
+                      .Register(*registry_);
+  model_evictions_ = &prometheus::BuildCounter()
+                          .Name("ganserve_model_evictions_total")
+                          .Help("Models unloaded to stay within the model memory budgets, by kind.")
+                          .Register(*registry_);
+  model_resident_ = &prometheus::BuildGauge()
+                         .Name("ganserve_model_resident_bytes")
+                         .Help("Memory held by resident models' weights, by kind and memory (host | device).")
+                         .Register(*registry_);
   queue_depth_ = &prometheus::BuildGauge()
                       .Name("ganserve_queue_depth")
                       .Help("Tasks waiting on the device executor, by work class.")
@@ -164,14 +176,32 @@ void Metrics::OnRetentionPass(const core::RetentionStats& stats) {
 
 void Metrics::RecordRejected(const std::string& reason) { rejected_->Add({{"reason", reason}}).Increment(); }
 
-void Metrics::SetModelsLoaded(int ready, int failed) {
-  models_loaded_->Add({{"state", "ready"}}).Set(ready);
-  models_loaded_->Add({{"state", "failed"}}).Set(failed);
+void Metrics::OnModelLoad(core::ModelKind kind, bool ok, double seconds) {
+  const char* k = core::ModelKindName(kind);
+  model_loads_->Add({{"kind", k}, {"result", ok ? "ok" : "failed"}}).Increment();
+  model_load_->Add({{"kind", k}}, prometheus::Histogram::BucketBoundaries{0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120})
+      .Observe(seconds);
 }
 
-void Metrics::RecordModelLoad(double seconds) {
-  model_load_->Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300})
-      .Observe(seconds);
+void Metrics::OnModelEvicted(core::ModelKind kind) {
+  model_evictions_->Add({{"kind", core::ModelKindName(kind)}}).Increment();
+}
+
+void Metrics::OnRepositoryState(const core::RepositoryState& state) {
+  for (core::ModelState s : {core::ModelState::kReady, core::ModelState::kFailed, core::ModelState::kLoading,
+                             core::ModelState::kUnloaded}) {
+    auto it = state.models.find(s);
+    models_loaded_->Add({{"state", core::ModelStateName(s)}}).Set(it == state.models.end() ? 0 : it->second);
+  }
+  for (core::ModelKind k : {core::ModelKind::kGenerator, core::ModelKind::kAdaptedGenerator, core::ModelKind::kClip,
+                            core::ModelKind::kLpips}) {
+    auto it = state.resident.find(k);
+    const core::MemoryFootprint f = it == state.resident.end() ? core::MemoryFootprint{} : it->second;
+    model_resident_->Add({{"kind", core::ModelKindName(k)}, {"memory", "host"}})
+        .Set(static_cast<double>(f.host_bytes));
+    model_resident_->Add({{"kind", core::ModelKindName(k)}, {"memory", "device"}})
+        .Set(static_cast<double>(f.device_bytes));
+  }
 }
 
 void Metrics::OnJobEnded(core::JobKind kind, core::JobState state, double seconds) {

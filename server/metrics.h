@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "core/jobs/job_engine.h"
 #include "core/jobs/retention.h"
+#include "core/registry/model_repository.h"
 #include "core/runtime/device_executor.h"
 #include "core/service/service.h"
 
@@ -29,7 +30,8 @@ class MetricsHttpServer;
 class Metrics : public core::ExecutorObserver,
                 public core::JobObserver,
                 public core::service::ServiceObserver,
-                public core::RetentionObserver {
+                public core::RetentionObserver,
+                public core::RepositoryObserver {
  public:
   Metrics();
   ~Metrics() override;
@@ -44,8 +46,11 @@ class Metrics : public core::ExecutorObserver,
   void RecordRenderBatch(int images, int requests);
   void RecordRejected(const std::string& reason);
   void OnRequestRejected(const char* reason) override { RecordRejected(reason); }
-  void SetModelsLoaded(int ready, int failed);
-  void RecordModelLoad(double seconds);
+
+  // core::RepositoryObserver
+  void OnModelLoad(core::ModelKind kind, bool ok, double seconds) override;
+  void OnModelEvicted(core::ModelKind kind) override;
+  void OnRepositoryState(const core::RepositoryState& state) override;
 
   // core::ExecutorObserver
   void OnQueueDepth(core::WorkClass c, size_t depth) override;
@@ -79,6 +84,9 @@ class Metrics : public core::ExecutorObserver,
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Family<prometheus::Gauge>* models_loaded_;
   prometheus::Family<prometheus::Histogram>* model_load_;
+  prometheus::Family<prometheus::Counter>* model_loads_;
+  prometheus::Family<prometheus::Counter>* model_evictions_;
+  prometheus::Family<prometheus::Gauge>* model_resident_;
   prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Family<prometheus::Histogram>* queue_wait_;
   prometheus::Family<prometheus::Counter>* jobs_;

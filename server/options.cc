@@ -140,6 +140,22 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_RETENTION_INTERVAL_SECONDS")
       ->check(CLI::Range(int64_t{1}, int64_t{86400} * 7))
       ->capture_default_str();
+  app.add_option("--model_memory_budget_mb", o.model_memory_budget_mb,
+                 "compute-device memory resident models may hold, MiB; least recently used unpinned models are "
+                 "unloaded past it (0: no limit; on a CPU device it bounds host RAM)")
+      ->envname("GANSERVE_MODEL_MEMORY_BUDGET_MB")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--model_host_memory_budget_mb", o.model_host_memory_budget_mb,
+                 "host RAM resident models may hold, MiB (0: no limit)")
+      ->envname("GANSERVE_MODEL_HOST_MEMORY_BUDGET_MB")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--preload_models", o.preload_models,
+                 "models loaded at start-up: all (while the budgets have room) | pinned | none (each on first use)")
+      ->envname("GANSERVE_PRELOAD_MODELS")
+      ->check(CLI::IsMember({"all", "pinned", "none"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -147,6 +163,11 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
     out.exit = true;
     out.exit_code = app.exit(e, os, es);
     out.message = os.str() + es.str();
+  }
+  if (!out.exit) {
+    o.app.residency.device_budget_bytes = o.model_memory_budget_mb << 20;
+    o.app.residency.host_budget_bytes = o.model_host_memory_budget_mb << 20;
+    o.app.residency.preload = core::ParsePreload(o.preload_models).value_or(core::ResidencyOptions::Preload::kAll);
   }
   if (!out.exit && !o.metrics_listen.empty()) {
     if (std::string err = CheckAddress(o.metrics_listen); !err.empty()) {

@@ -29,6 +29,10 @@ struct ServerOptions {
   int threads = 0;
   // glibc keeps freed host memory for reuse (faster CPU inference, RSS stays at its peak).
   bool retain_host_memory = true;
+  // Model memory budgets in MiB (0 = no limit) and what loads at start-up; they become
+  // app.residency.
+  int64_t model_memory_budget_mb = 0, model_host_memory_budget_mb = 0;
+  std::string preload_models = "all";
   // How long in-flight calls may drain at SIGTERM before they are cancelled.
   int shutdown_grace_seconds = 20;
 };

@@ -81,6 +81,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   app.job_observer = metrics;
   app.service_observer = metrics;
   app.retention_observer = metrics;
+  app.repository_observer = metrics;
   app.batch_observer = [metrics](int images, int requests) { metrics->RecordRenderBatch(images, requests); };
   app.event_encoder = api::EncodeJobEvent;
   app.legacy_decoder = api::DecodeLegacyRequest;
@@ -150,18 +151,21 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     // Jobs need their models: they are recovered and started once the models loaded.
     const int ready = self->app_->LoadModelsAndStartJobs();
     int failed = 0;
+    int unloaded = 0;
     for (const auto& m : self->app_->repository().List()) {
       if (m.state == core::ModelState::kFailed) {
         ++failed;
         spdlog::error("model '{}' failed to load: {}", m.name, m.error);
+      } else if (m.state == core::ModelState::kReady) {
+        spdlog::info("model '{}' ready: {} {} px{}", m.name, core::ModelKindName(m.kind), m.resolution,
+                     m.pinned ? " (pinned)" : "");
       } else {
-        spdlog::info("model '{}' ready: {} {} px", m.name, core::ModelKindName(m.kind), m.resolution);
+        ++unloaded;
       }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    self->metrics_->SetModelsLoaded(ready, failed);
-    self->metrics_->RecordModelLoad(secs);
-    spdlog::info("model repository loaded in {:.2f} s: {} ready, {} failed", secs, ready, failed);
+    spdlog::info("model repository scanned in {:.2f} s: {} resident, {} load on first use, {} failed", secs, ready,
+                 unloaded, failed);
     absl::MutexLock lock(&self->state_->mu);
     if (!self->state_->shut_down) {
       self->SetHealth("readiness", true);

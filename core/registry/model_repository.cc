@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -64,108 +65,270 @@ bool IsValidModelName(const std::string& name) {
   return std::regex_match(name, kRe);
 }
 
-absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const std::string& root,
-                                                                         stylegan2::LoadOptions load_options,
-                                                                         clip::ClipPrecision clip_precision) {
-  RETURN_IF_ERROR(MakeDirs(root));
-  return std::unique_ptr<ModelRepository>(new ModelRepository(root, std::move(load_options), clip_precision));
+const char* ModelStateName(ModelState s) {
+  switch (s) {
+    case ModelState::kReady: return "ready";
+    case ModelState::kFailed: return "failed";
+    case ModelState::kLoading: return "loading";
+    case ModelState::kUnloaded: return "unloaded";
+    default: return "unspecified";
+  }
 }
 
-ModelRepository::Entry ModelRepository::LoadOne(const std::string& name) {
-  Entry e;
-  e.info.name = name;
+absl::StatusOr<ResidencyOptions::Preload> ParsePreload(const std::string& s) {
+  if (s == "all") return ResidencyOptions::Preload::kAll;
+  if (s == "pinned") return ResidencyOptions::Preload::kPinned;
+  if (s == "none") return ResidencyOptions::Preload::kNone;
+  return absl::InvalidArgumentError(absl::StrCat("preload must be all, pinned or none, got '", s, "'"));
+}
+
+absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const std::string& root,
+                                                                         stylegan2::LoadOptions load_options,
+                                                                         clip::ClipPrecision clip_precision,
+                                                                         ResidencyOptions residency,
+                                                                         RepositoryObserver* observer) {
+  if (residency.host_budget_bytes < 0 || residency.device_budget_bytes < 0) {
+    return absl::InvalidArgumentError("model memory budgets must be >= 0 (0 = no limit)");
+  }
+  RETURN_IF_ERROR(MakeDirs(root));
+  return std::unique_ptr<ModelRepository>(
+      new ModelRepository(root, std::move(load_options), clip_precision, residency, observer));
+}
+
+ModelInfo ModelRepository::ScanOne(const std::string& name) const {
+  ModelInfo info;
+  info.name = name;
+  info.state = ModelState::kUnloaded;
   const fs::path dir = fs::path(root_) / name;
-  auto fail = [&](const absl::Status& s) {
-    e.info.state = ModelState::kFailed;
-    e.info.error = std::string(s.message());
-    return e;
+  auto fail = [&](std::string why) {
+    info.state = ModelState::kFailed;
+    info.error = std::move(why);
+    return info;
   };
+  if (!IsValidModelName(name)) return fail("folder name is not a valid model name ([a-z0-9][a-z0-9._-]{0,63})");
   std::error_code ec;
-  e.info.size_bytes = DirSize(dir);
+  info.size_bytes = DirSize(dir);
   auto mtime = fs::last_write_time(dir / "manifest.json", ec);
   if (!ec) {
-    e.info.create_time_unix =
+    info.create_time_unix =
         std::chrono::duration_cast<std::chrono::seconds>(mtime - fs::file_time_type::clock::now() +
                                                          std::chrono::system_clock::now().time_since_epoch())
             .count();
   }
   auto text = ReadFile((dir / "manifest.json").string(), 1 << 20);
-  if (!text.ok()) return fail(text.status());
+  if (!text.ok()) return fail(std::string(text.status().message()));
   nlohmann::json m = nlohmann::json::parse(*text, nullptr, false);
-  if (m.is_discarded() || !m.is_object()) return fail(absl::InvalidArgumentError("manifest.json is not a JSON object"));
+  if (m.is_discarded() || !m.is_object()) return fail("manifest.json is not a JSON object");
   const std::string kind = m.value("kind", "");
-  e.info.domain = m.value("domain", "");
-  e.info.default_truncation = m.value("default_truncation", 1.0f);
-  e.info.base_model = m.value("base_model", "");
-  e.info.source_text = m.value("source_text", "");
-  e.info.target_text = m.value("target_text", "");
   if (kind == "generator") {
-    e.info.kind = ModelKind::kGenerator;
-    auto path = FileIn(dir, m, "checkpoint");
-    if (!path.ok()) return fail(path.status());
-    stylegan2::LoadOptions opt = load_options_;
-    opt.key = m.value("checkpoint_key", "");
-    auto g = stylegan2::Generator::Load(*path, opt);
-    if (!g.ok()) return fail(g.status());
-    FillGeneratorInfo(**g, &e.info);
-    e.generator = std::move(*g);
+    info.kind = ModelKind::kGenerator;
   } else if (kind == "adapted_generator") {
-    e.info.kind = ModelKind::kAdaptedGenerator;
-    std::shared_ptr<const stylegan2::Generator> base;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = models_.find(e.info.base_model);
-      if (it == models_.end() || it->second.generator == nullptr) {
-        return fail(absl::FailedPreconditionError(absl::StrCat("base model '", e.info.base_model, "' is not loaded")));
-      }
-      base = it->second.generator;
-    }
-    auto delta_path = FileIn(dir, m, "delta");
-    if (!delta_path.ok()) return fail(delta_path.status());
-    auto delta = LoadSafetensors(*delta_path);
-    if (!delta.ok()) return fail(delta.status());
-    std::map<std::string, TensorView> tensors =
-        ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(base->StateDict()));
-    for (const auto& [k, v] : delta->tensors) {
-      if (tensors.count(k) == 0) {
-        return fail(absl::InvalidArgumentError(absl::StrCat("delta tensor '", k, "' is not in the base generator")));
-      }
-      tensors[k] = v;
-    }
-    auto avg = std::make_shared<const FloatTensor>(base->mean_latent());
-    TensorView avg_view = ViewOf(avg);
-    auto g = stylegan2::Generator::FromTensors(tensors, &avg_view, load_options_);
-    if (!g.ok()) return fail(g.status());
-    FillGeneratorInfo(**g, &e.info);
-    e.generator = std::move(*g);
+    info.kind = ModelKind::kAdaptedGenerator;
   } else if (kind == "clip") {
-    e.info.kind = ModelKind::kClip;
-    auto path = FileIn(dir, m, "checkpoint");
-    if (!path.ok()) return fail(path.status());
-    auto vocab = FileIn(dir, m, "vocab");
-    if (!vocab.ok()) return fail(vocab.status());
-    auto model = clip::ClipModel::Load(*path, load_options_.device, nullptr, clip_precision_);
-    if (!model.ok()) return fail(model.status());
-    auto tok = clip::Tokenizer::Load(*vocab);
-    if (!tok.ok()) return fail(tok.status());
-    e.info.resolution = (*model)->config().image_resolution;
-    e.clip.model = std::move(*model);
-    e.clip.tokenizer = std::move(*tok);
+    info.kind = ModelKind::kClip;
   } else if (kind == "lpips") {
-    e.info.kind = ModelKind::kLpips;
-    auto vgg = FileIn(dir, m, "vgg16");
-    if (!vgg.ok()) return fail(vgg.status());
-    auto lin = FileIn(dir, m, "lin");
-    if (!lin.ok()) return fail(lin.status());
-    auto model = lpips::Lpips::Load(*vgg, *lin, load_options_.device);
-    if (!model.ok()) return fail(model.status());
-    e.lpips = std::move(*model);
+    info.kind = ModelKind::kLpips;
   } else {
-    return fail(absl::InvalidArgumentError(
-        absl::StrCat("manifest kind '", kind, "' is not one of generator, adapted_generator, clip, lpips")));
+    return fail(absl::StrCat("manifest kind '", kind, "' is not one of generator, adapted_generator, clip, lpips"));
   }
-  e.info.state = ModelState::kReady;
-  return e;
+  auto str = [&](const char* key) { return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : ""; };
+  info.domain = str("domain");
+  info.base_model = str("base_model");
+  info.source_text = str("source_text");
+  info.target_text = str("target_text");
+  info.default_truncation =
+      m.contains("default_truncation") && m["default_truncation"].is_number() ? m["default_truncation"].get<float>()
+                                                                              : 1.0f;
+  if (m.contains("pinned") && !m["pinned"].is_boolean()) return fail("manifest 'pinned' must be true or false");
+  info.pinned = m.value("pinned", false);
+  return info;
+}
+
+absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std::string& name, ModelInfo* info) const {
+  const fs::path dir = fs::path(root_) / name;
+  ASSIGN_OR_RETURN(std::string text, ReadFile((dir / "manifest.json").string(), 1 << 20));
+  nlohmann::json m = nlohmann::json::parse(text, nullptr, false);
+  if (m.is_discarded() || !m.is_object()) return absl::InvalidArgumentError("manifest.json is not a JSON object");
+  Weights w;
+  switch (info->kind) {
+    case ModelKind::kGenerator: {
+      ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "checkpoint"));
+      stylegan2::LoadOptions opt = load_options_;
+      opt.key = m.value("checkpoint_key", "");
+      ASSIGN_OR_RETURN(w.generator, stylegan2::Generator::Load(path, opt));
+      FillGeneratorInfo(*w.generator, info);
+      return w;
+    }
+    case ModelKind::kAdaptedGenerator: {
+      auto base = GetGenerator(info->base_model);
+      if (!base.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("base model '", info->base_model, "' is not available: ", base.status().message()));
+      }
+      ASSIGN_OR_RETURN(std::string delta_path, FileIn(dir, m, "delta"));
+      ASSIGN_OR_RETURN(auto delta, LoadSafetensors(delta_path));
+      std::map<std::string, TensorView> tensors =
+          ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>((*base)->StateDict()));
+      for (const auto& [k, v] : delta.tensors) {
+        if (tensors.count(k) == 0) {
+          return absl::InvalidArgumentError(absl::StrCat("delta tensor '", k, "' is not in the base generator"));
+        }
+        tensors[k] = v;
+      }
+      auto avg = std::make_shared<const FloatTensor>((*base)->mean_latent());
+      TensorView avg_view = ViewOf(avg);
+      ASSIGN_OR_RETURN(w.generator, stylegan2::Generator::FromTensors(tensors, &avg_view, load_options_));
+      FillGeneratorInfo(*w.generator, info);
+      return w;
+    }
+    case ModelKind::kClip: {
+      ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "checkpoint"));
+      ASSIGN_OR_RETURN(std::string vocab, FileIn(dir, m, "vocab"));
+      ASSIGN_OR_RETURN(w.clip.model, clip::ClipModel::Load(path, load_options_.device, nullptr, clip_precision_));
+      ASSIGN_OR_RETURN(w.clip.tokenizer, clip::Tokenizer::Load(vocab));
+      info->resolution = w.clip.model->config().image_resolution;
+      return w;
+    }
+    case ModelKind::kLpips: {
+      ASSIGN_OR_RETURN(std::string vgg, FileIn(dir, m, "vgg16"));
+      ASSIGN_OR_RETURN(std::string lin, FileIn(dir, m, "lin"));
+      ASSIGN_OR_RETURN(w.lpips, lpips::Lpips::Load(vgg, lin, load_options_.device));
+      return w;
+    }
+    default: return absl::InvalidArgumentError("unknown model kind");
+  }
+}
+
+namespace {
+MemoryFootprint FootprintOf(const ModelRepository::Clip& clip, const std::shared_ptr<const stylegan2::Generator>& g,
+                            const std::shared_ptr<const lpips::Lpips>& l) {
+  MemoryFootprint f;
+  if (g != nullptr) f += g->Footprint();
+  if (clip.model != nullptr) f += clip.model->Footprint();
+  if (l != nullptr) f += l->Footprint();
+  return f;
+}
+}  // namespace
+
+absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::string& name, bool retry_failed,
+                                                                  bool pin) const {
+  ModelInfo scanned;
+  {
+    absl::MutexLock lock(&mu_);
+    for (;;) {
+      auto it = models_.find(name);
+      if (it == models_.end()) {
+        return absl::NotFoundError(absl::StrCat("no model named '", name, "' (", Available(), ")"));
+      }
+      Entry& e = it->second;
+      if (e.info.state == ModelState::kLoading) {
+        load_done_.Wait(&mu_);
+        continue;
+      }
+      if (e.info.state == ModelState::kFailed && !retry_failed) {
+        return absl::FailedPreconditionError(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
+      }
+      if (pin) e.info.pinned = true;
+      if (e.info.state == ModelState::kReady) {
+        e.last_use = ++use_clock_;
+        return e.weights;
+      }
+      e.info.state = ModelState::kLoading;
+      scanned = e.info;
+      break;
+    }
+  }
+  Notify({});
+  // Loaded without the lock: other models stay usable meanwhile.
+  if (scanned.kind == ModelKind::kUnspecified || !scanned.error.empty()) {
+    ModelInfo fresh = ScanOne(name);  // a FAILED entry is read again
+    fresh.pinned = fresh.pinned || scanned.pinned;
+    scanned = fresh;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<Weights> w = scanned.state == ModelState::kFailed
+                                  ? absl::StatusOr<Weights>(absl::FailedPreconditionError(scanned.error))
+                                  : LoadWeights(name, &scanned);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<ModelKind> evicted;
+  absl::StatusOr<Weights> result = w;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) {
+      result = absl::NotFoundError(absl::StrCat("model '", name, "' was removed while it loaded"));
+    } else {
+      Entry& e = it->second;
+      const bool pinned = e.info.pinned || scanned.pinned;
+      e.info = scanned;
+      e.info.pinned = pinned;
+      if (w.ok()) {
+        e.weights = *w;
+        e.info.state = ModelState::kReady;
+        e.info.error.clear();
+        e.info.resident = FootprintOf(w->clip, w->generator, w->lpips);
+        e.last_use = ++use_clock_;
+        evicted = EvictOverBudget(name);
+      } else {
+        e.weights = {};
+        e.info.state = ModelState::kFailed;
+        e.info.error = std::string(w.status().message());
+        e.info.resident = {};
+        result = absl::FailedPreconditionError(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
+      }
+    }
+    load_done_.SignalAll();
+  }
+  if (observer_ != nullptr) observer_->OnModelLoad(scanned.kind, w.ok(), seconds);
+  Notify(evicted);
+  return result;
+}
+
+bool ModelRepository::OverBudget() const {
+  MemoryFootprint total;
+  for (const auto& [n, e] : models_) total += e.info.resident;
+  const bool cpu = absl::StartsWith(load_options_.device, "cpu");
+  const int64_t device_bytes = cpu ? total.host_bytes : total.device_bytes;
+  return (residency_.host_budget_bytes > 0 && total.host_bytes > residency_.host_budget_bytes) ||
+         (residency_.device_budget_bytes > 0 && device_bytes > residency_.device_budget_bytes);
+}
+
+std::vector<ModelKind> ModelRepository::EvictOverBudget(const std::string& keep) const {
+  std::vector<ModelKind> evicted;
+  while (OverBudget()) {
+    Entry* victim = nullptr;
+    for (auto& [n, e] : models_) {
+      if (n == keep || e.info.pinned || e.info.state != ModelState::kReady) continue;
+      if (victim == nullptr || e.last_use < victim->last_use) victim = &e;
+    }
+    if (victim == nullptr) break;  // everything left is pinned or in use by this load
+    victim->weights = {};
+    victim->info.resident = {};
+    victim->info.state = ModelState::kUnloaded;
+    evicted.push_back(victim->info.kind);
+    ++evictions_;
+  }
+  return evicted;
+}
+
+RepositoryState ModelRepository::StateLocked() const {
+  RepositoryState s;
+  for (const auto& [n, e] : models_) {
+    ++s.models[e.info.state];
+    s.resident[e.info.kind] += e.info.resident;
+  }
+  return s;
+}
+
+void ModelRepository::Notify(const std::vector<ModelKind>& evicted) const {
+  if (observer_ == nullptr) return;
+  RepositoryState state;
+  {
+    absl::MutexLock lock(&mu_);
+    state = StateLocked();
+  }
+  for (ModelKind k : evicted) observer_->OnModelEvicted(k);
+  observer_->OnRepositoryState(state);
 }
 
 int ModelRepository::RemoveStaleWorkFolders() {
@@ -185,7 +348,7 @@ int ModelRepository::RemoveStaleWorkFolders() {
   return removed;
 }
 
-int ModelRepository::LoadAll() {
+std::vector<std::string> ModelRepository::ScanNames() const {
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& d : fs::directory_iterator(root_, ec)) {
@@ -194,32 +357,65 @@ int ModelRepository::LoadAll() {
     if (d.is_directory() && fs::exists(d.path() / "manifest.json")) names.push_back(n);
   }
   std::sort(names.begin(), names.end());
+  return names;
+}
+
+ModelRepository::ScanResult ModelRepository::Rescan() {
+  const std::vector<std::string> names = ScanNames();
+  ScanResult r;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& n : names) {
-      Entry e;
-      e.info.name = n;
-      e.info.state = IsValidModelName(n) ? ModelState::kLoading : ModelState::kFailed;
-      if (!IsValidModelName(n)) e.info.error = "folder name is not a valid model name ([a-z0-9][a-z0-9._-]{0,63})";
-      models_[n] = e;
+    std::set<std::string> on_disk(names.begin(), names.end());
+    for (auto it = models_.begin(); it != models_.end();) {
+      if (on_disk.count(it->first) == 0 && it->second.info.state != ModelState::kLoading) {
+        r.removed.push_back(it->first);
+        it = models_.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
-  // Base generators first, so adapted ones find their base.
-  auto is_adapted = [&](const std::string& n) {
-    auto text = ReadFile((fs::path(root_) / n / "manifest.json").string(), 1 << 20);
-    if (!text.ok()) return false;
-    auto m = nlohmann::json::parse(*text, nullptr, false);
-    return m.is_object() && m.value("kind", "") == "adapted_generator";
-  };
-  std::stable_partition(names.begin(), names.end(), [&](const std::string& n) { return !is_adapted(n); });
-  int ready = 0;
   for (const auto& n : names) {
-    if (!IsValidModelName(n)) continue;
-    Entry e = LoadOne(n);
-    if (e.info.state == ModelState::kReady) ++ready;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = models_.find(n);
+      if (it != models_.end() && it->second.info.state != ModelState::kFailed) continue;
+    }
+    ModelInfo info = ScanOne(n);
     absl::MutexLock lock(&mu_);
-    models_[n] = std::move(e);
+    auto [it, inserted] = models_.try_emplace(n);
+    if (!inserted && it->second.info.state != ModelState::kFailed) continue;
+    if (inserted) r.added.push_back(n);
+    it->second.info = std::move(info);
   }
+  Notify({});
+  return r;
+}
+
+int ModelRepository::LoadAll() {
+  Rescan();
+  std::vector<ModelInfo> order = List();
+  // Pinned first, then base models before the adapted ones that need them.
+  std::stable_sort(order.begin(), order.end(), [](const ModelInfo& a, const ModelInfo& b) {
+    auto rank = [](const ModelInfo& m) { return (m.pinned ? 0 : 2) + (m.kind == ModelKind::kAdaptedGenerator); };
+    return rank(a) < rank(b);
+  });
+  for (const auto& m : order) {
+    if (m.state != ModelState::kUnloaded) continue;
+    if (residency_.preload == ResidencyOptions::Preload::kNone) break;
+    if (residency_.preload == ResidencyOptions::Preload::kPinned && !m.pinned) continue;
+    uint64_t evictions_before = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      evictions_before = evictions_;
+    }
+    (void)Acquire(m.name, /*retry_failed=*/false, /*pin=*/false);
+    // A full budget ends the preload: loading more would only evict what was loaded.
+    absl::MutexLock lock(&mu_);
+    if (evictions_ != evictions_before) break;
+  }
+  int ready = 0;
+  for (const auto& m : List()) ready += m.state == ModelState::kReady ? 1 : 0;
   return ready;
 }
 
@@ -243,9 +439,9 @@ std::string ModelRepository::styleclip_default() const {
 std::string ModelRepository::Available() const {
   std::vector<std::string> names;
   for (const auto& [n, e] : models_) {
-    if (e.info.state == ModelState::kReady) names.push_back(n);
+    if (IsUsable(e.info.state)) names.push_back(n);
   }
-  return names.empty() ? "none are loaded" : absl::StrCat("available: ", absl::StrJoin(names, ", "));
+  return names.empty() ? "none are available" : absl::StrCat("available: ", absl::StrJoin(names, ", "));
 }
 
 absl::StatusOr<ModelInfo> ModelRepository::Get(const std::string& name) const {
@@ -255,67 +451,97 @@ absl::StatusOr<ModelInfo> ModelRepository::Get(const std::string& name) const {
   return it->second.info;
 }
 
+namespace {
+// FailedPrecondition unless `info` is of one of `kinds` (checked before loading anything).
+absl::Status CheckKind(const ModelInfo& info, std::initializer_list<ModelKind> kinds, const char* what) {
+  if (info.state == ModelState::kFailed) return absl::OkStatus();  // Acquire reports the load error
+  for (ModelKind k : kinds) {
+    if (info.kind == k) return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("model '", info.name, "' is a ", ModelKindName(info.kind), ", not ", what));
+}
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::GetGenerator(
     const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "' (", Available(), ")"));
-  const Entry& e = it->second;
-  if (e.info.state == ModelState::kLoading) {
-    return absl::UnavailableError(absl::StrCat("model '", name, "' is still loading; retry shortly"));
+  ASSIGN_OR_RETURN(ModelInfo info, Get(name));
+  RETURN_IF_ERROR(CheckKind(info, {ModelKind::kGenerator, ModelKind::kAdaptedGenerator}, "a generator"));
+  ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
+  if (w.generator == nullptr) return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not a generator"));
+  return w.generator;
+}
+
+absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string& name) const {
+  ASSIGN_OR_RETURN(ModelInfo info, Get(name));
+  RETURN_IF_ERROR(CheckKind(info, {ModelKind::kClip}, "a CLIP model"));
+  ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
+  if (w.clip.model == nullptr) return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not CLIP"));
+  return w.clip;
+}
+
+std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
+  std::vector<std::string> names;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, e] : models_) {
+      if (e.info.kind == ModelKind::kLpips && IsUsable(e.info.state)) names.push_back(name);
+    }
   }
-  if (e.info.state == ModelState::kFailed) {
-    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
+  for (const auto& n : names) {
+    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
+    if (w.ok() && w->lpips != nullptr) return w->lpips;
   }
-  if (e.generator == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model '", name, "' is a ", ModelKindName(e.info.kind), ", not a generator"));
+  return nullptr;
+}
+
+absl::StatusOr<ModelInfo> ModelRepository::Load(const std::string& name, bool pin) {
+  RETURN_IF_ERROR(Acquire(name, /*retry_failed=*/true, pin).status());
+  return Get(name);
+}
+
+absl::StatusOr<ModelInfo> ModelRepository::Unload(const std::string& name) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
+    Entry& e = it->second;
+    if (e.info.state == ModelState::kLoading) {
+      return absl::UnavailableError(absl::StrCat("model '", name, "' is loading; unload it when it is ready"));
+    }
+    e.info.pinned = false;
+    if (e.info.state == ModelState::kReady) {
+      e.weights = {};
+      e.info.resident = {};
+      e.info.state = ModelState::kUnloaded;
+    }
   }
-  return e.generator;
+  Notify({});
+  return Get(name);
 }
 
 absl::StatusOr<ModelInfo> ModelRepository::Add(const std::string& name) {
   if (!IsValidModelName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a valid model name"));
   }
-  Entry e = LoadOne(name);
-  ModelInfo info = e.info;
+  ModelInfo info = ScanOne(name);
   {
     absl::MutexLock lock(&mu_);
-    models_[name] = std::move(e);
+    Entry& e = models_[name];
+    // A folder written again (a retried publish) replaces the old weights.
+    e.weights = {};
+    e.info = std::move(info);
   }
-  if (info.state != ModelState::kReady) {
-    return absl::InternalError(absl::StrCat("model '", name, "' was written but does not load: ", info.error));
+  auto w = Acquire(name, /*retry_failed=*/true, /*pin=*/false);
+  if (!w.ok()) {
+    return absl::InternalError(absl::StrCat("model '", name, "' was written but does not load: ", w.status().message()));
   }
-  return info;
+  return Get(name);
 }
 
 bool ModelRepository::Exists(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   return models_.count(name) > 0 || fs::exists(fs::path(root_) / name);
-}
-
-absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string& name) const {
-  absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "' (", Available(), ")"));
-  const Entry& e = it->second;
-  if (e.info.state == ModelState::kFailed) {
-    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
-  }
-  if (e.clip.model == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model '", name, "' is a ", ModelKindName(e.info.kind), ", not a CLIP model"));
-  }
-  return e.clip;
-}
-
-std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
-  absl::MutexLock lock(&mu_);
-  for (const auto& [name, e] : models_) {
-    if (e.info.kind == ModelKind::kLpips && e.info.state == ModelState::kReady && e.lpips != nullptr) return e.lpips;
-  }
-  return nullptr;
 }
 
 absl::StatusOr<ModelInfo> ModelRepository::Publish(const std::string& name, const std::string& work_id,
@@ -340,9 +566,18 @@ absl::StatusOr<ModelInfo> ModelRepository::Publish(const std::string& name, cons
 }
 
 absl::Status ModelRepository::Delete(const std::string& name) {
+  absl::Status st = DeleteFolder(name);
+  if (st.ok()) Notify({});
+  return st;
+}
+
+absl::Status ModelRepository::DeleteFolder(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
+  if (it->second.info.state == ModelState::kLoading) {
+    return absl::UnavailableError(absl::StrCat("model '", name, "' is loading; delete it when it is ready"));
+  }
   if (it->second.info.kind != ModelKind::kAdaptedGenerator) {
     return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(it->second.info.kind),
                                                       "; only adapted generators can be deleted through the API"));

@@ -30,41 +30,95 @@
 namespace ganserve::core {
 
 enum class ModelKind { kUnspecified = 0, kGenerator = 1, kAdaptedGenerator = 2, kClip = 3, kLpips = 4 };
-enum class ModelState { kUnspecified = 0, kReady = 1, kFailed = 2, kLoading = 3 };
+// kUnloaded: a valid folder whose weights are not in memory; the first use (or
+// LoadModel) loads it.
+enum class ModelState { kUnspecified = 0, kReady = 1, kFailed = 2, kLoading = 3, kUnloaded = 4 };
 
 const char* ModelKindName(ModelKind k);
+const char* ModelStateName(ModelState s);
+// READY, LOADING or UNLOADED: a request may name it (it loads on use).
+inline bool IsUsable(ModelState s) {
+  return s == ModelState::kReady || s == ModelState::kLoading || s == ModelState::kUnloaded;
+}
 
 struct ModelInfo {
   std::string name;
   ModelKind kind = ModelKind::kUnspecified;
-  ModelState state = ModelState::kLoading;
+  ModelState state = ModelState::kUnloaded;
   std::string error;  // why it failed (kFailed)
   std::string domain;
   float default_truncation = 1.0f;
   std::string base_model, source_text, target_text;
   int64_t size_bytes = 0;
   int64_t create_time_unix = 0;
-  // Generators.
+  // Never evicted: the manifest's "pinned": true, or LoadModel with pin.
+  bool pinned = false;
+  // What its weights hold while resident (zero otherwise).
+  MemoryFootprint resident;
+  // Generators (known once it has been loaded).
   int resolution = 0, style_dim = 0, n_mlp = 0, n_latent = 0;
   int64_t s_dim = 0;
+};
+
+// What stays resident. Budgets are in bytes, 0 = no limit. When a load puts the resident
+// models over a budget, the least recently used unpinned models are unloaded until it
+// fits (a model in-flight requests hold is freed when they finish).
+struct ResidencyOptions {
+  // Host RAM held by models (on a CPU device: all of their weights).
+  int64_t host_budget_bytes = 0;
+  // The compute device's memory held by models; on a CPU device it bounds host RAM too.
+  int64_t device_budget_bytes = 0;
+  // What LoadAll loads before the first request: every model while the budgets have
+  // room, only pinned ones, or none (each loads on first use).
+  enum class Preload { kAll, kPinned, kNone };
+  Preload preload = Preload::kAll;
+};
+
+// Parses all | pinned | none.
+absl::StatusOr<ResidencyOptions::Preload> ParsePreload(const std::string& s);
+
+// A snapshot of the repository for gauges.
+struct RepositoryState {
+  std::map<ModelKind, MemoryFootprint> resident;
+  std::map<ModelState, int> models;
+};
+
+// Receives the repository's loads and evictions. Called without the repository's lock
+// held; must not call back into the repository.
+class RepositoryObserver {
+ public:
+  virtual ~RepositoryObserver() = default;
+  virtual void OnModelLoad(ModelKind kind, bool ok, double seconds) = 0;
+  virtual void OnModelEvicted(ModelKind kind) = 0;
+  virtual void OnRepositoryState(const RepositoryState& state) = 0;
 };
 
 // True for names a model folder may have: [a-z0-9][a-z0-9._-]{0,63}.
 bool IsValidModelName(const std::string& name);
 
-// Thread-safe. In-flight work keeps a model alive through its shared_ptr, so deleting
-// or replacing a model never pulls weights out from under a running request.
+// Thread-safe. In-flight work keeps a model alive through its shared_ptr, so deleting,
+// replacing or evicting a model never pulls weights out from under a running request.
+// Models load lazily: the Get* calls load a model that is not resident (concurrent
+// callers wait for one load) and mark it used for the LRU order.
 class ModelRepository {
  public:
   // Does not load anything yet; `root` is created if missing. CLIP models load on
   // load_options.device in `clip_precision` (kAuto: fp16 on CUDA as OpenAI runs them).
   static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(
       const std::string& root, stylegan2::LoadOptions load_options,
-      clip::ClipPrecision clip_precision = clip::ClipPrecision::kAuto);
+      clip::ClipPrecision clip_precision = clip::ClipPrecision::kAuto, ResidencyOptions residency = {},
+      RepositoryObserver* observer = nullptr);
 
-  // Scans the root and loads every model. A broken model is recorded as FAILED with
-  // its reason and does not stop the others. Returns the number of READY models.
+  // Scans the root, then preloads as ResidencyOptions::preload says. A broken model is
+  // recorded as FAILED with its reason and does not stop the others. Returns the number
+  // of resident (READY) models.
   int LoadAll();
+  // Picks up model folders added or removed on disk since the last scan (FAILED ones are
+  // read again); loads nothing. Names added and removed.
+  struct ScanResult {
+    std::vector<std::string> added, removed;
+  };
+  ScanResult Rescan();
   // Removes the hidden work folders a crash left behind (".tmp-*": a model being
   // written; ".deleted-*": one being deleted). Call before any job can write, i.e. at start-up. Returns how many.
   int RemoveStaleWorkFolders();
@@ -72,8 +126,8 @@ class ModelRepository {
   std::vector<ModelInfo> List() const;
   // NotFound naming the available models.
   absl::StatusOr<ModelInfo> Get(const std::string& name) const;
-  // NotFound, or FailedPrecondition (with the load error) for a broken model or one
-  // that is not a generator.
+  // Loads when needed. NotFound, or FailedPrecondition (with the load error) for a broken
+  // model or one that is not a generator.
   absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> GetGenerator(const std::string& name) const;
   // A loaded CLIP model with its tokenizer. NotFound / FailedPrecondition as above.
   struct Clip {
@@ -81,9 +135,14 @@ class ModelRepository {
     std::shared_ptr<const clip::Tokenizer> tokenizer;
   };
   absl::StatusOr<Clip> GetClip(const std::string& name) const;
-  // The first ready LPIPS model (by name), or null when the repository has none.
+  // The first usable LPIPS model (by name), loaded; null when the repository has none.
   std::shared_ptr<const lpips::Lpips> FirstLpips() const;
-  // Loads (or reloads) one model folder that was just written, e.g. by an adaptation
+  // Makes a model resident now (a FAILED one is tried again); `pin` keeps it resident
+  // until Unload. Returns its info, or the load error.
+  absl::StatusOr<ModelInfo> Load(const std::string& name, bool pin);
+  // Unpins a model and frees its weights (in-flight users keep theirs until they finish).
+  absl::StatusOr<ModelInfo> Unload(const std::string& name);
+  // Registers and loads one model folder that was just written, e.g. by an adaptation
   // job. Returns the model's info; a broken folder is recorded as FAILED and returned
   // as an error.
   absl::StatusOr<ModelInfo> Add(const std::string& name);
@@ -98,6 +157,7 @@ class ModelRepository {
   absl::Status Delete(const std::string& name);
 
   const std::string& root() const { return root_; }
+  const ResidencyOptions& residency() const { return residency_; }
 
   // The CLIP model StyleCLIP's methods use when a request names none (its statistics,
   // global-direction edits and latent optimization; the official code uses ViT-B/32
@@ -106,22 +166,53 @@ class ModelRepository {
   std::string styleclip_default() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  ModelRepository(std::string root, stylegan2::LoadOptions opt, clip::ClipPrecision clip_precision)
-      : root_(std::move(root)), load_options_(std::move(opt)), clip_precision_(clip_precision) {}
-  struct Entry {
-    ModelInfo info;
+  ModelRepository(std::string root, stylegan2::LoadOptions opt, clip::ClipPrecision clip_precision,
+                  ResidencyOptions residency, RepositoryObserver* observer)
+      : root_(std::move(root)),
+        load_options_(std::move(opt)),
+        clip_precision_(clip_precision),
+        residency_(residency),
+        observer_(observer) {}
+  struct Weights {
     std::shared_ptr<const stylegan2::Generator> generator;
     Clip clip;
     std::shared_ptr<const lpips::Lpips> lpips;
   };
-  Entry LoadOne(const std::string& name);
+  struct Entry {
+    ModelInfo info;
+    Weights weights;
+    uint64_t last_use = 0;
+  };
+  // Reads a folder's manifest: the info a scan knows (state UNLOADED, or FAILED).
+  ModelInfo ScanOne(const std::string& name) const;
+  // Loads the weights (an adapted generator's base through GetGenerator).
+  absl::StatusOr<Weights> LoadWeights(const std::string& name, ModelInfo* info) const;
+  // The entry's weights, loading them first when needed. `retry_failed` loads a FAILED
+  // model again; `pin` pins it.
+  absl::StatusOr<Weights> Acquire(const std::string& name, bool retry_failed, bool pin) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Unloads LRU unpinned models (never `keep`) while over a budget. Returns the kinds evicted.
+  std::vector<ModelKind> EvictOverBudget(const std::string& keep) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool OverBudget() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RepositoryState StateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells the observer about evictions and the new state.
+  void Notify(const std::vector<ModelKind>& evicted) const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::string> ScanNames() const;
+  // Delete without notifying the observer; takes the lock.
+  absl::Status DeleteFolder(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   std::string Available() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string root_;
   const stylegan2::LoadOptions load_options_;
   const clip::ClipPrecision clip_precision_;
+  const ResidencyOptions residency_;
+  RepositoryObserver* const observer_;
+  // The repository is a cache of the folder: loads through const getters change it.
   mutable absl::Mutex mu_;
-  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  mutable absl::CondVar load_done_;
+  mutable std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  mutable uint64_t use_clock_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
   std::string styleclip_default_ ABSL_GUARDED_BY(mu_);
 };
 

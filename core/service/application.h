@@ -36,6 +36,9 @@ struct ApplicationOptions {
   // name scripts/fetch-weights.sh gives ViT-B/32 (StyleCLIP's model).
   std::string styleclip_clip_model = Defaults::kStyleClipClipModel;
   Limits limits;
+  // Model memory budgets and preloading (0 = no limit: every model stays resident).
+  ResidencyOptions residency;
+  RepositoryObserver* repository_observer = nullptr;
   // Queued device tasks per work class (interactive renders, inversion steps, training
   // jobs); past them requests are RESOURCE_EXHAUSTED.
   int max_interactive_queue = static_cast<int>(DeviceExecutor::Options{}.max_queue[0]);
@@ -68,8 +71,9 @@ class Application {
   static absl::StatusOr<std::unique_ptr<Application>> Create(const ApplicationOptions& options);
   ~Application();
 
-  // Removes work folders a crash left, loads every model, then recovers and starts the
-  // jobs (which need their models). Returns the number of ready models.
+  // Removes work folders a crash left, scans the repository and preloads models (as
+  // many as the memory budgets hold), then recovers and starts the jobs. Returns the
+  // number of resident models.
   int LoadModelsAndStartJobs();
   // The running job stops after its current step (checkpointed; it resumes at the next
   // start); queued device work is answered UNAVAILABLE; threads are joined.

@@ -207,7 +207,7 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         std::string clip_name = ResolveClipModel(*repo, "").value_or("");
         for (const auto& m : repo->List()) {
           if (!clip_name.empty()) break;
-          if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) clip_name = m.name;
+          if (m.kind == ModelKind::kClip && IsUsable(m.state)) clip_name = m.name;
         }
         if (auto c = repo->GetClip(clip_name); !clip_name.empty() && c.ok()) clip = c->model;
         invert::ProjectorOptions o;

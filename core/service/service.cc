@@ -126,6 +126,18 @@ absl::Status Service::DeleteModel(const std::string& name) {
   return d_.repository->Delete(name);
 }
 
+absl::StatusOr<ModelInfo> Service::LoadModel(const std::string& name, bool pin) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  return d_.repository->Load(name, pin);
+}
+
+absl::StatusOr<ModelInfo> Service::UnloadModel(const std::string& name) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  return d_.repository->Unload(name);
+}
+
+ModelRepository::ScanResult Service::RescanRepository() { return d_.repository->Rescan(); }
+
 absl::StatusOr<ExportedModel> Service::ExportModel(const std::string& name, ExportFormat format) {
   RETURN_IF_ERROR(ValidateModelName(name));
   if (format != ExportFormat::kUnspecified && format != ExportFormat::kTorch && format != ExportFormat::kSafetensors) {

@@ -92,6 +92,10 @@ class Service {
   absl::StatusOr<std::vector<ModelInfo>> ListModels(int kind);
   absl::StatusOr<ModelInfo> GetModel(const std::string& name);
   absl::Status DeleteModel(const std::string& name);
+  // Residency: LoadModel blocks while the model loads (call it off the RPC threads).
+  absl::StatusOr<ModelInfo> LoadModel(const std::string& name, bool pin);
+  absl::StatusOr<ModelInfo> UnloadModel(const std::string& name);
+  ModelRepository::ScanResult RescanRepository();
   // A generator (base or adapted) as a file: rosinality's torch.save layout or
   // safetensors. NotFound, FailedPrecondition for other kinds or a failed model,
   // InvalidArgument for an unknown format.

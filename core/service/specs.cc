@@ -196,7 +196,7 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
 
   if (clip_models.empty()) {
     for (const auto& m : repo.List()) {
-      if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) {
+      if (m.kind == ModelKind::kClip && IsUsable(m.state)) {
         clip_models.push_back({m.name, Defaults::kClipWeight});
       }
     }

@@ -21,7 +21,7 @@ absl::StatusOr<std::string> ResolveClipModel(const ModelRepository& repo, const 
   }
   std::vector<std::string> installed;
   for (const auto& m : repo.List()) {
-    if (m.kind == ModelKind::kClip && m.state == ModelState::kReady) installed.push_back(m.name);
+    if (m.kind == ModelKind::kClip && IsUsable(m.state)) installed.push_back(m.name);
   }
   if (installed.empty()) {
     return absl::FailedPreconditionError(

@@ -53,6 +53,18 @@ struct FloatTensor {
   int64_t dim(size_t i) const { return shape[i]; }
 };
 
+// The memory a loaded model's tensors hold: host RAM and the compute device's memory
+// (on a CPU device everything is host).
+struct MemoryFootprint {
+  int64_t host_bytes = 0;
+  int64_t device_bytes = 0;
+  MemoryFootprint& operator+=(const MemoryFootprint& o) {
+    host_bytes += o.host_bytes;
+    device_bytes += o.device_bytes;
+    return *this;
+  }
+};
+
 // Copies `view` into a dense float32 tensor, converting the dtype. InvalidArgument if
 // the view's strides or offset reach outside its bytes.
 absl::StatusOr<FloatTensor> ToFloatTensor(const TensorView& view);

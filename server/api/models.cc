@@ -20,6 +20,9 @@ void ToProto(const core::ModelInfo& m, v1::Model* out) {
   out->set_target_text(m.target_text);
   out->set_size_bytes(m.size_bytes);
   out->set_create_time_unix(m.create_time_unix);
+  out->set_pinned(m.pinned);
+  out->set_resident_host_bytes(m.resident.host_bytes);
+  out->set_resident_device_bytes(m.resident.device_bytes);
 }
 
 }  // namespace ganserve::server::api

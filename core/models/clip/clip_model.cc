@@ -146,6 +146,25 @@ absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorVie
 ClipModel::ClipModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ClipModel::~ClipModel() = default;
 const ClipConfig& ClipModel::config() const { return impl_->config; }
+
+MemoryFootprint ClipModel::Footprint() const {
+  const Impl& m = *impl_;
+  FootprintCounter c;
+  for (const auto* t : {&m.conv1, &m.class_emb, &m.vis_pos, &m.ln_pre_w, &m.ln_pre_b, &m.ln_post_w, &m.ln_post_b,
+                        &m.vis_proj, &m.tok_emb, &m.txt_pos, &m.ln_final_w, &m.ln_final_b, &m.txt_proj,
+                        &m.causal_mask}) {
+    c.Add(*t);
+  }
+  for (const auto* blocks : {&m.vis_blocks, &m.txt_blocks}) {
+    for (const Block& b : *blocks) {
+      for (const auto* t : {&b.ln1_w, &b.ln1_b, &b.in_w, &b.in_b, &b.out_w, &b.out_b, &b.ln2_w, &b.ln2_b, &b.fc_w,
+                            &b.fc_b, &b.proj_w, &b.proj_b}) {
+        c.Add(*t);
+      }
+    }
+  }
+  return c.total();
+}
 float ClipModel::logit_scale() const { return impl_->logit_scale; }
 ClipPrecision ClipModel::precision() const { return impl_->precision; }
 

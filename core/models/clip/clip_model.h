@@ -62,6 +62,8 @@ class ClipModel {
   const ClipConfig& config() const;
   float logit_scale() const;        // the raw parameter; logits use exp()
   ClipPrecision precision() const;  // resolved: never kAuto
+  // The memory its weights hold.
+  MemoryFootprint Footprint() const;
 
   // images: [N, 3, R, R] already preprocessed (normalised). Returns [N, embed_dim],
   // not normalised.

@@ -15,6 +15,18 @@ absl::StatusOr<at::Tensor> ToTorchFloat(const TensorView& view, const c10::Devic
   return ToTorch(f, device);
 }
 
+void FootprintCounter::Add(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage()) return;
+  const void* key = t.storage().data();
+  if (key == nullptr || !seen_.insert(key).second) return;
+  const auto bytes = static_cast<int64_t>(t.storage().nbytes());
+  if (t.device().is_cpu()) {
+    total_.host_bytes += bytes;
+  } else {
+    total_.device_bytes += bytes;
+  }
+}
+
 absl::Status TorchErrorStatus(const c10::Error& e, const std::string& what) {
   if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) {
     OutOfMemoryEvents().fetch_add(1);

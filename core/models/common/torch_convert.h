@@ -7,7 +7,9 @@
 #include <c10/core/Device.h>
 #include <c10/util/Exception.h>
 
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/util/tensor_data.h"
@@ -19,6 +21,22 @@ absl::StatusOr<at::Tensor> ToTorchFloat(const TensorView& view, const c10::Devic
 at::Tensor ToTorch(const FloatTensor& t, const c10::Device& device);
 // Copies any float tensor to a host FloatTensor (float32, contiguous).
 FloatTensor FromTorch(const at::Tensor& t);
+
+// Adds the bytes of tensors' storages to a footprint, each storage once (views of one
+// storage share it), by the device it lives on.
+class FootprintCounter {
+ public:
+  void Add(const at::Tensor& t);
+  void Add(const std::vector<at::Tensor>& ts) {
+    for (const auto& t : ts) Add(t);
+  }
+  void AddHost(const FloatTensor& t) { total_.host_bytes += static_cast<int64_t>(t.data.size() * sizeof(float)); }
+  const MemoryFootprint& total() const { return total_; }
+
+ private:
+  std::set<const void*> seen_;
+  MemoryFootprint total_;
+};
 
 // The status for a LibTorch exception: RESOURCE_EXHAUSTED (counted in
 // OutOfMemoryEvents()) when the device ran out of memory, so callers can retry smaller;

@@ -57,6 +57,14 @@ at::Tensor Lpips::Impl::Forward(const at::Tensor& a, const at::Tensor& b) const 
 Lpips::Lpips(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Lpips::~Lpips() = default;
 
+MemoryFootprint Lpips::Footprint() const {
+  FootprintCounter c;
+  c.Add(impl_->conv_w);
+  c.Add(impl_->conv_b);
+  c.Add(impl_->lin);
+  return c.total();
+}
+
 absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::string, TensorView>& vgg16,
                                                           const std::map<std::string, TensorView>& lin,
                                                           const std::string& device_spec) {

@@ -31,6 +31,8 @@ class Lpips {
 
   // Distances [N] between image batches [N, 3, H, W] in [-1, 1] (H, W >= 32).
   absl::StatusOr<FloatTensor> Distance(const FloatTensor& a, const FloatTensor& b) const;
+  // The memory its weights hold.
+  MemoryFootprint Footprint() const;
 
   struct Impl;  // lpips_impl.h: the differentiable forward
   const Impl& impl() const { return *impl_; }

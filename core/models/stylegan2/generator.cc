@@ -42,6 +42,36 @@ bool Generator::mean_latent_from_checkpoint() const { return impl_->mean_from_ch
 std::string Generator::device() const { return impl_->device.str(); }
 std::map<std::string, FloatTensor> Generator::StateDict() const { return impl_->state_dict; }
 
+MemoryFootprint Generator::Footprint() const {
+  const Impl& m = *impl_;
+  FootprintCounter c;
+  c.Add(m.map_weight);
+  c.Add(m.map_bias);
+  c.Add(m.const_input);
+  c.Add(m.noises);
+  c.Add(m.mean_latent);
+  auto add_conv = [&](const ModConv& mc) {
+    for (const auto* t : {&mc.weight, &mc.mod_weight, &mc.mod_bias, &mc.blur}) c.Add(*t);
+  };
+  auto add_styled = [&](const StyledConv& s) {
+    add_conv(s.conv);
+    c.Add(s.noise_weight);
+    c.Add(s.act_bias);
+  };
+  auto add_rgb = [&](const ToRgb& r) {
+    add_conv(r.conv);
+    c.Add(r.bias);
+    c.Add(r.upsample);
+  };
+  add_styled(m.conv1);
+  add_rgb(m.to_rgb1);
+  for (const auto& s : m.convs) add_styled(s);
+  for (const auto& r : m.to_rgbs) add_rgb(r);
+  for (const auto& [name, t] : m.state_dict) c.AddHost(t);
+  c.AddHost(m.mean_latent_host);
+  return c.total();
+}
+
 absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map<std::string, TensorView>& tensors,
                                                                   const TensorView* latent_avg,
                                                                   const LoadOptions& options) {

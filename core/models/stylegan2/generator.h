@@ -141,6 +141,8 @@ class Generator {
   // All parameters and buffers by state-dict name, as float32 host tensors (exports,
   // delta computation).
   std::map<std::string, FloatTensor> StateDict() const;
+  // The memory its weights hold (device tensors and the host state dict).
+  MemoryFootprint Footprint() const;
 
   // LibTorch-level internals (generator_impl.h), for training and inversion code.
   struct Impl;
