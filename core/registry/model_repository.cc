@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/models/common/torch_convert.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -90,9 +91,10 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const s
   if (residency.host_budget_bytes < 0 || residency.device_budget_bytes < 0) {
     return absl::InvalidArgumentError("model memory budgets must be >= 0 (0 = no limit)");
   }
+  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(load_options.device));
   RETURN_IF_ERROR(MakeDirs(root));
   return std::unique_ptr<ModelRepository>(
-      new ModelRepository(root, std::move(load_options), clip_precision, residency, observer));
+      new ModelRepository(root, std::move(load_options), clip_precision, residency, observer, device.is_cpu()));
 }
 
 ModelInfo ModelRepository::ScanOne(const std::string& name) const {
@@ -287,8 +289,7 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
 bool ModelRepository::OverBudget() const {
   MemoryFootprint total;
   for (const auto& [n, e] : models_) total += e.info.resident;
-  const bool cpu = absl::StartsWith(load_options_.device, "cpu");
-  const int64_t device_bytes = cpu ? total.host_bytes : total.device_bytes;
+  const int64_t device_bytes = device_is_host_ ? total.host_bytes : total.device_bytes;
   return (residency_.host_budget_bytes > 0 && total.host_bytes > residency_.host_budget_bytes) ||
          (residency_.device_budget_bytes > 0 && device_bytes > residency_.device_budget_bytes);
 }

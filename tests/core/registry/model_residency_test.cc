@@ -1,0 +1,246 @@
+// Residency under a memory budget: lazy loads, LRU eviction of unpinned models, pins,
+// one load for concurrent first uses, explicit load/unload, rescans, and adapted models
+// whose base was evicted.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/models/stylegan2/random_init.h"
+#include "core/registry/model_repository.h"
+
+namespace ganserve::core {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Counts what the repository reports.
+class CountingObserver : public RepositoryObserver {
+ public:
+  void OnModelLoad(ModelKind kind, bool ok, double) override {
+    absl::MutexLock lock(&mu_);
+    ++loads_[kind];
+    if (!ok) ++failed_loads_;
+  }
+  void OnModelEvicted(ModelKind) override {
+    absl::MutexLock lock(&mu_);
+    ++evictions_;
+  }
+  void OnRepositoryState(const RepositoryState& s) override {
+    absl::MutexLock lock(&mu_);
+    last_ = s;
+  }
+  int loads(ModelKind k) {
+    absl::MutexLock lock(&mu_);
+    return loads_[k];
+  }
+  int evictions() {
+    absl::MutexLock lock(&mu_);
+    return evictions_;
+  }
+  RepositoryState last() {
+    absl::MutexLock lock(&mu_);
+    return last_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<ModelKind, int> loads_;
+  int failed_loads_ = 0;
+  int evictions_ = 0;
+  RepositoryState last_;
+};
+
+class ModelResidencyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("ganserve_residency_test_" + std::to_string(::getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    for (const char* name : {"g1", "g2", "g3", "g4"}) WriteGenerator(name, false);
+    // One model's footprint, measured: every model here has the same shapes.
+    auto probe = ModelRepository::Create(root_.string(), {}, clip::ClipPrecision::kAuto);
+    ASSERT_TRUE(probe.ok());
+    ASSERT_EQ((*probe)->LoadAll(), 4);
+    one_ = (*probe)->Get("g1")->resident.host_bytes;
+    ASSERT_GT(one_, 0);
+    EXPECT_EQ((*probe)->Get("g1")->resident.device_bytes, 0) << "a CPU device holds everything in host RAM";
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void WriteGenerator(const std::string& name, bool pinned, uint64_t seed = 1) {
+    fs::create_directories(root_ / name);
+    auto weights = stylegan2::RandomGeneratorWeights(stylegan2::MakeConfig(32, 16, 2, 1, 8), seed, 0.1f);
+    ASSERT_TRUE(SaveSafetensors((root_ / name / "g.safetensors").string(), weights, {}).ok());
+    std::ofstream(root_ / name / "manifest.json")
+        << R"({"kind": "generator", "checkpoint": "g.safetensors")" << (pinned ? R"(, "pinned": true)" : "") << "}";
+  }
+
+  std::unique_ptr<ModelRepository> Open(double budget_models, ResidencyOptions::Preload preload) {
+    ResidencyOptions r;
+    r.device_budget_bytes = static_cast<int64_t>(budget_models * static_cast<double>(one_));
+    r.preload = preload;
+    auto repo = ModelRepository::Create(root_.string(), {}, clip::ClipPrecision::kAuto, r, &observer_);
+    EXPECT_TRUE(repo.ok()) << repo.status();
+    return repo.ok() ? std::move(*repo) : nullptr;
+  }
+
+  int64_t ResidentBytes(const ModelRepository& repo) {
+    int64_t total = 0;
+    for (const auto& m : repo.List()) total += m.resident.host_bytes + m.resident.device_bytes;
+    return total;
+  }
+  ModelState StateOf(const ModelRepository& repo, const std::string& name) { return repo.Get(name)->state; }
+
+  fs::path root_;
+  int64_t one_ = 0;
+  CountingObserver observer_;
+};
+
+TEST_F(ModelResidencyTest, MoreModelsThanTheBudgetAreAllServedWithLruEvictions) {
+  auto repo = Open(2.5, ResidencyOptions::Preload::kNone);
+  ASSERT_NE(repo, nullptr);
+  EXPECT_EQ(repo->LoadAll(), 0) << "nothing preloads";
+  for (const auto& m : repo->List()) EXPECT_EQ(m.state, ModelState::kUnloaded) << m.name;
+  EXPECT_EQ(repo->Get("g1")->resolution, 0) << "shapes are known once loaded";
+
+  stylegan2::GenerateParams p;
+  p.latents = FloatTensor{{1, 16}, std::vector<float>(16, 0.3f)};
+  std::shared_ptr<const stylegan2::Generator> held;
+  for (const char* name : {"g1", "g2", "g3", "g4", "g1", "g2"}) {
+    auto g = repo->GetGenerator(name);
+    ASSERT_TRUE(g.ok()) << name << ": " << g.status();
+    EXPECT_TRUE((*g)->Generate(p).ok()) << name;
+    if (held == nullptr) held = *g;
+    EXPECT_EQ(StateOf(*repo, name), ModelState::kReady) << name;
+    EXPECT_LE(ResidentBytes(*repo), static_cast<int64_t>(2.5 * static_cast<double>(one_))) << "after " << name;
+  }
+  // g1 g2 | g3 evicts g1 | g4 evicts g2 | g1 evicts g3 | g2 evicts g4: least recently used first.
+  EXPECT_EQ(observer_.evictions(), 4);
+  EXPECT_EQ(observer_.loads(ModelKind::kGenerator), 6);
+  EXPECT_EQ(StateOf(*repo, "g3"), ModelState::kUnloaded);
+  EXPECT_EQ(StateOf(*repo, "g4"), ModelState::kUnloaded);
+  EXPECT_EQ(repo->Get("g3")->resolution, 32) << "shapes stay known after an eviction";
+  // A generator evicted while a request holds it keeps working for that request.
+  EXPECT_TRUE(held->Generate(p).ok());
+  // Use refreshes the order: touching g1 makes g2 the next victim.
+  ASSERT_TRUE(repo->GetGenerator("g1").ok());
+  ASSERT_TRUE(repo->GetGenerator("g3").ok());
+  EXPECT_EQ(StateOf(*repo, "g1"), ModelState::kReady);
+  EXPECT_EQ(StateOf(*repo, "g2"), ModelState::kUnloaded);
+  // The gauges' snapshot follows.
+  RepositoryState s = observer_.last();
+  EXPECT_EQ(s.models[ModelState::kReady], 2);
+  EXPECT_EQ(s.models[ModelState::kUnloaded], 2);
+  EXPECT_EQ(s.resident[ModelKind::kGenerator].host_bytes, 2 * one_);
+}
+
+TEST_F(ModelResidencyTest, PinnedModelsStayAndPreloadStopsAtTheBudget) {
+  WriteGenerator("g3", /*pinned=*/true);
+  auto repo = Open(2.5, ResidencyOptions::Preload::kAll);
+  ASSERT_NE(repo, nullptr);
+  // The pinned g3 first, then g1, g2; g4 would evict, so preloading stops around there.
+  const int resident = repo->LoadAll();
+  EXPECT_GE(resident, 2);
+  EXPECT_LE(resident, 3);
+  EXPECT_TRUE(repo->Get("g3")->pinned);
+  EXPECT_EQ(StateOf(*repo, "g3"), ModelState::kReady);
+  for (const char* name : {"g1", "g2", "g4", "g1", "g2", "g4"}) ASSERT_TRUE(repo->GetGenerator(name).ok()) << name;
+  EXPECT_EQ(StateOf(*repo, "g3"), ModelState::kReady) << "a pinned model is never evicted";
+
+  // LoadModel with pin, then UnloadModel unpins and frees.
+  auto loaded = repo->Load("g1", /*pin=*/true);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->pinned);
+  EXPECT_EQ(loaded->state, ModelState::kReady);
+  for (const char* name : {"g2", "g4", "g2"}) ASSERT_TRUE(repo->GetGenerator(name).ok()) << name;
+  EXPECT_EQ(StateOf(*repo, "g1"), ModelState::kReady);
+  auto unloaded = repo->Unload("g1");
+  ASSERT_TRUE(unloaded.ok());
+  EXPECT_FALSE(unloaded->pinned);
+  EXPECT_EQ(unloaded->state, ModelState::kUnloaded);
+  EXPECT_EQ(unloaded->resident.host_bytes, 0);
+  EXPECT_EQ(repo->Unload("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(repo->Load("nope", false).status().code(), absl::StatusCode::kNotFound);
+  // Pinned models alone may exceed the budget: they stay, and are reported.
+  ASSERT_TRUE(repo->Load("g2", true).ok());
+  ASSERT_TRUE(repo->Load("g4", true).ok());
+  EXPECT_GT(ResidentBytes(*repo), static_cast<int64_t>(2.5 * static_cast<double>(one_)));
+}
+
+TEST_F(ModelResidencyTest, ConcurrentFirstUsesShareOneLoad) {
+  auto repo = Open(0, ResidencyOptions::Preload::kNone);
+  ASSERT_NE(repo, nullptr);
+  repo->LoadAll();
+  std::vector<std::thread> threads;
+  std::vector<const stylegan2::Generator*> got(6, nullptr);
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      auto g = repo->GetGenerator("g2");
+      if (g.ok()) {
+        got[i] = g->get();
+      } else {
+        ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(observer_.loads(ModelKind::kGenerator), 1);
+  for (auto* g : got) EXPECT_EQ(g, got[0]);
+}
+
+TEST_F(ModelResidencyTest, RescanAndFailedModelsLoadAgainWhenFixed) {
+  auto repo = Open(0, ResidencyOptions::Preload::kNone);
+  ASSERT_NE(repo, nullptr);
+  repo->LoadAll();
+  WriteGenerator("g5", false);
+  fs::create_directories(root_ / "broken");
+  std::ofstream(root_ / "broken/manifest.json") << R"({"kind": "generator", "checkpoint": "later.safetensors"})";
+  fs::remove_all(root_ / "g4");
+  EXPECT_EQ(repo->Get("g5").status().code(), absl::StatusCode::kNotFound) << "not before the rescan";
+  ModelRepository::ScanResult r = repo->Rescan();
+  EXPECT_EQ(r.added, (std::vector<std::string>{"broken", "g5"}));
+  EXPECT_EQ(r.removed, (std::vector<std::string>{"g4"}));
+  EXPECT_EQ(StateOf(*repo, "g5"), ModelState::kUnloaded);
+  EXPECT_TRUE(repo->GetGenerator("g5").ok());
+  // The missing checkpoint shows at first use; once it is there, LoadModel retries.
+  EXPECT_EQ(repo->GetGenerator("broken").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(StateOf(*repo, "broken"), ModelState::kFailed);
+  fs::copy_file(root_ / "g1/g.safetensors", root_ / "broken/later.safetensors");
+  EXPECT_EQ(repo->GetGenerator("broken").status().code(), absl::StatusCode::kFailedPrecondition)
+      << "a failed model stays failed until asked to load again";
+  auto fixed = repo->Load("broken", false);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ(fixed->state, ModelState::kReady);
+}
+
+TEST_F(ModelResidencyTest, AnAdaptedModelLoadsItsEvictedBase) {
+  fs::create_directories(root_ / "sketch");
+  auto weights = stylegan2::RandomGeneratorWeights(stylegan2::MakeConfig(32, 16, 2, 1, 8), 1, 0.1f);
+  std::map<std::string, FloatTensor> delta{{"convs.0.conv.weight", weights.at("convs.0.conv.weight")}};
+  for (float& v : delta["convs.0.conv.weight"].data) v += 0.5f;
+  ASSERT_TRUE(SaveSafetensors((root_ / "sketch/delta.safetensors").string(), delta, {}).ok());
+  std::ofstream(root_ / "sketch/manifest.json")
+      << R"({"kind": "adapted_generator", "base_model": "g1", "delta": "delta.safetensors"})";
+  auto repo = Open(1.5, ResidencyOptions::Preload::kNone);
+  ASSERT_NE(repo, nullptr);
+  repo->LoadAll();
+  ASSERT_TRUE(repo->GetGenerator("g2").ok());
+  auto adapted = repo->GetGenerator("sketch");
+  ASSERT_TRUE(adapted.ok()) << adapted.status();
+  EXPECT_EQ(StateOf(*repo, "sketch"), ModelState::kReady);
+  EXPECT_EQ(StateOf(*repo, "g2"), ModelState::kUnloaded);
+  // Its base loaded for it and was evicted again to fit the budget.
+  EXPECT_EQ(StateOf(*repo, "g1"), ModelState::kUnloaded);
+  EXPECT_EQ(repo->Get("sketch")->resolution, 32);
+}
+
+}  // namespace
+}  // namespace ganserve::core
