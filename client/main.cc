@@ -75,8 +75,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   health->add_option("--service", health_service, "health service: '' (server), liveness, readiness");
   health->callback([&] { result = ganserve::client::Health(conn, health_service); });
 
-  auto* models =
-      app.add_subcommand("models", "list, show, delete, load, unload, rescan, import or export models");
+  auto* models = app.add_subcommand("models", "list, show, delete, load, unload, rescan, import or export models");
   models->require_subcommand(1);
   models->add_subcommand("list", "list models")->callback([&] { result = ganserve::client::ModelsList(conn); });
   std::string model_name;

@@ -319,9 +319,8 @@ absl::Status ModelsLoad(const Connection& c, const std::string& name, bool pin) 
   v1::Model m;
   RETURN_IF_ERROR(FromGrpc(c, stub->LoadModel(&ctx, req, &m)));
   Print(c, m,
-        absl::StrCat("loaded ", name, pin ? " (pinned)" : "", ": ",
-                     (m.resident_host_bytes() + (1 << 19)) >> 20, " MiB host, ",
-                     (m.resident_device_bytes() + (1 << 19)) >> 20, " MiB device\n"));
+        absl::StrCat("loaded ", name, pin ? " (pinned)" : "", ": ", (m.resident_host_bytes() + (1 << 19)) >> 20,
+                     " MiB host, ", (m.resident_device_bytes() + (1 << 19)) >> 20, " MiB device\n"));
   return absl::OkStatus();
 }
 

@@ -188,8 +188,8 @@ void Metrics::OnModelEvicted(core::ModelKind kind) {
 }
 
 void Metrics::OnRepositoryState(const core::RepositoryState& state) {
-  for (core::ModelState s : {core::ModelState::kReady, core::ModelState::kFailed, core::ModelState::kLoading,
-                             core::ModelState::kUnloaded}) {
+  for (core::ModelState s :
+       {core::ModelState::kReady, core::ModelState::kFailed, core::ModelState::kLoading, core::ModelState::kUnloaded}) {
     auto it = state.models.find(s);
     models_loaded_->Add({{"state", core::ModelStateName(s)}}).Set(it == state.models.end() ? 0 : it->second);
   }
@@ -197,8 +197,7 @@ void Metrics::OnRepositoryState(const core::RepositoryState& state) {
                             core::ModelKind::kLpips}) {
     auto it = state.resident.find(k);
     const core::MemoryFootprint f = it == state.resident.end() ? core::MemoryFootprint{} : it->second;
-    model_resident_->Add({{"kind", core::ModelKindName(k)}, {"memory", "host"}})
-        .Set(static_cast<double>(f.host_bytes));
+    model_resident_->Add({{"kind", core::ModelKindName(k)}, {"memory", "host"}}).Set(static_cast<double>(f.host_bytes));
     model_resident_->Add({{"kind", core::ModelKindName(k)}, {"memory", "device"}})
         .Set(static_cast<double>(f.device_bytes));
   }

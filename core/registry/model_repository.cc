@@ -138,9 +138,9 @@ ModelInfo ModelRepository::ScanOne(const std::string& name) const {
   info.base_model = str("base_model");
   info.source_text = str("source_text");
   info.target_text = str("target_text");
-  info.default_truncation =
-      m.contains("default_truncation") && m["default_truncation"].is_number() ? m["default_truncation"].get<float>()
-                                                                              : 1.0f;
+  info.default_truncation = m.contains("default_truncation") && m["default_truncation"].is_number()
+                                ? m["default_truncation"].get<float>()
+                                : 1.0f;
   if (m.contains("pinned") && !m["pinned"].is_boolean()) return fail("manifest 'pinned' must be true or false");
   info.pinned = m.value("pinned", false);
   return info;
@@ -469,7 +469,8 @@ absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::Get
   ASSIGN_OR_RETURN(ModelInfo info, Get(name));
   RETURN_IF_ERROR(CheckKind(info, {ModelKind::kGenerator, ModelKind::kAdaptedGenerator}, "a generator"));
   ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
-  if (w.generator == nullptr) return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not a generator"));
+  if (w.generator == nullptr)
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not a generator"));
   return w.generator;
 }
 
@@ -535,7 +536,8 @@ absl::StatusOr<ModelInfo> ModelRepository::Add(const std::string& name) {
   }
   auto w = Acquire(name, /*retry_failed=*/true, /*pin=*/false);
   if (!w.ok()) {
-    return absl::InternalError(absl::StrCat("model '", name, "' was written but does not load: ", w.status().message()));
+    return absl::InternalError(
+        absl::StrCat("model '", name, "' was written but does not load: ", w.status().message()));
   }
   return Get(name);
 }

@@ -190,8 +190,7 @@ class ModelRepository {
   absl::StatusOr<Weights> LoadWeights(const std::string& name, ModelInfo* info) const;
   // The entry's weights, loading them first when needed. `retry_failed` loads a FAILED
   // model again; `pin` pins it.
-  absl::StatusOr<Weights> Acquire(const std::string& name, bool retry_failed, bool pin) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Weights> Acquire(const std::string& name, bool retry_failed, bool pin) const ABSL_LOCKS_EXCLUDED(mu_);
   // Unloads LRU unpinned models (never `keep`) while over a budget. Returns the kinds evicted.
   std::vector<ModelKind> EvictOverBudget(const std::string& keep) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool OverBudget() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -25,8 +25,8 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   stylegan2::LoadOptions load;
   load.device = o.device;
   ASSIGN_OR_RETURN(auto clip_precision, clip::ParseClipPrecision(o.clip_precision));
-  ASSIGN_OR_RETURN(app->repository_, ModelRepository::Create(o.model_repository, load, clip_precision,
-                                                                  o.residency, o.repository_observer));
+  ASSIGN_OR_RETURN(app->repository_, ModelRepository::Create(o.model_repository, load, clip_precision, o.residency,
+                                                             o.repository_observer));
   app->repository_->SetStyleClipDefault(o.styleclip_clip_model);
 
   DeviceExecutor::Options exec;

@@ -100,6 +100,16 @@ if true; then
   "$ganctl" --server "$addr" models import "$work/export/sketch.pt" --name sketch-imported --domain "pencil sketch" \
     > /dev/null || fail "import"
   "$ganctl" --server "$addr" models list | grep -q "^sketch-imported  generator  ready  32px" || fail "imported model not ready"
+  # Residency by hand: pinned, unloaded (listed as unloaded), rendered again (loads on use).
+  "$ganctl" --server "$addr" models load sketch-imported --pin | grep -q "^loaded sketch-imported (pinned)" || fail "models load"
+  "$ganctl" --server "$addr" models list | grep -q "^sketch-imported  generator  ready  32px  pinned  resident" \
+    || fail "pinned model not listed as pinned and resident"
+  "$ganctl" --server "$addr" models unload sketch-imported > /dev/null || fail "models unload"
+  "$ganctl" --server "$addr" models list | grep -q "^sketch-imported  generator  unloaded" || fail "unloaded model not listed so"
+  "$ganctl" --server "$addr" generate --model sketch-imported --seeds 1 --out "$work/imported" 2> /dev/null
+  [ -s "$work/imported/seed1.png" ] || fail "an unloaded model did not load on use"
+  cp -r "$work/models/demo" "$work/models/demo-copy"
+  "$ganctl" --server "$addr" models rescan | grep -q "^added: demo-copy" || fail "rescan did not find a folder added on disk"
   if /usr/bin/python3 -c 'import torch' 2> /dev/null; then
     /usr/bin/python3 -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=True); assert set(c) == {"g_ema", "latent_avg"}, c.keys()' \
       "$work/export/sketch.pt" || fail "torch.load of the export"

@@ -513,6 +513,27 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
                  return Unary(&Stub::DeleteModel, s, r);
                },
                C::INVALID_ARGUMENT, "name"});
+  auto load_row = [&](const char* what, std::string name, C code, const char* says, bool also_unload) {
+    t.push_back({"LoadModel", what,
+                 [name](Stub* s) {
+                   v1::LoadModelRequest r;
+                   r.set_name(name);
+                   return Unary(&Stub::LoadModel, s, r);
+                 },
+                 code, says});
+    if (!also_unload) return;
+    t.push_back({"UnloadModel", what,
+                 [name](Stub* s) {
+                   v1::UnloadModelRequest r;
+                   r.set_name(name);
+                   return Unary(&Stub::UnloadModel, s, r);
+                 },
+                 code, says});
+  };
+  load_row("unknown model", "nope", C::NOT_FOUND, "nope", true);
+  load_row("a path", "../models", C::INVALID_ARGUMENT, "name", true);
+  load_row("an empty name", "", C::INVALID_ARGUMENT, "name", true);
+  load_row("a model that fails to load", "broken", C::FAILED_PRECONDITION, "missing.pt", false);
   auto export_row = [&](const char* what, std::string name, int format, C code, const char* says) {
     t.push_back({"ExportModel", what,
                  [name, format](Stub* s) {

@@ -274,5 +274,85 @@ TEST_F(GanServiceTest, ImportModelRefusesBadUploadsAndPublishesNothing) {
   }
 }
 
+// A repository larger than the budget: every model is served, loading on use and evicting
+// the least recently used; LoadModel pins, UnloadModel frees, RescanRepository finds
+// folders added on disk, and the metrics show the loads and evictions.
+TEST(GanServerResidencyTest, ABudgetSmallerThanTheRepositoryServesEveryModel) {
+  TestServerOptions opt;
+  opt.prepare_repo = [](const std::string& repo) {
+    for (const char* copy : {"tiny2", "tiny3"}) {
+      std::filesystem::copy(repo + "/tiny", repo + "/" + copy, std::filesystem::copy_options::recursive);
+    }
+  };
+  opt.residency.device_budget_bytes = 1;  // room for the model in use only
+  opt.residency.preload = core::ResidencyOptions::Preload::kNone;
+  TestServer server(Root("residency"), opt);
+  auto stub = server.Stub();
+  auto state_of = [&](const std::string& name) {
+    grpc::ClientContext ctx;
+    v1::GetModelRequest req;
+    req.set_name(name);
+    v1::Model m;
+    EXPECT_TRUE(stub->GetModel(&ctx, req, &m).ok()) << name;
+    return m;
+  };
+  EXPECT_EQ(state_of("tiny").state(), v1::MODEL_STATE_UNLOADED);
+  for (const char* name : {"tiny", "tiny2", "tiny3", "tiny"}) {
+    v1::GenerateSamplesRequest req;
+    req.set_model(name);
+    req.add_seeds(3);
+    grpc::Status st;
+    auto batches = Generate(stub.get(), req, &st);
+    ASSERT_TRUE(st.ok()) << name << ": " << st.error_message();
+    ASSERT_EQ(batches.size(), 1u);
+    const v1::Model m = state_of(name);
+    EXPECT_EQ(m.state(), v1::MODEL_STATE_READY) << name;
+    EXPECT_GT(m.resident_host_bytes(), 0) << name;
+  }
+  EXPECT_EQ(state_of("tiny2").state(), v1::MODEL_STATE_UNLOADED);
+  std::string body = HttpGet(server.metrics_port(), "/metrics");
+  EXPECT_NE(body.find("ganserve_model_evictions_total{kind=\"generator\"} 3"), std::string::npos) << body;
+  EXPECT_NE(body.find("ganserve_model_loads_total{kind=\"generator\",result=\"ok\"} 4"), std::string::npos) << body;
+  EXPECT_NE(body.find("ganserve_models{state=\"unloaded\"}"), std::string::npos) << body;
+
+  // Pinned, tiny2 survives other loads; unloaded, it is free again.
+  grpc::ClientContext lctx;
+  v1::LoadModelRequest load;
+  load.set_name("tiny2");
+  load.set_pin(true);
+  v1::Model loaded;
+  ASSERT_TRUE(stub->LoadModel(&lctx, load, &loaded).ok());
+  EXPECT_EQ(loaded.state(), v1::MODEL_STATE_READY);
+  EXPECT_TRUE(loaded.pinned());
+  grpc::ClientContext lctx2;
+  load.set_name("tiny3");
+  load.set_pin(false);
+  ASSERT_TRUE(stub->LoadModel(&lctx2, load, &loaded).ok());
+  EXPECT_EQ(state_of("tiny2").state(), v1::MODEL_STATE_READY);
+  grpc::ClientContext uctx;
+  v1::UnloadModelRequest unload;
+  unload.set_name("tiny2");
+  v1::Model unloaded;
+  ASSERT_TRUE(stub->UnloadModel(&uctx, unload, &unloaded).ok());
+  EXPECT_EQ(unloaded.state(), v1::MODEL_STATE_UNLOADED);
+  EXPECT_FALSE(unloaded.pinned());
+  EXPECT_EQ(unloaded.resident_host_bytes(), 0);
+
+  // A folder copied in while the server runs appears after a rescan.
+  std::filesystem::copy(server.repo() + "/tiny", server.repo() + "/tiny4", std::filesystem::copy_options::recursive);
+  grpc::ClientContext rctx;
+  v1::RescanRepositoryResponse scan;
+  ASSERT_TRUE(stub->RescanRepository(&rctx, v1::RescanRepositoryRequest(), &scan).ok());
+  ASSERT_EQ(scan.added_size(), 1);
+  EXPECT_EQ(scan.added(0), "tiny4");
+  EXPECT_EQ(scan.removed_size(), 0);
+  v1::GenerateSamplesRequest req;
+  req.set_model("tiny4");
+  req.add_seeds(1);
+  grpc::Status st;
+  Generate(stub.get(), req, &st);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+}
+
 }  // namespace
 }  // namespace ganserve::testing

@@ -58,6 +58,7 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   o.app.max_interactive_queue = opt.max_interactive_queue;
   o.app.limits.max_images_per_request = opt.max_images_per_request;
   if (opt.checkpoint_every >= 0) o.app.checkpoint_every = opt.checkpoint_every;
+  o.app.residency = opt.residency;
   auto s = server::GanServer::Start(o);
   EXPECT_TRUE(s.ok()) << s.status();
   if (!s.ok()) return;

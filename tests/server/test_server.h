@@ -24,6 +24,8 @@ struct TestServerOptions {
   int max_images_per_request = 64;
   // Training checkpoint interval in steps; < 0: the server's default.
   int checkpoint_every = -1;
+  // Model memory budgets and preloading.
+  core::ResidencyOptions residency;
 };
 
 class TestServer {

@@ -150,9 +150,9 @@ const ClipConfig& ClipModel::config() const { return impl_->config; }
 MemoryFootprint ClipModel::Footprint() const {
   const Impl& m = *impl_;
   FootprintCounter c;
-  for (const auto* t : {&m.conv1, &m.class_emb, &m.vis_pos, &m.ln_pre_w, &m.ln_pre_b, &m.ln_post_w, &m.ln_post_b,
-                        &m.vis_proj, &m.tok_emb, &m.txt_pos, &m.ln_final_w, &m.ln_final_b, &m.txt_proj,
-                        &m.causal_mask}) {
+  for (const auto* t :
+       {&m.conv1, &m.class_emb, &m.vis_pos, &m.ln_pre_w, &m.ln_pre_b, &m.ln_post_w, &m.ln_post_b, &m.vis_proj,
+        &m.tok_emb, &m.txt_pos, &m.ln_final_w, &m.ln_final_b, &m.txt_proj, &m.causal_mask}) {
     c.Add(*t);
   }
   for (const auto* blocks : {&m.vis_blocks, &m.txt_blocks}) {
