@@ -74,8 +74,9 @@ absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorVie
                         "token_embedding.weight", "ln_final.weight"}) {
     if (shape(k) == nullptr) missing.push_back(k);
   }
-  if (!missing.empty())
+  if (!missing.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("CLIP checkpoint lacks ", absl::StrJoin(missing, ", ")));
+  }
   if (conv->size() != 4 || vpos->size() != 2 || tproj->size() != 2 || pos->size() != 2 || tok->size() != 2) {
     return absl::InvalidArgumentError("CLIP checkpoint tensors have unexpected ranks");
   }
@@ -96,12 +97,13 @@ absl::StatusOr<ClipConfig> InferClipConfig(const std::map<std::string, TensorVie
   }
   // Strict shape check of every tensor the model uses.
   std::vector<std::string> bad;
-  auto expect = [&](const std::string& k, std::vector<int64_t> want) {
+  auto expect = [&](const std::string& k, const std::vector<int64_t>& want) {
     const auto* s = shape(k);
-    if (s == nullptr)
+    if (s == nullptr) {
       bad.push_back(k + " missing");
-    else if (*s != want)
+    } else if (*s != want) {
       bad.push_back(absl::StrCat(k, " is ", ShapeString(*s), ", expected ", ShapeString(want)));
+    }
   };
   const int64_t vw = c.vision_width, tw = c.transformer_width;
   expect("visual.class_embedding", {vw});

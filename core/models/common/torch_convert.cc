@@ -4,6 +4,7 @@
 #include <ATen/Context.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/oom_counter.h"
 #include "core/util/status_macros.h"
@@ -56,7 +57,7 @@ absl::StatusOr<c10::Device> ParseDevice(const std::string& spec) {
     return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   }
   if (spec == "cpu") return c10::Device(c10::kCPU);
-  if (spec.rfind("cuda", 0) == 0) {
+  if (absl::StartsWith(spec, "cuda")) {
     if (!at::hasCUDA()) {
       return absl::InvalidArgumentError(absl::StrCat("device '", spec,
                                                      "' requested but this build or machine has no CUDA; "

@@ -73,8 +73,9 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::st
     vgg_expected.push_back({absl::StrCat("features.", c.index, ".weight"), {c.out, c.in, 3, 3}});
     vgg_expected.push_back({absl::StrCat("features.", c.index, ".bias"), {c.out}});
   }
-  for (int k = 0; k < 5; ++k)
+  for (int k = 0; k < 5; ++k) {
     lin_expected.push_back({absl::StrCat("lin", k, ".model.1.weight"), {1, kTapChannels[k], 1, 1}});
+  }
   RETURN_IF_ERROR(stylegan2::CheckStateDict(vgg16, vgg_expected, "torchvision VGG16 (features)"));
   RETURN_IF_ERROR(stylegan2::CheckStateDict(lin, lin_expected, "LPIPS v0.1 linear layers (vgg.pth)"));
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(device_spec));
