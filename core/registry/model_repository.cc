@@ -469,8 +469,9 @@ absl::StatusOr<std::shared_ptr<const stylegan2::Generator>> ModelRepository::Get
   ASSIGN_OR_RETURN(ModelInfo info, Get(name));
   RETURN_IF_ERROR(CheckKind(info, {ModelKind::kGenerator, ModelKind::kAdaptedGenerator}, "a generator"));
   ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
-  if (w.generator == nullptr)
+  if (w.generator == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not a generator"));
+  }
   return w.generator;
 }
 
@@ -478,7 +479,9 @@ absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string
   ASSIGN_OR_RETURN(ModelInfo info, Get(name));
   RETURN_IF_ERROR(CheckKind(info, {ModelKind::kClip}, "a CLIP model"));
   ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
-  if (w.clip.model == nullptr) return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not CLIP"));
+  if (w.clip.model == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not CLIP"));
+  }
   return w.clip;
 }
 
