@@ -75,7 +75,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   health->add_option("--service", health_service, "health service: '' (server), liveness, readiness");
   health->callback([&] { result = ganserve::client::Health(conn, health_service); });
 
-  auto* models = app.add_subcommand("models", "list, show, delete, load, unload, rescan, import or export models");
+  auto* models =
+      app.add_subcommand("models", "list, show, delete, load, unload, rescan, promote, import or export models");
   models->require_subcommand(1);
   models->add_subcommand("list", "list models")->callback([&] { result = ganserve::client::ModelsList(conn); });
   std::string model_name;
@@ -96,6 +97,11 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   models->add_subcommand("rescan", "pick up model folders added or removed on disk")->callback([&] {
     result = ganserve::client::ModelsRescan(conn);
   });
+  std::string promote_snapshot;
+  auto* mpromote = models->add_subcommand("promote", "keep a training snapshot (NAME@STEP) as a model");
+  mpromote->add_option("snapshot", promote_snapshot)->required();
+  mpromote->add_option("--name", model_name, "the new model's name")->required();
+  mpromote->callback([&] { result = ganserve::client::ModelsPromote(conn, promote_snapshot, model_name); });
   std::string import_file, import_domain;
   auto* mimp = models->add_subcommand("import", "add a generator file (.pt, .pkl, .safetensors) to the running server");
   mimp->add_option("file", import_file)->required();
@@ -165,6 +171,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   adapt_cmd->add_option("--batch-size", adapt.batch_size, "latents per step" + Default(nada.batch_size));
   adapt_cmd->add_option("--seed", adapt.seed);
   adapt_cmd->add_option("--preview-every", adapt.preview_every, "steps between previews (default: the server's)");
+  adapt_cmd->add_option("--snapshot-every", adapt.snapshot_every,
+                        "keep the model every K steps as NAME@STEP (render, export, promote); expires with the job");
   adapt_cmd->add_option("--preview-count", adapt.preview_count, "preview grid size" + Default(nada.preview_count));
   adapt_cmd->add_option("--auto-layer-k", adapt.auto_layer_k, "train the k most relevant layers (0: the preset)");
   adapt_cmd->add_option("--auto-layer-iters", adapt.auto_layer_iters,

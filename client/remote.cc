@@ -348,6 +348,19 @@ absl::Status ModelsRescan(const Connection& c) {
   return absl::OkStatus();
 }
 
+absl::Status ModelsPromote(const Connection& c, const std::string& snapshot, const std::string& name) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  v1::PromoteSnapshotRequest req;
+  req.set_snapshot(snapshot);
+  req.set_name(name);
+  v1::Model m;
+  RETURN_IF_ERROR(FromGrpc(c, stub->PromoteSnapshot(&ctx, req, &m)));
+  Print(c, m, absl::StrCat("promoted ", snapshot, " to ", name, "\n"));
+  return absl::OkStatus();
+}
+
 absl::Status ModelsImport(const Connection& c, const std::string& path, const std::string& name,
                           const std::string& domain) {
   ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path));
@@ -576,6 +589,7 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
   req.set_batch_size(a.batch_size);
   req.set_seed(a.seed);
   req.set_preview_every(a.preview_every);
+  req.set_snapshot_every(a.snapshot_every);
   req.set_auto_layer_k(a.auto_layer_k);
   req.set_request_id(a.request_id);
   req.set_lr_scale(a.lr_scale);

@@ -37,6 +37,7 @@ absl::Status ModelsDelete(const Connection& c, const std::string& name);
 absl::Status ModelsLoad(const Connection& c, const std::string& name, bool pin);
 absl::Status ModelsUnload(const Connection& c, const std::string& name);
 absl::Status ModelsRescan(const Connection& c);
+absl::Status ModelsPromote(const Connection& c, const std::string& snapshot, const std::string& name);
 // Uploads a generator file as model `name` (chunks of 1 MiB with its size and SHA-256).
 absl::Status ModelsImport(const Connection& c, const std::string& path, const std::string& name,
                           const std::string& domain);
@@ -75,6 +76,7 @@ struct AdaptArgs {
   int batch_size = 0;
   int64_t seed = 0;
   int preview_every = 0;
+  int snapshot_every = 0;
   int auto_layer_k = 0;
   int auto_layer_iters = 0;
   int auto_layer_batch = 0;

@@ -7,7 +7,7 @@
 //              ListModels, GetModel
 //   admin      everything: also AdaptDomain, PrepareGlobalDirections, CancelJob,
 //              DeleteModel, ExportModel (weights leave the service), ImportModel,
-//              LoadModel, UnloadModel, RescanRepository
+//              LoadModel, UnloadModel, RescanRepository, PromoteSnapshot
 // Callers send `authorization: Bearer TOKEN` metadata. Health (its own port) and
 // reflection are not checked.
 #ifndef GANSERVE_SERVER_AUTH_H_

@@ -236,6 +236,16 @@ grpc::ServerUnaryReactor* GanServiceImpl::UnloadModel(grpc::CallbackServerContex
   });
 }
 
+grpc::ServerUnaryReactor* GanServiceImpl::PromoteSnapshot(grpc::CallbackServerContext* call,
+                                                          const v1::PromoteSnapshotRequest* req, v1::Model* resp) {
+  ServiceContext* ctx = ctx_;
+  return SlowUnary(ctx_, call, "PromoteSnapshot", Kind::kNewWork, [ctx, req, resp]() -> absl::Status {
+    ASSIGN_OR_RETURN(core::ModelInfo m, ctx->service().PromoteSnapshot(req->snapshot(), req->name()));
+    api::ToProto(m, resp);
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* GanServiceImpl::RescanRepository(grpc::CallbackServerContext* call,
                                                            const v1::RescanRepositoryRequest*,
                                                            v1::RescanRepositoryResponse* resp) {

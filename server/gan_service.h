@@ -42,6 +42,8 @@ class GanServiceImpl final : public v1::GanService::CallbackService {
                                       v1::Model* resp) override;
   grpc::ServerUnaryReactor* UnloadModel(grpc::CallbackServerContext* ctx, const v1::UnloadModelRequest* req,
                                         v1::Model* resp) override;
+  grpc::ServerUnaryReactor* PromoteSnapshot(grpc::CallbackServerContext* ctx, const v1::PromoteSnapshotRequest* req,
+                                            v1::Model* resp) override;
   grpc::ServerUnaryReactor* RescanRepository(grpc::CallbackServerContext* ctx, const v1::RescanRepositoryRequest* req,
                                              v1::RescanRepositoryResponse* resp) override;
   grpc::ServerWriteReactor<v1::ExportModelChunk>* ExportModel(grpc::CallbackServerContext* ctx,

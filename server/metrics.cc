@@ -65,15 +65,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
               .Help("Device out-of-memory errors answered with RESOURCE_EXHAUSTED.")
               .Register(*registry_)
               .Add({});
-  retention_bytes_ = &prometheus::BuildCounter()
-                          .Name("ganserve_retention_reclaimed_bytes_total")
-                          .Help("Bytes the retention passes deleted: finished jobs' events, unneeded checkpoints.")
-                          .Register(*registry_);
+  retention_bytes_ =
+      &prometheus::BuildCounter()
+           .Name("ganserve_retention_reclaimed_bytes_total")
+           .Help("Bytes the retention passes deleted: finished jobs' events, unneeded checkpoints, expired snapshots.")
+           .Register(*registry_);
   retention_items_ = &prometheus::BuildCounter()
                           .Name("ganserve_retention_deleted_total")
-                          .Help("Items the retention passes deleted: events, checkpoints.")
+                          .Help("Items the retention passes deleted: events, checkpoints, snapshots (by job).")
                           .Register(*registry_);
-  for (const char* what : {"events", "checkpoints"}) {
+  for (const char* what : {"events", "checkpoints", "snapshots"}) {
     retention_bytes_->Add({{"what", what}});
     retention_items_->Add({{"what", what}});
   }
@@ -172,6 +173,8 @@ void Metrics::OnRetentionPass(const core::RetentionStats& stats) {
   retention_items_->Add({{"what", "events"}}).Increment(static_cast<double>(stats.events.events));
   retention_bytes_->Add({{"what", "checkpoints"}}).Increment(static_cast<double>(stats.checkpoint_bytes));
   retention_items_->Add({{"what", "checkpoints"}}).Increment(static_cast<double>(stats.checkpoint_files));
+  retention_bytes_->Add({{"what", "snapshots"}}).Increment(static_cast<double>(stats.artifact_bytes));
+  retention_items_->Add({{"what", "snapshots"}}).Increment(static_cast<double>(stats.artifact_jobs));
 }
 
 void Metrics::RecordRejected(const std::string& reason) { rejected_->Add({{"reason", reason}}).Increment(); }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -28,6 +29,19 @@ struct RetentionStats {
   PruneStats events;
   int64_t checkpoint_files = 0;
   int64_t checkpoint_bytes = 0;
+  // Per-job artifacts (training snapshots) removed, by the owning jobs.
+  int64_t artifact_jobs = 0;
+  int64_t artifact_bytes = 0;
+};
+
+// Files kept per job that expire with the job's events (training snapshots).
+class JobArtifacts {
+ public:
+  virtual ~JobArtifacts() = default;
+  // Ids of the jobs that have artifacts.
+  virtual std::vector<std::string> JobsWithArtifacts() = 0;
+  // Removes one job's artifacts; returns the bytes freed.
+  virtual int64_t ExpireArtifacts(const std::string& job_id) = 0;
 };
 
 // Receives each pass's results (metrics). Thread-safe.
@@ -37,15 +51,17 @@ class RetentionObserver {
   virtual void OnRetentionPass(const RetentionStats& stats) = 0;
 };
 
-// One pass at `now_ms`: events of jobs that ended before now - retention, and the files
-// "<job id>.ckpt.safetensors" in `checkpoint_dir` whose job has finished or is unknown.
+// One pass at `now_ms`: events of jobs that ended before now - retention, the files
+// "<job id>.ckpt.safetensors" in `checkpoint_dir` whose job has finished or is unknown,
+// and the `artifacts` (may be null) of jobs that ended before now - retention or are unknown.
 absl::StatusOr<RetentionStats> RunRetentionPass(JobStore& store, const std::string& checkpoint_dir, int64_t now_ms,
-                                                const RetentionOptions& options);
+                                                const RetentionOptions& options, JobArtifacts* artifacts = nullptr);
 
 // Runs RunRetentionPass on its own thread every interval until Stop (or destruction).
 class RetentionLoop {
  public:
-  RetentionLoop(JobStore* store, std::string checkpoint_dir, RetentionOptions options, RetentionObserver* observer);
+  RetentionLoop(JobStore* store, std::string checkpoint_dir, RetentionOptions options, RetentionObserver* observer,
+                JobArtifacts* artifacts = nullptr);
   ~RetentionLoop();
   void Start();
   // Wakes the thread and joins it. Idempotent.
@@ -57,6 +73,7 @@ class RetentionLoop {
   const std::string checkpoint_dir_;
   const RetentionOptions options_;
   RetentionObserver* const observer_;
+  JobArtifacts* const artifacts_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

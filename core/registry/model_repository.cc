@@ -66,6 +66,13 @@ bool IsValidModelName(const std::string& name) {
   return std::regex_match(name, kRe);
 }
 
+bool IsValidModelRef(const std::string& name) {
+  static const std::regex kSnapshot("[a-z0-9][a-z0-9._-]{0,63}@[1-9][0-9]{0,8}");
+  return IsValidModelName(name) || std::regex_match(name, kSnapshot);
+}
+
+std::string SnapshotName(const std::string& model, int64_t step) { return absl::StrCat(model, "@", step); }
+
 const char* ModelStateName(ModelState s) {
   switch (s) {
     case ModelState::kReady: return "ready";
@@ -97,17 +104,17 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const s
       new ModelRepository(root, std::move(load_options), clip_precision, residency, observer, device.is_cpu()));
 }
 
-ModelInfo ModelRepository::ScanOne(const std::string& name) const {
+ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& folder) const {
   ModelInfo info;
   info.name = name;
   info.state = ModelState::kUnloaded;
-  const fs::path dir = fs::path(root_) / name;
+  const fs::path dir = folder;
   auto fail = [&](std::string why) {
     info.state = ModelState::kFailed;
     info.error = std::move(why);
     return info;
   };
-  if (!IsValidModelName(name)) return fail("folder name is not a valid model name ([a-z0-9][a-z0-9._-]{0,63})");
+  if (!IsValidModelRef(name)) return fail("folder name is not a valid model name ([a-z0-9][a-z0-9._-]{0,63})");
   std::error_code ec;
   info.size_bytes = DirSize(dir);
   auto mtime = fs::last_write_time(dir / "manifest.json", ec);
@@ -143,11 +150,16 @@ ModelInfo ModelRepository::ScanOne(const std::string& name) const {
                                 : 1.0f;
   if (m.contains("pinned") && !m["pinned"].is_boolean()) return fail("manifest 'pinned' must be true or false");
   info.pinned = m.value("pinned", false);
+  if (m.contains("snapshot_of")) {
+    info.snapshot_job = str("job");
+    info.snapshot_step = m.value("step", int64_t{0});
+  }
   return info;
 }
 
-absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std::string& name, ModelInfo* info) const {
-  const fs::path dir = fs::path(root_) / name;
+absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std::string& folder,
+                                                                      ModelInfo* info) const {
+  const fs::path dir = folder;
   ASSIGN_OR_RETURN(std::string text, ReadFile((dir / "manifest.json").string(), 1 << 20));
   nlohmann::json m = nlohmann::json::parse(text, nullptr, false);
   if (m.is_discarded() || !m.is_object()) return absl::InvalidArgumentError("manifest.json is not a JSON object");
@@ -215,6 +227,7 @@ MemoryFootprint FootprintOf(const ModelRepository::Clip& clip, const std::shared
 absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::string& name, bool retry_failed,
                                                                   bool pin) const {
   ModelInfo scanned;
+  std::string folder;
   {
     absl::MutexLock lock(&mu_);
     for (;;) {
@@ -237,20 +250,21 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
       }
       e.info.state = ModelState::kLoading;
       scanned = e.info;
+      folder = e.folder;
       break;
     }
   }
   Notify({});
   // Loaded without the lock: other models stay usable meanwhile.
   if (scanned.kind == ModelKind::kUnspecified || !scanned.error.empty()) {
-    ModelInfo fresh = ScanOne(name);  // a FAILED entry is read again
+    ModelInfo fresh = ScanOne(name, folder);  // a FAILED entry is read again
     fresh.pinned = fresh.pinned || scanned.pinned;
     scanned = fresh;
   }
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<Weights> w = scanned.state == ModelState::kFailed
                                   ? absl::StatusOr<Weights>(absl::FailedPreconditionError(scanned.error))
-                                  : LoadWeights(name, &scanned);
+                                  : LoadWeights(folder, &scanned);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<ModelKind> evicted;
   absl::StatusOr<Weights> result = w;
@@ -349,26 +363,39 @@ int ModelRepository::RemoveStaleWorkFolders() {
   return removed;
 }
 
-std::vector<std::string> ModelRepository::ScanNames() const {
-  std::vector<std::string> names;
+std::map<std::string, std::string> ModelRepository::ScanFolders() const {
+  std::map<std::string, std::string> out;
   std::error_code ec;
   for (const auto& d : fs::directory_iterator(root_, ec)) {
     const std::string n = d.path().filename().string();
-    if (n.empty() || n[0] == '.') continue;  // temp and trash folders
-    if (d.is_directory() && fs::exists(d.path() / "manifest.json")) names.push_back(n);
+    if (n.empty() || n[0] == '.') continue;  // temp, trash and snapshot folders
+    if (d.is_directory() && fs::exists(d.path() / "manifest.json")) out[n] = d.path().string();
   }
-  std::sort(names.begin(), names.end());
-  return names;
+  // Training snapshots: .snapshots/<job>/<step>/, named by their manifest.
+  for (const auto& job : fs::directory_iterator(fs::path(root_) / kSnapshotsDir, ec)) {
+    if (!job.is_directory()) continue;
+    for (const auto& step : fs::directory_iterator(job.path(), ec)) {
+      if (step.path().filename().string()[0] == '.') continue;
+      auto text = ReadFile((step.path() / "manifest.json").string(), 1 << 20);
+      if (!text.ok()) continue;
+      auto m = nlohmann::json::parse(*text, nullptr, false);
+      if (!m.is_object() || !m.contains("snapshot_of") || !m["snapshot_of"].is_string() || !m.contains("step") ||
+          !m["step"].is_number_integer()) {
+        continue;
+      }
+      out[SnapshotName(m["snapshot_of"].get<std::string>(), m["step"].get<int64_t>())] = step.path().string();
+    }
+  }
+  return out;
 }
 
 ModelRepository::ScanResult ModelRepository::Rescan() {
-  const std::vector<std::string> names = ScanNames();
+  const std::map<std::string, std::string> folders = ScanFolders();
   ScanResult r;
   {
     absl::MutexLock lock(&mu_);
-    std::set<std::string> on_disk(names.begin(), names.end());
     for (auto it = models_.begin(); it != models_.end();) {
-      if (on_disk.count(it->first) == 0 && it->second.info.state != ModelState::kLoading) {
+      if (folders.count(it->first) == 0 && it->second.info.state != ModelState::kLoading) {
         r.removed.push_back(it->first);
         it = models_.erase(it);
       } else {
@@ -376,18 +403,19 @@ ModelRepository::ScanResult ModelRepository::Rescan() {
       }
     }
   }
-  for (const auto& n : names) {
+  for (const auto& [n, folder] : folders) {
     {
       absl::MutexLock lock(&mu_);
       auto it = models_.find(n);
       if (it != models_.end() && it->second.info.state != ModelState::kFailed) continue;
     }
-    ModelInfo info = ScanOne(n);
+    ModelInfo info = ScanOne(n, folder);
     absl::MutexLock lock(&mu_);
     auto [it, inserted] = models_.try_emplace(n);
     if (!inserted && it->second.info.state != ModelState::kFailed) continue;
     if (inserted) r.added.push_back(n);
     it->second.info = std::move(info);
+    it->second.folder = folder;
   }
   Notify({});
   return r;
@@ -525,18 +553,118 @@ absl::StatusOr<ModelInfo> ModelRepository::Unload(const std::string& name) {
   return Get(name);
 }
 
+absl::StatusOr<ModelInfo> ModelRepository::Register(const std::string& name, const std::string& folder) {
+  ModelInfo info = ScanOne(name, folder);
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& e = models_[name];
+    // A folder written again (a retried publish, a snapshot step redone after a resume)
+    // replaces the old weights.
+    e.weights = {};
+    e.info = info;
+    e.folder = folder;
+  }
+  Notify({});
+  return info;
+}
+
+absl::StatusOr<ModelInfo> ModelRepository::PublishSnapshot(
+    const std::string& model, const std::string& job_id, int64_t step,
+    const std::function<absl::Status(const std::string&)>& write) {
+  if (!IsValidModelName(model) || step < 1 || job_id.empty() || job_id.find('/') != std::string::npos ||
+      job_id[0] == '.') {
+    return absl::InvalidArgumentError("snapshot of an invalid model name, job id or step");
+  }
+  const fs::path job_dir = fs::path(root_) / kSnapshotsDir / job_id;
+  const fs::path tmp = job_dir / absl::StrCat(".tmp-", step);
+  const fs::path final_dir = job_dir / std::to_string(step);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  if (absl::Status st = write(tmp.string()); !st.ok()) {
+    fs::remove_all(tmp, ec);
+    return st;
+  }
+  fs::remove_all(final_dir, ec);
+  fs::rename(tmp, final_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot publish snapshot: ", ec.message()));
+  return Register(SnapshotName(model, step), final_dir.string());
+}
+
+std::vector<std::string> ModelRepository::SnapshotJobs() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(fs::path(root_) / kSnapshotsDir, ec)) {
+    if (d.is_directory()) out.push_back(d.path().filename().string());
+  }
+  return out;
+}
+
+int64_t ModelRepository::ExpireSnapshots(const std::string& job_id) {
+  if (job_id.empty() || job_id.find('/') != std::string::npos || job_id[0] == '.') return 0;
+  const fs::path dir = fs::path(root_) / kSnapshotsDir / job_id;
+  const fs::path trash = fs::path(root_) / (".deleted-snapshots-" + job_id);
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return 0;
+  const int64_t bytes = DirSize(dir);
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = models_.begin(); it != models_.end();) {
+      if (it->second.info.snapshot_job == job_id && !it->second.info.snapshot_job.empty()) {
+        it = models_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Rename first (atomic), then remove: a crash leaves a trash folder the next start removes.
+  fs::remove_all(trash, ec);
+  fs::rename(dir, trash, ec);
+  if (ec) return 0;
+  fs::remove_all(trash, ec);
+  Notify({});
+  return bytes;
+}
+
+absl::StatusOr<ModelInfo> ModelRepository::PromoteSnapshot(const std::string& snapshot, const std::string& name) {
+  std::string folder;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(snapshot);
+    if (it == models_.end()) {
+      return absl::NotFoundError(absl::StrCat("no snapshot named '", snapshot, "' (snapshots are MODEL@STEP)"));
+    }
+    if (it->second.info.snapshot_job.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("model '", snapshot, "' is not a training snapshot"));
+    }
+    folder = it->second.folder;
+  }
+  if (!IsValidModelName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "name '", name.substr(0, 80), "' is not a valid model name: it must match [a-z0-9][a-z0-9._-]{0,63}"));
+  }
+  if (Exists(name)) return absl::AlreadyExistsError(absl::StrCat("a model named '", name, "' already exists"));
+  ASSIGN_OR_RETURN(std::string text, ReadFile((fs::path(folder) / "manifest.json").string(), 1 << 20));
+  nlohmann::json m = nlohmann::json::parse(text, nullptr, false);
+  if (!m.is_object()) return absl::DataLossError("the snapshot's manifest.json is not a JSON object");
+  ASSIGN_OR_RETURN(std::string delta, FileIn(folder, m, "delta"));
+  m.erase("snapshot_of");
+  m.erase("step");
+  m["promoted_from"] = snapshot;
+  return Publish(name, absl::StrCat("promote-", name), [&](const std::string& out) -> absl::Status {
+    std::error_code ec;
+    fs::copy_file(delta, fs::path(out) / fs::path(delta).filename(), ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot copy the snapshot's delta: ", ec.message()));
+    return WriteFileAtomic((fs::path(out) / "manifest.json").string(), m.dump(2) + "\n");
+  });
+}
+
 absl::StatusOr<ModelInfo> ModelRepository::Add(const std::string& name) {
   if (!IsValidModelName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a valid model name"));
   }
-  ModelInfo info = ScanOne(name);
-  {
-    absl::MutexLock lock(&mu_);
-    Entry& e = models_[name];
-    // A folder written again (a retried publish) replaces the old weights.
-    e.weights = {};
-    e.info = std::move(info);
-  }
+  RETURN_IF_ERROR(Register(name, (fs::path(root_) / name).string()).status());
   auto w = Acquire(name, /*retry_failed=*/true, /*pin=*/false);
   if (!w.ok()) {
     return absl::InternalError(
@@ -583,6 +711,11 @@ absl::Status ModelRepository::DeleteFolder(const std::string& name) {
   if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
   if (it->second.info.state == ModelState::kLoading) {
     return absl::UnavailableError(absl::StrCat("model '", name, "' is loading; delete it when it is ready"));
+  }
+  if (!it->second.info.snapshot_job.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("'", name,
+                                                      "' is a training snapshot: snapshots expire with their job; "
+                                                      "PromoteSnapshot keeps one as a model"));
   }
   if (it->second.info.kind != ModelKind::kAdaptedGenerator) {
     return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(it->second.info.kind),

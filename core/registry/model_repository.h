@@ -53,6 +53,9 @@ struct ModelInfo {
   int64_t create_time_unix = 0;
   // Never evicted: the manifest's "pinned": true, or LoadModel with pin.
   bool pinned = false;
+  // Training snapshots (MODEL@STEP): the job that wrote it and its step.
+  std::string snapshot_job;
+  int64_t snapshot_step = 0;
   // What its weights hold while resident (zero otherwise).
   MemoryFootprint resident;
   // Generators (known once it has been loaded).
@@ -95,6 +98,11 @@ class RepositoryObserver {
 
 // True for names a model folder may have: [a-z0-9][a-z0-9._-]{0,63}.
 bool IsValidModelName(const std::string& name);
+// Names a request may refer to: model names and training snapshots (MODEL@STEP).
+bool IsValidModelRef(const std::string& name);
+std::string SnapshotName(const std::string& model, int64_t step);
+// Where training snapshots live under the repository root: <job id>/<step>/.
+inline constexpr char kSnapshotsDir[] = ".snapshots";
 
 // Thread-safe. In-flight work keeps a model alive through its shared_ptr, so deleting,
 // replacing or evicting a model never pulls weights out from under a running request.
@@ -153,8 +161,20 @@ class ModelRepository {
   // `work_id` names the work folder (one per writer). AlreadyExists when `name` is taken.
   absl::StatusOr<ModelInfo> Publish(const std::string& name, const std::string& work_id,
                                     const std::function<absl::Status(const std::string& folder)>& write);
-  // Removes an adapted generator's folder. FailedPrecondition for base models.
+  // Removes an adapted generator's folder. FailedPrecondition for base models and
+  // snapshots.
   absl::Status Delete(const std::string& name);
+
+  // Training snapshots: an adapted model's delta at a step, named MODEL@STEP, stored
+  // under <root>/.snapshots/<job id>/<step>/ (written again when a resumed job redoes the
+  // step). Not loaded until used.
+  absl::StatusOr<ModelInfo> PublishSnapshot(const std::string& model, const std::string& job_id, int64_t step,
+                                            const std::function<absl::Status(const std::string& folder)>& write);
+  // Jobs that have snapshots, and removal of one job's (returns the bytes freed).
+  std::vector<std::string> SnapshotJobs() const;
+  int64_t ExpireSnapshots(const std::string& job_id);
+  // Copies a snapshot into a new adapted model `name` (AlreadyExists when taken).
+  absl::StatusOr<ModelInfo> PromoteSnapshot(const std::string& snapshot, const std::string& name);
 
   const std::string& root() const { return root_; }
   const ResidencyOptions& residency() const { return residency_; }
@@ -182,12 +202,15 @@ class ModelRepository {
   struct Entry {
     ModelInfo info;
     Weights weights;
+    std::string folder;
     uint64_t last_use = 0;
   };
   // Reads a folder's manifest: the info a scan knows (state UNLOADED, or FAILED).
-  ModelInfo ScanOne(const std::string& name) const;
+  ModelInfo ScanOne(const std::string& name, const std::string& folder) const;
   // Loads the weights (an adapted generator's base through GetGenerator).
-  absl::StatusOr<Weights> LoadWeights(const std::string& name, ModelInfo* info) const;
+  absl::StatusOr<Weights> LoadWeights(const std::string& folder, ModelInfo* info) const;
+  // Records (or replaces) a model folder as UNLOADED.
+  absl::StatusOr<ModelInfo> Register(const std::string& name, const std::string& folder);
   // The entry's weights, loading them first when needed. `retry_failed` loads a FAILED
   // model again; `pin` pins it.
   absl::StatusOr<Weights> Acquire(const std::string& name, bool retry_failed, bool pin) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -197,7 +220,8 @@ class ModelRepository {
   RepositoryState StateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells the observer about evictions and the new state.
   void Notify(const std::vector<ModelKind>& evicted) const ABSL_LOCKS_EXCLUDED(mu_);
-  std::vector<std::string> ScanNames() const;
+  // Model name -> folder, for every model folder and snapshot on disk.
+  std::map<std::string, std::string> ScanFolders() const;
   // Delete without notifying the observer; takes the lock.
   absl::Status DeleteFolder(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   std::string Available() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -10,6 +10,20 @@
 #include "core/util/status_macros.h"
 
 namespace ganserve::core::service {
+namespace {
+
+// Training snapshots expire with their job.
+class RepositorySnapshots : public JobArtifacts {
+ public:
+  explicit RepositorySnapshots(ModelRepository* repo) : repo_(repo) {}
+  std::vector<std::string> JobsWithArtifacts() override { return repo_->SnapshotJobs(); }
+  int64_t ExpireArtifacts(const std::string& job_id) override { return repo_->ExpireSnapshots(job_id); }
+
+ private:
+  ModelRepository* const repo_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Application>> Application::Create(const ApplicationOptions& o) {
   std::unique_ptr<Application> app(new Application());
@@ -63,8 +77,9 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   deps.limits = o.limits;
   deps.data_dir = o.data_dir;
   app->service_ = std::make_unique<Service>(std::move(deps));
-  app->retention_ =
-      std::make_unique<RetentionLoop>(app->store_.get(), eng.checkpoint_dir, o.retention, o.retention_observer);
+  app->snapshots_ = std::make_unique<RepositorySnapshots>(app->repository_.get());
+  app->retention_ = std::make_unique<RetentionLoop>(app->store_.get(), eng.checkpoint_dir, o.retention,
+                                                    o.retention_observer, app->snapshots_.get());
   return app;
 }
 

@@ -100,6 +100,7 @@ class Application {
   std::unique_ptr<GlobalStatsCache> stats_cache_;
   std::unique_ptr<JobEngine> engine_;
   std::unique_ptr<Service> service_;
+  std::unique_ptr<JobArtifacts> snapshots_;  // training snapshots, for retention
   std::unique_ptr<RetentionLoop> retention_;
   bool shut_down_ = false;
 };

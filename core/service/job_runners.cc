@@ -89,33 +89,53 @@ class AdaptRunner : public JobRunner {
 
   int64_t total_steps() const override { return spec_.TotalSteps(); }
   int64_t step() const override { return trainer_->step(); }
-  absl::StatusOr<std::map<std::string, float>> Step() override { return trainer_->Step(); }
+  absl::StatusOr<std::map<std::string, float>> Step() override {
+    ASSIGN_OR_RETURN(auto losses, trainer_->Step());
+    // Snapshots at every snapshot_every-th step before the last (the last is the result).
+    const int64_t s = trainer_->step();
+    if (spec_.snapshot_every > 0 && s % spec_.snapshot_every == 0 && s < spec_.TotalSteps()) {
+      RETURN_IF_ERROR(repo_
+                          ->PublishSnapshot(spec_.output_name, job_id_, s,
+                                            [&](const std::string& folder) { return WriteModel(folder, s); })
+                          .status());
+    }
+    return losses;
+  }
   absl::StatusOr<FloatTensor> PreviewImages(bool source) override { return trainer_->Preview(source); }
   absl::Status SaveCheckpoint(const std::string& path) override { return trainer_->SaveCheckpoint(path); }
   absl::Status RestoreCheckpoint(const std::string& path) override { return trainer_->RestoreCheckpoint(path); }
 
   absl::StatusOr<std::string> Finish() override {
-    auto delta = trainer_->Delta();
-    auto write = [&](const std::string& folder) -> absl::Status {
-      const std::filesystem::path dir(folder);
-      RETURN_IF_ERROR(SaveSafetensors((dir / "delta.safetensors").string(), delta,
-                                      {{"base_model", spec_.model}, {"job", job_id_}}));
-      nlohmann::json m = {{"kind", "adapted_generator"},
-                          {"base_model", spec_.model},
-                          {"delta", "delta.safetensors"},
-                          {"domain", spec_.target_text},
-                          {"source_text", spec_.source_text},
-                          {"target_text", spec_.target_text},
-                          {"default_truncation", adapt::NadaOptions{}.preview_truncation},
-                          {"job", job_id_},
-                          {"training", TrainingRecord(spec_, delta.size())}};
-      return WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n");
-    };
-    RETURN_IF_ERROR(repo_->Publish(spec_.output_name, job_id_, write).status());
+    RETURN_IF_ERROR(
+        repo_->Publish(spec_.output_name, job_id_, [&](const std::string& folder) { return WriteModel(folder, 0); })
+            .status());
     return spec_.output_name;
   }
 
  private:
+  // The adapted model as a folder: the delta and its manifest; a snapshot (step > 0)
+  // also names its model and step.
+  absl::Status WriteModel(const std::string& folder, int64_t snapshot_step) {
+    const std::map<std::string, FloatTensor> delta = trainer_->Delta();
+    const std::filesystem::path dir(folder);
+    RETURN_IF_ERROR(
+        SaveSafetensors((dir / "delta.safetensors").string(), delta, {{"base_model", spec_.model}, {"job", job_id_}}));
+    nlohmann::json m = {{"kind", "adapted_generator"},
+                        {"base_model", spec_.model},
+                        {"delta", "delta.safetensors"},
+                        {"domain", spec_.target_text},
+                        {"source_text", spec_.source_text},
+                        {"target_text", spec_.target_text},
+                        {"default_truncation", adapt::NadaOptions{}.preview_truncation},
+                        {"job", job_id_},
+                        {"training", TrainingRecord(spec_, delta.size())}};
+    if (snapshot_step > 0) {
+      m["snapshot_of"] = spec_.output_name;
+      m["step"] = snapshot_step;
+    }
+    return WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n");
+  }
+
   ModelRepository* repo_;
   AdaptSpec spec_;
   std::string job_id_;

@@ -117,29 +117,35 @@ absl::StatusOr<std::vector<ModelInfo>> Service::ListModels(int kind) {
 }
 
 absl::StatusOr<ModelInfo> Service::GetModel(const std::string& name) {
-  RETURN_IF_ERROR(ValidateModelName(name));
+  RETURN_IF_ERROR(ValidateModelRef(name));
   return d_.repository->Get(name);
 }
 
 absl::Status Service::DeleteModel(const std::string& name) {
-  RETURN_IF_ERROR(ValidateModelName(name));
+  RETURN_IF_ERROR(ValidateModelRef(name));
   return d_.repository->Delete(name);
 }
 
 absl::StatusOr<ModelInfo> Service::LoadModel(const std::string& name, bool pin) {
-  RETURN_IF_ERROR(ValidateModelName(name));
+  RETURN_IF_ERROR(ValidateModelRef(name));
   return d_.repository->Load(name, pin);
 }
 
 absl::StatusOr<ModelInfo> Service::UnloadModel(const std::string& name) {
-  RETURN_IF_ERROR(ValidateModelName(name));
+  RETURN_IF_ERROR(ValidateModelRef(name));
   return d_.repository->Unload(name);
+}
+
+absl::StatusOr<ModelInfo> Service::PromoteSnapshot(const std::string& snapshot, const std::string& name) {
+  RETURN_IF_ERROR(ValidateModelRef(snapshot, "snapshot"));
+  RETURN_IF_ERROR(ValidateModelName(name, "name"));
+  return d_.repository->PromoteSnapshot(snapshot, name);
 }
 
 ModelRepository::ScanResult Service::RescanRepository() { return d_.repository->Rescan(); }
 
 absl::StatusOr<ExportedModel> Service::ExportModel(const std::string& name, ExportFormat format) {
-  RETURN_IF_ERROR(ValidateModelName(name));
+  RETURN_IF_ERROR(ValidateModelRef(name));
   if (format != ExportFormat::kUnspecified && format != ExportFormat::kTorch && format != ExportFormat::kSafetensors) {
     return absl::InvalidArgumentError(
         absl::StrCat("format ", static_cast<int>(format), " is unknown; use TORCH (1) or SAFETENSORS (2)"));

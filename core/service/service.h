@@ -96,6 +96,8 @@ class Service {
   absl::StatusOr<ModelInfo> LoadModel(const std::string& name, bool pin);
   absl::StatusOr<ModelInfo> UnloadModel(const std::string& name);
   ModelRepository::ScanResult RescanRepository();
+  // A training snapshot (MODEL@STEP) kept as the adapted model `name`.
+  absl::StatusOr<ModelInfo> PromoteSnapshot(const std::string& snapshot, const std::string& name);
   // A generator (base or adapted) as a file: rosinality's torch.save layout or
   // safetensors. NotFound, FailedPrecondition for other kinds or a failed model,
   // InvalidArgument for an unknown format.

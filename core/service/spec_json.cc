@@ -75,7 +75,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 auto_layer_k, auto_layer_iters, auto_layer_batch, layer_mapping,
                                                 layer_preset, lambda_global, lambda_manifold, lambda_direction,
                                                 adam_steps, preview_every, preview_count, seed, max_run_seconds,
-                                                preview_format)
+                                                preview_format, snapshot_every)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
@@ -182,7 +182,13 @@ std::string SpecHash(const Spec& spec) {
   Spec copy = spec;
   copy.request_id.clear();
   // Object keys are sorted, so the same payload always dumps to the same bytes.
-  const std::string bytes = ToJsonValue(std::move(copy)).dump();
+  nlohmann::json j = ToJsonValue(std::move(copy));
+  // Fields added later leave the digest alone at their default, so a retry of a request
+  // submitted before the upgrade still finds its job.
+  for (const char* later : {"snapshot_every"}) {
+    if (j.contains(later) && j[later] == 0) j.erase(later);
+  }
+  const std::string bytes = j.dump();
   uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
   for (unsigned char c : bytes) {
     h ^= c;

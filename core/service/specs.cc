@@ -151,6 +151,14 @@ absl::Status ValidateModelName(const std::string& name, const char* field) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateModelRef(const std::string& name, const char* field) {
+  if (!IsValidModelRef(name)) {
+    return Invalid(absl::StrCat(field, " '", name.substr(0, 80), "' is not a valid model name: it must match ",
+                                "[a-z0-9][a-z0-9._-]{0,63}, or MODEL@STEP for a training snapshot"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateModelKindFilter(int kind) {
   if (kind < 0 || kind > static_cast<int>(ModelKind::kLpips)) return Invalid("unknown kind filter");
   return absl::OkStatus();
@@ -254,6 +262,12 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(Range("preview_count", preview_count, 0, 16, std::to_string(reference.preview_count)));
   if (preview_count == 0) preview_count = reference.preview_count;
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, 86400, "the server's limit"));
+  RETURN_IF_ERROR(Range("snapshot_every", snapshot_every, 0, iterations, "no snapshots"));
+  if (snapshot_every > 0 && (iterations - 1) / snapshot_every > Defaults::kMaxSnapshots) {
+    return Invalid(absl::StrCat("snapshot_every ", snapshot_every, " would keep ", (iterations - 1) / snapshot_every,
+                                " snapshots of ", iterations, " steps; at most ", Defaults::kMaxSnapshots,
+                                " (raise snapshot_every)"));
+  }
   if (seed < 0) return Invalid("seed must be >= 0");
   if (!Known(preview_format, ImageFormat::kRawFloat)) return Invalid("unknown preview_format");
   if (output_name.empty()) {
@@ -346,7 +360,7 @@ int64_t GlobalStatsSpec::TotalSteps(const ModelRepository& repo) const {
 
 absl::Status GenerateSpec::Validate(const ModelRepository& repo, const Limits& limits) {
   if (model.empty()) return Invalid("model is required: name a generator from ListModels");
-  RETURN_IF_ERROR(ValidateModelName(model, "model"));
+  RETURN_IF_ERROR(ValidateModelRef(model, "model"));
   ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
   return ValidateFor(gen->config(), limits);
 }
@@ -443,9 +457,9 @@ int EditSpec::StrengthCount() const {
 
 absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limits) {
   if (model.empty()) return Invalid("model is required: name the generator whose latent space you edit in");
-  RETURN_IF_ERROR(ValidateModelName(model, "model"));
+  RETURN_IF_ERROR(ValidateModelRef(model, "model"));
   if (render_model.empty()) render_model = model;
-  RETURN_IF_ERROR(ValidateModelName(render_model, "render_model"));
+  RETURN_IF_ERROR(ValidateModelRef(render_model, "render_model"));
   const int methods = global_direction.has_value() + latent_optimization.has_value() + direction.has_value();
   if (methods != 1) return Invalid("give an edit method: direction, global_direction or latent_optimization");
   if (global_direction.has_value()) {

@@ -61,6 +61,8 @@ struct Defaults {
   static constexpr float kGlobalAlpha = 4.0f;  // global-direction strength (the reference notebook's)
   static constexpr float kGlobalBeta = 0.15f;  // disentanglement threshold (the reference notebook's)
   static constexpr int kListPageSize = 50;
+  // Most snapshots one adaptation job may keep (each is a full delta on disk).
+  static constexpr int64_t kMaxSnapshots = 50;
   static constexpr float kLrScale = 1.0f;
   static constexpr float kClipWeight = 1.0f;
   // StyleCLIP's CLIP model (ViT-B/32) under the name scripts/fetch-weights.sh installs.
@@ -122,6 +124,7 @@ struct AdaptSpec {
   int64_t seed = 0;
   int64_t max_run_seconds = 0;
   ImageFormat preview_format = ImageFormat::kUnspecified;
+  int64_t snapshot_every = 0;  // 0 = no snapshots
 
   // Checks every field against its range and the repository and fills the defaults.
   // INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS naming the field.
@@ -261,6 +264,8 @@ struct WatchJobSpec {
 absl::Status ValidateJobId(const std::string& id);
 // A model name as callers send it (field names it in the message).
 absl::Status ValidateModelName(const std::string& name, const char* field = "name");
+// A model name or a training snapshot (MODEL@STEP): what reads of a model accept.
+absl::Status ValidateModelRef(const std::string& name, const char* field = "name");
 // A model-kind filter: a core::ModelKind value, 0 = any.
 absl::Status ValidateModelKindFilter(int kind);
 

@@ -40,6 +40,7 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.seed = r.seed();
   s.max_run_seconds = r.max_run_seconds();
   s.preview_format = static_cast<cs::ImageFormat>(r.preview_format());
+  s.snapshot_every = r.snapshot_every();
   return s;
 }
 

@@ -21,6 +21,8 @@ void ToProto(const core::ModelInfo& m, v1::Model* out) {
   out->set_size_bytes(m.size_bytes);
   out->set_create_time_unix(m.create_time_unix);
   out->set_pinned(m.pinned);
+  out->set_snapshot_job(m.snapshot_job);
+  out->set_snapshot_step(m.snapshot_step);
   out->set_resident_host_bytes(m.resident.host_bytes);
   out->set_resident_device_bytes(m.resident.device_bytes);
 }

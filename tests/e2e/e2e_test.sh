@@ -78,7 +78,8 @@ set -e
 if true; then
   step "adapt: a real StyleGAN-NADA job streams progress and previews, then its model serves samples"
   "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 4 \
-    --preview-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine --set adam_steps=ADAM_STEPS_SHARED \
+    --preview-every 2 --snapshot-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine \
+    --set adam_steps=ADAM_STEPS_SHARED \
     --out "$work/adapt" > "$work/adapt.out" 2> "$work/adapt.err" || fail "adapt: $(cat "$work/adapt.err")"
   grep -q "^demo-sketch$" "$work/adapt.out" || fail "adapt did not print the new model"
   [ -s "$work/adapt/preview_source.png" ] && [ -s "$work/adapt/preview_4.png" ] || fail "preview grids missing"
@@ -86,6 +87,12 @@ if true; then
   "$ganctl" --server "$addr" generate --model demo-sketch --seeds 1-2 --out "$work/sketch" 2> /dev/null
   [ -s "$work/sketch/seed1.png" ] || fail "adapted model did not render"
   cmp -s "$work/sketch/seed1.png" "$work/out/seed1.png" && fail "adapted model renders the same as its base"
+  # The step-2 snapshot renders, and promoted it outlives the job.
+  "$ganctl" --server "$addr" models list | grep -q "^demo-sketch@2  adapted_generator  unloaded" || fail "snapshot not listed"
+  "$ganctl" --server "$addr" models promote demo-sketch@2 --name demo-sketch-early | grep -q "^promoted demo-sketch@2" \
+    || fail "promote"
+  "$ganctl" --server "$addr" generate --model demo-sketch-early --seeds 1 --out "$work/early" 2> /dev/null
+  [ -s "$work/early/seed1.png" ] || fail "the promoted snapshot did not render"
   # Out as files the official tools load; ganctl's own loader and (when installed)
   # torch.load read them back.
   mkdir -p "$work/export"
@@ -116,7 +123,8 @@ if true; then
   fi
   # The same request_id and payload attaches to the finished job instead of training again.
   "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 4 \
-    --preview-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine --set adam_steps=ADAM_STEPS_SHARED \
+    --preview-every 2 --snapshot-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine \
+    --set adam_steps=ADAM_STEPS_SHARED \
     --out "$work/adapt2" > "$work/adapt2.out" 2>&1 || true
   "$ganctl" --server "$addr" jobs list | grep -c "adapt  succeeded" | grep -q "^1$" || fail "idempotent retry made a second job"
   job=$("$ganctl" --server "$addr" --json jobs list | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["id"])')

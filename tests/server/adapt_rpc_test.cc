@@ -87,6 +87,16 @@ TEST_F(GanServiceTest, AdaptRejectsBadRequests) {
        "output_name"},
       {"output exists", [](auto* r) { r->set_output_name("tiny"); }, grpc::StatusCode::ALREADY_EXISTS, "exists"},
       {"request id", [](auto* r) { r->set_request_id("has space"); }, grpc::StatusCode::INVALID_ARGUMENT, "request_id"},
+      {"snapshots past the end", [](auto* r) { r->set_snapshot_every(4); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "snapshot_every"},
+      {"negative snapshots", [](auto* r) { r->set_snapshot_every(-1); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "snapshot_every"},
+      {"too many snapshots",
+       [](auto* r) {
+         r->set_iterations(200);
+         r->set_snapshot_every(2);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "at most 50"},
   };
   auto stub = server_->Stub();
   for (const Case& c : cases) {
@@ -169,6 +179,81 @@ TEST_F(GanServiceTest, AdaptTrainsStreamsAndServesTheResult) {
   const auto& got = edited[0].images(0).raw().data();
   ASSERT_EQ(got.size(), want.size());
   for (int i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << i;
+}
+
+// Snapshots: an adaptation that keeps every 2nd step leaves OUTPUT@2 beside its result;
+// the snapshot renders (differently from the final model), exports, and is promoted into
+// a model that outlives the job; it cannot be deleted by hand.
+TEST_F(GanServiceTest, AdaptKeepsSnapshotsThatRenderExportAndPromote) {
+  auto stub = server_->Stub();
+  v1::AdaptDomainRequest r = GoodAdapt();
+  r.set_iterations(4);
+  r.set_snapshot_every(2);
+  r.set_output_name("snap-sketch");
+  grpc::Status st;
+  auto events = Adapt(stub.get(), r, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED);
+  const std::string job_id = events.back().job().id();
+
+  grpc::ClientContext lctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub->ListModels(&lctx, v1::ListModelsRequest(), &list).ok());
+  std::vector<std::string> snapshots;
+  for (const auto& m : list.models()) {
+    if (!m.snapshot_job().empty()) {
+      snapshots.push_back(m.name());
+      EXPECT_EQ(m.snapshot_job(), job_id);
+      EXPECT_EQ(m.snapshot_step(), 2);
+      EXPECT_EQ(m.kind(), v1::MODEL_KIND_ADAPTED_GENERATOR);
+    }
+  }
+  EXPECT_EQ(snapshots, std::vector<std::string>{"snap-sketch@2"}) << "step 4 is the result itself";
+
+  auto render = [&](const std::string& model) {
+    v1::GenerateSamplesRequest g;
+    g.set_model(model);
+    g.add_seeds(5);
+    g.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+    grpc::Status gs;
+    auto b = Generate(stub.get(), g, &gs);
+    EXPECT_TRUE(gs.ok()) << model << ": " << gs.error_message();
+    return b.empty() ? std::string() : b[0].images(0).raw().SerializeAsString();
+  };
+  const std::string at2 = render("snap-sketch@2");
+  const std::string at4 = render("snap-sketch");
+  ASSERT_FALSE(at2.empty());
+  EXPECT_NE(at2, at4) << "two more steps of training change the render";
+
+  grpc::ClientContext ectx;
+  v1::ExportModelRequest ex;
+  ex.set_name("snap-sketch@2");
+  auto chunks = ReadAll<v1::ExportModelChunk>(stub->ExportModel(&ectx, ex), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(chunks.empty());
+  EXPECT_EQ(chunks[0].filename(), "snap-sketch@2.pt");
+
+  grpc::ClientContext dctx;
+  v1::DeleteModelRequest del;
+  del.set_name("snap-sketch@2");
+  v1::DeleteModelResponse dr;
+  st = stub->DeleteModel(&dctx, del, &dr);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("PromoteSnapshot"), std::string::npos) << st.error_message();
+
+  grpc::ClientContext pctx;
+  v1::PromoteSnapshotRequest promote;
+  promote.set_snapshot("snap-sketch@2");
+  promote.set_name("snap-sketch-early");
+  v1::Model promoted;
+  st = stub->PromoteSnapshot(&pctx, promote, &promoted);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(promoted.kind(), v1::MODEL_KIND_ADAPTED_GENERATOR);
+  EXPECT_TRUE(promoted.snapshot_job().empty());
+  EXPECT_EQ(render("snap-sketch-early"), at2) << "the promoted model is the snapshot";
+  grpc::ClientContext pctx2;
+  st = stub->PromoteSnapshot(&pctx2, promote, &promoted);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
 }
 
 // Settings whose zero means something are accepted as zero: a global-loss-only run (the

@@ -530,6 +530,21 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
                  },
                  code, says});
   };
+  auto promote_row = [&](const char* what, std::string snapshot, std::string name, C code, const char* says) {
+    t.push_back({"PromoteSnapshot", what,
+                 [snapshot, name](Stub* s) {
+                   v1::PromoteSnapshotRequest r;
+                   r.set_snapshot(snapshot);
+                   r.set_name(name);
+                   return Unary(&Stub::PromoteSnapshot, s, r);
+                 },
+                 code, says});
+  };
+  promote_row("an unknown snapshot", "tiny@3", "kept", C::NOT_FOUND, "tiny@3");
+  promote_row("a model that is not a snapshot", "tiny", "kept", C::FAILED_PRECONDITION, "not a training snapshot");
+  promote_row("a path as snapshot", "../x@3", "kept", C::INVALID_ARGUMENT, "snapshot");
+  promote_row("a snapshot name as the new name", "tiny@3", "kept@3", C::INVALID_ARGUMENT, "name");
+  promote_row("a step of zero", "tiny@0", "kept", C::INVALID_ARGUMENT, "MODEL@STEP");
   load_row("unknown model", "nope", C::NOT_FOUND, "nope", true);
   load_row("a path", "../models", C::INVALID_ARGUMENT, "name", true);
   load_row("an empty name", "", C::INVALID_ARGUMENT, "name", true);

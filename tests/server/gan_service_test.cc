@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -86,7 +88,8 @@ TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {
 
 // The retention pass at start-up: a job that finished long ago keeps its row and its
 // terminal event; its earlier events (and their previews) are gone, WatchJob from the
-// start says so, and the metrics count what was deleted.
+// start says so, its training snapshots are deleted (a recent job's stay), and the
+// metrics count what was deleted.
 TEST(GanServerRetentionTest, OldFinishedJobsKeepOnlyTheirTerminalEvent) {
   TestServerOptions opt;
   opt.prepare_data = [](const std::string& data) {
@@ -108,6 +111,21 @@ TEST(GanServerRetentionTest, OldFinishedJobsKeepOnlyTheirTerminalEvent) {
       ev.mutable_job()->set_id(old_job.id);
       ASSERT_TRUE((*store)->AppendEvent(old_job, "progress", ev.SerializeAsString(), 1000 + i).ok());
     }
+    core::JobRecord recent = old_job;
+    recent.id = "job-recent";
+    recent.state = core::JobState::kSucceeded;
+    recent.end_time_ms = absl::ToUnixMillis(absl::Now());
+    ASSERT_TRUE((*store)->CreateJob(recent).ok());
+  };
+  opt.prepare_repo = [](const std::string& repo) {
+    for (const char* job : {"job-old", "job-recent"}) {
+      const std::string dir = repo + "/.snapshots/" + job + "/2";
+      std::filesystem::create_directories(dir);
+      std::filesystem::copy_file(repo + "/tiny/g.safetensors", dir + "/delta.safetensors");
+      std::ofstream(dir + "/manifest.json") << R"({"kind": "adapted_generator", "base_model": "tiny", )"
+                                            << R"("delta": "delta.safetensors", "snapshot_of": ")" << job
+                                            << R"(-out", "step": 2, "job": ")" << job << R"("})";
+    }
   };
   TestServer server(Root("retention"), opt);
   std::string body;
@@ -117,6 +135,22 @@ TEST(GanServerRetentionTest, OldFinishedJobsKeepOnlyTheirTerminalEvent) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_NE(body.find("ganserve_retention_deleted_total{what=\"events\"} 2"), std::string::npos) << body;
+  EXPECT_NE(body.find("ganserve_retention_deleted_total{what=\"snapshots\"} 1"), std::string::npos) << body;
+  EXPECT_FALSE(std::filesystem::exists(server.repo() + "/.snapshots/job-old"));
+  EXPECT_TRUE(std::filesystem::exists(server.repo() + "/.snapshots/job-recent/2/manifest.json"));
+  {
+    auto stub = server.Stub();
+    for (const char* name : {"job-recent-out@2", "job-old-out@2"}) {
+      grpc::ClientContext ctx;
+      v1::GetModelRequest req;
+      req.set_name(name);
+      v1::Model m;
+      const grpc::Status gs = stub->GetModel(&ctx, req, &m);
+      EXPECT_EQ(gs.error_code(),
+                name == std::string("job-old-out@2") ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::OK)
+          << name << ": " << gs.error_message();
+    }
+  }
   auto stub = server.Stub();
   grpc::ClientContext ctx;
   v1::GetJobRequest get;
