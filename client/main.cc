@@ -249,6 +249,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   invert->add_flag("--aligned", inv.aligned, "the photo is aligned and cropped already (no alignment is built yet)");
   invert->add_option("--seed", inv.seed);
   invert->add_option("--max-run-seconds", inv.max_run_seconds, "wall-clock limit (default: the server's)");
+  invert->add_flag("--pin", inv.pin, "keep the inversion past the server's job retention");
   invert->add_option("--request-id", inv.request_id, "idempotency key");
   invert->add_option("--set", inv.sets, kSetHelp);
   invert->add_option("--space", inv.space, "w | w+")->capture_default_str();

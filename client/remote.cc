@@ -676,6 +676,7 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   req.set_mse(a.mse);
   req.set_aligned(a.aligned);
   req.set_seed(a.seed);
+  req.set_pin(a.pin);
   req.set_max_run_seconds(a.max_run_seconds);
   req.set_request_id(a.request_id);
   RETURN_IF_ERROR(ApplySets(a.sets, &req));

@@ -103,6 +103,7 @@ struct InvertArgs {
   bool aligned = false;
   int64_t seed = 0;
   int max_run_seconds = 0;
+  bool pin = false;
   std::string request_id;
   std::string out = "out";
   std::vector<std::string> sets;

@@ -65,16 +65,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
               .Help("Device out-of-memory errors answered with RESOURCE_EXHAUSTED.")
               .Register(*registry_)
               .Add({});
-  retention_bytes_ =
-      &prometheus::BuildCounter()
-           .Name("ganserve_retention_reclaimed_bytes_total")
-           .Help("Bytes the retention passes deleted: finished jobs' events, unneeded checkpoints, expired snapshots.")
-           .Register(*registry_);
-  retention_items_ = &prometheus::BuildCounter()
-                          .Name("ganserve_retention_deleted_total")
-                          .Help("Items the retention passes deleted: events, checkpoints, snapshots (by job).")
+  retention_bytes_ = &prometheus::BuildCounter()
+                          .Name("ganserve_retention_reclaimed_bytes_total")
+                          .Help(
+                              "Bytes the retention passes deleted: finished jobs' events, unneeded checkpoints, "
+                              "expired snapshots and inversions.")
                           .Register(*registry_);
-  for (const char* what : {"events", "checkpoints", "snapshots"}) {
+  retention_items_ =
+      &prometheus::BuildCounter()
+           .Name("ganserve_retention_deleted_total")
+           .Help("Items the retention passes deleted: events, checkpoints; snapshots and inversions by job.")
+           .Register(*registry_);
+  for (const char* what : {"events", "checkpoints", "snapshots", "inversions"}) {
     retention_bytes_->Add({{"what", what}});
     retention_items_->Add({{"what", what}});
   }
@@ -173,8 +175,10 @@ void Metrics::OnRetentionPass(const core::RetentionStats& stats) {
   retention_items_->Add({{"what", "events"}}).Increment(static_cast<double>(stats.events.events));
   retention_bytes_->Add({{"what", "checkpoints"}}).Increment(static_cast<double>(stats.checkpoint_bytes));
   retention_items_->Add({{"what", "checkpoints"}}).Increment(static_cast<double>(stats.checkpoint_files));
-  retention_bytes_->Add({{"what", "snapshots"}}).Increment(static_cast<double>(stats.artifact_bytes));
-  retention_items_->Add({{"what", "snapshots"}}).Increment(static_cast<double>(stats.artifact_jobs));
+  for (const auto& [what, a] : stats.artifacts) {
+    retention_bytes_->Add({{"what", what}}).Increment(static_cast<double>(a.bytes));
+    retention_items_->Add({{"what", what}}).Increment(static_cast<double>(a.jobs));
+  }
 }
 
 void Metrics::RecordRejected(const std::string& reason) { rejected_->Add({{"reason", reason}}).Increment(); }

@@ -13,7 +13,8 @@
 namespace ganserve::core {
 
 absl::StatusOr<RetentionStats> RunRetentionPass(JobStore& store, const std::string& checkpoint_dir, int64_t now_ms,
-                                                const RetentionOptions& options, JobArtifacts* artifacts) {
+                                                const RetentionOptions& options,
+                                                const std::vector<JobArtifacts*>& artifacts) {
   RetentionStats out;
   if (options.job_retention_hours > 0) {
     ASSIGN_OR_RETURN(out.events, store.PruneEvents(now_ms - options.job_retention_hours * 3600 * 1000));
@@ -33,28 +34,30 @@ absl::StatusOr<RetentionStats> RunRetentionPass(JobStore& store, const std::stri
       out.checkpoint_bytes += ec ? 0 : static_cast<int64_t>(bytes);
     }
   }
-  if (artifacts != nullptr && options.job_retention_hours > 0) {
-    const int64_t cutoff_ms = now_ms - options.job_retention_hours * 3600 * 1000;
-    for (const std::string& id : artifacts->JobsWithArtifacts()) {
+  const int64_t cutoff_ms = now_ms - options.job_retention_hours * 3600 * 1000;
+  for (JobArtifacts* kind : artifacts) {
+    if (options.job_retention_hours <= 0) break;
+    RetentionStats::Artifacts& stats = out.artifacts[kind->what()];
+    for (const std::string& id : kind->JobsWithArtifacts()) {
       auto job = store.GetJob(id);
       if (!job.ok() && job.status().code() != absl::StatusCode::kNotFound) return job.status();
       const bool expired = !job.ok() || (job->state != JobState::kQueued && job->state != JobState::kRunning &&
                                          job->end_time_ms > 0 && job->end_time_ms < cutoff_ms);
       if (!expired) continue;
-      out.artifact_jobs += 1;
-      out.artifact_bytes += artifacts->ExpireArtifacts(id);
+      stats.jobs += 1;
+      stats.bytes += kind->ExpireArtifacts(id);
     }
   }
   return out;
 }
 
 RetentionLoop::RetentionLoop(JobStore* store, std::string checkpoint_dir, RetentionOptions options,
-                             RetentionObserver* observer, JobArtifacts* artifacts)
+                             RetentionObserver* observer, std::vector<JobArtifacts*> artifacts)
     : store_(store),
       checkpoint_dir_(std::move(checkpoint_dir)),
       options_(options),
       observer_(observer),
-      artifacts_(artifacts) {}
+      artifacts_(std::move(artifacts)) {}
 
 RetentionLoop::~RetentionLoop() { Stop(); }
 
@@ -77,12 +80,13 @@ void RetentionLoop::Run() {
     if (!stats.ok()) {
       spdlog::warn("retention pass failed: {}", stats.status().ToString());
     } else {
-      if (stats->events.events > 0 || stats->checkpoint_files > 0 || stats->artifact_jobs > 0) {
-        spdlog::info(
-            "retention: deleted {} events ({} bytes) of {} finished jobs, {} checkpoints ({} bytes) and the "
-            "snapshots of {} jobs ({} bytes)",
-            stats->events.events, stats->events.bytes, stats->events.jobs, stats->checkpoint_files,
-            stats->checkpoint_bytes, stats->artifact_jobs, stats->artifact_bytes);
+      if (stats->events.events > 0 || stats->checkpoint_files > 0) {
+        spdlog::info("retention: deleted {} events ({} bytes) of {} finished jobs and {} checkpoints ({} bytes)",
+                     stats->events.events, stats->events.bytes, stats->events.jobs, stats->checkpoint_files,
+                     stats->checkpoint_bytes);
+      }
+      for (const auto& [what, a] : stats->artifacts) {
+        if (a.jobs > 0) spdlog::info("retention: deleted the {} of {} jobs ({} bytes)", what, a.jobs, a.bytes);
       }
       if (observer_ != nullptr) observer_->OnRetentionPass(*stats);
     }

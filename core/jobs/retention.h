@@ -7,6 +7,7 @@
 #define GANSERVE_CORE_JOBS_RETENTION_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,15 +30,20 @@ struct RetentionStats {
   PruneStats events;
   int64_t checkpoint_files = 0;
   int64_t checkpoint_bytes = 0;
-  // Per-job artifacts (training snapshots) removed, by the owning jobs.
-  int64_t artifact_jobs = 0;
-  int64_t artifact_bytes = 0;
+  // Per-job artifacts removed, by JobArtifacts::what(): jobs whose artifacts went, bytes.
+  struct Artifacts {
+    int64_t jobs = 0;
+    int64_t bytes = 0;
+  };
+  std::map<std::string, Artifacts> artifacts;
 };
 
-// Files kept per job that expire with the job's events (training snapshots).
+// Files kept per job that expire with the job's events (training snapshots, inversions).
 class JobArtifacts {
  public:
   virtual ~JobArtifacts() = default;
+  // What they are, for logs and metrics ("snapshots").
+  virtual const char* what() const = 0;
   // Ids of the jobs that have artifacts.
   virtual std::vector<std::string> JobsWithArtifacts() = 0;
   // Removes one job's artifacts; returns the bytes freed.
@@ -53,15 +59,16 @@ class RetentionObserver {
 
 // One pass at `now_ms`: events of jobs that ended before now - retention, the files
 // "<job id>.ckpt.safetensors" in `checkpoint_dir` whose job has finished or is unknown,
-// and the `artifacts` (may be null) of jobs that ended before now - retention or are unknown.
+// and the `artifacts` of jobs that ended before now - retention or are unknown.
 absl::StatusOr<RetentionStats> RunRetentionPass(JobStore& store, const std::string& checkpoint_dir, int64_t now_ms,
-                                                const RetentionOptions& options, JobArtifacts* artifacts = nullptr);
+                                                const RetentionOptions& options,
+                                                const std::vector<JobArtifacts*>& artifacts = {});
 
 // Runs RunRetentionPass on its own thread every interval until Stop (or destruction).
 class RetentionLoop {
  public:
   RetentionLoop(JobStore* store, std::string checkpoint_dir, RetentionOptions options, RetentionObserver* observer,
-                JobArtifacts* artifacts = nullptr);
+                std::vector<JobArtifacts*> artifacts = {});
   ~RetentionLoop();
   void Start();
   // Wakes the thread and joins it. Idempotent.
@@ -73,7 +80,7 @@ class RetentionLoop {
   const std::string checkpoint_dir_;
   const RetentionOptions options_;
   RetentionObserver* const observer_;
-  JobArtifacts* const artifacts_;
+  const std::vector<JobArtifacts*> artifacts_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -571,8 +571,7 @@ absl::StatusOr<ModelInfo> ModelRepository::Register(const std::string& name, con
 absl::StatusOr<ModelInfo> ModelRepository::PublishSnapshot(
     const std::string& model, const std::string& job_id, int64_t step,
     const std::function<absl::Status(const std::string&)>& write) {
-  if (!IsValidModelName(model) || step < 1 || job_id.empty() || job_id.find('/') != std::string::npos ||
-      job_id[0] == '.') {
+  if (!IsValidModelName(model) || step < 1 || job_id.empty() || absl::StrContains(job_id, '/') || job_id[0] == '.') {
     return absl::InvalidArgumentError("snapshot of an invalid model name, job id or step");
   }
   const fs::path job_dir = fs::path(root_) / kSnapshotsDir / job_id;
@@ -602,7 +601,7 @@ std::vector<std::string> ModelRepository::SnapshotJobs() const {
 }
 
 int64_t ModelRepository::ExpireSnapshots(const std::string& job_id) {
-  if (job_id.empty() || job_id.find('/') != std::string::npos || job_id[0] == '.') return 0;
+  if (job_id.empty() || absl::StrContains(job_id, '/') || job_id[0] == '.') return 0;
   const fs::path dir = fs::path(root_) / kSnapshotsDir / job_id;
   const fs::path trash = fs::path(root_) / (".deleted-snapshots-" + job_id);
   std::error_code ec;
@@ -611,7 +610,7 @@ int64_t ModelRepository::ExpireSnapshots(const std::string& job_id) {
   {
     absl::MutexLock lock(&mu_);
     for (auto it = models_.begin(); it != models_.end();) {
-      if (it->second.info.snapshot_job == job_id && !it->second.info.snapshot_job.empty()) {
+      if (it->second.info.snapshot_job == job_id) {
         it = models_.erase(it);
       } else {
         ++it;

@@ -16,6 +16,7 @@ namespace {
 class RepositorySnapshots : public JobArtifacts {
  public:
   explicit RepositorySnapshots(ModelRepository* repo) : repo_(repo) {}
+  const char* what() const override { return "snapshots"; }
   std::vector<std::string> JobsWithArtifacts() override { return repo_->SnapshotJobs(); }
   int64_t ExpireArtifacts(const std::string& job_id) override { return repo_->ExpireSnapshots(job_id); }
 
@@ -78,8 +79,10 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   deps.data_dir = o.data_dir;
   app->service_ = std::make_unique<Service>(std::move(deps));
   app->snapshots_ = std::make_unique<RepositorySnapshots>(app->repository_.get());
-  app->retention_ = std::make_unique<RetentionLoop>(app->store_.get(), eng.checkpoint_dir, o.retention,
-                                                    o.retention_observer, app->snapshots_.get());
+  app->inversions_ = std::make_unique<StoredInversions>(o.data_dir);
+  app->retention_ =
+      std::make_unique<RetentionLoop>(app->store_.get(), eng.checkpoint_dir, o.retention, o.retention_observer,
+                                      std::vector<JobArtifacts*>{app->snapshots_.get(), app->inversions_.get()});
   return app;
 }
 

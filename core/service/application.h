@@ -100,7 +100,9 @@ class Application {
   std::unique_ptr<GlobalStatsCache> stats_cache_;
   std::unique_ptr<JobEngine> engine_;
   std::unique_ptr<Service> service_;
-  std::unique_ptr<JobArtifacts> snapshots_;  // training snapshots, for retention
+  // What expires with finished jobs: training snapshots, unpinned inversions.
+  std::unique_ptr<JobArtifacts> snapshots_;
+  std::unique_ptr<JobArtifacts> inversions_;
   std::unique_ptr<RetentionLoop> retention_;
   bool shut_down_ = false;
 };

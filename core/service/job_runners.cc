@@ -144,8 +144,8 @@ class AdaptRunner : public JobRunner {
 
 class InvertRunner : public JobRunner {
  public:
-  InvertRunner(std::unique_ptr<invert::Projector> p, std::string data_dir, std::string id, std::string model)
-      : p_(std::move(p)), data_dir_(std::move(data_dir)), id_(std::move(id)), model_(std::move(model)) {}
+  InvertRunner(std::unique_ptr<invert::Projector> p, std::string data_dir, std::string id, std::string model, bool pin)
+      : p_(std::move(p)), data_dir_(std::move(data_dir)), id_(std::move(id)), model_(std::move(model)), pin_(pin) {}
   int64_t total_steps() const override { return p_->total_steps(); }
   int64_t step() const override { return p_->step(); }
   absl::StatusOr<std::map<std::string, float>> Step() override { return p_->Step(); }
@@ -160,12 +160,14 @@ class InvertRunner : public JobRunner {
     RETURN_IF_ERROR(MakeDirs(InversionsDir(data_dir_)));
     ASSIGN_OR_RETURN(std::string path, InversionPath(data_dir_, id_));
     RETURN_IF_ERROR(invert::SaveInversion(path, inv, model_));
+    if (pin_) RETURN_IF_ERROR(WriteFileAtomic(InversionPinPath(path), "kept past the job retention\n"));
     return id_;
   }
 
  private:
   std::unique_ptr<invert::Projector> p_;
   std::string data_dir_, id_, model_;
+  bool pin_ = false;
 };
 
 class GlobalStatsRunner : public JobRunner {
@@ -239,7 +241,7 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         o.seed = static_cast<uint64_t>(spec.seed);
         ASSIGN_OR_RETURN(auto projector, invert::Projector::Create(gen, img, o, clip, lpips));
         return std::unique_ptr<JobRunner>(
-            new InvertRunner(std::move(projector), data_dir, InversionIdForJob(job.id), spec.model));
+            new InvertRunner(std::move(projector), data_dir, InversionIdForJob(job.id), spec.model, spec.pin));
       });
   engine->RegisterFactory(
       JobKind::kEditStats, [repo](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {

@@ -77,7 +77,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 adam_steps, preview_every, preview_count, seed, max_run_seconds,
                                                 preview_format, snapshot_every)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
-                                                noise_regularize, mse, preview_every, seed, max_run_seconds)
+                                                noise_regularize, mse, preview_every, seed, max_run_seconds, pin)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
                                                 batch_size, preview_every, max_run_seconds, recompute, clamping,
                                                 truncation_cutoff, render_resolution)
@@ -185,8 +185,8 @@ std::string SpecHash(const Spec& spec) {
   nlohmann::json j = ToJsonValue(std::move(copy));
   // Fields added later leave the digest alone at their default, so a retry of a request
   // submitted before the upgrade still finds its job.
-  for (const char* later : {"snapshot_every"}) {
-    if (j.contains(later) && j[later] == 0) j.erase(later);
+  for (const char* later : {"snapshot_every", "pin"}) {
+    if (j.contains(later) && (j[later] == 0 || j[later] == false)) j.erase(later);
   }
   const std::string bytes = j.dump();
   uint64_t h = 1469598103934665603ULL;  // FNV-1a 64

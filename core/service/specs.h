@@ -147,6 +147,7 @@ struct InvertSpec {
   int64_t preview_every = 0;
   int64_t seed = 0;
   int64_t max_run_seconds = 0;
+  bool pin = false;  // kept past the job retention
 
   absl::Status Validate(const ModelRepository& repo);
   int64_t TotalSteps() const { return steps; }

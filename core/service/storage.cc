@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/invert/projector.h"
@@ -82,6 +83,32 @@ absl::StatusOr<std::string> InversionPath(const std::string& data_dir, const std
         absl::StrCat("'", id.substr(0, 40), "' is not an inversion id (they look like inv-1a2b...)"));
   }
   return (std::filesystem::path(InversionsDir(data_dir)) / (id + ".safetensors")).string();
+}
+
+std::string InversionPinPath(const std::string& inversion_path) {
+  return std::filesystem::path(inversion_path).replace_extension(".pinned").string();
+}
+
+std::vector<std::string> StoredInversions::JobsWithArtifacts() {
+  std::vector<std::string> jobs;
+  std::error_code ec;
+  constexpr absl::string_view kSuffix = ".safetensors";
+  for (const auto& e : std::filesystem::directory_iterator(InversionsDir(data_dir_), ec)) {
+    const std::string file = e.path().filename().string();
+    if (!absl::StartsWith(file, "inv-") || !absl::EndsWith(file, kSuffix)) continue;
+    if (std::filesystem::exists(InversionPinPath(e.path().string()), ec)) continue;
+    jobs.push_back(absl::StrCat("job-", file.substr(4, file.size() - 4 - kSuffix.size())));
+  }
+  return jobs;
+}
+
+int64_t StoredInversions::ExpireArtifacts(const std::string& job_id) {
+  auto path = InversionPath(data_dir_, InversionIdForJob(job_id));
+  if (!path.ok()) return 0;
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(*path, ec);
+  if (ec || !std::filesystem::remove(*path, ec)) return 0;
+  return static_cast<int64_t>(bytes);
 }
 
 absl::StatusOr<StoredInversion> LoadInversionFor(const std::string& data_dir, const std::string& id,

@@ -1,5 +1,6 @@
 // Where the service keeps what its jobs produce, written once:
 //   <data_dir>/inversions/<inv-id>.safetensors                 InvertImage results
+//   <data_dir>/inversions/<inv-id>.pinned                      kept past the job retention
 //   <repository>/<model>/global_directions/<clip>.safetensors  global-direction statistics
 //                                                              (beside the generator they
 //                                                              measure: deleting or replacing
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/edit/global_directions.h"
+#include "core/jobs/retention.h"
 #include "core/registry/model_repository.h"
 #include "core/util/tensor_data.h"
 
@@ -51,6 +53,22 @@ std::string InversionsDir(const std::string& data_dir);
 std::string InversionIdForJob(const std::string& job_id);
 // Path of a stored inversion; InvalidArgument for ids that are not inversion ids.
 absl::StatusOr<std::string> InversionPath(const std::string& data_dir, const std::string& id);
+
+// Whether an inversion is kept past the job retention (InvertImageRequest.pin): a marker
+// file <inv-id>.pinned beside it.
+std::string InversionPinPath(const std::string& inversion_path);
+
+// Unpinned inversions expire with their job.
+class StoredInversions : public JobArtifacts {
+ public:
+  explicit StoredInversions(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  const char* what() const override { return "inversions"; }
+  std::vector<std::string> JobsWithArtifacts() override;
+  int64_t ExpireArtifacts(const std::string& job_id) override;
+
+ private:
+  const std::string data_dir_;
+};
 
 // A stored inversion ready to render through `model` (the model it was made with, or
 // one adapted from it): its w+ [1, n_latent, style_dim] and, when `with_noise`, its

@@ -58,6 +58,7 @@ cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
   s.preview_every = r.preview_every();
   s.seed = r.seed();
   s.max_run_seconds = r.max_run_seconds();
+  s.pin = r.pin();
   return s;
 }
 

@@ -88,8 +88,8 @@ TEST_F(GanServiceTest, MetricsScrapeCountsRpcs) {
 
 // The retention pass at start-up: a job that finished long ago keeps its row and its
 // terminal event; its earlier events (and their previews) are gone, WatchJob from the
-// start says so, its training snapshots are deleted (a recent job's stay), and the
-// metrics count what was deleted.
+// start says so, its training snapshots and unpinned inversions are deleted (a recent
+// job's snapshots and a pinned inversion stay), and the metrics count what was deleted.
 TEST(GanServerRetentionTest, OldFinishedJobsKeepOnlyTheirTerminalEvent) {
   TestServerOptions opt;
   opt.prepare_data = [](const std::string& data) {
@@ -116,6 +116,17 @@ TEST(GanServerRetentionTest, OldFinishedJobsKeepOnlyTheirTerminalEvent) {
     recent.state = core::JobState::kSucceeded;
     recent.end_time_ms = absl::ToUnixMillis(absl::Now());
     ASSERT_TRUE((*store)->CreateJob(recent).ok());
+    // Two old inversion jobs: the unpinned result expires, the pinned one stays.
+    std::filesystem::create_directories(data + "/inversions");
+    for (const char* hex : {"00000000000000aa", "00000000000000bb"}) {
+      core::JobRecord inv = old_job;
+      inv.id = std::string("job-") + hex;
+      inv.kind = core::JobKind::kInvert;
+      inv.state = core::JobState::kSucceeded;
+      ASSERT_TRUE((*store)->CreateJob(inv).ok());
+      std::ofstream(data + "/inversions/inv-" + hex + ".safetensors") << "latent";
+    }
+    std::ofstream(data + "/inversions/inv-00000000000000bb.pinned") << "kept";
   };
   opt.prepare_repo = [](const std::string& repo) {
     for (const char* job : {"job-old", "job-recent"}) {
@@ -136,6 +147,9 @@ TEST(GanServerRetentionTest, OldFinishedJobsKeepOnlyTheirTerminalEvent) {
   }
   EXPECT_NE(body.find("ganserve_retention_deleted_total{what=\"events\"} 2"), std::string::npos) << body;
   EXPECT_NE(body.find("ganserve_retention_deleted_total{what=\"snapshots\"} 1"), std::string::npos) << body;
+  EXPECT_NE(body.find("ganserve_retention_deleted_total{what=\"inversions\"} 1"), std::string::npos) << body;
+  EXPECT_FALSE(std::filesystem::exists(server.data() + "/inversions/inv-00000000000000aa.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(server.data() + "/inversions/inv-00000000000000bb.safetensors"));
   EXPECT_FALSE(std::filesystem::exists(server.repo() + "/.snapshots/job-old"));
   EXPECT_TRUE(std::filesystem::exists(server.repo() + "/.snapshots/job-recent/2/manifest.json"));
   {

@@ -1,6 +1,8 @@
 // InvertImage, then rendering the inversion through its model.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <unistd.h>
 
 #include <cmath>
@@ -30,6 +32,7 @@ TEST_F(GanServiceTest, InvertThenRenderTheInversion) {
   inv.set_image(png[0].images(0).data());
   inv.set_steps(10);
   inv.set_preview_every(5);
+  inv.set_pin(true);
   grpc::ClientContext ctx;
   auto reader = stub->InvertImage(&ctx, inv);
   v1::JobEvent e, last;
@@ -43,6 +46,8 @@ TEST_F(GanServiceTest, InvertThenRenderTheInversion) {
   ASSERT_EQ(last.job().state(), v1::JOB_STATE_SUCCEEDED) << last.job().error_message();
   const std::string id = last.job().result();
   EXPECT_EQ(id.rfind("inv-", 0), 0u) << id;
+  EXPECT_TRUE(std::filesystem::exists(server_->data() + "/inversions/" + id + ".pinned"))
+      << "a pinned inversion is kept past the job retention";
   v1::GenerateSamplesRequest r;
   r.set_model("tiny");
   r.set_inversion_id(id);
