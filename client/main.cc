@@ -102,12 +102,18 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   mpromote->add_option("snapshot", promote_snapshot)->required();
   mpromote->add_option("--name", model_name, "the new model's name")->required();
   mpromote->callback([&] { result = ganserve::client::ModelsPromote(conn, promote_snapshot, model_name); });
-  std::string import_file, import_domain;
-  auto* mimp = models->add_subcommand("import", "add a generator file (.pt, .pkl, .safetensors) to the running server");
-  mimp->add_option("file", import_file)->required();
+  std::vector<std::string> import_files;
+  std::string import_domain, import_kind = "generator";
+  auto* mimp = models->add_subcommand(
+      "import",
+      "add a model to the running server: a generator file (.pt, .pkl, .safetensors); a CLIP checkpoint and its "
+      "vocabulary (.txt/.gz); or LPIPS's VGG16 features and linear layers");
+  mimp->add_option("files", import_files)->required()->check(CLI::ExistingFile);
   mimp->add_option("--name", model_name, "the new model's name")->required();
+  mimp->add_option("--kind", import_kind, "generator (default) | clip | lpips");
   mimp->add_option("--domain", import_domain, "free text for the manifest, e.g. 'photo of a face'");
-  mimp->callback([&] { result = ganserve::client::ModelsImport(conn, import_file, model_name, import_domain); });
+  mimp->callback(
+      [&] { result = ganserve::client::ModelsImport(conn, import_files, model_name, import_kind, import_domain); });
   std::string export_out, export_format = "torch";
   auto* mexp = models->add_subcommand(
       "export", "write a generator as a file the official tools load (rosinality torch.save zip, or safetensors)");

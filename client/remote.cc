@@ -361,31 +361,45 @@ absl::Status ModelsPromote(const Connection& c, const std::string& snapshot, con
   return absl::OkStatus();
 }
 
-absl::Status ModelsImport(const Connection& c, const std::string& path, const std::string& name,
-                          const std::string& domain) {
-  ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path));
+absl::Status ModelsImport(const Connection& c, const std::vector<std::string>& paths, const std::string& name,
+                          const std::string& kind, const std::string& domain) {
+  v1::ModelKind k;
+  if (!v1::ModelKind_Parse("MODEL_KIND_" + absl::AsciiStrToUpper(kind), &k) || k == v1::MODEL_KIND_UNSPECIFIED) {
+    return absl::InvalidArgumentError(absl::StrCat("--kind '", kind, "' is not generator, clip or lpips"));
+  }
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
   SetDeadline(c, &ctx);
   v1::Model m;
   auto writer = stub->ImportModel(&ctx, &m);
   constexpr size_t kChunk = size_t{1} << 20;
-  for (size_t off = 0; off == 0 || off < bytes.size(); off += kChunk) {
-    v1::ImportModelChunk chunk;
-    if (off == 0) {
-      chunk.set_name(name);
-      chunk.set_kind(v1::MODEL_KIND_GENERATOR);
-      chunk.set_filename(std::filesystem::path(path).filename().string());
-      chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
-      chunk.set_sha256(core::Sha256Hex(bytes));
-      chunk.set_domain(domain);
+  bool open = true;
+  for (size_t i = 0; i < paths.size() && open; ++i) {
+    ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(paths[i]));
+    for (size_t off = 0; off == 0 || off < bytes.size(); off += kChunk) {
+      v1::ImportModelChunk chunk;
+      if (off == 0) {
+        if (i == 0) {
+          chunk.set_name(name);
+          chunk.set_kind(k);
+          chunk.set_domain(domain);
+        }
+        chunk.set_filename(std::filesystem::path(paths[i]).filename().string());
+        chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
+        chunk.set_sha256(core::Sha256Hex(bytes));
+      }
+      chunk.set_data(bytes.data() + off, std::min(kChunk, bytes.size() - off));
+      if (!writer->Write(chunk)) {  // the server answered early: Finish says why
+        open = false;
+        break;
+      }
     }
-    chunk.set_data(bytes.data() + off, std::min(kChunk, bytes.size() - off));
-    if (!writer->Write(chunk)) break;  // the server answered early: Finish says why
   }
   writer->WritesDone();
   RETURN_IF_ERROR(FromGrpc(c, writer->Finish()));
-  Print(c, m, absl::StrCat("imported ", m.name(), " (", m.resolution(), " px)\n"));
+  Print(c, m,
+        absl::StrCat("imported ", m.name(), " (", Lower(v1::ModelKind_Name(m.kind()).substr(11)),
+                     m.resolution() > 0 ? absl::StrCat(", ", m.resolution(), " px") : "", ")\n"));
   return absl::OkStatus();
 }
 

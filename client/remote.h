@@ -39,8 +39,8 @@ absl::Status ModelsUnload(const Connection& c, const std::string& name);
 absl::Status ModelsRescan(const Connection& c);
 absl::Status ModelsPromote(const Connection& c, const std::string& snapshot, const std::string& name);
 // Uploads a generator file as model `name` (chunks of 1 MiB with its size and SHA-256).
-absl::Status ModelsImport(const Connection& c, const std::string& path, const std::string& name,
-                          const std::string& domain);
+absl::Status ModelsImport(const Connection& c, const std::vector<std::string>& paths, const std::string& name,
+                          const std::string& kind, const std::string& domain);
 // Streams a generator out to `out_path` (written atomically after its SHA-256 checks);
 // format: torch | safetensors.
 absl::Status ModelsExport(const Connection& c, const std::string& name, const std::string& format,

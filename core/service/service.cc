@@ -173,41 +173,96 @@ absl::StatusOr<ExportedModel> Service::ExportModel(const std::string& name, Expo
   return out;
 }
 
+namespace {
+
+// What each importable kind takes: how many files and which suffixes.
+struct ImportRule {
+  size_t files;
+  std::vector<const char*> suffixes;
+  const char* says;
+};
+
+absl::StatusOr<ImportRule> ImportRuleFor(int kind) {
+  switch (static_cast<ModelKind>(kind)) {
+    case ModelKind::kGenerator:
+      return ImportRule{1, {".pt", ".pth", ".pkl", ".safetensors"}, ".pt, .pth, .pkl or .safetensors"};
+    case ModelKind::kClip:
+      return ImportRule{2,
+                        {".pt", ".pth", ".safetensors", ".txt", ".gz"},
+                        ".pt, .pth or .safetensors (the checkpoint) and .txt or .gz (the BPE vocabulary)"};
+    case ModelKind::kLpips:
+      return ImportRule{2, {".pth", ".pt"}, ".pth or .pt (torchvision VGG16 features, LPIPS linear layers)"};
+    case ModelKind::kAdaptedGenerator:
+      return absl::InvalidArgumentError(
+          "adapted generators are made by AdaptDomain; import an exported adapted model as a GENERATOR");
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("kind ", kind, " cannot be imported: use GENERATOR (1), CLIP (3) or LPIPS (4)"));
+  }
+}
+
+bool IsVocabulary(const std::string& filename) {
+  return absl::EndsWith(filename, ".txt") || absl::EndsWith(filename, ".gz");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Service::AddImportFile(ImportTicket* ticket, const std::string& filename,
+                                                   int64_t total_bytes) {
+  ASSIGN_OR_RETURN(ImportRule rule, ImportRuleFor(ticket->spec.kind));
+  if (ticket->files.size() >= rule.files) {
+    return absl::InvalidArgumentError(absl::StrCat("a ", ModelKindName(static_cast<ModelKind>(ticket->spec.kind)),
+                                                   " import has ", rule.files, " file(s); '", filename.substr(0, 128),
+                                                   "' is one too many"));
+  }
+  bool known_suffix = false;
+  for (const char* s : rule.suffixes) known_suffix = known_suffix || absl::EndsWith(filename, s);
+  if (filename.empty() || filename.size() > 128 || absl::StrContains(filename, '/') ||
+      absl::StrContains(filename, '\\') || filename[0] == '.' || filename == "manifest.json" || !known_suffix) {
+    return absl::InvalidArgumentError(absl::StrCat("filename '", filename.substr(0, 128),
+                                                   "' must be a plain file name (no path) ending in ", rule.says,
+                                                   ", at most 128 characters"));
+  }
+  for (const auto& f : ticket->files) {
+    if (f.filename == filename) {
+      return absl::InvalidArgumentError(absl::StrCat("two files are named '", filename, "'"));
+    }
+  }
+  const int64_t limit = int64_t{d_.limits.max_import_mb} << 20;
+  int64_t sum = total_bytes;
+  for (const auto& f : ticket->files) sum += f.total_bytes;
+  if (total_bytes <= 0 || sum > limit) {
+    return absl::InvalidArgumentError(absl::StrCat("total_bytes ", total_bytes, " of '", filename.substr(0, 128),
+                                                   "' is outside [1, ", limit, "] for the whole upload (the server's ",
+                                                   "--max_import_mb is ", d_.limits.max_import_mb, ")"));
+  }
+  ImportFile f{filename, total_bytes,
+               (std::filesystem::path(ticket->staging_dir) / absl::StrCat("file-", ticket->files.size())).string()};
+  ticket->files.push_back(f);
+  return f.staged_path;
+}
+
 absl::StatusOr<ImportTicket> Service::BeginImport(ImportSpec spec) {
   RETURN_IF_ERROR(ValidateModelName(spec.name));
-  if (spec.kind != static_cast<int>(ModelKind::kGenerator)) {
-    return absl::InvalidArgumentError(
-        "kind must be GENERATOR: imports of CLIP, LPIPS and other models are not supported yet (copy them into the "
-        "model repository)");
-  }
-  const bool known_suffix = absl::EndsWith(spec.filename, ".pt") || absl::EndsWith(spec.filename, ".pth") ||
-                            absl::EndsWith(spec.filename, ".pkl") || absl::EndsWith(spec.filename, ".safetensors");
-  if (spec.filename.empty() || spec.filename.size() > 128 || absl::StrContains(spec.filename, '/') ||
-      absl::StrContains(spec.filename, '\\') || spec.filename[0] == '.' || !known_suffix) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "filename '", spec.filename.substr(0, 128),
-        "' must be a plain file name (no path) ending in .pt, .pth, .pkl or .safetensors, at most 128 characters"));
-  }
+  RETURN_IF_ERROR(ImportRuleFor(spec.kind).status());
   if (spec.domain.size() > kMaxImportDomainChars) {
     return absl::InvalidArgumentError(
         absl::StrCat("domain is ", spec.domain.size(), " bytes; at most ", kMaxImportDomainChars, " are kept"));
   }
-  const int64_t limit = int64_t{d_.limits.max_import_mb} << 20;
-  if (spec.total_bytes <= 0 || spec.total_bytes > limit) {
-    return absl::InvalidArgumentError(absl::StrCat("total_bytes ", spec.total_bytes, " is outside [1, ", limit,
-                                                   "] (the server's --max_import_mb is ", d_.limits.max_import_mb,
-                                                   ")"));
-  }
   if (d_.repository->Exists(spec.name)) {
     return absl::AlreadyExistsError(absl::StrCat("a model named '", spec.name, "' exists; import under another name"));
   }
+  ImportTicket ticket;
+  ticket.spec = spec;
   std::mt19937_64 rng(std::random_device{}());
-  const std::filesystem::path dir =
-      std::filesystem::path(d_.repository->root()) / absl::StrCat(".tmp-upload-", absl::Hex(rng(), absl::kZeroPad16));
+  ticket.staging_dir =
+      (std::filesystem::path(d_.repository->root()) / absl::StrCat(".tmp-upload-", absl::Hex(rng(), absl::kZeroPad16)))
+          .string();
+  RETURN_IF_ERROR(AddImportFile(&ticket, spec.filename, spec.total_bytes).status());
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  std::filesystem::create_directories(ticket.staging_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot stage the upload: ", ec.message()));
-  return ImportTicket{std::move(spec), (dir / "upload").string()};
+  return ticket;
 }
 
 absl::StatusOr<ModelInfo> Service::FinishImport(const ImportTicket& ticket) {
@@ -218,34 +273,79 @@ absl::StatusOr<ModelInfo> Service::FinishImport(const ImportTicket& ticket) {
 
 absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
   const ImportSpec& spec = ticket.spec;
-  // Loaded (and so checked) before anything is published; safetensors are told apart by
-  // their suffix, torch files and pickles by their content.
-  const std::filesystem::path staged_named = std::filesystem::path(ticket.staged_path).parent_path() / spec.filename;
-  std::error_code ec;
-  std::filesystem::rename(ticket.staged_path, staged_named, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot stage the upload: ", ec.message()));
-  auto loaded = stylegan2::Generator::Load(staged_named.string(), {});
-  if (!loaded.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the uploaded file is not a generator this server can load: ", loaded.status().message()));
+  ASSIGN_OR_RETURN(ImportRule rule, ImportRuleFor(spec.kind));
+  if (ticket.files.size() != rule.files) {
+    return absl::InvalidArgumentError(absl::StrCat("a ", ModelKindName(static_cast<ModelKind>(spec.kind)),
+                                                   " import needs ", rule.files, " files (", rule.says, "); got ",
+                                                   ticket.files.size()));
   }
-  loaded->reset();
-  nlohmann::json manifest{{"kind", "generator"}, {"checkpoint", spec.filename}};
+  // Files get their own names (safetensors are told apart by suffix, torch files and
+  // pickles by their content), and are loaded, and so checked, before anything is published.
+  const std::filesystem::path dir = ticket.staging_dir;
+  std::vector<std::string> named;
+  for (const auto& f : ticket.files) {
+    std::error_code ec;
+    std::filesystem::rename(f.staged_path, dir / f.filename, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot stage the upload: ", ec.message()));
+    named.push_back((dir / f.filename).string());
+  }
+  auto refused = [&](const char* what, const absl::Status& s) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the uploaded files are not ", what, " this server can load: ", s.message()));
+  };
+  nlohmann::json manifest;
+  switch (static_cast<ModelKind>(spec.kind)) {
+    case ModelKind::kGenerator: {
+      auto loaded = stylegan2::Generator::Load(named[0], {});
+      if (!loaded.ok()) return refused("a generator", loaded.status());
+      manifest = {{"kind", "generator"}, {"checkpoint", ticket.files[0].filename}};
+      break;
+    }
+    case ModelKind::kClip: {
+      const bool vocab_first = IsVocabulary(ticket.files[0].filename);
+      const ImportFile& ckpt = ticket.files[vocab_first ? 1 : 0];
+      const ImportFile& vocab = ticket.files[vocab_first ? 0 : 1];
+      if (IsVocabulary(ckpt.filename) || !IsVocabulary(vocab.filename)) {
+        return absl::InvalidArgumentError(
+            "a CLIP import is one checkpoint (.pt, .pth, .safetensors) and one vocabulary (.txt, .gz)");
+      }
+      auto model = clip::ClipModel::Load((dir / ckpt.filename).string(), "cpu", nullptr, clip::ClipPrecision::kFloat32);
+      if (!model.ok()) return refused("a CLIP model", model.status());
+      auto tok = clip::Tokenizer::Load((dir / vocab.filename).string());
+      if (!tok.ok()) return refused("a CLIP vocabulary", tok.status());
+      manifest = {{"kind", "clip"}, {"checkpoint", ckpt.filename}, {"vocab", vocab.filename}};
+      break;
+    }
+    case ModelKind::kLpips: {
+      // Which file is which: the order that loads.
+      size_t vgg = 0;
+      auto first = lpips::Lpips::Load(named[0], named[1], "cpu");
+      if (!first.ok()) {
+        auto second = lpips::Lpips::Load(named[1], named[0], "cpu");
+        if (!second.ok()) return refused("LPIPS VGG16 features and linear layers", first.status());
+        vgg = 1;
+      }
+      manifest = {{"kind", "lpips"}, {"vgg16", ticket.files[vgg].filename}, {"lin", ticket.files[1 - vgg].filename}};
+      break;
+    }
+    default: return absl::InvalidArgumentError("kind cannot be imported");
+  }
   if (!spec.domain.empty()) manifest["domain"] = spec.domain;
   // The staging folder's own (random) name keeps concurrent imports apart.
-  const std::string work_id =
-      absl::StrCat("import-", std::filesystem::path(ticket.staged_path).parent_path().filename().string());
+  const std::string work_id = absl::StrCat("import-", dir.filename().string());
   return d_.repository->Publish(spec.name, work_id, [&](const std::string& folder) {
-    std::error_code e;
-    std::filesystem::rename(staged_named, std::filesystem::path(folder) / spec.filename, e);
-    if (e) return absl::InternalError(absl::StrCat("cannot publish the upload: ", e.message()));
+    for (const auto& f : ticket.files) {
+      std::error_code e;
+      std::filesystem::rename(dir / f.filename, std::filesystem::path(folder) / f.filename, e);
+      if (e) return absl::InternalError(absl::StrCat("cannot publish the upload: ", e.message()));
+    }
     return WriteFileAtomic((std::filesystem::path(folder) / "manifest.json").string(), manifest.dump(2) + "\n");
   });
 }
 
 void Service::AbortImport(const ImportTicket& ticket) {
   std::error_code ec;
-  std::filesystem::remove_all(std::filesystem::path(ticket.staged_path).parent_path(), ec);
+  if (!ticket.staging_dir.empty()) std::filesystem::remove_all(ticket.staging_dir, ec);
 }
 
 absl::StatusOr<GeneratePlan> Service::PlanGenerate(GenerateSpec spec) {

@@ -52,17 +52,25 @@ enum class ExportFormat { kUnspecified = 0, kTorch = 1, kSafetensors = 2 };
 // Longest manifest domain text an import may set.
 inline constexpr size_t kMaxImportDomainChars = 256;
 
-// An upload being received: where its bytes go until ImportModel publishes them.
+// An upload being received: where its bytes go until ImportModel publishes them. A
+// generator is one file; a CLIP model its checkpoint and its BPE vocabulary; LPIPS the
+// VGG16 features and the linear layers (in either order).
 struct ImportSpec {
   std::string name;
-  int kind = 0;  // ModelKind
-  std::string filename;
+  int kind = 0;          // ModelKind
+  std::string filename;  // the first file
   int64_t total_bytes = 0;
   std::string domain;
 };
+struct ImportFile {
+  std::string filename;
+  int64_t total_bytes = 0;
+  std::string staged_path;  // inside the repository's hidden work area
+};
 struct ImportTicket {
   ImportSpec spec;
-  std::string staged_path;  // inside the repository's hidden work area
+  std::vector<ImportFile> files;
+  std::string staging_dir;
 };
 
 struct ExportedModel {
@@ -102,12 +110,14 @@ class Service {
   // safetensors. NotFound, FailedPrecondition for other kinds or a failed model,
   // InvalidArgument for an unknown format.
   absl::StatusOr<ExportedModel> ExportModel(const std::string& name, ExportFormat format);
-  // Imports: BeginImport checks the request (name free and valid, kind GENERATOR, a
-  // plain file name with a known suffix, total_bytes within limits.max_import_bytes)
-  // and returns where to write the bytes; FinishImport loads the written file as a
-  // generator and publishes it atomically (nothing is published when it does not
-  // load); AbortImport removes what was written.
+  // Imports: BeginImport checks the request (name free and valid, an importable kind, a
+  // plain file name with a suffix the kind takes, total_bytes within
+  // limits.max_import_mb) and returns where to write the first file's bytes; AddImportFile
+  // does the same for a further file (CLIP and LPIPS have two) and returns its path;
+  // FinishImport loads what was written as the kind says and publishes it atomically
+  // (nothing is published when it does not load); AbortImport removes what was written.
   absl::StatusOr<ImportTicket> BeginImport(ImportSpec spec);
+  absl::StatusOr<std::string> AddImportFile(ImportTicket* ticket, const std::string& filename, int64_t total_bytes);
   absl::StatusOr<ModelInfo> FinishImport(const ImportTicket& ticket);
   void AbortImport(const ImportTicket& ticket);
 

@@ -29,22 +29,24 @@ class ImportStream : public grpc::ServerReadReactor<v1::ImportModelChunk> {
       spec.filename = chunk_.filename();
       spec.total_bytes = chunk_.total_bytes();
       spec.domain = chunk_.domain();
-      expected_sha256_ = chunk_.sha256();
-      if (expected_sha256_.size() != 64) {
-        return End(absl::InvalidArgumentError("the first chunk must carry the file's sha256 (64 hex digits)"));
-      }
       auto ticket = ctx_->service().BeginImport(std::move(spec));
       if (!ticket.ok()) return End(ticket.status());
       ticket_ = std::move(*ticket);
-      out_.open(ticket_->staged_path, std::ios::binary | std::ios::trunc);
-      if (!out_) return End(absl::InternalError("cannot open the staging file"));
+      if (absl::Status st = OpenFile(ticket_->files.back().staged_path); !st.ok()) return End(st);
+    } else if (!chunk_.filename().empty()) {
+      // The next file begins: the previous one must be whole.
+      if (absl::Status st = CloseFile(); !st.ok()) return End(st);
+      auto path = ctx_->service().AddImportFile(&*ticket_, chunk_.filename(), chunk_.total_bytes());
+      if (!path.ok()) return End(path.status());
+      if (absl::Status st = OpenFile(*path); !st.ok()) return End(st);
     }
+    const int64_t total = ticket_->files.back().total_bytes;
     received_ += static_cast<int64_t>(chunk_.data().size());
-    if (received_ > ticket_->spec.total_bytes) {
+    if (received_ > total) {
       return End(absl::InvalidArgumentError(
-          absl::StrCat("the upload is longer than its total_bytes (", ticket_->spec.total_bytes, ")")));
+          absl::StrCat("'", ticket_->files.back().filename, "' is longer than its total_bytes (", total, ")")));
     }
-    hash_.Update(chunk_.data());
+    hash_->Update(chunk_.data());
     out_.write(chunk_.data().data(), static_cast<std::streamsize>(chunk_.data().size()));
     if (!out_) return End(absl::InternalError("writing the upload failed (disk full?)"));
     StartRead(&chunk_);
@@ -52,18 +54,38 @@ class ImportStream : public grpc::ServerReadReactor<v1::ImportModelChunk> {
   void OnDone() override { delete this; }
 
  private:
+  // A file's first chunk carries its SHA-256; its bytes go to `path`.
+  absl::Status OpenFile(const std::string& path) {
+    expected_sha256_ = chunk_.sha256();
+    if (expected_sha256_.size() != 64) {
+      return absl::InvalidArgumentError("each file's first chunk must carry its sha256 (64 hex digits)");
+    }
+    hash_.emplace();
+    received_ = 0;
+    out_.open(path, std::ios::binary | std::ios::trunc);
+    if (!out_) return absl::InternalError("cannot open the staging file");
+    return absl::OkStatus();
+  }
+
+  // The current file is complete: its size and digest as announced.
+  absl::Status CloseFile() {
+    out_.close();
+    const core::service::ImportFile& f = ticket_->files.back();
+    if (received_ != f.total_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", f.filename, "' ended after ", received_, " of ", f.total_bytes, " bytes (truncated)"));
+    }
+    if (const std::string got = hash_->FinalHex(); got != expected_sha256_) {
+      return absl::InvalidArgumentError(absl::StrCat("sha256 mismatch: '", f.filename, "' hashes to ", got,
+                                                     ", its first chunk said ", expected_sha256_));
+    }
+    return absl::OkStatus();
+  }
+
   void Complete() {
     if (!ticket_.has_value()) return End(absl::InvalidArgumentError("the upload had no chunks"));
-    out_.close();
-    if (received_ != ticket_->spec.total_bytes) {
-      return End(absl::InvalidArgumentError(
-          absl::StrCat("the upload ended after ", received_, " of ", ticket_->spec.total_bytes, " bytes (truncated)")));
-    }
-    if (const std::string got = hash_.FinalHex(); got != expected_sha256_) {
-      return End(absl::InvalidArgumentError(
-          absl::StrCat("sha256 mismatch: the upload hashes to ", got, ", the first chunk said ", expected_sha256_)));
-    }
-    // Loading the generator takes seconds for large files: off the gRPC thread.
+    if (absl::Status st = CloseFile(); !st.ok()) return End(st);
+    // Loading the model takes seconds for large files: off the gRPC thread.
     absl::Status posted = ctx_->app->host_pool().Submit([this](bool dropped) {
       if (dropped) return End(absl::UnavailableError("the server is shutting down"));
       auto info = ctx_->service().FinishImport(*ticket_);
@@ -90,7 +112,7 @@ class ImportStream : public grpc::ServerReadReactor<v1::ImportModelChunk> {
   std::optional<core::service::ImportTicket> ticket_;
   std::string expected_sha256_;
   std::ofstream out_;
-  core::Sha256 hash_;
+  std::optional<core::Sha256> hash_;
   int64_t received_ = 0;
 };
 

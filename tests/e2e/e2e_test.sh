@@ -115,6 +115,8 @@ if true; then
   "$ganctl" --server "$addr" models list | grep -q "^sketch-imported  generator  unloaded" || fail "unloaded model not listed so"
   "$ganctl" --server "$addr" generate --model sketch-imported --seeds 1 --out "$work/imported" 2> /dev/null
   [ -s "$work/imported/seed1.png" ] || fail "an unloaded model did not load on use"
+  "$ganctl" --server "$addr" models import "$work/models/demo-clip/clip.safetensors" "$work/models/demo-clip/vocab.txt" \
+    --kind clip --name clip-imported | grep -q "^imported clip-imported (clip" || fail "CLIP import"
   cp -r "$work/models/demo" "$work/models/demo-copy"
   "$ganctl" --server "$addr" models rescan | grep -q "^added: demo-copy" || fail "rescan did not find a folder added on disk"
   if /usr/bin/python3 -c 'import torch' 2> /dev/null; then

@@ -157,28 +157,43 @@ TEST_F(GanServiceTest, ExportModelRefusesWhatIsNotAnExportableGenerator) {
   EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
-struct Upload {
-  std::string name, filename, bytes;
-  int kind = v1::MODEL_KIND_GENERATOR;
+struct UpFile {
+  UpFile(std::string f, std::string b, int64_t t = -1, std::string s = "")
+      : filename(std::move(f)), bytes(std::move(b)), total(t), sha256(std::move(s)) {}
+  std::string filename, bytes;
   int64_t total = -1;  // -1: the real size
   std::string sha256;  // empty: the real digest
+};
+struct Upload {
+  std::string name;
+  int kind = v1::MODEL_KIND_GENERATOR;
+  std::vector<UpFile> files;
 };
 
 grpc::Status Import(v1::GanService::Stub* stub, const Upload& u, v1::Model* m) {
   grpc::ClientContext ctx;
   auto w = stub->ImportModel(&ctx, m);
-  constexpr size_t kChunk = 4096;
-  for (size_t off = 0; off == 0 || off < u.bytes.size(); off += kChunk) {
-    v1::ImportModelChunk c;
-    if (off == 0) {
-      c.set_name(u.name);
-      c.set_kind(static_cast<v1::ModelKind>(u.kind));
-      c.set_filename(u.filename);
-      c.set_total_bytes(u.total >= 0 ? u.total : static_cast<int64_t>(u.bytes.size()));
-      c.set_sha256(u.sha256.empty() ? core::Sha256Hex(u.bytes) : u.sha256);
+  bool open = true;
+  for (size_t i = 0; i < u.files.size() && open; ++i) {
+    const UpFile& f = u.files[i];
+    const size_t chunk = f.bytes.size() > (size_t{1} << 20) ? size_t{1} << 20 : 4096;
+    for (size_t off = 0; off == 0 || off < f.bytes.size(); off += chunk) {
+      v1::ImportModelChunk c;
+      if (off == 0) {
+        if (i == 0) {
+          c.set_name(u.name);
+          c.set_kind(static_cast<v1::ModelKind>(u.kind));
+        }
+        c.set_filename(f.filename);
+        c.set_total_bytes(f.total >= 0 ? f.total : static_cast<int64_t>(f.bytes.size()));
+        c.set_sha256(f.sha256.empty() ? core::Sha256Hex(f.bytes) : f.sha256);
+      }
+      c.set_data(f.bytes.data() + off, std::min(chunk, f.bytes.size() - off));
+      if (!w->Write(c)) {
+        open = false;
+        break;
+      }
     }
-    c.set_data(u.bytes.data() + off, std::min(kChunk, u.bytes.size() - off));
-    if (!w->Write(c)) break;
   }
   w->WritesDone();
   return w->Finish();
@@ -188,11 +203,16 @@ Upload Up(std::string name, std::string filename, std::string bytes, int kind = 
           int64_t total = -1, std::string sha256 = "") {
   Upload u;
   u.name = std::move(name);
-  u.filename = std::move(filename);
-  u.bytes = std::move(bytes);
   u.kind = kind;
-  u.total = total;
-  u.sha256 = std::move(sha256);
+  u.files.push_back({std::move(filename), std::move(bytes), total, std::move(sha256)});
+  return u;
+}
+
+Upload UpMany(std::string name, int kind, std::vector<UpFile> files) {
+  Upload u;
+  u.name = std::move(name);
+  u.kind = kind;
+  u.files = std::move(files);
   return u;
 }
 
@@ -228,6 +248,46 @@ TEST_F(GanServiceTest, ImportModelPublishesAGeneratorThatLoads) {
   EXPECT_EQ(m.style_dim(), 64);
 }
 
+// A CLIP model (checkpoint and vocabulary, either order) and LPIPS (its two files, either
+// order) arrive as two files of one upload and are used as installed ones are.
+TEST_F(GanServiceTest, ImportModelTakesClipAndLpipsAsTwoFiles) {
+  auto stub = server_->Stub();
+  auto ckpt = core::ReadFile(server_->repo() + "/clip-demo/clip.safetensors");
+  auto vocab = core::ReadFile(server_->repo() + "/clip-demo/vocab.txt");
+  ASSERT_TRUE(ckpt.ok() && vocab.ok());
+  v1::Model m;
+  grpc::Status st = Import(
+      stub.get(), UpMany("clip-up", v1::MODEL_KIND_CLIP, {{"vocab.txt", *vocab}, {"clip.safetensors", *ckpt}}), &m);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(m.kind(), v1::MODEL_KIND_CLIP);
+  EXPECT_EQ(m.state(), v1::MODEL_STATE_READY);
+  // It serves: an adaptation guided by the imported CLIP alone.
+  grpc::ClientContext actx;
+  v1::AdaptDomainRequest a;
+  a.set_model("tiny");
+  a.set_source_text("photo");
+  a.set_target_text("sketch");
+  a.set_iterations(1);
+  a.add_clip_models()->set_name("clip-up");
+  a.set_output_name("tiny-clip-up");
+  auto events = ReadAll<v1::JobEvent>(stub->AdaptDomain(&actx, a), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
+
+  const std::string fixtures = std::string(GANSERVE_BINARY_DIR) + "/test_fixtures/checkpoints";
+  auto vgg = core::ReadFile(fixtures + "/vgg16_features.pt");
+  auto lin = core::ReadFile(fixtures + "/lpips_vgg.pth");
+  if (!vgg.ok() || !lin.ok()) {
+    std::printf("LPIPS import not checked: checkpoint fixtures not built (ctest fixture make_checkpoint_fixtures)\n");
+    return;
+  }
+  st = Import(stub.get(), UpMany("lpips-up", v1::MODEL_KIND_LPIPS, {{"vgg.pth", *lin}, {"vgg16.pth", *vgg}}), &m);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(m.kind(), v1::MODEL_KIND_LPIPS);
+  EXPECT_EQ(m.state(), v1::MODEL_STATE_READY);
+}
+
 TEST_F(GanServiceTest, ImportModelRefusesBadUploadsAndPublishesNothing) {
   auto stub = server_->Stub();
   auto good = core::ReadFile(server_->repo() + "/tiny/g.safetensors");
@@ -243,8 +303,23 @@ TEST_F(GanServiceTest, ImportModelRefusesBadUploadsAndPublishesNothing) {
       {"a path as name", Up("../x", "g.safetensors", *good), grpc::StatusCode::INVALID_ARGUMENT, "name"},
       {"a path as file name", Up("up1", "../g.safetensors", *good), grpc::StatusCode::INVALID_ARGUMENT, "plain file"},
       {"an unknown suffix", Up("up2", "g.bin", *good), grpc::StatusCode::INVALID_ARGUMENT, ".safetensors"},
-      {"a CLIP upload", Up("up3", "clip.pt", *good, v1::MODEL_KIND_CLIP), grpc::StatusCode::INVALID_ARGUMENT,
-       "GENERATOR"},
+      {"a CLIP checkpoint without its vocabulary", Up("up3", "clip.pt", *good, v1::MODEL_KIND_CLIP),
+       grpc::StatusCode::INVALID_ARGUMENT, "needs 2 files"},
+      {"a generator as a CLIP checkpoint",
+       UpMany("up10", v1::MODEL_KIND_CLIP, {{"clip.safetensors", *good}, {"vocab.txt", "a b\n"}}),
+       grpc::StatusCode::INVALID_ARGUMENT, "not a CLIP model"},
+      {"two vocabularies for CLIP", UpMany("up11", v1::MODEL_KIND_CLIP, {{"a.txt", "a b\n"}, {"b.txt", "a b\n"}}),
+       grpc::StatusCode::INVALID_ARGUMENT, "one vocabulary"},
+      {"a third file", UpMany("up12", v1::MODEL_KIND_LPIPS, {{"a.pth", "x"}, {"b.pth", "y"}, {"c.pth", "z"}}),
+       grpc::StatusCode::INVALID_ARGUMENT, "one too many"},
+      {"the second file truncated", UpMany("up13", v1::MODEL_KIND_LPIPS, {{"a.pth", "xx"}, {"b.pth", "y", 5}}),
+       grpc::StatusCode::INVALID_ARGUMENT, "truncated"},
+      {"a second file with the first's name", UpMany("up14", v1::MODEL_KIND_LPIPS, {{"a.pth", "xx"}, {"a.pth", "y"}}),
+       grpc::StatusCode::INVALID_ARGUMENT, "two files are named"},
+      {"LPIPS files that are not LPIPS", UpMany("up15", v1::MODEL_KIND_LPIPS, {{"a.pth", "xx"}, {"b.pth", "y"}}),
+       grpc::StatusCode::INVALID_ARGUMENT, "not LPIPS"},
+      {"an adapted generator", Up("up16", "g.safetensors", *good, v1::MODEL_KIND_ADAPTED_GENERATOR),
+       grpc::StatusCode::INVALID_ARGUMENT, "AdaptDomain"},
       {"truncated",
        Up("up4", "g.safetensors", good->substr(0, 5000), v1::MODEL_KIND_GENERATOR, static_cast<int64_t>(good->size())),
        grpc::StatusCode::INVALID_ARGUMENT, "truncated"},
