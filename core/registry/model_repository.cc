@@ -191,7 +191,9 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       }
       auto avg = std::make_shared<const FloatTensor>((*base)->mean_latent());
       TensorView avg_view = ViewOf(avg);
-      ASSIGN_OR_RETURN(w.generator, stylegan2::Generator::FromTensors(tensors, &avg_view, load_options_));
+      stylegan2::LoadOptions opt = load_options_;
+      opt.conv_clamp = (*base)->config().conv_clamp;  // trained through the base's clamp
+      ASSIGN_OR_RETURN(w.generator, stylegan2::Generator::FromTensors(tensors, &avg_view, opt));
       FillGeneratorInfo(*w.generator, info);
       return w;
     }

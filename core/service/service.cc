@@ -164,6 +164,8 @@ absl::StatusOr<ExportedModel> Service::ExportModel(const std::string& name, Expo
     if (!info.base_model.empty()) meta["base_model"] = info.base_model;
     if (!info.target_text.empty()) meta["target_text"] = info.target_text;
     if (!info.source_text.empty()) meta["source_text"] = info.source_text;
+    // NVIDIA's clamp has no place in rosinality's layout: recorded, so a reader can apply it.
+    if (gen->config().conv_clamp > 0) meta["conv_clamp"] = absl::StrCat(gen->config().conv_clamp);
     out.filename = name + ".safetensors";
     out.bytes = EncodeSafetensors(g_ema, meta);
     return out;

@@ -31,6 +31,7 @@ std::string GeneratorConfig::ToJson() const {
   for (const auto& [r, c] : channels) ch[std::to_string(r)] = c;
   j["channels"] = ch;
   j["s_dim"] = s_dim;
+  if (conv_clamp > 0) j["conv_clamp"] = conv_clamp;
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : style_layers) {
     layers.push_back({{"module", l.module},

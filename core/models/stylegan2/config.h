@@ -36,6 +36,10 @@ struct GeneratorConfig {
   // S space layout in rosinality call order, ToRGB included.
   std::vector<StyleLayer> style_layers;
   int64_t s_dim = 0;
+  // NVIDIA's conv_clamp (stylegan2-ada-pytorch training configs use 256): every layer's
+  // output after its bias and activation is clamped to [-conv_clamp, conv_clamp]. 0 =
+  // none (rosinality's generator never clamps). Not inferable from tensors: LoadOptions.
+  float conv_clamp = 0;
 
   // JSON text for `ganctl local inspect` and logs.
   std::string ToJson() const;

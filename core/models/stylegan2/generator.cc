@@ -76,6 +76,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
                                                                   const TensorView* latent_avg,
                                                                   const LoadOptions& options) {
   ASSIGN_OR_RETURN(GeneratorConfig config, InferGeneratorConfig(tensors));
+  if (!(options.conv_clamp >= 0)) return absl::InvalidArgumentError("conv_clamp must be >= 0 (0 = none)");
+  config.conv_clamp = options.conv_clamp;
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
   auto impl = std::make_unique<Impl>();
   impl->config = config;
@@ -193,15 +195,17 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& pa
         if (k->IsString()) rep.entries[k->s] = v->Describe();
       }
       rep.notes = nv->notes;
+      LoadOptions clamped = options;
       if (nv->conv_clamp) {
+        clamped.conv_clamp = static_cast<float>(*nv->conv_clamp);
         rep.notes.push_back(absl::StrCat("conv_clamp ", *nv->conv_clamp,
-                                         " is not applied (rosinality's generator never clamps; outputs differ only "
-                                         "where an activation exceeds it)"));
+                                         " is applied; an export to rosinality's layout loses it (rosinality's "
+                                         "generator never clamps: renders differ where an activation exceeds it)"));
       }
       auto owned = std::make_shared<const std::map<std::string, FloatTensor>>(std::move(nv->tensors));
       tensors = ViewsOf(owned);
       latent_avg = ViewOf(std::make_shared<const FloatTensor>(std::move(nv->latent_avg)));
-      auto gen = FromTensors(tensors, &*latent_avg, options);
+      auto gen = FromTensors(tensors, &*latent_avg, clamped);
       if (!gen.ok()) return absl::Status(gen.status().code(), absl::StrCat(path, ": ", gen.status().message()));
       rep.mean_latent_source = "checkpoint (mapping.w_avg)";
       return gen;

@@ -95,6 +95,8 @@ struct LoadOptions {
   std::string key;
   ModConvMode modconv = ModConvMode::kAuto;
   UpsampleMode upsample = UpsampleMode::kAuto;
+  // GeneratorConfig::conv_clamp of the loaded generator (an NVIDIA pickle sets its own).
+  float conv_clamp = 0;
 };
 
 // What a load found, for `ganctl local inspect` and the model repository.

@@ -203,6 +203,13 @@ struct Generator::Impl {
     return out;
   }
 
+  // NVIDIA's conv_clamp on a layer's output (after bias and activation); none at 0.
+  at::Tensor Clamp(at::Tensor x) const {
+    const double c = config.conv_clamp;
+    if (c <= 0) return x;
+    return x.requires_grad() ? x.clamp(-c, c) : x.clamp_(-c, c);
+  }
+
   // styles: one [B, in] per S layer. noise: one [B or 1, 1, r, r] per layer or empty.
   // Runs of `group` rows share the S layers before `shared_layers` (checked by the
   // caller): those run on one row per group. blocks: the upsampling blocks to run (all
@@ -231,11 +238,11 @@ struct Generator::Impl {
         const at::Tensor n = rows(noise[noise_idx], layer);
         out = out.requires_grad() ? out + c.noise_weight * n : out.add_(c.noise_weight * n);
       }
-      x = FusedLeakyReluOwned(out, c.act_bias);
+      x = Clamp(FusedLeakyReluOwned(out, c.act_bias));
     };
     auto rgb = [&](const ToRgb& t, size_t layer) {
       enter(layer);
-      at::Tensor out = t.conv.Forward(x, rows(styles[layer], layer), grouped, upsample_phases) + t.bias;
+      at::Tensor out = Clamp(t.conv.Forward(x, rows(styles[layer], layer), grouped, upsample_phases) + t.bias);
       if (skip.defined()) {
         out = out + at::conv_transpose2d(skip, t.upsample, {}, 2, 1, 0, 3);
       }

@@ -242,5 +242,36 @@ TEST_F(ModelResidencyTest, AnAdaptedModelLoadsItsEvictedBase) {
   EXPECT_EQ(repo->Get("sketch")->resolution, 32);
 }
 
+// An adapted model over an NVIDIA base with conv_clamp renders through the same clamp:
+// with a delta that changes nothing it renders exactly as its base.
+TEST_F(ModelResidencyTest, AnAdaptedModelKeepsItsBasesConvClamp) {
+  fs::create_directories(root_ / "nv");
+  fs::copy_file(std::string(GANSERVE_SOURCE_DIR) + "/tests/fixtures/nvidia/tiny_clamp_p4.pkl", root_ / "nv/g.pkl");
+  std::ofstream(root_ / "nv/manifest.json") << R"({"kind": "generator", "checkpoint": "g.pkl"})";
+  auto repo = Open(0, ResidencyOptions::Preload::kAll);
+  ASSERT_NE(repo, nullptr);
+  repo->LoadAll();
+  auto base = repo->GetGenerator("nv");
+  ASSERT_TRUE(base.ok()) << base.status();
+  ASSERT_GT((*base)->config().conv_clamp, 0.0f);
+  fs::create_directories(root_ / "nv-same");
+  const auto sd = (*base)->StateDict();
+  std::map<std::string, FloatTensor> delta{{"conv1.activate.bias", sd.at("conv1.activate.bias")}};
+  ASSERT_TRUE(SaveSafetensors((root_ / "nv-same/delta.safetensors").string(), delta, {}).ok());
+  std::ofstream(root_ / "nv-same/manifest.json")
+      << R"({"kind": "adapted_generator", "base_model": "nv", "delta": "delta.safetensors"})";
+  repo->Rescan();
+  auto adapted = repo->GetGenerator("nv-same");
+  ASSERT_TRUE(adapted.ok()) << adapted.status();
+  EXPECT_EQ((*adapted)->config().conv_clamp, (*base)->config().conv_clamp);
+  stylegan2::GenerateParams p;
+  p.latents = FloatTensor{{2, 64}, std::vector<float>(128, 0.4f)};
+  p.noise = stylegan2::NoiseMode::kConst;
+  auto a = (*base)->Generate(p);
+  auto b = (*adapted)->Generate(p);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->images.data, b->images.data);
+}
+
 }  // namespace
 }  // namespace ganserve::core
