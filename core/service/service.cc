@@ -255,12 +255,12 @@ absl::StatusOr<ImportTicket> Service::BeginImport(ImportSpec spec) {
     return absl::AlreadyExistsError(absl::StrCat("a model named '", spec.name, "' exists; import under another name"));
   }
   ImportTicket ticket;
-  ticket.spec = spec;
+  ticket.spec = std::move(spec);
   std::mt19937_64 rng(std::random_device{}());
   ticket.staging_dir =
       (std::filesystem::path(d_.repository->root()) / absl::StrCat(".tmp-upload-", absl::Hex(rng(), absl::kZeroPad16)))
           .string();
-  RETURN_IF_ERROR(AddImportFile(&ticket, spec.filename, spec.total_bytes).status());
+  RETURN_IF_ERROR(AddImportFile(&ticket, ticket.spec.filename, ticket.spec.total_bytes).status());
   std::error_code ec;
   std::filesystem::create_directories(ticket.staging_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot stage the upload: ", ec.message()));
