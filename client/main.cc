@@ -83,7 +83,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   auto* mget = models->add_subcommand("get", "show one model");
   mget->add_option("name", model_name)->required();
   mget->callback([&] { result = ganserve::client::ModelsGet(conn, model_name); });
-  auto* mdel = models->add_subcommand("delete", "delete an adapted model");
+  auto* mdel = models->add_subcommand("delete", "delete an adapted or imported model");
   mdel->add_option("name", model_name)->required();
   mdel->callback([&] { result = ganserve::client::ModelsDelete(conn, model_name); });
   bool load_pin = false;

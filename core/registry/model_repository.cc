@@ -150,6 +150,7 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
                                 : 1.0f;
   if (m.contains("pinned") && !m["pinned"].is_boolean()) return fail("manifest 'pinned' must be true or false");
   info.pinned = m.value("pinned", false);
+  info.imported = m.contains("imported") && m["imported"].is_boolean() && m["imported"].get<bool>();
   if (m.contains("snapshot_of")) {
     info.snapshot_job = str("job");
     info.snapshot_step = m.value("step", int64_t{0});
@@ -718,9 +719,18 @@ absl::Status ModelRepository::DeleteFolder(const std::string& name) {
                                                       "' is a training snapshot: snapshots expire with their job; "
                                                       "PromoteSnapshot keeps one as a model"));
   }
-  if (it->second.info.kind != ModelKind::kAdaptedGenerator) {
+  if (it->second.info.kind != ModelKind::kAdaptedGenerator && !it->second.info.imported) {
     return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(it->second.info.kind),
-                                                      "; only adapted generators can be deleted through the API"));
+                                                      " installed with the server; only adapted generators and "
+                                                      "models added by ImportModel can be deleted through the API"));
+  }
+  std::vector<std::string> dependents;
+  for (const auto& [n, e] : models_) {
+    if (e.info.base_model == name && n != name) dependents.push_back(n);
+  }
+  if (!dependents.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", name, "' is the base of ", absl::StrJoin(dependents, ", "), "; delete those first"));
   }
   // Rename first (atomic), then remove: a crash leaves no half-deleted model visible.
   const fs::path dir = fs::path(root_) / name;

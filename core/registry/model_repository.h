@@ -53,6 +53,8 @@ struct ModelInfo {
   int64_t create_time_unix = 0;
   // Never evicted: the manifest's "pinned": true, or LoadModel with pin.
   bool pinned = false;
+  // Added by ImportModel (manifest "imported": true): DeleteModel may remove it.
+  bool imported = false;
   // Training snapshots (MODEL@STEP): the job that wrote it and its step.
   std::string snapshot_job;
   int64_t snapshot_step = 0;
@@ -161,8 +163,8 @@ class ModelRepository {
   // `work_id` names the work folder (one per writer). AlreadyExists when `name` is taken.
   absl::StatusOr<ModelInfo> Publish(const std::string& name, const std::string& work_id,
                                     const std::function<absl::Status(const std::string& folder)>& write);
-  // Removes an adapted generator's folder. FailedPrecondition for base models and
-  // snapshots.
+  // Removes an adapted or imported model's folder. FailedPrecondition for models installed
+  // with the server, snapshots, and bases of other models.
   absl::Status Delete(const std::string& name);
 
   // Training snapshots: an adapted model's delta at a step, named MODEL@STEP, stored

@@ -333,6 +333,7 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
     default: return absl::InvalidArgumentError("kind cannot be imported");
   }
   if (!spec.domain.empty()) manifest["domain"] = spec.domain;
+  manifest["imported"] = true;  // what the API added, the API may delete
   // The staging folder's own (random) name keeps concurrent imports apart.
   const std::string work_id = absl::StrCat("import-", dir.filename().string());
   return d_.repository->Publish(spec.name, work_id, [&](const std::string& folder) {

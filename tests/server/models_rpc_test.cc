@@ -246,6 +246,14 @@ TEST_F(GanServiceTest, ImportModelPublishesAGeneratorThatLoads) {
   st = Import(stub.get(), Up("nvidia-tiny", "network-snapshot-000000.pkl", *pkl), &m);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(m.style_dim(), 64);
+  // What the API added, the API may delete.
+  grpc::ClientContext dctx;
+  v1::DeleteModelRequest del;
+  del.set_name("nvidia-tiny");
+  v1::DeleteModelResponse dr;
+  st = stub->DeleteModel(&dctx, del, &dr);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_FALSE(Listed(stub.get(), "nvidia-tiny"));
 }
 
 // A CLIP model (checkpoint and vocabulary, either order) and LPIPS (its two files, either

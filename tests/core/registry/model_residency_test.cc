@@ -273,5 +273,27 @@ TEST_F(ModelResidencyTest, AnAdaptedModelKeepsItsBasesConvClamp) {
   EXPECT_EQ(a->images.data, b->images.data);
 }
 
+// Imported models may be deleted, but not while another model builds on them.
+TEST_F(ModelResidencyTest, AnImportedBaseIsDeletedOnlyAfterTheModelsOverIt) {
+  std::ofstream(root_ / "g2/manifest.json")
+      << R"({"kind": "generator", "checkpoint": "g.safetensors", "imported": true})";
+  fs::create_directories(root_ / "over-g2");
+  auto weights = stylegan2::RandomGeneratorWeights(stylegan2::MakeConfig(32, 16, 2, 1, 8), 1, 0.1f);
+  std::map<std::string, FloatTensor> delta{{"convs.0.conv.weight", weights.at("convs.0.conv.weight")}};
+  ASSERT_TRUE(SaveSafetensors((root_ / "over-g2/delta.safetensors").string(), delta, {}).ok());
+  std::ofstream(root_ / "over-g2/manifest.json")
+      << R"({"kind": "adapted_generator", "base_model": "g2", "delta": "delta.safetensors"})";
+  auto repo = Open(0, ResidencyOptions::Preload::kNone);
+  ASSERT_NE(repo, nullptr);
+  repo->LoadAll();
+  EXPECT_EQ(repo->Delete("g1").code(), absl::StatusCode::kFailedPrecondition) << "installed with the server";
+  absl::Status st = repo->Delete("g2");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("over-g2"), std::string::npos) << st;
+  ASSERT_TRUE(repo->Delete("over-g2").ok());
+  ASSERT_TRUE(repo->Delete("g2").ok());
+  EXPECT_FALSE(fs::exists(root_ / "g2"));
+}
+
 }  // namespace
 }  // namespace ganserve::core
