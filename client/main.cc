@@ -177,6 +177,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   adapt_cmd->add_option("--batch-size", adapt.batch_size, "latents per step" + Default(nada.batch_size));
   adapt_cmd->add_option("--seed", adapt.seed);
   adapt_cmd->add_option("--preview-every", adapt.preview_every, "steps between previews (default: the server's)");
+  adapt_cmd->add_option("--delta-dtype", adapt.delta_dtype,
+                        "float32 (default) | float16 | bfloat16: half-precision deltas are half the size on disk");
   adapt_cmd->add_option("--snapshot-every", adapt.snapshot_every,
                         "keep the model every K steps as NAME@STEP (render, export, promote); expires with the job");
   adapt_cmd->add_option("--preview-count", adapt.preview_count, "preview grid size" + Default(nada.preview_count));

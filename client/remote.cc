@@ -622,6 +622,10 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
     ASSIGN_OR_RETURN(int v, ParseEnumFlag("--adam-steps", a.adam_steps, v1::AdamSteps_descriptor()));
     req.set_adam_steps(static_cast<v1::AdamSteps>(v));
   }
+  if (!a.delta_dtype.empty()) {
+    ASSIGN_OR_RETURN(int v, ParseEnumFlag("--delta-dtype", a.delta_dtype, v1::DeltaDtype_descriptor()));
+    req.set_delta_dtype(static_cast<v1::DeltaDtype>(v));
+  }
   if (a.lambda_direction.has_value()) req.set_lambda_direction(*a.lambda_direction);
   req.set_lambda_global(a.lambda_global);
   req.set_lambda_manifold(a.lambda_manifold);

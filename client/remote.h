@@ -77,6 +77,7 @@ struct AdaptArgs {
   int64_t seed = 0;
   int preview_every = 0;
   int snapshot_every = 0;
+  std::string delta_dtype;  // float32 | float16 | bfloat16
   int auto_layer_k = 0;
   int auto_layer_iters = 0;
   int auto_layer_batch = 0;

@@ -93,13 +93,16 @@ absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path) {
 }
 
 std::string EncodeSafetensors(const std::map<std::string, FloatTensor>& tensors,
-                              const std::map<std::string, std::string>& metadata) {
+                              const std::map<std::string, std::string>& metadata, DType dtype) {
+  const bool half = dtype == DType::kFloat16 || dtype == DType::kBFloat16;
+  if (!half) dtype = DType::kFloat32;
+  const size_t elem = half ? 2 : sizeof(float);
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t off = 0;
   for (const auto& [name, t] : tensors) {
-    uint64_t n = t.data.size() * sizeof(float);
-    header[name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
+    uint64_t n = t.data.size() * elem;
+    header[name] = {{"dtype", std::string(DTypeName(dtype))}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
     off += n;
   }
   std::string h = header.dump();
@@ -110,14 +113,22 @@ std::string EncodeSafetensors(const std::map<std::string, FloatTensor>& tensors,
   out += h;
   out.reserve(out.size() + off);
   for (const auto& [name, t] : tensors) {
-    out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+    if (!half) {
+      out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+      continue;
+    }
+    std::vector<uint16_t> h(t.data.size());
+    for (size_t i = 0; i < h.size(); ++i) {
+      h[i] = dtype == DType::kFloat16 ? FloatToHalf(t.data[i]) : FloatToBFloat16(t.data[i]);
+    }
+    out.append(reinterpret_cast<const char*>(h.data()), h.size() * 2);
   }
   return out;
 }
 
 absl::Status SaveSafetensors(const std::string& path, const std::map<std::string, FloatTensor>& tensors,
-                             const std::map<std::string, std::string>& metadata) {
-  return WriteFileAtomic(path, EncodeSafetensors(tensors, metadata));
+                             const std::map<std::string, std::string>& metadata, DType dtype) {
+  return WriteFileAtomic(path, EncodeSafetensors(tensors, metadata, dtype));
 }
 
 }  // namespace ganserve::core

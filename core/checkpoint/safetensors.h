@@ -23,12 +23,13 @@ struct SafetensorsFile {
 absl::StatusOr<SafetensorsFile> ParseSafetensors(std::shared_ptr<const MappedFile> file);
 absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path);
 
-// Serialises float32 tensors (sorted by name) with string metadata.
+// Serialises tensors (sorted by name) with string metadata, stored as `dtype`: kFloat32,
+// or kFloat16 / kBFloat16 (rounded to nearest even).
 std::string EncodeSafetensors(const std::map<std::string, FloatTensor>& tensors,
-                              const std::map<std::string, std::string>& metadata);
+                              const std::map<std::string, std::string>& metadata, DType dtype = DType::kFloat32);
 // Encodes and writes atomically.
 absl::Status SaveSafetensors(const std::string& path, const std::map<std::string, FloatTensor>& tensors,
-                             const std::map<std::string, std::string>& metadata);
+                             const std::map<std::string, std::string>& metadata, DType dtype = DType::kFloat32);
 
 }  // namespace ganserve::core
 

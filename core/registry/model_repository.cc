@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/checkpoint/safetensors.h"
-#include "core/models/common/torch_convert.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -98,10 +97,9 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const s
   if (residency.host_budget_bytes < 0 || residency.device_budget_bytes < 0) {
     return absl::InvalidArgumentError("model memory budgets must be >= 0 (0 = no limit)");
   }
-  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(load_options.device));
   RETURN_IF_ERROR(MakeDirs(root));
   return std::unique_ptr<ModelRepository>(
-      new ModelRepository(root, std::move(load_options), clip_precision, residency, observer, device.is_cpu()));
+      new ModelRepository(root, std::move(load_options), clip_precision, residency, observer));
 }
 
 ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& folder) const {
@@ -175,6 +173,12 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       return w;
     }
     case ModelKind::kAdaptedGenerator: {
+      // Only a base generator can be a base: no chain of adapted models, and no cycle to
+      // wait on forever (a manifest naming itself).
+      if (auto b = Get(info->base_model); b.ok() && b->kind != ModelKind::kGenerator) {
+        return absl::FailedPreconditionError(absl::StrCat("base model '", info->base_model, "' is a ",
+                                                          ModelKindName(b->kind), ", not a base generator"));
+      }
       auto base = GetGenerator(info->base_model);
       if (!base.ok()) {
         return absl::FailedPreconditionError(
@@ -182,14 +186,33 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       }
       ASSIGN_OR_RETURN(std::string delta_path, FileIn(dir, m, "delta"));
       ASSIGN_OR_RETURN(auto delta, LoadSafetensors(delta_path));
-      std::map<std::string, TensorView> tensors =
-          ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>((*base)->StateDict()));
+      auto base_sd = std::make_shared<std::map<std::string, FloatTensor>>((*base)->StateDict());
+      // "values" (the default): the trained tensors themselves; "difference": what to add
+      // to the base's (stored in half precision).
+      const std::string encoding = m.value("delta_encoding", "values");
+      if (encoding != "values" && encoding != "difference") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("manifest delta_encoding '", encoding, "' is not values or difference"));
+      }
+      std::map<std::string, TensorView> replaced;
       for (const auto& [k, v] : delta.tensors) {
-        if (tensors.count(k) == 0) {
+        auto it = base_sd->find(k);
+        if (it == base_sd->end()) {
           return absl::InvalidArgumentError(absl::StrCat("delta tensor '", k, "' is not in the base generator"));
         }
-        tensors[k] = v;
+        if (encoding == "values") {
+          replaced[k] = v;
+          continue;
+        }
+        ASSIGN_OR_RETURN(FloatTensor d, ToFloatTensor(v));
+        if (d.shape != it->second.shape) {
+          return absl::InvalidArgumentError(absl::StrCat("delta tensor '", k, "' has the wrong shape"));
+        }
+        for (size_t i = 0; i < d.data.size(); ++i) it->second.data[i] += d.data[i];
       }
+      std::map<std::string, TensorView> tensors =
+          ViewsOf(std::shared_ptr<const std::map<std::string, FloatTensor>>(std::move(base_sd)));
+      for (auto& [k, v] : replaced) tensors[k] = std::move(v);
       auto avg = std::make_shared<const FloatTensor>((*base)->mean_latent());
       TensorView avg_view = ViewOf(avg);
       stylegan2::LoadOptions opt = load_options_;
@@ -306,7 +329,8 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
 bool ModelRepository::OverBudget() const {
   MemoryFootprint total;
   for (const auto& [n, e] : models_) total += e.info.resident;
-  const int64_t device_bytes = device_is_host_ ? total.host_bytes : total.device_bytes;
+  // Models on a CPU device hold no device memory: there the device budget bounds host RAM.
+  const int64_t device_bytes = total.device_bytes == 0 ? total.host_bytes : total.device_bytes;
   return (residency_.host_budget_bytes > 0 && total.host_bytes > residency_.host_budget_bytes) ||
          (residency_.device_budget_bytes > 0 && device_bytes > residency_.device_budget_bytes);
 }

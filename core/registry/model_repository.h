@@ -189,13 +189,12 @@ class ModelRepository {
 
  private:
   ModelRepository(std::string root, stylegan2::LoadOptions opt, clip::ClipPrecision clip_precision,
-                  ResidencyOptions residency, RepositoryObserver* observer, bool device_is_host)
+                  ResidencyOptions residency, RepositoryObserver* observer)
       : root_(std::move(root)),
         load_options_(std::move(opt)),
         clip_precision_(clip_precision),
         residency_(residency),
-        observer_(observer),
-        device_is_host_(device_is_host) {}
+        observer_(observer) {}
   struct Weights {
     std::shared_ptr<const stylegan2::Generator> generator;
     Clip clip;
@@ -233,7 +232,6 @@ class ModelRepository {
   const clip::ClipPrecision clip_precision_;
   const ResidencyOptions residency_;
   RepositoryObserver* const observer_;
-  const bool device_is_host_;  // a CPU device: the device budget bounds host RAM
   // The repository is a cache of the folder: loads through const getters change it.
   mutable absl::Mutex mu_;
   mutable absl::CondVar load_done_;

@@ -116,10 +116,24 @@ class AdaptRunner : public JobRunner {
   // The adapted model as a folder: the delta and its manifest; a snapshot (step > 0)
   // also names its model and step.
   absl::Status WriteModel(const std::string& folder, int64_t snapshot_step) {
-    const std::map<std::string, FloatTensor> delta = trainer_->Delta();
+    std::map<std::string, FloatTensor> delta = trainer_->Delta();
     const std::filesystem::path dir(folder);
-    RETURN_IF_ERROR(
-        SaveSafetensors((dir / "delta.safetensors").string(), delta, {{"base_model", spec_.model}, {"job", job_id_}}));
+    // Half precision stores differences from the base: rounding a difference loses far
+    // less than rounding the weight itself.
+    const bool half = spec_.delta_dtype == DeltaDtype::kFloat16 || spec_.delta_dtype == DeltaDtype::kBFloat16;
+    if (half) {
+      ASSIGN_OR_RETURN(auto base, repo_->GetGenerator(spec_.model));
+      const std::map<std::string, FloatTensor> base_sd = base->StateDict();
+      for (auto& [name, t] : delta) {
+        const FloatTensor& b = base_sd.at(name);
+        for (size_t i = 0; i < t.data.size(); ++i) t.data[i] -= b.data[i];
+      }
+    }
+    const DType stored = spec_.delta_dtype == DeltaDtype::kFloat16    ? DType::kFloat16
+                         : spec_.delta_dtype == DeltaDtype::kBFloat16 ? DType::kBFloat16
+                                                                      : DType::kFloat32;
+    RETURN_IF_ERROR(SaveSafetensors((dir / "delta.safetensors").string(), delta,
+                                    {{"base_model", spec_.model}, {"job", job_id_}}, stored));
     nlohmann::json m = {{"kind", "adapted_generator"},
                         {"base_model", spec_.model},
                         {"delta", "delta.safetensors"},
@@ -129,6 +143,10 @@ class AdaptRunner : public JobRunner {
                         {"default_truncation", adapt::NadaOptions{}.preview_truncation},
                         {"job", job_id_},
                         {"training", TrainingRecord(spec_, delta.size())}};
+    if (half) {
+      m["delta_encoding"] = "difference";
+      m["delta_dtype"] = spec_.delta_dtype == DeltaDtype::kFloat16 ? "float16" : "bfloat16";
+    }
     if (snapshot_step > 0) {
       m["snapshot_of"] = spec_.output_name;
       m["step"] = snapshot_step;

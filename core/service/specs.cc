@@ -263,6 +263,7 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   if (preview_count == 0) preview_count = reference.preview_count;
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, 86400, "the server's limit"));
   RETURN_IF_ERROR(Range("snapshot_every", snapshot_every, 0, iterations, "no snapshots"));
+  if (!Known(delta_dtype, DeltaDtype::kBFloat16)) return Invalid("unknown delta_dtype");
   if (snapshot_every > 0 && (iterations - 1) / snapshot_every > Defaults::kMaxSnapshots) {
     return Invalid(absl::StrCat("snapshot_every ", snapshot_every, " would keep ", (iterations - 1) / snapshot_every,
                                 " snapshots of ", iterations, " steps; at most ", Defaults::kMaxSnapshots,

@@ -52,6 +52,9 @@ enum class LayerPreset : int {
 enum class LayerMapping : int { kUnspecified = 0, kConsumer = 1, kOfficial = 2 };
 enum class AdamSteps : int { kUnspecified = 0, kShared = 1, kPerParameter = 2 };
 enum class ChannelClamping : int { kUnspecified = 0, kCumulative = 1, kIndependent = 2 };
+// How an adapted model's delta is stored: float32 values, or float16 / bfloat16
+// differences from the base.
+enum class DeltaDtype : int { kUnspecified = 0, kFloat32 = 1, kFloat16 = 2, kBFloat16 = 3 };
 
 // Request-level defaults, for the specs and for clients that show them. Algorithm
 // settings default to their options structs' values (core/adapt, core/invert, core/edit).
@@ -125,6 +128,7 @@ struct AdaptSpec {
   int64_t max_run_seconds = 0;
   ImageFormat preview_format = ImageFormat::kUnspecified;
   int64_t snapshot_every = 0;  // 0 = no snapshots
+  DeltaDtype delta_dtype = DeltaDtype::kUnspecified;
 
   // Checks every field against its range and the repository and fills the defaults.
   // INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS naming the field.

@@ -133,6 +133,41 @@ absl::Status ForEachElement(const TensorView& view, Fn fn) {
 
 }  // namespace
 
+uint16_t FloatToHalf(float f) {
+  uint32_t x = 0;
+  std::memcpy(&x, &f, sizeof(x));
+  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  uint32_t mant = x & 0x7fffffu;
+  const auto exp = static_cast<int32_t>((x >> 23) & 0xffu);
+  if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (mant != 0 ? 0x200u : 0u));  // inf, NaN
+  const int32_t e = exp - 127 + 15;
+  if (e >= 0x1f) return static_cast<uint16_t>(sign | 0x7c00u);  // too large: infinity
+  if (e <= 0) {                                                 // a half subnormal, or zero
+    if (e < -10) return sign;
+    mant |= 0x800000u;
+    const auto shift = static_cast<uint32_t>(14 - e);
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1);
+    const uint32_t halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (h & 1u) != 0)) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = (static_cast<uint32_t>(e) << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) != 0)) ++h;  // a carry into the exponent is right
+  return static_cast<uint16_t>(sign | h);
+}
+
+uint16_t FloatToBFloat16(float f) {
+  uint32_t x = 0;
+  std::memcpy(&x, &f, sizeof(x));
+  if ((x & 0x7f800000u) == 0x7f800000u && (x & 0x7fffffu) != 0) {
+    return static_cast<uint16_t>(((x >> 16) & 0x8000u) | 0x7fc0u);  // NaN stays NaN
+  }
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
 size_t DTypeSize(DType dtype) {
   switch (dtype) {
     case DType::kFloat64:

@@ -18,6 +18,9 @@ namespace ganserve::core {
 enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kInt32, kInt16, kInt8, kUInt8, kBool };
 
 size_t DTypeSize(DType dtype);
+// float32 to IEEE half and to bfloat16, rounding to nearest even (overflow: infinity).
+uint16_t FloatToHalf(float f);
+uint16_t FloatToBFloat16(float f);
 // "F32", "F64", ... (safetensors spelling).
 absl::string_view DTypeName(DType dtype);
 

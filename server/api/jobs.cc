@@ -41,6 +41,7 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.max_run_seconds = r.max_run_seconds();
   s.preview_format = static_cast<cs::ImageFormat>(r.preview_format());
   s.snapshot_every = r.snapshot_every();
+  s.delta_dtype = static_cast<cs::DeltaDtype>(r.delta_dtype());
   return s;
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -254,6 +255,58 @@ TEST_F(GanServiceTest, AdaptKeepsSnapshotsThatRenderExportAndPromote) {
   grpc::ClientContext pctx2;
   st = stub->PromoteSnapshot(&pctx2, promote, &promoted);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
+}
+
+// delta_dtype: the same training stored as float16 / bfloat16 differences from the base is
+// half the size on disk and renders within rounding of the float32 result.
+TEST_F(GanServiceTest, AdaptStoresHalfPrecisionDeltasThatRenderAlike) {
+  auto stub = server_->Stub();
+  std::map<int, std::string> images;
+  std::map<int, int64_t> sizes;
+  for (int dtype : {v1::DELTA_DTYPE_FLOAT32, v1::DELTA_DTYPE_FLOAT16, v1::DELTA_DTYPE_BFLOAT16}) {
+    v1::AdaptDomainRequest r = GoodAdapt();
+    r.set_seed(11);
+    r.set_delta_dtype(static_cast<v1::DeltaDtype>(dtype));
+    r.set_output_name("tiny-dtype-" + std::to_string(dtype));
+    grpc::Status st;
+    auto events = Adapt(stub.get(), r, &st);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
+    sizes[dtype] = static_cast<int64_t>(
+        std::filesystem::file_size(server_->repo() + "/" + r.output_name() + "/delta.safetensors"));
+    v1::GenerateSamplesRequest g;
+    g.set_model(r.output_name());
+    for (int seed : {1, 2, 3}) g.add_seeds(seed);
+    g.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+    auto batches = Generate(stub.get(), g, &st);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    for (const auto& b : batches) {
+      for (const auto& img : b.images()) {
+        for (float v : img.raw().data()) images[dtype].append(reinterpret_cast<const char*>(&v), sizeof(v));
+      }
+    }
+  }
+  auto max_diff = [&](int a, int b) {
+    const auto* x = reinterpret_cast<const float*>(images[a].data());
+    const auto* y = reinterpret_cast<const float*>(images[b].data());
+    float m = 0;
+    for (size_t i = 0; i < images[a].size() / sizeof(float); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
+    return m;
+  };
+  ASSERT_EQ(images[v1::DELTA_DTYPE_FLOAT32].size(), images[v1::DELTA_DTYPE_FLOAT16].size());
+  const float f16 = max_diff(v1::DELTA_DTYPE_FLOAT32, v1::DELTA_DTYPE_FLOAT16);
+  const float bf16 = max_diff(v1::DELTA_DTYPE_FLOAT32, v1::DELTA_DTYPE_BFLOAT16);
+  std::printf(
+      "delta bytes f32 %lld, f16 %lld, bf16 %lld; max abs image difference from f32 (images in [-1, 1]): "
+      "f16 %.2e, bf16 %.2e\n",
+      static_cast<long long>(sizes[v1::DELTA_DTYPE_FLOAT32]), static_cast<long long>(sizes[v1::DELTA_DTYPE_FLOAT16]),
+      static_cast<long long>(sizes[v1::DELTA_DTYPE_BFLOAT16]), f16, bf16);
+  EXPECT_LT(sizes[v1::DELTA_DTYPE_FLOAT16], sizes[v1::DELTA_DTYPE_FLOAT32] * 6 / 10);
+  EXPECT_LT(sizes[v1::DELTA_DTYPE_BFLOAT16], sizes[v1::DELTA_DTYPE_FLOAT32] * 6 / 10);
+  // Rounding differences of a few training steps: float16 keeps 11 significant bits,
+  // bfloat16 8, of the difference, not of the weight.
+  EXPECT_LT(f16, 1e-2f);
+  EXPECT_LT(bf16, 5e-2f);
 }
 
 // Settings whose zero means something are accepted as zero: a global-loss-only run (the

@@ -3,6 +3,8 @@
 // non-contiguous tensors, changing widths, and broken files.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <unistd.h>
 
 #include <cmath>
@@ -157,6 +159,40 @@ TEST_F(CheckpointTest, TruncatedFilesFailCleanly) {
       } else {
         EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << parsed.status();
       }
+    }
+  }
+}
+
+// Half-precision writes: float16 and bfloat16 round to nearest even, saturate to
+// infinity, keep subnormals and NaN, and read back through the loader.
+TEST(SafetensorsHalfTest, Float16AndBFloat16RoundToNearestEven) {
+  EXPECT_EQ(FloatToHalf(1.0f), 0x3c00);
+  EXPECT_EQ(FloatToHalf(-2.0f), 0xc000);
+  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);
+  EXPECT_EQ(FloatToHalf(1e6f), 0x7c00);
+  EXPECT_EQ(FloatToHalf(5.9604645e-8f), 0x0001);  // the smallest subnormal
+  EXPECT_EQ(FloatToHalf(1.0f + 1.0f / 2048), 0x3c00) << "a tie rounds to the even neighbour";
+  EXPECT_EQ(FloatToHalf(1.0f + 3.0f / 2048), 0x3c02);
+  EXPECT_EQ(FloatToHalf(std::nanf("")) & 0x7c00, 0x7c00);
+  EXPECT_NE(FloatToHalf(std::nanf("")) & 0x3ff, 0);
+  EXPECT_EQ(FloatToBFloat16(1.0f), 0x3f80);
+  EXPECT_EQ(FloatToBFloat16(1.0f + 1.0f / 256), 0x3f80) << "a tie rounds to the even neighbour";
+  EXPECT_EQ(FloatToBFloat16(1.0f + 3.0f / 256), 0x3f82);
+  EXPECT_NE(FloatToBFloat16(std::nanf("")) & 0x7f, 0);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::map<std::string, FloatTensor> t{{"w", FloatTensor{{64, 33}, {}}}};
+  for (int i = 0; i < 64 * 33; ++i) t["w"].data.push_back(normal(rng));
+  for (DType d : {DType::kFloat16, DType::kBFloat16}) {
+    auto parsed = ParseSafetensors(MappedFile::FromString(EncodeSafetensors(t, {}, d)));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->tensors.at("w").dtype, d);
+    auto back = ToFloatTensor(parsed->tensors.at("w"));
+    ASSERT_TRUE(back.ok());
+    const float rel = d == DType::kFloat16 ? 1.0f / 2048 : 1.0f / 256;
+    for (size_t i = 0; i < t["w"].data.size(); ++i) {
+      const float v = t["w"].data[i];
+      ASSERT_LE(std::fabs(back->data[i] - v), std::max(std::fabs(v) * rel, 6e-8f)) << i;
     }
   }
 }

@@ -240,6 +240,21 @@ TEST_F(ModelResidencyTest, AnAdaptedModelLoadsItsEvictedBase) {
   // Its base loaded for it and was evicted again to fit the budget.
   EXPECT_EQ(StateOf(*repo, "g1"), ModelState::kUnloaded);
   EXPECT_EQ(repo->Get("sketch")->resolution, 32);
+  // A manifest naming itself (or another adapted model) as its base fails; it never waits on itself.
+  fs::create_directories(root_ / "loop");
+  fs::copy_file(root_ / "sketch/delta.safetensors", root_ / "loop/delta.safetensors");
+  std::ofstream(root_ / "loop/manifest.json")
+      << R"({"kind": "adapted_generator", "base_model": "loop", "delta": "delta.safetensors"})";
+  fs::create_directories(root_ / "chain");
+  fs::copy_file(root_ / "sketch/delta.safetensors", root_ / "chain/delta.safetensors");
+  std::ofstream(root_ / "chain/manifest.json")
+      << R"({"kind": "adapted_generator", "base_model": "sketch", "delta": "delta.safetensors"})";
+  repo->Rescan();
+  for (const char* name : {"loop", "chain"}) {
+    auto g = repo->GetGenerator(name);
+    EXPECT_EQ(g.status().code(), absl::StatusCode::kFailedPrecondition) << name;
+    EXPECT_NE(g.status().message().find("not a base generator"), std::string::npos) << g.status();
+  }
 }
 
 // An adapted model over an NVIDIA base with conv_clamp renders through the same clamp:
