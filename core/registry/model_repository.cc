@@ -1,5 +1,6 @@
 #include "core/registry/model_repository.h"
 
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -288,9 +289,15 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
     scanned = fresh;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  absl::StatusOr<Weights> w = scanned.state == ModelState::kFailed
-                                  ? absl::StatusOr<Weights>(absl::FailedPreconditionError(scanned.error))
-                                  : LoadWeights(folder, &scanned);
+  absl::StatusOr<Weights> w = absl::FailedPreconditionError(scanned.error);
+  if (scanned.state != ModelState::kFailed) {
+    // Nothing may leave the entry LOADING: its waiters would wait forever.
+    try {
+      w = LoadWeights(folder, &scanned);
+    } catch (const std::exception& e) {
+      w = absl::InternalError(absl::StrCat("loading failed: ", e.what()));
+    }
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<ModelKind> evicted;
   absl::StatusOr<Weights> result = w;
