@@ -19,7 +19,7 @@ absl::Status Bad(absl::string_view what) {
 
 }  // namespace
 
-absl::StatusOr<SafetensorsFile> ParseSafetensors(std::shared_ptr<const MappedFile> file) {
+absl::StatusOr<SafetensorsFile> ParseSafetensors(const std::shared_ptr<const MappedFile>& file) {
   const uint64_t size = file->size();
   if (size < 8) return Bad("shorter than its 8-byte header length");
   uint64_t header_len;
@@ -87,7 +87,7 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(std::shared_ptr<const MappedFil
 
 absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path) {
   ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> file, MappedFile::Open(path));
-  auto parsed = ParseSafetensors(std::move(file));
+  auto parsed = ParseSafetensors(file);
   if (!parsed.ok()) return absl::Status(parsed.status().code(), absl::StrCat(path, ": ", parsed.status().message()));
   return parsed;
 }

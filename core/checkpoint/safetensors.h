@@ -20,7 +20,7 @@ struct SafetensorsFile {
 
 // Parses safetensors bytes. InvalidArgument on a malformed header, overlapping or
 // out-of-range offsets, or an unsupported dtype.
-absl::StatusOr<SafetensorsFile> ParseSafetensors(std::shared_ptr<const MappedFile> file);
+absl::StatusOr<SafetensorsFile> ParseSafetensors(const std::shared_ptr<const MappedFile>& file);
 absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path);
 
 // Serialises tensors (sorted by name) with string metadata, stored as `dtype`: kFloat32,

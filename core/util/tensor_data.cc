@@ -98,7 +98,7 @@ absl::Status ForEachElement(const TensorView& view, Fn fn) {
   const int64_t esize = static_cast<int64_t>(DTypeSize(view.dtype));
   // Extent check: the lowest and highest element offsets must lie inside the bytes.
   // Strides come from files: every product and sum is overflow-checked.
-  const absl::Status out_of_range =
+  absl::Status out_of_range =
       absl::InvalidArgumentError(absl::StrCat("tensor of shape ", ShapeString(view.shape),
                                               " has strides reaching outside its storage of ", view.nbytes, " bytes"));
   int64_t lo = view.offset, hi = view.offset;
@@ -246,7 +246,7 @@ TensorView ViewOf(std::shared_ptr<const FloatTensor> t) {
   return v;
 }
 
-std::map<std::string, TensorView> ViewsOf(std::shared_ptr<const std::map<std::string, FloatTensor>> tensors) {
+std::map<std::string, TensorView> ViewsOf(const std::shared_ptr<const std::map<std::string, FloatTensor>>& tensors) {
   std::map<std::string, TensorView> out;
   for (const auto& [name, t] : *tensors) {
     TensorView v;

@@ -76,7 +76,7 @@ absl::StatusOr<std::vector<int64_t>> ToInt64Vector(const TensorView& view);
 // A view over `t` (kept alive by the view).
 TensorView ViewOf(std::shared_ptr<const FloatTensor> t);
 // Views over every tensor of a named set (the set is kept alive by the views).
-std::map<std::string, TensorView> ViewsOf(std::shared_ptr<const std::map<std::string, FloatTensor>> tensors);
+std::map<std::string, TensorView> ViewsOf(const std::shared_ptr<const std::map<std::string, FloatTensor>>& tensors);
 
 }  // namespace ganserve::core
 
