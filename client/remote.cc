@@ -233,6 +233,19 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
   return absl::OkStatus();
 }
 
+// One unary call of the model RPCs, under the connection's deadline.
+template <typename Req, typename Resp>
+absl::Status CallModels(const Connection& c,
+                        grpc::Status (v1::GanService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                        const Req& req, Resp* resp) {
+  auto stub = v1::GanService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  SetDeadline(c, &ctx);
+  return FromGrpc(c, (stub.get()->*method)(&ctx, req, resp));
+}
+
+int64_t Mib(int64_t bytes) { return (bytes + (1 << 19)) >> 20; }
+
 }  // namespace
 
 int ExitCodeFor(const absl::Status& status) {
@@ -272,8 +285,7 @@ absl::Status ModelsList(const Connection& c) {
     if (m.resolution() > 0) absl::StrAppend(&text, "  ", m.resolution(), "px");
     if (m.pinned()) absl::StrAppend(&text, "  pinned");
     if (m.resident_host_bytes() + m.resident_device_bytes() > 0) {
-      absl::StrAppend(&text, "  resident ", (m.resident_host_bytes() + m.resident_device_bytes() + (1 << 19)) >> 20,
-                      " MiB");
+      absl::StrAppend(&text, "  resident ", Mib(m.resident_host_bytes() + m.resident_device_bytes()), " MiB");
     }
     if (!m.domain().empty()) absl::StrAppend(&text, "  \"", m.domain(), "\"");
     if (!m.error().empty()) absl::StrAppend(&text, "  error: ", m.error());
@@ -285,63 +297,47 @@ absl::Status ModelsList(const Connection& c) {
 }
 
 absl::Status ModelsGet(const Connection& c, const std::string& name) {
-  auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
   v1::GetModelRequest req;
   req.set_name(name);
   v1::Model m;
-  RETURN_IF_ERROR(FromGrpc(c, stub->GetModel(&ctx, req, &m)));
-  std::string text = m.DebugString();
-  Print(c, m, text);
+  RETURN_IF_ERROR(CallModels(c, &v1::GanService::Stub::GetModel, req, &m));
+  Print(c, m, m.DebugString());
   return absl::OkStatus();
 }
 
 absl::Status ModelsDelete(const Connection& c, const std::string& name) {
-  auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
   v1::DeleteModelRequest req;
   req.set_name(name);
   v1::DeleteModelResponse resp;
-  RETURN_IF_ERROR(FromGrpc(c, stub->DeleteModel(&ctx, req, &resp)));
+  RETURN_IF_ERROR(CallModels(c, &v1::GanService::Stub::DeleteModel, req, &resp));
   Print(c, resp, absl::StrCat("deleted ", name, "\n"));
   return absl::OkStatus();
 }
 
 absl::Status ModelsLoad(const Connection& c, const std::string& name, bool pin) {
-  auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
   v1::LoadModelRequest req;
   req.set_name(name);
   req.set_pin(pin);
   v1::Model m;
-  RETURN_IF_ERROR(FromGrpc(c, stub->LoadModel(&ctx, req, &m)));
+  RETURN_IF_ERROR(CallModels(c, &v1::GanService::Stub::LoadModel, req, &m));
   Print(c, m,
-        absl::StrCat("loaded ", name, pin ? " (pinned)" : "", ": ", (m.resident_host_bytes() + (1 << 19)) >> 20,
-                     " MiB host, ", (m.resident_device_bytes() + (1 << 19)) >> 20, " MiB device\n"));
+        absl::StrCat("loaded ", name, pin ? " (pinned)" : "", ": ", Mib(m.resident_host_bytes()), " MiB host, ",
+                     Mib(m.resident_device_bytes()), " MiB device\n"));
   return absl::OkStatus();
 }
 
 absl::Status ModelsUnload(const Connection& c, const std::string& name) {
-  auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
   v1::UnloadModelRequest req;
   req.set_name(name);
   v1::Model m;
-  RETURN_IF_ERROR(FromGrpc(c, stub->UnloadModel(&ctx, req, &m)));
+  RETURN_IF_ERROR(CallModels(c, &v1::GanService::Stub::UnloadModel, req, &m));
   Print(c, m, absl::StrCat("unloaded ", name, "\n"));
   return absl::OkStatus();
 }
 
 absl::Status ModelsRescan(const Connection& c) {
-  auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
   v1::RescanRepositoryResponse resp;
-  RETURN_IF_ERROR(FromGrpc(c, stub->RescanRepository(&ctx, v1::RescanRepositoryRequest(), &resp)));
+  RETURN_IF_ERROR(CallModels(c, &v1::GanService::Stub::RescanRepository, v1::RescanRepositoryRequest(), &resp));
   Print(c, resp,
         absl::StrCat("added: ", resp.added().empty() ? "none" : absl::StrJoin(resp.added(), ", "),
                      "\nremoved: ", resp.removed().empty() ? "none" : absl::StrJoin(resp.removed(), ", "), "\n"));
@@ -349,14 +345,11 @@ absl::Status ModelsRescan(const Connection& c) {
 }
 
 absl::Status ModelsPromote(const Connection& c, const std::string& snapshot, const std::string& name) {
-  auto stub = v1::GanService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  SetDeadline(c, &ctx);
   v1::PromoteSnapshotRequest req;
   req.set_snapshot(snapshot);
   req.set_name(name);
   v1::Model m;
-  RETURN_IF_ERROR(FromGrpc(c, stub->PromoteSnapshot(&ctx, req, &m)));
+  RETURN_IF_ERROR(CallModels(c, &v1::GanService::Stub::PromoteSnapshot, req, &m));
   Print(c, m, absl::StrCat("promoted ", snapshot, " to ", name, "\n"));
   return absl::OkStatus();
 }

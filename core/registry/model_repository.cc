@@ -37,6 +37,29 @@ void FillGeneratorInfo(const stylegan2::Generator& g, ModelInfo* info) {
   info->s_dim = c.s_dim;
 }
 
+// Fills the work folder `tmp` through `write`, then renames it to `dest` (first removing
+// a folder there when `replace`): no half-written folder is ever at `dest`, and a failed
+// write leaves nothing behind.
+absl::Status WriteThenRename(const fs::path& tmp, const fs::path& dest, bool replace,
+                             const std::function<absl::Status(const std::string&)>& write) {
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  if (absl::Status st = write(tmp.string()); !st.ok()) {
+    fs::remove_all(tmp, ec);
+    return st;
+  }
+  if (replace) fs::remove_all(dest, ec);
+  fs::rename(tmp, dest, ec);
+  if (ec) {
+    const std::string why = ec.message();
+    fs::remove_all(tmp, ec);
+    return absl::InternalError(absl::StrCat("cannot publish ", dest.filename().string(), ": ", why));
+  }
+  return absl::OkStatus();
+}
+
 // Resolves a manifest's file entry inside the model folder (no escaping it).
 absl::StatusOr<std::string> FileIn(const fs::path& dir, const nlohmann::json& m, const char* key) {
   if (!m.contains(key) || !m[key].is_string()) {
@@ -609,19 +632,8 @@ absl::StatusOr<ModelInfo> ModelRepository::PublishSnapshot(
     return absl::InvalidArgumentError("snapshot of an invalid model name, job id or step");
   }
   const fs::path job_dir = fs::path(root_) / kSnapshotsDir / job_id;
-  const fs::path tmp = job_dir / absl::StrCat(".tmp-", step);
   const fs::path final_dir = job_dir / std::to_string(step);
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
-  if (absl::Status st = write(tmp.string()); !st.ok()) {
-    fs::remove_all(tmp, ec);
-    return st;
-  }
-  fs::remove_all(final_dir, ec);
-  fs::rename(tmp, final_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot publish snapshot: ", ec.message()));
+  RETURN_IF_ERROR(WriteThenRename(job_dir / absl::StrCat(".tmp-", step), final_dir, /*replace=*/true, write));
   return Register(SnapshotName(model, step), final_dir.string());
 }
 
@@ -718,17 +730,8 @@ absl::StatusOr<ModelInfo> ModelRepository::Publish(const std::string& name, cons
     return absl::AlreadyExistsError(
         absl::StrCat("a model named '", name, "' appeared meanwhile; the result was not saved. Use another name"));
   }
-  const fs::path tmp = fs::path(root_) / (".tmp-" + work_id);
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
-  if (absl::Status st = write(tmp.string()); !st.ok()) {
-    fs::remove_all(tmp, ec);
-    return st;
-  }
-  fs::rename(tmp, fs::path(root_) / name, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot publish model '", name, "': ", ec.message()));
+  RETURN_IF_ERROR(
+      WriteThenRename(fs::path(root_) / (".tmp-" + work_id), fs::path(root_) / name, /*replace=*/false, write));
   return Add(name);
 }
 
