@@ -219,12 +219,18 @@ TEST_F(GanServiceTest, AdaptKeepsSnapshotsThatRenderExportAndPromote) {
     grpc::Status gs;
     auto b = Generate(stub.get(), g, &gs);
     EXPECT_TRUE(gs.ok()) << model << ": " << gs.error_message();
-    return b.empty() ? std::string() : b[0].images(0).raw().SerializeAsString();
+    return b.empty() ? std::vector<float>()
+                     : std::vector<float>(b[0].images(0).raw().data().begin(), b[0].images(0).raw().data().end());
   };
-  const std::string at2 = render("snap-sketch@2");
-  const std::string at4 = render("snap-sketch");
+  auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+    float m = a.size() == b.size() ? 0.0f : INFINITY;
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+    return m;
+  };
+  const std::vector<float> at2 = render("snap-sketch@2");
+  const std::vector<float> at4 = render("snap-sketch");
   ASSERT_FALSE(at2.empty());
-  EXPECT_NE(at2, at4) << "two more steps of training change the render";
+  EXPECT_GT(max_diff(at2, at4), 1e-4f) << "two more steps of training change the render";
 
   grpc::ClientContext ectx;
   v1::ExportModelRequest ex;
@@ -251,7 +257,8 @@ TEST_F(GanServiceTest, AdaptKeepsSnapshotsThatRenderExportAndPromote) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(promoted.kind(), v1::MODEL_KIND_ADAPTED_GENERATOR);
   EXPECT_TRUE(promoted.snapshot_job().empty());
-  EXPECT_EQ(render("snap-sketch-early"), at2) << "the promoted model is the snapshot";
+  // The same weights in another generator instance: equal up to kernel choices.
+  EXPECT_LE(max_diff(render("snap-sketch-early"), at2), 1e-5f) << "the promoted model is the snapshot";
   grpc::ClientContext pctx2;
   st = stub->PromoteSnapshot(&pctx2, promote, &promoted);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -285,7 +287,13 @@ TEST_F(ModelResidencyTest, AnAdaptedModelKeepsItsBasesConvClamp) {
   auto a = (*base)->Generate(p);
   auto b = (*adapted)->Generate(p);
   ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_EQ(a->images.data, b->images.data);
+  ASSERT_EQ(a->images.data.size(), b->images.data.size());
+  // Two generators with the same weights: equal up to kernel choices (without the clamp
+  // the images differ by far more).
+  float diff = 0;
+  for (size_t i = 0; i < a->images.data.size(); ++i)
+    diff = std::max(diff, std::fabs(a->images.data[i] - b->images.data[i]));
+  EXPECT_LE(diff, 1e-5f);
 }
 
 // Imported models may be deleted, but not while another model builds on them.
