@@ -83,6 +83,21 @@ class ModelResidencyTest : public ::testing::Test {
         << R"({"kind": "generator", "checkpoint": "g.safetensors")" << (pinned ? R"(, "pinned": true)" : "") << "}";
   }
 
+  // An adapted model folder over `base` whose delta holds `delta`.
+  void WriteAdapted(const std::string& name, const std::string& base, const std::map<std::string, FloatTensor>& delta) {
+    fs::create_directories(root_ / name);
+    ASSERT_TRUE(SaveSafetensors((root_ / name / "delta.safetensors").string(), delta, {}).ok());
+    std::ofstream(root_ / name / "manifest.json")
+        << R"({"kind": "adapted_generator", "base_model": ")" << base << R"(", "delta": "delta.safetensors"})";
+  }
+  // A delta that moves one tensor of the fixture's generators.
+  static std::map<std::string, FloatTensor> MovedDelta() {
+    auto weights = stylegan2::RandomGeneratorWeights(stylegan2::MakeConfig(32, 16, 2, 1, 8), 1, 0.1f);
+    std::map<std::string, FloatTensor> delta{{"convs.0.conv.weight", weights.at("convs.0.conv.weight")}};
+    for (float& v : delta["convs.0.conv.weight"].data) v += 0.5f;
+    return delta;
+  }
+
   std::unique_ptr<ModelRepository> Open(double budget_models, ResidencyOptions::Preload preload) {
     ResidencyOptions r;
     r.device_budget_bytes = static_cast<int64_t>(budget_models * static_cast<double>(one_));
@@ -224,13 +239,7 @@ TEST_F(ModelResidencyTest, RescanAndFailedModelsLoadAgainWhenFixed) {
 }
 
 TEST_F(ModelResidencyTest, AnAdaptedModelLoadsItsEvictedBase) {
-  fs::create_directories(root_ / "sketch");
-  auto weights = stylegan2::RandomGeneratorWeights(stylegan2::MakeConfig(32, 16, 2, 1, 8), 1, 0.1f);
-  std::map<std::string, FloatTensor> delta{{"convs.0.conv.weight", weights.at("convs.0.conv.weight")}};
-  for (float& v : delta["convs.0.conv.weight"].data) v += 0.5f;
-  ASSERT_TRUE(SaveSafetensors((root_ / "sketch/delta.safetensors").string(), delta, {}).ok());
-  std::ofstream(root_ / "sketch/manifest.json")
-      << R"({"kind": "adapted_generator", "base_model": "g1", "delta": "delta.safetensors"})";
+  WriteAdapted("sketch", "g1", MovedDelta());
   auto repo = Open(1.5, ResidencyOptions::Preload::kNone);
   ASSERT_NE(repo, nullptr);
   repo->LoadAll();
@@ -243,14 +252,8 @@ TEST_F(ModelResidencyTest, AnAdaptedModelLoadsItsEvictedBase) {
   EXPECT_EQ(StateOf(*repo, "g1"), ModelState::kUnloaded);
   EXPECT_EQ(repo->Get("sketch")->resolution, 32);
   // A manifest naming itself (or another adapted model) as its base fails; it never waits on itself.
-  fs::create_directories(root_ / "loop");
-  fs::copy_file(root_ / "sketch/delta.safetensors", root_ / "loop/delta.safetensors");
-  std::ofstream(root_ / "loop/manifest.json")
-      << R"({"kind": "adapted_generator", "base_model": "loop", "delta": "delta.safetensors"})";
-  fs::create_directories(root_ / "chain");
-  fs::copy_file(root_ / "sketch/delta.safetensors", root_ / "chain/delta.safetensors");
-  std::ofstream(root_ / "chain/manifest.json")
-      << R"({"kind": "adapted_generator", "base_model": "sketch", "delta": "delta.safetensors"})";
+  WriteAdapted("loop", "loop", MovedDelta());
+  WriteAdapted("chain", "sketch", MovedDelta());
   repo->Rescan();
   for (const char* name : {"loop", "chain"}) {
     auto g = repo->GetGenerator(name);
@@ -271,12 +274,8 @@ TEST_F(ModelResidencyTest, AnAdaptedModelKeepsItsBasesConvClamp) {
   auto base = repo->GetGenerator("nv");
   ASSERT_TRUE(base.ok()) << base.status();
   ASSERT_GT((*base)->config().conv_clamp, 0.0f);
-  fs::create_directories(root_ / "nv-same");
   const auto sd = (*base)->StateDict();
-  std::map<std::string, FloatTensor> delta{{"conv1.activate.bias", sd.at("conv1.activate.bias")}};
-  ASSERT_TRUE(SaveSafetensors((root_ / "nv-same/delta.safetensors").string(), delta, {}).ok());
-  std::ofstream(root_ / "nv-same/manifest.json")
-      << R"({"kind": "adapted_generator", "base_model": "nv", "delta": "delta.safetensors"})";
+  WriteAdapted("nv-same", "nv", {{"conv1.activate.bias", sd.at("conv1.activate.bias")}});
   repo->Rescan();
   auto adapted = repo->GetGenerator("nv-same");
   ASSERT_TRUE(adapted.ok()) << adapted.status();
@@ -300,12 +299,7 @@ TEST_F(ModelResidencyTest, AnAdaptedModelKeepsItsBasesConvClamp) {
 TEST_F(ModelResidencyTest, AnImportedBaseIsDeletedOnlyAfterTheModelsOverIt) {
   std::ofstream(root_ / "g2/manifest.json")
       << R"({"kind": "generator", "checkpoint": "g.safetensors", "imported": true})";
-  fs::create_directories(root_ / "over-g2");
-  auto weights = stylegan2::RandomGeneratorWeights(stylegan2::MakeConfig(32, 16, 2, 1, 8), 1, 0.1f);
-  std::map<std::string, FloatTensor> delta{{"convs.0.conv.weight", weights.at("convs.0.conv.weight")}};
-  ASSERT_TRUE(SaveSafetensors((root_ / "over-g2/delta.safetensors").string(), delta, {}).ok());
-  std::ofstream(root_ / "over-g2/manifest.json")
-      << R"({"kind": "adapted_generator", "base_model": "g2", "delta": "delta.safetensors"})";
+  WriteAdapted("over-g2", "g2", MovedDelta());
   auto repo = Open(0, ResidencyOptions::Preload::kNone);
   ASSERT_NE(repo, nullptr);
   repo->LoadAll();
