@@ -115,15 +115,6 @@ struct NadaTrainer::State {
     }
   }
 
-  std::vector<at::Tensor> Styles(const Generator::Impl& g, const at::Tensor& wplus) const {
-    std::vector<at::Tensor> styles;
-    const auto order = g.StyleOrder();
-    for (size_t i = 0; i < order.size(); ++i) {
-      styles.push_back(order[i]->Style(wplus.select(1, cfg().style_layers[i].latent_index)));
-    }
-    return styles;
-  }
-
   std::vector<at::Tensor> RandomNoise(int64_t batch, at::Generator& gen) const {
     std::vector<at::Tensor> noise;
     for (int i = 0; i < cfg().num_layers; ++i) {
@@ -157,7 +148,7 @@ struct NadaTrainer::State {
     }
     at::Tensor w = w0.clone().requires_grad_(true);
     for (int it = 0; it < opt.auto_layer_iters; ++it) {
-      at::Tensor img = train.Synthesize(Styles(train, w), RandomNoise(opt.auto_layer_batch, gen));
+      at::Tensor img = train.RenderWPlus(w, RandomNoise(opt.auto_layer_batch, gen));
       at::Tensor loss = at::zeros({}, img.options());
       for (size_t m = 0; m < clips.size(); ++m) {
         at::Tensor logits = Embed(m, img).matmul(targets[m].selection) * std::exp(clips[m].model->logit_scale());
@@ -299,7 +290,7 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(const std::shar
         const auto& cfg = base->config();
         at::Tensor z = at::randn({16, cfg.style_dim}, img_gen, at::TensorOptions().dtype(at::kFloat)).to(st->device);
         at::Tensor w = frozen.Map(z).unsqueeze(1).expand({16, cfg.n_latent, cfg.style_dim});
-        at::Tensor samples = frozen.Synthesize(st->Styles(frozen, w), st->RandomNoise(16, img_gen));
+        at::Tensor samples = frozen.RenderWPlus(w, st->RandomNoise(16, img_gen));
         at::Tensor src = st->Embed(m, samples).mean(0);
         const int res = c.model->config().image_resolution;
         FloatTensor batch{{0, 3, res, res}, {}};
@@ -384,9 +375,9 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     at::Tensor frozen_img;
     {
       c10::NoGradGuard ng;
-      frozen_img = s.frozen().Synthesize(s.Styles(s.frozen(), frozen_wplus), s.RandomNoise(b, gen));
+      frozen_img = s.frozen().RenderWPlus(frozen_wplus, s.RandomNoise(b, gen));
     }
-    at::Tensor train_img = s.train.Synthesize(s.Styles(s.train, train_wplus), s.RandomNoise(b, gen));
+    at::Tensor train_img = s.train.RenderWPlus(train_wplus, s.RandomNoise(b, gen));
 
     at::Tensor total = at::zeros({}, train_img.options());
     double dir_sum = 0, glob_sum = 0, man_sum = 0;
@@ -456,8 +447,8 @@ absl::StatusOr<float> NadaTrainer::EvalDirectionLoss(uint64_t seed, int batch) c
     at::Tensor w = s.frozen().Map(z);
     at::Tensor wplus = w.unsqueeze(1).expand({batch, c.n_latent, c.style_dim});
     auto noise = s.RandomNoise(batch, gen);
-    at::Tensor fi = s.frozen().Synthesize(s.Styles(s.frozen(), wplus), noise);
-    at::Tensor ti = s.train.Synthesize(s.Styles(s.train, wplus), noise);
+    at::Tensor fi = s.frozen().RenderWPlus(wplus, noise);
+    at::Tensor ti = s.train.RenderWPlus(wplus, noise);
     double total = 0;
     for (size_t m = 0; m < s.clips.size(); ++m) {
       at::Tensor edit = s.Embed(m, ti) - s.Embed(m, fi);
@@ -485,7 +476,7 @@ absl::StatusOr<FloatTensor> NadaTrainer::Preview(bool frozen) const {
       mut.Rebuild();
     }
     const auto& g = frozen ? s.frozen() : s.train;
-    return FromTorch(g.Synthesize(s.Styles(g, wplus), g.noises));
+    return FromTorch(g.RenderWPlus(wplus, g.noises));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "preview failed");
   }
@@ -503,7 +494,7 @@ absl::StatusOr<FloatTensor> NadaTrainer::Render(const FloatTensor& wplus) const 
     s.SetTrainable({});
     s.Rebuild();
     at::Tensor w = ToTorch(wplus, s.device);
-    return FromTorch(s.train.Synthesize(s.Styles(s.train, w), s.train.noises));
+    return FromTorch(s.train.RenderWPlus(w, s.train.noises));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "rendering failed");
   }

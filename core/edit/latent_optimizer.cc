@@ -26,14 +26,7 @@ struct LatentOptimizer::State {
   int64_t step = 0;
 
   at::Tensor Render(const at::Tensor& wplus) const {
-    const auto& g = gen->impl();
-    const auto& c = gen->config();
-    std::vector<at::Tensor> styles;
-    const auto order = g.StyleOrder();
-    for (size_t i = 0; i < order.size(); ++i) {
-      styles.push_back(order[i]->Style(wplus.select(1, c.style_layers[i].latent_index)));
-    }
-    return g.Synthesize(styles, noises);
+    return gen->impl().RenderWPlus(wplus, noises, gen->domain() ? &gen->domain()->impl() : nullptr);
   }
 
   // 1 - logit / 100, logit = exp(logit_scale) * cos(image, text), as clip_loss.py.

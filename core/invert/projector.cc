@@ -63,14 +63,7 @@ struct Projector::State {
   }
 
   at::Tensor Render(const at::Tensor& latent) const {
-    const auto& c = gen->config();
-    at::Tensor wplus = WPlus(latent);
-    std::vector<at::Tensor> styles;
-    const auto order = g().StyleOrder();
-    for (size_t i = 0; i < order.size(); ++i) {
-      styles.push_back(order[i]->Style(wplus.select(1, c.style_layers[i].latent_index)));
-    }
-    return g().Synthesize(styles, noises);
+    return g().RenderWPlus(WPlus(latent), noises, gen->domain() ? &gen->domain()->impl() : nullptr);
   }
 
   at::Tensor Downsample(const at::Tensor& img) const {

@@ -33,7 +33,8 @@ std::vector<float> SeedToZ(uint32_t seed, int style_dim) {
   return rng.Randn(static_cast<size_t>(style_dim));
 }
 
-Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Generator::Generator(std::shared_ptr<const Impl> impl, std::shared_ptr<const Domain> domain)
+    : impl_(std::move(impl)), domain_(std::move(domain)) {}
 Generator::~Generator() = default;
 
 const GeneratorConfig& Generator::config() const { return impl_->config; }
@@ -43,6 +44,7 @@ std::string Generator::device() const { return impl_->device.str(); }
 std::map<std::string, FloatTensor> Generator::StateDict() const { return impl_->state_dict; }
 
 MemoryFootprint Generator::Footprint() const {
+  if (domain_ != nullptr) return domain_->Footprint();
   const Impl& m = *impl_;
   FootprintCounter c;
   c.Add(m.map_weight);
@@ -165,7 +167,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::FromTensors(const std::map
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "building the generator failed");
   }
-  return std::unique_ptr<Generator>(new Generator(std::move(impl)));
+  return std::unique_ptr<Generator>(new Generator(std::shared_ptr<const Impl>(std::move(impl))));
 }
 
 absl::StatusOr<std::unique_ptr<Generator>> Generator::Load(const std::string& path, const LoadOptions& options,
@@ -324,6 +326,34 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
                                                    p.prefix_group, " and ", p.prefix_layers));
   }
 
+  // Each row's domain.
+  std::vector<const Domain::Impl*> row_domains;
+  if (!p.domains.empty()) {
+    if (static_cast<int64_t>(p.domains.size()) != n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("domains needs one entry per image: ", n, " images, ", p.domains.size(), " domains"));
+    }
+    for (const auto& d : p.domains) row_domains.push_back(d == nullptr ? nullptr : &d->impl());
+  } else if (domain_ != nullptr) {
+    row_domains.assign(static_cast<size_t>(n), &domain_->impl());
+  }
+  for (const Domain::Impl* d : row_domains) {
+    if (d == nullptr) continue;
+    if (d->weights != impl_.get())
+      return absl::InvalidArgumentError("a domain was made for another generator's weights");
+    if (d->kind == DomainKind::kAffineLight && p.space == LatentSpace::kS) {
+      return absl::InvalidArgumentError(
+          "affine_light domains change the style affines: render them from z, w or w+ latents, not S-space codes");
+    }
+  }
+  if (p.prefix_layers > 0 && !row_domains.empty()) {
+    for (int64_t r = 0; r < n; ++r) {
+      if (row_domains[r] != row_domains[r - r % p.prefix_group]) {
+        return absl::InvalidArgumentError("rows in a prefix group must render in the same domain");
+      }
+    }
+  }
+
   try {
     c10::InferenceMode guard;
     const c10::Device dev = impl_->device;
@@ -418,7 +448,12 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
     }
     const size_t blocks =
         p.max_resolution == 0 ? impl_->to_rgbs.size() : static_cast<size_t>(std::log2(p.max_resolution)) - 2;
-    out.images = FromTorch(impl_->Synthesize(styles, noise, group, static_cast<size_t>(p.prefix_layers), blocks));
+    bool any_domain = false;
+    for (const Domain::Impl* d : row_domains) any_domain = any_domain || d != nullptr;
+    const std::vector<LayerDomain> domains =
+        any_domain ? BatchDomains(c, row_domains, wplus) : std::vector<LayerDomain>{};
+    out.images =
+        FromTorch(impl_->Synthesize(styles, noise, domains, group, static_cast<size_t>(p.prefix_layers), blocks));
     return out;
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "generation failed");

@@ -24,6 +24,64 @@ enum class NoiseMode { kConst, kRandom, kNone };
 // NVIDIA's and rosinality's generate scripts draw it, so seeds match theirs.
 std::vector<float> SeedToZ(uint32_t seed, int style_dim);
 
+// Lightweight domains (HyperDomainNet, StyleDomain; reference lightweight-adaptation.md):
+// a few trained parameters that change what a base generator renders, applied at render
+// time on the base's resident weights, so many domains of one base share its memory and
+// may be mixed in one batch.
+enum class DomainKind {
+  // HyperDomainNet's domain modulation: each conv's (conv1, convs) modulated kernel is
+  // multiplied per input channel by (1 + d) AFTER demodulation. ToRGB untouched.
+  kDomainModulation,
+  // StyleDomain's StyleSpace direction: each conv's style s becomes s + d before
+  // modulation and demodulation. ToRGB untouched.
+  kStyleSpaceDirection,
+  // StyleDomain's AffineLight+: every style affine (ToRGB included) gains a rank-r
+  // offset U V (A' = A + U V, in checkpoint units), and the kernels of one block (the
+  // 64 px one; the last block of a smaller generator) an additive per-channel-pair
+  // offset broadcast over the kernel window (W' = W + D).
+  kAffineLight,
+};
+inline constexpr int kAffineLightRank = 5;
+
+// "domain_modulation", "stylespace_direction", "affine_light".
+std::string DomainKindName(DomainKind kind);
+std::optional<DomainKind> ParseDomainKind(const std::string& name);
+
+// A domain's trained tensors by name, float32 on the host (the storage form):
+// kDomainModulation: "<conv>.domain" [in]; kStyleSpaceDirection: "<conv>.style_offset"
+// [in] (for conv1 and every convs.i); kAffineLight: "<layer>.affine_u" [in, r] and
+// "<layer>.affine_v" [r, style_dim] for every style layer, "<layer>.weight_offset"
+// [out, in, 1, 1] for the layers of the kernel block (checkpoint units, like
+// "<layer>.conv.weight").
+struct DomainTensors {
+  DomainKind kind = DomainKind::kDomainModulation;
+  std::map<std::string, FloatTensor> tensors;
+};
+
+// The names and shapes a domain of `kind` has on a generator of `config`.
+std::map<std::string, std::vector<int64_t>> DomainTensorShapes(const GeneratorConfig& config, DomainKind kind,
+                                                               int rank = kAffineLightRank);
+// The block (index j of convs[2j], convs[2j+1], to_rgbs[j]) whose kernels AffineLight+
+// offsets: the 64 px block, or the last one of a generator below 64 px.
+int AffineLightKernelBlock(const GeneratorConfig& config);
+
+// A domain on one generator's device (Generator::MakeDomain). Immutable, thread-safe.
+class Domain {
+ public:
+  ~Domain();
+  DomainKind kind() const;
+  // Trained numbers it holds.
+  int64_t parameter_count() const;
+  MemoryFootprint Footprint() const;
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  friend class Generator;
+  explicit Domain(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 struct GenerateParams {
   LatentSpace space = LatentSpace::kZ;
   // kZ, kW: [N, style_dim]; kWPlus: [N, n_latent, style_dim]; kS: [N, s_dim].
@@ -60,6 +118,10 @@ struct GenerateParams {
   // there are InvalidArgument. The batch must be a multiple of the group.
   int prefix_group = 1;
   int prefix_layers = 0;
+  // Per image, the lightweight domain it renders in (null: none), made by MakeDomain on
+  // this generator's weights (this generator or a WithDomain view of them); empty: the
+  // generator's own domain() for every image. AffineLight+ domains need z, w or w+ input.
+  std::vector<std::shared_ptr<const Domain>> domains;
 };
 
 struct GenerateResult {
@@ -143,16 +205,32 @@ class Generator {
   // All parameters and buffers by state-dict name, as float32 host tensors (exports,
   // delta computation).
   std::map<std::string, FloatTensor> StateDict() const;
-  // The memory its weights hold (device tensors and the host state dict).
+  // The memory its weights hold (device tensors and the host state dict); for a
+  // WithDomain view, only its domain's (the weights belong to the base).
   MemoryFootprint Footprint() const;
+
+  // Checks `tensors` against this generator's shapes and puts them on its device.
+  // InvalidArgument naming missing, unexpected or mis-shaped tensors and non-finite values.
+  absl::StatusOr<std::shared_ptr<const Domain>> MakeDomain(const DomainTensors& tensors) const;
+  // A generator that renders `domain` (made on `base`'s weights) on `base`'s weights,
+  // shared, not copied: config, mapping, mean latent and state dict are the base's.
+  static absl::StatusOr<std::shared_ptr<const Generator>> WithDomain(const std::shared_ptr<const Generator>& base,
+                                                                     std::shared_ptr<const Domain> domain);
+  // The domain every image renders in unless GenerateParams::domains says otherwise;
+  // null for a plain generator.
+  const std::shared_ptr<const Domain>& domain() const { return domain_; }
+  // Identifies the weights: a base and its WithDomain views share them (one render call
+  // may mix their images).
+  const void* weights_id() const { return impl_.get(); }
 
   // LibTorch-level internals (generator_impl.h), for training and inversion code.
   struct Impl;
   const Impl& impl() const { return *impl_; }
 
  private:
-  explicit Generator(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Generator(std::shared_ptr<const Impl> impl, std::shared_ptr<const Domain> domain = nullptr);
+  std::shared_ptr<const Impl> impl_;
+  std::shared_ptr<const Domain> domain_;
 };
 
 }  // namespace ganserve::core::stylegan2

@@ -102,17 +102,24 @@ struct ModConv {
   at::Tensor Style(const at::Tensor& w) const { return at::linear(w, mod_weight, mod_bias); }
 
   // x: [B, in, H, W]; style: [B, in]. Returns [B, out, H', W'] (H' = 2H when upsampling).
-  // phases: the upsampling convolution's form (UpsampleMode).
-  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style, bool grouped, bool phases) const {
-    return grouped ? ForwardGrouped(x, style, phases) : ForwardScaled(x, style, phases);
+  // phases: the upsampling convolution's form (UpsampleMode). `post_demod` ([B, in] or
+  // undefined): per-sample factors of the kernel's input channels applied after
+  // demodulation (HyperDomainNet). `kernel_add` ([B, out, in, 1 or k, 1 or k] or undefined):
+  // per-sample offsets of the (scaled) kernel; these run in the grouped form.
+  at::Tensor Forward(const at::Tensor& x, const at::Tensor& style, bool grouped, bool phases,
+                     const at::Tensor& post_demod = {}, const at::Tensor& kernel_add = {}) const {
+    return grouped || kernel_add.defined() ? ForwardGrouped(x, style, phases, post_demod, kernel_add)
+                                           : ForwardScaled(x, style, phases, post_demod);
   }
 
   // rosinality's fused=False path: scale the activations by the style, convolve with
   // the shared weight, scale the output by the demodulation coefficients. One large
   // convolution instead of a grouped one per sample.
-  at::Tensor ForwardScaled(const at::Tensor& x, const at::Tensor& style, bool phases) const {
+  at::Tensor ForwardScaled(const at::Tensor& x, const at::Tensor& style, bool phases,
+                           const at::Tensor& post_demod = {}) const {
     const int64_t b = x.size(0);
-    at::Tensor in = x * style.view({b, in_channel, 1, 1});
+    const at::Tensor scale = post_demod.defined() ? style * post_demod : style;
+    at::Tensor in = x * scale.view({b, in_channel, 1, 1});
     at::Tensor out;
     if (upsample) {
       out = UpConv(in, weight, blur, 1, phases);
@@ -128,13 +135,16 @@ struct ModConv {
 
   // rosinality's fused=True path (the reference fixtures' path): per-sample weights,
   // one grouped convolution.
-  at::Tensor ForwardGrouped(const at::Tensor& x, const at::Tensor& style, bool phases) const {
+  at::Tensor ForwardGrouped(const at::Tensor& x, const at::Tensor& style, bool phases,
+                            const at::Tensor& post_demod = {}, const at::Tensor& kernel_add = {}) const {
     const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
-    at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
+    const at::Tensor base = kernel_add.defined() ? weight.unsqueeze(0) + kernel_add : weight.unsqueeze(0);
+    at::Tensor wt = base * style.view({b, 1, in_channel, 1, 1});
     if (demodulate) {
       at::Tensor demod = at::rsqrt(wt.pow(2).sum({2, 3, 4}) + 1e-8);
       wt = wt * demod.view({b, out_channel, 1, 1, 1});
     }
+    if (post_demod.defined()) wt = wt * post_demod.view({b, 1, in_channel, 1, 1});
     at::Tensor in = x.reshape({1, b * in_channel, h, w});
     wt = wt.view({b * out_channel, in_channel, kernel, kernel});
     if (upsample) {
@@ -146,6 +156,32 @@ struct ModConv {
     return out.view({b, out_channel, h, w});
   }
 };
+
+// A lightweight domain on a generator's device, by S layer (config.style_layers order);
+// an entry is undefined where the domain changes nothing. Training builds one from its
+// leaves each step; Generator::MakeDomain from stored tensors.
+struct Domain::Impl {
+  DomainKind kind = DomainKind::kDomainModulation;
+  const void* weights = nullptr;  // the Generator::Impl it belongs to
+  int64_t parameters = 0;
+  std::vector<at::Tensor> offset;    // kDomainModulation: d [in]; kStyleSpaceDirection: [in]
+  std::vector<at::Tensor> affine_u;  // kAffineLight: [in, r]
+  std::vector<at::Tensor> affine_v;  // kAffineLight: [r, style_dim] * 1/sqrt(style_dim) (the affine's gain)
+  std::vector<at::Tensor> kernel;    // kAffineLight: [out, in, 1, 1] * the kernel's 1/sqrt(in k k)
+};
+
+// What the domains of a batch do to one S layer (undefined: nothing).
+struct LayerDomain {
+  at::Tensor style_add;   // [B, in], added to the style
+  at::Tensor post_demod;  // [B, in], ModConv::Forward
+  at::Tensor kernel_add;  // [B, out, in, 1, 1], ModConv::Forward
+};
+
+// Per S layer, what `per_image` (one entry per batch row, null = no domain) does; empty
+// when no row has a domain. wplus [B, n_latent, style_dim] (AffineLight+ offsets depend
+// on w; undefined for S-space input, where such domains throw).
+std::vector<LayerDomain> BatchDomains(const GeneratorConfig& config, const std::vector<const Domain::Impl*>& per_image,
+                                      const at::Tensor& wplus);
 
 struct StyledConv {
   ModConv conv;
@@ -210,12 +246,32 @@ struct Generator::Impl {
     return x.requires_grad() ? x.clamp(-c, c) : x.clamp_(-c, c);
   }
 
+  // The style of every S layer from w+ [B, n_latent, style_dim].
+  std::vector<at::Tensor> Styles(const at::Tensor& wplus) const {
+    std::vector<at::Tensor> styles;
+    const auto order = StyleOrder();
+    for (size_t i = 0; i < order.size(); ++i) {
+      styles.push_back(order[i]->Style(wplus.select(1, config.style_layers[i].latent_index)));
+    }
+    return styles;
+  }
+
+  // Renders w+ with `noise` in `domain` (null: none), differentiably: what training,
+  // inversion and latent optimisation run.
+  at::Tensor RenderWPlus(const at::Tensor& wplus, const std::vector<at::Tensor>& noise,
+                         const Domain::Impl* domain = nullptr) const {
+    if (domain == nullptr) return Synthesize(Styles(wplus), noise);
+    const std::vector<const Domain::Impl*> rows(static_cast<size_t>(wplus.size(0)), domain);
+    return Synthesize(Styles(wplus), noise, BatchDomains(config, rows, wplus));
+  }
+
   // styles: one [B, in] per S layer. noise: one [B or 1, 1, r, r] per layer or empty.
-  // Runs of `group` rows share the S layers before `shared_layers` (checked by the
-  // caller): those run on one row per group. blocks: the upsampling blocks to run (all
-  // by default; fewer stop at a partial image).
-  at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise, int64_t group = 1,
-                        size_t shared_layers = 0, size_t blocks = std::numeric_limits<size_t>::max()) const {
+  // domain: BatchDomains (empty: none). Runs of `group` rows share the S layers before
+  // `shared_layers` (checked by the caller): those run on one row per group. blocks:
+  // the upsampling blocks to run (all by default; fewer stop at a partial image).
+  at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise,
+                        const std::vector<LayerDomain>& domain = {}, int64_t group = 1, size_t shared_layers = 0,
+                        size_t blocks = std::numeric_limits<size_t>::max()) const {
     const int64_t b = styles[0].size(0);
     const bool grouped = modconv == ModConvMode::kGrouped || (modconv == ModConvMode::kAuto && UseGrouped(b));
     // Inputs of S layer `layer`: one row per group before the shared layers end.
@@ -231,9 +287,17 @@ struct Generator::Impl {
         one_per_group = false;
       }
     };
+    // The style of S layer `layer` with its domain's effects, for its rows.
+    auto forward = [&](const ModConv& c, size_t layer) {
+      if (domain.empty()) return c.Forward(x, rows(styles[layer], layer), grouped, upsample_phases);
+      const LayerDomain& d = domain[layer];
+      const at::Tensor s = d.style_add.defined() ? styles[layer] + d.style_add : styles[layer];
+      auto opt = [&](const at::Tensor& t) { return t.defined() ? rows(t, layer) : t; };
+      return c.Forward(x, rows(s, layer), grouped, upsample_phases, opt(d.post_demod), opt(d.kernel_add));
+    };
     auto styled = [&](const StyledConv& c, size_t layer, size_t noise_idx) {
       enter(layer);
-      at::Tensor out = c.conv.Forward(x, rows(styles[layer], layer), grouped, upsample_phases);
+      at::Tensor out = forward(c.conv, layer);
       if (!noise.empty()) {
         const at::Tensor n = rows(noise[noise_idx], layer);
         out = out.requires_grad() ? out + c.noise_weight * n : out.add_(c.noise_weight * n);
@@ -242,7 +306,7 @@ struct Generator::Impl {
     };
     auto rgb = [&](const ToRgb& t, size_t layer) {
       enter(layer);
-      at::Tensor out = Clamp(t.conv.Forward(x, rows(styles[layer], layer), grouped, upsample_phases) + t.bias);
+      at::Tensor out = Clamp(forward(t.conv, layer) + t.bias);
       if (skip.defined()) {
         out = out + at::conv_transpose2d(skip, t.upsample, {}, 2, 1, 0, 3);
       }
