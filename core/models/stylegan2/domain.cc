@@ -51,7 +51,7 @@ int AffineLightKernelBlock(const GeneratorConfig& config) {
 }
 
 std::map<std::string, std::vector<int64_t>> DomainTensorShapes(const GeneratorConfig& config, DomainKind kind,
-                                                                int rank) {
+                                                               int rank) {
   std::map<std::string, std::vector<int64_t>> out;
   const auto kernel_block = KernelBlockModules(config);
   for (const StyleLayer& l : config.style_layers) {
@@ -93,7 +93,8 @@ absl::StatusOr<std::shared_ptr<const Domain>> Generator::MakeDomain(const Domain
     auto it = tensors.tensors.find(c.style_layers[0].module + ".affine_u");
     if (it != tensors.tensors.end() && it->second.shape.size() == 2) rank = static_cast<int>(it->second.shape[1]);
     if (rank < 1 || rank > c.style_dim) {
-      return absl::InvalidArgumentError(absl::StrCat("affine_light rank must be in [1, ", c.style_dim, "], got ", rank));
+      return absl::InvalidArgumentError(
+          absl::StrCat("affine_light rank must be in [1, ", c.style_dim, "], got ", rank));
     }
   }
   const auto expected = DomainTensorShapes(c, tensors.kind, rank);
@@ -113,10 +114,10 @@ absl::StatusOr<std::shared_ptr<const Domain>> Generator::MakeDomain(const Domain
     return absl::StrJoin(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(v.size(), 8)), ", ");
   };
   if (!missing.empty() || !unexpected.empty() || !wrong.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the ", DomainKindName(tensors.kind), " domain does not fit this generator (", c.resolution,
-        " px): ", missing.size(), " missing [", first(missing), "], ", unexpected.size(), " unexpected [",
-        first(unexpected), "], ", wrong.size(), " mis-shaped [", first(wrong), "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ", DomainKindName(tensors.kind), " domain does not fit this generator (", c.resolution,
+                     " px): ", missing.size(), " missing [", first(missing), "], ", unexpected.size(), " unexpected [",
+                     first(unexpected), "], ", wrong.size(), " mis-shaped [", first(wrong), "]"));
   }
   for (const auto& [name, t] : tensors.tensors) {
     for (float v : t.data) {
@@ -165,7 +166,8 @@ absl::StatusOr<std::shared_ptr<const Domain>> Generator::MakeDomain(const Domain
 
 absl::StatusOr<std::shared_ptr<const Generator>> Generator::WithDomain(const std::shared_ptr<const Generator>& base,
                                                                        std::shared_ptr<const Domain> domain) {
-  if (base == nullptr || domain == nullptr) return absl::InvalidArgumentError("a base generator and a domain are needed");
+  if (base == nullptr || domain == nullptr)
+    return absl::InvalidArgumentError("a base generator and a domain are needed");
   if (domain->impl().weights != base->impl_.get()) {
     return absl::InvalidArgumentError("the domain was made for another generator's weights");
   }
@@ -215,15 +217,18 @@ std::vector<LayerDomain> BatchDomains(const GeneratorConfig& config, const std::
     at::Tensor factor = gather(offset_of(DomainKind::kDomainModulation), 0.0);
     if (factor.defined()) out[i].post_demod = factor + 1;  // rows without: exactly 1
     out[i].style_add = gather(offset_of(DomainKind::kStyleSpaceDirection), 0.0);
-    at::Tensor u = gather([i](const Domain::Impl& d) { return d.affine_u.empty() ? at::Tensor() : d.affine_u[i]; }, 0.0);
+    at::Tensor u =
+        gather([i](const Domain::Impl& d) { return d.affine_u.empty() ? at::Tensor() : d.affine_u[i]; }, 0.0);
     if (u.defined()) {
       TORCH_CHECK(wplus.defined(), "affine_light domains need z, w or w+ latents, not S-space codes");
-      at::Tensor v = gather([i](const Domain::Impl& d) { return d.affine_v.empty() ? at::Tensor() : d.affine_v[i]; }, 0.0);
+      at::Tensor v =
+          gather([i](const Domain::Impl& d) { return d.affine_v.empty() ? at::Tensor() : d.affine_v[i]; }, 0.0);
       const at::Tensor w = wplus.select(1, config.style_layers[i].latent_index).unsqueeze(2);  // [B, sd, 1]
-      const at::Tensor add = at::bmm(u, at::bmm(v, w)).squeeze(2);                            // [B, in]
+      const at::Tensor add = at::bmm(u, at::bmm(v, w)).squeeze(2);                             // [B, in]
       out[i].style_add = out[i].style_add.defined() ? out[i].style_add + add : add;
     }
-    out[i].kernel_add = gather([i](const Domain::Impl& d) { return d.kernel.empty() ? at::Tensor() : d.kernel[i]; }, 0.0);
+    out[i].kernel_add =
+        gather([i](const Domain::Impl& d) { return d.kernel.empty() ? at::Tensor() : d.kernel[i]; }, 0.0);
   }
   return out;
 }

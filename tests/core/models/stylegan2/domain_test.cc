@@ -6,10 +6,10 @@
 
 #include <cmath>
 
+#include "core/io/npy.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/generator_impl.h"
 #include "core/models/stylegan2/random_init.h"
-#include "core/io/npy.h"
 #include "core/util/np_random.h"
 #include "tests/testing/shared.h"
 #include "tests/testing/tensor_compare.h"
@@ -214,7 +214,8 @@ TEST_F(DomainTest, AffineLightEqualsTheEditedWeights) {
     const int64_t kk = int64_t{l.kernel_size} * l.kernel_size;
     for (int64_t o = 0; o < l.out_channel; ++o) {
       for (int64_t i = 0; i < l.in_channel; ++i) {
-        for (int64_t q = 0; q < kk; ++q) w.data[(o * l.in_channel + i) * kk + q] += it->second.data[o * l.in_channel + i];
+        for (int64_t q = 0; q < kk; ++q)
+          w.data[(o * l.in_channel + i) * kk + q] += it->second.data[o * l.in_channel + i];
       }
     }
   }
