@@ -222,8 +222,9 @@ absl::StatusOr<std::unique_ptr<DomainTrainer>> DomainTrainer::Create(const std::
   if (opt.target_text.empty()) return absl::InvalidArgumentError("target_text is required");
   if (clips.empty()) return absl::InvalidArgumentError("at least one CLIP model is required");
   if (opt.batch_size < 2) {
-    return absl::InvalidArgumentError("lightweight domains train with batches of at least 2 (the in-domain loss "
-                                      "compares pairs)");
+    return absl::InvalidArgumentError(
+        "lightweight domains train with batches of at least 2 (the in-domain loss "
+        "compares pairs)");
   }
   if (opt.iterations < 1 || opt.preview_count < 0 || !(opt.lr > 0) || !std::isfinite(opt.lr) || opt.mixing < 0 ||
       opt.mixing > 1 || opt.beta1 < 0 || opt.beta1 >= 1 || opt.beta2 < 0 || opt.beta2 >= 1 || opt.rank < 1 ||

@@ -173,6 +173,16 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
   if (m.contains("pinned") && !m["pinned"].is_boolean()) return fail("manifest 'pinned' must be true or false");
   info.pinned = m.value("pinned", false);
   info.imported = m.contains("imported") && m["imported"].is_boolean() && m["imported"].get<bool>();
+  if (info.kind == ModelKind::kAdaptedGenerator) {
+    info.parameterization = m.contains("parameterization") ? str("parameterization") : "full";
+    if (info.parameterization != "full" && !stylegan2::ParseDomainKind(info.parameterization)) {
+      return fail(absl::StrCat("manifest parameterization '", info.parameterization,
+                               "' is not full, domain_modulation, stylespace_direction or affine_light"));
+    }
+    if (m.contains("trained_parameters") && m["trained_parameters"].is_number_integer()) {
+      info.trained_parameters = m["trained_parameters"].get<int64_t>();
+    }
+  }
   if (m.contains("snapshot_of")) {
     info.snapshot_job = str("job");
     info.snapshot_step = m.value("step", int64_t{0});
@@ -207,6 +217,21 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       if (!base.ok()) {
         return absl::FailedPreconditionError(
             absl::StrCat("base model '", info->base_model, "' is not available: ", base.status().message()));
+      }
+      if (info->lightweight()) {
+        // A lightweight domain: a file read, rendered on the base's resident weights.
+        ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "domain_file"));
+        ASSIGN_OR_RETURN(auto file, LoadSafetensors(path));
+        stylegan2::DomainTensors t;
+        t.kind = *stylegan2::ParseDomainKind(info->parameterization);
+        for (const auto& [k, v] : file.tensors) {
+          ASSIGN_OR_RETURN(t.tensors[k], ToFloatTensor(v));
+        }
+        ASSIGN_OR_RETURN(auto domain, (*base)->MakeDomain(t));
+        info->trained_parameters = domain->parameter_count();
+        ASSIGN_OR_RETURN(w.generator, stylegan2::Generator::WithDomain(*base, std::move(domain)));
+        FillGeneratorInfo(*w.generator, info);
+        return w;
       }
       ASSIGN_OR_RETURN(std::string delta_path, FileIn(dir, m, "delta"));
       ASSIGN_OR_RETURN(auto delta, LoadSafetensors(delta_path));
@@ -367,18 +392,38 @@ bool ModelRepository::OverBudget() const {
 
 std::vector<ModelKind> ModelRepository::EvictOverBudget(const std::string& keep) const {
   std::vector<ModelKind> evicted;
+  // Resident lightweight domains hold their base's weights: a base stays while one that
+  // is pinned (or just loaded) needs it, and goes with the others.
+  auto held = [&](const std::string& base) {
+    for (const auto& [n, e] : models_) {
+      if (e.info.lightweight() && e.info.base_model == base && e.info.state == ModelState::kReady &&
+          (e.info.pinned || n == keep)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto unload = [&](Entry& e) {
+    e.weights = {};
+    e.info.resident = {};
+    e.info.state = ModelState::kUnloaded;
+    evicted.push_back(e.info.kind);
+    ++evictions_;
+  };
   while (OverBudget()) {
     Entry* victim = nullptr;
     for (auto& [n, e] : models_) {
-      if (n == keep || e.info.pinned || e.info.state != ModelState::kReady) continue;
+      if (n == keep || e.info.pinned || e.info.state != ModelState::kReady || held(n)) continue;
       if (victim == nullptr || e.last_use < victim->last_use) victim = &e;
     }
     if (victim == nullptr) break;  // everything left is pinned or in use by this load
-    victim->weights = {};
-    victim->info.resident = {};
-    victim->info.state = ModelState::kUnloaded;
-    evicted.push_back(victim->info.kind);
-    ++evictions_;
+    unload(*victim);
+    if (victim->info.kind != ModelKind::kGenerator) continue;
+    for (auto& [n, e] : models_) {
+      if (e.info.lightweight() && e.info.base_model == victim->info.name && e.info.state == ModelState::kReady) {
+        unload(e);
+      }
+    }
   }
   return evicted;
 }
@@ -600,10 +645,14 @@ absl::StatusOr<ModelInfo> ModelRepository::Unload(const std::string& name) {
       return absl::UnavailableError(absl::StrCat("model '", name, "' is loading; unload it when it is ready"));
     }
     e.info.pinned = false;
-    if (e.info.state == ModelState::kReady) {
-      e.weights = {};
-      e.info.resident = {};
-      e.info.state = ModelState::kUnloaded;
+    // A base's resident lightweight domains hold its weights: they go with it.
+    for (auto& [n, other] : models_) {
+      const bool domain_of_it = other.info.lightweight() && other.info.base_model == name;
+      if ((&other == &e || domain_of_it) && other.info.state == ModelState::kReady) {
+        other.weights = {};
+        other.info.resident = {};
+        other.info.state = ModelState::kUnloaded;
+      }
     }
   }
   Notify({});

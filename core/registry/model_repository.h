@@ -58,6 +58,12 @@ struct ModelInfo {
   // Training snapshots (MODEL@STEP): the job that wrote it and its step.
   std::string snapshot_job;
   int64_t snapshot_step = 0;
+  // Adapted generators: "full" (changed weights overlaid on the base) or a lightweight
+  // domain kind (stylegan2::DomainKindName: rendered on the base's resident weights), and
+  // how many numbers training stored.
+  std::string parameterization;
+  int64_t trained_parameters = 0;
+  bool lightweight() const { return !parameterization.empty() && parameterization != "full"; }
   // What its weights hold while resident (zero otherwise).
   MemoryFootprint resident;
   // Generators (known once it has been loaded).

@@ -54,7 +54,8 @@ std::string RenderBatcher::Key(const Work& w) {
   uint32_t psi_bits = 0;
   std::memcpy(&psi_bits, &p.truncation, sizeof psi_bits);
   std::vector<int64_t> row(p.latents.shape.begin() + (p.latents.shape.empty() ? 0 : 1), p.latents.shape.end());
-  return absl::StrCat(reinterpret_cast<uintptr_t>(w.generator.get()), "|", static_cast<int>(p.space), "|",
+  // By weights, not generator: a base and its lightweight domains render in one call.
+  return absl::StrCat(reinterpret_cast<uintptr_t>(w.generator->weights_id()), "|", static_cast<int>(p.space), "|",
                       absl::StrJoin(row, "x"), "|", psi_bits, "|", static_cast<int>(p.noise), "|",
                       p.noise_seeds.empty() ? 0 : 1, "|", p.mix_latents.has_value() ? p.inject_index : -1, "|",
                       p.return_wplus ? 1 : 0, p.return_s ? 1 : 0);
@@ -145,8 +146,19 @@ void RenderBatcher::Run(const std::string& key, bool dropped) {
   GenerateParams all = live.front().params;
   all.latents = {};
   all.noise_seeds.clear();
+  all.domains.clear();
   if (all.mix_latents) all.mix_latents = FloatTensor{};
+  bool any_domain = false;
+  for (const Work& w : live) any_domain = any_domain || w.generator->domain() != nullptr || !w.params.domains.empty();
   for (const Work& w : live) {
+    if (any_domain) {
+      // Each row's domain: the work's own list, or its generator's for every row.
+      if (w.params.domains.empty()) {
+        all.domains.insert(all.domains.end(), static_cast<size_t>(Rows(w.params)), w.generator->domain());
+      } else {
+        all.domains.insert(all.domains.end(), w.params.domains.begin(), w.params.domains.end());
+      }
+    }
     AppendRows(w.params.latents, &all.latents);
     all.noise_seeds.insert(all.noise_seeds.end(), w.params.noise_seeds.begin(), w.params.noise_seeds.end());
     if (all.mix_latents) AppendRows(*w.params.mix_latents, &*all.mix_latents);

@@ -1,8 +1,9 @@
 // Coalesces compatible render work from concurrent GenerateSamples / Edit streams into
 // one generator call on the device executor.
 //
-// Work is grouped by key (same generator, latent space, truncation, noise mode, mixing,
-// outputs). A key has at most one executor task queued: work arriving while it waits
+// Work is grouped by key (same generator weights, latent space, truncation, noise mode,
+// mixing, outputs): requests for a base and any of its lightweight domains share a call,
+// each row rendered in its own domain. A key has at most one executor task queued: work arriving while it waits
 // joins it. When the task runs it takes the key's pending work, oldest first, up to
 // `max_images`, renders it as one batch, and queues the key's next task if work is
 // left. So the executor's queue holds one task per waiting batch, not one per request

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/adapt/domain_trainer.h"
 #include "core/adapt/nada_trainer.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
@@ -62,6 +63,21 @@ adapt::NadaOptions NadaOptionsOf(const AdaptSpec& s) {
   return o;
 }
 
+adapt::DomainTrainerOptions DomainOptionsOf(const AdaptSpec& s, stylegan2::DomainKind kind) {
+  adapt::DomainTrainerOptions o = adapt::DomainTrainerDefaults(kind);
+  o.source_text = s.source_text;
+  o.target_text = s.target_text;
+  o.iterations = static_cast<int>(s.iterations);
+  o.batch_size = static_cast<int>(s.batch_size);
+  o.lr *= s.lr_scale;  // a multiplier over the parameterization's learning rate
+  o.mixing = s.mixing.value_or(o.mixing);
+  o.lambda_direction = s.lambda_direction.value_or(o.lambda_direction);
+  o.lambda_indomain = s.lambda_indomain.value_or(o.lambda_indomain);
+  o.preview_count = static_cast<int>(s.preview_count);
+  o.seed = static_cast<uint64_t>(s.seed);
+  return o;
+}
+
 // What the manifest records of the training: the spec itself, with digests in place of
 // the example images.
 nlohmann::json TrainingRecord(const AdaptSpec& s, size_t changed_tensors) {
@@ -84,15 +100,21 @@ nlohmann::json TrainingRecord(const AdaptSpec& s, size_t changed_tensors) {
 
 class AdaptRunner : public JobRunner {
  public:
-  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id, std::unique_ptr<adapt::NadaTrainer> trainer)
-      : repo_(repo), spec_(std::move(spec)), job_id_(std::move(job_id)), trainer_(std::move(trainer)) {}
+  // Exactly one trainer: FULL fine-tuning or a lightweight domain.
+  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id, std::unique_ptr<adapt::NadaTrainer> nada,
+              std::unique_ptr<adapt::DomainTrainer> domain)
+      : repo_(repo),
+        spec_(std::move(spec)),
+        job_id_(std::move(job_id)),
+        nada_(std::move(nada)),
+        domain_(std::move(domain)) {}
 
   int64_t total_steps() const override { return spec_.TotalSteps(); }
-  int64_t step() const override { return trainer_->step(); }
+  int64_t step() const override { return nada_ ? nada_->step() : domain_->step(); }
   absl::StatusOr<std::map<std::string, float>> Step() override {
-    ASSIGN_OR_RETURN(auto losses, trainer_->Step());
+    ASSIGN_OR_RETURN(auto losses, nada_ ? nada_->Step() : domain_->Step());
     // Snapshots at every snapshot_every-th step before the last (the last is the result).
-    const int64_t s = trainer_->step();
+    const int64_t s = step();
     if (spec_.snapshot_every > 0 && s % spec_.snapshot_every == 0 && s < spec_.TotalSteps()) {
       RETURN_IF_ERROR(repo_
                           ->PublishSnapshot(spec_.output_name, job_id_, s,
@@ -101,9 +123,15 @@ class AdaptRunner : public JobRunner {
     }
     return losses;
   }
-  absl::StatusOr<FloatTensor> PreviewImages(bool source) override { return trainer_->Preview(source); }
-  absl::Status SaveCheckpoint(const std::string& path) override { return trainer_->SaveCheckpoint(path); }
-  absl::Status RestoreCheckpoint(const std::string& path) override { return trainer_->RestoreCheckpoint(path); }
+  absl::StatusOr<FloatTensor> PreviewImages(bool source) override {
+    return nada_ ? nada_->Preview(source) : domain_->Preview(source);
+  }
+  absl::Status SaveCheckpoint(const std::string& path) override {
+    return nada_ ? nada_->SaveCheckpoint(path) : domain_->SaveCheckpoint(path);
+  }
+  absl::Status RestoreCheckpoint(const std::string& path) override {
+    return nada_ ? nada_->RestoreCheckpoint(path) : domain_->RestoreCheckpoint(path);
+  }
 
   absl::StatusOr<std::string> Finish() override {
     RETURN_IF_ERROR(
@@ -113,10 +141,50 @@ class AdaptRunner : public JobRunner {
   }
 
  private:
-  // The adapted model as a folder: the delta and its manifest; a snapshot (step > 0)
-  // also names its model and step.
+  // The manifest entries every adapted model has; a snapshot (step > 0) also names its
+  // model and step.
+  nlohmann::json Manifest(size_t changed_tensors, int64_t parameters, int64_t snapshot_step) const {
+    nlohmann::json m = {{"kind", "adapted_generator"},
+                        {"base_model", spec_.model},
+                        {"domain", spec_.target_text},
+                        {"source_text", spec_.source_text},
+                        {"target_text", spec_.target_text},
+                        {"default_truncation", adapt::NadaOptions{}.preview_truncation},
+                        {"job", job_id_},
+                        {"trained_parameters", parameters},
+                        {"training", TrainingRecord(spec_, changed_tensors)}};
+    if (snapshot_step > 0) {
+      m["snapshot_of"] = spec_.output_name;
+      m["step"] = snapshot_step;
+    }
+    return m;
+  }
+
   absl::Status WriteModel(const std::string& folder, int64_t snapshot_step) {
-    std::map<std::string, FloatTensor> delta = trainer_->Delta();
+    if (domain_ != nullptr) return WriteDomain(folder, snapshot_step);
+    return WriteDelta(folder, snapshot_step);
+  }
+
+  // A lightweight domain: its trained tensors and a manifest naming the kind.
+  absl::Status WriteDomain(const std::string& folder, int64_t snapshot_step) {
+    const stylegan2::DomainTensors t = domain_->Parameters();
+    int64_t parameters = 0;
+    for (const auto& [name, v] : t.tensors) parameters += v.numel();
+    const std::filesystem::path dir(folder);
+    const std::string kind = stylegan2::DomainKindName(t.kind);
+    RETURN_IF_ERROR(SaveSafetensors((dir / "domain.safetensors").string(), t.tensors,
+                                    {{"base_model", spec_.model}, {"job", job_id_}, {"parameterization", kind}}));
+    nlohmann::json m = Manifest(t.tensors.size(), parameters, snapshot_step);
+    m["parameterization"] = kind;
+    m["domain_file"] = "domain.safetensors";
+    return WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n");
+  }
+
+  // A FULL result: the changed tensors (or their differences in half precision).
+  absl::Status WriteDelta(const std::string& folder, int64_t snapshot_step) {
+    std::map<std::string, FloatTensor> delta = nada_->Delta();
+    int64_t parameters = 0;
+    for (const auto& [name, v] : delta) parameters += v.numel();
     const std::filesystem::path dir(folder);
     // Half precision stores differences from the base: rounding a difference loses far
     // less than rounding the weight itself.
@@ -134,22 +202,12 @@ class AdaptRunner : public JobRunner {
                                                                       : DType::kFloat32;
     RETURN_IF_ERROR(SaveSafetensors((dir / "delta.safetensors").string(), delta,
                                     {{"base_model", spec_.model}, {"job", job_id_}}, stored));
-    nlohmann::json m = {{"kind", "adapted_generator"},
-                        {"base_model", spec_.model},
-                        {"delta", "delta.safetensors"},
-                        {"domain", spec_.target_text},
-                        {"source_text", spec_.source_text},
-                        {"target_text", spec_.target_text},
-                        {"default_truncation", adapt::NadaOptions{}.preview_truncation},
-                        {"job", job_id_},
-                        {"training", TrainingRecord(spec_, delta.size())}};
+    nlohmann::json m = Manifest(delta.size(), parameters, snapshot_step);
+    m["parameterization"] = "full";
+    m["delta"] = "delta.safetensors";
     if (half) {
       m["delta_encoding"] = "difference";
       m["delta_dtype"] = spec_.delta_dtype == DeltaDtype::kFloat16 ? "float16" : "bfloat16";
-    }
-    if (snapshot_step > 0) {
-      m["snapshot_of"] = spec_.output_name;
-      m["step"] = snapshot_step;
     }
     return WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n");
   }
@@ -157,7 +215,8 @@ class AdaptRunner : public JobRunner {
   ModelRepository* repo_;
   AdaptSpec spec_;
   std::string job_id_;
-  std::unique_ptr<adapt::NadaTrainer> trainer_;
+  std::unique_ptr<adapt::NadaTrainer> nada_;
+  std::unique_ptr<adapt::DomainTrainer> domain_;
 };
 
 class InvertRunner : public JobRunner {
@@ -226,13 +285,19 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
           ASSIGN_OR_RETURN(auto clip, repo->GetClip(c.name));
           guides.push_back({c.name, clip.model, clip.tokenizer, c.weight.value_or(Defaults::kClipWeight)});
         }
+        if (const auto kind = DomainKindOf(spec.parameterization)) {
+          ASSIGN_OR_RETURN(auto trainer, adapt::DomainTrainer::Create(base, std::move(guides),
+                                                                      DomainOptionsOf(spec, *kind), text_cache));
+          return std::unique_ptr<JobRunner>(
+              new AdaptRunner(repo, std::move(spec), job.id, nullptr, std::move(trainer)));
+        }
         adapt::NadaOptions o = NadaOptionsOf(spec);
         for (const auto& bytes : spec.target_images) {
           ASSIGN_OR_RETURN(Rgb8Image img, DecodeImage(bytes, RequestImageLimits()));
           o.target_images.push_back(std::move(img));
         }
         ASSIGN_OR_RETURN(auto trainer, adapt::NadaTrainer::Create(base, std::move(guides), o, text_cache));
-        return std::unique_ptr<JobRunner>(new AdaptRunner(repo, std::move(spec), job.id, std::move(trainer)));
+        return std::unique_ptr<JobRunner>(new AdaptRunner(repo, std::move(spec), job.id, std::move(trainer), nullptr));
       });
   engine->RegisterFactory(
       JobKind::kInvert, [repo, data_dir](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {

@@ -156,7 +156,9 @@ absl::StatusOr<ExportedModel> Service::ExportModel(const std::string& name, Expo
                                                       " model; only generators and adapted generators export"));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const stylegan2::Generator> gen, d_.repository->GetGenerator(name));
-  std::map<std::string, FloatTensor> g_ema = gen->StateDict();
+  auto exported = gen->ExportStateDict();
+  if (!exported.ok()) return exported.status();
+  std::map<std::string, FloatTensor> g_ema = std::move(*exported);
   ExportedModel out;
   if (format == ExportFormat::kSafetensors) {
     g_ema["latent_avg"] = gen->mean_latent();

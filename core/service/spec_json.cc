@@ -69,6 +69,11 @@ NLOHMANN_JSON_SERIALIZE_ENUM(DeltaDtype, {{DeltaDtype::kUnspecified, "unspecifie
                                           {DeltaDtype::kFloat32, "float32"},
                                           {DeltaDtype::kFloat16, "float16"},
                                           {DeltaDtype::kBFloat16, "bfloat16"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(Parameterization, {{Parameterization::kUnspecified, "unspecified"},
+                                                {Parameterization::kFull, "full"},
+                                                {Parameterization::kDomainModulation, "domain_modulation"},
+                                                {Parameterization::kStyleSpaceDirection, "stylespace_direction"},
+                                                {Parameterization::kAffineLight, "affine_light"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(ChannelClamping, {{ChannelClamping::kUnspecified, "unspecified"},
                                                {ChannelClamping::kCumulative, "cumulative"},
                                                {ChannelClamping::kIndependent, "independent"}})
@@ -79,7 +84,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 auto_layer_k, auto_layer_iters, auto_layer_batch, layer_mapping,
                                                 layer_preset, lambda_global, lambda_manifold, lambda_direction,
                                                 adam_steps, preview_every, preview_count, seed, max_run_seconds,
-                                                preview_format, snapshot_every, delta_dtype)
+                                                preview_format, snapshot_every, delta_dtype, parameterization,
+                                                lambda_indomain)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds, pin)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
@@ -189,8 +195,10 @@ std::string SpecHash(const Spec& spec) {
   nlohmann::json j = ToJsonValue(std::move(copy));
   // Fields added later leave the digest alone at their default, so a retry of a request
   // submitted before the upgrade still finds its job.
-  for (const char* later : {"snapshot_every", "pin", "delta_dtype"}) {
-    if (j.contains(later) && (j[later] == 0 || j[later] == false || j[later] == "unspecified")) j.erase(later);
+  for (const char* later : {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain"}) {
+    if (j.contains(later) && (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified")) {
+      j.erase(later);
+    }
   }
   const std::string bytes = j.dump();
   uint64_t h = 1469598103934665603ULL;  // FNV-1a 64

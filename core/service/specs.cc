@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/adapt/domain_trainer.h"
 #include "core/adapt/nada_trainer.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
@@ -178,6 +179,54 @@ absl::Status WatchJobSpec::Validate() {
   return absl::OkStatus();
 }
 
+std::optional<stylegan2::DomainKind> DomainKindOf(Parameterization p) {
+  switch (p) {
+    case Parameterization::kDomainModulation: return stylegan2::DomainKind::kDomainModulation;
+    case Parameterization::kStyleSpaceDirection: return stylegan2::DomainKind::kStyleSpaceDirection;
+    case Parameterization::kAffineLight: return stylegan2::DomainKind::kAffineLight;
+    default: return std::nullopt;
+  }
+}
+
+namespace {
+
+// The settings of a lightweight parameterization: what FULL-only fields must be left
+// alone, and its recipe's defaults.
+absl::Status ValidateLightweight(AdaptSpec& s, stylegan2::DomainKind kind) {
+  const std::string name = stylegan2::DomainKindName(kind);
+  const adapt::DomainTrainerOptions recipe = adapt::DomainTrainerDefaults(kind);
+  auto only_full = [&](const char* field) {
+    return Invalid(absl::StrCat(field, " applies to parameterization FULL only, not ", name));
+  };
+  if (!s.target_images.empty()) {
+    return Invalid(absl::StrCat("parameterization ", name, " trains from target_text; target_images need FULL"));
+  }
+  if (s.auto_layer_k != 0 || s.auto_layer_iters != 0 || s.auto_layer_batch != 0) return only_full("auto_layer_*");
+  if (s.layer_preset != LayerPreset::kUnspecified || s.layer_mapping != LayerMapping::kUnspecified) {
+    return only_full("layer_preset and layer_mapping");
+  }
+  if (s.lambda_global != 0 || s.lambda_manifold != 0) return only_full("lambda_global and lambda_manifold");
+  if (s.adam_steps != AdamSteps::kUnspecified) return only_full("adam_steps");
+  if (s.delta_dtype != DeltaDtype::kUnspecified && s.delta_dtype != DeltaDtype::kFloat32) {
+    return only_full("delta_dtype (a lightweight domain is a few KB in float32)");
+  }
+  RETURN_IF_ERROR(Range("batch_size", s.batch_size, 0, 16, std::to_string(recipe.batch_size)));
+  if (s.batch_size == 0) s.batch_size = recipe.batch_size;
+  if (s.batch_size < 2) {
+    return Invalid(absl::StrCat("batch_size must be >= 2 for ", name, ": its in-domain loss compares pairs"));
+  }
+  if (!s.mixing.has_value()) s.mixing = recipe.mixing;
+  if (!s.lambda_indomain.has_value()) s.lambda_indomain = recipe.lambda_indomain;
+  RETURN_IF_ERROR(RangeF("lambda_indomain", *s.lambda_indomain, 0, 100));
+  if (!s.lambda_direction.has_value()) s.lambda_direction = recipe.lambda_direction;
+  if (*s.lambda_direction == 0 && *s.lambda_indomain == 0) {
+    return Invalid("lambda_direction and lambda_indomain are both 0: nothing would train");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   // An adapted generator or a CLIP model as the base gets its own advice.
   if (auto info = repo.Get(model); info.ok() && info->kind != ModelKind::kGenerator) {
@@ -187,6 +236,14 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
   ASSIGN_OR_RETURN(ModelInfo base, repo.Get(model));
   const adapt::NadaOptions reference;
+  if (!Known(parameterization, Parameterization::kAffineLight)) return Invalid("unknown parameterization");
+  if (parameterization == Parameterization::kUnspecified) parameterization = Parameterization::kFull;
+  const std::optional<stylegan2::DomainKind> lightweight = DomainKindOf(parameterization);
+  if (lightweight) {
+    RETURN_IF_ERROR(ValidateLightweight(*this, *lightweight));
+  } else if (lambda_indomain.has_value()) {
+    return Invalid("lambda_indomain applies to the lightweight parameterizations, not FULL");
+  }
   if (target_images.size() > 16) return Invalid("target_images: at most 16");
   for (size_t i = 0; i < target_images.size(); ++i) {
     RETURN_IF_ERROR(CheckImage(absl::StrCat("target_images[", i, "]"), target_images[i]));
@@ -228,36 +285,38 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   if (!any_weight) return Invalid("clip_models: every weight is 0, so nothing would train; give one a weight > 0");
   RETURN_IF_ERROR(Range("iterations", iterations, 0, 5000, std::to_string(reference.iterations)));
   if (iterations == 0) iterations = reference.iterations;
-  RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
-  if (batch_size == 0) batch_size = reference.batch_size;
   RETURN_IF_ERROR(RangeF("lr_scale", lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
   if (lr_scale == 0) lr_scale = Defaults::kLrScale;
-  if (!mixing.has_value()) mixing = reference.mixing;
+  if (!lightweight) {
+    RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
+    if (batch_size == 0) batch_size = reference.batch_size;
+    if (!mixing.has_value()) mixing = reference.mixing;
+    RETURN_IF_ERROR(Range("auto_layer_k", auto_layer_k, 0, base.n_latent, "the preset's layers"));
+    RETURN_IF_ERROR(Range("auto_layer_iters", auto_layer_iters, 0, 10, std::to_string(reference.auto_layer_iters)));
+    if (auto_layer_iters == 0) auto_layer_iters = reference.auto_layer_iters;
+    RETURN_IF_ERROR(Range("auto_layer_batch", auto_layer_batch, 0, 32, std::to_string(reference.auto_layer_batch)));
+    if (auto_layer_batch == 0) auto_layer_batch = reference.auto_layer_batch;
+    if (!Known(layer_mapping, LayerMapping::kOfficial)) return Invalid("unknown layer_mapping");
+    if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = Defaults::kLayerMapping;
+    if (!Known(layer_preset, LayerPreset::kShapeExpanded)) return Invalid("unknown layer_preset");
+    if (layer_preset == LayerPreset::kUnspecified) layer_preset = Defaults::kLayerPreset;
+    RETURN_IF_ERROR(RangeF("lambda_global", lambda_global, 0, 100));
+    RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
+    if (!lambda_direction.has_value()) lambda_direction = reference.lambda_direction;
+    if (*lambda_direction == 0 && lambda_global == 0 && lambda_manifold == 0) {
+      return Invalid("lambda_direction, lambda_global and lambda_manifold are all 0: nothing would train");
+    }
+    if (!Known(adam_steps, AdamSteps::kPerParameter)) return Invalid("unknown adam_steps");
+    if (adam_steps == AdamSteps::kUnspecified) adam_steps = Defaults::kAdamSteps;
+    // Both losses compare text embeddings of the source and target domains.
+    if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
+      return Invalid(
+          "lambda_global and lambda_manifold need target_text: both losses use the target text's "
+          "CLIP embedding, also with target_images");
+    }
+  }
   RETURN_IF_ERROR(RangeF("mixing", *mixing, 0, 1));
-  RETURN_IF_ERROR(Range("auto_layer_k", auto_layer_k, 0, base.n_latent, "the preset's layers"));
-  RETURN_IF_ERROR(Range("auto_layer_iters", auto_layer_iters, 0, 10, std::to_string(reference.auto_layer_iters)));
-  if (auto_layer_iters == 0) auto_layer_iters = reference.auto_layer_iters;
-  RETURN_IF_ERROR(Range("auto_layer_batch", auto_layer_batch, 0, 32, std::to_string(reference.auto_layer_batch)));
-  if (auto_layer_batch == 0) auto_layer_batch = reference.auto_layer_batch;
-  if (!Known(layer_mapping, LayerMapping::kOfficial)) return Invalid("unknown layer_mapping");
-  if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = Defaults::kLayerMapping;
-  if (!Known(layer_preset, LayerPreset::kShapeExpanded)) return Invalid("unknown layer_preset");
-  if (layer_preset == LayerPreset::kUnspecified) layer_preset = Defaults::kLayerPreset;
-  RETURN_IF_ERROR(RangeF("lambda_global", lambda_global, 0, 100));
-  RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
-  if (!lambda_direction.has_value()) lambda_direction = reference.lambda_direction;
   RETURN_IF_ERROR(RangeF("lambda_direction", *lambda_direction, 0, 100));
-  if (*lambda_direction == 0 && lambda_global == 0 && lambda_manifold == 0) {
-    return Invalid("lambda_direction, lambda_global and lambda_manifold are all 0: nothing would train");
-  }
-  if (!Known(adam_steps, AdamSteps::kPerParameter)) return Invalid("unknown adam_steps");
-  if (adam_steps == AdamSteps::kUnspecified) adam_steps = Defaults::kAdamSteps;
-  // Both losses compare text embeddings of the source and target domains.
-  if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
-    return Invalid(
-        "lambda_global and lambda_manifold need target_text: both losses use the target text's "
-        "CLIP embedding, also with target_images");
-  }
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 5000, "the server's interval"));
   RETURN_IF_ERROR(Range("preview_count", preview_count, 0, 16, std::to_string(reference.preview_count)));
   if (preview_count == 0) preview_count = reference.preview_count;

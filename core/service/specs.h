@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/io/image_codec.h"
+#include "core/models/stylegan2/generator.h"
 #include "core/util/tensor_data.h"
 
 namespace ganserve::core {
@@ -55,6 +56,16 @@ enum class ChannelClamping : int { kUnspecified = 0, kCumulative = 1, kIndepende
 // How an adapted model's delta is stored: float32 values, or float16 / bfloat16
 // differences from the base.
 enum class DeltaDtype : int { kUnspecified = 0, kFloat32 = 1, kFloat16 = 2, kBFloat16 = 3 };
+// What an adaptation trains (proto Parameterization).
+enum class Parameterization : int {
+  kUnspecified = 0,
+  kFull = 1,
+  kDomainModulation = 2,
+  kStyleSpaceDirection = 3,
+  kAffineLight = 4
+};
+// The lightweight domain kind of a parameterization; nullopt for FULL.
+std::optional<stylegan2::DomainKind> DomainKindOf(Parameterization p);
 
 // Request-level defaults, for the specs and for clients that show them. Algorithm
 // settings default to their options structs' values (core/adapt, core/invert, core/edit).
@@ -129,6 +140,8 @@ struct AdaptSpec {
   ImageFormat preview_format = ImageFormat::kUnspecified;
   int64_t snapshot_every = 0;  // 0 = no snapshots
   DeltaDtype delta_dtype = DeltaDtype::kUnspecified;
+  Parameterization parameterization = Parameterization::kUnspecified;
+  std::optional<float> lambda_indomain;
 
   // Checks every field against its range and the repository and fills the defaults.
   // INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS naming the field.

@@ -42,6 +42,8 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.preview_format = static_cast<cs::ImageFormat>(r.preview_format());
   s.snapshot_every = r.snapshot_every();
   s.delta_dtype = static_cast<cs::DeltaDtype>(r.delta_dtype());
+  s.parameterization = static_cast<cs::Parameterization>(r.parameterization());
+  if (r.has_lambda_indomain()) s.lambda_indomain = r.lambda_indomain();
   return s;
 }
 

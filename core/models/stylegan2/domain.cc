@@ -82,6 +82,7 @@ int64_t Domain::parameter_count() const { return impl_->parameters; }
 MemoryFootprint Domain::Footprint() const {
   FootprintCounter c;
   for (const auto* v : {&impl_->offset, &impl_->affine_u, &impl_->affine_v, &impl_->kernel}) c.Add(*v);
+  for (const auto& [name, t] : impl_->source.tensors) c.AddHost(t);
   return c.total();
 }
 
@@ -125,6 +126,7 @@ absl::StatusOr<std::shared_ptr<const Domain>> Generator::MakeDomain(const Domain
     }
   }
   auto impl = std::make_unique<Domain::Impl>();
+  impl->source = tensors;
   impl->kind = tensors.kind;
   impl->weights = impl_.get();
   const size_t n = c.style_layers.size();
@@ -172,6 +174,47 @@ absl::StatusOr<std::shared_ptr<const Generator>> Generator::WithDomain(const std
     return absl::InvalidArgumentError("the domain was made for another generator's weights");
   }
   return std::shared_ptr<const Generator>(new Generator(base->impl_, std::move(domain)));
+}
+
+absl::StatusOr<std::map<std::string, FloatTensor>> Generator::ExportStateDict() const {
+  std::map<std::string, FloatTensor> sd = impl_->state_dict;
+  if (domain_ == nullptr) return sd;
+  const DomainTensors& t = domain_->impl().source;
+  const GeneratorConfig& c = impl_->config;
+  if (t.kind == DomainKind::kDomainModulation) {
+    return absl::FailedPreconditionError(
+        "a domain_modulation domain scales the kernels after demodulation, which no rosinality checkpoint can "
+        "hold; export its base and render the domain with the server (or HyperDomainNet's code)");
+  }
+  for (const StyleLayer& l : c.style_layers) {
+    if (t.kind == DomainKind::kStyleSpaceDirection) {
+      // s + d = A w + (b + d): the modulation bias (lr_mul 1) takes it exactly.
+      auto it = t.tensors.find(l.module + ".style_offset");
+      if (it == t.tensors.end()) continue;
+      FloatTensor& b = sd.at(l.module + ".conv.modulation.bias");
+      for (size_t i = 0; i < b.data.size(); ++i) b.data[i] += it->second.data[i];
+      continue;
+    }
+    const FloatTensor& u = t.tensors.at(l.module + ".affine_u");   // [in, r]
+    const FloatTensor& v = t.tensors.at(l.module + ".affine_v");   // [r, style_dim]
+    FloatTensor& a = sd.at(l.module + ".conv.modulation.weight");  // [in, style_dim]
+    const int64_t r = u.shape[1], sdim = c.style_dim;
+    for (int64_t i = 0; i < l.in_channel; ++i) {
+      for (int64_t j = 0; j < sdim; ++j) {
+        double acc = 0;
+        for (int64_t k = 0; k < r; ++k) acc += static_cast<double>(u.data[i * r + k]) * v.data[k * sdim + j];
+        a.data[i * sdim + j] += static_cast<float>(acc);
+      }
+    }
+    auto k = t.tensors.find(l.module + ".weight_offset");  // [out, in, 1, 1]
+    if (k == t.tensors.end()) continue;
+    FloatTensor& w = sd.at(l.module + ".conv.weight");  // [1, out, in, k, k]
+    const int64_t window = int64_t{l.kernel_size} * l.kernel_size;
+    for (int64_t p = 0; p < k->second.numel(); ++p) {
+      for (int64_t q = 0; q < window; ++q) w.data[p * window + q] += k->second.data[p];
+    }
+  }
+  return sd;
 }
 
 std::vector<LayerDomain> BatchDomains(const GeneratorConfig& config, const std::vector<const Domain::Impl*>& per_image,

@@ -202,9 +202,15 @@ class Generator {
   // Renders images. InvalidArgument for shapes that do not fit the model.
   absl::StatusOr<GenerateResult> Generate(const GenerateParams& params) const;
 
-  // All parameters and buffers by state-dict name, as float32 host tensors (exports,
-  // delta computation).
+  // All parameters and buffers by state-dict name, as float32 host tensors (delta
+  // computation); for a WithDomain view, the base's.
   std::map<std::string, FloatTensor> StateDict() const;
+  // The state dict of a plain rosinality generator that renders what this one renders:
+  // StateDict(), with a view's domain folded in where a checkpoint can express it
+  // exactly (a StyleSpace direction into the style biases; AffineLight+ into the style
+  // affines and kernels). FailedPrecondition for domain modulation (it acts after
+  // demodulation, which no rosinality weight can hold).
+  absl::StatusOr<std::map<std::string, FloatTensor>> ExportStateDict() const;
   // The memory its weights hold (device tensors and the host state dict); for a
   // WithDomain view, only its domain's (the weights belong to the base).
   MemoryFootprint Footprint() const;

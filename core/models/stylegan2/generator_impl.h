@@ -168,6 +168,7 @@ struct Domain::Impl {
   std::vector<at::Tensor> affine_u;  // kAffineLight: [in, r]
   std::vector<at::Tensor> affine_v;  // kAffineLight: [r, style_dim] * 1/sqrt(style_dim) (the affine's gain)
   std::vector<at::Tensor> kernel;    // kAffineLight: [out, in, 1, 1] * the kernel's 1/sqrt(in k k)
+  DomainTensors source;              // what it was made from (host; exports)
 };
 
 // What the domains of a batch do to one S layer (undefined: nothing).

@@ -18,8 +18,8 @@
 namespace ganserve::core::adapt {
 namespace {
 
-using stylegan2::DomainKind;
 using ::ganserve::testing::MaxAbsDiff;
+using stylegan2::DomainKind;
 
 std::string Dir() { return std::string(GANSERVE_SOURCE_DIR) + "/tests/fixtures/lightweight/"; }
 
@@ -91,10 +91,9 @@ class DomainTrainerTest : public ::testing::Test {
   }
   static std::shared_ptr<const stylegan2::Generator> Tiny() {
     auto cfg = stylegan2::MakeConfig(32, 64, 2, 2, 16);
-    auto g = stylegan2::Generator::FromTensors(
-        ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(
-            stylegan2::RandomGeneratorWeights(cfg, 9, 0.1f))),
-        nullptr, {});
+    auto g = stylegan2::Generator::FromTensors(ViewsOf(std::make_shared<const std::map<std::string, FloatTensor>>(
+                                                   stylegan2::RandomGeneratorWeights(cfg, 9, 0.1f))),
+                                               nullptr, {});
     EXPECT_TRUE(g.ok()) << g.status();
     return std::move(*g);
   }
