@@ -90,6 +90,22 @@ class ModelResidencyTest : public ::testing::Test {
     std::ofstream(root_ / name / "manifest.json")
         << R"({"kind": "adapted_generator", "base_model": ")" << base << R"(", "delta": "delta.safetensors"})";
   }
+  // A lightweight domain folder over `base` (domain modulation, values from `seed`).
+  void WriteDomain(const std::string& name, const std::string& base, uint32_t seed, bool pinned = false) {
+    fs::create_directories(root_ / name);
+    std::map<std::string, FloatTensor> t;
+    const auto cfg = stylegan2::MakeConfig(32, 16, 2, 1, 8);
+    for (const auto& [key, shape] : stylegan2::DomainTensorShapes(cfg, stylegan2::DomainKind::kDomainModulation)) {
+      FloatTensor v{shape, {}};
+      for (int64_t i = 0; i < v.numel(); ++i) v.data.push_back(0.2f * std::sin(static_cast<float>(seed * 131 + i)));
+      t[key] = v;
+    }
+    ASSERT_TRUE(SaveSafetensors((root_ / name / "domain.safetensors").string(), t, {}).ok());
+    std::ofstream(root_ / name / "manifest.json")
+        << R"({"kind": "adapted_generator", "base_model": ")" << base
+        << R"(", "parameterization": "domain_modulation", "domain_file": "domain.safetensors")"
+        << (pinned ? R"(, "pinned": true)" : "") << "}";
+  }
   // A delta that moves one tensor of the fixture's generators.
   static std::map<std::string, FloatTensor> MovedDelta() {
     auto weights = stylegan2::RandomGeneratorWeights(stylegan2::MakeConfig(32, 16, 2, 1, 8), 1, 0.1f);
@@ -259,6 +275,99 @@ TEST_F(ModelResidencyTest, AnAdaptedModelLoadsItsEvictedBase) {
     auto g = repo->GetGenerator(name);
     EXPECT_EQ(g.status().code(), absl::StatusCode::kFailedPrecondition) << name;
     EXPECT_NE(g.status().message().find("not a base generator"), std::string::npos) << g.status();
+  }
+}
+
+// Lightweight domains render on their base's weights: loading one loads the base, its
+// own footprint is its few numbers, the base stays while a pinned domain needs it, and an
+// evicted or unloaded base takes its domains with it.
+TEST_F(ModelResidencyTest, LightweightDomainsRideOnTheirBase) {
+  WriteDomain("d1", "g1", 1);
+  WriteDomain("d2", "g1", 2);
+  auto repo = Open(2.5, ResidencyOptions::Preload::kNone);
+  ASSERT_NE(repo, nullptr);
+  repo->LoadAll();
+  EXPECT_EQ(repo->Get("d1")->parameterization, "domain_modulation");
+  auto d1 = repo->GetGenerator("d1");
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  auto g1 = repo->GetGenerator("g1");
+  ASSERT_TRUE(g1.ok());
+  EXPECT_EQ((*d1)->weights_id(), (*g1)->weights_id()) << "no copy of the base";
+  ASSERT_TRUE(repo->GetGenerator("d2").ok());
+  const ModelInfo info = *repo->Get("d1");
+  EXPECT_EQ(info.state, ModelState::kReady);
+  EXPECT_EQ(info.trained_parameters, 7 * 8);  // conv1 and six convs of 8 channels
+  EXPECT_LT(info.resident.host_bytes * 100, one_);
+  // Two other generators push g1 out (LRU): its domains go with it.
+  ASSERT_TRUE(repo->GetGenerator("g2").ok());
+  ASSERT_TRUE(repo->GetGenerator("g3").ok());
+  EXPECT_EQ(StateOf(*repo, "g1"), ModelState::kUnloaded);
+  EXPECT_EQ(StateOf(*repo, "d1"), ModelState::kUnloaded);
+  EXPECT_EQ(StateOf(*repo, "d2"), ModelState::kUnloaded);
+  // A pinned domain keeps its base.
+  ASSERT_TRUE(repo->Load("d1", /*pin=*/true).ok());
+  for (const char* name : {"g2", "g3", "g4", "g2", "g3"}) ASSERT_TRUE(repo->GetGenerator(name).ok()) << name;
+  EXPECT_EQ(StateOf(*repo, "g1"), ModelState::kReady);
+  EXPECT_EQ(StateOf(*repo, "d1"), ModelState::kReady);
+  // Unloading the base unloads its domains.
+  ASSERT_TRUE(repo->Unload("g1").ok());
+  EXPECT_EQ(StateOf(*repo, "d1"), ModelState::kUnloaded);
+  // A domain whose tensors do not fit its base fails with the reason.
+  WriteDomain("d3", "g1", 3);
+  std::map<std::string, FloatTensor> wrong{{"conv1.domain", FloatTensor{{3}, {0, 0, 0}}}};
+  ASSERT_TRUE(SaveSafetensors((root_ / "d3" / "domain.safetensors").string(), wrong, {}).ok());
+  repo->Rescan();
+  auto d3 = repo->GetGenerator("d3");
+  EXPECT_EQ(d3.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(d3.status().message().find("does not fit"), std::string::npos) << d3.status();
+}
+
+// A thousand domains of one base: all load (a file read each, no generator copy), their
+// memory is a fraction of one generator's, and a batch mixing 16 of them renders each
+// image as its solo render.
+TEST_F(ModelResidencyTest, AThousandDomainsLoadAndServeOneMixedBatch) {
+  constexpr int kDomains = 1000;
+  for (int i = 0; i < kDomains; ++i) WriteDomain("dom-" + std::to_string(i), "g1", static_cast<uint32_t>(i + 10));
+  auto repo = Open(0, ResidencyOptions::Preload::kNone);
+  ASSERT_NE(repo, nullptr);
+  repo->LoadAll();
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<const stylegan2::Generator>> views;
+  for (int i = 0; i < kDomains; ++i) {
+    auto g = repo->GetGenerator("dom-" + std::to_string(i));
+    ASSERT_TRUE(g.ok()) << g.status();
+    views.push_back(*g);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  int64_t domain_bytes = 0;
+  for (const auto& m : repo->List()) {
+    if (m.lightweight()) domain_bytes += m.resident.host_bytes + m.resident.device_bytes;
+  }
+  std::printf("%d domains loaded in %.2f s; they hold %lld bytes (the base generator: %lld)\n", kDomains, seconds,
+              static_cast<long long>(domain_bytes), static_cast<long long>(one_));
+  // Each holds its 56 numbers twice (on the device and the host copy exports fold from).
+  EXPECT_EQ(domain_bytes, int64_t{kDomains} * 2 * 56 * 4);
+  stylegan2::GenerateParams p;
+  for (int i = 0; i < 16; ++i) {
+    std::vector<float> z(16);
+    for (int j = 0; j < 16; ++j) z[j] = std::cos(static_cast<float>(i * 16 + j));
+    p.latents.shape = {i + 1, 16};
+    p.latents.data.insert(p.latents.data.end(), z.begin(), z.end());
+    p.domains.push_back(views[static_cast<size_t>(i * 61)]->domain());
+  }
+  auto batch = views[0]->Generate(p);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const int64_t row = batch->images.numel() / 16;
+  for (int i = 0; i < 16; ++i) {
+    stylegan2::GenerateParams one;
+    one.latents = FloatTensor{
+        {1, 16}, std::vector<float>(p.latents.data.begin() + i * 16, p.latents.data.begin() + (i + 1) * 16)};
+    auto solo = views[static_cast<size_t>(i * 61)]->Generate(one);
+    ASSERT_TRUE(solo.ok());
+    float diff = 0;
+    for (int64_t k = 0; k < row; ++k)
+      diff = std::max(diff, std::fabs(solo->images.data[k] - batch->images.data[i * row + k]));
+    EXPECT_LE(diff, 2e-5f) << "image " << i;
   }
 }
 

@@ -110,6 +110,54 @@ TEST(RenderBatcherTest, CompatibleWorkSharesOneCallAndGetsItsOwnRows) {
   }
 }
 
+// Requests for a base and for lightweight domains of it share one call, each row in its
+// own domain; another generator's requests do not join.
+TEST(RenderBatcherTest, DomainsOfOneBaseShareOneCall) {
+  auto gen = Tiny();
+  auto other = testing::TinyGenerator(16, 32, 4);
+  std::vector<std::shared_ptr<const Generator>> views;
+  for (auto kind : {stylegan2::DomainKind::kDomainModulation, stylegan2::DomainKind::kStyleSpaceDirection}) {
+    stylegan2::DomainTensors t;
+    t.kind = kind;
+    for (const auto& [name, shape] : stylegan2::DomainTensorShapes(gen->config(), kind)) {
+      FloatTensor v{shape, {}};
+      for (int64_t i = 0; i < v.numel(); ++i) v.data.push_back(0.3f * std::sin(static_cast<float>(i + 1)));
+      t.tensors[name] = v;
+    }
+    auto d = gen->MakeDomain(t);
+    ASSERT_TRUE(d.ok()) << d.status();
+    auto view = Generator::WithDomain(gen, *d);
+    ASSERT_TRUE(view.ok());
+    views.push_back(*view);
+  }
+  const std::vector<std::shared_ptr<const Generator>> gens = {views[0], gen, views[1], views[0], other};
+  DeviceExecutor exec({});
+  Collected c;
+  RenderBatcher batcher(&exec, {}, c.Observer());
+  Gate gate;
+  ASSERT_TRUE(gate.Block(&exec).ok());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(batcher.Submit(MakeWork(gens[i], Seeds({static_cast<uint32_t>(10 + i), 20}), i, &c)).ok());
+  }
+  gate.release.Notify();
+  c.WaitFor(5);
+  exec.Shutdown();
+  ASSERT_EQ(c.calls.size(), 2u);
+  EXPECT_EQ(c.calls[0], (std::pair<int, int>{8, 4}));  // the base and its domains
+  EXPECT_EQ(c.calls[1], (std::pair<int, int>{2, 1}));  // another generator
+  for (int i = 0; i < 5; ++i) {
+    const auto& r = c.results.at(i);
+    ASSERT_TRUE(r.ok()) << r.status();
+    auto solo = gens[i]->Generate(Seeds({static_cast<uint32_t>(10 + i), 20}));
+    ASSERT_TRUE(solo.ok());
+    EXPECT_LE(testing::MaxAbsDiff(r->images, solo->images), 1e-4f) << i;
+  }
+  // The domains changed what rendered: same seeds, different images.
+  auto base = gen->Generate(Seeds({10, 20}));
+  ASSERT_TRUE(base.ok());
+  EXPECT_GT(testing::MaxAbsDiff(c.results.at(0)->images, base->images), 1e-3f);
+}
+
 TEST(RenderBatcherTest, LimitsAndIncompatibleSettingsSplitCalls) {
   auto gen = Tiny();
   DeviceExecutor exec({});
