@@ -177,6 +177,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   adapt_cmd->add_option("--batch-size", adapt.batch_size, "latents per step" + Default(nada.batch_size));
   adapt_cmd->add_option("--seed", adapt.seed);
   adapt_cmd->add_option("--preview-every", adapt.preview_every, "steps between previews (default: the server's)");
+  adapt_cmd->add_option("--parameterization", adapt.parameterization,
+                        "what trains: " + EnumFlagNames(v1::Parameterization_descriptor()) +
+                            " (default: full; the others are lightweight domains of a few KB that render on the "
+                            "base's weights, with their own recipe's batch size, learning rate and mixing)");
+  adapt_cmd->add_option("--lambda-indomain", adapt.lambda_indomain,
+                        "in-domain angle-consistency weight (lightweight parameterizations; default: the recipe's)");
   adapt_cmd->add_option("--delta-dtype", adapt.delta_dtype,
                         "float32 (default) | float16 | bfloat16: half-precision deltas are half the size on disk");
   adapt_cmd->add_option("--snapshot-every", adapt.snapshot_every,

@@ -283,6 +283,10 @@ absl::Status ModelsList(const Connection& c) {
     absl::StrAppend(&text, m.name(), "  ", Lower(v1::ModelKind_Name(m.kind()).substr(11)), "  ",
                     Lower(v1::ModelState_Name(m.state()).substr(12)));
     if (m.resolution() > 0) absl::StrAppend(&text, "  ", m.resolution(), "px");
+    if (m.parameterization() > v1::PARAMETERIZATION_FULL) {
+      absl::StrAppend(&text, "  ", EnumFlagName(v1::Parameterization_descriptor(), m.parameterization()), " over ",
+                      m.base_model(), " (", m.trained_parameters(), " numbers)");
+    }
     if (m.pinned()) absl::StrAppend(&text, "  pinned");
     if (m.resident_host_bytes() + m.resident_device_bytes() > 0) {
       absl::StrAppend(&text, "  resident ", Mib(m.resident_host_bytes() + m.resident_device_bytes()), " MiB");
@@ -619,6 +623,12 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
     ASSIGN_OR_RETURN(int v, ParseEnumFlag("--delta-dtype", a.delta_dtype, v1::DeltaDtype_descriptor()));
     req.set_delta_dtype(static_cast<v1::DeltaDtype>(v));
   }
+  if (!a.parameterization.empty()) {
+    ASSIGN_OR_RETURN(int v,
+                     ParseEnumFlag("--parameterization", a.parameterization, v1::Parameterization_descriptor()));
+    req.set_parameterization(static_cast<v1::Parameterization>(v));
+  }
+  if (a.lambda_indomain.has_value()) req.set_lambda_indomain(*a.lambda_indomain);
   if (a.lambda_direction.has_value()) req.set_lambda_direction(*a.lambda_direction);
   req.set_lambda_global(a.lambda_global);
   req.set_lambda_manifold(a.lambda_manifold);

@@ -78,6 +78,8 @@ struct AdaptArgs {
   int preview_every = 0;
   int snapshot_every = 0;
   std::string delta_dtype;  // float32 | float16 | bfloat16
+  std::string parameterization;  // full | domain_modulation | stylespace_direction | affine_light
+  std::optional<float> lambda_indomain;
   int auto_layer_k = 0;
   int auto_layer_iters = 0;
   int auto_layer_batch = 0;
