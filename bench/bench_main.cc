@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/adapt/domain_trainer.h"
 #include "core/adapt/nada_trainer.h"
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
@@ -37,8 +38,10 @@
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/random_init.h"
+#include "core/models/common/torch_convert.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
+#include "core/registry/model_repository.h"
 #include "core/runtime/torch_setup.h"
 #include "core/util/np_random.h"
 
@@ -279,6 +282,259 @@ std::shared_ptr<const ganserve::core::clip::ClipModel> RandomVitB32(const std::s
     return nullptr;
   }
   return std::move(*clip);
+}
+
+// A ViT-B/32-sized random CLIP guide (synthetic vocabulary).
+std::optional<ganserve::core::adapt::ClipGuide> VitB32Guide(const std::string& device) {
+  auto clip = RandomVitB32(device);
+  auto tok = ganserve::core::clip::Tokenizer::FromText(ganserve::core::clip::SyntheticVocabulary());
+  if (clip == nullptr || !tok.ok()) return std::nullopt;
+  return ganserve::core::adapt::ClipGuide{"vit-b-32", std::move(clip), std::move(*tok), 1.0f};
+}
+
+// One training step of a lightweight domain (HyperDomainNet's recipe for its kind) with a
+// ViT-B/32-sized CLIP: the frozen forward, the forward and backward through the
+// generator to the domain's parameters (no weight gradients), Adam.
+int BenchDomainStep(int resolution, int batch, const std::string& kind_name, int iters, const std::string& device,
+                    nlohmann::json* out) {
+  const auto kind = sg::ParseDomainKind(kind_name);
+  if (!kind) {
+    std::fprintf(stderr, "--parameterization must be domain_modulation | stylespace_direction | affine_light\n");
+    return 2;
+  }
+  auto gen = RandomGenerator(resolution, device);
+  auto guide = VitB32Guide(device);
+  if (gen == nullptr || !guide) return 1;
+  ganserve::core::clip::TextEmbeddingCache cache;
+  auto o = ganserve::core::adapt::DomainTrainerDefaults(*kind);
+  o.target_text = "pencil sketch";
+  o.batch_size = batch;
+  o.iterations = iters + 1;
+  auto trainer = ganserve::core::adapt::DomainTrainer::Create(gen, {*guide}, o, &cache);
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());
+    return 1;
+  }
+  if (!(*trainer)->Step().ok()) return 1;  // warm-up
+  std::vector<double> secs;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    if (!(*trainer)->Step().ok()) return 1;
+    secs.push_back(Since(t0));
+  }
+  *out = Stats(secs);
+  (*out)["parameterization"] = kind_name;
+  (*out)["trained_parameters"] = static_cast<int64_t>([&] {
+    int64_t n = 0;
+    for (const auto& [name, t] : (*trainer)->Parameters().tensors) n += t.numel();
+    return n;
+  }());
+  return 0;
+}
+
+// The same prompt and seed trained for `iters` steps with each parameterization (FULL:
+// StyleGAN-NADA's recipe at the same batch): the directional CLIP similarity reached on
+// a fixed evaluation batch (1 - the directional loss) and the diversity of the adapted
+// samples (mean 1 - cos between the CLIP embeddings of pairs), before and after.
+int BenchDomainQuality(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  auto gen = RandomGenerator(resolution, device);
+  auto guide = VitB32Guide(device);
+  if (gen == nullptr || !guide) return 1;
+  ganserve::core::clip::TextEmbeddingCache cache;
+  constexpr uint64_t kEvalSeed = 4242;
+  constexpr int kEvalBatch = 8;
+  // Diversity of images through CLIP: mean over pairs of 1 - cos.
+  auto diversity = [&](const ganserve::core::FloatTensor& images) -> double {
+    c10::InferenceMode guard;
+    const auto& impl = guide->model->impl();
+    const ganserve::core::FloatTensor emb =
+        ganserve::core::FromTorch(impl.EncodeImage(ganserve::core::clip::PreprocessGeneratorOutput(
+            ganserve::core::ToTorch(images, impl.device), impl.config.image_resolution)));
+    const auto* e = &emb;
+    const int64_t n = e->shape[0], d = e->shape[1];
+    double sum = 0;
+    int pairs = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = i + 1; j < n; ++j) {
+        double dot = 0, na = 0, nb = 0;
+        for (int64_t k = 0; k < d; ++k) {
+          const double a = e->data[i * d + k], b = e->data[j * d + k];
+          dot += a * b;
+          na += a * a;
+          nb += b * b;
+        }
+        sum += 1 - dot / std::sqrt(na * nb);
+        ++pairs;
+      }
+    }
+    return sum / pairs;
+  };
+  for (const std::string name : {"full", "domain_modulation", "stylespace_direction", "affine_light"}) {
+    nlohmann::json r;
+    auto t0 = Clock::now();
+    if (name == "full") {
+      ganserve::core::adapt::NadaOptions o;
+      o.target_text = "pencil sketch";
+      o.batch_size = batch;
+      o.iterations = iters;
+      o.preview_count = kEvalBatch;
+      auto t = ganserve::core::adapt::NadaTrainer::Create(gen, {*guide}, o, &cache);
+      if (!t.ok()) return 1;
+      r["diversity_source"] = diversity(*(*t)->Preview(true));
+      for (int i = 0; i < iters; ++i) {
+        if (!(*t)->Step().ok()) return 1;
+        if (i == 0) r["direction_similarity_after_1"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
+      }
+      r["direction_similarity"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
+      r["diversity"] = diversity(*(*t)->Preview(false));
+      int64_t n = 0;
+      for (const auto& [k, v] : (*t)->Delta()) n += v.numel();
+      r["trained_parameters"] = n;
+    } else {
+      auto o = ganserve::core::adapt::DomainTrainerDefaults(*sg::ParseDomainKind(name));
+      o.target_text = "pencil sketch";
+      o.batch_size = batch;
+      o.iterations = iters;
+      o.preview_count = kEvalBatch;
+      auto t = ganserve::core::adapt::DomainTrainer::Create(gen, {*guide}, o, &cache);
+      if (!t.ok()) return 1;
+      r["diversity_source"] = diversity(*(*t)->Preview(true));
+      for (int i = 0; i < iters; ++i) {
+        if (!(*t)->Step().ok()) return 1;
+        if (i == 0) r["direction_similarity_after_1"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
+      }
+      r["direction_similarity"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
+      r["diversity"] = diversity(*(*t)->Preview(false));
+      int64_t n = 0;
+      for (const auto& [k, v] : (*t)->Parameters().tensors) n += v.numel();
+      r["trained_parameters"] = n;
+    }
+    r["seconds"] = Since(t0);
+    (*out)[name] = r;
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), r.dump().c_str());
+  }
+  (*out)["steps"] = iters;
+  return 0;
+}
+
+// Current resident set size of this process, MB (/proc/self/statm).
+double RssMb() {
+  std::ifstream in("/proc/self/statm");
+  long pages = 0, resident = 0;
+  in >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+// A repository of one random base and `count` domain-modulation domains of it: the time
+// to load every domain (after the base), the RSS they add, and one mixed batch of 16.
+int BenchDomainRepository(int resolution, int count, const std::string& device, nlohmann::json* out) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("ganserve_bench_domains_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "base");
+  const auto cfg = sg::MakeConfig(resolution, 512, 8, 2);
+  if (!ganserve::core::SaveSafetensors((root / "base" / "g.safetensors").string(), sg::RandomGeneratorWeights(cfg, 1),
+                                       {})
+           .ok()) {
+    return 1;
+  }
+  std::ofstream(root / "base" / "manifest.json") << R"({"kind": "generator", "checkpoint": "g.safetensors"})";
+  for (int i = 0; i < count; ++i) {
+    const fs::path dir = root / ("d" + std::to_string(i));
+    fs::create_directories(dir);
+    std::map<std::string, ganserve::core::FloatTensor> t;
+    ganserve::core::NumpyRandomState rng(static_cast<uint32_t>(i));
+    for (const auto& [name, shape] : sg::DomainTensorShapes(cfg, sg::DomainKind::kDomainModulation)) {
+      t[name] = {shape, rng.Randn(static_cast<size_t>(shape[0]))};
+    }
+    if (!ganserve::core::SaveSafetensors((dir / "domain.safetensors").string(), t, {}).ok()) return 1;
+    std::ofstream(dir / "manifest.json") << R"({"kind": "adapted_generator", "base_model": "base", )"
+                                         << R"("parameterization": "domain_modulation", "domain_file": )"
+                                         << R"("domain.safetensors"})";
+  }
+  sg::LoadOptions opt;
+  opt.device = device;
+  ganserve::core::ResidencyOptions residency;
+  residency.preload = ganserve::core::ResidencyOptions::Preload::kNone;
+  auto t0 = Clock::now();
+  auto repo = ganserve::core::ModelRepository::Create(root.string(), opt, {}, residency);
+  if (!repo.ok()) return 1;
+  (*repo)->LoadAll();  // scans the manifests; loads nothing
+  (*out)["scan_s"] = Since(t0);
+  t0 = Clock::now();
+  auto base = (*repo)->GetGenerator("base");
+  if (!base.ok()) return 1;
+  (*out)["base_load_s"] = Since(t0);
+  const double rss_base = RssMb();
+  t0 = Clock::now();
+  std::vector<std::shared_ptr<const sg::Generator>> views;
+  for (int i = 0; i < count; ++i) {
+    auto g = (*repo)->GetGenerator("d" + std::to_string(i));
+    if (!g.ok()) {
+      std::fprintf(stderr, "%s\n", g.status().ToString().c_str());
+      return 1;
+    }
+    views.push_back(*g);
+  }
+  (*out)["domains_load_s"] = Since(t0);
+  (*out)["rss_with_base_mb"] = rss_base;
+  (*out)["rss_added_by_domains_mb"] = RssMb() - rss_base;
+  (*out)["domains"] = count;
+  sg::GenerateParams p = SeedParams(16);
+  for (int i = 0; i < 16; ++i) p.domains.push_back(views[static_cast<size_t>(i * count / 16)]->domain());
+  t0 = Clock::now();
+  if (!(*base)->Generate(p).ok()) return 1;
+  (*out)["mixed_batch_16_s"] = Since(t0);
+  fs::remove_all(root);
+  return 0;
+}
+
+// Serving lightweight domains: a batch of `batch` images from `batch` different domains,
+// from one domain, and as `batch` separate one-image calls; the memory a resident domain
+// holds beside its base.
+int BenchDomainServe(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  auto gen = RandomGenerator(resolution, device);
+  if (gen == nullptr) return 1;
+  std::vector<std::shared_ptr<const sg::Domain>> domains;
+  for (int i = 0; i < batch; ++i) {
+    sg::DomainTensors t;
+    t.kind = sg::DomainKind::kDomainModulation;
+    ganserve::core::NumpyRandomState rng(static_cast<uint32_t>(100 + i));
+    for (const auto& [name, shape] : sg::DomainTensorShapes(gen->config(), t.kind)) {
+      ganserve::core::FloatTensor v{shape, rng.Randn(static_cast<size_t>(shape[0]))};
+      for (float& x : v.data) x *= 0.1f;
+      t.tensors[name] = v;
+    }
+    auto d = gen->MakeDomain(t);
+    if (!d.ok()) return 1;
+    domains.push_back(*d);
+  }
+  sg::GenerateParams mixed = SeedParams(batch), single = SeedParams(batch);
+  mixed.domains = {domains.begin(), domains.end()};
+  single.domains.assign(static_cast<size_t>(batch), domains[0]);
+  auto many = TimeSteps(iters, [&] { return gen->Generate(mixed).ok(); });
+  auto one = TimeSteps(iters, [&] { return gen->Generate(single).ok(); });
+  auto separate = TimeSteps(iters, [&] {
+    for (int i = 0; i < batch; ++i) {
+      sg::GenerateParams p = SeedParams(1);
+      p.domains = {domains[static_cast<size_t>(i)]};
+      if (!gen->Generate(p).ok()) return false;
+    }
+    return true;
+  });
+  if (!many || !one || !separate) return 1;
+  (*out)["mixed_domains"] = *many;
+  (*out)["one_domain"] = *one;
+  (*out)["separate_calls"] = *separate;
+  for (const char* k : {"mixed_domains", "one_domain", "separate_calls"}) {
+    (*out)[k]["images_per_s"] = batch / (*out)[k]["median_s"].get<double>();
+  }
+  const auto fp = domains[0]->Footprint();
+  (*out)["domain_bytes"] = fp.host_bytes + fp.device_bytes;
+  (*out)["domain_parameters"] = domains[0]->parameter_count();
+  const auto g = gen->Footprint();
+  (*out)["generator_bytes"] = g.host_bytes + g.device_bytes;
+  return 0;
 }
 
 // One StyleCLIP global-direction edit of `batch` images: the text direction from
@@ -686,11 +942,18 @@ int main(int argc, char** argv) {
   int resolution = 256, batch = 1, iters = 5, threads = 0;
   app.add_option("--scenario", scenario,
                  "generate | clip | nada_step | edit_global | global_stats | global_stats_agreement | invert_step | "
-                 "latent_opt_step | server | device_parity")
+                 "latent_opt_step | server | device_parity | domain_step | domain_quality | domain_serve | "
+                 "domain_repository")
       ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "global_stats_agreement",
-                             "invert_step", "latent_opt_step", "server", "device_parity"}));
+                             "invert_step", "latent_opt_step", "server", "device_parity", "domain_step",
+                             "domain_quality", "domain_serve", "domain_repository"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
+  int domains = 1000;
+  app.add_option("--domains", domains, "domain_repository: domains in the repository")->check(CLI::Range(1, 100000));
+  std::string parameterization = "domain_modulation";
+  app.add_option("--parameterization", parameterization,
+                 "domain_step: domain_modulation | stylespace_direction | affine_light");
   app.add_option("--resolution", resolution)->check(CLI::IsMember({32, 64, 128, 256, 512, 1024}));
   app.add_option("--batch", batch)->check(CLI::Range(1, 64));
   app.add_option("--iters", iters)->check(CLI::Range(1, 1000));
@@ -753,8 +1016,12 @@ int main(int argc, char** argv) {
 #ifndef GANSERVE_BENCH_NO_SERVER
            : scenario == "server" ? BenchServer(resolution, batch, iters, callers, device, &j)
 #endif
-           : scenario == "device_parity" ? BenchDeviceParity(batch, device, &j)
-                                         : BenchGenerate(resolution, batch, iters, device, mode, &j);
+           : scenario == "device_parity"     ? BenchDeviceParity(batch, device, &j)
+           : scenario == "domain_step"       ? BenchDomainStep(resolution, batch, parameterization, iters, device, &j)
+           : scenario == "domain_quality"    ? BenchDomainQuality(resolution, batch, iters, device, &j)
+           : scenario == "domain_serve"      ? BenchDomainServe(resolution, batch, iters, device, &j)
+           : scenario == "domain_repository" ? BenchDomainRepository(resolution, domains, device, &j)
+                                             : BenchGenerate(resolution, batch, iters, device, mode, &j);
   if (scenario == "generate" || scenario == "nada_step") {
     j["modconv"] = modconv;
     j["upsample"] = upsample;

@@ -624,8 +624,7 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
     req.set_delta_dtype(static_cast<v1::DeltaDtype>(v));
   }
   if (!a.parameterization.empty()) {
-    ASSIGN_OR_RETURN(int v,
-                     ParseEnumFlag("--parameterization", a.parameterization, v1::Parameterization_descriptor()));
+    ASSIGN_OR_RETURN(int v, ParseEnumFlag("--parameterization", a.parameterization, v1::Parameterization_descriptor()));
     req.set_parameterization(static_cast<v1::Parameterization>(v));
   }
   if (a.lambda_indomain.has_value()) req.set_lambda_indomain(*a.lambda_indomain);

@@ -77,7 +77,7 @@ struct AdaptArgs {
   int64_t seed = 0;
   int preview_every = 0;
   int snapshot_every = 0;
-  std::string delta_dtype;  // float32 | float16 | bfloat16
+  std::string delta_dtype;       // float32 | float16 | bfloat16
   std::string parameterization;  // full | domain_modulation | stylespace_direction | affine_light
   std::optional<float> lambda_indomain;
   int auto_layer_k = 0;
