@@ -296,7 +296,7 @@ std::optional<ganserve::core::adapt::ClipGuide> VitB32Guide(const std::string& d
 // ViT-B/32-sized CLIP: the frozen forward, the forward and backward through the
 // generator to the domain's parameters (no weight gradients), Adam.
 int BenchDomainStep(int resolution, int batch, const std::string& kind_name, int iters, const std::string& device,
-                    nlohmann::json* out) {
+                    sg::ModConvMode form, nlohmann::json* out) {
   const auto kind = sg::ParseDomainKind(kind_name);
   if (!kind) {
     std::fprintf(stderr, "--parameterization must be domain_modulation | stylespace_direction | affine_light\n");
@@ -310,19 +310,15 @@ int BenchDomainStep(int resolution, int batch, const std::string& kind_name, int
   o.target_text = "pencil sketch";
   o.batch_size = batch;
   o.iterations = iters + 1;
+  if (form != sg::ModConvMode::kAuto) o.form = form;  // auto: the trainer's default (scaled)
   auto trainer = ganserve::core::adapt::DomainTrainer::Create(gen, {*guide}, o, &cache);
   if (!trainer.ok()) {
     std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());
     return 1;
   }
-  if (!(*trainer)->Step().ok()) return 1;  // warm-up
-  std::vector<double> secs;
-  for (int i = 0; i < iters; ++i) {
-    auto t0 = Clock::now();
-    if (!(*trainer)->Step().ok()) return 1;
-    secs.push_back(Since(t0));
-  }
-  *out = Stats(secs);
+  auto stats = TimeSteps(iters, [&] { return (*trainer)->Step().ok(); });
+  if (!stats) return 1;
+  *out = *stats;
   (*out)["parameterization"] = kind_name;
   (*out)["trained_parameters"] = static_cast<int64_t>([&] {
     int64_t n = 0;
@@ -369,6 +365,22 @@ int BenchDomainQuality(int resolution, int batch, int iters, const std::string& 
     }
     return sum / pairs;
   };
+  // Trains `t` for `iters` steps and records what it reached.
+  auto measure = [&](auto& t, nlohmann::json& r) -> bool {
+    r["diversity_source"] = diversity(*t.Preview(true));
+    for (int i = 0; i < iters; ++i) {
+      if (!t.Step().ok()) return false;
+      if (i == 0) r["direction_similarity_after_1"] = 1 - *t.EvalDirectionLoss(kEvalSeed, kEvalBatch);
+    }
+    r["direction_similarity"] = 1 - *t.EvalDirectionLoss(kEvalSeed, kEvalBatch);
+    r["diversity"] = diversity(*t.Preview(false));
+    return true;
+  };
+  auto count = [](const std::map<std::string, ganserve::core::FloatTensor>& tensors) {
+    int64_t n = 0;
+    for (const auto& [k, v] : tensors) n += v.numel();
+    return n;
+  };
   for (const std::string name : {"full", "domain_modulation", "stylespace_direction", "affine_light"}) {
     nlohmann::json r;
     auto t0 = Clock::now();
@@ -379,17 +391,8 @@ int BenchDomainQuality(int resolution, int batch, int iters, const std::string& 
       o.iterations = iters;
       o.preview_count = kEvalBatch;
       auto t = ganserve::core::adapt::NadaTrainer::Create(gen, {*guide}, o, &cache);
-      if (!t.ok()) return 1;
-      r["diversity_source"] = diversity(*(*t)->Preview(true));
-      for (int i = 0; i < iters; ++i) {
-        if (!(*t)->Step().ok()) return 1;
-        if (i == 0) r["direction_similarity_after_1"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
-      }
-      r["direction_similarity"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
-      r["diversity"] = diversity(*(*t)->Preview(false));
-      int64_t n = 0;
-      for (const auto& [k, v] : (*t)->Delta()) n += v.numel();
-      r["trained_parameters"] = n;
+      if (!t.ok() || !measure(**t, r)) return 1;
+      r["trained_parameters"] = count((*t)->Delta());
     } else {
       auto o = ganserve::core::adapt::DomainTrainerDefaults(*sg::ParseDomainKind(name));
       o.target_text = "pencil sketch";
@@ -397,17 +400,8 @@ int BenchDomainQuality(int resolution, int batch, int iters, const std::string& 
       o.iterations = iters;
       o.preview_count = kEvalBatch;
       auto t = ganserve::core::adapt::DomainTrainer::Create(gen, {*guide}, o, &cache);
-      if (!t.ok()) return 1;
-      r["diversity_source"] = diversity(*(*t)->Preview(true));
-      for (int i = 0; i < iters; ++i) {
-        if (!(*t)->Step().ok()) return 1;
-        if (i == 0) r["direction_similarity_after_1"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
-      }
-      r["direction_similarity"] = 1 - *(*t)->EvalDirectionLoss(kEvalSeed, kEvalBatch);
-      r["diversity"] = diversity(*(*t)->Preview(false));
-      int64_t n = 0;
-      for (const auto& [k, v] : (*t)->Parameters().tensors) n += v.numel();
-      r["trained_parameters"] = n;
+      if (!t.ok() || !measure(**t, r)) return 1;
+      r["trained_parameters"] = count((*t)->Parameters().tensors);
     }
     r["seconds"] = Since(t0);
     (*out)[name] = r;
@@ -478,7 +472,14 @@ int BenchDomainRepository(int resolution, int count, const std::string& device, 
   }
   (*out)["domains_load_s"] = Since(t0);
   (*out)["rss_with_base_mb"] = rss_base;
+  // Freed memory that glibc retains (--retain-host-memory) absorbs small allocations, so
+  // the RSS change can undercount; the repository's own accounting is exact.
   (*out)["rss_added_by_domains_mb"] = RssMb() - rss_base;
+  int64_t accounted = 0;
+  for (const auto& m : (*repo)->List()) {
+    if (m.lightweight()) accounted += m.resident.host_bytes + m.resident.device_bytes;
+  }
+  (*out)["domains_resident_mb"] = static_cast<double>(accounted) / (1024.0 * 1024.0);
   (*out)["domains"] = count;
   sg::GenerateParams p = SeedParams(16);
   for (int i = 0; i < 16; ++i) p.domains.push_back(views[static_cast<size_t>(i * count / 16)]->domain());
@@ -1016,13 +1017,13 @@ int main(int argc, char** argv) {
 #ifndef GANSERVE_BENCH_NO_SERVER
            : scenario == "server" ? BenchServer(resolution, batch, iters, callers, device, &j)
 #endif
-           : scenario == "device_parity"     ? BenchDeviceParity(batch, device, &j)
-           : scenario == "domain_step"       ? BenchDomainStep(resolution, batch, parameterization, iters, device, &j)
+           : scenario == "device_parity" ? BenchDeviceParity(batch, device, &j)
+           : scenario == "domain_step"   ? BenchDomainStep(resolution, batch, parameterization, iters, device, mode, &j)
            : scenario == "domain_quality"    ? BenchDomainQuality(resolution, batch, iters, device, &j)
            : scenario == "domain_serve"      ? BenchDomainServe(resolution, batch, iters, device, &j)
            : scenario == "domain_repository" ? BenchDomainRepository(resolution, domains, device, &j)
                                              : BenchGenerate(resolution, batch, iters, device, mode, &j);
-  if (scenario == "generate" || scenario == "nada_step") {
+  if (scenario == "generate" || scenario == "nada_step" || scenario == "domain_step") {
     j["modconv"] = modconv;
     j["upsample"] = upsample;
   }

@@ -11,6 +11,7 @@ for res in 256 1024; do
   run --scenario nada_step --resolution "$res" --batch 2 --iters "$iters"
   for p in domain_modulation stylespace_direction affine_light; do
     run --scenario domain_step --resolution "$res" --batch 2 --iters "$iters" --parameterization "$p"
+    run --scenario domain_step --resolution "$res" --batch 2 --iters "$iters" --parameterization "$p" --modconv grouped
   done
 done
 run --scenario domain_serve --resolution 256 --batch 16 --iters 2

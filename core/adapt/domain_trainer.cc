@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/adapt/text_templates.h"
+#include "core/adapt/guidance.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/common/adam.h"
@@ -24,8 +24,6 @@ using stylegan2::DomainKind;
 using stylegan2::Generator;
 
 constexpr const char* kCheckpointFormat = "ganserve-domain-v1";
-
-at::Tensor Normalize(const at::Tensor& x) { return x / x.norm(2, -1, true); }
 
 at::Tensor DirectionLoss(const at::Tensor& e_src, const at::Tensor& e_trg, const at::Tensor& direction) {
   return (1 - at::cosine_similarity(e_trg - e_src, direction.unsqueeze(0), 1, 1e-8)).mean();
@@ -136,18 +134,10 @@ struct DomainTrainer::State {
   }
 
   std::vector<at::Tensor> RandomNoise(int64_t batch, at::Generator& gen) const {
-    std::vector<at::Tensor> noise;
-    for (int i = 0; i < cfg().num_layers; ++i) {
-      const int64_t r = int64_t{1} << ((i + 5) / 2);
-      noise.push_back(at::randn({batch, 1, r, r}, gen, at::TensorOptions().dtype(at::kFloat)).to(device));
-    }
-    return noise;
+    return RandomNoiseMaps(cfg(), batch, gen, device);
   }
 
-  at::Tensor Embed(size_t m, const at::Tensor& images) const {
-    const auto& impl = clips[m].model->impl();
-    return Normalize(impl.EncodeImage(clip::PreprocessGeneratorOutput(images, impl.config.image_resolution)));
-  }
+  at::Tensor Embed(size_t m, const at::Tensor& images) const { return EmbedGeneratorImages(clips[m], images); }
 
   at::Tensor WPlus(const at::Tensor& w) const {
     return w.unsqueeze(1).expand({w.size(0), cfg().n_latent, cfg().style_dim});
@@ -160,10 +150,10 @@ struct DomainTrainer::State {
     at::Tensor frozen_img;
     {
       c10::NoGradGuard ng;
-      frozen_img = g().RenderWPlus(frozen_wplus, frozen_noise);
+      frozen_img = g().RenderWPlus(frozen_wplus, frozen_noise, nullptr, opt.form);
     }
     const stylegan2::Domain::Impl d = Domain();
-    const at::Tensor train_img = g().RenderWPlus(train_wplus, train_noise, &d);
+    const at::Tensor train_img = g().RenderWPlus(train_wplus, train_noise, &d, opt.form);
     at::Tensor total = at::zeros({}, train_img.options());
     double dir_sum = 0, in_sum = 0;
     for (size_t m = 0; m < clips.size(); ++m) {
@@ -191,11 +181,17 @@ struct DomainTrainer::State {
     return total;
   }
 
-  absl::StatusOr<at::Tensor> FixedZ(const FloatTensor& z) const {
+  // w+ of caller-given z [B >= 2, style_dim], no mixing.
+  absl::StatusOr<at::Tensor> FixedWPlus(const FloatTensor& z) const {
     if (z.shape.size() != 2 || z.shape[0] < 2 || z.shape[1] != cfg().style_dim) {
       return absl::InvalidArgumentError(absl::StrCat("z must be [B >= 2, ", cfg().style_dim, "]"));
     }
-    return ToTorch(z, device);
+    try {
+      c10::NoGradGuard ng;
+      return WPlus(g().Map(ToTorch(z, device)));
+    } catch (const c10::Error& e) {
+      return TorchErrorStatus(e, "mapping z failed");
+    }
   }
 
   std::map<std::string, float> Update(const at::Tensor& loss, std::map<std::string, float> terms) {
@@ -243,7 +239,7 @@ absl::StatusOr<std::unique_ptr<DomainTrainer>> DomainTrainer::Create(const std::
       // AffineLight+: V starts as random unit rows, U at zero, so U V starts at zero and
       // both train (StyleDomain's initialisation).
       if (name.size() > 9 && name.compare(name.size() - 9, 9, ".affine_v") == 0) {
-        t = Normalize(at::randn(shape, init, at::TensorOptions().dtype(at::kFloat)));
+        t = NormalizeRows(at::randn(shape, init, at::TensorOptions().dtype(at::kFloat)));
       }
       st->leaves[name] = t.to(st->device).requires_grad_(true);
       st->order.push_back(name);
@@ -251,18 +247,11 @@ absl::StatusOr<std::unique_ptr<DomainTrainer>> DomainTrainer::Create(const std::
     st->adam = std::make_unique<Adam>(st->Params(), opt.beta1, opt.beta2);
     for (size_t m = 0; m < st->clips.size(); ++m) {
       const auto& c = st->clips[m];
-      at::Tensor rows[2];
-      const std::string texts[2] = {opt.source_text, opt.target_text};
-      for (int k = 0; k < 2; ++k) {
-        ASSIGN_OR_RETURN(FloatTensor e, text_cache->Encode(c.name, *c.model, *c.tokenizer, ApplyTemplates(texts[k]),
-                                                           /*truncate=*/false));
-        rows[k] = Normalize(ToTorch(e, st->device));
-      }
-      st->directions.push_back((rows[1] - rows[0]).mean(0));
+      ASSIGN_OR_RETURN(at::Tensor src, TemplateEmbeddings(c, opt.source_text, text_cache, st->device));
+      ASSIGN_OR_RETURN(at::Tensor tgt, TemplateEmbeddings(c, opt.target_text, text_cache, st->device));
+      st->directions.push_back((tgt - src).mean(0));
     }
-    at::Generator gen = at::detail::createCPUGenerator(opt.seed * 1000003ULL + 7);
-    st->preview_z = at::randn({opt.preview_count, base->config().style_dim}, gen, at::TensorOptions().dtype(at::kFloat))
-                        .to(st->device);
+    st->preview_z = PreviewLatents(opt.seed, opt.preview_count, base->config().style_dim, st->device);
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "setting up domain training failed");
   }
@@ -271,29 +260,13 @@ absl::StatusOr<std::unique_ptr<DomainTrainer>> DomainTrainer::Create(const std::
 
 absl::StatusOr<std::map<std::string, float>> DomainTrainer::Step() {
   State& s = *state_;
-  const auto& c = s.cfg();
   try {
     // Every random draw of a step comes from (seed, step), so a resumed job replays it.
     at::Generator gen = at::detail::createCPUGenerator(s.opt.seed * 1000003ULL + static_cast<uint64_t>(s.step) + 1);
     const int64_t b = s.opt.batch_size;
-    const auto fopt = at::TensorOptions().dtype(at::kFloat);
-    at::Tensor z = at::randn({b, c.style_dim}, gen, fopt).to(s.device);
-    const bool mix = s.opt.mixing > 0 && at::rand({1}, gen).item<float>() < s.opt.mixing;
-    at::Tensor frozen_wplus, train_wplus;
-    {
-      c10::NoGradGuard ng;
-      at::Tensor w = s.g().Map(z);
-      if (mix) {
-        at::Tensor w2 = s.g().Map(at::randn({b, c.style_dim}, gen, fopt).to(s.device));
-        auto crossed = [&](int64_t k) {
-          return at::cat({w.unsqueeze(1).expand({b, k, -1}), w2.unsqueeze(1).expand({b, c.n_latent - k, -1})}, 1);
-        };
-        frozen_wplus = crossed(at::randint(1, c.n_latent, {1}, gen).item<int64_t>());
-        train_wplus = crossed(at::randint(1, c.n_latent, {1}, gen).item<int64_t>());
-      } else {
-        frozen_wplus = train_wplus = s.WPlus(w);
-      }
-    }
+    const StepLatents latents = DrawStepLatents(s.g(), b, s.opt.mixing, gen);
+    const at::Tensor& frozen_wplus = latents.frozen_wplus;
+    const at::Tensor& train_wplus = latents.train_wplus;
     std::map<std::string, float> terms;
     const auto frozen_noise = s.RandomNoise(b, gen);
     const auto train_noise = s.RandomNoise(b, gen);
@@ -306,13 +279,8 @@ absl::StatusOr<std::map<std::string, float>> DomainTrainer::Step() {
 
 absl::StatusOr<std::map<std::string, float>> DomainTrainer::StepOn(const FloatTensor& z) {
   State& s = *state_;
-  ASSIGN_OR_RETURN(at::Tensor zt, s.FixedZ(z));
+  ASSIGN_OR_RETURN(at::Tensor wplus, s.FixedWPlus(z));
   try {
-    at::Tensor wplus;
-    {
-      c10::NoGradGuard ng;
-      wplus = s.WPlus(s.g().Map(zt));
-    }
     std::map<std::string, float> terms;
     const at::Tensor loss = s.Loss(wplus, wplus, s.g().noises, s.g().noises, &terms);
     return s.Update(loss, std::move(terms));
@@ -323,13 +291,8 @@ absl::StatusOr<std::map<std::string, float>> DomainTrainer::StepOn(const FloatTe
 
 absl::StatusOr<stylegan2::DomainTensors> DomainTrainer::Gradient(const FloatTensor& z) {
   State& s = *state_;
-  ASSIGN_OR_RETURN(at::Tensor zt, s.FixedZ(z));
+  ASSIGN_OR_RETURN(at::Tensor wplus, s.FixedWPlus(z));
   try {
-    at::Tensor wplus;
-    {
-      c10::NoGradGuard ng;
-      wplus = s.WPlus(s.g().Map(zt));
-    }
     std::map<std::string, float> terms;
     s.Loss(wplus, wplus, s.g().noises, s.g().noises, &terms).backward();
     stylegan2::DomainTensors out;
@@ -354,8 +317,8 @@ absl::StatusOr<float> DomainTrainer::EvalDirectionLoss(uint64_t seed, int batch)
     const at::Tensor wplus = s.WPlus(s.g().Map(z));
     const auto noise = s.RandomNoise(batch, gen);
     const stylegan2::Domain::Impl d = s.Domain();
-    const at::Tensor fi = s.g().RenderWPlus(wplus, noise);
-    const at::Tensor ti = s.g().RenderWPlus(wplus, noise, &d);
+    const at::Tensor fi = s.g().RenderWPlus(wplus, noise, nullptr, s.opt.form);
+    const at::Tensor ti = s.g().RenderWPlus(wplus, noise, &d, s.opt.form);
     double total = 0;
     for (size_t m = 0; m < s.clips.size(); ++m) {
       total += s.clips[m].weight * DirectionLoss(s.Embed(m, fi), s.Embed(m, ti), s.directions[m]).item<double>();
@@ -372,9 +335,9 @@ absl::StatusOr<FloatTensor> DomainTrainer::Preview(bool frozen) const {
     c10::NoGradGuard ng;
     at::Tensor w = s.g().Map(s.preview_z);
     w = s.g().mean_latent + s.opt.preview_truncation * (w - s.g().mean_latent);
-    if (frozen) return FromTorch(s.g().RenderWPlus(s.WPlus(w), s.g().noises));
+    if (frozen) return FromTorch(s.g().RenderWPlus(s.WPlus(w), s.g().noises, nullptr, s.opt.form));
     const stylegan2::Domain::Impl d = s.Domain();
-    return FromTorch(s.g().RenderWPlus(s.WPlus(w), s.g().noises, &d));
+    return FromTorch(s.g().RenderWPlus(s.WPlus(w), s.g().noises, &d, s.opt.form));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "preview failed");
   }

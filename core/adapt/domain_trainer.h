@@ -35,6 +35,11 @@ struct DomainTrainerOptions {
   float lambda_indomain = 1.5f;
   float lambda_l2 = 0.0f;  // sum over layers of mean(offset^2) (HyperDomainNet's offsets_l2)
   int rank = stylegan2::kAffineLightRank;
+  // The modulated convolutions' form in training. kScaled (the default) scales the
+  // activations by the style and convolves with the frozen shared kernel, so the backward
+  // needs no kernel gradients (only AffineLight+'s kernel-offset block forms per-sample
+  // kernels); kGrouped builds per-sample kernels whose gradients the backward computes.
+  stylegan2::ModConvMode form = stylegan2::ModConvMode::kScaled;
   int preview_count = 4;
   float preview_truncation = 0.7f;
   uint64_t seed = 0;

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/adapt/guidance.h"
 #include "core/adapt/nada_adam.h"
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
@@ -41,8 +42,6 @@ struct ClipTargets {
   at::Tensor global;     // [D], unit: "a <target>" (global loss)
   at::Tensor selection;  // [D], unit: raw target text (layer selection)
 };
-
-at::Tensor Normalize(const at::Tensor& x) { return x / x.norm(2, -1, true); }
 
 std::vector<std::string> UnitParams(const std::string& unit) {
   if (unit == "input") return {"input.input"};
@@ -116,25 +115,13 @@ struct NadaTrainer::State {
   }
 
   std::vector<at::Tensor> RandomNoise(int64_t batch, at::Generator& gen) const {
-    std::vector<at::Tensor> noise;
-    for (int i = 0; i < cfg().num_layers; ++i) {
-      const int64_t r = int64_t{1} << ((i + 5) / 2);
-      noise.push_back(at::randn({batch, 1, r, r}, gen, at::TensorOptions().dtype(at::kFloat)).to(device));
-    }
-    return noise;
+    return RandomNoiseMaps(cfg(), batch, gen, device);
   }
 
-  // L2-normalised CLIP image embedding of generator output, differentiable.
-  at::Tensor Embed(size_t m, const at::Tensor& images) const {
-    const auto& impl = clips[m].model->impl();
-    return Normalize(impl.EncodeImage(clip::PreprocessGeneratorOutput(images, impl.config.image_resolution)));
-  }
+  at::Tensor Embed(size_t m, const at::Tensor& images) const { return EmbedGeneratorImages(clips[m], images); }
 
-  // Template-averaged, renormalised text embedding per row of `texts` groups.
   absl::StatusOr<at::Tensor> TemplateEmbedding(size_t m, const std::string& text, clip::TextEmbeddingCache* cache) {
-    ASSIGN_OR_RETURN(FloatTensor e, cache->Encode(clips[m].name, *clips[m].model, *clips[m].tokenizer,
-                                                  ApplyTemplates(text), /*truncate=*/false));
-    return Normalize(ToTorch(e, device));  // [79, D], each row unit
+    return TemplateEmbeddings(clips[m], text, cache, device);
   }
 
   std::vector<std::string> SelectLayers(at::Generator& gen) {
@@ -300,33 +287,31 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(const std::shar
           batch.shape[0] += 1;
         }
         ASSIGN_OR_RETURN(FloatTensor emb, c.model->EncodeImage(batch));
-        at::Tensor tgt = Normalize(ToTorch(emb, st->device)).mean(0);
-        t.direction = Normalize(tgt - src);
+        at::Tensor tgt = NormalizeRows(ToTorch(emb, st->device)).mean(0);
+        t.direction = NormalizeRows(tgt - src);
       } else {
         ASSIGN_OR_RETURN(at::Tensor src, st->TemplateEmbedding(m, opt.source_text, text_cache));
         ASSIGN_OR_RETURN(at::Tensor tgt, st->TemplateEmbedding(m, opt.target_text, text_cache));
-        t.direction = Normalize((tgt - src).mean(0));
-        t.source = Normalize(src.mean(0));
-        t.target = Normalize(tgt.mean(0));
+        t.direction = NormalizeRows((tgt - src).mean(0));
+        t.source = NormalizeRows(src.mean(0));
+        t.target = NormalizeRows(tgt.mean(0));
       }
       if (!opt.target_text.empty()) {
         ASSIGN_OR_RETURN(FloatTensor g, text_cache->Encode(c.name, *c.model, *c.tokenizer,
                                                            {"a " + opt.target_text, opt.target_text}, false));
-        at::Tensor gt = Normalize(ToTorch(g, st->device));
+        at::Tensor gt = NormalizeRows(ToTorch(g, st->device));
         t.global = gt[0];
         t.selection = gt[1];
         if (image_mode && opt.lambda_manifold != 0) {
           ASSIGN_OR_RETURN(at::Tensor s2, st->TemplateEmbedding(m, opt.source_text, text_cache));
           ASSIGN_OR_RETURN(at::Tensor t2, st->TemplateEmbedding(m, opt.target_text, text_cache));
-          t.source = Normalize(s2.mean(0));
-          t.target = Normalize(t2.mean(0));
+          t.source = NormalizeRows(s2.mean(0));
+          t.target = NormalizeRows(t2.mean(0));
         }
       }
       st->targets.push_back(std::move(t));
     }
-    at::Generator gen = at::detail::createCPUGenerator(opt.seed * 1000003ULL + 7);
-    st->preview_z = at::randn({opt.preview_count, base->config().style_dim}, gen, at::TensorOptions().dtype(at::kFloat))
-                        .to(st->device);
+    st->preview_z = PreviewLatents(opt.seed, opt.preview_count, base->config().style_dim, st->device);
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "setting up training failed");
   }
@@ -335,7 +320,6 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(const std::shar
 
 absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
   State& s = *state_;
-  const auto& c = s.cfg();
   std::map<std::string, float> out;
   try {
     // Every random draw of a step comes from (seed, step), so a resumed job replays it.
@@ -348,30 +332,10 @@ absl::StatusOr<std::map<std::string, float>> NadaTrainer::Step() {
     s.last_units = selected;
 
     const int64_t b = s.opt.batch_size;
-    const auto fopt = at::TensorOptions().dtype(at::kFloat);
-    at::Tensor z = at::randn({b, c.style_dim}, gen, fopt).to(s.device);
-    const bool mix = s.opt.mixing > 0 && at::rand({1}, gen).item<float>() < s.opt.mixing;
-    // Each generator builds its own w+: with mixing, the reference's frozen and trainable
-    // generators each draw a crossover in [1, n_latent - 1].
-    at::Tensor frozen_wplus, train_wplus;
-    {
-      c10::NoGradGuard ng;
-      at::Tensor w = s.frozen().Map(z);
-      if (mix) {
-        at::Tensor w2 = s.frozen().Map(at::randn({b, c.style_dim}, gen, fopt).to(s.device));
-        auto crossed = [&](int64_t k) {
-          return at::cat({w.unsqueeze(1).expand({b, k, -1}), w2.unsqueeze(1).expand({b, c.n_latent - k, -1})}, 1);
-        };
-        const int64_t kf = at::randint(1, c.n_latent, {1}, gen).item<int64_t>();
-        const int64_t kt = at::randint(1, c.n_latent, {1}, gen).item<int64_t>();
-        frozen_wplus = crossed(kf);
-        train_wplus = crossed(kt);
-        s.last_inject = {static_cast<int>(kf), static_cast<int>(kt)};
-      } else {
-        frozen_wplus = train_wplus = w.unsqueeze(1).expand({b, c.n_latent, c.style_dim});
-        s.last_inject = {0, 0};
-      }
-    }
+    const StepLatents latents = DrawStepLatents(s.frozen(), b, s.opt.mixing, gen);
+    s.last_inject = {latents.frozen_inject, latents.train_inject};
+    const at::Tensor& frozen_wplus = latents.frozen_wplus;
+    const at::Tensor& train_wplus = latents.train_wplus;
     at::Tensor frozen_img;
     {
       c10::NoGradGuard ng;

@@ -742,7 +742,8 @@ absl::StatusOr<ModelInfo> ModelRepository::PromoteSnapshot(const std::string& sn
   ASSIGN_OR_RETURN(std::string text, ReadFile((fs::path(folder) / "manifest.json").string(), 1 << 20));
   nlohmann::json m = nlohmann::json::parse(text, nullptr, false);
   if (!m.is_object()) return absl::DataLossError("the snapshot's manifest.json is not a JSON object");
-  ASSIGN_OR_RETURN(std::string delta, FileIn(folder, m, "delta"));
+  // The trained tensors: a lightweight domain's file or a FULL delta.
+  ASSIGN_OR_RETURN(std::string delta, FileIn(folder, m, m.contains("domain_file") ? "domain_file" : "delta"));
   m.erase("snapshot_of");
   m.erase("step");
   m["promoted_from"] = snapshot;

@@ -87,6 +87,14 @@ if true; then
   "$ganctl" --server "$addr" generate --model demo-sketch --seeds 1-2 --out "$work/sketch" 2> /dev/null
   [ -s "$work/sketch/seed1.png" ] || fail "adapted model did not render"
   cmp -s "$work/sketch/seed1.png" "$work/out/seed1.png" && fail "adapted model renders the same as its base"
+  # A lightweight domain: a few KB on disk, rendered on the base's weights.
+  "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 3 \
+    --parameterization domain_modulation --name demo-dm --out "$work/adapt_dm" > "$work/adapt_dm.out" \
+    2> "$work/adapt_dm.err" || fail "lightweight adapt: $(cat "$work/adapt_dm.err")"
+  "$ganctl" --server "$addr" models list | grep -q "^demo-dm  adapted_generator  ready.*domain_modulation over demo" \
+    || fail "lightweight domain not listed: $("$ganctl" --server "$addr" models list)"
+  "$ganctl" --server "$addr" generate --model demo-dm --seeds 1-2 --out "$work/dm" 2> /dev/null
+  cmp -s "$work/dm/seed1.png" "$work/out/seed1.png" && fail "the lightweight domain renders the same as its base"
   # The step-2 snapshot renders, and promoted it outlives the job.
   "$ganctl" --server "$addr" models list | grep -q "^demo-sketch@2  adapted_generator  unloaded" || fail "snapshot not listed"
   "$ganctl" --server "$addr" models promote demo-sketch@2 --name demo-sketch-early | grep -q "^promoted demo-sketch@2" \

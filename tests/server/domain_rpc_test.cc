@@ -143,6 +143,30 @@ TEST_F(GanServiceTest, LightweightDomainsTrainStoreAndRender) {
   }
 }
 
+// Snapshots of a lightweight training are lightweight domains too: they render and
+// promote like the final model.
+TEST_F(GanServiceTest, LightweightSnapshotsRenderAndPromote) {
+  auto stub = server_->Stub();
+  v1::AdaptDomainRequest r = DomainAdapt(v1::PARAMETERIZATION_STYLESPACE_DIRECTION, "tiny-sd-snap");
+  r.set_snapshot_every(2);
+  grpc::Status st;
+  auto events = RunAdapt(stub.get(), r, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
+  const std::vector<float> snap = Raw(stub.get(), "tiny-sd-snap@2", {3});
+  const std::vector<float> last = Raw(stub.get(), "tiny-sd-snap", {3});
+  EXPECT_GT(MaxDiff(snap, last), 0.0f) << "step 2 is not the final step 3";
+  grpc::ClientContext ctx;
+  v1::PromoteSnapshotRequest p;
+  p.set_snapshot("tiny-sd-snap@2");
+  p.set_name("tiny-sd-early");
+  v1::Model promoted;
+  st = stub->PromoteSnapshot(&ctx, p, &promoted);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(promoted.parameterization(), v1::PARAMETERIZATION_STYLESPACE_DIRECTION);
+  EXPECT_LT(MaxDiff(Raw(stub.get(), "tiny-sd-early", {3}), snap), 1e-5f);
+}
+
 TEST_F(GanServiceTest, LightweightAdaptRejectsWhatDoesNotApply) {
   auto stub = server_->Stub();
   struct Case {

@@ -127,8 +127,11 @@ struct ModConv {
       out = at::conv2d(in, weight, {}, 1, kernel / 2);
     }
     if (demodulate) {
-      at::Tensor wt = weight.unsqueeze(0) * style.view({b, 1, in_channel, 1, 1});
-      out = out * at::rsqrt(wt.pow(2).sum({2, 3, 4}) + 1e-8).view({b, out_channel, 1, 1});
+      // sum over i, k of (W[o,i,k] s[i])^2 = sum_i s[i]^2 sum_k W[o,i,k]^2: one [B, in] x
+      // [in, out] product instead of a [B, out, in, k, k] tensor (the same sum, summed in
+      // another order).
+      const at::Tensor sq = at::matmul(style * style, weight.pow(2).sum({2, 3}).t());
+      out = out * at::rsqrt(sq + 1e-8).view({b, out_channel, 1, 1});
     }
     return out;
   }
@@ -258,23 +261,28 @@ struct Generator::Impl {
   }
 
   // Renders w+ with `noise` in `domain` (null: none), differentiably: what training,
-  // inversion and latent optimisation run.
+  // inversion and latent optimisation run. `form`: the modulated convolutions' form for
+  // this call (kAuto: the generator's).
   at::Tensor RenderWPlus(const at::Tensor& wplus, const std::vector<at::Tensor>& noise,
-                         const Domain::Impl* domain = nullptr) const {
-    if (domain == nullptr) return Synthesize(Styles(wplus), noise);
+                         const Domain::Impl* domain = nullptr, ModConvMode form = ModConvMode::kAuto) const {
+    if (domain == nullptr) return Synthesize(Styles(wplus), noise, {}, 1, 0, std::numeric_limits<size_t>::max(), form);
     const std::vector<const Domain::Impl*> rows(static_cast<size_t>(wplus.size(0)), domain);
-    return Synthesize(Styles(wplus), noise, BatchDomains(config, rows, wplus));
+    return Synthesize(Styles(wplus), noise, BatchDomains(config, rows, wplus), 1, 0, std::numeric_limits<size_t>::max(),
+                      form);
   }
 
   // styles: one [B, in] per S layer. noise: one [B or 1, 1, r, r] per layer or empty.
   // domain: BatchDomains (empty: none). Runs of `group` rows share the S layers before
   // `shared_layers` (checked by the caller): those run on one row per group. blocks:
   // the upsampling blocks to run (all by default; fewer stop at a partial image).
+  // form: the modulated convolutions' form (kAuto: the generator's).
   at::Tensor Synthesize(const std::vector<at::Tensor>& styles, const std::vector<at::Tensor>& noise,
                         const std::vector<LayerDomain>& domain = {}, int64_t group = 1, size_t shared_layers = 0,
-                        size_t blocks = std::numeric_limits<size_t>::max()) const {
+                        size_t blocks = std::numeric_limits<size_t>::max(),
+                        ModConvMode form = ModConvMode::kAuto) const {
     const int64_t b = styles[0].size(0);
-    const bool grouped = modconv == ModConvMode::kGrouped || (modconv == ModConvMode::kAuto && UseGrouped(b));
+    const ModConvMode m = form == ModConvMode::kAuto ? modconv : form;
+    const bool grouped = m == ModConvMode::kGrouped || (m == ModConvMode::kAuto && UseGrouped(b));
     // Inputs of S layer `layer`: one row per group before the shared layers end.
     auto rows = [&](const at::Tensor& t, size_t layer) {
       return layer < shared_layers && t.size(0) == b ? t.slice(0, 0, b, group) : t;

@@ -12,6 +12,7 @@
 
 #include "core/io/npy.h"
 #include "core/models/stylegan2/random_init.h"
+#include "tests/testing/clip_guide.h"
 #include "tests/testing/shared.h"
 #include "tests/testing/tensor_compare.h"
 
@@ -78,10 +79,9 @@ class DomainTrainerTest : public ::testing::Test {
   void SetUp() override {
     shared_ = ::ganserve::testing::SharedDir();
     if (shared_.empty()) GTEST_SKIP() << "shared/ fixtures not found: no CLIP model to train with";
-    auto m = clip::ClipModel::Load(shared_ + "/fixtures/clip/b2_clip_tiny_state_dict.pt", "cpu");
-    auto t = clip::Tokenizer::Load(shared_ + "/clip/bpe_simple_vocab_16e6.txt.gz");
-    ASSERT_TRUE(m.ok() && t.ok());
-    guide_ = {"clip-tiny", std::move(*m), std::move(*t), 1.0f};
+    auto guide = ::ganserve::testing::SharedTinyClipGuide(shared_);
+    ASSERT_TRUE(guide.has_value());
+    guide_ = *guide;
   }
   std::unique_ptr<DomainTrainer> Make(const std::shared_ptr<const stylegan2::Generator>& g,
                                       const DomainTrainerOptions& o) {

@@ -12,6 +12,7 @@
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/models/stylegan2/random_init.h"
+#include "tests/testing/clip_guide.h"
 #include "tests/testing/shared.h"
 
 namespace ganserve::core::adapt {
@@ -31,10 +32,9 @@ class NadaTrainerTest : public ::testing::Test {
   void SetUp() override {
     shared_ = ::ganserve::testing::SharedDir();
     if (shared_.empty()) GTEST_SKIP() << "shared/ fixtures not found: no CLIP model to train with";
-    auto m = clip::ClipModel::Load(shared_ + "/fixtures/clip/b2_clip_tiny_state_dict.pt", "cpu");
-    auto t = clip::Tokenizer::Load(shared_ + "/clip/bpe_simple_vocab_16e6.txt.gz");
-    ASSERT_TRUE(m.ok() && t.ok());
-    guide_ = {"clip-tiny", std::move(*m), std::move(*t), 1.0f};
+    auto guide = ::ganserve::testing::SharedTinyClipGuide(shared_);
+    ASSERT_TRUE(guide.has_value());
+    guide_ = *guide;
     gen_ = TinyGenerator();
   }
   std::unique_ptr<NadaTrainer> Make(NadaOptions opt) {

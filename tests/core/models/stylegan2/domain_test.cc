@@ -64,6 +64,24 @@ FloatTensor Row(const FloatTensor& t, int64_t r) {
   return out;
 }
 
+// S codes [N, s_dim] with each conv layer's channels changed by `change(s, d)`, d from
+// the domain tensor "<module><suffix>".
+template <typename Change>
+FloatTensor EditConvStyles(const GeneratorConfig& c, FloatTensor s, const DomainTensors& t, const std::string& suffix,
+                           Change change) {
+  for (const StyleLayer& l : c.style_layers) {
+    if (!l.demodulate) continue;
+    const FloatTensor& d = t.tensors.at(l.module + suffix);
+    for (int64_t r = 0; r < s.shape[0]; ++r) {
+      for (int i = 0; i < l.in_channel; ++i) {
+        float& v = s.data[r * c.s_dim + l.offset + i];
+        v = change(v, d.data[i]);
+      }
+    }
+  }
+  return s;
+}
+
 class DomainTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -130,17 +148,9 @@ TEST_F(DomainTest, StyleSpaceDirectionAddsToTheConvStyles) {
   p.return_s = true;
   auto base = gen_->Generate(p);
   ASSERT_TRUE(base.ok());
-  FloatTensor s = base->s;
-  for (const StyleLayer& l : gen_->config().style_layers) {
-    if (!l.demodulate) continue;
-    const FloatTensor& d = t.tensors.at(l.module + ".style_offset");
-    for (int64_t r = 0; r < 4; ++r) {
-      for (int i = 0; i < l.in_channel; ++i) s.data[r * gen_->config().s_dim + l.offset + i] += d.data[i];
-    }
-  }
   GenerateParams ps;
   ps.space = LatentSpace::kS;
-  ps.latents = s;
+  ps.latents = EditConvStyles(gen_->config(), base->s, t, ".style_offset", [](float s, float d) { return s + d; });
   const FloatTensor want = Render(gen_, ps);
   const FloatTensor got = Render(*view, Params(z_));
   EXPECT_LT(MaxAbsDiff(got, want), kBatchTol);
@@ -157,17 +167,9 @@ TEST_F(DomainTest, DomainModulationActsAfterDemodulation) {
   p.return_s = true;
   auto base = gen_->Generate(p);
   ASSERT_TRUE(base.ok());
-  FloatTensor s = base->s;
-  for (const StyleLayer& l : gen_->config().style_layers) {
-    if (!l.demodulate) continue;
-    const FloatTensor& d = t.tensors.at(l.module + ".domain");
-    for (int64_t r = 0; r < 4; ++r) {
-      for (int i = 0; i < l.in_channel; ++i) s.data[r * gen_->config().s_dim + l.offset + i] *= 1 + d.data[i];
-    }
-  }
   GenerateParams ps;
   ps.space = LatentSpace::kS;
-  ps.latents = s;
+  ps.latents = EditConvStyles(gen_->config(), base->s, t, ".domain", [](float s, float d) { return s * (1 + d); });
   const FloatTensor pre_demod = Render(gen_, ps);
   const FloatTensor got = Render(*view, Params(z_));
   EXPECT_GT(MaxAbsDiff(got, pre_demod), 1e-2f);

@@ -1,0 +1,93 @@
+// What the CLIP-guided trainers (StyleGAN-NADA, lightweight domains) share: unit rows,
+// fresh noise maps, CLIP embeddings of generator output and of templated text.
+// LibTorch; internal to core/adapt.
+#ifndef GANSERVE_CORE_ADAPT_GUIDANCE_H_
+#define GANSERVE_CORE_ADAPT_GUIDANCE_H_
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/adapt/nada_trainer.h"
+#include "core/adapt/text_templates.h"
+#include "core/models/clip/clip_model_impl.h"
+#include "core/models/common/torch_convert.h"
+#include "core/models/stylegan2/config.h"
+#include "core/models/stylegan2/generator_impl.h"
+#include "core/util/status_macros.h"
+
+namespace ganserve::core::adapt {
+
+inline at::Tensor NormalizeRows(const at::Tensor& x) { return x / x.norm(2, -1, true); }
+
+// Fresh noise maps [batch, 1, r, r] for every noise input of `config`, drawn from `gen`
+// on the host (the same numbers on every device).
+inline std::vector<at::Tensor> RandomNoiseMaps(const stylegan2::GeneratorConfig& config, int64_t batch,
+                                               at::Generator& gen, const c10::Device& device) {
+  std::vector<at::Tensor> noise;
+  for (int i = 0; i < config.num_layers; ++i) {
+    const int64_t r = int64_t{1} << ((i + 5) / 2);
+    noise.push_back(at::randn({batch, 1, r, r}, gen, at::TensorOptions().dtype(at::kFloat)).to(device));
+  }
+  return noise;
+}
+
+// The latents of one training step.
+struct StepLatents {
+  at::Tensor frozen_wplus, train_wplus;  // [B, n_latent, style_dim]
+  int frozen_inject = 0, train_inject = 0;  // crossovers; 0 when the step did not mix
+};
+
+// B z drawn from `gen` and mapped by `g`; with probability `mixing` a second set, and
+// for each of the two generators its own crossover in [1, n_latent - 1] (the references'
+// frozen and trainable generators each draw one).
+inline StepLatents DrawStepLatents(const stylegan2::Generator::Impl& g, int64_t b, float mixing, at::Generator& gen) {
+  const auto& c = g.config;
+  const auto fopt = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor z = at::randn({b, c.style_dim}, gen, fopt).to(g.device);
+  const bool mix = mixing > 0 && at::rand({1}, gen).item<float>() < mixing;
+  c10::NoGradGuard ng;
+  const at::Tensor w = g.Map(z);
+  StepLatents out;
+  if (!mix) {
+    out.frozen_wplus = out.train_wplus = w.unsqueeze(1).expand({b, c.n_latent, c.style_dim});
+    return out;
+  }
+  const at::Tensor w2 = g.Map(at::randn({b, c.style_dim}, gen, fopt).to(g.device));
+  auto crossed = [&](int64_t k) {
+    return at::cat({w.unsqueeze(1).expand({b, k, -1}), w2.unsqueeze(1).expand({b, c.n_latent - k, -1})}, 1);
+  };
+  out.frozen_inject = static_cast<int>(at::randint(1, c.n_latent, {1}, gen).item<int64_t>());
+  out.train_inject = static_cast<int>(at::randint(1, c.n_latent, {1}, gen).item<int64_t>());
+  out.frozen_wplus = crossed(out.frozen_inject);
+  out.train_wplus = crossed(out.train_inject);
+  return out;
+}
+
+// The preview grid's z [count, style_dim]: fixed for a job's seed, so every preview of
+// it (and of its resumed run) shows the same latents.
+inline at::Tensor PreviewLatents(uint64_t seed, int count, int style_dim, const c10::Device& device) {
+  at::Generator gen = at::detail::createCPUGenerator(seed * 1000003ULL + 7);
+  return at::randn({count, style_dim}, gen, at::TensorOptions().dtype(at::kFloat)).to(device);
+}
+
+// L2-normalised CLIP image embedding of generator output, differentiable.
+inline at::Tensor EmbedGeneratorImages(const ClipGuide& guide, const at::Tensor& images) {
+  const auto& impl = guide.model->impl();
+  return NormalizeRows(impl.EncodeImage(clip::PreprocessGeneratorOutput(images, impl.config.image_resolution)));
+}
+
+// The text under every prompt template, encoded: [79, D], each row unit.
+inline absl::StatusOr<at::Tensor> TemplateEmbeddings(const ClipGuide& guide, const std::string& text,
+                                                     clip::TextEmbeddingCache* cache, const c10::Device& device) {
+  ASSIGN_OR_RETURN(FloatTensor e, cache->Encode(guide.name, *guide.model, *guide.tokenizer, ApplyTemplates(text),
+                                                /*truncate=*/false));
+  return NormalizeRows(ToTorch(e, device));
+}
+
+}  // namespace ganserve::core::adapt
+
+#endif  // GANSERVE_CORE_ADAPT_GUIDANCE_H_
