@@ -26,7 +26,9 @@ fi
 
 echo "== starting ganserve on 127.0.0.1:$port (log: $data/ganserve.log)"
 mkdir -p "$data"
-build/server/ganserve --listen "127.0.0.1:$port" --metrics_listen 127.0.0.1:9464 --data_dir "$data" \
+http_port=${GANSERVE_DEMO_HTTP_PORT:-8080}
+build/server/ganserve --listen "127.0.0.1:$port" --metrics_listen 127.0.0.1:9464 \
+  --http_listen "127.0.0.1:$http_port" --data_dir "$data" \
   --model_repository "$models" --device auto 2> "$data/ganserve.log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
@@ -45,6 +47,10 @@ ms = [m for m in json.load(sys.stdin).get("models", []) if m.get("state") == "MO
       and m.get("kind") in ("MODEL_KIND_GENERATOR", "MODEL_KIND_ADAPTED_GENERATOR")]
 print(ms[0]["name"] if ms else "")')
 [ -n "$model" ] || { echo "no ready generator in $models"; exit 1; }
+
+echo "== the same API over HTTP/JSON (OpenAPI: http://127.0.0.1:$http_port/v1/openapi.json)"
+curl -s "http://127.0.0.1:$http_port/v1/models/$model:generate" -d '{"seeds": [1], "format": "IMAGE_FORMAT_PNG"}' \
+  | python3 -c 'import json, sys; b = json.loads(sys.stdin.readline()); print("   POST /v1/models/.../:generate ->", len(b["images"]), "image(s),", b["images"][0]["width"], "px")'
 
 echo "== sampling '$model': seeds 1-16, truncation 0.7"
 rm -rf "$out"

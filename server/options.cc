@@ -41,6 +41,10 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
   app.add_option("--health_listen", o.health_listen, "plaintext gRPC health-only server address (empty: off)")
       ->envname("GANSERVE_HEALTH_LISTEN")
       ->capture_default_str();
+  app.add_option("--http_listen", o.http_listen,
+                 "HTTP/JSON gateway address: every RPC at its REST path, OpenAPI at /v1/openapi.json (empty: off)")
+      ->envname("GANSERVE_HTTP_LISTEN")
+      ->capture_default_str();
   app.add_option("--tls_cert_file", o.tls_cert_file, "PEM certificate chain: serve TLS on --listen")
       ->envname("GANSERVE_TLS_CERT_FILE");
   app.add_option("--tls_key_file", o.tls_key_file, "PEM private key for --tls_cert_file")
@@ -169,11 +173,13 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
     o.app.residency.host_budget_bytes = o.model_host_memory_budget_mb << 20;
     o.app.residency.preload = core::ParsePreload(o.preload_models).value_or(core::ResidencyOptions::Preload::kAll);
   }
-  if (!out.exit && !o.metrics_listen.empty()) {
-    if (std::string err = CheckAddress(o.metrics_listen); !err.empty()) {
+  for (const auto& [flag, value] :
+       {std::pair<const char*, std::string>{"--metrics_listen", o.metrics_listen}, {"--http_listen", o.http_listen}}) {
+    if (out.exit || value.empty()) continue;
+    if (std::string err = CheckAddress(value); !err.empty()) {
       out.exit = true;
       out.exit_code = 2;
-      out.message = absl::StrCat("--metrics_listen: ", err, "\n");
+      out.message = absl::StrCat(flag, ": ", err, "\n");
     }
   }
   return out;

@@ -16,6 +16,9 @@ struct ServerOptions {
   // A second, plaintext gRPC server with only the health service (Kubernetes probes
   // cannot speak TLS); empty = health only on the main port.
   std::string health_listen;
+  // HTTP/JSON gateway (server/http_gateway.h); empty = off. TLS with the main port's
+  // certificate when one is set.
+  std::string http_listen;
   // TLS for the main port: certificate chain and key (PEM). With a client CA, mutual TLS:
   // clients must present a certificate it signed.
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;

@@ -15,6 +15,7 @@
 #include "core/util/status_macros.h"
 #include "server/api/api.h"
 #include "server/gan_service.h"
+#include "server/http_gateway.h"
 #include "server/metrics.h"
 #include "server/parse_failure_interceptor.h"
 #include "server/streams/job_stream.h"
@@ -68,6 +69,8 @@ GanServer::GanServer() : state_(std::make_unique<State>()) {}
 
 GanServer::~GanServer() { Shutdown(absl::Seconds(1)); }
 
+int GanServer::http_port() const { return http_ != nullptr ? http_->port() : 0; }
+
 bool GanServer::ready() const { return state_->ready.load(); }
 void GanServer::WaitUntilLoaded() { state_->loaded.WaitForNotification(); }
 void GanServer::Wait() { state_->finished.WaitForNotification(); }
@@ -118,6 +121,24 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     s->app_->Shutdown();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen, " (address in use or not available?)"));
+  }
+  if (!options.http_listen.empty()) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(static_cast<int>(options.app.limits.max_message_mb << 20));
+    args.SetMaxSendMessageSize(static_cast<int>(options.app.limits.max_message_mb << 20));
+    HttpGatewayOptions h;
+    h.listen = options.http_listen;
+    h.max_body_bytes = static_cast<size_t>(options.app.limits.max_message_mb) << 20;
+    h.tls_cert_file = options.tls_cert_file;
+    h.tls_key_file = options.tls_key_file;
+    auto gateway = HttpGateway::Start(h, s->server_->InProcessChannel(args));
+    if (!gateway.ok()) {
+      s->server_->Shutdown();
+      s->app_->Shutdown();
+      return gateway.status();
+    }
+    s->http_ = std::move(*gateway);
+    spdlog::info("HTTP/JSON gateway on {} (port {})", options.http_listen, s->http_->port());
   }
   if (!options.health_listen.empty()) {
     grpc::ServerBuilder hb;
@@ -203,6 +224,8 @@ void GanServer::Shutdown(absl::Duration grace) {
   if (loader_.joinable()) loader_.join();
   // Job streams would never end by themselves: close them so callers re-attach elsewhere.
   if (streams_ != nullptr) streams_->CloseAll();
+  // HTTP callers go through the gRPC server: stop taking them first.
+  if (http_ != nullptr) http_.reset();
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   // The running job stops after its current step, checkpointed, and resumes at the next start.
   if (app_ != nullptr) app_->Shutdown();

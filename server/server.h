@@ -22,6 +22,7 @@ class Application;
 namespace ganserve::server {
 
 class GanServiceImpl;
+class HttpGateway;
 class JobStreamRegistry;
 class Metrics;
 class TokenAuth;
@@ -38,6 +39,8 @@ class GanServer {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   int health_port() const { return health_port_; }
+  // The HTTP/JSON gateway's port; 0 when off.
+  int http_port() const;
   bool ready() const;
   // Blocks until the model repository finished loading.
   void WaitUntilLoaded();
@@ -65,6 +68,7 @@ class GanServer {
   std::unique_ptr<ServiceContext> context_;
   std::unique_ptr<GanServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpGateway> http_;
   std::thread loader_;
   struct State;
   std::unique_ptr<State> state_;

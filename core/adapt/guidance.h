@@ -37,7 +37,7 @@ inline std::vector<at::Tensor> RandomNoiseMaps(const stylegan2::GeneratorConfig&
 
 // The latents of one training step.
 struct StepLatents {
-  at::Tensor frozen_wplus, train_wplus;  // [B, n_latent, style_dim]
+  at::Tensor frozen_wplus, train_wplus;     // [B, n_latent, style_dim]
   int frozen_inject = 0, train_inject = 0;  // crossovers; 0 when the step did not mix
 };
 

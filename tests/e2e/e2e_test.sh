@@ -14,7 +14,7 @@ step "demo model pack (random generator, random CLIP, synthetic vocabulary)"
 grep -q '"resolution": 32' "$work/inspect.json" || fail "inspect did not report 32 px"
 
 step "start ganserve"
-"$ganserve" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 --data_dir "$work/data" \
+"$ganserve" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 --http_listen 127.0.0.1:0 --data_dir "$work/data" \
   --model_repository "$work/models" --device cpu --log_format json --checkpoint_every 5 2> "$work/server.log" &
 server_pid=$!
 port=$(server_port "$work/server.log")
@@ -46,6 +46,22 @@ for s in 1 2 3 4 5 6; do [ -s "$work/out/seed$s.png" ] || fail "missing seed$s.p
 same_pixels "$work/out/seed3.png" "$work/out2/seed3.png" || fail "the same seed gave a different image"
 "$ganctl" --server "$addr" generate --model demo --count 2 --format jpeg --return-latents --out "$work/out3" 2> /dev/null
 [ -s "$work/out3/seed0.jpg" ] && [ -s "$work/out3/seed0_wplus.npy" ] || fail "jpeg/latent output"
+
+step "HTTP/JSON: curl lists models, samples as NDJSON and gets gRPC's errors as HTTP statuses"
+hport=$(grep -o 'HTTP/JSON gateway on [^ ]* (port [0-9]*' "$work/server.log" | grep -o '[0-9]*$')
+[ -n "$hport" ] || fail "the HTTP gateway did not report its port"
+curl -sf "http://127.0.0.1:$hport/v1/models" | python3 -c '
+import json, sys
+assert "demo" in [m["name"] for m in json.load(sys.stdin)["models"]]' || fail "GET /v1/models"
+curl -sf "http://127.0.0.1:$hport/v1/models/demo:generate" -d '{"seeds": [1, 2], "format": "IMAGE_FORMAT_PNG"}' \
+  | python3 -c '
+import base64, json, sys
+imgs = [i for line in sys.stdin for i in json.loads(line)["images"]]
+assert len(imgs) == 2 and all(base64.b64decode(i["data"])[:8] == b"\x89PNG\r\n\x1a\n" for i in imgs)' \
+  || fail "POST /v1/models/demo:generate"
+code=$(curl -s -o "$work/http_err.json" -w '%{http_code}' "http://127.0.0.1:$hport/v1/models/nope")
+[ "$code" = 404 ] && grep -q '"NOT_FOUND"' "$work/http_err.json" || fail "unknown model over HTTP: $code"
+curl -sf "http://127.0.0.1:$hport/v1/openapi.json" -o "$work/openapi.json" || fail "GET /v1/openapi.json"
 
 step "errors are one line and a non-zero exit"
 set +e

@@ -59,6 +59,11 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
   o.app.limits.max_images_per_request = opt.max_images_per_request;
   if (opt.checkpoint_every >= 0) o.app.checkpoint_every = opt.checkpoint_every;
   o.app.residency = opt.residency;
+  if (opt.http) o.http_listen = "127.0.0.1:0";
+  if (!opt.auth_tokens.empty()) {
+    o.auth_tokens_file = root + "/tokens.txt";
+    std::ofstream(o.auth_tokens_file) << opt.auth_tokens;
+  }
   auto s = server::GanServer::Start(o);
   EXPECT_TRUE(s.ok()) << s.status();
   if (!s.ok()) return;

@@ -26,6 +26,10 @@ struct TestServerOptions {
   int checkpoint_every = -1;
   // Model memory budgets and preloading.
   core::ResidencyOptions residency;
+  // Serve the HTTP/JSON gateway on a free port.
+  bool http = false;
+  // Bearer tokens (server/auth.h format); empty = no checks.
+  std::string auth_tokens;
 };
 
 class TestServer {
@@ -37,6 +41,7 @@ class TestServer {
 
   std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
   int metrics_port() const { return server_ == nullptr ? 0 : server_->metrics_port(); }
+  int http_port() const { return server_ == nullptr ? 0 : server_->http_port(); }
   std::unique_ptr<v1::GanService::Stub> Stub() const;
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   server::GanServer& server() { return *server_; }
