@@ -35,7 +35,8 @@ struct Route {
 
 std::vector<Route> Routes() {
   std::vector<Route> out;
-  const pb::ServiceDescriptor* service = pb::DescriptorPool::generated_pool()->FindServiceByName("ganserve.v1.GanService");
+  const pb::ServiceDescriptor* service =
+      pb::DescriptorPool::generated_pool()->FindServiceByName("ganserve.v1.GanService");
   for (int i = 0; i < service->method_count(); ++i) {
     const pb::MethodDescriptor* m = service->method(i);
     if (!m->options().HasExtension(google::api::http)) continue;
@@ -67,23 +68,11 @@ std::vector<Route> Routes() {
 }
 
 const char* CodeName(grpc::StatusCode code) {
-  static const char* kNames[] = {"OK",
-                                 "CANCELLED",
-                                 "UNKNOWN",
-                                 "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND",
-                                 "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED",
-                                 "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION",
-                                 "ABORTED",
-                                 "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED",
-                                 "INTERNAL",
-                                 "UNAVAILABLE",
-                                 "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
+  static const char* kNames[] = {
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   const int c = static_cast<int>(code);
   return c >= 0 && c <= 16 ? kNames[c] : "UNKNOWN";
 }
@@ -181,8 +170,7 @@ grpc::Status SetField(pb::Message* msg, const std::string& name, const std::stri
       rep ? r->AddEnum(msg, f, e) : r->SetEnum(msg, f, e);
       return grpc::Status::OK;
     }
-    default:
-      return Invalid(absl::StrCat("parameter '", name, "' is a message: send it in the JSON body"));
+    default: return Invalid(absl::StrCat("parameter '", name, "' is a message: send it in the JSON body"));
   }
 }
 
@@ -283,8 +271,9 @@ grpc::Status BuildRequests(const Route& route, const httplib::Request& req, cons
     std::unique_ptr<pb::Message> msg(proto->New());
     if (route.body && !absl::StripAsciiWhitespace(body).empty()) {
       auto st = pb::util::JsonStringToMessage(body, msg.get(), opt);
-      if (!st.ok()) return Invalid(absl::StrCat("the JSON body is not a ", msg->GetDescriptor()->name(), ": ",
-                                                std::string(st.message())));
+      if (!st.ok())
+        return Invalid(
+            absl::StrCat("the JSON body is not a ", msg->GetDescriptor()->name(), ": ", std::string(st.message())));
     } else if (!route.body && !absl::StripAsciiWhitespace(body).empty()) {
       return Invalid(absl::StrCat(route.method->name(), " takes no body; use the path and query parameters"));
     }
@@ -295,7 +284,13 @@ grpc::Status BuildRequests(const Route& route, const httplib::Request& req, cons
     auto st = SetField(first, route.path_fields[i], match[static_cast<int>(i) + 1].str());
     if (!st.ok()) return st;
   }
-  for (const auto& [name, value] : req.params) {
+  // The query string only: httplib also puts a form-encoded body's fields in params
+  // (curl -d sends JSON labelled as a form).
+  httplib::Params query;
+  if (const size_t q = req.target.find('?'); q != std::string::npos) {
+    httplib::detail::parse_query_text(req.target.substr(q + 1), query);
+  }
+  for (const auto& [name, value] : query) {
     auto st = SetField(first, name, value);
     if (!st.ok()) return st;
   }
@@ -347,36 +342,36 @@ void Serve(const Route& route, const std::shared_ptr<grpc::Channel>& channel, co
   }
   const bool sse = req.get_header_value("Accept").find("text/event-stream") != std::string::npos;
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      sse ? "text/event-stream" : "application/x-ndjson",
-      [call, first, out_proto, sse](size_t /*offset*/, httplib::DataSink& sink) {
-        auto emit = [&](const pb::Message& m) {
-          std::string text;
-          if (sse) {
-            const int64_t seq = SeqOf(m);
-            if (seq > 0) text += absl::StrCat("id: ", seq, "\n");
-            text += absl::StrCat("data: ", ToJson(m), "\n\n");
-          } else {
-            text = ToJson(m) + "\n";
-          }
-          return sink.write(text.data(), text.size());
-        };
-        bool open = emit(*first);
-        std::unique_ptr<pb::Message> m(out_proto->New());
-        while (open && call->Read(m.get())) {
-          open = emit(*m);
-          m->Clear();
-        }
-        if (!open) return false;  // the client went away: the call is cancelled with it
-        const grpc::Status st = call->Finish();
-        if (!st.ok()) {
-          const std::string text = sse ? absl::StrCat("event: error\ndata: ", ErrorJson(st), "\n\n")
-                                       : absl::StrCat(R"({"error": )", ErrorJson(st), "}\n");
-          sink.write(text.data(), text.size());
-        }
-        sink.done();
-        return true;
-      });
+  res.set_chunked_content_provider(sse ? "text/event-stream" : "application/x-ndjson",
+                                   [call, first, out_proto, sse](size_t /*offset*/, httplib::DataSink& sink) {
+                                     auto emit = [&](const pb::Message& m) {
+                                       std::string text;
+                                       if (sse) {
+                                         const int64_t seq = SeqOf(m);
+                                         if (seq > 0) text += absl::StrCat("id: ", seq, "\n");
+                                         text += absl::StrCat("data: ", ToJson(m), "\n\n");
+                                       } else {
+                                         text = ToJson(m) + "\n";
+                                       }
+                                       return sink.write(text.data(), text.size());
+                                     };
+                                     bool open = emit(*first);
+                                     std::unique_ptr<pb::Message> m(out_proto->New());
+                                     while (open && call->Read(m.get())) {
+                                       open = emit(*m);
+                                       m->Clear();
+                                     }
+                                     if (!open) return false;  // the client went away: the call is cancelled with it
+                                     const grpc::Status st = call->Finish();
+                                     if (!st.ok()) {
+                                       const std::string text =
+                                           sse ? absl::StrCat("event: error\ndata: ", ErrorJson(st), "\n\n")
+                                               : absl::StrCat(R"({"error": )", ErrorJson(st), "}\n");
+                                       sink.write(text.data(), text.size());
+                                     }
+                                     sink.done();
+                                     return true;
+                                   });
 }
 
 }  // namespace
@@ -402,7 +397,7 @@ int HttpStatusOf(grpc::StatusCode code) {
 }
 
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewayOptions& options,
-                                                                 std::shared_ptr<grpc::Channel> channel) {
+                                                                std::shared_ptr<grpc::Channel> channel) {
   std::unique_ptr<HttpGateway> g(new HttpGateway());
   g->channel_ = std::move(channel);
   if (!options.tls_cert_file.empty() && !options.tls_key_file.empty()) {

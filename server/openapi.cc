@@ -22,11 +22,9 @@ json ValueSchema(const pb::FieldDescriptor* f, std::vector<const pb::Descriptor*
   switch (f->type()) {
     case pb::FieldDescriptor::TYPE_INT32:
     case pb::FieldDescriptor::TYPE_SINT32:
-    case pb::FieldDescriptor::TYPE_SFIXED32:
-      return {{"type", "integer"}, {"format", "int32"}};
+    case pb::FieldDescriptor::TYPE_SFIXED32: return {{"type", "integer"}, {"format", "int32"}};
     case pb::FieldDescriptor::TYPE_UINT32:
-    case pb::FieldDescriptor::TYPE_FIXED32:
-      return {{"type", "integer"}, {"format", "int64"}, {"minimum", 0}};
+    case pb::FieldDescriptor::TYPE_FIXED32: return {{"type", "integer"}, {"format", "int64"}, {"minimum", 0}};
     case pb::FieldDescriptor::TYPE_INT64:
     case pb::FieldDescriptor::TYPE_SINT64:
     case pb::FieldDescriptor::TYPE_SFIXED64:
@@ -34,24 +32,17 @@ json ValueSchema(const pb::FieldDescriptor* f, std::vector<const pb::Descriptor*
     case pb::FieldDescriptor::TYPE_FIXED64:
       // The JSON mapping writes 64-bit integers as strings and reads either.
       return {{"oneOf", json::array({{{"type", "string"}, {"format", "int64"}}, {{"type", "integer"}}})}};
-    case pb::FieldDescriptor::TYPE_FLOAT:
-      return {{"type", "number"}, {"format", "float"}};
-    case pb::FieldDescriptor::TYPE_DOUBLE:
-      return {{"type", "number"}, {"format", "double"}};
-    case pb::FieldDescriptor::TYPE_BOOL:
-      return {{"type", "boolean"}};
-    case pb::FieldDescriptor::TYPE_STRING:
-      return {{"type", "string"}};
-    case pb::FieldDescriptor::TYPE_BYTES:
-      return {{"type", "string"}, {"format", "byte"}};
+    case pb::FieldDescriptor::TYPE_FLOAT: return {{"type", "number"}, {"format", "float"}};
+    case pb::FieldDescriptor::TYPE_DOUBLE: return {{"type", "number"}, {"format", "double"}};
+    case pb::FieldDescriptor::TYPE_BOOL: return {{"type", "boolean"}};
+    case pb::FieldDescriptor::TYPE_STRING: return {{"type", "string"}};
+    case pb::FieldDescriptor::TYPE_BYTES: return {{"type", "string"}, {"format", "byte"}};
     case pb::FieldDescriptor::TYPE_ENUM: {
       json names = json::array();
       for (int i = 0; i < f->enum_type()->value_count(); ++i) names.push_back(f->enum_type()->value(i)->name());
       return {{"type", "string"}, {"enum", names}};
     }
-    default:
-      pending->push_back(f->message_type());
-      return {{"$ref", Ref(f->message_type())}};
+    default: pending->push_back(f->message_type()); return {{"$ref", Ref(f->message_type())}};
   }
 }
 
@@ -79,15 +70,14 @@ json Schemas(std::vector<const pb::Descriptor*> pending) {
     }
     out[d->full_name()] = {{"type", "object"}, {"properties", props}};
   }
-  out["ganserve.Error"] = {
-      {"type", "object"},
-      {"properties",
-       {{"error",
-         {{"type", "object"},
-          {"properties",
-           {{"code", {{"type", "integer"}, {"description", "the gRPC status code"}}},
-            {"status", {{"type", "string"}, {"description", "its name, e.g. NOT_FOUND"}}},
-            {"message", {{"type", "string"}}}}}}}}}};
+  out["ganserve.Error"] = {{"type", "object"},
+                           {"properties",
+                            {{"error",
+                              {{"type", "object"},
+                               {"properties",
+                                {{"code", {{"type", "integer"}, {"description", "the gRPC status code"}}},
+                                 {"status", {{"type", "string"}, {"description", "its name, e.g. NOT_FOUND"}}},
+                                 {"message", {{"type", "string"}}}}}}}}}};
   return out;
 }
 
@@ -105,7 +95,8 @@ std::vector<std::pair<std::string, std::string>> HttpBindings(const google::api:
 }
 
 std::string OpenApiDocument() {
-  const pb::ServiceDescriptor* service = pb::DescriptorPool::generated_pool()->FindServiceByName("ganserve.v1.GanService");
+  const pb::ServiceDescriptor* service =
+      pb::DescriptorPool::generated_pool()->FindServiceByName("ganserve.v1.GanService");
   json paths = json::object();
   std::vector<const pb::Descriptor*> roots;
   static const std::regex var(R"(\{([a-z_]+)\})");
@@ -139,10 +130,8 @@ std::string OpenApiDocument() {
         roots.push_back(m->input_type());
         const json schema = {{"$ref", Ref(m->input_type())}};
         op["requestBody"] = {{"required", true},
-                             {"content",
-                              m->client_streaming()
-                                  ? json{{"application/x-ndjson", {{"schema", schema}}}}
-                                  : json{{"application/json", {{"schema", schema}}}}}};
+                             {"content", m->client_streaming() ? json{{"application/x-ndjson", {{"schema", schema}}}}
+                                                               : json{{"application/json", {{"schema", schema}}}}}};
       }
       if (m->name() == "WatchJob") {
         params.push_back({{"name", "Last-Event-ID"},
@@ -153,10 +142,9 @@ std::string OpenApiDocument() {
       if (!params.empty()) op["parameters"] = params;
       roots.push_back(m->output_type());
       const json out_schema = {{"$ref", Ref(m->output_type())}};
-      json content = m->server_streaming()
-                         ? json{{"application/x-ndjson", {{"schema", out_schema}}},
-                                {"text/event-stream", {{"schema", {{"type", "string"}}}}}}
-                         : json{{"application/json", {{"schema", out_schema}}}};
+      json content = m->server_streaming() ? json{{"application/x-ndjson", {{"schema", out_schema}}},
+                                                  {"text/event-stream", {{"schema", {{"type", "string"}}}}}}
+                                           : json{{"application/json", {{"schema", out_schema}}}};
       op["responses"] = {
           {"200",
            {{"description", m->server_streaming() ? "a stream of messages (NDJSON, or SSE with Accept: "
@@ -171,18 +159,18 @@ std::string OpenApiDocument() {
       paths[path][method] = op;
     }
   }
-  json doc = {{"openapi", "3.0.3"},
-              {"info",
-               {{"title", "ganserve"},
-                {"version", "v1"},
-                {"description",
-                 "StyleGAN2 domain adaptation, sampling, inversion and editing over HTTP/JSON: the gRPC API "
-                 "ganserve.v1.GanService transcoded with protobuf's JSON mapping."}}},
-              {"paths", paths},
-              {"components",
-               {{"schemas", Schemas(roots)},
-                {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
-              {"security", json::array({json::object(), {{"bearer", json::array()}}})}};
+  json doc = {
+      {"openapi", "3.0.3"},
+      {"info",
+       {{"title", "ganserve"},
+        {"version", "v1"},
+        {"description",
+         "StyleGAN2 domain adaptation, sampling, inversion and editing over HTTP/JSON: the gRPC API "
+         "ganserve.v1.GanService transcoded with protobuf's JSON mapping."}}},
+      {"paths", paths},
+      {"components",
+       {{"schemas", Schemas(roots)}, {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
+      {"security", json::array({json::object(), {{"bearer", json::array()}}})}};
   return doc.dump(2) + "\n";
 }
 

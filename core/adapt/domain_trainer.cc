@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/adapt/guidance.h"
+#include "core/adapt/guidance_impl.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/common/adam.h"

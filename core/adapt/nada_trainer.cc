@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/adapt/guidance.h"
+#include "core/adapt/guidance_impl.h"
 #include "core/adapt/nada_adam.h"
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"

@@ -188,6 +188,15 @@ std::optional<stylegan2::DomainKind> DomainKindOf(Parameterization p) {
   }
 }
 
+Parameterization ParameterizationNamed(const std::string& name) {
+  if (name == "full") return Parameterization::kFull;
+  for (Parameterization p :
+       {Parameterization::kDomainModulation, Parameterization::kStyleSpaceDirection, Parameterization::kAffineLight}) {
+    if (name == stylegan2::DomainKindName(*DomainKindOf(p))) return p;
+  }
+  return Parameterization::kUnspecified;
+}
+
 namespace {
 
 // The settings of a lightweight parameterization: what FULL-only fields must be left

@@ -66,6 +66,9 @@ enum class Parameterization : int {
 };
 // The lightweight domain kind of a parameterization; nullopt for FULL.
 std::optional<stylegan2::DomainKind> DomainKindOf(Parameterization p);
+// The parameterization a model manifest names ("full", "domain_modulation", ...);
+// kUnspecified for anything else (and for models that are not adapted).
+Parameterization ParameterizationNamed(const std::string& name);
 
 // Request-level defaults, for the specs and for clients that show them. Algorithm
 // settings default to their options structs' values (core/adapt, core/invert, core/edit).

@@ -1,8 +1,6 @@
 // Translations of the model RPCs (ListModels, GetModel, DeleteModel).
 #include "server/api/api.h"
 
-#include "core/models/stylegan2/generator.h"
-
 namespace ganserve::server::api {
 
 void ToProto(const core::ModelInfo& m, v1::Model* out) {
@@ -27,14 +25,8 @@ void ToProto(const core::ModelInfo& m, v1::Model* out) {
   out->set_snapshot_step(m.snapshot_step);
   out->set_resident_host_bytes(m.resident.host_bytes);
   out->set_resident_device_bytes(m.resident.device_bytes);
-  if (!m.parameterization.empty()) {
-    const auto kind = core::stylegan2::ParseDomainKind(m.parameterization);
-    out->set_parameterization(
-        !kind                                                        ? v1::PARAMETERIZATION_FULL
-        : *kind == core::stylegan2::DomainKind::kDomainModulation    ? v1::PARAMETERIZATION_DOMAIN_MODULATION
-        : *kind == core::stylegan2::DomainKind::kStyleSpaceDirection ? v1::PARAMETERIZATION_STYLESPACE_DIRECTION
-                                                                     : v1::PARAMETERIZATION_AFFINE_LIGHT);
-  }
+  out->set_parameterization(
+      static_cast<v1::Parameterization>(core::service::ParameterizationNamed(m.parameterization)));
   out->set_trained_parameters(m.trained_parameters);
 }
 

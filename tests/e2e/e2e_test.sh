@@ -103,14 +103,6 @@ if true; then
   "$ganctl" --server "$addr" generate --model demo-sketch --seeds 1-2 --out "$work/sketch" 2> /dev/null
   [ -s "$work/sketch/seed1.png" ] || fail "adapted model did not render"
   cmp -s "$work/sketch/seed1.png" "$work/out/seed1.png" && fail "adapted model renders the same as its base"
-  # A lightweight domain: a few KB on disk, rendered on the base's weights.
-  "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 3 \
-    --parameterization domain_modulation --name demo-dm --out "$work/adapt_dm" > "$work/adapt_dm.out" \
-    2> "$work/adapt_dm.err" || fail "lightweight adapt: $(cat "$work/adapt_dm.err")"
-  "$ganctl" --server "$addr" models list | grep -q "^demo-dm  adapted_generator  ready.*domain_modulation over demo" \
-    || fail "lightweight domain not listed: $("$ganctl" --server "$addr" models list)"
-  "$ganctl" --server "$addr" generate --model demo-dm --seeds 1-2 --out "$work/dm" 2> /dev/null
-  cmp -s "$work/dm/seed1.png" "$work/out/seed1.png" && fail "the lightweight domain renders the same as its base"
   # The step-2 snapshot renders, and promoted it outlives the job.
   "$ganctl" --server "$addr" models list | grep -q "^demo-sketch@2  adapted_generator  unloaded" || fail "snapshot not listed"
   "$ganctl" --server "$addr" models promote demo-sketch@2 --name demo-sketch-early | grep -q "^promoted demo-sketch@2" \
@@ -160,6 +152,14 @@ import json, sys
 seqs = [int(json.loads(l).get("seq", 0)) for l in open(sys.argv[1]) if l.strip()]
 assert seqs and seqs[0] == 4 and seqs == sorted(seqs), seqs
 PY
+  # A lightweight domain: a few KB on disk, rendered on the base's weights.
+  "$ganctl" --server "$addr" --timeout 0 adapt --model demo --from photo --to "pencil sketch" --iterations 3 \
+    --parameterization domain_modulation --name demo-dm --out "$work/adapt_dm" > "$work/adapt_dm.out" \
+    2> "$work/adapt_dm.err" || fail "lightweight adapt: $(cat "$work/adapt_dm.err")"
+  "$ganctl" --server "$addr" models list | grep -q "^demo-dm  adapted_generator  ready.*domain_modulation over demo" \
+    || fail "lightweight domain not listed: $("$ganctl" --server "$addr" models list)"
+  "$ganctl" --server "$addr" generate --model demo-dm --seeds 1-2 --out "$work/dm" 2> /dev/null
+  cmp -s "$work/dm/seed1.png" "$work/out/seed1.png" && fail "the lightweight domain renders the same as its base"
   step "invert a photo, then render its latent through the base and the adapted model"
   "$ganctl" --server "$addr" --timeout 0 invert "$work/out/seed5.png" --model demo --steps 30 --preview-every 10 \
     --out "$work/inv" > "$work/inv.out" 2> "$work/inv.err" || fail "invert: $(cat "$work/inv.err")"
@@ -206,8 +206,8 @@ print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=
 PY
 grep -q 'ganserve_rpc_requests_total{code="OK",method="GenerateSamples"}' "$work/metrics.txt" || fail "rpc counter"
 grep -q 'ganserve_images_generated_total{operation="generate"}' "$work/metrics.txt" || fail "images counter"
-grep -q 'ganserve_jobs_total{kind="adapt",state="succeeded"} 1' "$work/metrics.txt" || fail "jobs counter"
-grep -q 'ganserve_training_steps_total{kind="adapt"} 4' "$work/metrics.txt" || fail "steps counter"
+grep -q 'ganserve_jobs_total{kind="adapt",state="succeeded"} 2' "$work/metrics.txt" || fail "jobs counter (the NADA and the lightweight adaptation)"
+grep -q 'ganserve_training_steps_total{kind="adapt"} 7' "$work/metrics.txt" || fail "steps counter (4 + 3)"
 grep -q '^ganserve_process_resident_memory_bytes [1-9]' "$work/metrics.txt" || fail "resident memory gauge"
 if command -v promtool > /dev/null; then
   promtool check metrics < "$work/metrics.txt" || fail "promtool check metrics"

@@ -70,8 +70,8 @@ TEST_F(HttpGatewayTest, UnaryCallsAnswerJson) {
 }
 
 TEST_F(HttpGatewayTest, GenerateStreamsImageBatchesAsNdjson) {
-  auto r = client_->Post("/v1/models/tiny:generate", R"({"seeds": [1, 2, 3], "batchSize": 2, "format": "IMAGE_FORMAT_PNG"})",
-                         "application/json");
+  auto r = client_->Post("/v1/models/tiny:generate",
+                         R"({"seeds": [1, 2, 3], "batchSize": 2, "format": "IMAGE_FORMAT_PNG"})", "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->get_header_value("Content-Type"), "application/x-ndjson");
@@ -255,10 +255,12 @@ TEST(HttpGatewayAuthTest, TokensAndScopesAreTheGrpcOnes) {
   auto reader = c.Get("/v1/models", {{"Authorization", "Bearer reader-token-0123456789"}});
   ASSERT_TRUE(reader);
   EXPECT_EQ(reader->status, 200);
-  auto denied = c.Post("/v1/models:rescan", {{"Authorization", "Bearer reader-token-0123456789"}}, "", "application/json");
+  auto denied =
+      c.Post("/v1/models:rescan", {{"Authorization", "Bearer reader-token-0123456789"}}, "", "application/json");
   ASSERT_TRUE(denied);
   EXPECT_EQ(denied->status, 403) << denied->body;
-  auto admin = c.Post("/v1/models:rescan", {{"Authorization", "Bearer admin-token-0123456789"}}, "", "application/json");
+  auto admin =
+      c.Post("/v1/models:rescan", {{"Authorization", "Bearer admin-token-0123456789"}}, "", "application/json");
   ASSERT_TRUE(admin);
   EXPECT_EQ(admin->status, 200) << admin->body;
 }

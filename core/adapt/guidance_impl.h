@@ -1,8 +1,8 @@
 // What the CLIP-guided trainers (StyleGAN-NADA, lightweight domains) share: unit rows,
 // fresh noise maps, CLIP embeddings of generator output and of templated text.
 // LibTorch; internal to core/adapt.
-#ifndef GANSERVE_CORE_ADAPT_GUIDANCE_H_
-#define GANSERVE_CORE_ADAPT_GUIDANCE_H_
+#ifndef GANSERVE_CORE_ADAPT_GUIDANCE_IMPL_H_
+#define GANSERVE_CORE_ADAPT_GUIDANCE_IMPL_H_
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -90,4 +90,4 @@ inline absl::StatusOr<at::Tensor> TemplateEmbeddings(const ClipGuide& guide, con
 
 }  // namespace ganserve::core::adapt
 
-#endif  // GANSERVE_CORE_ADAPT_GUIDANCE_H_
+#endif  // GANSERVE_CORE_ADAPT_GUIDANCE_IMPL_H_
