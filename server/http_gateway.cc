@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -271,9 +272,10 @@ grpc::Status BuildRequests(const Route& route, const httplib::Request& req, cons
     std::unique_ptr<pb::Message> msg(proto->New());
     if (route.body && !absl::StripAsciiWhitespace(body).empty()) {
       auto st = pb::util::JsonStringToMessage(body, msg.get(), opt);
-      if (!st.ok())
+      if (!st.ok()) {
         return Invalid(
             absl::StrCat("the JSON body is not a ", msg->GetDescriptor()->name(), ": ", std::string(st.message())));
+      }
     } else if (!route.body && !absl::StripAsciiWhitespace(body).empty()) {
       return Invalid(absl::StrCat(route.method->name(), " takes no body; use the path and query parameters"));
     }
@@ -340,7 +342,7 @@ void Serve(const Route& route, const std::shared_ptr<grpc::Channel>& channel, co
     res.set_content(ToJson(*first) + "\n", "application/json");
     return;
   }
-  const bool sse = req.get_header_value("Accept").find("text/event-stream") != std::string::npos;
+  const bool sse = absl::StrContains(req.get_header_value("Accept"), "text/event-stream");
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(sse ? "text/event-stream" : "application/x-ndjson",
                                    [call, first, out_proto, sse](size_t /*offset*/, httplib::DataSink& sink) {
@@ -447,8 +449,7 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewa
   svr.Delete(".*", dispatch);
   svr.Put(".*", dispatch);
   svr.Patch(".*", dispatch);
-  svr.set_payload_max_length(options.max_body_bytes);
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, const std::exception_ptr&) {
     SendError(res, {grpc::StatusCode::INTERNAL, "the HTTP gateway failed on this request"});
   });
 

@@ -49,8 +49,9 @@ absl::StatusOr<std::unique_ptr<LatentOptimizer>> LatentOptimizer::Create(
     std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
     const FloatTensor& start_wplus, const FloatTensor& text_embedding, const std::vector<FloatTensor>& noise_maps,
     LatentOptimizationOptions o) {
-  if (generator == nullptr || clip == nullptr)
+  if (generator == nullptr || clip == nullptr) {
     return absl::InvalidArgumentError("a generator and a CLIP model are needed");
+  }
   const auto& c = generator->config();
   if (c.resolution < 32) {
     return absl::InvalidArgumentError(

@@ -168,8 +168,9 @@ absl::StatusOr<std::shared_ptr<const Domain>> Generator::MakeDomain(const Domain
 
 absl::StatusOr<std::shared_ptr<const Generator>> Generator::WithDomain(const std::shared_ptr<const Generator>& base,
                                                                        std::shared_ptr<const Domain> domain) {
-  if (base == nullptr || domain == nullptr)
+  if (base == nullptr || domain == nullptr) {
     return absl::InvalidArgumentError("a base generator and a domain are needed");
+  }
   if (domain->impl().weights != base->impl_.get()) {
     return absl::InvalidArgumentError("the domain was made for another generator's weights");
   }

@@ -339,8 +339,9 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
   }
   for (const Domain::Impl* d : row_domains) {
     if (d == nullptr) continue;
-    if (d->weights != impl_.get())
+    if (d->weights != impl_.get()) {
       return absl::InvalidArgumentError("a domain was made for another generator's weights");
+    }
     if (d->kind == DomainKind::kAffineLight && p.space == LatentSpace::kS) {
       return absl::InvalidArgumentError(
           "affine_light domains change the style affines: render them from z, w or w+ latents, not S-space codes");
