@@ -17,6 +17,8 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libspng-dev zlib1g-dev libturbojpeg0-dev libssl-dev
   libcli11-dev nlohmann-json3-dev libutf8proc-dev libcpp-httplib-dev
+  # Go stubs from the proto (tests/proto).
+  protoc-gen-go protoc-gen-go-grpc
   # Optimized BLAS: LibTorch takes libblas.so.3 from the alternatives system and the
   # reference BLAS it otherwise gets is ~20x slower. The OpenMP build shares LibTorch's
   # OpenMP pool instead of oversubscribing the cores.

@@ -36,8 +36,7 @@ struct Route {
 
 std::vector<Route> Routes() {
   std::vector<Route> out;
-  const pb::ServiceDescriptor* service =
-      pb::DescriptorPool::generated_pool()->FindServiceByName("ganserve.v1.GanService");
+  const pb::ServiceDescriptor* service = GanServiceDescriptor();
   for (int i = 0; i < service->method_count(); ++i) {
     const pb::MethodDescriptor* m = service->method(i);
     if (!m->options().HasExtension(google::api::http)) continue;

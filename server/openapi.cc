@@ -83,6 +83,10 @@ json Schemas(std::vector<const pb::Descriptor*> pending) {
 
 }  // namespace
 
+const pb::ServiceDescriptor* GanServiceDescriptor() {
+  return v1::AdaptDomainRequest::descriptor()->file()->FindServiceByName("GanService");
+}
+
 std::vector<std::pair<std::string, std::string>> HttpBindings(const google::api::HttpRule& rule) {
   switch (rule.pattern_case()) {
     case google::api::HttpRule::kGet: return {{"GET", rule.get()}};
@@ -95,8 +99,7 @@ std::vector<std::pair<std::string, std::string>> HttpBindings(const google::api:
 }
 
 std::string OpenApiDocument() {
-  const pb::ServiceDescriptor* service =
-      pb::DescriptorPool::generated_pool()->FindServiceByName("ganserve.v1.GanService");
+  const pb::ServiceDescriptor* service = GanServiceDescriptor();
   json paths = json::object();
   std::vector<const pb::Descriptor*> roots;
   static const std::regex var(R"(\{([a-z_]+)\})");

@@ -12,9 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include <google/protobuf/descriptor.h>
+
 #include "google/api/http.pb.h"
 
 namespace ganserve::server {
+
+// ganserve.v1.GanService (its generated descriptors linked in, also into binaries that
+// reference nothing else of the proto).
+const google::protobuf::ServiceDescriptor* GanServiceDescriptor();
 
 // (verb, path template) of a rule: ("POST", "/v1/models/{model}:generate").
 std::vector<std::pair<std::string, std::string>> HttpBindings(const google::api::HttpRule& rule);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_split.h"
 #include "server/http_gateway.h"
+#include "server/openapi.h"
 #include "tests/server/test_server.h"
 
 namespace ganserve::testing {
@@ -219,7 +220,7 @@ TEST_F(HttpGatewayTest, TheOpenApiDocumentCoversEveryRoute) {
   for (const auto& [path, item] : doc["paths"].items()) {
     for (const auto& [verb, op] : item.items()) ops.insert(op["operationId"].get<std::string>());
   }
-  const auto* service = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("ganserve.v1.GanService");
+  const auto* service = server::GanServiceDescriptor();
   for (int i = 0; i < service->method_count(); ++i) {
     EXPECT_EQ(ops.count(service->method(i)->name()), 1u) << service->method(i)->name();
   }
