@@ -10,7 +10,7 @@
 set -euo pipefail
 
 build_pkgs=(
-  g++ cmake ninja-build ccache pkg-config git ca-certificates
+  g++ cmake ninja-build ccache pkg-config git ca-certificates curl
   libtorch-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libspdlog-dev prometheus-cpp-dev
