@@ -50,7 +50,7 @@ print(ms[0]["name"] if ms else "")')
 
 echo "== the same API over HTTP/JSON (OpenAPI: http://127.0.0.1:$http_port/v1/openapi.json)"
 curl -s "http://127.0.0.1:$http_port/v1/models/$model:generate" -d '{"seeds": [1], "format": "IMAGE_FORMAT_PNG"}' \
-  | python3 -c 'import json, sys; b = json.loads(sys.stdin.readline()); print("   POST /v1/models/.../:generate ->", len(b["images"]), "image(s),", b["images"][0]["width"], "px")'
+  | python3 -c 'import json, sys; b = json.loads(sys.stdin.readline()); print(f"   POST /v1/models/{sys.argv[1]}:generate ->", len(b["images"]), "image(s),", b["images"][0]["width"], "px")' "$model"
 
 echo "== sampling '$model': seeds 1-16, truncation 0.7"
 rm -rf "$out"
