@@ -410,6 +410,10 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewa
     g->server_ = std::make_unique<httplib::Server>();
   }
   httplib::Server& svr = *g->server_;
+  // httplib's default pool (max(8, cores - 1) threads) would let eight open event
+  // streams block every other HTTP caller.
+  const size_t workers = std::max<size_t>(options.workers, 1);
+  svr.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   svr.set_payload_max_length(options.max_body_bytes);
   auto routes = std::make_shared<const std::vector<Route>>(Routes());
   auto openapi = std::make_shared<const std::string>(OpenApiDocument());

@@ -36,6 +36,9 @@ namespace ganserve::server {
 
 struct HttpGatewayOptions {
   std::string listen;  // HOST:PORT, port 0 = any free port
+  // Connections served at once (one thread each). A watched job's stream holds one for
+  // as long as it is watched, so this is well above the cores.
+  size_t workers = 64;
   // Largest request body accepted (the server's message limit).
   size_t max_body_bytes = 64 << 20;
   // PEM files: serve HTTPS with them when both are set.

@@ -5,9 +5,11 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_split.h"
 #include "server/http_gateway.h"
@@ -207,6 +209,51 @@ TEST_F(HttpGatewayTest, AClientThatStopsReadingLeavesTheJobRunning) {
   auto ok = client_->Get("/v1/models/tiny");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
+}
+
+// Many callers watching a long job (each stream holds a connection) do not block other
+// HTTP callers.
+TEST_F(HttpGatewayTest, OpenEventStreamsDoNotBlockOtherCallers) {
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/jobs:adapt";
+  req.body = R"({"model": "tiny", "targetText": "ink", "iterations": 5000, "outputName": "tiny-watched",
+                 "clipModels": [{"name": "clip-demo"}]})";
+  req.set_header("Content-Type", "application/json");
+  std::string first;
+  req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
+    first.append(data, len);
+    return first.find('\n') == std::string::npos;
+  };
+  client_->send(req);
+  const std::string id = json::parse(first.substr(0, first.find('\n')))["job"]["id"];
+  constexpr int kWatchers = 12;  // more than httplib's default pool on a small machine
+  std::atomic<int> started{0};
+  std::vector<std::thread> watchers;
+  for (int i = 0; i < kWatchers; ++i) {
+    watchers.emplace_back([&, port = server_->http_port()] {
+      httplib::Client c("127.0.0.1", port);
+      c.set_read_timeout(120, 0);
+      bool counted = false;
+      c.Get("/v1/jobs/" + id + ":watch", [&](const char*, size_t) {
+        if (!counted) started.fetch_add(1);
+        counted = true;
+        return true;
+      });
+    });
+  }
+  for (int i = 0; i < 200 && started.load() < kWatchers; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(started.load(), kWatchers);
+  httplib::Client other("127.0.0.1", server_->http_port());
+  other.set_read_timeout(10, 0);
+  auto r = other.Get("/v1/models/tiny");
+  ASSERT_TRUE(r) << "a unary call waited behind the open streams";
+  EXPECT_EQ(r->status, 200);
+  auto cancel = other.Post("/v1/jobs/" + id + ":cancel", "", "application/json");
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->status, 200);
+  for (auto& t : watchers) t.join();  // the streams end with the job
 }
 
 TEST_F(HttpGatewayTest, TheOpenApiDocumentCoversEveryRoute) {
