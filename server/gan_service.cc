@@ -83,10 +83,15 @@ grpc::ServerWriteReactor<T>* FailStream(RpcScope& scope, const absl::Status& s) 
 // A job-creating RPC: preamble, submit through the Service, stream the job's events.
 template <typename Submit>
 grpc::ServerWriteReactor<v1::JobEvent>* JobRpc(ServiceContext* ctx, grpc::CallbackServerContext* call,
-                                               const char* method, Submit submit) {
+                                               const char* method, const std::string& notify_url, Submit submit) {
   auto scope = std::make_unique<RpcScope>(ctx->metrics, method, call);
   if (absl::Status a = Preamble(ctx, call, method, Kind::kNewWork); !a.ok()) {
     return FailStream<v1::JobEvent>(*scope, a);
+  }
+  if (!notify_url.empty() && !ctx->webhooks) {
+    return FailStream<v1::JobEvent>(
+        *scope, absl::FailedPreconditionError("notify_url: this server sends no webhooks (it was started without "
+                                              "--webhook_secret_file); watch the job instead"));
   }
   absl::StatusOr<core::JobRecord> job = submit();
   if (!job.ok()) return FailStream<v1::JobEvent>(*scope, job.status());
@@ -97,19 +102,19 @@ grpc::ServerWriteReactor<v1::JobEvent>* JobRpc(ServiceContext* ctx, grpc::Callba
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::AdaptDomain(grpc::CallbackServerContext* call,
                                                                     const v1::AdaptDomainRequest* req) {
-  return JobRpc(ctx_, call, "AdaptDomain",
+  return JobRpc(ctx_, call, "AdaptDomain", req->notify_url(),
                 [&] { return ctx_->service().SubmitAdapt(api::ToSpec(*req), {api::LegacyRequestHash(*req)}); });
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::InvertImage(grpc::CallbackServerContext* call,
                                                                     const v1::InvertImageRequest* req) {
-  return JobRpc(ctx_, call, "InvertImage",
+  return JobRpc(ctx_, call, "InvertImage", req->notify_url(),
                 [&] { return ctx_->service().SubmitInvert(api::ToSpec(*req), {api::LegacyRequestHash(*req)}); });
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::PrepareGlobalDirections(
     grpc::CallbackServerContext* call, const v1::PrepareGlobalDirectionsRequest* req) {
-  return JobRpc(ctx_, call, "PrepareGlobalDirections",
+  return JobRpc(ctx_, call, "PrepareGlobalDirections", req->notify_url(),
                 [&] { return ctx_->service().SubmitGlobalStats(api::ToSpec(*req), {api::LegacyRequestHash(*req)}); });
 }
 

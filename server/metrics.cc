@@ -116,6 +116,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                .Name("ganserve_jobs_total")
                .Help("Jobs that ended, by kind and final state.")
                .Register(*registry_);
+  webhooks_ = &prometheus::BuildCounter()
+                   .Name("ganserve_webhook_deliveries_total")
+                   .Help(
+                       "Webhook delivery attempts by result: delivered, retried (a retry is scheduled), failed "
+                       "(given up), dropped (the pending queue was full or the server stopped).")
+                   .Register(*registry_);
   job_duration_ = &prometheus::BuildHistogram()
                        .Name("ganserve_job_duration_seconds")
                        .Help("Time from a job's start (or creation) to its end, by kind and outcome.")
@@ -217,6 +223,8 @@ void Metrics::OnJobEnded(core::JobKind kind, core::JobState state, double second
             prometheus::Histogram::BucketBoundaries{1, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600})
       .Observe(seconds);
 }
+
+void Metrics::RecordWebhook(const char* result) { webhooks_->Add({{"result", result}}).Increment(); }
 
 void Metrics::OnStep(core::JobKind kind, double seconds) {
   steps_->Add({{"kind", core::JobKindName(kind)}}).Increment();

@@ -45,6 +45,8 @@ class Metrics : public core::ExecutorObserver,
   // One generator call of the render batcher: its images and how many requests shared it.
   void RecordRenderBatch(int images, int requests);
   void RecordRejected(const std::string& reason);
+  // One webhook attempt's result: delivered, retried, failed, dropped.
+  void RecordWebhook(const char* result);
   void OnRequestRejected(const char* reason) override { RecordRejected(reason); }
 
   // core::RepositoryObserver
@@ -90,6 +92,7 @@ class Metrics : public core::ExecutorObserver,
   prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Family<prometheus::Histogram>* queue_wait_;
   prometheus::Family<prometheus::Counter>* jobs_;
+  prometheus::Family<prometheus::Counter>* webhooks_;
   prometheus::Family<prometheus::Histogram>* job_duration_;
   prometheus::Family<prometheus::Counter>* steps_;
   prometheus::Family<prometheus::Histogram>* step_duration_;

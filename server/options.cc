@@ -45,6 +45,16 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
                  "HTTP/JSON gateway address: every RPC at its REST path, OpenAPI at /v1/openapi.json (empty: off)")
       ->envname("GANSERVE_HTTP_LISTEN")
       ->capture_default_str();
+  app.add_option(
+         "--http_workers", o.http_workers,
+         "HTTP connections served at once (each open event stream holds one); more wait in the kernel's backlog")
+      ->envname("GANSERVE_HTTP_WORKERS")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option(
+         "--webhook_secret_file", o.webhook_secret_file,
+         "HMAC-SHA256 key for webhook signatures (>= 16 bytes); without it requests with notify_url are refused")
+      ->envname("GANSERVE_WEBHOOK_SECRET_FILE");
   app.add_option("--tls_cert_file", o.tls_cert_file, "PEM certificate chain: serve TLS on --listen")
       ->envname("GANSERVE_TLS_CERT_FILE");
   app.add_option("--tls_key_file", o.tls_key_file, "PEM private key for --tls_cert_file")

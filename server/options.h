@@ -19,6 +19,11 @@ struct ServerOptions {
   // HTTP/JSON gateway (server/http_gateway.h); empty = off. TLS with the main port's
   // certificate when one is set.
   std::string http_listen;
+  // HTTP connections served at once (an open event stream holds one).
+  int http_workers = 64;
+  // The HMAC key of webhook signatures (server/webhooks.h); empty = requests with a
+  // notify_url are refused.
+  std::string webhook_secret_file;
   // TLS for the main port: certificate chain and key (PEM). With a client CA, mutual TLS:
   // clients must present a certificate it signed.
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;

@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/parse_failure_interceptor.h"
 #include "server/streams/job_stream.h"
+#include "server/webhooks.h"
 
 namespace ganserve::server {
 namespace {
@@ -82,6 +83,12 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   core::service::ApplicationOptions app = options.app;
   app.executor_observer = metrics;
   app.job_observer = metrics;
+  if (!options.webhook_secret_file.empty()) {
+    WebhookOptions w;
+    ASSIGN_OR_RETURN(w.secret, ReadWebhookSecret(options.webhook_secret_file));
+    s->webhooks_ = std::make_unique<Webhooks>(std::move(w), metrics, metrics);
+    app.job_observer = s->webhooks_.get();
+  }
   app.service_observer = metrics;
   app.retention_observer = metrics;
   app.repository_observer = metrics;
@@ -95,6 +102,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   s->context_->app = s->app_.get();
   s->context_->metrics = metrics;
   s->context_->streams = s->streams_.get();
+  s->context_->webhooks = s->webhooks_ != nullptr;
   s->service_ = std::make_unique<GanServiceImpl>(s->context_.get());
 
   if (!options.auth_tokens_file.empty()) {
@@ -129,6 +137,7 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     HttpGatewayOptions h;
     h.listen = options.http_listen;
     h.max_body_bytes = static_cast<size_t>(options.app.limits.max_message_mb) << 20;
+    h.workers = static_cast<size_t>(options.http_workers);
     h.tls_cert_file = options.tls_cert_file;
     h.tls_key_file = options.tls_key_file;
     auto gateway = HttpGateway::Start(h, s->server_->InProcessChannel(args));

@@ -26,6 +26,7 @@ class HttpGateway;
 class JobStreamRegistry;
 class Metrics;
 class TokenAuth;
+class Webhooks;
 struct ServiceContext;
 
 // Start() returns once the ports are bound; models load in the background and the
@@ -60,6 +61,7 @@ class GanServer {
   int port_ = 0;
   int metrics_port_ = 0;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<Webhooks> webhooks_;  // outlives the application, whose jobs call it
   std::unique_ptr<core::service::Application> app_;
   std::unique_ptr<TokenAuth> auth_;
   std::unique_ptr<grpc::Server> health_server_;

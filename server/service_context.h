@@ -20,6 +20,7 @@ struct ServiceContext {
   Metrics* metrics = nullptr;
   const TokenAuth* auth = nullptr;  // null: no token checks
   JobStreamRegistry* streams = nullptr;
+  bool webhooks = false;  // --webhook_secret_file given: notify_url is accepted
   std::atomic<bool> shutting_down{false};
 
   core::service::Service& service() const { return app->service(); }

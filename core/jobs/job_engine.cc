@@ -205,6 +205,7 @@ void JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
   if (type == JobEvent::Type::kState && IsTerminal(job.state) && options_.observer != nullptr) {
     const int64_t from = job.start_time_ms > 0 ? job.start_time_ms : job.create_time_ms;
     options_.observer->OnJobEnded(job.kind, job.state, std::max<int64_t>(0, job.end_time_ms - from) / 1000.0);
+    options_.observer->OnJobFinished(ev.job);
   }
   std::vector<Listener> targets;
   {

@@ -66,6 +66,8 @@ class JobObserver {
   virtual void OnJobEnded(JobKind kind, JobState state, double seconds) = 0;
   virtual void OnStep(JobKind kind, double seconds) = 0;
   virtual void OnJobsQueued(size_t depth) = 0;
+  // The final record of a job that just ended (after its terminal event is stored).
+  virtual void OnJobFinished(const JobRecord& /*job*/) {}
 };
 
 // Builds the runner of a stored job (from JobRecord.request). Runs on the executor.

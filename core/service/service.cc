@@ -14,6 +14,14 @@
 #include "core/util/status_macros.h"
 
 namespace ganserve::core::service {
+
+std::string NotifyUrlOf(const JobRecord& job) {
+  if (job.request_encoding != kSpecJsonEncoding) return "";
+  const nlohmann::json request = nlohmann::json::parse(job.request, nullptr, /*allow_exceptions=*/false);
+  if (!request.is_object()) return "";
+  auto it = request.find("notify_url");
+  return it != request.end() && it->is_string() ? it->get<std::string>() : "";
+}
 namespace {
 
 // "job-" + 16 random hex digits.

@@ -45,6 +45,10 @@ struct ServiceDeps {
   std::string data_dir;
 };
 
+// The webhook address (notify_url) a stored job request names; "" when it names none or
+// the request is not a spec document.
+std::string NotifyUrlOf(const JobRecord& job);
+
 // Thread-safe. Planning methods may map latents or encode text: call them on the
 // device executor.
 enum class ExportFormat { kUnspecified = 0, kTorch = 1, kSafetensors = 2 };

@@ -85,12 +85,13 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 layer_preset, lambda_global, lambda_manifold, lambda_direction,
                                                 adam_steps, preview_every, preview_count, seed, max_run_seconds,
                                                 preview_format, snapshot_every, delta_dtype, parameterization,
-                                                lambda_indomain)
+                                                lambda_indomain, notify_url)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
-                                                noise_regularize, mse, preview_every, seed, max_run_seconds, pin)
+                                                noise_regularize, mse, preview_every, seed, max_run_seconds, pin,
+                                                notify_url)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
                                                 batch_size, preview_every, max_run_seconds, recompute, clamping,
-                                                truncation_cutoff, render_resolution)
+                                                truncation_cutoff, render_resolution, notify_url)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentInput, space, values)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GenerateSpec, model, seeds, count, base_seed, latents, inversion_id,
                                                 batch_size, truncation, noise, mix_seeds, inject_index, format,
@@ -195,8 +196,10 @@ std::string SpecHash(const Spec& spec) {
   nlohmann::json j = ToJsonValue(std::move(copy));
   // Fields added later leave the digest alone at their default, so a retry of a request
   // submitted before the upgrade still finds its job.
-  for (const char* later : {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain"}) {
-    if (j.contains(later) && (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified")) {
+  for (const char* later :
+       {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain", "notify_url"}) {
+    if (j.contains(later) &&
+        (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified" || j[later] == "")) {
       j.erase(later);
     }
   }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/adapt/domain_trainer.h"
@@ -83,6 +84,24 @@ absl::Status CheckJobBasics(const std::string& request_id, const std::string& mo
   if (model.empty()) return Invalid("model is required: name a generator from ListModels");
   RETURN_IF_ERROR(ValidateModelName(model, "model"));
   return repo.GetGenerator(model).status();
+}
+
+// A webhook address: empty, or an absolute http(s) URL with a host, no spaces or
+// control characters, at most 2048 characters.
+absl::Status CheckNotifyUrl(const std::string& url) {
+  if (url.empty()) return absl::OkStatus();
+  if (url.size() > 2048) return Invalid("notify_url is longer than 2048 characters");
+  for (unsigned char c : url) {
+    if (c <= 0x20 || c >= 0x7f) return Invalid("notify_url must be a URL without spaces or control characters");
+  }
+  const size_t scheme_end = url.find("://");
+  const std::string scheme = scheme_end == std::string::npos ? "" : absl::AsciiStrToLower(url.substr(0, scheme_end));
+  if (scheme != "http" && scheme != "https") {
+    return Invalid(absl::StrCat("notify_url must start with http:// or https://, got '", url.substr(0, 64), "'"));
+  }
+  const std::string rest = url.substr(scheme_end + 3);
+  if (rest.empty() || rest[0] == '/' || rest[0] == ':' || rest[0] == '?') return Invalid("notify_url has no host");
+  return absl::OkStatus();
 }
 
 absl::Status CheckImage(const std::string& field, const std::string& bytes) {
@@ -243,6 +262,7 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
         absl::StrCat("model '", model, "' is a ", ModelKindName(info->kind), "; adapt from a base generator"));
   }
   RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
+  RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
   ASSIGN_OR_RETURN(ModelInfo base, repo.Get(model));
   const adapt::NadaOptions reference;
   if (!Known(parameterization, Parameterization::kAffineLight)) return Invalid("unknown parameterization");
@@ -357,6 +377,7 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
 
 absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
+  RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
   if (image.empty()) return Invalid("image is required (PNG or JPEG bytes)");
   RETURN_IF_ERROR(CheckImage("image", image));
   if (space == LatentSpace::kUnspecified) space = LatentSpace::kWPlus;
@@ -378,6 +399,7 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
 
 absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
+  RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
   ASSIGN_OR_RETURN(clip_model, ResolveClipModel(repo, clip_model));
   const edit::GlobalStatsOptions reference;
   if (num_samples != 0) {

@@ -145,6 +145,7 @@ struct AdaptSpec {
   DeltaDtype delta_dtype = DeltaDtype::kUnspecified;
   Parameterization parameterization = Parameterization::kUnspecified;
   std::optional<float> lambda_indomain;
+  std::string notify_url;  // webhook for the job's end; empty = none
 
   // Checks every field against its range and the repository and fills the defaults.
   // INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS naming the field.
@@ -168,6 +169,7 @@ struct InvertSpec {
   int64_t seed = 0;
   int64_t max_run_seconds = 0;
   bool pin = false;  // kept past the job retention
+  std::string notify_url;
 
   absl::Status Validate(const ModelRepository& repo);
   int64_t TotalSteps() const { return steps; }
@@ -187,6 +189,7 @@ struct GlobalStatsSpec {
   ChannelClamping clamping = ChannelClamping::kUnspecified;
   std::optional<int64_t> truncation_cutoff;  // unset = every w+ row
   int64_t render_resolution = 0;             // 0 = full images
+  std::string notify_url;
 
   // Also ALREADY_EXISTS when the statistics exist and `recompute` is not set.
   absl::Status Validate(const ModelRepository& repo);

@@ -1,4 +1,4 @@
-// SHA-256 digests (OpenSSL's libcrypto), as lowercase hex.
+// SHA-256 digests and HMAC-SHA256 (OpenSSL's libcrypto), as lowercase hex.
 #ifndef GANSERVE_CORE_UTIL_SHA256_H_
 #define GANSERVE_CORE_UTIL_SHA256_H_
 
@@ -9,6 +9,8 @@
 namespace ganserve::core {
 
 std::string Sha256Hex(absl::string_view data);
+// HMAC-SHA256 (RFC 2104) of `data` under `key`, as lowercase hex.
+std::string HmacSha256Hex(absl::string_view key, absl::string_view data);
 
 // Incremental form, for data that arrives in pieces.
 class Sha256 {

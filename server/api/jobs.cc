@@ -44,6 +44,7 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.delta_dtype = static_cast<cs::DeltaDtype>(r.delta_dtype());
   s.parameterization = static_cast<cs::Parameterization>(r.parameterization());
   if (r.has_lambda_indomain()) s.lambda_indomain = r.lambda_indomain();
+  s.notify_url = r.notify_url();
   return s;
 }
 
@@ -62,6 +63,7 @@ cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
   s.seed = r.seed();
   s.max_run_seconds = r.max_run_seconds();
   s.pin = r.pin();
+  s.notify_url = r.notify_url();
   return s;
 }
 
@@ -79,6 +81,7 @@ cs::GlobalStatsSpec ToSpec(const v1::PrepareGlobalDirectionsRequest& r) {
   s.clamping = static_cast<cs::ChannelClamping>(r.clamping());
   if (r.has_truncation_cutoff()) s.truncation_cutoff = r.truncation_cutoff();
   s.render_resolution = r.render_resolution();
+  s.notify_url = r.notify_url();
   return s;
 }
 

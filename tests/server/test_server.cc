@@ -64,6 +64,10 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
     o.auth_tokens_file = root + "/tokens.txt";
     std::ofstream(o.auth_tokens_file) << opt.auth_tokens;
   }
+  if (!opt.webhook_secret.empty()) {
+    o.webhook_secret_file = root + "/webhook_secret.txt";
+    std::ofstream(o.webhook_secret_file) << opt.webhook_secret << "\n";
+  }
   auto s = server::GanServer::Start(o);
   EXPECT_TRUE(s.ok()) << s.status();
   if (!s.ok()) return;

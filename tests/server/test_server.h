@@ -30,6 +30,8 @@ struct TestServerOptions {
   bool http = false;
   // Bearer tokens (server/auth.h format); empty = no checks.
   std::string auth_tokens;
+  // The webhook HMAC key (written to --webhook_secret_file); empty = webhooks off.
+  std::string webhook_secret;
 };
 
 class TestServer {
