@@ -6,7 +6,9 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <cmath>
+#include <map>
 #include <regex>
 #include <vector>
 
@@ -15,8 +17,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/io/image_codec.h"
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "google/api/annotations.pb.h"
+#include "server/console.h"
 #include "server/openapi.h"
 #include "server/retry_info.h"
 
@@ -253,6 +257,21 @@ class Call {
   bool finished_ = false;
 };
 
+// Most images one ?format=png sheet holds.
+constexpr int kMaxDownloadImages = 64;
+
+bool IsImageBatch(const Route& route) { return route.method->output_type() == v1::ImageBatch::descriptor(); }
+
+// The query parameter `name` of `req` ("" when absent).
+std::string QueryValue(const httplib::Request& req, const std::string& name) {
+  httplib::Params query;
+  if (const size_t q = req.target.find('?'); q != std::string::npos) {
+    httplib::detail::parse_query_text(req.target.substr(q + 1), query);
+  }
+  auto it = query.find(name);
+  return it == query.end() ? "" : it->second;
+}
+
 // The request message of `route` from the HTTP request. ImportModel (client streaming)
 // takes one chunk per body line.
 grpc::Status BuildRequests(const Route& route, const httplib::Request& req, const std::smatch& match,
@@ -292,6 +311,7 @@ grpc::Status BuildRequests(const Route& route, const httplib::Request& req, cons
     httplib::detail::parse_query_text(req.target.substr(q + 1), query);
   }
   for (const auto& [name, value] : query) {
+    if (name == "format" && value == "png" && IsImageBatch(route)) continue;  // a download (ServePngGrid)
     auto st = SetField(first, name, value);
     if (!st.ok()) return st;
   }
@@ -310,6 +330,77 @@ int64_t SeqOf(const pb::Message& m) {
   return m.GetReflection()->GetInt64(m, f);
 }
 
+// A call of `method` carrying the HTTP caller's credentials.
+std::shared_ptr<Call> NewCall(const std::shared_ptr<grpc::Channel>& channel, const pb::MethodDescriptor* method,
+                              const httplib::Request& req) {
+  auto call = std::make_shared<Call>(channel, method);
+  if (req.has_header("Authorization")) {
+    call->context().AddMetadata("authorization", req.get_header_value("Authorization"));
+  }
+  return call;
+}
+
+// Encoded images (PNG/JPEG) as one PNG contact sheet, ceil(sqrt(n)) columns.
+void SendPngGrid(httplib::Response& res, const std::vector<std::string>& encoded, const std::string& filename) {
+  std::vector<core::Rgb8Image> decoded;
+  decoded.reserve(encoded.size());
+  for (const std::string& bytes : encoded) {
+    auto image = core::DecodeImage(bytes);
+    if (!image.ok()) {
+      SendError(res, {grpc::StatusCode::INTERNAL, std::string(image.status().message())});
+      return;
+    }
+    decoded.push_back(*std::move(image));
+  }
+  const int columns = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(decoded.size()))));
+  auto grid = core::MakeGrid(decoded, columns);
+  absl::StatusOr<std::string> png = grid.ok() ? core::EncodePng(*grid) : grid.status();
+  if (!png.ok()) {
+    SendError(res, {grpc::StatusCode::INTERNAL, std::string(png.status().message())});
+    return;
+  }
+  res.set_header("Content-Disposition", absl::StrCat("inline; filename=\"", filename, "\""));
+  res.set_content(*png, "image/png");
+}
+
+// ?format=png on GenerateSamples / Edit: every image of the stream in one PNG.
+void ServePngDownload(const std::shared_ptr<Call>& call, const std::vector<std::unique_ptr<pb::Message>>& requests,
+                      httplib::Response& res) {
+  auto* request = requests.front().get();
+  const pb::FieldDescriptor* format = request->GetDescriptor()->FindFieldByName("format");
+  request->GetReflection()->SetEnumValue(request, format, v1::IMAGE_FORMAT_PNG);
+  std::map<int, std::string> images;
+  v1::ImageBatch batch;
+  std::string model = "images";
+  bool ok = call->Start() && call->Write(*request) && call->WritesDone();
+  while (ok && call->Read(&batch)) {
+    if (batch.total() > kMaxDownloadImages) {
+      call->context().TryCancel();
+      (void)call->Finish();
+      SendError(res,
+                Invalid(absl::StrCat("?format=png sends at most ", kMaxDownloadImages, " images in one sheet; this ",
+                                     "request makes ", batch.total(), ": ask for fewer or take the JSON stream")));
+      return;
+    }
+    if (!batch.model().empty()) model = batch.model();
+    for (auto& image : *batch.mutable_images()) images[image.index()] = std::move(*image.mutable_data());
+    batch.Clear();
+  }
+  const grpc::Status st = call->Finish();
+  if (!st.ok()) {
+    SendError(res, st);
+    return;
+  }
+  std::vector<std::string> encoded;
+  encoded.reserve(images.size());
+  for (auto& [index, bytes] : images) encoded.push_back(std::move(bytes));
+  if (encoded.empty()) {
+    SendError(res, {grpc::StatusCode::INTERNAL, "the call returned no images"});
+    return;
+  }
+  SendPngGrid(res, encoded, absl::StrCat(model, ".png"));
+}
+
 void Serve(const Route& route, const std::shared_ptr<grpc::Channel>& channel, const httplib::Request& req,
            httplib::Response& res, const std::smatch& match) {
   std::vector<std::unique_ptr<pb::Message>> requests;
@@ -317,9 +408,10 @@ void Serve(const Route& route, const std::shared_ptr<grpc::Channel>& channel, co
     SendError(res, st);
     return;
   }
-  auto call = std::make_shared<Call>(channel, route.method);
-  if (req.has_header("Authorization")) {
-    call->context().AddMetadata("authorization", req.get_header_value("Authorization"));
+  auto call = NewCall(channel, route.method, req);
+  if (IsImageBatch(route) && QueryValue(req, "format") == "png") {
+    ServePngDownload(call, requests, res);
+    return;
   }
   const pb::Message* out_proto = pb::MessageFactory::generated_factory()->GetPrototype(route.method->output_type());
   auto first = std::shared_ptr<pb::Message>(out_proto->New());
@@ -373,6 +465,61 @@ void Serve(const Route& route, const std::shared_ptr<grpc::Channel>& channel, co
                                      sink.done();
                                      return true;
                                    });
+}
+
+// GET /v1/jobs/{id}/previews/{seq}.png[?set=current|source]: the preview grid of one
+// job event as a PNG, for people (the JSON events carry the same images as base64).
+void ServePreview(const std::shared_ptr<grpc::Channel>& channel, const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches[1].str();
+  int64_t seq = 0;
+  if (!absl::SimpleAtoi(req.matches[2].str(), &seq) || seq < 1) {
+    SendError(res, Invalid("the preview's event number must be a positive integer"));
+    return;
+  }
+  const std::string set = QueryValue(req, "set").empty() ? "current" : QueryValue(req, "set");
+  if (set != "current" && set != "source") {
+    SendError(res, Invalid(absl::StrCat("set must be 'current' or 'source', not '", set, "'")));
+    return;
+  }
+  auto call = NewCall(channel, GanServiceDescriptor()->FindMethodByName("WatchJob"), req);
+  // Stored events replay at once; an event the job has not reached yet would wait.
+  call->context().set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  v1::WatchJobRequest watch;
+  watch.set_id(id);
+  watch.set_after_seq(seq - 1);
+  v1::JobEvent event;
+  if (!(call->Start() && call->Write(watch) && call->WritesDone() && call->Read(&event))) {
+    grpc::Status st = call->Finish();
+    if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || st.ok()) {
+      st = {grpc::StatusCode::NOT_FOUND, absl::StrCat("job ", id, " has no event ", seq, " yet")};
+    }
+    SendError(res, st);
+    return;
+  }
+  if (event.seq() != seq || !event.has_preview()) {
+    SendError(res, {grpc::StatusCode::NOT_FOUND, absl::StrCat("event ", seq, " of job ", id,
+                                                              " is not a preview (watch the job for preview events)")});
+    return;
+  }
+  const auto& images = set == "source" ? event.preview().source() : event.preview().current();
+  if (images.empty()) {
+    SendError(res, {grpc::StatusCode::NOT_FOUND,
+                    absl::StrCat("preview ", seq, " of job ", id, " has no ", set, " images (the source grid comes ",
+                                 "with the first preview only)")});
+    return;
+  }
+  std::vector<std::string> encoded;
+  encoded.reserve(static_cast<size_t>(images.size()));
+  for (const auto& image : images) {
+    if (image.data().empty()) {
+      SendError(res, {grpc::StatusCode::FAILED_PRECONDITION,
+                      absl::StrCat("job ", id, " renders its previews as raw floats (preview_format RAW_FLOAT); read ",
+                                   "them from the JSON events")});
+      return;
+    }
+    encoded.push_back(image.data());
+  }
+  SendPngGrid(res, encoded, absl::StrCat(id, "-", seq, "-", set, ".png"));
 }
 
 }  // namespace
@@ -447,6 +594,16 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewa
   svr.Get("/v1/openapi.json", [openapi](const httplib::Request&, httplib::Response& res) {
     res.set_content(*openapi, "application/json");
   });
+  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    // The page loads nothing from elsewhere; its script and style are inline.
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+                   "connect-src 'self'; frame-ancestors 'none'");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_content(ConsoleHtml(), "text/html; charset=utf-8");
+  });
+  svr.Get(R"(/v1/jobs/([^/:]+)/previews/([0-9]+)\.png)",
+          [ch](const httplib::Request& req, httplib::Response& res) { ServePreview(ch, req, res); });
   svr.Get(".*", dispatch);
   svr.Post(".*", dispatch);
   svr.Delete(".*", dispatch);

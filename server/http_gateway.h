@@ -16,6 +16,9 @@
 // - Errors: {"error": {"code": <gRPC code>, "status": "NOT_FOUND", "message": ...}} with
 //   the HTTP status google.rpc documents for the code, and Retry-After when the server
 //   asks to back off.
+// - For people: GET /v1/jobs/{id}/previews/{seq}.png[?set=source] is one preview event
+//   as a PNG contact sheet, and ?format=png on GenerateSamples / Edit answers every image
+//   of the call in one PNG (at most 64 images) instead of the JSON stream.
 // - GET /v1/openapi.json: the OpenAPI 3 document of these routes (openapi.h).
 #ifndef GANSERVE_SERVER_HTTP_GATEWAY_H_
 #define GANSERVE_SERVER_HTTP_GATEWAY_H_

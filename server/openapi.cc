@@ -142,12 +142,20 @@ std::string OpenApiDocument() {
                           {"description", "resume after this event seq (Server-Sent Events)"},
                           {"schema", {{"type", "string"}}}});
       }
+      const bool images = m->output_type()->name() == "ImageBatch";
+      if (images) {
+        params.push_back({{"name", "format"},
+                          {"in", "query"},
+                          {"description", "png: every image of the call in one PNG contact sheet (at most 64 images)"},
+                          {"schema", {{"type", "string"}, {"enum", json::array({"png"})}}}});
+      }
       if (!params.empty()) op["parameters"] = params;
       roots.push_back(m->output_type());
       const json out_schema = {{"$ref", Ref(m->output_type())}};
       json content = m->server_streaming() ? json{{"application/x-ndjson", {{"schema", out_schema}}},
                                                   {"text/event-stream", {{"schema", {{"type", "string"}}}}}}
                                            : json{{"application/json", {{"schema", out_schema}}}};
+      if (images) content["image/png"] = {{"schema", {{"type", "string"}, {"format", "binary"}}}};
       op["responses"] = {
           {"200",
            {{"description", m->server_streaming() ? "a stream of messages (NDJSON, or SSE with Accept: "
@@ -162,6 +170,29 @@ std::string OpenApiDocument() {
       paths[path][method] = op;
     }
   }
+  const json error_response = {
+      {"description", "an error: the gRPC status as JSON, with the HTTP status google.rpc maps it to"},
+      {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/ganserve.Error"}}}}}}}};
+  paths["/v1/jobs/{id}/previews/{seq}.png"]["get"] = {
+      {"operationId", "GetPreviewPng"},
+      {"tags", json::array({service->name()})},
+      {"summary", "one preview event of a job as a PNG contact sheet"},
+      {"parameters",
+       json::array({{{"name", "id"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}},
+                    {{"name", "seq"},
+                     {"in", "path"},
+                     {"required", true},
+                     {"description", "the preview event's seq"},
+                     {"schema", {{"type", "integer"}, {"minimum", 1}}}},
+                    {{"name", "set"},
+                     {"in", "query"},
+                     {"description", "current (default) or source (the first preview only)"},
+                     {"schema", {{"type", "string"}, {"enum", json::array({"current", "source"})}}}}})},
+      {"responses",
+       {{"200",
+         {{"description", "the PNG"},
+          {"content", {{"image/png", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}}}}},
+        {"default", error_response}}}};
   json doc = {
       {"openapi", "3.0.3"},
       {"info",

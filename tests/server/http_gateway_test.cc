@@ -1,17 +1,22 @@
 // The HTTP/JSON gateway against a real server: unary and streaming calls (NDJSON and
 // Server-Sent Events with resume), the same errors as gRPC mapped to HTTP statuses,
-// bearer-token scopes, and an OpenAPI document that covers every route.
+// bearer-token scopes, PNG downloads, webhooks, and an OpenAPI document that covers
+// every route.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "core/io/image_codec.h"
+#include "core/util/sha256.h"
 #include "server/http_gateway.h"
 #include "server/openapi.h"
 #include "tests/server/test_server.h"
@@ -327,6 +332,174 @@ TEST(HttpStatusTest, FollowsGoogleRpcMapping) {
   EXPECT_EQ(server::HttpStatusOf(grpc::StatusCode::UNIMPLEMENTED), 501);
   EXPECT_EQ(server::HttpStatusOf(grpc::StatusCode::UNAVAILABLE), 503);
   EXPECT_EQ(server::HttpStatusOf(grpc::StatusCode::DEADLINE_EXCEEDED), 504);
+}
+
+// A loopback receiver that answers 503 to the first delivery and 200 to the next.
+struct Receiver {
+  struct Hit {
+    httplib::Headers headers;
+    std::string path, body;
+  };
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::mutex mu;
+  std::vector<Hit> hits;
+  Receiver() {
+    server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu);
+      hits.push_back({req.headers, req.target, req.body});
+      res.status = hits.size() == 1 ? 503 : 200;
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+  }
+  ~Receiver() {
+    server.stop();
+    thread.join();
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return hits.size();
+  }
+};
+
+std::string RenderPng(v1::GanService::Stub& stub) {
+  grpc::ClientContext ctx;
+  v1::GenerateSamplesRequest req;
+  req.set_model("tiny");
+  req.add_seeds(7);
+  auto reader = stub.GenerateSamples(&ctx, req);
+  v1::ImageBatch batch;
+  std::string png;
+  while (reader->Read(&batch)) png = batch.images(0).data();
+  EXPECT_TRUE(reader->Finish().ok());
+  return png;
+}
+
+TEST(WebhookTest, AFinishedJobIsPostedSignedAndRetried) {
+  const std::string secret = "webhook-secret-0123456789";
+  TestServerOptions o;
+  o.webhook_secret = secret;
+  TestServer s(RootFor("webhook"), o);
+  Receiver receiver;
+  ASSERT_GT(receiver.port, 0);
+  auto stub = s.Stub();
+
+  {  // A URL that is not http(s) is refused by name.
+    grpc::ClientContext ctx;
+    v1::InvertImageRequest bad;
+    bad.set_model("tiny");
+    bad.set_image(RenderPng(*stub));
+    bad.set_notify_url("ftp://127.0.0.1/hook");
+    auto reader = stub->InvertImage(&ctx, bad);
+    v1::JobEvent ev;
+    while (reader->Read(&ev)) {
+    }
+    const grpc::Status st = reader->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "notify_url")) << st.error_message();
+  }
+
+  grpc::ClientContext ctx;
+  v1::InvertImageRequest req;
+  req.set_model("tiny");
+  req.set_image(RenderPng(*stub));
+  req.set_steps(2);
+  req.set_notify_url("http://127.0.0.1:" + std::to_string(receiver.port) + "/hook?tenant=a");
+  auto reader = stub->InvertImage(&ctx, req);
+  v1::JobEvent ev;
+  std::string job_id;
+  while (reader->Read(&ev)) job_id = ev.job().id();
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(ev.job().state(), v1::JOB_STATE_SUCCEEDED);
+
+  // The first attempt gets 503; the retry comes after the first backoff (2 s).
+  for (int i = 0; i < 200 && receiver.count() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(receiver.count(), 2u);
+  for (const auto& hit : receiver.hits) {
+    EXPECT_EQ(hit.path, "/hook?tenant=a");
+    auto header = [&](const std::string& name) {
+      auto it = hit.headers.find(name);
+      return it == hit.headers.end() ? std::string() : it->second;
+    };
+    EXPECT_EQ(header("X-Ganserve-Event"), "job.succeeded");
+    EXPECT_EQ(header("X-Ganserve-Delivery"), job_id);
+    EXPECT_EQ(header("Content-Type"), "application/json");
+    const std::string ts = header("X-Ganserve-Timestamp");
+    // The receiver's check: HMAC-SHA256 over "timestamp.body" with the shared secret.
+    EXPECT_EQ(header("X-Ganserve-Signature"), "sha256=" + core::HmacSha256Hex(secret, ts + "." + hit.body));
+    EXPECT_NE(header("X-Ganserve-Signature"),
+              "sha256=" + core::HmacSha256Hex("another-secret-0123", ts + "." + hit.body));
+    json body = json::parse(hit.body);
+    EXPECT_EQ(body["id"], job_id);
+    EXPECT_EQ(body["state"], "JOB_STATE_SUCCEEDED");
+    EXPECT_EQ(body["kind"], "JOB_KIND_INVERT");
+    EXPECT_TRUE(absl::StartsWith(body["result"].get<std::string>(), "inv-")) << hit.body;
+  }
+  const std::string metrics = HttpGet(s.metrics_port(), "/metrics");
+  EXPECT_TRUE(absl::StrContains(metrics, R"(ganserve_webhook_deliveries_total{result="retried"} 1)")) << metrics;
+  EXPECT_TRUE(absl::StrContains(metrics, R"(ganserve_webhook_deliveries_total{result="delivered"} 1)")) << metrics;
+}
+
+TEST_F(HttpGatewayTest, NotifyUrlNeedsAServerWithAWebhookSecret) {
+  auto r =
+      client_->Post("/v1/jobs:invert", R"({"model": "tiny", "image": "AAAA", "notifyUrl": "http://127.0.0.1:9/x"})",
+                    "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(Body(r)["error"]["status"], "FAILED_PRECONDITION") << r->body;
+  EXPECT_TRUE(absl::StrContains(r->body, "--webhook_secret_file")) << r->body;
+}
+
+TEST_F(HttpGatewayTest, PreviewsAndImageBatchesDownloadAsPng) {
+  auto r = client_->Post("/v1/jobs:adapt",
+                         R"({"model": "tiny", "sourceText": "photo", "targetText": "sketch", "iterations": 2,
+                             "previewEvery": 1, "previewCount": 4, "outputName": "tiny-png",
+                             "clipModels": [{"name": "clip-demo"}]})",
+                         "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string job;
+  int64_t preview_seq = 0, other_seq = 0;
+  for (const json& ev : Lines(r->body)) {
+    job = ev["job"]["id"];
+    const int64_t seq = std::stoll(ev["seq"].get<std::string>());
+    if (ev.contains("preview") && preview_seq == 0) {
+      preview_seq = seq;
+    } else if (!ev.contains("preview")) {
+      other_seq = seq;
+    }
+  }
+  ASSERT_GT(preview_seq, 0) << r->body;
+  for (const char* set : {"current", "source"}) {
+    auto p = client_->Get("/v1/jobs/" + job + "/previews/" + std::to_string(preview_seq) + ".png?set=" + set);
+    ASSERT_TRUE(p);
+    ASSERT_EQ(p->status, 200) << p->body;
+    EXPECT_EQ(p->get_header_value("Content-Type"), "image/png");
+    auto img = core::DecodeImage(p->body);
+    ASSERT_TRUE(img.ok()) << img.status();
+    EXPECT_EQ(img->width, 2 * 32 + 3 * 2) << set;  // 4 previews: a 2 x 2 sheet with 2 px padding
+  }
+  auto not_preview = client_->Get("/v1/jobs/" + job + "/previews/" + std::to_string(other_seq) + ".png");
+  ASSERT_TRUE(not_preview);
+  EXPECT_EQ(not_preview->status, 404) << not_preview->body;
+  auto unknown = client_->Get("/v1/jobs/job-nope/previews/1.png");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404) << unknown->body;
+
+  auto sheet = client_->Post("/v1/models/tiny:generate?format=png", R"({"seeds": [1, 2, 3]})", "application/json");
+  ASSERT_TRUE(sheet);
+  ASSERT_EQ(sheet->status, 200) << sheet->body;
+  EXPECT_EQ(sheet->get_header_value("Content-Type"), "image/png");
+  auto grid = core::DecodeImage(sheet->body);
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  EXPECT_EQ(grid->width, 2 * 32 + 3 * 2);
+  EXPECT_EQ(grid->height, 2 * 32 + 3 * 2);
+  auto too_many = client_->Post("/v1/models/tiny:generate?format=png", R"({"count": 65})", "application/json");
+  ASSERT_TRUE(too_many);
+  EXPECT_EQ(too_many->status, 400) << too_many->body;
+  EXPECT_EQ(client_->Get("/v1/models")->status, 200);
 }
 
 }  // namespace
