@@ -25,6 +25,11 @@ build_pkgs=(
   libopenblas0-openmp
   # Test fixtures are generated with Debian's PyTorch (never used by the product).
   python3 python3-torch python3-numpy
+  # The Python client package (clients/python) and its test: pip into a venv over
+  # Debian's grpcio, protobuf and Pillow.
+  python3-grpcio python3-protobuf python3-pil python3-venv python3-setuptools python3-pip
+  # The browser console's test drives Debian's Chromium (tests/console).
+  chromium
   # libFuzzer targets (tests/fuzz); the house style checks (tests/style).
   clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
   # promtool checks the metric names and alert rules in the tests; yamllint and openssl
