@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <grpcpp/generic/generic_stub.h>
+#include <httplib.h>
 
 #include <cmath>
 #include <functional>
@@ -653,6 +654,110 @@ TEST(BadInputTest, EveryRpcAnswersWithTheDocumentedCodeAndKeepsServing) {
   EXPECT_NE(metrics.find("ganserve_rejected_requests_total{reason=\"unparseable_request\"} 4"), std::string::npos)
       << metrics.substr(0, 2000);
   std::printf("%d bad-input cases, server healthy after each\n", rows);
+}
+
+// The same contract over HTTP/JSON: each row names the gRPC status the gateway must
+// answer (as {"error": {"status": ...}}) with the HTTP status google.rpc maps it to.
+struct HttpCase {
+  const char* input;
+  const char* method;
+  std::string path;
+  std::string body;
+  int http_status;
+  const char* status;  // gRPC code name in the error body
+  const char* says;
+  httplib::Headers headers = {};
+};
+
+std::vector<HttpCase> HttpTable() {
+  const std::string gen = "/v1/models/tiny:generate";
+  return {
+      {"malformed JSON", "POST", gen, R"({"seeds": [1,)", 400, "INVALID_ARGUMENT", "not a GenerateSamplesRequest"},
+      {"an unknown field", "POST", gen, R"({"seeds": [1], "noSuchField": 2})", 400, "INVALID_ARGUMENT", "noSuchField"},
+      {"a wrong type", "POST", gen, R"({"seeds": "one"})", 400, "INVALID_ARGUMENT", "seeds"},
+      {"an unknown enum name", "POST", gen, R"({"seeds": [1], "format": "IMAGE_FORMAT_GIF"})", 400, "INVALID_ARGUMENT",
+       "format"},
+      {"a JSON array, not an object", "POST", gen, "[1, 2]", 400, "INVALID_ARGUMENT", "GenerateSamplesRequest"},
+      {"an out-of-range count", "POST", gen, R"({"count": 1000000000})", 400, "INVALID_ARGUMENT", "count"},
+      {"an unknown model in the path", "POST", "/v1/models/nope:generate", R"({"seeds": [1]})", 404, "NOT_FOUND",
+       "no model named 'nope'"},
+      {"a model name with a space", "GET", "/v1/models/bad%20name", "", 400, "INVALID_ARGUMENT", "model"},
+      {"an unknown route", "GET", "/v1/nothing", "", 404, "NOT_FOUND", "no API route"},
+      {"a verb the route does not take", "DELETE", gen, "", 405, "UNIMPLEMENTED", "not allowed"},
+      {"a body on a route that takes none", "POST", "/v1/jobs/job-nope:cancel", R"({"id": "job-other"})", 400,
+       "INVALID_ARGUMENT", "takes no body"},
+      {"a query parameter of the wrong type", "GET", "/v1/jobs?pageSize=many", "", 400, "INVALID_ARGUMENT", "pageSize"},
+      {"an unknown query parameter", "GET", "/v1/jobs?colour=red", "", 400, "INVALID_ARGUMENT", "colour"},
+      {"an unknown job", "GET", "/v1/jobs/job-nope", "", 404, "NOT_FOUND", "job-nope"},
+      {"a preview of an unknown job", "GET", "/v1/jobs/job-nope/previews/1.png", "", 404, "NOT_FOUND", "job-nope"},
+      {"a preview set that does not exist", "GET", "/v1/jobs/job-nope/previews/1.png?set=all", "", 400,
+       "INVALID_ARGUMENT", "set must be"},
+      {"a notify_url on a server without a webhook secret", "POST", "/v1/jobs:invert",
+       R"({"model": "tiny", "image": "AAAA", "notifyUrl": "https://example.com/hook"})", 400, "FAILED_PRECONDITION",
+       "--webhook_secret_file"},
+      {"an import line that is not JSON", "POST", "/v1/models:import", "{\"name\": \"x\"}\nnot json\n", 400,
+       "INVALID_ARGUMENT", "ImportModelChunk"},
+      {"a body over the server's message limit", "POST", gen, std::string((64u << 20) + 16, ' '), 413, "", ""},
+  };
+}
+
+TEST(BadInputTest, HttpAnswersTheSameCodesAsGrpcAndKeepsServing) {
+  TestServerOptions o;
+  o.http = true;
+  TestServer server(::testing::TempDir() + "/bad_input_http_" + std::to_string(::getpid()), o);
+  httplib::Client c("127.0.0.1", server.http_port());
+  c.set_read_timeout(60, 0);
+  int rows = 0;
+  for (const HttpCase& row : HttpTable()) {
+    SCOPED_TRACE(std::string(row.method) + " " + row.path.substr(0, 80) + ": " + row.input);
+    httplib::Request req;
+    req.method = row.method;
+    req.path = row.path;
+    req.headers = row.headers;
+    req.body = row.body;
+    if (!row.body.empty()) req.set_header("Content-Type", "application/json");
+    auto res = c.send(req);
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, row.http_status) << res->body.substr(0, 500);
+    if (*row.status != '\0') {
+      EXPECT_NE(res->body.find(std::string("\"status\": \"") + row.status + "\""), std::string::npos) << res->body;
+      EXPECT_NE(res->body.find(row.says), std::string::npos) << "body '" << res->body << "' lacks '" << row.says << "'";
+    }
+    auto health = c.Get("/v1/models");
+    ASSERT_TRUE(health);
+    ASSERT_EQ(health->status, 200);
+    ++rows;
+  }
+  std::printf("%d bad HTTP inputs, server healthy after each\n", rows);
+}
+
+TEST(BadInputTest, HttpTokensAreCheckedAsOverGrpc) {
+  TestServerOptions o;
+  o.http = true;
+  o.auth_tokens = "reader-token-0123456789 inference\n";
+  TestServer server(::testing::TempDir() + "/bad_input_http_auth_" + std::to_string(::getpid()), o);
+  httplib::Client c("127.0.0.1", server.http_port());
+  struct Row {
+    const char* input;
+    httplib::Headers headers;
+    int http_status;
+    const char* says;
+  };
+  for (const Row& row : std::vector<Row>{
+           {"no token", {}, 401, "bearer token"},
+           {"a wrong token", {{"Authorization", "Bearer wrong-token-0123456789"}}, 401, "token"},
+           {"not a bearer header", {{"Authorization", "Basic dXNlcjpwYXNz"}}, 401, "Bearer TOKEN"},
+           {"a token without the scope", {{"Authorization", "Bearer reader-token-0123456789"}}, 403, "scope"},
+       }) {
+    SCOPED_TRACE(row.input);
+    auto res = c.Post("/v1/models:rescan", row.headers, "", "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, row.http_status) << res->body;
+    EXPECT_NE(res->body.find(row.says), std::string::npos) << res->body;
+  }
+  auto ok = c.Get("/v1/models", {{"Authorization", "Bearer reader-token-0123456789"}});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
 }
 
 }  // namespace
