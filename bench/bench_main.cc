@@ -23,6 +23,11 @@
 #include "core/service/render.h"
 #ifndef GANSERVE_BENCH_NO_SERVER
 #include <grpcpp/grpcpp.h>
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_split.h"
 
 #include "ganserve/v1/ganserve.grpc.pb.h"
 #include "server/server.h"
@@ -767,7 +772,9 @@ int BenchLatentOptStep(int resolution, int iters, const std::string& device, nlo
 
 #ifndef GANSERVE_BENCH_NO_SERVER
 // The service's overhead: GenerateSamples of `batch` seeds (PNG) through a real server
-// on loopback, against the same render and encoding in-process.
+// on loopback, over gRPC and over the HTTP/JSON gateway (base64 PNGs in NDJSON, parsed
+// by the client as a caller would), against the same render and encoding in-process;
+// the three alternate within each iteration.
 int BenchServer(int resolution, int batch, int iters, int callers, const std::string& device, nlohmann::json* out) {
   namespace fs = std::filesystem;
   const fs::path root = fs::temp_directory_path() / ("ganserve_bench_server_" + std::to_string(getpid()));
@@ -787,6 +794,7 @@ int BenchServer(int resolution, int batch, int iters, int callers, const std::st
   o.app.model_repository = (root / "models").string();
   o.app.device = device;
   o.app.limits.max_message_mb = 64;
+  o.http_listen = "127.0.0.1:0";
   auto server = ganserve::server::GanServer::Start(o);
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
@@ -800,13 +808,31 @@ int BenchServer(int resolution, int batch, int iters, int callers, const std::st
   req.set_model("g");
   for (int i = 0; i < batch; ++i) req.add_seeds(i);
   req.set_batch_size(batch);
+  ganserve::v1::ImageBatch last_batch;
   auto rpc = [&]() {
     grpc::ClientContext ctx;
     auto reader = stub->GenerateSamples(&ctx, req);
     ganserve::v1::ImageBatch b;
-    while (reader->Read(&b)) {
-    }
+    while (reader->Read(&b)) last_batch = b;
     return reader->Finish().ok();
+  };
+  httplib::Client http_client("127.0.0.1", (*server)->http_port());
+  http_client.set_read_timeout(600, 0);
+  nlohmann::json http_body = {{"seeds", nlohmann::json::array()}, {"batchSize", batch}};
+  for (int i = 0; i < batch; ++i) http_body["seeds"].push_back(i);
+  const std::string http_request = http_body.dump();
+  auto http = [&]() {
+    auto res = http_client.Post("/v1/models/g:generate", http_request, "application/json");
+    if (!res || res->status != 200) return false;
+    size_t images = 0;
+    for (absl::string_view line : absl::StrSplit(res->body, '\n', absl::SkipEmpty())) {
+      const nlohmann::json m = nlohmann::json::parse(line);
+      for (const auto& img : m["images"]) {
+        std::string png;
+        if (absl::Base64Unescape(img["data"].get<std::string>(), &png) && png.rfind("\x89PNG", 0) == 0) ++images;
+      }
+    }
+    return images == static_cast<size_t>(batch);
   };
   // In-process: the same plan, render and PNG encoding without gRPC.
   auto gen = sg::Generator::Load((root / "models/g/g.safetensors").string(), {device, "", sg::ModConvMode::kAuto});
@@ -827,12 +853,15 @@ int BenchServer(int resolution, int batch, int iters, int callers, const std::st
     encode_s.push_back(Since(t0));
     return ok;
   };
-  if (!rpc() || !local()) return 1;  // warm-up
-  std::vector<double> server_s, local_s;
+  if (!rpc() || !http() || !local()) return 1;  // warm-up
+  std::vector<double> server_s, http_s, local_s;
   for (int i = 0; i < iters; ++i) {
     auto t0 = Clock::now();
     if (!rpc()) return 1;
     server_s.push_back(Since(t0));
+    auto th = Clock::now();
+    if (!http()) return 1;
+    http_s.push_back(Since(th));
     auto t1 = Clock::now();
     if (!local()) return 1;
     local_s.push_back(Since(t1));
@@ -856,13 +885,34 @@ int BenchServer(int resolution, int batch, int iters, int callers, const std::st
     (*out)["concurrent"] = {
         {"callers", callers}, {"wall_s", wall}, {"images_per_s", static_cast<double>(callers) * iters * batch / wall}};
   }
+  // What the gateway adds to a call, without the render's noise: one batch's protobuf
+  // JSON (base64 PNGs) printed, then parsed and decoded as a client does.
+  std::vector<double> transcode_s;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = Clock::now();
+    std::string text;
+    if (!google::protobuf::util::MessageToJsonString(last_batch, &text).ok()) return 1;
+    const nlohmann::json m = nlohmann::json::parse(text);
+    size_t bytes = 0;
+    for (const auto& img : m["images"]) {
+      std::string png;
+      if (!absl::Base64Unescape(img["data"].get<std::string>(), &png)) return 1;
+      bytes += png.size();
+    }
+    transcode_s.push_back(Since(t0));
+    (*out)["batch_png_bytes"] = bytes;
+  }
+  (*out)["http_transcode"] = Stats(transcode_s);
   (*server)->Shutdown(absl::Seconds(2));
   fs::remove_all(root);
   (*out)["server"] = Stats(server_s);
+  (*out)["http_json"] = Stats(http_s);
   (*out)["in_process"] = Stats(local_s);
   (*out)["png_encode"] = Stats(encode_s);
   const double s = (*out)["server"]["median_s"].get<double>(), l = (*out)["in_process"]["median_s"].get<double>();
   (*out)["overhead_percent"] = 100.0 * (s - l) / l;
+  const double h = (*out)["http_json"]["median_s"].get<double>();
+  (*out)["http_over_grpc_percent"] = 100.0 * (h - s) / s;
   (*out)["images_per_s"] = batch / s;
   (*out)["in_process_images_per_s"] = batch / l;
   return 0;
