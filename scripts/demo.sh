@@ -48,7 +48,7 @@ ms = [m for m in json.load(sys.stdin).get("models", []) if m.get("state") == "MO
 print(ms[0]["name"] if ms else "")')
 [ -n "$model" ] || { echo "no ready generator in $models"; exit 1; }
 
-echo "== the same API over HTTP/JSON (OpenAPI: http://127.0.0.1:$http_port/v1/openapi.json)"
+echo "== the same API over HTTP/JSON (console: http://127.0.0.1:$http_port/, OpenAPI: /v1/openapi.json)"
 curl -s "http://127.0.0.1:$http_port/v1/models/$model:generate" -d '{"seeds": [1], "format": "IMAGE_FORMAT_PNG"}' \
   | python3 -c 'import json, sys; b = json.loads(sys.stdin.readline()); print(f"   POST /v1/models/{sys.argv[1]}:generate ->", len(b["images"]), "image(s),", b["images"][0]["width"], "px")' "$model"
 

@@ -63,6 +63,28 @@ code=$(curl -s -o "$work/http_err.json" -w '%{http_code}' "http://127.0.0.1:$hpo
 [ "$code" = 404 ] && grep -q '"NOT_FOUND"' "$work/http_err.json" || fail "unknown model over HTTP: $code"
 curl -sf "http://127.0.0.1:$hport/v1/openapi.json" -o "$work/openapi.json" || fail "GET /v1/openapi.json"
 
+step "HTTP/JSON: curl drives sample -> adapt -> generate on the adapted model -> invert -> edit"
+h="http://127.0.0.1:$hport"
+curl -sf "$h/v1/models/demo:generate?format=png" -d '{"seeds": [5]}' -o "$work/curl_photo.png" || fail "curl ?format=png"
+curl -sfN -H 'Accept: text/event-stream' "$h/v1/jobs:adapt" \
+  -d '{"model": "demo", "sourceText": "photo", "targetText": "watercolor", "iterations": 3, "outputName": "demo-curl",
+       "layerPreset": "LAYER_PRESET_NO_FINE"}' > "$work/curl_adapt.sse" || fail "curl adapt"
+grep -Eq '"result": ?"demo-curl"' "$work/curl_adapt.sse" || fail "curl adapt: $(tail -3 "$work/curl_adapt.sse")"
+curl -sf "$h/v1/models/demo-curl:generate" -d '{"seeds": [1]}' | grep -Eq '"model": ?"demo-curl"' \
+  || fail "curl generate on the adapted model"
+/usr/bin/python3 -c 'import base64, json, sys
+print(json.dumps({"model": "demo", "steps": 10, "image": base64.b64encode(open(sys.argv[1], "rb").read()).decode()}))' \
+  "$work/curl_photo.png" > "$work/curl_invert.json"
+curl -sf "$h/v1/jobs:invert" -d @"$work/curl_invert.json" > "$work/curl_invert.ndjson" || fail "curl invert"
+curl_inv=$(grep -Eo '"result": ?"inv-[0-9a-f]*"' "$work/curl_invert.ndjson" | grep -o 'inv-[0-9a-f]*' | head -1)
+[ -n "$curl_inv" ] || fail "curl invert: $(tail -2 "$work/curl_invert.ndjson")"
+dir=$(/usr/bin/python3 -c 'print(",".join(["0.5"] * 128))')
+curl -sf "$h/v1/models/demo:edit?format=png" -o "$work/curl_edit.png" -d "{\"renderModel\": \"demo-curl\",
+  \"inversionId\": \"$curl_inv\", \"direction\": {\"direction\": {\"space\": \"LATENT_SPACE_W\",
+  \"values\": {\"shape\": [128], \"data\": [$dir]}}, \"strengths\": [-2, 0, 2]}}" || fail "curl edit"
+[ "$(head -c 4 "$work/curl_edit.png" | od -An -tx1 | tr -d ' \n')" = 89504e47 ] || fail "curl edit is not a PNG"
+curl -sf -X DELETE "$h/v1/models/demo-curl" > /dev/null || fail "curl delete"
+
 step "errors are one line and a non-zero exit"
 set +e
 msg=$("$ganctl" --server "$addr" generate --model nope --seeds 1 --out "$work/x" 2>&1); rc=$?
@@ -144,7 +166,8 @@ if true; then
     --preview-every 2 --snapshot-every 2 --name demo-sketch --request-id e2e-1 --preset no_fine \
     --set adam_steps=ADAM_STEPS_SHARED \
     --out "$work/adapt2" > "$work/adapt2.out" 2>&1 || true
-  "$ganctl" --server "$addr" jobs list | grep -c "adapt  succeeded" | grep -q "^1$" || fail "idempotent retry made a second job"
+  # Two: this one and the adaptation curl ran over HTTP.
+  "$ganctl" --server "$addr" jobs list | grep -c "adapt  succeeded" | grep -q "^2$" || fail "idempotent retry made a second job"
   job=$("$ganctl" --server "$addr" --json jobs list | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["id"])')
   "$ganctl" --server "$addr" --json jobs watch "$job" --after-seq 3 > "$work/watch.jsonl"
   python3 - "$work/watch.jsonl" <<'PY' || fail "watch replay"
@@ -206,8 +229,9 @@ print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=
 PY
 grep -q 'ganserve_rpc_requests_total{code="OK",method="GenerateSamples"}' "$work/metrics.txt" || fail "rpc counter"
 grep -q 'ganserve_images_generated_total{operation="generate"}' "$work/metrics.txt" || fail "images counter"
-grep -q 'ganserve_jobs_total{kind="adapt",state="succeeded"} 2' "$work/metrics.txt" || fail "jobs counter (the NADA and the lightweight adaptation)"
-grep -q 'ganserve_training_steps_total{kind="adapt"} 7' "$work/metrics.txt" || fail "steps counter (4 + 3)"
+grep -q 'ganserve_jobs_total{kind="adapt",state="succeeded"} 3' "$work/metrics.txt" \
+  || fail "jobs counter (the curl, the NADA and the lightweight adaptation)"
+grep -q 'ganserve_training_steps_total{kind="adapt"} 10' "$work/metrics.txt" || fail "steps counter (3 + 4 + 3)"
 grep -q '^ganserve_process_resident_memory_bytes [1-9]' "$work/metrics.txt" || fail "resident memory gauge"
 if command -v promtool > /dev/null; then
   promtool check metrics < "$work/metrics.txt" || fail "promtool check metrics"
