@@ -16,7 +16,7 @@ build_pkgs=(
   libabsl-dev libspdlog-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libspng-dev zlib1g-dev libturbojpeg0-dev libssl-dev
-  libcli11-dev nlohmann-json3-dev libutf8proc-dev libcpp-httplib-dev
+  libcli11-dev nlohmann-json3-dev libutf8proc-dev libcpp-httplib-dev libcurl4-openssl-dev
   # Go stubs from the proto (tests/proto).
   protoc-gen-go protoc-gen-go-grpc
   # Optimized BLAS: LibTorch takes libblas.so.3 from the alternatives system and the

@@ -25,12 +25,17 @@ std::string Sha256Hex(absl::string_view data) {
   return h.FinalHex();
 }
 
-std::string HmacSha256Hex(absl::string_view key, absl::string_view data) {
+std::string HmacSha256(absl::string_view key, absl::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
        data.size(), digest, &n);
-  return Hex(digest, n);
+  return {reinterpret_cast<const char*>(digest), n};
+}
+
+std::string HmacSha256Hex(absl::string_view key, absl::string_view data) {
+  const std::string raw = HmacSha256(key, data);
+  return Hex(reinterpret_cast<const unsigned char*>(raw.data()), static_cast<unsigned int>(raw.size()));
 }
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr); }

@@ -9,7 +9,8 @@
 namespace ganserve::core {
 
 std::string Sha256Hex(absl::string_view data);
-// HMAC-SHA256 (RFC 2104) of `data` under `key`, as lowercase hex.
+// HMAC-SHA256 (RFC 2104) of `data` under `key`: the 32 raw bytes, or as lowercase hex.
+std::string HmacSha256(absl::string_view key, absl::string_view data);
 std::string HmacSha256Hex(absl::string_view key, absl::string_view data);
 
 // Incremental form, for data that arrives in pieces.
