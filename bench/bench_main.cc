@@ -22,8 +22,8 @@
 #include "core/invert/projector.h"
 #include "core/service/render.h"
 #ifndef GANSERVE_BENCH_NO_SERVER
-#include <grpcpp/grpcpp.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
 #include <httplib.h>
 
 #include "absl/strings/escaping.h"

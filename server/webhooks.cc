@@ -50,9 +50,8 @@ absl::StatusOr<std::string> ReadWebhookSecret(const std::string& path) {
   text << in.rdbuf();
   std::string secret(absl::StripAsciiWhitespace(text.str()));
   if (secret.size() < 16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--webhook_secret_file ", path, " holds ", secret.size(), " bytes; use at least 16 (e.g. ",
-                     "`openssl rand -hex 32`)"));
+    return absl::InvalidArgumentError(absl::StrCat("--webhook_secret_file ", path, " holds ", secret.size(),
+                                                   " bytes; use at least 16 (e.g. `openssl rand -hex 32`)"));
   }
   return secret;
 }
@@ -125,8 +124,8 @@ void Webhooks::Loop() {
       }
     }
     if (!Attempt(d)) {
-      const absl::Duration delay = std::min(options_.first_backoff * (int64_t{1} << std::min(d.attempt - 1, 20)),
-                                            absl::Minutes(5));
+      const absl::Duration delay =
+          std::min(options_.first_backoff * (int64_t{1} << std::min(d.attempt - 1, 20)), absl::Minutes(5));
       d.not_before = absl::Now() + delay;
       absl::MutexLock lock(&mu_);
       pending_.push_back(std::move(d));
