@@ -22,7 +22,7 @@ FROM debian:bookworm-slim AS runtime-base
 # Run-time libraries of the build's Debian packages (gRPC, protobuf, ...), no LibTorch.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgrpc++1.51 libprotobuf32 libabsl20220623 \
-      libspdlog1.10 libprometheus-cpp-core1.0 libsqlite3-0 libspng0 libturbojpeg0 libutf8proc2 zlib1g \
+      libspdlog1.10 libprometheus-cpp-core1.0 libsqlite3-0 libpq5 libspng0 libturbojpeg0 libutf8proc2 zlib1g \
       libcpp-httplib0.11 \
       libopenblas0-openmp ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

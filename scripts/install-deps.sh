@@ -15,7 +15,7 @@ build_pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libspdlog-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsqlite3-dev libspng-dev zlib1g-dev libturbojpeg0-dev libssl-dev
+  libsqlite3-dev libpq-dev libspng-dev zlib1g-dev libturbojpeg0-dev libssl-dev
   libcli11-dev nlohmann-json3-dev libutf8proc-dev libcpp-httplib-dev libcurl4-openssl-dev
   # Go stubs from the proto (tests/proto).
   protoc-gen-go protoc-gen-go-grpc
@@ -35,6 +35,8 @@ build_pkgs=(
   # promtool checks the metric names and alert rules in the tests; yamllint and openssl
   # the deployment manifests and the TLS tests.
   prometheus yamllint openssl
+  # A throwaway PostgreSQL cluster (pg_virtualenv) for the PostgreSQL job store's tests.
+  postgresql-15 postgresql-common
 )
 
 if [ -n "${GANSERVE_EXTERNAL_TORCH:-}" ]; then

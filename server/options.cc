@@ -63,6 +63,10 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_TLS_CLIENT_CA_FILE");
   app.add_option("--auth_tokens_file", o.auth_tokens_file, "bearer tokens, one 'TOKEN SCOPE[,SCOPE]' per line")
       ->envname("GANSERVE_AUTH_TOKENS_FILE");
+  app.add_option("--job_store", o.app.job_store,
+                 "sqlite (DATA_DIR/jobs.db) or postgresql://user@host/db (one server per database for now)")
+      ->envname("GANSERVE_JOB_STORE")
+      ->capture_default_str();
   app.add_option("--data_dir", o.app.data_dir, "job store, inversions and checkpoints")
       ->envname("GANSERVE_DATA_DIR")
       ->capture_default_str();

@@ -4,6 +4,9 @@
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/jobs/postgres_job_store.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/service/job_runners.h"
 #include "core/util/file_util.h"
@@ -29,7 +32,16 @@ class RepositorySnapshots : public JobArtifacts {
 absl::StatusOr<std::unique_ptr<Application>> Application::Create(const ApplicationOptions& o) {
   std::unique_ptr<Application> app(new Application());
   RETURN_IF_ERROR(MakeDirs(o.data_dir));
-  ASSIGN_OR_RETURN(app->store_, SqliteJobStore::Open((std::filesystem::path(o.data_dir) / "jobs.db").string()));
+  if (o.job_store.empty() || o.job_store == "sqlite") {
+    ASSIGN_OR_RETURN(app->store_, SqliteJobStore::Open((std::filesystem::path(o.data_dir) / "jobs.db").string()));
+  } else if (absl::StartsWith(o.job_store, "postgresql://") || absl::StartsWith(o.job_store, "postgres://")) {
+    ASSIGN_OR_RETURN(std::unique_ptr<PostgresJobStore> pg, PostgresJobStore::Open(o.job_store));
+    RETURN_IF_ERROR(pg->ClaimSoleOwner());
+    app->store_ = std::move(pg);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--job_store must be 'sqlite' or a postgresql:// URL, not '", o.job_store, "'"));
+  }
   if (o.legacy_decoder) {
     ASSIGN_OR_RETURN(UpgradeReport up, UpgradeStoredRequests(app->store_.get(), o.legacy_decoder));
     if (up.converted > 0 || up.failed > 0) {

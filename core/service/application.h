@@ -26,7 +26,10 @@ namespace ganserve::core::service {
 // The process's settings (the server's flags bind to these fields). Component
 // defaults are the components' own.
 struct ApplicationOptions {
-  std::string data_dir = "./data";            // job store, inversions, checkpoints
+  std::string data_dir = "./data";  // job store, inversions, checkpoints
+  // "sqlite" (data_dir/jobs.db) or a PostgreSQL URL (postgresql://user@host/db;
+  // "postgresql://" alone = the PG* environment variables).
+  std::string job_store = "sqlite";
   std::string model_repository = "./models";  // one folder per model
   std::string device = "auto";                // auto | cpu | cuda[:N]
   // CLIP arithmetic: auto (fp16 on CUDA, as OpenAI runs CLIP; fp32 elsewhere) | fp32 |

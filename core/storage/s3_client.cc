@@ -100,7 +100,8 @@ absl::StatusOr<S3Options> S3OptionsFromUrl(const std::string& url) {
     if (!o.prefix.empty()) o.prefix += "/";
   }
   o.region = Env("AWS_REGION", Env("AWS_DEFAULT_REGION", "us-east-1"));
-  o.endpoint = std::string(absl::StripSuffix(Env("AWS_ENDPOINT_URL", "https://s3." + o.region + ".amazonaws.com"), "/"));
+  o.endpoint =
+      std::string(absl::StripSuffix(Env("AWS_ENDPOINT_URL", "https://s3." + o.region + ".amazonaws.com"), "/"));
   o.credentials.access_key_id = Env("AWS_ACCESS_KEY_ID");
   o.credentials.secret_access_key = Env("AWS_SECRET_ACCESS_KEY");
   o.credentials.session_token = Env("AWS_SESSION_TOKEN");
@@ -129,7 +130,8 @@ absl::StatusOr<S3Response> S3Client::SendOnce(const std::string& method, const s
                                               const std::string& body,
                                               const std::vector<std::pair<std::string, std::string>>& headers) {
   const size_t scheme_end = options_.endpoint.find("://");
-  const std::string host = scheme_end == std::string::npos ? options_.endpoint : options_.endpoint.substr(scheme_end + 3);
+  const std::string host =
+      scheme_end == std::string::npos ? options_.endpoint : options_.endpoint.substr(scheme_end + 3);
   SigV4Request req;
   req.method = method;
   req.path = path;
@@ -146,7 +148,9 @@ absl::StatusOr<S3Response> S3Client::SendOnce(const std::string& method, const s
   std::string url = options_.endpoint + UriEncode(path, /*keep_slash=*/true);
   for (size_t i = 0; i < query.size(); ++i) {
     absl::StrAppend(&url, i == 0 ? "?" : "&", UriEncode(query[i].first, false));
-    if (!query[i].second.empty() || query[i].first != "uploads") absl::StrAppend(&url, "=", UriEncode(query[i].second, false));
+    if (!query[i].second.empty() || query[i].first != "uploads") {
+      absl::StrAppend(&url, "=", UriEncode(query[i].second, false));
+    }
   }
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");

@@ -1,17 +1,37 @@
-#include "core/jobs/sqlite_job_store.h"
-
-#include "core/jobs/retention.h"
-
+// One contract, two job stores: SQLite (always) and PostgreSQL when
+// GANSERVE_TEST_POSTGRES holds a connection string ("postgresql://" = the PG* environment;
+// tests/jobs/postgres_test.sh starts a throwaway cluster and sets it). Each PostgreSQL
+// test starts from an empty schema.
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+
+#include "core/jobs/postgres_job_store.h"
+#include "core/jobs/retention.h"
+#include "core/jobs/sqlite_job_store.h"
 
 namespace ganserve::core {
 namespace {
 
-class SqliteJobStoreTest : public ::testing::Test {
+// Runs one SQL statement on the test database (PostgreSQL only).
+void PostgresExec(const std::string& sql) {
+  PGconn* c = PQconnectdb(std::getenv("GANSERVE_TEST_POSTGRES") == std::string("postgresql://")
+                              ? ""
+                              : std::getenv("GANSERVE_TEST_POSTGRES"));
+  ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+  PGresult* r = PQexec(c, sql.c_str());
+  EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) << PQerrorMessage(c);
+  PQclear(r);
+  PQfinish(c);
+}
+
+class JobStoreContract : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::path(::testing::TempDir()) /
@@ -19,9 +39,25 @@ class SqliteJobStoreTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     path_ = (dir_ / "jobs.db").string();
+    if (GetParam() == "postgres") {
+      if (std::getenv("GANSERVE_TEST_POSTGRES") == nullptr) {
+        GTEST_SKIP() << "GANSERVE_TEST_POSTGRES not set (tests/jobs/postgres_test.sh sets it)";
+      }
+      PostgresExec("DROP TABLE IF EXISTS job_events, jobs, ganserve_schema CASCADE");
+    }
+    store_ = Reopen();
+    ASSERT_NE(store_, nullptr);
+  }
+  // A new store on the same database (the old one closed first by the caller).
+  std::unique_ptr<JobStore> Reopen() {
+    if (GetParam() == "postgres") {
+      auto s = PostgresJobStore::Open(std::getenv("GANSERVE_TEST_POSTGRES"));
+      EXPECT_TRUE(s.ok()) << s.status();
+      return s.ok() ? std::unique_ptr<JobStore>(std::move(*s)) : nullptr;
+    }
     auto s = SqliteJobStore::Open(path_);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::unique_ptr<JobStore>(std::move(*s)) : nullptr;
   }
   JobRecord Job(const std::string& id, int64_t t, JobKind kind = JobKind::kAdapt) {
     JobRecord j;
@@ -34,10 +70,10 @@ class SqliteJobStoreTest : public ::testing::Test {
   }
   std::filesystem::path dir_;
   std::string path_;
-  std::unique_ptr<SqliteJobStore> store_;
+  std::unique_ptr<JobStore> store_;
 };
 
-TEST_F(SqliteJobStoreTest, CreateGetUpdate) {
+TEST_P(JobStoreContract, CreateGetUpdate) {
   JobRecord j = Job("job-1", 1000);
   j.request_id = "req-a";
   j.losses = {{"clip", 0.5f}};
@@ -59,7 +95,7 @@ TEST_F(SqliteJobStoreTest, CreateGetUpdate) {
   EXPECT_EQ(store_->UpdateJob(missing).code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SqliteJobStoreTest, IdempotencyKeysAreUnique) {
+TEST_P(JobStoreContract, IdempotencyKeysAreUnique) {
   JobRecord a = Job("job-a", 1);
   a.request_id = "same";
   JobRecord b = Job("job-b", 2);
@@ -75,7 +111,7 @@ TEST_F(SqliteJobStoreTest, IdempotencyKeysAreUnique) {
   ASSERT_TRUE(store_->CreateJob(Job("job-d", 4)).ok());
 }
 
-TEST_F(SqliteJobStoreTest, PagingFilteringNewestFirst) {
+TEST_P(JobStoreContract, PagingFilteringNewestFirst) {
   for (int i = 0; i < 7; ++i) {
     ASSERT_TRUE(
         store_->CreateJob(Job("job-" + std::to_string(i), 100 + i / 2, i % 3 == 0 ? JobKind::kInvert : JobKind::kAdapt))
@@ -102,7 +138,7 @@ TEST_F(SqliteJobStoreTest, PagingFilteringNewestFirst) {
   EXPECT_EQ(store_->ListJobs(bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(SqliteJobStoreTest, EventsAreSequencedAndSurviveReopen) {
+TEST_P(JobStoreContract, EventsAreSequencedAndSurviveReopen) {
   JobRecord j = Job("job-e", 5);
   ASSERT_TRUE(store_->CreateJob(j).ok());
   for (int i = 1; i <= 5; ++i) {
@@ -113,22 +149,22 @@ TEST_F(SqliteJobStoreTest, EventsAreSequencedAndSurviveReopen) {
     EXPECT_EQ(j.last_seq, i);
   }
   store_.reset();
-  auto reopened = SqliteJobStore::Open(path_);
-  ASSERT_TRUE(reopened.ok()) << reopened.status();
-  auto events = (*reopened)->ListEvents("job-e", 2, 100);
+  std::unique_ptr<JobStore> reopened = Reopen();
+  ASSERT_NE(reopened, nullptr);
+  auto events = reopened->ListEvents("job-e", 2, 100);
   ASSERT_TRUE(events.ok());
   ASSERT_EQ(events->size(), 3u);
   EXPECT_EQ((*events)[0].seq, 3);
   EXPECT_EQ((*events)[2].payload, "payload-5");
-  auto job = (*reopened)->GetJob("job-e");
+  auto job = reopened->GetJob("job-e");
   EXPECT_EQ(job->step, 5);
   EXPECT_EQ(job->last_seq, 5);
-  EXPECT_EQ(*(*reopened)->FirstSeq("job-e"), 1);
+  EXPECT_EQ(*reopened->FirstSeq("job-e"), 1);
   JobRecord ghost = Job("ghost", 1);
-  EXPECT_EQ((*reopened)->AppendEvent(ghost, "state", "", 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(reopened->AppendEvent(ghost, "state", "", 1).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SqliteJobStoreTest, UnfinishedJobsForRecovery) {
+TEST_P(JobStoreContract, UnfinishedJobsForRecovery) {
   JobRecord a = Job("a", 1), b = Job("b", 2), c = Job("c", 3);
   b.state = JobState::kRunning;
   c.state = JobState::kSucceeded;
@@ -140,7 +176,7 @@ TEST_F(SqliteJobStoreTest, UnfinishedJobsForRecovery) {
   EXPECT_EQ((*open)[1].id, "b");
 }
 
-TEST_F(SqliteJobStoreTest, RequestsInAnotherEncodingAreListedAndRewritten) {
+TEST_P(JobStoreContract, RequestsInAnotherEncodingAreListedAndRewritten) {
   JobRecord a = Job("a", 1), b = Job("b", 2), c = Job("c", 3);
   a.request_encoding = "old";
   b.request_encoding = "new";
@@ -163,9 +199,11 @@ TEST_F(SqliteJobStoreTest, RequestsInAnotherEncodingAreListedAndRewritten) {
 // Retention: events of finished jobs that ended before the cutoff go, each job's newest
 // (terminal) event stays; running jobs and recently ended ones keep everything; the
 // freed pages are reused, so a store that is filled and pruned in rounds stays bounded.
-TEST_F(SqliteJobStoreTest, PruneKeepsTerminalEventsAndTheFileBounded) {
-  const std::string preview(20000, 'p');  // ~ a preview grid's PNG
-  auto file_bytes = [&] {
+TEST_P(JobStoreContract, PruneKeepsTerminalEventsAndTheFileBounded) {
+  const std::string preview(20000, 'p');       // ~ a preview grid's PNG
+  const bool sqlite = GetParam() == "sqlite";  // the file-size bound is SQLite's
+  auto file_bytes = [&]() -> uintmax_t {
+    if (!sqlite) return 0;
     uintmax_t n = std::filesystem::file_size(path_);
     if (std::filesystem::exists(path_ + "-wal")) n += std::filesystem::file_size(path_ + "-wal");
     return n;
@@ -225,7 +263,7 @@ TEST_F(SqliteJobStoreTest, PruneKeepsTerminalEventsAndTheFileBounded) {
 
 // A retention pass: events past the retention period, and the checkpoints of finished or
 // unknown jobs (never those of queued or running ones).
-TEST_F(SqliteJobStoreTest, RetentionPassPrunesEventsAndUnneededCheckpoints) {
+TEST_P(JobStoreContract, RetentionPassPrunesEventsAndUnneededCheckpoints) {
   const int64_t hour_ms = 3600 * 1000;
   const int64_t now_ms = 1000 * hour_ms;
   JobRecord old_job = Job("job-old", 1), fresh = Job("job-fresh", 1), running = Job("job-running", 1);
@@ -267,16 +305,39 @@ TEST_F(SqliteJobStoreTest, RetentionPassPrunesEventsAndUnneededCheckpoints) {
   EXPECT_EQ(none->events.events, 0);
 }
 
-TEST_F(SqliteJobStoreTest, RefusesNewerSchema) {
+TEST_P(JobStoreContract, RefusesNewerSchema) {
   store_.reset();
-  sqlite3* db;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  auto s = SqliteJobStore::Open(path_);
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(s.status().message().find("99"), std::string::npos);
+  absl::Status st;
+  if (GetParam() == "postgres") {
+    PostgresExec("UPDATE ganserve_schema SET version = 99");
+    st = PostgresJobStore::Open(std::getenv("GANSERVE_TEST_POSTGRES")).status();
+  } else {
+    sqlite3* db;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    st = SqliteJobStore::Open(path_).status();
+  }
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("99"), std::string::npos) << st;
 }
+
+// Replicas starting together: each migrates under the advisory lock, once.
+TEST_P(JobStoreContract, ConcurrentOpensMigrateOnce) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      if (Reopen() != nullptr) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 4);
+  ASSERT_TRUE(store_ == nullptr || store_->CreateJob(Job("after", 1)).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContract, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
 }  // namespace ganserve::core
