@@ -58,7 +58,8 @@ class S3Client {
   // One signed request, retried; `key` relative to the prefix ("" = the bucket).
   absl::StatusOr<S3Response> Send(const std::string& method, const std::string& key,
                                   const std::vector<std::pair<std::string, std::string>>& query,
-                                  const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers = {});
+                                  const std::string& body,
+                                  const std::vector<std::pair<std::string, std::string>>& headers = {});
 
  private:
   absl::StatusOr<S3Response> SendOnce(const std::string& method, const std::string& path,

@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 class ArtifactStoreContract : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir_ = (fs::path(::testing::TempDir()) / ("artifact_store_" + std::to_string(::getpid()) + "_" + GetParam()))
-               .string();
+    dir_ =
+        (fs::path(::testing::TempDir()) / ("artifact_store_" + std::to_string(::getpid()) + "_" + GetParam())).string();
     fs::create_directories(dir_);
     if (GetParam() == "local") {
       store_ = NewLocalArtifactStore(dir_ + "/store");
