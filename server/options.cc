@@ -45,9 +45,8 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
                  "HTTP/JSON gateway address: every RPC at its REST path, OpenAPI at /v1/openapi.json (empty: off)")
       ->envname("GANSERVE_HTTP_LISTEN")
       ->capture_default_str();
-  app.add_option(
-         "--http_workers", o.http_workers,
-         "HTTP connections served at once (each open event stream holds one); more wait in the kernel's backlog")
+  app.add_option("--http_workers", o.http_workers,
+                 "HTTP connections served at once (each open event stream holds one); more wait their turn")
       ->envname("GANSERVE_HTTP_WORKERS")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();

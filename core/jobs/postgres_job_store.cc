@@ -192,7 +192,7 @@ absl::Status PostgresJobStore::ClaimSoleOwner() {
 }
 
 absl::StatusOr<std::unique_ptr<PostgresJobStore::Rows>> PostgresJobStore::Exec(const std::string& sql,
-                                                                                const std::vector<Param>& params) {
+                                                                               const std::vector<Param>& params) {
   RETURN_IF_ERROR(Connect());
   std::vector<const char*> values;
   std::vector<int> lengths, formats;
@@ -236,9 +236,9 @@ absl::Status PostgresJobStore::Migrate() {
   const int version = (*v)->count() > 0 ? static_cast<int>((*v)->Int(0, 0)) : 0;
   const int target = static_cast<int>(std::size(kMigrations));
   if (version > target) {
-    return fail(absl::FailedPreconditionError(
-        absl::StrCat("the PostgreSQL job store's schema version ", version, " is newer than this ganserve understands (",
-                     target, "); run a newer ganserve or another database")));
+    return fail(absl::FailedPreconditionError(absl::StrCat("the PostgreSQL job store's schema version ", version,
+                                                           " is newer than this ganserve understands (", target,
+                                                           "); run a newer ganserve or another database")));
   }
   for (int i = version; i < target; ++i) {
     if (auto r = step(kMigrations[i]); !r.ok()) {
@@ -256,14 +256,31 @@ absl::Status PostgresJobStore::Migrate() {
 
 absl::Status PostgresJobStore::CreateJob(const JobRecord& j) {
   absl::MutexLock lock(&mu_);
-  auto r = Exec(absl::StrCat("INSERT INTO jobs (", kJobColumns,
-                             ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)"),
-                {Text(j.id), Int(static_cast<int64_t>(j.kind)), Int(static_cast<int64_t>(j.state)),
-                 NullableText(j.request_id), Text(j.request_hash), Text(j.model), Bytes(j.request), Int(j.step),
-                 Int(j.total_steps), Text(LossesJson(j.losses)), Text(absl::StrCat(j.eta_seconds)),
-                 Int(j.create_time_ms), Int(j.start_time_ms), Int(j.end_time_ms), Text(j.result),
-                 Int(j.error_code), Text(j.error_message), Text(j.cancel_requested ? "true" : "false"),
-                 Int(j.last_seq), Int(j.max_run_seconds), Int(j.preview_every), Text(j.request_encoding)});
+  auto r =
+      Exec(absl::StrCat("INSERT INTO jobs (", kJobColumns,
+                        ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)"),
+           {Text(j.id),
+            Int(static_cast<int64_t>(j.kind)),
+            Int(static_cast<int64_t>(j.state)),
+            NullableText(j.request_id),
+            Text(j.request_hash),
+            Text(j.model),
+            Bytes(j.request),
+            Int(j.step),
+            Int(j.total_steps),
+            Text(LossesJson(j.losses)),
+            Text(absl::StrCat(j.eta_seconds)),
+            Int(j.create_time_ms),
+            Int(j.start_time_ms),
+            Int(j.end_time_ms),
+            Text(j.result),
+            Int(j.error_code),
+            Text(j.error_message),
+            Text(j.cancel_requested ? "true" : "false"),
+            Int(j.last_seq),
+            Int(j.max_run_seconds),
+            Int(j.preview_every),
+            Text(j.request_encoding)});
   if (absl::IsAlreadyExists(r.status())) {
     return absl::AlreadyExistsError(
         absl::StrCat("a job with id ", j.id, " or request_id '", j.request_id, "' already exists"));
@@ -295,14 +312,13 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::FindByRequestId(const
 }
 
 absl::Status PostgresJobStore::UpdateLocked(const JobRecord& j) {
-  ASSIGN_OR_RETURN(auto rows,
-                   Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
-                        "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
-                        "cancel_requested=$11, last_seq=$12 WHERE id=$13 RETURNING id",
-                        {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
-                         Text(LossesJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
-                         Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
-                         Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq), Text(j.id)}));
+  ASSIGN_OR_RETURN(auto rows, Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
+                                   "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
+                                   "cancel_requested=$11, last_seq=$12 WHERE id=$13 RETURNING id",
+                                   {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
+                                    Text(LossesJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
+                                    Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
+                                    Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq), Text(j.id)}));
   if (rows->count() == 0) return absl::NotFoundError(absl::StrCat("no job with id '", j.id, "'"));
   return absl::OkStatus();
 }
@@ -392,8 +408,8 @@ absl::StatusOr<int64_t> PostgresJobStore::AppendEvent(JobRecord& job, const std:
   return seq;
 }
 
-absl::StatusOr<std::vector<JobEventRecord>> PostgresJobStore::ListEvents(const std::string& job_id,
-                                                                         int64_t after_seq, int limit) {
+absl::StatusOr<std::vector<JobEventRecord>> PostgresJobStore::ListEvents(const std::string& job_id, int64_t after_seq,
+                                                                         int limit) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(auto rows, Exec("SELECT seq, time_ms, type, payload FROM job_events WHERE job_id = $1 AND seq > $2 "
                                    "ORDER BY seq LIMIT $3",
