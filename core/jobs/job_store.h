@@ -76,6 +76,19 @@ struct PruneStats {
   int64_t bytes = 0;   // their payload bytes (previews are most of it)
 };
 
+// Shared by the implementations: the losses column as a JSON object, and keyset paging
+// ("<create_time_ms>/<id>" of a page's last job).
+std::string LossesToJson(const std::map<std::string, float>& losses);
+std::map<std::string, float> LossesFromJson(const std::string& json);
+struct PageKey {
+  int64_t create_time_ms = 0;
+  std::string id;
+};
+// nullopt for the first page; InvalidArgument for a token no page gave out.
+absl::StatusOr<std::optional<PageKey>> ParsePageToken(const std::string& token);
+// Rows fetched newest first with LIMIT page_size + 1, as a page and its next token.
+ListJobsPage MakePage(std::vector<JobRecord> rows, int page_size);
+
 // Implementations are thread-safe.
 class JobStore {
  public:

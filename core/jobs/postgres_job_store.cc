@@ -2,11 +2,8 @@
 
 #include <libpq-fe.h>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "core/util/status_macros.h"
 
 namespace ganserve::core {
@@ -73,12 +70,6 @@ Param Bytes(std::string v) { return {std::move(v), true, false}; }
 Param Int(int64_t v) { return {std::to_string(v), false, false}; }
 Param NullableText(const std::string& v) { return {v, false, v.empty()}; }
 
-std::string LossesJson(const std::map<std::string, float>& losses) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : losses) j[k] = v;
-  return j.dump();
-}
-
 }  // namespace
 
 struct PostgresJobStore::Rows {
@@ -117,12 +108,7 @@ struct PostgresJobStore::Rows {
     j.request = Bytea(r, 6);
     j.step = Int(r, 7);
     j.total_steps = Int(r, 8);
-    nlohmann::json losses = nlohmann::json::parse(Text(r, 9), nullptr, false);
-    if (losses.is_object()) {
-      for (auto it = losses.begin(); it != losses.end(); ++it) {
-        if (it->is_number()) j.losses[it.key()] = it->get<float>();
-      }
-    }
+    j.losses = LossesFromJson(Text(r, 9));
     j.eta_seconds = static_cast<float>(Double(r, 10));
     j.create_time_ms = Int(r, 11);
     j.start_time_ms = Int(r, 12);
@@ -268,7 +254,7 @@ absl::Status PostgresJobStore::CreateJob(const JobRecord& j) {
             Bytes(j.request),
             Int(j.step),
             Int(j.total_steps),
-            Text(LossesJson(j.losses)),
+            Text(LossesToJson(j.losses)),
             Text(absl::StrCat(j.eta_seconds)),
             Int(j.create_time_ms),
             Int(j.start_time_ms),
@@ -312,13 +298,14 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::FindByRequestId(const
 }
 
 absl::Status PostgresJobStore::UpdateLocked(const JobRecord& j) {
-  ASSIGN_OR_RETURN(auto rows, Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
-                                   "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
-                                   "cancel_requested=$11, last_seq=$12 WHERE id=$13 RETURNING id",
-                                   {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
-                                    Text(LossesJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
-                                    Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
-                                    Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq), Text(j.id)}));
+  ASSIGN_OR_RETURN(auto rows,
+                   Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
+                        "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
+                        "cancel_requested=$11, last_seq=$12 WHERE id=$13 RETURNING id",
+                        {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
+                         Text(LossesToJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
+                         Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
+                         Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq), Text(j.id)}));
   if (rows->count() == 0) return absl::NotFoundError(absl::StrCat("no job with id '", j.id, "'"));
   return absl::OkStatus();
 }
@@ -342,27 +329,15 @@ absl::StatusOr<ListJobsPage> PostgresJobStore::ListJobs(const ListJobsQuery& q) 
   std::vector<Param> params;
   if (q.kind != JobKind::kUnspecified) absl::StrAppend(&where, " AND kind = ", static_cast<int>(q.kind));
   if (q.state != JobState::kUnspecified) absl::StrAppend(&where, " AND state = ", static_cast<int>(q.state));
-  if (!q.page_token.empty()) {
-    // Keyset paging: "<create_time_ms>/<id>" of the last row of the previous page.
-    std::vector<std::string> parts = absl::StrSplit(q.page_token, absl::MaxSplits('/', 1));
-    int64_t t;
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &t) || parts[1].empty()) {
-      return absl::InvalidArgumentError("page_token is malformed; pass the next_page_token of a previous response");
-    }
+  ASSIGN_OR_RETURN(std::optional<PageKey> after, ParsePageToken(q.page_token));
+  if (after) {
     absl::StrAppend(&where, " AND (create_time_ms, id) < ($1, $2)");
-    params = {Int(t), Text(parts[1])};
+    params = {Int(after->create_time_ms), Text(after->id)};
   }
-  const int limit = q.page_size;
-  absl::StrAppend(&where, " ORDER BY create_time_ms DESC, id DESC LIMIT ", limit + 1);
+  absl::StrAppend(&where, " ORDER BY create_time_ms DESC, id DESC LIMIT ", q.page_size + 1);
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::vector<JobRecord> rows, Query(where, params));
-  ListJobsPage page;
-  if (static_cast<int>(rows.size()) > limit) {
-    rows.resize(static_cast<size_t>(limit));
-    page.next_page_token = absl::StrCat(rows.back().create_time_ms, "/", rows.back().id);
-  }
-  page.jobs = std::move(rows);
-  return page;
+  return MakePage(std::move(rows), q.page_size);
 }
 
 absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::ListRequestsNotEncodedAs(const std::string& encoding) {

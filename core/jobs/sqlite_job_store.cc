@@ -2,12 +2,8 @@
 
 #include <sqlite3.h>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "core/util/status_macros.h"
 
 namespace ganserve::core {
@@ -137,12 +133,7 @@ JobRecord ReadJob(const Stmt& s) {
   j.request = s.Blob(6);
   j.step = s.Int(7);
   j.total_steps = s.Int(8);
-  nlohmann::json losses = nlohmann::json::parse(s.Text(9), nullptr, false);
-  if (losses.is_object()) {
-    for (auto it = losses.begin(); it != losses.end(); ++it) {
-      if (it->is_number()) j.losses[it.key()] = it->get<float>();
-    }
-  }
+  j.losses = LossesFromJson(s.Text(9));
   j.eta_seconds = static_cast<float>(s.Double(10));
   j.create_time_ms = s.Int(11);
   j.start_time_ms = s.Int(12);
@@ -158,35 +149,7 @@ JobRecord ReadJob(const Stmt& s) {
   return j;
 }
 
-std::string LossesJson(const std::map<std::string, float>& losses) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : losses) j[k] = v;
-  return j.dump();
-}
-
 }  // namespace
-
-bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
-
-const char* JobKindName(JobKind k) {
-  switch (k) {
-    case JobKind::kAdapt: return "adapt";
-    case JobKind::kInvert: return "invert";
-    case JobKind::kEditStats: return "edit_stats";
-    default: return "unspecified";
-  }
-}
-
-const char* JobStateName(JobState s) {
-  switch (s) {
-    case JobState::kQueued: return "queued";
-    case JobState::kRunning: return "running";
-    case JobState::kSucceeded: return "succeeded";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
-    default: return "unspecified";
-  }
-}
 
 absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
@@ -258,7 +221,7 @@ absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   s.BindBlob(7, j.request);
   s.Bind(8, j.step);
   s.Bind(9, j.total_steps);
-  s.Bind(10, LossesJson(j.losses));
+  s.Bind(10, LossesToJson(j.losses));
   s.Bind(11, static_cast<double>(j.eta_seconds));
   s.Bind(12, j.create_time_ms);
   s.Bind(13, j.start_time_ms);
@@ -313,7 +276,7 @@ absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
   s.Bind(1, static_cast<int64_t>(j.state));
   s.Bind(2, j.step);
   s.Bind(3, j.total_steps);
-  s.Bind(4, LossesJson(j.losses));
+  s.Bind(4, LossesToJson(j.losses));
   s.Bind(5, static_cast<double>(j.eta_seconds));
   s.Bind(6, j.start_time_ms);
   s.Bind(7, j.end_time_ms);
@@ -351,27 +314,16 @@ absl::StatusOr<ListJobsPage> SqliteJobStore::ListJobs(const ListJobsQuery& q) {
   std::vector<std::string> args;
   if (q.kind != JobKind::kUnspecified) absl::StrAppend(&where, " AND kind = ", static_cast<int>(q.kind));
   if (q.state != JobState::kUnspecified) absl::StrAppend(&where, " AND state = ", static_cast<int>(q.state));
-  if (!q.page_token.empty()) {
-    // Keyset paging: "<create_time_ms>/<id>" of the last row of the previous page.
-    std::vector<std::string> parts = absl::StrSplit(q.page_token, absl::MaxSplits('/', 1));
-    int64_t t;
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &t) || parts[1].empty()) {
-      return absl::InvalidArgumentError("page_token is malformed; pass the next_page_token of a previous response");
-    }
-    absl::StrAppend(&where, " AND (create_time_ms < ", t, " OR (create_time_ms = ", t, " AND id < ?))");
-    args.push_back(parts[1]);
+  ASSIGN_OR_RETURN(std::optional<PageKey> after, ParsePageToken(q.page_token));
+  if (after) {
+    absl::StrAppend(&where, " AND (create_time_ms < ", after->create_time_ms,
+                    " OR (create_time_ms = ", after->create_time_ms, " AND id < ?))");
+    args.push_back(after->id);
   }
-  const int limit = q.page_size;
-  absl::StrAppend(&where, " ORDER BY create_time_ms DESC, id DESC LIMIT ", limit + 1);
+  absl::StrAppend(&where, " ORDER BY create_time_ms DESC, id DESC LIMIT ", q.page_size + 1);
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::vector<JobRecord> rows, Query(where, args));
-  ListJobsPage page;
-  if (static_cast<int>(rows.size()) > limit) {
-    rows.resize(static_cast<size_t>(limit));
-    page.next_page_token = absl::StrCat(rows.back().create_time_ms, "/", rows.back().id);
-  }
-  page.jobs = std::move(rows);
-  return page;
+  return MakePage(std::move(rows), q.page_size);
 }
 
 absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListRequestsNotEncodedAs(const std::string& encoding) {
