@@ -45,6 +45,16 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
                  "HTTP/JSON gateway address: every RPC at its REST path, OpenAPI at /v1/openapi.json (empty: off)")
       ->envname("GANSERVE_HTTP_LISTEN")
       ->capture_default_str();
+  app.add_option("--max_connection_age_seconds", o.max_connection_age_seconds,
+                 "close gRPC connections after this age so clients rebalance over replicas (0: never)")
+      ->envname("GANSERVE_MAX_CONNECTION_AGE_SECONDS")
+      ->check(CLI::Range(0, 86400 * 30))
+      ->capture_default_str();
+  app.add_option("--max_connection_age_grace_seconds", o.max_connection_age_grace_seconds,
+                 "how long calls on an aged connection may go on before they are cut (WatchJob callers re-attach)")
+      ->envname("GANSERVE_MAX_CONNECTION_AGE_GRACE_SECONDS")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
   app.add_option("--http_workers", o.http_workers,
                  "HTTP connections served at once (each open event stream holds one); more wait their turn")
       ->envname("GANSERVE_HTTP_WORKERS")

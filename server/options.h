@@ -19,6 +19,10 @@ struct ServerOptions {
   // HTTP/JSON gateway (server/http_gateway.h); empty = off. TLS with the main port's
   // certificate when one is set.
   std::string http_listen;
+  // gRPC connections are closed (GOAWAY) after this many seconds, open calls after the
+  // grace more; 0 = never. For client-side load balancing over many replicas.
+  int max_connection_age_seconds = 0;
+  int max_connection_age_grace_seconds = 30;
   // HTTP connections served at once (an open event stream holds one).
   int http_workers = 64;
   // The HMAC key of webhook signatures (server/webhooks.h); empty = requests with a

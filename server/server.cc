@@ -119,6 +119,13 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
   builder.SetMaxReceiveMessageSize(options.app.limits.max_message_mb << 20);
   builder.SetMaxSendMessageSize(options.app.limits.max_message_mb << 20);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  if (options.max_connection_age_seconds > 0) {
+    // Behind a headless Service with client-side round_robin, clients re-resolve only
+    // when a connection closes: ending connections after an age spreads them over new
+    // replicas. Open streams get the grace to finish; WatchJob callers re-attach.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, options.max_connection_age_seconds * 1000);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, options.max_connection_age_grace_seconds * 1000);
+  }
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.RegisterService(s->service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

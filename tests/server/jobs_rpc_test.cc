@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <thread>
 
@@ -12,6 +13,7 @@
 #include "core/models/stylegan2/generator.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/service_fixture.h"
+#include "tests/server/test_server.h"
 #include "tests/testing/shared.h"
 
 namespace ganserve::testing {
@@ -79,6 +81,62 @@ TEST_F(GanServiceTest, JobsListGetCancelWatch) {
     EXPECT_TRUE(reader->Finish().ok());
     EXPECT_EQ(seqs, (std::vector<int64_t>{2, 3}));
   }
+}
+
+}  // namespace
+}  // namespace ganserve::testing
+
+namespace ganserve::testing {
+namespace {
+
+// --max_connection_age_seconds: the server closes aged connections (so clients behind a
+// round-robin balancer spread over new replicas); a watch cut by it re-attaches with
+// after_seq and misses nothing, and the job goes on.
+TEST(MaxConnectionAgeTest, AgedStreamsAreCutAndAWatchResumesAfterSeq) {
+  TestServerOptions o;
+  o.max_connection_age_seconds = 1;
+  o.max_connection_age_grace_seconds = 1;
+  TestServer s(::testing::TempDir() + "/max_age_" + std::to_string(::getpid()), o);
+  auto stub = s.Stub();
+  v1::AdaptDomainRequest req;
+  req.set_model("tiny");
+  req.set_source_text("photo");
+  req.set_target_text("sketch");
+  req.set_iterations(5000);
+  req.add_clip_models()->set_name("clip-demo");
+  grpc::ClientContext ctx;
+  auto reader = stub->AdaptDomain(&ctx, req);
+  v1::JobEvent ev;
+  int64_t last = 0;
+  std::string id;
+  const auto start = std::chrono::steady_clock::now();
+  while (reader->Read(&ev)) {
+    id = ev.job().id();
+    if (ev.seq() > 0) last = ev.seq();
+  }
+  const grpc::Status st = reader->Finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(st.ok()) << "the stream of a 5000-step job ended normally";
+  EXPECT_LT(seconds, 30.0);
+  ASSERT_FALSE(id.empty());
+  ASSERT_GT(last, 0);
+  EXPECT_NE(ev.job().state(), v1::JOB_STATE_SUCCEEDED);
+  // Re-attach on the same channel (a new connection): the next event is last + 1.
+  grpc::ClientContext wctx;
+  v1::WatchJobRequest w;
+  w.set_id(id);
+  w.set_after_seq(last);
+  auto watch = stub->WatchJob(&wctx, w);
+  v1::JobEvent next;
+  ASSERT_TRUE(watch->Read(&next));
+  EXPECT_EQ(next.seq(), last + 1);
+  wctx.TryCancel();
+  (void)watch->Finish();
+  grpc::ClientContext cctx;
+  v1::CancelJobRequest cancel;
+  cancel.set_id(id);
+  v1::Job job;
+  EXPECT_TRUE(stub->CancelJob(&cctx, cancel, &job).ok());
 }
 
 }  // namespace

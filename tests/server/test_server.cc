@@ -64,6 +64,8 @@ TestServer::TestServer(const std::string& root, TestServerOptions opt) {
     o.auth_tokens_file = root + "/tokens.txt";
     std::ofstream(o.auth_tokens_file) << opt.auth_tokens;
   }
+  o.max_connection_age_seconds = opt.max_connection_age_seconds;
+  o.max_connection_age_grace_seconds = opt.max_connection_age_grace_seconds;
   if (!opt.webhook_secret.empty()) {
     o.webhook_secret_file = root + "/webhook_secret.txt";
     std::ofstream(o.webhook_secret_file) << opt.webhook_secret << "\n";

@@ -32,6 +32,8 @@ struct TestServerOptions {
   std::string auth_tokens;
   // The webhook HMAC key (written to --webhook_secret_file); empty = webhooks off.
   std::string webhook_secret;
+  // --max_connection_age_seconds / _grace_seconds; 0 = never.
+  int max_connection_age_seconds = 0, max_connection_age_grace_seconds = 0;
 };
 
 class TestServer {
