@@ -167,10 +167,11 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
   g_interrupted = false;
   auto previous = std::signal(SIGINT, OnSigint);
   std::atomic<bool> done{false};
+  std::atomic<grpc::ClientContext*> current{ctx};  // the call a Ctrl-C cancels
   std::thread watcher([&] {
     while (!done) {
       if (g_interrupted) {
-        ctx->TryCancel();
+        current.load()->TryCancel();
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -178,35 +179,64 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
   });
   v1::JobEvent ev;
   v1::Job last;
+  int64_t last_seq = 0;
+  std::unique_ptr<grpc::ClientContext> watch_ctx;  // owns the call of a re-attached watch
+  std::unique_ptr<v1::GanService::Stub> stub;
+  grpc::Status st;
   ProgressBar bar("progress");
-  while (reader->Read(&ev)) {
-    last = ev.job();
-    if (c.json) {
-      Print(c, ev, "");
-      continue;
-    }
-    if (ev.has_progress()) {
-      std::string extra;
-      for (const auto& [k, v] : ev.progress().losses()) {
-        if (k == "total") extra = absl::StrCat("loss ", v);
+  // Re-attaches that brought no new event, in a row.
+  for (int fruitless = 0;;) {
+    const int64_t seq_before = last_seq;
+    while (reader->Read(&ev)) {
+      last = ev.job();
+      if (ev.seq() > 0 && !ev.heartbeat()) last_seq = ev.seq();
+      if (c.json) {
+        Print(c, ev, "");
+        continue;
       }
-      absl::StrAppend(&extra, "  ", absl::SixDigits(ev.progress().steps_per_second()), " steps/s  ETA ",
-                      static_cast<int>(ev.progress().eta_seconds()), " s");
-      bar.Update(ev.progress().step(), ev.progress().total_steps(), extra);
-    } else if (ev.has_preview() && !out_dir.empty()) {
-      if (ev.preview().source_size() > 0) {
-        SavePreviewGrid(ev.preview().source(), (std::filesystem::path(out_dir) / "preview_source.png").string());
+      if (ev.has_progress()) {
+        std::string extra;
+        for (const auto& [k, v] : ev.progress().losses()) {
+          if (k == "total") extra = absl::StrCat("loss ", v);
+        }
+        absl::StrAppend(&extra, "  ", absl::SixDigits(ev.progress().steps_per_second()), " steps/s  ETA ",
+                        static_cast<int>(ev.progress().eta_seconds()), " s");
+        bar.Update(ev.progress().step(), ev.progress().total_steps(), extra);
+      } else if (ev.has_preview() && !out_dir.empty()) {
+        if (ev.preview().source_size() > 0) {
+          SavePreviewGrid(ev.preview().source(), (std::filesystem::path(out_dir) / "preview_source.png").string());
+        }
+        SavePreviewGrid(
+            ev.preview().current(),
+            (std::filesystem::path(out_dir) / absl::StrCat("preview_", ev.preview().step(), ".png")).string());
+      } else if (ev.state_changed()) {
+        bar.Finish();
+        std::fprintf(stderr, "%s", JobLine(ev.job()).c_str());
       }
-      SavePreviewGrid(
-          ev.preview().current(),
-          (std::filesystem::path(out_dir) / absl::StrCat("preview_", ev.preview().step(), ".png")).string());
-    } else if (ev.state_changed()) {
-      bar.Finish();
-      std::fprintf(stderr, "%s", JobLine(ev.job()).c_str());
     }
+    st = reader->Finish();
+    const bool ended = last.state() == v1::JOB_STATE_SUCCEEDED || last.state() == v1::JOB_STATE_FAILED ||
+                       last.state() == v1::JOB_STATE_CANCELLED;
+    // A dropped connection (a server closing aged connections, a balancer, a blip) while the
+    // job goes on: watch again from the last event seen.
+    if (g_interrupted || ended || last.id().empty() || st.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        fruitless >= 10) {
+      break;
+    }
+    fruitless = last_seq > seq_before ? 0 : fruitless + 1;
+    std::fprintf(stderr, "\nconnection lost (%s); re-attaching to job %s after event %s\n", st.error_message().c_str(),
+                 last.id().c_str(), std::to_string(last_seq).c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * (fruitless + 1)));
+    if (stub == nullptr) stub = v1::GanService::NewStub(Channel(c));
+    auto next = std::make_unique<grpc::ClientContext>();
+    v1::WatchJobRequest w;
+    w.set_id(last.id());
+    w.set_after_seq(last_seq);
+    current = next.get();
+    reader = stub->WatchJob(next.get(), w);
+    watch_ctx = std::move(next);
   }
   bar.Finish();
-  grpc::Status st = reader->Finish();
   done = true;
   watcher.join();
   std::signal(SIGINT, previous);
