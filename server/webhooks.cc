@@ -109,7 +109,7 @@ void Webhooks::Loop() {
     Delivery d;
     {
       absl::MutexLock lock(&mu_);
-      // Wake for stop, or when the earliest delivery is due.
+      // Take the earliest delivery that is due, or wait for one.
       for (;;) {
         if (stopping_) return;
         auto due = std::min_element(pending_.begin(), pending_.end(),
@@ -120,7 +120,11 @@ void Webhooks::Loop() {
           pending_.erase(due);
           break;
         }
-        mu_.AwaitWithDeadline(absl::Condition(&stopping_), std::min(wake, absl::Now() + absl::Seconds(1)));
+        // A new delivery (the queue grew) or stop wakes it at once.
+        const size_t queued = pending_.size();
+        auto changed = [this, queued]()
+                           ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || pending_.size() > queued; };
+        mu_.AwaitWithDeadline(absl::Condition(&changed), std::min(wake, absl::Now() + absl::Seconds(1)));
       }
     }
     if (!Attempt(d)) {
