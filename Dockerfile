@@ -10,7 +10,7 @@
 # ---- CPU: built from Debian packages with the README's install script ----------------
 FROM debian:bookworm AS build
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
-RUN bash /src/scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN GANSERVE_BUILD_ONLY=1 bash /src/scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . /src
 WORKDIR /src
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGANSERVE_BUILD_TESTS=OFF -DGANSERVE_BUILD_BENCH=OFF \
@@ -35,7 +35,7 @@ ENV GANSERVE_LISTEN=0.0.0.0:50051 \
     GANSERVE_MODEL_REPOSITORY=/var/lib/ganserve/models \
     GANSERVE_LOG_FORMAT=json
 VOLUME ["/var/lib/ganserve/data", "/var/lib/ganserve/models"]
-EXPOSE 50051 50052 9464
+EXPOSE 50051 50052 8080 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s \
   CMD ["ganctl", "--server", "127.0.0.1:50052", "--timeout", "4", "health"]
 ENTRYPOINT ["ganserve"]
@@ -52,7 +52,7 @@ USER ganserve
 FROM debian:bookworm AS cuda-build
 ARG LIBTORCH_URL=https://download.pytorch.org/libtorch/cu121/libtorch-cxx11-abi-shared-with-deps-2.1.2%2Bcu121.zip
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
-RUN GANSERVE_EXTERNAL_TORCH=1 bash /src/scripts/install-deps.sh \
+RUN GANSERVE_EXTERNAL_TORCH=1 GANSERVE_BUILD_ONLY=1 bash /src/scripts/install-deps.sh \
  && apt-get update && apt-get install -y --no-install-recommends curl unzip \
  && curl -fsSL "$LIBTORCH_URL" -o /tmp/libtorch.zip && unzip -q /tmp/libtorch.zip -d /opt && rm /tmp/libtorch.zip \
  && rm -rf /var/lib/apt/lists/*

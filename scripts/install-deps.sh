@@ -7,6 +7,8 @@
 #   GANSERVE_EXTERNAL_TORCH=1 scripts/install-deps.sh
 #                             (the same without Debian's CPU LibTorch and PyTorch, for
 #                              builds against the official CUDA LibTorch: Dockerfile)
+#   GANSERVE_BUILD_ONLY=1 scripts/install-deps.sh
+#                             (without the servers and browsers only tests use: image builds)
 set -euo pipefail
 
 build_pkgs=(
@@ -38,6 +40,17 @@ build_pkgs=(
   # A throwaway PostgreSQL cluster (pg_virtualenv) for the PostgreSQL job store's tests.
   postgresql-15 postgresql-common
 )
+
+# Only tests use these: a browser, a PostgreSQL server, the Python client's packages.
+test_only_pkgs=(python3-grpcio python3-protobuf python3-pil python3-venv python3-setuptools python3-pip chromium
+  postgresql-15 postgresql-common)
+if [ -n "${GANSERVE_BUILD_ONLY:-}" ]; then
+  kept=()
+  for p in "${build_pkgs[@]}"; do
+    [[ " ${test_only_pkgs[*]} " == *" $p "* ]] || kept+=("$p")
+  done
+  build_pkgs=("${kept[@]}")
+fi
 
 if [ -n "${GANSERVE_EXTERNAL_TORCH:-}" ]; then
   kept=()
