@@ -27,14 +27,14 @@ constexpr VggConv kConvs[] = {{0, 3, 64},     {2, 64, 64},    {5, 64, 128},   {7
 constexpr int kTapAfter[] = {2, 4, 7, 10, 13};
 constexpr int kTapChannels[] = {64, 128, 256, 512, 512};
 
-absl::StatusOr<std::map<std::string, TensorView>> ReadStateDict(const std::string& path) {
+}  // namespace
+
+absl::StatusOr<std::map<std::string, TensorView>> ReadLpipsStateDict(const std::string& path) {
   ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
   PyRef sd = f.root;
   if (PyRef inner = sd->Get("state_dict"); inner != nullptr) sd = inner;
   return StateDictTensors(sd);
 }
-
-}  // namespace
 
 at::Tensor Lpips::Impl::Forward(const at::Tensor& a, const at::Tensor& b) const {
   const int64_t n = a.size(0);
@@ -93,9 +93,8 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::st
       ASSIGN_OR_RETURN(at::Tensor w, ToTorchFloat(lin.at(absl::StrCat("lin", k, ".model.1.weight")), device));
       impl->lin.push_back(w);
     }
-    const auto opts = at::TensorOptions().dtype(at::kFloat);
-    impl->shift = at::tensor({-0.030f, -0.088f, -0.188f}, opts).view({1, 3, 1, 1}).to(device);
-    impl->scale = at::tensor({0.458f, 0.448f, 0.450f}, opts).view({1, 3, 1, 1}).to(device);
+    impl->shift = ImageShift(device);
+    impl->scale = ImageScale(device);
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "building LPIPS failed");
   }
@@ -104,9 +103,9 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::st
 
 absl::StatusOr<std::unique_ptr<Lpips>> Lpips::Load(const std::string& vgg16_path, const std::string& lin_path,
                                                    const std::string& device) {
-  auto vgg = ReadStateDict(vgg16_path);
+  auto vgg = ReadLpipsStateDict(vgg16_path);
   if (!vgg.ok()) return absl::Status(vgg.status().code(), absl::StrCat(vgg16_path, ": ", vgg.status().message()));
-  auto lin = ReadStateDict(lin_path);
+  auto lin = ReadLpipsStateDict(lin_path);
   if (!lin.ok()) return absl::Status(lin.status().code(), absl::StrCat(lin_path, ": ", lin.status().message()));
   return FromTensors(*vgg, *lin, device);
 }
