@@ -104,8 +104,8 @@ absl::StatusOr<std::string> ArtifactCache::Fetch(const std::string& key, const s
   absl::StatusOr<std::string> got = FileSha256(tmp);
   if (!got.ok() || *got != sha256) {
     fs::remove(tmp, ec);
-    return absl::DataLossError(absl::StrCat("artifact ", key, " hashes to ", got.ok() ? *got : "?", ", not ", sha256,
-                                            "; nothing was kept"));
+    return absl::DataLossError(
+        absl::StrCat("artifact ", key, " hashes to ", got.ok() ? *got : "?", ", not ", sha256, "; nothing was kept"));
   }
   const auto size = static_cast<int64_t>(fs::file_size(tmp, ec));
   fs::rename(tmp, path, ec);
