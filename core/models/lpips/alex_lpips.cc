@@ -20,8 +20,11 @@ namespace {
 struct AlexConv {
   int index, out, in, kernel, stride, padding;
 };
-constexpr AlexConv kConvs[] = {
-    {0, 64, 3, 11, 4, 2}, {3, 192, 64, 5, 1, 2}, {6, 384, 192, 3, 1, 1}, {8, 256, 384, 3, 1, 1}, {10, 256, 256, 3, 1, 1}};
+constexpr AlexConv kConvs[] = {{0, 64, 3, 11, 4, 2},
+                               {3, 192, 64, 5, 1, 2},
+                               {6, 384, 192, 3, 1, 1},
+                               {8, 256, 384, 3, 1, 1},
+                               {10, 256, 256, 3, 1, 1}};
 
 }  // namespace
 
@@ -72,8 +75,8 @@ absl::StatusOr<std::unique_ptr<AlexLpips>> AlexLpips::FromTensors(const std::map
       const AlexConv& c = kConvs[i];
       ASSIGN_OR_RETURN(at::Tensor w, ToTorchFloat(alexnet.at(absl::StrCat("features.", c.index, ".weight")), device));
       ASSIGN_OR_RETURN(at::Tensor bias, ToTorchFloat(alexnet.at(absl::StrCat("features.", c.index, ".bias")), device));
-      ASSIGN_OR_RETURN(at::Tensor lin, ToTorchFloat(weights.at(absl::StrCat("lpips_weights.", i, ".main.1.weight")),
-                                                    device));
+      ASSIGN_OR_RETURN(at::Tensor lin,
+                       ToTorchFloat(weights.at(absl::StrCat("lpips_weights.", i, ".main.1.weight")), device));
       impl->conv_w.push_back(w);
       impl->conv_b.push_back(bias);
       impl->lin.push_back(lin);
@@ -87,8 +90,7 @@ absl::StatusOr<std::unique_ptr<AlexLpips>> AlexLpips::FromTensors(const std::map
 }
 
 absl::StatusOr<std::unique_ptr<AlexLpips>> AlexLpips::Load(const std::string& alexnet_path,
-                                                           const std::string& weights_path,
-                                                           const std::string& device) {
+                                                           const std::string& weights_path, const std::string& device) {
   auto alex = ReadLpipsStateDict(alexnet_path);
   if (!alex.ok()) return absl::Status(alex.status().code(), absl::StrCat(alexnet_path, ": ", alex.status().message()));
   auto w = ReadLpipsStateDict(weights_path);
