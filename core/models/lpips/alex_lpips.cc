@@ -91,25 +91,13 @@ absl::StatusOr<std::unique_ptr<AlexLpips>> AlexLpips::FromTensors(const std::map
 
 absl::StatusOr<std::unique_ptr<AlexLpips>> AlexLpips::Load(const std::string& alexnet_path,
                                                            const std::string& weights_path, const std::string& device) {
-  auto alex = ReadLpipsStateDict(alexnet_path);
-  if (!alex.ok()) return absl::Status(alex.status().code(), absl::StrCat(alexnet_path, ": ", alex.status().message()));
-  auto w = ReadLpipsStateDict(weights_path);
-  if (!w.ok()) return absl::Status(w.status().code(), absl::StrCat(weights_path, ": ", w.status().message()));
-  return FromTensors(*alex, *w, device);
+  ASSIGN_OR_RETURN(auto alexnet, ReadLpipsStateDict(alexnet_path));
+  ASSIGN_OR_RETURN(auto weights, ReadLpipsStateDict(weights_path));
+  return FromTensors(alexnet, weights, device);
 }
 
 absl::StatusOr<FloatTensor> AlexLpips::Distance(const FloatTensor& a, const FloatTensor& b) const {
-  if (a.shape.size() != 4 || a.shape[1] != 3 || a.shape != b.shape || a.shape[2] < 32 || a.shape[3] < 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("LPIPS needs two [N, 3, H, W] batches of the same shape, H, W >= 32; got ", ShapeString(a.shape),
-                     " and ", ShapeString(b.shape)));
-  }
-  try {
-    c10::InferenceMode guard;
-    return FromTorch(impl_->Forward(ToTorch(a, impl_->device), ToTorch(b, impl_->device)));
-  } catch (const c10::Error& e) {
-    return TorchErrorStatus(e, "LPIPS failed");
-  }
+  return LpipsDistance(*impl_, a, b);
 }
 
 }  // namespace ganserve::core::lpips

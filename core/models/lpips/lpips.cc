@@ -30,10 +30,13 @@ constexpr int kTapChannels[] = {64, 128, 256, 512, 512};
 }  // namespace
 
 absl::StatusOr<std::map<std::string, TensorView>> ReadLpipsStateDict(const std::string& path) {
-  ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
-  PyRef sd = f.root;
+  absl::StatusOr<TorchFile> f = LoadTorchFile(path);
+  if (!f.ok()) return absl::Status(f.status().code(), absl::StrCat(path, ": ", f.status().message()));
+  PyRef sd = f->root;
   if (PyRef inner = sd->Get("state_dict"); inner != nullptr) sd = inner;
-  return StateDictTensors(sd);
+  auto tensors = StateDictTensors(sd);
+  if (!tensors.ok()) return absl::Status(tensors.status().code(), absl::StrCat(path, ": ", tensors.status().message()));
+  return tensors;
 }
 
 at::Tensor Lpips::Impl::Forward(const at::Tensor& a, const at::Tensor& b) const {
@@ -103,25 +106,13 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::st
 
 absl::StatusOr<std::unique_ptr<Lpips>> Lpips::Load(const std::string& vgg16_path, const std::string& lin_path,
                                                    const std::string& device) {
-  auto vgg = ReadLpipsStateDict(vgg16_path);
-  if (!vgg.ok()) return absl::Status(vgg.status().code(), absl::StrCat(vgg16_path, ": ", vgg.status().message()));
-  auto lin = ReadLpipsStateDict(lin_path);
-  if (!lin.ok()) return absl::Status(lin.status().code(), absl::StrCat(lin_path, ": ", lin.status().message()));
-  return FromTensors(*vgg, *lin, device);
+  ASSIGN_OR_RETURN(auto vgg, ReadLpipsStateDict(vgg16_path));
+  ASSIGN_OR_RETURN(auto lin, ReadLpipsStateDict(lin_path));
+  return FromTensors(vgg, lin, device);
 }
 
 absl::StatusOr<FloatTensor> Lpips::Distance(const FloatTensor& a, const FloatTensor& b) const {
-  if (a.shape.size() != 4 || a.shape[1] != 3 || a.shape != b.shape || a.shape[2] < 32 || a.shape[3] < 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("LPIPS needs two [N, 3, H, W] batches of the same shape, H, W >= 32; got ", ShapeString(a.shape),
-                     " and ", ShapeString(b.shape)));
-  }
-  try {
-    c10::InferenceMode guard;
-    return FromTorch(impl_->Forward(ToTorch(a, impl_->device), ToTorch(b, impl_->device)));
-  } catch (const c10::Error& e) {
-    return TorchErrorStatus(e, "LPIPS failed");
-  }
+  return LpipsDistance(*impl_, a, b);
 }
 
 }  // namespace ganserve::core::lpips
