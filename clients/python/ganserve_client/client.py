@@ -197,9 +197,13 @@ class Client:
         latents = np.stack([lat[i] for i in order]) if lat and len(lat) == len(order) else None
         return Samples([images[i] for i in order], [seeds[i] for i in order], latents, model, moved)
 
-    def _job(self, method, message_type, fields: dict) -> Job:
+    def _job(self, method, message_type, fields: dict, fill=None) -> Job:
+        """A job handle whose first iteration sends the request; `fill(request)` sets the
+        fields JSON cannot (image bytes)."""
         fields.setdefault("request_id", f"py-{uuid.uuid4().hex}")  # makes the creating call safe to retry
         request = _request(message_type, fields)
+        if fill is not None:
+            fill(request)
         job = Job(self)
         job._start = lambda: method(request, metadata=self._metadata, wait_for_ready=True)
         return job
@@ -257,24 +261,16 @@ class Client:
         """Starts a domain adaptation (StyleGAN-NADA by default); iterate or wait() the job.
         The new model's name is job.result once it succeeded."""
         fields.update(model=model, target_text=target_text, source_text=source_text, output_name=output_name)
-        request_images = [image_bytes(i) for i in target_images]
-        fields.setdefault("request_id", f"py-{uuid.uuid4().hex}")
-        request = _request(pb.AdaptDomainRequest, fields)
-        request.target_images.extend(request_images)
-        job = Job(self)
-        job._start = lambda: self._stub.AdaptDomain(request, metadata=self._metadata, wait_for_ready=True)
-        return job
+        images = [image_bytes(i) for i in target_images]
+        return self._job(self._stub.AdaptDomain, pb.AdaptDomainRequest, fields,
+                         lambda request: request.target_images.extend(images))
 
     def invert(self, model: str, image, **fields) -> Job:
         """Projects a photo (bytes, path or PIL image) into `model`'s latent space; the
         inversion id is job.result (use it as generate(inversion_id=...) or edit(...))."""
-        fields.update(model=model)
-        fields.setdefault("request_id", f"py-{uuid.uuid4().hex}")
-        request = _request(pb.InvertImageRequest, fields)
-        request.image = image_bytes(image)
-        job = Job(self)
-        job._start = lambda: self._stub.InvertImage(request, metadata=self._metadata, wait_for_ready=True)
-        return job
+        data = image_bytes(image)
+        return self._job(self._stub.InvertImage, pb.InvertImageRequest, dict(model=model, **fields),
+                         lambda request: setattr(request, "image", data))
 
     def prepare_global_directions(self, model: str, **fields) -> Job:
         """Computes the StyleCLIP global-direction statistics edits with global_direction need."""
