@@ -78,7 +78,9 @@ TEST(AlexLpipsTest, MatchesTheOfficialOneshotClipLpips) {
   EXPECT_NEAR(mean, ref["batch_value"].get<double>(), 1e-5 * ref["batch_value"].get<double>());
   auto same = (*lp)->Distance(d.x, d.x);
   ASSERT_TRUE(same.ok());
-  for (float v : same->data) EXPECT_EQ(v, 0.0f);
+  // An image against itself: zero up to rounding (its two copies sit in different rows of
+  // one batch, which kernels may block differently); real pairs here are ~0.14.
+  for (float v : same->data) EXPECT_LT(std::fabs(v), 1e-6f);
 }
 
 TEST(AlexLpipsTest, RefusesWrongShapesAndMissingTensors) {
