@@ -7,8 +7,13 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 #include "absl/status/statusor.h"
 #include "core/adapt/nada_trainer.h"
@@ -20,6 +25,50 @@
 #include "core/util/status_macros.h"
 
 namespace ganserve::core::adapt {
+
+// The raw (checkpoint) parameters of one synthesis unit: "input", "conv1", "convs.K",
+// "to_rgb1" or "to_rgbs.K".
+inline std::vector<std::string> SynthesisUnitParams(const std::string& unit) {
+  if (unit == "input") return {"input.input"};
+  const bool rgb = absl::StartsWith(unit, "to_rgb");
+  std::vector<std::string> p = {unit + ".conv.weight", unit + ".conv.modulation.weight",
+                                unit + ".conv.modulation.bias"};
+  if (rgb) {
+    p.push_back(unit + ".bias");
+  } else {
+    p.push_back(unit + ".noise.weight");
+    p.push_back(unit + ".activate.bias");
+  }
+  return p;
+}
+
+// Writes the scaled forms of raw synthesis tensors (`raw(state-dict name)`, e.g. a
+// trainer's leaves) into `g`'s constant input, convolutions and ToRGBs; differentiable
+// in them. The mapping network and the noise buffers are left as they are.
+inline void WriteSynthesisWeights(const std::function<at::Tensor(const std::string&)>& raw, int style_dim,
+                                  stylegan2::Generator::Impl* g) {
+  const double sd = style_dim;
+  g->const_input = raw("input.input");
+  auto mod = [&](stylegan2::ModConv& c, const std::string& m) {
+    c.weight =
+        raw(m + ".conv.weight").squeeze(0) * (1.0 / std::sqrt(static_cast<double>(c.in_channel) * c.kernel * c.kernel));
+    c.mod_weight = raw(m + ".conv.modulation.weight") * (1.0 / std::sqrt(sd));
+    c.mod_bias = raw(m + ".conv.modulation.bias");
+  };
+  auto styled = [&](stylegan2::StyledConv& c, const std::string& m) {
+    mod(c.conv, m);
+    c.noise_weight = raw(m + ".noise.weight");
+    c.act_bias = raw(m + ".activate.bias");
+  };
+  auto rgb = [&](stylegan2::ToRgb& t, const std::string& m) {
+    mod(t.conv, m);
+    t.bias = raw(m + ".bias");
+  };
+  styled(g->conv1, "conv1");
+  rgb(g->to_rgb1, "to_rgb1");
+  for (size_t i = 0; i < g->convs.size(); ++i) styled(g->convs[i], absl::StrCat("convs.", i));
+  for (size_t j = 0; j < g->to_rgbs.size(); ++j) rgb(g->to_rgbs[j], absl::StrCat("to_rgbs.", j));
+}
 
 inline at::Tensor NormalizeRows(const at::Tensor& x) { return x / x.norm(2, -1, true); }
 

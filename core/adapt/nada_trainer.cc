@@ -43,20 +43,6 @@ struct ClipTargets {
   at::Tensor selection;  // [D], unit: raw target text (layer selection)
 };
 
-std::vector<std::string> UnitParams(const std::string& unit) {
-  if (unit == "input") return {"input.input"};
-  const bool rgb = absl::StartsWith(unit, "to_rgb");
-  std::vector<std::string> p = {unit + ".conv.weight", unit + ".conv.modulation.weight",
-                                unit + ".conv.modulation.bias"};
-  if (rgb) {
-    p.push_back(unit + ".bias");
-  } else {
-    p.push_back(unit + ".noise.weight");
-    p.push_back(unit + ".activate.bias");
-  }
-  return p;
-}
-
 }  // namespace
 
 struct NadaTrainer::State {
@@ -84,33 +70,13 @@ struct NadaTrainer::State {
 
   // Writes the scaled forms of the raw leaves into the trainable generator.
   void Rebuild() {
-    const double sd = cfg().style_dim;
-    train.const_input = L("input.input");
-    auto mod = [&](stylegan2::ModConv& c, const std::string& m) {
-      c.weight =
-          L(m + ".conv.weight").squeeze(0) * (1.0 / std::sqrt(static_cast<double>(c.in_channel) * c.kernel * c.kernel));
-      c.mod_weight = L(m + ".conv.modulation.weight") * (1.0 / std::sqrt(sd));
-      c.mod_bias = L(m + ".conv.modulation.bias");
-    };
-    auto styled = [&](stylegan2::StyledConv& c, const std::string& m) {
-      mod(c.conv, m);
-      c.noise_weight = L(m + ".noise.weight");
-      c.act_bias = L(m + ".activate.bias");
-    };
-    auto rgb = [&](stylegan2::ToRgb& t, const std::string& m) {
-      mod(t.conv, m);
-      t.bias = L(m + ".bias");
-    };
-    styled(train.conv1, "conv1");
-    rgb(train.to_rgb1, "to_rgb1");
-    for (size_t i = 0; i < train.convs.size(); ++i) styled(train.convs[i], absl::StrCat("convs.", i));
-    for (size_t j = 0; j < train.to_rgbs.size(); ++j) rgb(train.to_rgbs[j], absl::StrCat("to_rgbs.", j));
+    WriteSynthesisWeights([this](const std::string& name) { return L(name); }, cfg().style_dim, &train);
   }
 
   void SetTrainable(const std::vector<std::string>& selected) {
     for (auto& [name, leaf] : leaves) leaf.value.requires_grad_(false);
     for (const std::string& u : selected) {
-      for (const std::string& p : UnitParams(u)) leaves.at(p).value.requires_grad_(true);
+      for (const std::string& p : SynthesisUnitParams(u)) leaves.at(p).value.requires_grad_(true);
     }
   }
 
@@ -257,7 +223,7 @@ absl::StatusOr<std::unique_ptr<NadaTrainer>> NadaTrainer::Create(const std::shar
     st->units = PresetLayers(LayerPreset::kAll, n_convs);
     const auto& sd = frozen.state_dict;
     for (const std::string& u : st->units) {
-      for (const std::string& p : UnitParams(u)) {
+      for (const std::string& p : SynthesisUnitParams(u)) {
         Leaf leaf;
         leaf.value = ToTorch(sd.at(p), st->device);
         leaf.adam.v = at::zeros_like(leaf.value);

@@ -133,55 +133,73 @@ at::Tensor Discriminator::Impl::Forward(const at::Tensor& images) const {
   return at::linear(out, linear1_weight, linear1_bias);
 }
 
+at::Tensor Discriminator::Impl::BlockFeatures(const at::Tensor& images, int64_t resolution) const {
+  at::Tensor out = from_rgb.Forward(images);
+  const double inv_sqrt2 = 1.0 / std::sqrt(2.0);
+  for (const DiscResBlock& b : blocks) {
+    at::Tensor main = b.conv2.Forward(b.conv1.Forward(out));
+    if (main.size(2) == resolution) return main;
+    out = (main + b.skip.Forward(out)) * inv_sqrt2;
+  }
+  TORCH_CHECK(false, "the discriminator has no block with ", resolution, " px output");
+}
+
 Discriminator::Discriminator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Discriminator::~Discriminator() = default;
 const DiscriminatorConfig& Discriminator::config() const { return impl_->config; }
+
+Discriminator::Impl BuildDiscriminatorImpl(const DiscriminatorConfig& config,
+                                           const std::map<std::string, at::Tensor>& t) {
+  Discriminator::Impl impl;
+  impl.config = config;
+  impl.device = t.at("convs.0.0.weight").device();
+  auto conv = [&](const std::string& weight, const std::string& bias, const std::string& kernel) {
+    DiscConv c;
+    const at::Tensor& w = t.at(weight);
+    c.kernel = static_cast<int>(w.size(2));
+    c.weight = w * (1.0 / std::sqrt(static_cast<double>(w.size(1)) * c.kernel * c.kernel));
+    c.activate = !bias.empty();
+    if (c.activate) c.bias = t.at(bias);
+    c.downsample = !kernel.empty();
+    if (c.downsample) {
+      c.blur = at::flip(t.at(kernel).detach(), {0, 1}).view({1, 1, 4, 4}).repeat({w.size(1), 1, 1, 1});
+    }
+    return c;
+  };
+  impl.from_rgb = conv("convs.0.0.weight", "convs.0.1.bias", "");
+  for (int i = 1; (config.resolution >> i) >= 4; ++i) {
+    const std::string p = absl::StrCat("convs.", i, ".");
+    DiscResBlock b;
+    b.conv1 = conv(p + "conv1.0.weight", p + "conv1.1.bias", "");
+    b.conv2 = conv(p + "conv2.1.weight", p + "conv2.2.bias", p + "conv2.0.kernel");
+    b.skip = conv(p + "skip.1.weight", "", p + "skip.0.kernel");
+    impl.blocks.push_back(std::move(b));
+  }
+  impl.final_conv = conv("final_conv.0.weight", "final_conv.1.bias", "");
+  const double c4 = config.channels.at(4);
+  impl.linear0_weight = t.at("final_linear.0.weight") * (1.0 / std::sqrt(c4 * 16));
+  impl.linear0_bias = t.at("final_linear.0.bias");
+  impl.linear1_weight = t.at("final_linear.1.weight") * (1.0 / std::sqrt(c4));
+  impl.linear1_bias = t.at("final_linear.1.bias");
+  impl.raw = t;
+  return impl;
+}
 
 absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::FromTensors(
     const std::map<std::string, TensorView>& tensors, const std::string& device_spec) {
   ASSIGN_OR_RETURN(DiscriminatorConfig config, InferDiscriminatorConfig(tensors));
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(device_spec));
-  auto impl = std::make_unique<Impl>();
-  impl->config = config;
-  impl->device = device;
   try {
     c10::NoGradGuard no_grad;
     std::map<std::string, at::Tensor> t;
     for (const auto& [name, shape] : ExpectedDiscriminatorTensors(config)) {
       ASSIGN_OR_RETURN(t[name], ToTorchFloat(tensors.at(name), device));
     }
-    auto conv = [&](const std::string& weight, const std::string& bias, const std::string& kernel) {
-      DiscConv c;
-      at::Tensor w = t[weight];
-      c.kernel = static_cast<int>(w.size(2));
-      c.weight = w * (1.0 / std::sqrt(static_cast<double>(w.size(1)) * c.kernel * c.kernel));
-      c.activate = !bias.empty();
-      if (c.activate) c.bias = t[bias];
-      c.downsample = !kernel.empty();
-      if (c.downsample) {
-        c.blur = at::flip(t[kernel], {0, 1}).view({1, 1, 4, 4}).repeat({w.size(1), 1, 1, 1});
-      }
-      return c;
-    };
-    impl->from_rgb = conv("convs.0.0.weight", "convs.0.1.bias", "");
-    for (int i = 1; (config.resolution >> i) >= 4; ++i) {
-      const std::string p = absl::StrCat("convs.", i, ".");
-      DiscResBlock b;
-      b.conv1 = conv(p + "conv1.0.weight", p + "conv1.1.bias", "");
-      b.conv2 = conv(p + "conv2.1.weight", p + "conv2.2.bias", p + "conv2.0.kernel");
-      b.skip = conv(p + "skip.1.weight", "", p + "skip.0.kernel");
-      impl->blocks.push_back(std::move(b));
-    }
-    impl->final_conv = conv("final_conv.0.weight", "final_conv.1.bias", "");
-    const double c4 = config.channels.at(4);
-    impl->linear0_weight = t["final_linear.0.weight"] * (1.0 / std::sqrt(c4 * 16));
-    impl->linear0_bias = t["final_linear.0.bias"];
-    impl->linear1_weight = t["final_linear.1.weight"] * (1.0 / std::sqrt(c4));
-    impl->linear1_bias = t["final_linear.1.bias"];
+    auto impl = std::make_unique<Impl>(BuildDiscriminatorImpl(config, t));
+    return std::unique_ptr<Discriminator>(new Discriminator(std::move(impl)));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "building the discriminator failed");
   }
-  return std::unique_ptr<Discriminator>(new Discriminator(std::move(impl)));
 }
 
 absl::StatusOr<std::unique_ptr<Discriminator>> Discriminator::Load(const std::string& path, const std::string& device) {

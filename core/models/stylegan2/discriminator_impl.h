@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "core/models/stylegan2/discriminator.h"
@@ -34,10 +36,23 @@ struct Discriminator::Impl {
   std::vector<DiscResBlock> blocks;
   DiscConv final_conv;
   at::Tensor linear0_weight, linear0_bias, linear1_weight, linear1_bias;  // scaled
+  // The state dict the tensors above were built from (raw checkpoint units), for
+  // training code that starts from it.
+  std::map<std::string, at::Tensor> raw;
 
   // images [N, 3, R, R] -> logits [N, 1]. Differentiable.
   at::Tensor Forward(const at::Tensor& images) const;
+  // The second convolution's output (before the residual sum) of the block whose output
+  // has `resolution` pixels per side: OneshotCLIP's patch-level feature map. Runs only
+  // the layers up to it. InvalidArgument-style c10::Error when no block has it.
+  at::Tensor BlockFeatures(const at::Tensor& images, int64_t resolution) const;
 };
+
+// Builds the forward's (scaled) tensors from raw state-dict tensors, on their device. With
+// tensors that require grad the result is differentiable in them (training rebuilds it
+// from its leaves after each update).
+Discriminator::Impl BuildDiscriminatorImpl(const DiscriminatorConfig& config,
+                                           const std::map<std::string, at::Tensor>& raw);
 
 }  // namespace ganserve::core::stylegan2
 

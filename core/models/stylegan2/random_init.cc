@@ -73,4 +73,38 @@ std::map<std::string, FloatTensor> RandomGeneratorWeights(const GeneratorConfig&
   return out;
 }
 
+DiscriminatorConfig MakeDiscriminatorConfig(const GeneratorConfig& generator) {
+  DiscriminatorConfig d;
+  d.resolution = generator.resolution;
+  d.channels = generator.channels;
+  return d;
+}
+
+std::map<std::string, FloatTensor> RandomDiscriminatorWeights(const DiscriminatorConfig& c, uint32_t seed,
+                                                              float perturb) {
+  NumpyRandomState rng(seed);
+  std::map<std::string, FloatTensor> out;
+  for (const auto& [name, shape] : ExpectedDiscriminatorTensors(c)) {
+    FloatTensor t;
+    t.shape = shape;
+    const size_t n = static_cast<size_t>(NumElements(shape));
+    if (absl::EndsWith(name, "kernel")) {
+      const float k[4] = {1, 3, 3, 1};
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) t.data.push_back(k[i] * k[j] / 64.0f);
+      }
+    } else if (absl::EndsWith(name, "bias")) {
+      t.data.assign(n, 0.0f);
+      if (perturb > 0) {
+        auto noise = rng.Randn(n);
+        for (size_t i = 0; i < n; ++i) t.data[i] = perturb * noise[i];
+      }
+    } else {
+      t.data = rng.Randn(n);
+    }
+    out[name] = std::move(t);
+  }
+  return out;
+}
+
 }  // namespace ganserve::core::stylegan2

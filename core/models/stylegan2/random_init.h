@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/models/stylegan2/config.h"
+#include "core/models/stylegan2/discriminator.h"
 #include "core/util/tensor_data.h"
 
 namespace ganserve::core::stylegan2 {
@@ -24,6 +25,13 @@ GeneratorConfig MakeConfig(int resolution, int style_dim, int n_mlp, int channel
 // exactly 0 or 1 (makes tests sensitive to those terms).
 std::map<std::string, FloatTensor> RandomGeneratorWeights(const GeneratorConfig& config, uint32_t seed,
                                                           float perturb = 0.0f);
+
+// The discriminator of Discriminator(size, channel_multiplier) for a generator config
+// (same widths), rosinality's initialisation: weights ~ N(0, 1), biases 0 (+ perturb *
+// N(0, 1)), blur kernels [1,3,3,1] (outer product, normalised).
+DiscriminatorConfig MakeDiscriminatorConfig(const GeneratorConfig& generator);
+std::map<std::string, FloatTensor> RandomDiscriminatorWeights(const DiscriminatorConfig& config, uint32_t seed,
+                                                              float perturb = 0.0f);
 
 }  // namespace ganserve::core::stylegan2
 
