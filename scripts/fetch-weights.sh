@@ -8,6 +8,9 @@
 # What it fetches:
 #   clip-vit-b-32, clip-vit-b-16  OpenAI CLIP archives (the SHA-256 is part of the URL),
 #                                 with the BPE vocabulary from openai/CLIP
+#   lpips-vgg                     torchvision VGG16 and LPIPS v0.1's vgg.pth (InvertImage)
+#   lpips-alex                    torchvision AlexNet and StarGAN v2's lpips_weights.ckpt
+#                                 from cyclomon/OneshotCLIP (one-shot adaptation)
 #   ffhq                          rosinality's conversion of NVIDIA's FFHQ 1024 config-f
 #                                 generator (Google Drive; needs `gdown`: pip install gdown)
 set -euo pipefail
@@ -44,6 +47,16 @@ fetch https://download.pytorch.org/models/vgg16-397923af.pth "$dest/lpips-vgg/vg
 sha256sum "$dest/lpips-vgg/vgg16-397923af.pth" | grep -q '^397923af' || { echo "vgg16: checksum prefix mismatch"; exit 1; }
 fetch https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth "$dest/lpips-vgg/vgg.pth"
 printf '{"kind": "lpips", "vgg16": "vgg16-397923af.pth", "lin": "vgg.pth"}\n' > "$dest/lpips-vgg/manifest.json"
+
+# StarGAN v2's AlexNet LPIPS for OneshotCLIP: torchvision's AlexNet (its file name carries
+# the first 8 hex digits of its SHA-256) and the 1x1 layers OneshotCLIP ships.
+mkdir -p "$dest/lpips-alex"
+fetch https://download.pytorch.org/models/alexnet-owt-7be5be79.pth "$dest/lpips-alex/alexnet-owt-7be5be79.pth"
+sha256sum "$dest/lpips-alex/alexnet-owt-7be5be79.pth" | grep -q '^7be5be79' || { echo "alexnet: checksum prefix mismatch"; exit 1; }
+fetch https://raw.githubusercontent.com/cyclomon/OneshotCLIP/267c116239a191bcef77b3e53bf2ed634596529f/metrics/lpips_weights.ckpt "$dest/lpips-alex/lpips_weights.ckpt" \
+  8b641b3c88a60383027f5e3d9b14d0e8687a1b09aeeb4950ec5951813954a36a
+printf '{"kind": "lpips", "variant": "alex_stargan", "alexnet": "alexnet-owt-7be5be79.pth", "lin": "lpips_weights.ckpt"}\n' \
+  > "$dest/lpips-alex/manifest.json"
 
 mkdir -p "$dest/ffhq"
 if [ ! -f "$dest/ffhq/stylegan2-ffhq-config-f.pt" ]; then

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_file.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -174,6 +175,13 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
   info.pinned = m.value("pinned", false);
   info.imported = m.contains("imported") && m["imported"].is_boolean() && m["imported"].get<bool>();
   if (info.kind == ModelKind::kAdaptedGenerator) {
+    if (m.contains("mean_rows_from")) {
+      if (!m["mean_rows_from"].is_number_integer() || m["mean_rows_from"].get<int64_t>() < 0 ||
+          m["mean_rows_from"].get<int64_t>() > 64) {
+        return fail("manifest 'mean_rows_from' must be an integer in [0, 64]");
+      }
+      info.mean_rows_from = m["mean_rows_from"].get<int>();
+    }
     info.parameterization = m.contains("parameterization") ? str("parameterization") : "full";
     if (info.parameterization != "full" && !stylegan2::ParseDomainKind(info.parameterization)) {
       return fail(absl::StrCat("manifest parameterization '", info.parameterization,
@@ -181,6 +189,14 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
     }
     if (m.contains("trained_parameters") && m["trained_parameters"].is_number_integer()) {
       info.trained_parameters = m["trained_parameters"].get<int64_t>();
+    }
+  }
+  if (info.kind == ModelKind::kLpips) {
+    if (m.contains("variant") && !m["variant"].is_string()) return fail("manifest 'variant' must be a string");
+    info.variant = m.contains("variant") ? str("variant") : kLpipsVgg;
+    if (info.variant != kLpipsVgg && info.variant != kLpipsAlexStargan) {
+      return fail(
+          absl::StrCat("manifest lpips variant '", info.variant, "' is not ", kLpipsVgg, " or ", kLpipsAlexStargan));
     }
   }
   if (m.contains("snapshot_of")) {
@@ -262,8 +278,21 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       std::map<std::string, TensorView> tensors =
           ViewsOf(std::shared_ptr<const std::map<std::string, FloatTensor>>(std::move(base_sd)));
       for (auto& [k, v] : replaced) tensors[k] = std::move(v);
-      auto avg = std::make_shared<const FloatTensor>((*base)->mean_latent());
-      TensorView avg_view = ViewOf(avg);
+      // The base's mean latent, or the one the result was trained and sampled with (a
+      // one-shot result's w_mean from its source generator).
+      auto avg = std::make_shared<FloatTensor>((*base)->mean_latent());
+      if (m.contains("mean_latent")) {
+        const nlohmann::json& ml = m["mean_latent"];
+        if (!ml.is_array() || ml.size() != avg->data.size()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("manifest mean_latent must be an array of ", avg->data.size(), " numbers"));
+        }
+        for (size_t i = 0; i < ml.size(); ++i) {
+          if (!ml[i].is_number()) return absl::InvalidArgumentError("manifest mean_latent must hold numbers");
+          avg->data[i] = ml[i].get<float>();
+        }
+      }
+      TensorView avg_view = ViewOf(std::shared_ptr<const FloatTensor>(avg));
       stylegan2::LoadOptions opt = load_options_;
       opt.conv_clamp = (*base)->config().conv_clamp;  // trained through the base's clamp
       ASSIGN_OR_RETURN(w.generator, stylegan2::Generator::FromTensors(tensors, &avg_view, opt));
@@ -279,6 +308,12 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       return w;
     }
     case ModelKind::kLpips: {
+      if (info->variant == kLpipsAlexStargan) {
+        ASSIGN_OR_RETURN(std::string alexnet, FileIn(dir, m, "alexnet"));
+        ASSIGN_OR_RETURN(std::string lin, FileIn(dir, m, "lin"));
+        ASSIGN_OR_RETURN(w.alex_lpips, lpips::AlexLpips::Load(alexnet, lin, load_options_.device));
+        return w;
+      }
       ASSIGN_OR_RETURN(std::string vgg, FileIn(dir, m, "vgg16"));
       ASSIGN_OR_RETURN(std::string lin, FileIn(dir, m, "lin"));
       ASSIGN_OR_RETURN(w.lpips, lpips::Lpips::Load(vgg, lin, load_options_.device));
@@ -290,11 +325,13 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
 
 namespace {
 MemoryFootprint FootprintOf(const ModelRepository::Clip& clip, const std::shared_ptr<const stylegan2::Generator>& g,
-                            const std::shared_ptr<const lpips::Lpips>& l) {
+                            const std::shared_ptr<const lpips::Lpips>& l,
+                            const std::shared_ptr<const lpips::AlexLpips>& alex) {
   MemoryFootprint f;
   if (g != nullptr) f += g->Footprint();
   if (clip.model != nullptr) f += clip.model->Footprint();
   if (l != nullptr) f += l->Footprint();
+  if (alex != nullptr) f += alex->Footprint();
   return f;
 }
 }  // namespace
@@ -363,7 +400,7 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
         e.weights = *w;
         e.info.state = ModelState::kReady;
         e.info.error.clear();
-        e.info.resident = FootprintOf(w->clip, w->generator, w->lpips);
+        e.info.resident = FootprintOf(w->clip, w->generator, w->lpips, w->alex_lpips);
         e.last_use = ++use_clock_;
         evicted = EvictOverBudget(name);
       } else {
@@ -575,6 +612,54 @@ std::string ModelRepository::Available() const {
   return names.empty() ? "none are available" : absl::StrCat("available: ", absl::StrJoin(names, ", "));
 }
 
+absl::StatusOr<TrainingFiles> ModelRepository::TrainingFilesOf(const std::string& name) const {
+  ASSIGN_OR_RETURN(ModelInfo info, Get(name));
+  if (info.kind != ModelKind::kGenerator) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(info.kind),
+                                                      "; fine-tuning starts from a base generator"));
+  }
+  std::string folder;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
+    folder = it->second.folder;
+  }
+  const fs::path dir(folder);
+  ASSIGN_OR_RETURN(std::string text, ReadFile((dir / "manifest.json").string()));
+  nlohmann::json m = nlohmann::json::parse(text, nullptr, false);
+  if (!m.is_object()) return absl::InvalidArgumentError(absl::StrCat("model '", name, "': manifest.json is not JSON"));
+  TrainingFiles files;
+  if (m.contains("train_g") || m.contains("train_d")) {
+    ASSIGN_OR_RETURN(files.g_path, FileIn(dir, m, "train_g"));
+    ASSIGN_OR_RETURN(files.d_path, FileIn(dir, m, "train_d"));
+    for (const std::string& p : {files.g_path, files.d_path}) {
+      if (!fs::exists(p)) return absl::NotFoundError(absl::StrCat("model '", name, "': ", p, " is missing"));
+    }
+    return files;
+  }
+  ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "checkpoint"));
+  const std::string needs = absl::StrCat(
+      "model '", name,
+      "' has no training checkpoint: fine-tuning needs the checkpoint's g and d beside g_ema (a rosinality training "
+      "checkpoint such as 550000.pt, or manifest entries train_g and train_d)");
+  if (absl::EndsWith(path, ".safetensors"))
+    return absl::InvalidArgumentError(absl::StrCat(needs, "; ", path, " holds one state dict"));
+  ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
+  std::vector<std::string> missing;
+  for (const char* key : {"g", "d"}) {
+    const PyRef v = f.root != nullptr && f.root->kind == PyValue::Kind::kDict ? f.root->Get(key) : nullptr;
+    if (v == nullptr || v->kind != PyValue::Kind::kDict) missing.push_back(key);
+  }
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(needs, "; ", fs::path(path).filename().string(), " lacks ", absl::StrJoin(missing, " and ")));
+  }
+  files.g_path = files.d_path = path;
+  files.g_key = "g";
+  return files;
+}
+
 absl::StatusOr<ModelInfo> ModelRepository::Get(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
@@ -620,7 +705,9 @@ std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [name, e] : models_) {
-      if (e.info.kind == ModelKind::kLpips && IsUsable(e.info.state)) names.push_back(name);
+      if (e.info.kind == ModelKind::kLpips && e.info.variant == kLpipsVgg && IsUsable(e.info.state)) {
+        names.push_back(name);
+      }
     }
   }
   for (const auto& n : names) {
@@ -628,6 +715,34 @@ std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
     if (w.ok() && w->lpips != nullptr) return w->lpips;
   }
   return nullptr;
+}
+
+absl::StatusOr<std::shared_ptr<const lpips::AlexLpips>> ModelRepository::FirstAlexLpips() const {
+  std::vector<std::string> names;
+  std::vector<std::string> failures;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, e] : models_) {
+      if (e.info.kind != ModelKind::kLpips || e.info.variant != kLpipsAlexStargan) continue;
+      if (IsUsable(e.info.state)) {
+        names.push_back(name);
+      } else {
+        failures.push_back(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
+      }
+    }
+  }
+  for (const auto& n : names) {
+    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
+    if (w.ok() && w->alex_lpips != nullptr) return w->alex_lpips;
+    if (!w.ok()) failures.emplace_back(w.status().message());
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "no usable AlexNet LPIPS model (OneshotCLIP's perceptual loss) in the model repository: it needs "
+      "torchvision's AlexNet (alexnet-owt-7be5be79.pth) and StarGAN v2's LPIPS weights (lpips_weights.ckpt) in a "
+      "model folder whose manifest.json is {\"kind\": \"lpips\", \"variant\": \"alex_stargan\", "
+      "\"alexnet\": \"alexnet-owt-7be5be79.pth\", \"lin\": \"lpips_weights.ckpt\"}; "
+      "scripts/fetch-weights.sh installs them (as lpips-alex), then RescanRepository or a restart picks them up",
+      failures.empty() ? "" : absl::StrCat(". ", absl::StrJoin(failures, "; "))));
 }
 
 absl::StatusOr<ModelInfo> ModelRepository::Load(const std::string& name, bool pin) {

@@ -9,6 +9,9 @@
 //      "source_text": "photo", "target_text": "sketch", ...}
 //     {"kind": "clip", "checkpoint": "ViT-B-32.pt", "vocab": "bpe_simple_vocab_16e6.txt.gz"}
 //     {"kind": "lpips", "vgg16": "vgg16-397923af.pth", "lin": "vgg.pth"}
+//     {"kind": "lpips", "variant": "alex_stargan", "alexnet": "alexnet-owt-7be5be79.pth",
+//      "lin": "lpips_weights.ckpt"}
+//   An lpips manifest without "variant" is the VGG16 one ("variant": "vgg").
 #ifndef GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 #define GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 
@@ -24,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/tokenizer.h"
+#include "core/models/lpips/alex_lpips.h"
 #include "core/models/lpips/lpips.h"
 #include "core/models/stylegan2/generator.h"
 
@@ -33,6 +37,11 @@ enum class ModelKind { kUnspecified = 0, kGenerator = 1, kAdaptedGenerator = 2, 
 // kUnloaded: a valid folder whose weights are not in memory; the first use (or
 // LoadModel) loads it.
 enum class ModelState { kUnspecified = 0, kReady = 1, kFailed = 2, kLoading = 3, kUnloaded = 4 };
+
+// The LPIPS networks an lpips manifest's "variant" names: LPIPS v0.1 over VGG16 (the
+// default; InvertImage's projector loss) and StarGAN v2's AlexNet LPIPS (OneshotCLIP's).
+inline constexpr char kLpipsVgg[] = "vgg";
+inline constexpr char kLpipsAlexStargan[] = "alex_stargan";
 
 const char* ModelKindName(ModelKind k);
 const char* ModelStateName(ModelState s);
@@ -63,6 +72,11 @@ struct ModelInfo {
   // how many numbers training stored.
   std::string parameterization;
   int64_t trained_parameters = 0;
+  // Adapted generators that sample with rows [mean_rows_from, n_latent) of w+ at the
+  // mean latent by default (manifest "mean_rows_from"; OneshotCLIP results: 11); 0 = none.
+  int mean_rows_from = 0;
+  // LPIPS models: kLpipsVgg or kLpipsAlexStargan.
+  std::string variant;
   bool lightweight() const { return !parameterization.empty() && parameterization != "full"; }
   // What its weights hold while resident (zero otherwise).
   MemoryFootprint resident;
@@ -102,6 +116,16 @@ class RepositoryObserver {
   virtual void OnModelLoad(ModelKind kind, bool ok, double seconds) = 0;
   virtual void OnModelEvicted(ModelKind kind) = 0;
   virtual void OnRepositoryState(const RepositoryState& state) = 0;
+};
+
+// The files a GAN fine-tune (one-shot adaptation) of a base generator starts from: the
+// trainable generator `g` and the discriminator `d`. A rosinality training checkpoint
+// holds both beside `g_ema`; a manifest may instead name state-dict files as "train_g"
+// and "train_d" (e.g. safetensors).
+struct TrainingFiles {
+  std::string g_path;
+  std::string g_key;  // "g" inside a training checkpoint; empty for a bare state dict
+  std::string d_path;
 };
 
 // True for names a model folder may have: [a-z0-9][a-z0-9._-]{0,63}.
@@ -151,8 +175,17 @@ class ModelRepository {
     std::shared_ptr<const clip::Tokenizer> tokenizer;
   };
   absl::StatusOr<Clip> GetClip(const std::string& name) const;
-  // The first usable LPIPS model (by name), loaded; null when the repository has none.
+  // The first usable VGG16 LPIPS model (by name), loaded; null when the repository has
+  // none. AlexNet LPIPS models are never returned.
   std::shared_ptr<const lpips::Lpips> FirstLpips() const;
+  // The first AlexNet LPIPS model (variant alex_stargan, by name) that loads.
+  // FailedPrecondition saying which files to install (and why installed ones fail) when
+  // there is none.
+  absl::StatusOr<std::shared_ptr<const lpips::AlexLpips>> FirstAlexLpips() const;
+  // The training files of base generator `name`. NotFound; FailedPrecondition for other
+  // kinds; InvalidArgument naming what is missing when the checkpoint has no `g` or `d`
+  // (generator-only releases such as exported g_ema files).
+  absl::StatusOr<TrainingFiles> TrainingFilesOf(const std::string& name) const;
   // Makes a model resident now (a FAILED one is tried again); `pin` keeps it resident
   // until Unload. Returns its info, or the load error.
   absl::StatusOr<ModelInfo> Load(const std::string& name, bool pin);
@@ -205,6 +238,7 @@ class ModelRepository {
     std::shared_ptr<const stylegan2::Generator> generator;
     Clip clip;
     std::shared_ptr<const lpips::Lpips> lpips;
+    std::shared_ptr<const lpips::AlexLpips> alex_lpips;
   };
   struct Entry {
     ModelInfo info;

@@ -203,7 +203,10 @@ absl::StatusOr<ImportRule> ImportRuleFor(int kind) {
                         {".pt", ".pth", ".safetensors", ".txt", ".gz"},
                         ".pt, .pth or .safetensors (the checkpoint) and .txt or .gz (the BPE vocabulary)"};
     case ModelKind::kLpips:
-      return ImportRule{2, {".pth", ".pt"}, ".pth or .pt (torchvision VGG16 features, LPIPS linear layers)"};
+      return ImportRule{2,
+                        {".pth", ".pt", ".ckpt"},
+                        ".pth, .pt or .ckpt (torchvision VGG16 and LPIPS's linear layers, or torchvision AlexNet "
+                        "and StarGAN v2's lpips_weights.ckpt)"};
     case ModelKind::kAdaptedGenerator:
       return absl::InvalidArgumentError(
           "adapted generators are made by AdaptDomain; import an exported adapted model as a GENERATOR");
@@ -329,15 +332,34 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
       break;
     }
     case ModelKind::kLpips: {
-      // Which file is which: the order that loads.
-      size_t vgg = 0;
-      auto first = lpips::Lpips::Load(named[0], named[1], "cpu");
-      if (!first.ok()) {
-        auto second = lpips::Lpips::Load(named[1], named[0], "cpu");
-        if (!second.ok()) return refused("LPIPS VGG16 features and linear layers", first.status());
-        vgg = 1;
+      // Which network and which file is which: the combination that loads (VGG16 first).
+      // The errors reported are those of the files in upload order.
+      absl::Status vgg_error, alex_error;
+      for (size_t net = 0; net < 2 && manifest.is_null(); ++net) {
+        auto loaded = lpips::Lpips::Load(named[net], named[1 - net], "cpu");
+        if (loaded.ok()) {
+          manifest = {
+              {"kind", "lpips"}, {"vgg16", ticket.files[net].filename}, {"lin", ticket.files[1 - net].filename}};
+        } else if (net == 0) {
+          vgg_error = loaded.status();
+        }
       }
-      manifest = {{"kind", "lpips"}, {"vgg16", ticket.files[vgg].filename}, {"lin", ticket.files[1 - vgg].filename}};
+      for (size_t net = 0; net < 2 && manifest.is_null(); ++net) {
+        auto loaded = lpips::AlexLpips::Load(named[net], named[1 - net], "cpu");
+        if (loaded.ok()) {
+          manifest = {{"kind", "lpips"},
+                      {"variant", kLpipsAlexStargan},
+                      {"alexnet", ticket.files[net].filename},
+                      {"lin", ticket.files[1 - net].filename}};
+        } else if (net == 0) {
+          alex_error = loaded.status();
+        }
+      }
+      if (manifest.is_null()) {
+        return refused("LPIPS weights (VGG16 features and linear layers, or AlexNet and StarGAN v2's lpips_weights)",
+                       absl::InvalidArgumentError(
+                           absl::StrCat("as VGG16: ", vgg_error.message(), "; as AlexNet: ", alex_error.message())));
+      }
       break;
     }
     default: return absl::InvalidArgumentError("kind cannot be imported");

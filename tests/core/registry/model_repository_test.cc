@@ -1,15 +1,18 @@
 // The model repository: loading every kind with broken models recorded beside the
 // good ones, names, publishing adapted models atomically, deleting, crash leftovers,
-// and serving LPIPS to the projector.
+// serving LPIPS to the projector, and StarGAN v2's AlexNet LPIPS kept apart from it.
 #include "core/registry/model_repository.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_writer.h"
 #include "core/invert/projector.h"
 #include "core/models/stylegan2/random_init.h"
 #include "tests/testing/checkpoint_fixtures.h"
@@ -83,6 +86,127 @@ TEST_F(ModelRepositoryTest, BrokenModelsAreRecordedBesideTheGoodOnes) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("base"), std::string::npos) << "names the available models";
   EXPECT_EQ((*repo)->GetClip("base").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*repo)->FirstLpips(), nullptr);
+}
+
+// Writes an AlexNet LPIPS model folder as scripts/fetch-weights.sh installs it: a random
+// torchvision AlexNet state dict (features.* only) and random StarGAN v2 1x1 layers, both
+// torch.save files, with `lin` naming the second file in the manifest.
+void WriteAlexLpipsFolder(const fs::path& dir, const std::string& lin = "lpips_weights.ckpt") {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  auto random = [&](std::vector<int64_t> shape) {
+    FloatTensor t;
+    t.shape = std::move(shape);
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    t.data.resize(static_cast<size_t>(n));
+    for (float& v : t.data) v = std::fabs(normal(rng));
+    return t;
+  };
+  struct Conv {
+    int index;
+    int64_t out, in, k;
+  };
+  const Conv convs[] = {{0, 64, 3, 11}, {3, 192, 64, 5}, {6, 384, 192, 3}, {8, 256, 384, 3}, {10, 256, 256, 3}};
+  std::vector<TorchSaveEntry> alexnet, weights;
+  for (int i = 0; i < 5; ++i) {
+    const Conv& c = convs[i];
+    alexnet.push_back({"features." + std::to_string(c.index) + ".weight", random({c.out, c.in, c.k, c.k})});
+    alexnet.push_back({"features." + std::to_string(c.index) + ".bias", random({c.out})});
+    weights.push_back({"lpips_weights." + std::to_string(i) + ".main.1.weight", random({1, c.out, 1, 1})});
+  }
+  fs::create_directories(dir);
+  std::ofstream(dir / "alexnet-owt-7be5be79.pth", std::ios::binary) << EncodeTorchSave(alexnet);
+  std::ofstream(dir / "lpips_weights.ckpt", std::ios::binary) << EncodeTorchSave(weights);
+  std::ofstream(dir / "manifest.json") << R"({"kind": "lpips", "variant": "alex_stargan", )"
+                                       << R"("alexnet": "alexnet-owt-7be5be79.pth", "lin": ")" << lin << R"("})";
+}
+
+TEST_F(ModelRepositoryTest, AlexLpipsLoadsAsItsOwnVariantAndNeverAsTheProjectorsLpips) {
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  ASSERT_EQ((*repo)->LoadAll(), 1);
+  // None installed: the error names both files and the script that installs them.
+  auto none = (*repo)->FirstAlexLpips();
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  for (const char* want : {"alexnet-owt-7be5be79.pth", "lpips_weights.ckpt", "scripts/fetch-weights.sh"}) {
+    EXPECT_NE(none.status().message().find(want), std::string::npos) << want << ": " << none.status();
+  }
+
+  // A VGG manifest (no "variant") whose files are absent, and an AlexNet one.
+  fs::create_directories(root_ / "a-vgg");
+  std::ofstream(root_ / "a-vgg/manifest.json") << R"({"kind": "lpips", "vgg16": "vgg16.pth", "lin": "vgg.pth"})";
+  WriteAlexLpipsFolder(root_ / "lpips-alex");
+  EXPECT_EQ((*repo)->Rescan().added, (std::vector<std::string>{"a-vgg", "lpips-alex"}));
+  auto info = (*repo)->Get("lpips-alex");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->kind, ModelKind::kLpips);
+  EXPECT_EQ(info->variant, kLpipsAlexStargan);
+  EXPECT_EQ(info->state, ModelState::kUnloaded);
+  EXPECT_EQ((*repo)->Get("a-vgg")->variant, kLpipsVgg);
+
+  // The AlexNet variant loads on first use, without touching the VGG one.
+  auto alex = (*repo)->FirstAlexLpips();
+  ASSERT_TRUE(alex.ok()) << alex.status();
+  ASSERT_NE(*alex, nullptr);
+  EXPECT_EQ((*repo)->Get("a-vgg")->state, ModelState::kUnloaded);
+  FloatTensor a{{2, 3, 32, 32}, std::vector<float>(size_t{2} * 3 * 32 * 32, 0.2f)};
+  FloatTensor b = a;
+  for (size_t i = 0; i < b.data.size(); i += 3) b.data[i] = -0.4f;
+  auto d = (*alex)->Distance(a, b);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->shape, std::vector<int64_t>{2});
+  EXPECT_GT(d->data[0], 0.0f);
+  // Listed as READY with what its weights hold: AlexNet's five convolutions (2,469,696
+  // floats) and the 1x1 layers (1,152).
+  bool listed = false;
+  for (const auto& m : (*repo)->List()) {
+    if (m.name != "lpips-alex") continue;
+    listed = true;
+    EXPECT_EQ(m.state, ModelState::kReady);
+    EXPECT_EQ(m.variant, kLpipsAlexStargan);
+    EXPECT_GE(m.resident.host_bytes, int64_t{2470848} * 4);
+  }
+  EXPECT_TRUE(listed);
+
+  // The projector's accessor takes only the VGG variant: here the broken one (which
+  // fails for its missing files), never the AlexNet one.
+  EXPECT_EQ((*repo)->FirstLpips(), nullptr);
+  EXPECT_EQ((*repo)->Get("a-vgg")->state, ModelState::kFailed);
+  auto again = (*repo)->FirstAlexLpips();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *alex) << "the resident model is shared";
+}
+
+TEST_F(ModelRepositoryTest, BrokenAlexLpipsFoldersSayWhatIsWrong) {
+  // A missing file fails the model with its name; an unknown variant fails the scan.
+  WriteAlexLpipsFolder(root_ / "alex-missing", "lpips_weights_missing.ckpt");
+  fs::create_directories(root_ / "odd-variant");
+  std::ofstream(root_ / "odd-variant/manifest.json") << R"({"kind": "lpips", "variant": "squeeze"})";
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  EXPECT_EQ((*repo)->LoadAll(), 1);
+  auto missing = (*repo)->Get("alex-missing");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->state, ModelState::kFailed);
+  EXPECT_NE(missing->error.find("lpips_weights_missing.ckpt"), std::string::npos) << missing->error;
+  auto odd = (*repo)->Get("odd-variant");
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->state, ModelState::kFailed);
+  EXPECT_NE(odd->error.find("squeeze"), std::string::npos) << odd->error;
+  // The accessor says what to install and why the installed one does not serve.
+  auto none = (*repo)->FirstAlexLpips();
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  for (const char* want : {"alexnet-owt-7be5be79.pth", "lpips_weights.ckpt", "scripts/fetch-weights.sh", "alex-missing",
+                           "lpips_weights_missing.ckpt"}) {
+    EXPECT_NE(none.status().message().find(want), std::string::npos) << want << ": " << none.status();
+  }
+  // A good one beside it is found (after the broken one by name, which is skipped).
+  WriteAlexLpipsFolder(root_ / "lpips-alex");
+  (*repo)->Rescan();
+  auto alex = (*repo)->FirstAlexLpips();
+  ASSERT_TRUE(alex.ok()) << alex.status();
   EXPECT_EQ((*repo)->FirstLpips(), nullptr);
 }
 
@@ -172,14 +296,18 @@ TEST_F(RepositoryFixtureTest, RepositoryServesLpipsAndTheProjectorUsesIt) {
   fs::create_symlink(FixtureDir() + "/vgg16_features.pt", root / "lpips/vgg16.pth");
   fs::create_symlink(FixtureDir() + "/lpips_vgg.pth", root / "lpips/vgg.pth");
   std::ofstream(root / "lpips/manifest.json") << R"({"kind": "lpips", "vgg16": "vgg16.pth", "lin": "vgg.pth"})";
+  // An AlexNet LPIPS first by name: the projector still gets the VGG one.
+  WriteAlexLpipsFolder(root / "a-lpips-alex");
   auto repo = ModelRepository::Create(root.string(), {});
   ASSERT_TRUE(repo.ok());
-  EXPECT_EQ((*repo)->LoadAll(), 1);
+  EXPECT_EQ((*repo)->LoadAll(), 2);
   auto info = (*repo)->Get("lpips");
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->kind, ModelKind::kLpips);
   auto lp = (*repo)->FirstLpips();
   ASSERT_NE(lp, nullptr);
+  auto alex = (*repo)->FirstAlexLpips();
+  ASSERT_TRUE(alex.ok()) << alex.status();
 
   // A projection with LPIPS reports the term and names the loss.
   auto gen = Generator::Load(shared_ + "/fixtures/stylegan2/a1_g32_sd512_zip.pt", {});
@@ -187,7 +315,7 @@ TEST_F(RepositoryFixtureTest, RepositoryServesLpipsAndTheProjectorUsesIt) {
   std::shared_ptr<const Generator> g(std::move(*gen));
   Rgb8Image target;
   target.width = target.height = 32;
-  target.pixels.assign(32 * 32 * 3, 90);
+  target.pixels.assign(size_t{32} * 32 * 3, 90);
   invert::ProjectorOptions o;
   o.steps = 4;
   o.mse = 0;
