@@ -333,8 +333,10 @@ void JobEngine::RunJob(JobRecord job) {
                                                    runner->step(), " of ", runner->total_steps())));
     }
     std::map<std::string, float> losses;
+    std::string phase;
     const auto t_step = std::chrono::steady_clock::now();
     absl::Status st = RunOnExecutor([&]() -> absl::Status {
+      phase = runner->phase();
       ASSIGN_OR_RETURN(losses, runner->Step());
       return absl::OkStatus();
     });
@@ -357,6 +359,7 @@ void JobEngine::RunJob(JobRecord job) {
     JobEvent progress;
     progress.losses = losses;
     progress.steps_per_second = static_cast<float>(rate);
+    progress.phase = phase;
     Emit(job, JobEvent::Type::kProgress, progress);
 
     if (preview_every > 0 && (job.step % preview_every == 0 || job.step == job.total_steps)) {

@@ -39,6 +39,7 @@ struct JobEvent {
   JobRecord job;
   std::map<std::string, float> losses;                        // kProgress
   float steps_per_second = 0;                                 // kProgress
+  std::string phase;                                          // kProgress: the runner's phase, if it has phases
   std::vector<EncodedImage> preview_source, preview_current;  // kPreview
 };
 
@@ -51,6 +52,9 @@ class JobRunner {
   virtual int64_t step() const = 0;
   // One unit of work; returns its loss terms.
   virtual absl::StatusOr<std::map<std::string, float>> Step() = 0;
+  // The phase the next Step() runs, for jobs with several ("reference_search",
+  // "fine_tune"); empty for single-phase jobs.
+  virtual std::string phase() const { return {}; }
   // Preview images [P, 3, H, W] in [-1, 1]: the source grid (asked once) and the current one.
   virtual absl::StatusOr<FloatTensor> PreviewImages(bool source) = 0;
   virtual absl::Status SaveCheckpoint(const std::string& path) = 0;

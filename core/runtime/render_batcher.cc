@@ -58,7 +58,7 @@ std::string RenderBatcher::Key(const Work& w) {
   return absl::StrCat(reinterpret_cast<uintptr_t>(w.generator->weights_id()), "|", static_cast<int>(p.space), "|",
                       absl::StrJoin(row, "x"), "|", psi_bits, "|", static_cast<int>(p.noise), "|",
                       p.noise_seeds.empty() ? 0 : 1, "|", p.mix_latents.has_value() ? p.inject_index : -1, "|",
-                      p.return_wplus ? 1 : 0, p.return_s ? 1 : 0);
+                      p.return_wplus ? 1 : 0, p.return_s ? 1 : 0, "|", p.mean_rows_from);
 }
 
 absl::Status RenderBatcher::Submit(Work work) {

@@ -2,11 +2,13 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/adapt/domain_trainer.h"
 #include "core/adapt/nada_trainer.h"
+#include "core/adapt/oneshot_trainer.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
 #include "core/invert/projector.h"
@@ -98,40 +100,74 @@ nlohmann::json TrainingRecord(const AdaptSpec& s, size_t changed_tensors) {
   return t;
 }
 
+// What AdaptRunner drives: a NADA, lightweight-domain or one-shot trainer.
+class AdaptTrainer {
+ public:
+  virtual ~AdaptTrainer() = default;
+  virtual int64_t step() const = 0;
+  virtual absl::StatusOr<std::map<std::string, float>> Step() = 0;
+  virtual absl::StatusOr<FloatTensor> Preview(bool source) const = 0;
+  virtual absl::Status Save(const std::string& path) const = 0;
+  virtual absl::Status Restore(const std::string& path) = 0;
+  virtual std::string phase() const { return {}; }
+};
+
+template <typename T>
+class TrainerOf : public AdaptTrainer {
+ public:
+  explicit TrainerOf(std::unique_ptr<T> t) : t_(std::move(t)) {}
+  int64_t step() const override { return t_->step(); }
+  absl::StatusOr<std::map<std::string, float>> Step() override { return t_->Step(); }
+  absl::StatusOr<FloatTensor> Preview(bool source) const override { return t_->Preview(source); }
+  absl::Status Save(const std::string& path) const override { return t_->SaveCheckpoint(path); }
+  absl::Status Restore(const std::string& path) override { return t_->RestoreCheckpoint(path); }
+  std::string phase() const override {
+    if constexpr (std::is_same_v<T, adapt::OneshotTrainer>) return t_->phase();
+    return {};
+  }
+  const T& get() const { return *t_; }
+
+ private:
+  std::unique_ptr<T> t_;
+};
+
 class AdaptRunner : public JobRunner {
  public:
-  // Exactly one trainer: FULL fine-tuning or a lightweight domain.
-  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id, std::unique_ptr<adapt::NadaTrainer> nada,
-              std::unique_ptr<adapt::DomainTrainer> domain)
-      : repo_(repo),
-        spec_(std::move(spec)),
-        job_id_(std::move(job_id)),
-        nada_(std::move(nada)),
-        domain_(std::move(domain)) {}
+  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id, std::unique_ptr<adapt::NadaTrainer> t)
+      : AdaptRunner(repo, std::move(spec), std::move(job_id)) {
+    nada_ = t.get();
+    trainer_ = std::make_unique<TrainerOf<adapt::NadaTrainer>>(std::move(t));
+  }
+  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id, std::unique_ptr<adapt::DomainTrainer> t)
+      : AdaptRunner(repo, std::move(spec), std::move(job_id)) {
+    domain_ = t.get();
+    trainer_ = std::make_unique<TrainerOf<adapt::DomainTrainer>>(std::move(t));
+  }
+  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id, std::unique_ptr<adapt::OneshotTrainer> t)
+      : AdaptRunner(repo, std::move(spec), std::move(job_id)) {
+    oneshot_ = t.get();
+    trainer_ = std::make_unique<TrainerOf<adapt::OneshotTrainer>>(std::move(t));
+  }
 
   int64_t total_steps() const override { return spec_.TotalSteps(); }
-  int64_t step() const override { return nada_ ? nada_->step() : domain_->step(); }
+  int64_t step() const override { return trainer_->step(); }
+  std::string phase() const override { return trainer_->phase(); }
   absl::StatusOr<std::map<std::string, float>> Step() override {
-    ASSIGN_OR_RETURN(auto losses, nada_ ? nada_->Step() : domain_->Step());
-    // Snapshots at every snapshot_every-th step before the last (the last is the result).
-    const int64_t s = step();
-    if (spec_.snapshot_every > 0 && s % spec_.snapshot_every == 0 && s < spec_.TotalSteps()) {
+    ASSIGN_OR_RETURN(auto losses, trainer_->Step());
+    // Snapshots at every snapshot_every-th training step before the last (the last is the
+    // result); a one-shot job counts from its fine-tuning.
+    const int64_t s = step(), trained = s - spec_.FineTuneStart();
+    if (spec_.snapshot_every > 0 && trained > 0 && trained % spec_.snapshot_every == 0 && s < spec_.TotalSteps()) {
       RETURN_IF_ERROR(repo_
-                          ->PublishSnapshot(spec_.output_name, job_id_, s,
-                                            [&](const std::string& folder) { return WriteModel(folder, s); })
+                          ->PublishSnapshot(spec_.output_name, job_id_, trained,
+                                            [&](const std::string& folder) { return WriteModel(folder, trained); })
                           .status());
     }
     return losses;
   }
-  absl::StatusOr<FloatTensor> PreviewImages(bool source) override {
-    return nada_ ? nada_->Preview(source) : domain_->Preview(source);
-  }
-  absl::Status SaveCheckpoint(const std::string& path) override {
-    return nada_ ? nada_->SaveCheckpoint(path) : domain_->SaveCheckpoint(path);
-  }
-  absl::Status RestoreCheckpoint(const std::string& path) override {
-    return nada_ ? nada_->RestoreCheckpoint(path) : domain_->RestoreCheckpoint(path);
-  }
+  absl::StatusOr<FloatTensor> PreviewImages(bool source) override { return trainer_->Preview(source); }
+  absl::Status SaveCheckpoint(const std::string& path) override { return trainer_->Save(path); }
+  absl::Status RestoreCheckpoint(const std::string& path) override { return trainer_->Restore(path); }
 
   absl::StatusOr<std::string> Finish() override {
     RETURN_IF_ERROR(
@@ -141,6 +177,9 @@ class AdaptRunner : public JobRunner {
   }
 
  private:
+  AdaptRunner(ModelRepository* repo, AdaptSpec spec, std::string job_id)
+      : repo_(repo), spec_(std::move(spec)), job_id_(std::move(job_id)) {}
+
   // The manifest entries every adapted model has; a snapshot (step > 0) also names its
   // model and step.
   nlohmann::json Manifest(size_t changed_tensors, int64_t parameters, int64_t snapshot_step) const {
@@ -156,6 +195,17 @@ class AdaptRunner : public JobRunner {
     if (snapshot_step > 0) {
       m["snapshot_of"] = spec_.output_name;
       m["step"] = snapshot_step;
+    }
+    if (oneshot_ != nullptr) {
+      // OneshotCLIP's sampling convention (its test_sample.py): truncation 0.7 toward the
+      // source's w_mean, and w+ rows from mean_rows_from on at w_mean.
+      const FloatTensor w_mean = oneshot_->MeanLatent();
+      m["method"] = "one_shot";
+      m["domain"] = spec_.target_text.empty() ? "one-shot target image" : spec_.target_text;
+      m["default_truncation"] = adapt::kOneshotTruncation;
+      m["mean_latent"] = w_mean.data;
+      m["mean_rows_from"] = adapt::kOneshotMixIndex;
+      m["w_ref"] = oneshot_->ReferenceLatent().data;
     }
     return m;
   }
@@ -182,7 +232,7 @@ class AdaptRunner : public JobRunner {
 
   // A FULL result: the changed tensors (or their differences in half precision).
   absl::Status WriteDelta(const std::string& folder, int64_t snapshot_step) {
-    std::map<std::string, FloatTensor> delta = nada_->Delta();
+    std::map<std::string, FloatTensor> delta = nada_ != nullptr ? nada_->Delta() : oneshot_->Delta();
     int64_t parameters = 0;
     for (const auto& [name, v] : delta) parameters += v.numel();
     const std::filesystem::path dir(folder);
@@ -215,8 +265,11 @@ class AdaptRunner : public JobRunner {
   ModelRepository* repo_;
   AdaptSpec spec_;
   std::string job_id_;
-  std::unique_ptr<adapt::NadaTrainer> nada_;
-  std::unique_ptr<adapt::DomainTrainer> domain_;
+  std::unique_ptr<AdaptTrainer> trainer_;
+  // The trainer, by kind (exactly one is set).
+  const adapt::NadaTrainer* nada_ = nullptr;
+  const adapt::DomainTrainer* domain_ = nullptr;
+  const adapt::OneshotTrainer* oneshot_ = nullptr;
 };
 
 class InvertRunner : public JobRunner {
@@ -272,6 +325,39 @@ class GlobalStatsRunner : public JobRunner {
   std::string path_, model_, clip_;
 };
 
+// A one-shot job: the base's training checkpoint (`g`, `d`; the served `g_ema`), the CLIP
+// model, the AlexNet LPIPS and the target image.
+absl::StatusOr<std::unique_ptr<JobRunner>> MakeOneshotRunner(ModelRepository* repo, AdaptSpec spec,
+                                                             const std::string& job_id) {
+  adapt::OneshotModels m;
+  ASSIGN_OR_RETURN(m.g_ema, repo->GetGenerator(spec.model));
+  ASSIGN_OR_RETURN(TrainingFiles files, repo->TrainingFilesOf(spec.model));
+  stylegan2::LoadOptions load;
+  load.device = m.g_ema->device();
+  load.key = files.g_key;
+  ASSIGN_OR_RETURN(m.g, stylegan2::Generator::Load(files.g_path, load));
+  ASSIGN_OR_RETURN(m.d, stylegan2::Discriminator::Load(files.d_path, load.device));
+  const ClipWeight& c = spec.clip_models.at(0);
+  ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo->GetClip(c.name));
+  m.clip = {c.name, clip.model, clip.tokenizer, 1.0f};
+  ASSIGN_OR_RETURN(m.lpips, repo->FirstAlexLpips());
+  ASSIGN_OR_RETURN(Rgb8Image target, DecodeImage(spec.target_images.at(0), RequestImageLimits()));
+  adapt::OneshotOptions o;
+  o.reference_steps = static_cast<int>(spec.reference_steps);
+  if (spec.skip_reference_search) o.w_ref = spec.w_ref;
+  o.iterations = static_cast<int>(spec.iterations);
+  o.batch_size = static_cast<int>(spec.batch_size);
+  o.lr *= spec.lr_scale;
+  o.mixing = spec.mixing.value_or(o.mixing);
+  o.lambda_const = spec.lambda_const.value_or(o.lambda_const);
+  o.lambda_patch = spec.lambda_patch.value_or(o.lambda_patch);
+  o.ref_every = static_cast<int>(spec.ref_every);
+  o.preview_count = static_cast<int>(spec.preview_count);
+  o.seed = static_cast<uint64_t>(spec.seed);
+  ASSIGN_OR_RETURN(auto trainer, adapt::OneshotTrainer::Create(std::move(m), target, o));
+  return std::unique_ptr<JobRunner>(new AdaptRunner(repo, std::move(spec), job_id, std::move(trainer)));
+}
+
 }  // namespace
 
 void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbeddingCache* text_cache,
@@ -285,11 +371,11 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
           ASSIGN_OR_RETURN(auto clip, repo->GetClip(c.name));
           guides.push_back({c.name, clip.model, clip.tokenizer, c.weight.value_or(Defaults::kClipWeight)});
         }
+        if (spec.method == AdaptMethod::kOneShot) return MakeOneshotRunner(repo, std::move(spec), job.id);
         if (const auto kind = DomainKindOf(spec.parameterization)) {
           ASSIGN_OR_RETURN(auto trainer, adapt::DomainTrainer::Create(base, std::move(guides),
                                                                       DomainOptionsOf(spec, *kind), text_cache));
-          return std::unique_ptr<JobRunner>(
-              new AdaptRunner(repo, std::move(spec), job.id, nullptr, std::move(trainer)));
+          return std::unique_ptr<JobRunner>(new AdaptRunner(repo, std::move(spec), job.id, std::move(trainer)));
         }
         adapt::NadaOptions o = NadaOptionsOf(spec);
         for (const auto& bytes : spec.target_images) {
@@ -297,7 +383,7 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
           o.target_images.push_back(std::move(img));
         }
         ASSIGN_OR_RETURN(auto trainer, adapt::NadaTrainer::Create(base, std::move(guides), o, text_cache));
-        return std::unique_ptr<JobRunner>(new AdaptRunner(repo, std::move(spec), job.id, std::move(trainer), nullptr));
+        return std::unique_ptr<JobRunner>(new AdaptRunner(repo, std::move(spec), job.id, std::move(trainer)));
       });
   engine->RegisterFactory(
       JobKind::kInvert, [repo, data_dir](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {

@@ -251,6 +251,10 @@ absl::StatusOr<GeneratePlan> PlanGenerate(GenerateSpec spec, const ModelReposito
   p.noise = ToModelNoise(spec.noise);
   for (int64_t s : spec.mix_seeds) p.mix_seeds.push_back(static_cast<uint32_t>(s));
   p.inject_index = spec.inject_index;
+  if (p.space == stylegan2::LatentSpace::kZ) {
+    auto info = repo.Get(spec.model);
+    p.mean_rows_from = static_cast<int>(spec.mean_rows_from.value_or(info.ok() ? info->mean_rows_from : 0));
+  }
   p.encode = {spec.format, static_cast<int>(spec.jpeg_quality), spec.return_latents};
   return p;
 }
@@ -265,6 +269,7 @@ BatchWork PrepareGenerateBatch(const GeneratePlan& p, int start, int count) {
   work.encode = p.encode;
   GenerateParams& gp = work.params;
   gp.truncation = p.truncation;
+  gp.mean_rows_from = p.mean_rows_from;
   gp.noise = p.noise;
   gp.return_wplus = p.encode.return_latents;
   if (!p.seeds.empty()) {

@@ -86,6 +86,7 @@ struct GeneratePlan {
   stylegan2::NoiseMode noise = stylegan2::NoiseMode::kConst;
   std::vector<uint32_t> mix_seeds;
   int inject_index = 0;
+  int mean_rows_from = 0;  // GenerateParams::mean_rows_from (z input only)
   EncodeOptions encode;
 };
 

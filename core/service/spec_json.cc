@@ -74,6 +74,9 @@ NLOHMANN_JSON_SERIALIZE_ENUM(Parameterization, {{Parameterization::kUnspecified,
                                                 {Parameterization::kDomainModulation, "domain_modulation"},
                                                 {Parameterization::kStyleSpaceDirection, "stylespace_direction"},
                                                 {Parameterization::kAffineLight, "affine_light"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(AdaptMethod, {{AdaptMethod::kUnspecified, "unspecified"},
+                                           {AdaptMethod::kNada, "nada"},
+                                           {AdaptMethod::kOneShot, "one_shot"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(ChannelClamping, {{ChannelClamping::kUnspecified, "unspecified"},
                                                {ChannelClamping::kCumulative, "cumulative"},
                                                {ChannelClamping::kIndependent, "independent"}})
@@ -85,7 +88,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 layer_preset, lambda_global, lambda_manifold, lambda_direction,
                                                 adam_steps, preview_every, preview_count, seed, max_run_seconds,
                                                 preview_format, snapshot_every, delta_dtype, parameterization,
-                                                lambda_indomain, notify_url)
+                                                lambda_indomain, notify_url, method, reference_steps,
+                                                skip_reference_search, w_ref, lambda_const, lambda_patch, ref_every)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds, pin,
                                                 notify_url)
@@ -95,7 +99,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, mod
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentInput, space, values)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GenerateSpec, model, seeds, count, base_seed, latents, inversion_id,
                                                 batch_size, truncation, noise, mix_seeds, inject_index, format,
-                                                jpeg_quality, return_latents)
+                                                jpeg_quality, return_latents, mean_rows_from)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalDirectionSpec, neutral_text, target_text, alphas, beta,
                                                 clip_model)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentOptimizationSpec, target_text, steps, lr, l2_lambda, id_lambda,
@@ -197,9 +201,10 @@ std::string SpecHash(const Spec& spec) {
   // Fields added later leave the digest alone at their default, so a retry of a request
   // submitted before the upgrade still finds its job.
   for (const char* later :
-       {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain", "notify_url"}) {
-    if (j.contains(later) &&
-        (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified" || j[later] == "")) {
+       {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain", "notify_url", "method",
+        "reference_steps", "skip_reference_search", "w_ref", "lambda_const", "lambda_patch", "ref_every"}) {
+    if (j.contains(later) && (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified" ||
+                              j[later] == "" || j[later] == nlohmann::json::array())) {
       j.erase(later);
     }
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/adapt/domain_trainer.h"
 #include "core/adapt/nada_trainer.h"
+#include "core/adapt/oneshot_trainer.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
 #include "core/invert/projector.h"
@@ -253,6 +254,108 @@ absl::Status ValidateLightweight(AdaptSpec& s, stylegan2::DomainKind kind) {
   return absl::OkStatus();
 }
 
+// NADA requests leave the one-shot settings unset.
+absl::Status RefuseOneShotSettings(const AdaptSpec& s) {
+  if (s.reference_steps != 0 || s.skip_reference_search || !s.w_ref.empty() || s.lambda_const.has_value() ||
+      s.lambda_patch.has_value() || s.ref_every != 0) {
+    return Invalid("one_shot settings apply to method ONE_SHOT; this request is NADA (the default method)");
+  }
+  return absl::OkStatus();
+}
+
+// ONE_SHOT: one target image, one CLIP model, the AlexNet LPIPS, a base whose training
+// checkpoint has `g` and `d`; the NADA-only fields stay unset.
+absl::Status ValidateOneShot(AdaptSpec& s, const ModelRepository& repo, const ModelInfo& base) {
+  const adapt::OneshotOptions reference;
+  auto nada_only = [](const char* field) {
+    return Invalid(absl::StrCat(field, " applies to method NADA, not ONE_SHOT"));
+  };
+  if (s.parameterization != Parameterization::kUnspecified && s.parameterization != Parameterization::kFull) {
+    return Invalid("ONE_SHOT fine-tunes the whole generator: parameterization must be FULL or unset");
+  }
+  if (s.auto_layer_k != 0 || s.auto_layer_iters != 0 || s.auto_layer_batch != 0) return nada_only("auto_layer_*");
+  if (s.layer_preset != LayerPreset::kUnspecified || s.layer_mapping != LayerMapping::kUnspecified) {
+    return nada_only("layer_preset and layer_mapping");
+  }
+  if (s.lambda_global != 0 || s.lambda_manifold != 0 || s.lambda_direction.has_value() ||
+      s.lambda_indomain.has_value()) {
+    return nada_only("lambda_global, lambda_manifold, lambda_direction and lambda_indomain");
+  }
+  if (s.adam_steps != AdamSteps::kUnspecified) return nada_only("adam_steps");
+  if (s.target_images.size() != 1) {
+    return Invalid(
+        absl::StrCat("ONE_SHOT adapts to exactly one target image (target_images), got ", s.target_images.size()));
+  }
+  RETURN_IF_ERROR(CheckImage("target_images[0]", s.target_images[0]));
+  // Texts only label the result (its domain and default name).
+  RETURN_IF_ERROR(CheckText("target_text", s.target_text, false));
+  if (s.source_text.empty()) s.source_text = base.domain.empty() ? adapt::NadaOptions{}.source_text : base.domain;
+  RETURN_IF_ERROR(CheckText("source_text", s.source_text, false));
+
+  if (s.clip_models.size() > 1) {
+    return Invalid(absl::StrCat("ONE_SHOT uses one CLIP model (the paper's ViT-B/32), got ", s.clip_models.size()));
+  }
+  if (s.clip_models.empty()) {
+    // The configured ViT-B/32 (the paper's), else the only CLIP model installed.
+    std::vector<std::string> installed;
+    for (const auto& m : repo.List()) {
+      if (m.kind == ModelKind::kClip && IsUsable(m.state)) installed.push_back(m.name);
+    }
+    const std::string configured = repo.styleclip_default();
+    if (!configured.empty() && std::find(installed.begin(), installed.end(), configured) != installed.end()) {
+      s.clip_models.push_back({configured, Defaults::kClipWeight});
+    } else if (installed.size() == 1) {
+      s.clip_models.push_back({installed[0], Defaults::kClipWeight});
+    } else {
+      return absl::FailedPreconditionError(
+          absl::StrCat("ONE_SHOT needs a CLIP model: the configured default '", configured, "' is not installed and ",
+                       installed.size(), " others are; name one in clip_models (the paper uses ViT-B/32)"));
+    }
+  }
+  ClipWeight& c = s.clip_models[0];
+  if (c.weight.has_value() && *c.weight != Defaults::kClipWeight) {
+    return Invalid("clip_models weight does not apply to ONE_SHOT (its loss weights are fixed by the method)");
+  }
+  c.weight = Defaults::kClipWeight;
+  RETURN_IF_ERROR(ValidateModelName(c.name, "clip_models name"));
+  RETURN_IF_ERROR(repo.GetClip(c.name).status());
+  RETURN_IF_ERROR(repo.FirstAlexLpips().status());
+  RETURN_IF_ERROR(repo.TrainingFilesOf(s.model).status());
+
+  RETURN_IF_ERROR(Range("iterations", s.iterations, 0, 5000, std::to_string(reference.iterations)));
+  if (s.iterations == 0) s.iterations = reference.iterations;
+  RETURN_IF_ERROR(Range("batch_size", s.batch_size, 0, 16, std::to_string(reference.batch_size)));
+  if (s.batch_size == 0) s.batch_size = reference.batch_size;
+  if (s.batch_size < 2) return Invalid("batch_size must be >= 2 for ONE_SHOT: its consistency loss compares pairs");
+  if (!s.mixing.has_value()) s.mixing = reference.mixing;
+  RETURN_IF_ERROR(RangeF("mixing", *s.mixing, 0, 1));
+  RETURN_IF_ERROR(
+      Range("one_shot.reference_steps", s.reference_steps, 0, 5000, std::to_string(reference.reference_steps)));
+  if (s.reference_steps == 0) s.reference_steps = reference.reference_steps;
+  if (s.skip_reference_search) {
+    ASSIGN_OR_RETURN(auto g, repo.GetGenerator(s.model));
+    const int dim = g->config().style_dim;
+    if (static_cast<int>(s.w_ref.size()) != dim) {
+      return Invalid(absl::StrCat("one_shot.skip_reference_search needs w_ref with style_dim = ", dim, " values, got ",
+                                  s.w_ref.size()));
+    }
+    for (float v : s.w_ref) {
+      if (!std::isfinite(v) || std::fabs(v) > 1e4f) {
+        return Invalid("one_shot.w_ref values must be finite and within [-1e4, 1e4]");
+      }
+    }
+  } else if (!s.w_ref.empty()) {
+    return Invalid("one_shot.w_ref is used only with skip_reference_search (the search starts from w_mean)");
+  }
+  if (!s.lambda_const.has_value()) s.lambda_const = reference.lambda_const;
+  if (!s.lambda_patch.has_value()) s.lambda_patch = reference.lambda_patch;
+  RETURN_IF_ERROR(RangeF("one_shot.lambda_const", *s.lambda_const, 0, 100));
+  RETURN_IF_ERROR(RangeF("one_shot.lambda_patch", *s.lambda_patch, 0, 100));
+  RETURN_IF_ERROR(Range("one_shot.ref_every", s.ref_every, 0, 100, std::to_string(reference.ref_every)));
+  if (s.ref_every == 0) s.ref_every = reference.ref_every;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
@@ -265,87 +368,93 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
   ASSIGN_OR_RETURN(ModelInfo base, repo.Get(model));
   const adapt::NadaOptions reference;
-  if (!Known(parameterization, Parameterization::kAffineLight)) return Invalid("unknown parameterization");
-  if (parameterization == Parameterization::kUnspecified) parameterization = Parameterization::kFull;
-  const std::optional<stylegan2::DomainKind> lightweight = DomainKindOf(parameterization);
-  if (lightweight) {
-    RETURN_IF_ERROR(ValidateLightweight(*this, *lightweight));
-  } else if (lambda_indomain.has_value()) {
-    return Invalid("lambda_indomain applies to the lightweight parameterizations, not FULL");
-  }
-  if (target_images.size() > 16) return Invalid("target_images: at most 16");
-  for (size_t i = 0; i < target_images.size(); ++i) {
-    RETURN_IF_ERROR(CheckImage(absl::StrCat("target_images[", i, "]"), target_images[i]));
-  }
-  if (target_text.empty() && target_images.empty()) {
-    return Invalid("target_text is required (e.g. \"pencil sketch\") unless target_images are given");
-  }
-  if (target_text.empty() && auto_layer_k > 0) {
-    return Invalid("auto_layer_k needs target_text: layer selection is text-guided, also with target_images");
-  }
-  RETURN_IF_ERROR(CheckText("target_text", target_text, false));
-  if (source_text.empty()) source_text = base.domain.empty() ? reference.source_text : base.domain;
-  RETURN_IF_ERROR(CheckText("source_text", source_text, false));
-  if (source_text == target_text) return Invalid("source_text and target_text are the same");
+  if (!Known(method, AdaptMethod::kOneShot)) return Invalid("unknown method");
+  if (method == AdaptMethod::kOneShot) {
+    RETURN_IF_ERROR(ValidateOneShot(*this, repo, base));
+  } else {
+    RETURN_IF_ERROR(RefuseOneShotSettings(*this));
+    if (!Known(parameterization, Parameterization::kAffineLight)) return Invalid("unknown parameterization");
+    if (parameterization == Parameterization::kUnspecified) parameterization = Parameterization::kFull;
+    const std::optional<stylegan2::DomainKind> lightweight = DomainKindOf(parameterization);
+    if (lightweight) {
+      RETURN_IF_ERROR(ValidateLightweight(*this, *lightweight));
+    } else if (lambda_indomain.has_value()) {
+      return Invalid("lambda_indomain applies to the lightweight parameterizations, not FULL");
+    }
+    if (target_images.size() > 16) return Invalid("target_images: at most 16");
+    for (size_t i = 0; i < target_images.size(); ++i) {
+      RETURN_IF_ERROR(CheckImage(absl::StrCat("target_images[", i, "]"), target_images[i]));
+    }
+    if (target_text.empty() && target_images.empty()) {
+      return Invalid("target_text is required (e.g. \"pencil sketch\") unless target_images are given");
+    }
+    if (target_text.empty() && auto_layer_k > 0) {
+      return Invalid("auto_layer_k needs target_text: layer selection is text-guided, also with target_images");
+    }
+    RETURN_IF_ERROR(CheckText("target_text", target_text, false));
+    if (source_text.empty()) source_text = base.domain.empty() ? reference.source_text : base.domain;
+    RETURN_IF_ERROR(CheckText("source_text", source_text, false));
+    if (source_text == target_text) return Invalid("source_text and target_text are the same");
 
-  if (clip_models.empty()) {
-    for (const auto& m : repo.List()) {
-      if (m.kind == ModelKind::kClip && IsUsable(m.state)) {
-        clip_models.push_back({m.name, Defaults::kClipWeight});
+    if (clip_models.empty()) {
+      for (const auto& m : repo.List()) {
+        if (m.kind == ModelKind::kClip && IsUsable(m.state)) {
+          clip_models.push_back({m.name, Defaults::kClipWeight});
+        }
+      }
+      if (clip_models.empty()) {
+        return absl::FailedPreconditionError(
+            "the repository has no CLIP model; add one (e.g. ViT-B-32.pt with its vocabulary, kind \"clip\")");
       }
     }
-    if (clip_models.empty()) {
-      return absl::FailedPreconditionError(
-          "the repository has no CLIP model; add one (e.g. ViT-B-32.pt with its vocabulary, kind \"clip\")");
+    if (clip_models.size() > 4) return Invalid("clip_models: at most 4");
+    bool any_weight = false;
+    for (auto& c : clip_models) {
+      if (!c.weight.has_value()) c.weight = Defaults::kClipWeight;
+      if (!(*c.weight >= 0 && *c.weight <= 10)) {
+        return Invalid(
+            absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in [0, 10], got ", *c.weight));
+      }
+      any_weight = any_weight || *c.weight > 0;
+      RETURN_IF_ERROR(ValidateModelName(c.name, "clip_models name"));
+      RETURN_IF_ERROR(repo.GetClip(c.name).status());
     }
+    if (!any_weight) return Invalid("clip_models: every weight is 0, so nothing would train; give one a weight > 0");
+    RETURN_IF_ERROR(Range("iterations", iterations, 0, 5000, std::to_string(reference.iterations)));
+    if (iterations == 0) iterations = reference.iterations;
+    RETURN_IF_ERROR(RangeF("lr_scale", lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
+    if (lr_scale == 0) lr_scale = Defaults::kLrScale;
+    if (!lightweight) {
+      RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
+      if (batch_size == 0) batch_size = reference.batch_size;
+      if (!mixing.has_value()) mixing = reference.mixing;
+      RETURN_IF_ERROR(Range("auto_layer_k", auto_layer_k, 0, base.n_latent, "the preset's layers"));
+      RETURN_IF_ERROR(Range("auto_layer_iters", auto_layer_iters, 0, 10, std::to_string(reference.auto_layer_iters)));
+      if (auto_layer_iters == 0) auto_layer_iters = reference.auto_layer_iters;
+      RETURN_IF_ERROR(Range("auto_layer_batch", auto_layer_batch, 0, 32, std::to_string(reference.auto_layer_batch)));
+      if (auto_layer_batch == 0) auto_layer_batch = reference.auto_layer_batch;
+      if (!Known(layer_mapping, LayerMapping::kOfficial)) return Invalid("unknown layer_mapping");
+      if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = Defaults::kLayerMapping;
+      if (!Known(layer_preset, LayerPreset::kShapeExpanded)) return Invalid("unknown layer_preset");
+      if (layer_preset == LayerPreset::kUnspecified) layer_preset = Defaults::kLayerPreset;
+      RETURN_IF_ERROR(RangeF("lambda_global", lambda_global, 0, 100));
+      RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
+      if (!lambda_direction.has_value()) lambda_direction = reference.lambda_direction;
+      if (*lambda_direction == 0 && lambda_global == 0 && lambda_manifold == 0) {
+        return Invalid("lambda_direction, lambda_global and lambda_manifold are all 0: nothing would train");
+      }
+      if (!Known(adam_steps, AdamSteps::kPerParameter)) return Invalid("unknown adam_steps");
+      if (adam_steps == AdamSteps::kUnspecified) adam_steps = Defaults::kAdamSteps;
+      // Both losses compare text embeddings of the source and target domains.
+      if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
+        return Invalid(
+            "lambda_global and lambda_manifold need target_text: both losses use the target text's "
+            "CLIP embedding, also with target_images");
+      }
+    }
+    RETURN_IF_ERROR(RangeF("mixing", *mixing, 0, 1));
+    RETURN_IF_ERROR(RangeF("lambda_direction", *lambda_direction, 0, 100));
   }
-  if (clip_models.size() > 4) return Invalid("clip_models: at most 4");
-  bool any_weight = false;
-  for (auto& c : clip_models) {
-    if (!c.weight.has_value()) c.weight = Defaults::kClipWeight;
-    if (!(*c.weight >= 0 && *c.weight <= 10)) {
-      return Invalid(
-          absl::StrCat("clip_models weight for '", c.name.substr(0, 80), "' must be in [0, 10], got ", *c.weight));
-    }
-    any_weight = any_weight || *c.weight > 0;
-    RETURN_IF_ERROR(ValidateModelName(c.name, "clip_models name"));
-    RETURN_IF_ERROR(repo.GetClip(c.name).status());
-  }
-  if (!any_weight) return Invalid("clip_models: every weight is 0, so nothing would train; give one a weight > 0");
-  RETURN_IF_ERROR(Range("iterations", iterations, 0, 5000, std::to_string(reference.iterations)));
-  if (iterations == 0) iterations = reference.iterations;
-  RETURN_IF_ERROR(RangeF("lr_scale", lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
-  if (lr_scale == 0) lr_scale = Defaults::kLrScale;
-  if (!lightweight) {
-    RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
-    if (batch_size == 0) batch_size = reference.batch_size;
-    if (!mixing.has_value()) mixing = reference.mixing;
-    RETURN_IF_ERROR(Range("auto_layer_k", auto_layer_k, 0, base.n_latent, "the preset's layers"));
-    RETURN_IF_ERROR(Range("auto_layer_iters", auto_layer_iters, 0, 10, std::to_string(reference.auto_layer_iters)));
-    if (auto_layer_iters == 0) auto_layer_iters = reference.auto_layer_iters;
-    RETURN_IF_ERROR(Range("auto_layer_batch", auto_layer_batch, 0, 32, std::to_string(reference.auto_layer_batch)));
-    if (auto_layer_batch == 0) auto_layer_batch = reference.auto_layer_batch;
-    if (!Known(layer_mapping, LayerMapping::kOfficial)) return Invalid("unknown layer_mapping");
-    if (layer_mapping == LayerMapping::kUnspecified) layer_mapping = Defaults::kLayerMapping;
-    if (!Known(layer_preset, LayerPreset::kShapeExpanded)) return Invalid("unknown layer_preset");
-    if (layer_preset == LayerPreset::kUnspecified) layer_preset = Defaults::kLayerPreset;
-    RETURN_IF_ERROR(RangeF("lambda_global", lambda_global, 0, 100));
-    RETURN_IF_ERROR(RangeF("lambda_manifold", lambda_manifold, 0, 100));
-    if (!lambda_direction.has_value()) lambda_direction = reference.lambda_direction;
-    if (*lambda_direction == 0 && lambda_global == 0 && lambda_manifold == 0) {
-      return Invalid("lambda_direction, lambda_global and lambda_manifold are all 0: nothing would train");
-    }
-    if (!Known(adam_steps, AdamSteps::kPerParameter)) return Invalid("unknown adam_steps");
-    if (adam_steps == AdamSteps::kUnspecified) adam_steps = Defaults::kAdamSteps;
-    // Both losses compare text embeddings of the source and target domains.
-    if (target_text.empty() && (lambda_global > 0 || lambda_manifold > 0)) {
-      return Invalid(
-          "lambda_global and lambda_manifold need target_text: both losses use the target text's "
-          "CLIP embedding, also with target_images");
-    }
-  }
-  RETURN_IF_ERROR(RangeF("mixing", *mixing, 0, 1));
-  RETURN_IF_ERROR(RangeF("lambda_direction", *lambda_direction, 0, 100));
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 5000, "the server's interval"));
   RETURN_IF_ERROR(Range("preview_count", preview_count, 0, 16, std::to_string(reference.preview_count)));
   if (preview_count == 0) preview_count = reference.preview_count;
@@ -360,7 +469,8 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   if (seed < 0) return Invalid("seed must be >= 0");
   if (!Known(preview_format, ImageFormat::kRawFloat)) return Invalid("unknown preview_format");
   if (output_name.empty()) {
-    output_name = absl::StrCat(model, "-", target_text.empty() ? std::string("images") : Slug(target_text));
+    const std::string unnamed = method == AdaptMethod::kOneShot ? "oneshot" : "images";
+    output_name = absl::StrCat(model, "-", target_text.empty() ? unnamed : Slug(target_text));
     if (output_name.size() > 56) output_name.resize(56);
     if (repo.Exists(output_name)) {
       return absl::AlreadyExistsError(
@@ -518,6 +628,9 @@ absl::Status GenerateSpec::ValidateFor(const stylegan2::GeneratorConfig& cfg, co
     }
   } else if (inject_index != 0) {
     return Invalid("inject_index is only meaningful with mix_seeds");
+  }
+  if (mean_rows_from.has_value()) {
+    RETURN_IF_ERROR(Range("mean_rows_from", *mean_rows_from, 0, cfg.n_latent, "off"));
   }
   RETURN_IF_ERROR(CheckFormat(format));
   if (format == ImageFormat::kUnspecified) format = ImageFormat::kPng;

@@ -56,6 +56,8 @@ enum class ChannelClamping : int { kUnspecified = 0, kCumulative = 1, kIndepende
 // How an adapted model's delta is stored: float32 values, or float16 / bfloat16
 // differences from the base.
 enum class DeltaDtype : int { kUnspecified = 0, kFloat32 = 1, kFloat16 = 2, kBFloat16 = 3 };
+// The adaptation method (proto AdaptMethod).
+enum class AdaptMethod : int { kUnspecified = 0, kNada = 1, kOneShot = 2 };
 // What an adaptation trains (proto Parameterization).
 enum class Parameterization : int {
   kUnspecified = 0,
@@ -146,12 +148,24 @@ struct AdaptSpec {
   Parameterization parameterization = Parameterization::kUnspecified;
   std::optional<float> lambda_indomain;
   std::string notify_url;  // webhook for the job's end; empty = none
+  AdaptMethod method = AdaptMethod::kUnspecified;
+  // ONE_SHOT (proto OneShotSettings).
+  int64_t reference_steps = 0;
+  bool skip_reference_search = false;
+  std::vector<float> w_ref;
+  std::optional<float> lambda_const;
+  std::optional<float> lambda_patch;
+  int64_t ref_every = 0;
 
   // Checks every field against its range and the repository and fills the defaults.
   // INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS naming the field.
   absl::Status Validate(const ModelRepository& repo);
-  // Training steps of a validated spec.
-  int64_t TotalSteps() const { return iterations; }
+  // Training steps of a validated spec (a one-shot job's reference search included).
+  int64_t TotalSteps() const {
+    return method == AdaptMethod::kOneShot && !skip_reference_search ? reference_steps + iterations : iterations;
+  }
+  // The first step of a one-shot job's fine-tuning (0 for NADA).
+  int64_t FineTuneStart() const { return TotalSteps() - iterations; }
 };
 
 // InvertImage: projection of one photo into w or w+.
@@ -214,6 +228,9 @@ struct GenerateSpec {
   ImageFormat format = ImageFormat::kUnspecified;
   int64_t jpeg_quality = 0;
   bool return_latents = false;
+  // z input: w+ rows from this index on at the mean latent; unset = the model's default
+  // (OneshotCLIP models: 11), 0 = off.
+  std::optional<int64_t> mean_rows_from;
 
   absl::Status Validate(const ModelRepository& repo, const Limits& limits);
   // The same checks against a generator's configuration (for callers without a

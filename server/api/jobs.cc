@@ -45,6 +45,14 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.parameterization = static_cast<cs::Parameterization>(r.parameterization());
   if (r.has_lambda_indomain()) s.lambda_indomain = r.lambda_indomain();
   s.notify_url = r.notify_url();
+  s.method = static_cast<cs::AdaptMethod>(r.method());
+  const v1::OneShotSettings& o = r.one_shot();
+  s.reference_steps = o.reference_steps();
+  s.skip_reference_search = o.skip_reference_search();
+  s.w_ref.assign(o.w_ref().begin(), o.w_ref().end());
+  if (o.has_lambda_const()) s.lambda_const = o.lambda_const();
+  if (o.has_lambda_patch()) s.lambda_patch = o.lambda_patch();
+  s.ref_every = o.ref_every();
   return s;
 }
 
@@ -145,6 +153,7 @@ v1::JobEvent ToProtoEvent(const core::JobEvent& e) {
       for (const auto& [k, v] : e.losses) (*p->mutable_losses())[k] = v;
       p->set_steps_per_second(e.steps_per_second);
       p->set_eta_seconds(e.job.eta_seconds);
+      p->set_phase(e.phase);
       break;
     }
     case core::JobEvent::Type::kPreview: {

@@ -33,6 +33,7 @@ cs::GenerateSpec ToSpec(const v1::GenerateSamplesRequest& r) {
   s.noise = static_cast<cs::NoiseMode>(r.noise());
   s.mix_seeds.assign(r.mix_seeds().begin(), r.mix_seeds().end());
   s.inject_index = r.inject_index();
+  if (r.has_mean_rows_from()) s.mean_rows_from = r.mean_rows_from();
   s.format = static_cast<cs::ImageFormat>(r.format());
   s.jpeg_quality = r.jpeg_quality();
   s.return_latents = r.return_latents();

@@ -314,6 +314,7 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
         absl::StrCat("random noise needs one seed per image: ", n, " images, ", p.noise_seeds.size(), " seeds"));
   }
   if (!std::isfinite(p.truncation)) return absl::InvalidArgumentError("truncation must be finite");
+  if (p.mean_rows_from < 0) return absl::InvalidArgumentError("mean_rows_from must be >= 0");
   if (p.max_resolution != 0 &&
       (p.max_resolution < 4 || p.max_resolution > c.resolution || (p.max_resolution & (p.max_resolution - 1)) != 0)) {
     return absl::InvalidArgumentError(absl::StrCat("max_resolution must be a power of two in [4, ", c.resolution,
@@ -382,6 +383,11 @@ absl::StatusOr<GenerateResult> Generator::Generate(const GenerateParams& p) cons
                           1);
         } else {
           wplus = w.unsqueeze(1).expand({n, c.n_latent, sd});
+        }
+        if (p.mean_rows_from > 0 && p.mean_rows_from < c.n_latent) {
+          const int64_t rows = c.n_latent - p.mean_rows_from;
+          wplus = at::cat(
+              {wplus.narrow(1, 0, p.mean_rows_from), impl_->mean_latent.view({1, 1, sd}).expand({n, rows, sd})}, 1);
         }
       }
       for (size_t i = 0; i < order.size(); ++i) {

@@ -94,6 +94,9 @@ struct GenerateParams {
   // these latents (same space as `latents`, same count); rows before from `latents`.
   std::optional<FloatTensor> mix_latents;
   int inject_index = 0;
+  // z or w input: w+ rows [mean_rows_from, n_latent) take the mean latent (OneshotCLIP's
+  // sampling keeps the 256 px and finer layers at w_mean). 0 (or >= n_latent) = off.
+  int mean_rows_from = 0;
   NoiseMode noise = NoiseMode::kConst;
   // kRandom: one seed per image; noise maps are drawn on the host from it, so the
   // same seed gives the same noise on every device.
