@@ -11,10 +11,12 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include "core/adapt/domain_trainer.h"
 #include "core/adapt/nada_trainer.h"
+#include "core/adapt/oneshot_trainer.h"
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
@@ -44,6 +46,9 @@
 #include "core/models/clip/clip_model_impl.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/common/torch_convert.h"
+#include "core/models/lpips/alex_lpips.h"
+#include "core/models/lpips/random_init.h"
+#include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/registry/model_repository.h"
@@ -330,6 +335,94 @@ int BenchDomainStep(int resolution, int batch, const std::string& kind_name, int
     for (const auto& [name, t] : (*trainer)->Parameters().tensors) n += t.numel();
     return n;
   }());
+  return 0;
+}
+
+// OneshotCLIP's models at the official sizes, random: a config-f generator (`g` and
+// `g_ema`), its discriminator, a ViT-B/32-sized CLIP and StarGAN v2's AlexNet LPIPS.
+std::optional<ganserve::core::adapt::OneshotModels> RandomOneshotModels(int resolution, const std::string& device) {
+  namespace core = ganserve::core;
+  ganserve::core::adapt::OneshotModels m;
+  m.g = RandomGenerator(resolution, device);
+  m.g_ema = m.g;  // the trainer copies g_ema's tensors into its EMA; one set of weights serves both
+  auto guide = VitB32Guide(device);
+  if (m.g == nullptr || !guide) return std::nullopt;
+  m.clip = std::move(*guide);
+  auto d = sg::Discriminator::FromTensors(
+      core::ViewsOf(std::make_shared<const std::map<std::string, core::FloatTensor>>(
+          sg::RandomDiscriminatorWeights(sg::MakeDiscriminatorConfig(sg::MakeConfig(resolution, 512, 8, 2)), 2))),
+      device);
+  auto lp = core::lpips::AlexLpips::FromTensors(
+      core::ViewsOf(
+          std::make_shared<const std::map<std::string, core::FloatTensor>>(core::lpips::RandomAlexNetFeatures(7))),
+      core::ViewsOf(
+          std::make_shared<const std::map<std::string, core::FloatTensor>>(core::lpips::RandomAlexLpipsLayers(8))),
+      device);
+  if (!d.ok() || !lp.ok()) {
+    std::fprintf(stderr, "%s\n", (!d.ok() ? d.status() : lp.status()).ToString().c_str());
+    return std::nullopt;
+  }
+  m.d = std::move(*d);
+  m.lpips = std::move(*lp);
+  return m;
+}
+
+// OneshotCLIP (OneshotTrainer) at the official defaults except ref_every 2: reference-search
+// steps, then fine-tuning iterations alternating the reference-alignment kind (even i)
+// and the random (patch) kind (odd i). Each kind: its first step is the warm-up (i = 0
+// also runs the lazy R1, as every 16th iteration does), then `iters` timed ones; the
+// iterations stop before i = 16 (R1 again), so iters <= 6. Also the default job
+// (1001 search steps, 2001 iterations of which 501 align), estimated from the medians
+// without R1.
+int BenchOneshot(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  if (iters > 6) {
+    std::fprintf(stderr, "oneshot: --iters must be at most 6 (iteration 16 runs the lazy R1)\n");
+    return 2;
+  }
+  auto models = RandomOneshotModels(resolution, device);
+  if (!models) return 1;
+  ganserve::core::Rgb8Image target;  // a random target at the generator's size
+  target.width = target.height = resolution;
+  std::mt19937 rng(11);
+  target.pixels.resize(static_cast<size_t>(resolution) * resolution * 3);
+  for (auto& v : target.pixels) v = static_cast<uint8_t>(rng() & 255);
+  namespace adapt = ganserve::core::adapt;
+  adapt::OneshotOptions o;
+  o.batch_size = batch;
+  o.ref_every = 2;
+  const int profiled = g_profile_top > 0 ? 1 : 0;
+  o.reference_steps = iters + 1 + profiled;
+  o.iterations = 2 * (iters + 1 + profiled);
+  const auto t_create = Clock::now();
+  auto trainer = adapt::OneshotTrainer::Create(std::move(*models), target, o);
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());
+    return 1;
+  }
+  (*out)["setup_s"] = Since(t_create);  // w_mean of 10,000 mapped z, the target's CLIP embedding
+  auto step = [&] { return (*trainer)->Step().ok(); };
+  auto search = TimeSteps(iters, step);
+  if (!search) return 1;
+  (*out)["reference_search"] = *search;
+  if (profiled) (*out)["reference_search"]["profile"] = ganserve::bench::ProfileOps(step, g_profile_top);
+  std::vector<double> kinds[2];  // [0]: reference alignment, [1]: random (patch)
+  for (int i = 0; i < 2 * (iters + 1); ++i) {
+    const auto t0 = Clock::now();
+    if (!step()) return 1;
+    if (i >= 2) kinds[i % 2].push_back(Since(t0));
+  }
+  (*out)["fine_tune_reference"] = Stats(kinds[0]);
+  (*out)["fine_tune_random"] = Stats(kinds[1]);
+  if (profiled) {
+    (*out)["fine_tune_reference"]["profile"] = ganserve::bench::ProfileOps(step, g_profile_top);
+    (*out)["fine_tune_random"]["profile"] = ganserve::bench::ProfileOps(step, g_profile_top);
+  }
+  auto median = [&](const char* k) { return (*out)[k]["median_s"].get<double>(); };
+  (*out)["default_job_estimate_s"] =
+      1001 * median("reference_search") + 501 * median("fine_tune_reference") + 1500 * median("fine_tune_random");
+  (*out)["ref_every"] = o.ref_every;
+  (*out)["crop_size"] = adapt::EffectiveCropSize(o, resolution);
+  (*out)["crops"] = o.crops;
   return 0;
 }
 
@@ -994,10 +1087,10 @@ int main(int argc, char** argv) {
   app.add_option("--scenario", scenario,
                  "generate | clip | nada_step | edit_global | global_stats | global_stats_agreement | invert_step | "
                  "latent_opt_step | server | device_parity | domain_step | domain_quality | domain_serve | "
-                 "domain_repository")
+                 "domain_repository | oneshot")
       ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "global_stats_agreement",
                              "invert_step", "latent_opt_step", "server", "device_parity", "domain_step",
-                             "domain_quality", "domain_serve", "domain_repository"}));
+                             "domain_quality", "domain_serve", "domain_repository", "oneshot"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   int domains = 1000;
@@ -1016,8 +1109,8 @@ int main(int argc, char** argv) {
   app.add_option("--channel-stride", stride, "global_stats_agreement: every k-th relevance channel");
   app.add_option("--images", images, "global_stats_agreement: images per channel");
   app.add_option("--profile-top", g_profile_top,
-                 "generate, nada_step, clip (encode_image with the input gradient): one more run under LibTorch's "
-                 "profiler; print the N ops with the most self time")
+                 "generate, nada_step, clip (encode_image with the input gradient), oneshot (each step kind): one more "
+                 "run under LibTorch's profiler; print the N ops with the most self time")
       ->check(CLI::Range(0, 1000));
   int callers = 1;
   app.add_option("--callers", callers, "server: concurrent callers for the images/s figure")->check(CLI::Range(1, 64));
@@ -1037,6 +1130,10 @@ int main(int argc, char** argv) {
   app.add_option("--tf32", tf32, "CUDA TensorFloat-32 for convolutions and matmuls: default (LibTorch's) | on | off")
       ->check(CLI::IsMember({"default", "on", "off"}));
   CLI11_PARSE(app, argc, argv);
+  if (scenario == "oneshot") {  // a 1024 px step takes tens of seconds on a 2-core CPU
+    if (app.count("--iters") == 0) iters = 2;
+    if (app.count("--batch") == 0) batch = 2;
+  }
   if (tf32 != "default") {
     at::globalContext().setAllowTF32CuDNN(tf32 == "on");
     at::globalContext().setAllowTF32CuBLAS(tf32 == "on");
@@ -1072,6 +1169,7 @@ int main(int argc, char** argv) {
            : scenario == "domain_quality"    ? BenchDomainQuality(resolution, batch, iters, device, &j)
            : scenario == "domain_serve"      ? BenchDomainServe(resolution, batch, iters, device, &j)
            : scenario == "domain_repository" ? BenchDomainRepository(resolution, domains, device, &j)
+           : scenario == "oneshot"           ? BenchOneshot(resolution, batch, iters, device, &j)
                                              : BenchGenerate(resolution, batch, iters, device, mode, &j);
   if (scenario == "generate" || scenario == "nada_step" || scenario == "domain_step") {
     j["modconv"] = modconv;

@@ -8,12 +8,14 @@
 #include "absl/strings/str_cat.h"
 #include "client/util.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_writer.h"
 #include "core/io/image_codec.h"
 #include "core/io/npy.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/preprocess.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/clip/tokenizer.h"
+#include "core/models/lpips/random_init.h"
 #include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
@@ -167,8 +169,16 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
   RETURN_IF_ERROR(core::SaveSafetensors(
       (dir / "generator.safetensors").string(), weights,
       {{"format", "ganserve-stylegan2"}, {"note", "random weights: the demo pack's pictures mean nothing"}}));
+  // What a one-shot adaptation fine-tunes from: the training generator (here the served
+  // weights themselves) and a discriminator.
+  RETURN_IF_ERROR(
+      core::SaveSafetensors((dir / "discriminator.safetensors").string(),
+                            sg::RandomDiscriminatorWeights(sg::MakeDiscriminatorConfig(cfg), a.seed + 1, 0.1f),
+                            {{"format", "ganserve-stylegan2-discriminator"}, {"note", "random weights"}}));
   nlohmann::json m = {{"kind", "generator"},
                       {"checkpoint", "generator.safetensors"},
+                      {"train_g", "generator.safetensors"},
+                      {"train_d", "discriminator.safetensors"},
                       {"domain", "demo (random weights)"},
                       {"default_truncation", 0.7}};
   RETURN_IF_ERROR(core::WriteFileAtomic((dir / "manifest.json").string(), m.dump(2) + "\n"));
@@ -188,6 +198,26 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
     RETURN_IF_ERROR(core::WriteFileAtomic((cdir / "manifest.json").string(), cm.dump(2) + "\n"));
     std::fprintf(stderr, "wrote demo CLIP '%s-clip' (random weights, synthetic vocabulary) to %s\n", a.name.c_str(),
                  cdir.c_str());
+    // The AlexNet LPIPS one-shot adaptation needs, in the files fetch-weights.sh installs.
+    const std::filesystem::path ldir = std::filesystem::path(a.out) / (a.name + "-lpips-alex");
+    RETURN_IF_ERROR(core::MakeDirs(ldir.string()));
+    auto entries = [](const std::map<std::string, core::FloatTensor>& tensors) {
+      std::vector<core::TorchSaveEntry> e;
+      for (const auto& [name, t] : tensors) e.push_back({name, t});
+      return core::EncodeTorchSave(e);
+    };
+    RETURN_IF_ERROR(
+        core::WriteFileAtomic((ldir / "alexnet.pth").string(), entries(core::lpips::RandomAlexNetFeatures(a.seed))));
+    RETURN_IF_ERROR(core::WriteFileAtomic((ldir / "lpips_weights.ckpt").string(),
+                                          entries(core::lpips::RandomAlexLpipsLayers(a.seed + 1))));
+    nlohmann::json lm = {{"kind", "lpips"},
+                         {"variant", "alex_stargan"},
+                         {"alexnet", "alexnet.pth"},
+                         {"lin", "lpips_weights.ckpt"},
+                         {"domain", "demo (random weights)"}};
+    RETURN_IF_ERROR(core::WriteFileAtomic((ldir / "manifest.json").string(), lm.dump(2) + "\n"));
+    std::fprintf(stderr, "wrote demo AlexNet LPIPS '%s-lpips-alex' (random weights) to %s\n", a.name.c_str(),
+                 ldir.c_str());
   }
   return absl::OkStatus();
 }

@@ -8,6 +8,7 @@
 #include "client/remote.h"
 #include "client/util.h"
 #include "core/adapt/nada_trainer.h"
+#include "core/adapt/oneshot_trainer.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
 #include "core/invert/projector.h"
@@ -165,11 +166,17 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   });
 
   ganserve::client::AdaptArgs adapt;
-  auto* adapt_cmd = app.add_subcommand("adapt", "adapt a generator to a new domain (StyleGAN-NADA)");
+  auto* adapt_cmd =
+      app.add_subcommand("adapt", "adapt a generator to a new domain (StyleGAN-NADA, or OneshotCLIP with --one-shot)");
   adapt_cmd->add_option("--model", adapt.model)->required();
   adapt_cmd->add_option("--from", adapt.from, "source domain text, e.g. photo (default: the model's domain)");
   adapt_cmd->add_option("--to", adapt.to, "target domain text, e.g. pencil sketch (or give --images)");
   adapt_cmd->add_option("--images", adapt.images, "target-domain example images");
+  const ganserve::core::adapt::OneshotOptions oneshot;
+  adapt_cmd->add_option("--one-shot", adapt.one_shot,
+                        "adapt to the domain of this one image (OneshotCLIP: reference search, then a GAN fine-tune)");
+  adapt_cmd->add_option("--reference-steps", adapt.reference_steps,
+                        "--one-shot reference-search steps" + Default(oneshot.reference_steps));
   const ganserve::core::adapt::NadaOptions nada;
   adapt_cmd->add_option("--iterations", adapt.iterations, "training steps" + Default(nada.iterations));
   adapt_cmd->add_option("--name", adapt.name, "name of the new model");

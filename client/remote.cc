@@ -196,8 +196,9 @@ absl::Status StreamJob(const Connection& c, std::unique_ptr<grpc::ClientReader<v
       }
       if (ev.has_progress()) {
         std::string extra;
+        if (!ev.progress().phase().empty()) extra = absl::StrCat(ev.progress().phase(), "  ");
         for (const auto& [k, v] : ev.progress().losses()) {
-          if (k == "total") extra = absl::StrCat("loss ", v);
+          if (k == "total") absl::StrAppend(&extra, "loss ", v);
         }
         absl::StrAppend(&extra, "  ", absl::SixDigits(ev.progress().steps_per_second()), " steps/s  ETA ",
                         static_cast<int>(ev.progress().eta_seconds()), " s");
@@ -626,6 +627,17 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
   for (const auto& path : a.images) {
     ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, 16u << 20));
     req.add_target_images(std::move(bytes));
+  }
+  if (!a.one_shot.empty()) {
+    if (!a.images.empty() || !a.to.empty()) {
+      return absl::InvalidArgumentError("--one-shot takes the one target image; drop --images and --to");
+    }
+    req.set_method(v1::ADAPT_METHOD_ONE_SHOT);
+    ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(a.one_shot, 16u << 20));
+    req.add_target_images(std::move(bytes));
+    req.mutable_one_shot()->set_reference_steps(a.reference_steps);
+  } else if (a.reference_steps != 0) {
+    return absl::InvalidArgumentError("--reference-steps applies to --one-shot");
   }
   req.set_batch_size(a.batch_size);
   req.set_seed(a.seed);

@@ -71,6 +71,8 @@ absl::Status Generate(const Connection& c, const GenerateArgs& args);
 struct AdaptArgs {
   std::string model, from, to, name;
   std::vector<std::string> images;
+  std::string one_shot;                  // OneshotCLIP: the one target image
+  int reference_steps = 0;               // its reference search (0 = the server's default)
   std::vector<std::string> clip_models;  // NAME[:WEIGHT]
   int iterations = 0;
   int batch_size = 0;

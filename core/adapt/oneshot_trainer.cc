@@ -69,10 +69,10 @@ struct OneshotTrainer::State {
 
   // Generators: the frozen source (m.g), the trainable copy and its leaves, the EMA.
   Generator::Impl train;
-  std::map<std::string, at::Tensor> g_raw;   // every `g` tensor on the device (frozen values)
-  std::vector<std::string> g_names;          // trained tensors, in Adam order
-  std::vector<at::Tensor> g_leaves;          // their raw values
-  std::map<std::string, at::Tensor> ema;     // every EMA parameter, raw
+  std::map<std::string, at::Tensor> g_raw;  // every `g` tensor on the device (frozen values)
+  std::vector<std::string> g_names;         // trained tensors, in Adam order
+  std::vector<at::Tensor> g_leaves;         // their raw values
+  std::map<std::string, at::Tensor> ema;    // every EMA parameter, raw
   std::unique_ptr<Adam> g_adam;
 
   // Discriminator leaves (raw, without its blur kernels), the patch head, their Adams.
@@ -305,8 +305,8 @@ at::Tensor OneshotTrainer::State::ConventionWPlus(const Generator::Impl& g, cons
   const at::Tensor w = at::lerp(g.Map(z), w_mean, 1 - kOneshotTruncation);
   at::Tensor wplus = WPlus(w).clone();
   if (kOneshotMixIndex < cfg().n_latent) {
-    wplus.narrow(1, kOneshotMixIndex, cfg().n_latent - kOneshotMixIndex).copy_(WPlus(w_mean.expand_as(w)).narrow(
-        1, kOneshotMixIndex, cfg().n_latent - kOneshotMixIndex));
+    wplus.narrow(1, kOneshotMixIndex, cfg().n_latent - kOneshotMixIndex)
+        .copy_(WPlus(w_mean.expand_as(w)).narrow(1, kOneshotMixIndex, cfg().n_latent - kOneshotMixIndex));
   }
   return wplus;
 }
@@ -339,11 +339,22 @@ absl::StatusOr<std::unique_ptr<OneshotTrainer>> OneshotTrainer::Create(OneshotMo
   }
   if (cfg.resolution < 32) return absl::InvalidArgumentError("one-shot adaptation needs a generator of 32 px or more");
   if (target.width < 1 || target.height < 1) return absl::InvalidArgumentError("the target image is empty");
-  if (opt.reference_steps < 0 || opt.iterations < 1 || opt.batch_size < 2 || opt.reference_views < 1 ||
-      opt.ref_every < 1 || opt.d_reg_every < 1 || opt.g_reg_every < 1 || opt.crops < 1 || opt.crop_size < 1 ||
-      !(opt.lr > 0) || !(opt.reference_lr > 0) || opt.mixing < 0 || opt.mixing > 1 || !(opt.tau > 0) ||
-      opt.mean_latent_samples < 1 || opt.preview_count < 0) {
-    return absl::InvalidArgumentError("one-shot options out of range");
+  const std::pair<const char*, bool> checks[] = {
+      {"reference_steps >= 0", opt.reference_steps >= 0},
+      {"iterations >= 1", opt.iterations >= 1},
+      {"batch_size >= 2", opt.batch_size >= 2},
+      {"reference_views >= 1", opt.reference_views >= 1},
+      {"ref_every >= 1", opt.ref_every >= 1},
+      {"d_reg_every >= 1 and g_reg_every >= 1", opt.d_reg_every >= 1 && opt.g_reg_every >= 1},
+      {"crops >= 1 and crop_size >= 1", opt.crops >= 1 && opt.crop_size >= 1},
+      {"lr > 0 and reference_lr > 0", opt.lr > 0 && opt.reference_lr > 0},
+      {"mixing in [0, 1]", opt.mixing >= 0 && opt.mixing <= 1},
+      {"tau > 0", opt.tau > 0},
+      {"mean_latent_samples >= 1", opt.mean_latent_samples >= 1},
+      {"preview_count >= 0", opt.preview_count >= 0},
+  };
+  for (const auto& [what, ok] : checks) {
+    if (!ok) return absl::InvalidArgumentError(absl::StrCat("one-shot options out of range: need ", what));
   }
   if (!opt.w_ref.empty() && static_cast<int>(opt.w_ref.size()) != cfg.style_dim) {
     return absl::InvalidArgumentError(
@@ -394,8 +405,8 @@ absl::StatusOr<std::unique_ptr<OneshotTrainer>> OneshotTrainer::Create(OneshotMo
     const int64_t c = st->d_config.channels.at(st->patch_res);
     st->head_weight = at::randn({1, c, 3, 3}, init, at::TensorOptions().dtype(at::kFloat)).to(dev);
     st->head_bias = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(dev));
-    st->head_adam = std::make_unique<Adam>(std::vector<at::Tensor>{st->head_weight, st->head_bias}, 0.0,
-                                           std::pow(0.99, rd));
+    st->head_adam =
+        std::make_unique<Adam>(std::vector<at::Tensor>{st->head_weight, st->head_bias}, 0.0, std::pow(0.99, rd));
 
     // w_mean: the mean of mean_latent_samples mapped z (in chunks), and w_ref.
     at::Generator mean_gen = at::detail::createCPUGenerator(opt.seed * 1000003ULL + 17);
@@ -406,8 +417,7 @@ absl::StatusOr<std::unique_ptr<OneshotTrainer>> OneshotTrainer::Create(OneshotMo
       sum += src.Map(z).sum(0, true);
     }
     st->w_mean = sum / opt.mean_latent_samples;
-    st->w_ref = opt.w_ref.empty() ? st->w_mean.clone()
-                                  : ToTorch(FloatTensor{{1, cfg.style_dim}, opt.w_ref}, dev);
+    st->w_ref = opt.w_ref.empty() ? st->w_mean.clone() : ToTorch(FloatTensor{{1, cfg.style_dim}, opt.w_ref}, dev);
     st->ref_adam = std::make_unique<Adam>(std::vector<at::Tensor>{st->w_ref});
 
     // The target at the generator's resolution (the official Resize on the PIL image,

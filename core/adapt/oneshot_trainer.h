@@ -78,7 +78,7 @@ int PatchFeatureResolution(int resolution);
 // OneshotCLIP's sampling convention for adapted models (test_sample.py): w = lerp(map(z),
 // w_mean, 0.3), and w+ rows from kOneshotMixIndex on (the 256 px layers and finer; none
 // below 256 px) take w_mean.
-inline constexpr float kOneshotTruncation = 0.7f;
+inline constexpr double kOneshotTruncation = 0.7;
 inline constexpr int kOneshotMixIndex = 11;
 
 // The checkpoint pieces the method trains from.

@@ -327,6 +327,8 @@ absl::Status ValidateOneShot(AdaptSpec& s, const ModelRepository& repo, const Mo
   RETURN_IF_ERROR(Range("batch_size", s.batch_size, 0, 16, std::to_string(reference.batch_size)));
   if (s.batch_size == 0) s.batch_size = reference.batch_size;
   if (s.batch_size < 2) return Invalid("batch_size must be >= 2 for ONE_SHOT: its consistency loss compares pairs");
+  RETURN_IF_ERROR(RangeF("lr_scale", s.lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
+  if (s.lr_scale == 0) s.lr_scale = Defaults::kLrScale;
   if (!s.mixing.has_value()) s.mixing = reference.mixing;
   RETURN_IF_ERROR(RangeF("mixing", *s.mixing, 0, 1));
   RETURN_IF_ERROR(

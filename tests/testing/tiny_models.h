@@ -12,10 +12,10 @@
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/lpips/alex_lpips.h"
+#include "core/models/lpips/random_init.h"
 #include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
-#include "core/util/np_random.h"
 
 namespace ganserve::testing {
 
@@ -53,38 +53,13 @@ inline std::shared_ptr<const core::stylegan2::Discriminator> TinyDiscriminator(i
   return d.ok() ? std::shared_ptr<const core::stylegan2::Discriminator>(std::move(*d)) : nullptr;
 }
 
-// StarGAN v2's AlexNet LPIPS with random weights (He-scaled convolutions, small positive
-// 1x1 weights): the real architecture, meaningless values.
-inline std::map<std::string, core::FloatTensor> RandomAlexLpipsTensors(uint32_t seed, bool alexnet) {
-  core::NumpyRandomState rs(seed);
-  struct Conv {
-    int index, out, in, k;
-  };
-  const Conv convs[] = {{0, 64, 3, 11}, {3, 192, 64, 5}, {6, 384, 192, 3}, {8, 256, 384, 3}, {10, 256, 256, 3}};
-  std::map<std::string, core::FloatTensor> out;
-  for (int i = 0; i < 5; ++i) {
-    const Conv& c = convs[i];
-    if (alexnet) {
-      const auto scale = static_cast<float>(std::sqrt(2.0 / (c.in * c.k * c.k)));
-      std::vector<float> w = rs.Randn(static_cast<size_t>(c.out) * c.in * c.k * c.k);
-      for (float& v : w) v *= scale;
-      out["features." + std::to_string(c.index) + ".weight"] = {{c.out, c.in, c.k, c.k}, w};
-      out["features." + std::to_string(c.index) + ".bias"] = {{c.out}, std::vector<float>(c.out, 0.01f)};
-    } else {
-      std::vector<float> w = rs.Randn(static_cast<size_t>(c.out));
-      for (float& v : w) v = std::fabs(v) * 0.1f;
-      out["lpips_weights." + std::to_string(i) + ".main.1.weight"] = {{1, c.out, 1, 1}, w};
-    }
-  }
-  return out;
-}
-
+// StarGAN v2's AlexNet LPIPS with random weights.
 inline std::shared_ptr<const core::lpips::AlexLpips> TinyAlexLpips(uint32_t seed) {
   auto lp = core::lpips::AlexLpips::FromTensors(
       core::ViewsOf(
-          std::make_shared<const std::map<std::string, core::FloatTensor>>(RandomAlexLpipsTensors(seed, true))),
-      core::ViewsOf(
-          std::make_shared<const std::map<std::string, core::FloatTensor>>(RandomAlexLpipsTensors(seed + 1, false))),
+          std::make_shared<const std::map<std::string, core::FloatTensor>>(core::lpips::RandomAlexNetFeatures(seed))),
+      core::ViewsOf(std::make_shared<const std::map<std::string, core::FloatTensor>>(
+          core::lpips::RandomAlexLpipsLayers(seed + 1))),
       "cpu");
   EXPECT_TRUE(lp.ok()) << lp.status();
   return lp.ok() ? std::shared_ptr<const core::lpips::AlexLpips>(std::move(*lp)) : nullptr;
