@@ -14,11 +14,14 @@ error in its cell; the others go on.
 
   /usr/bin/python3 bench/official/side_by_side.py --out /tmp/side_by_side.md \\
       --nada-root ~/StyleGAN-nada --clip-root ~/CLIP \\
-      --rosinality-root ~/stylegan2-pytorch --styleclip-root ~/StyleCLIP
+      --rosinality-root ~/stylegan2-pytorch --styleclip-root ~/StyleCLIP \\
+      --oneshot-root ~/OneshotCLIP
 
 The checkout roots may also come from GANSERVE_NADA_ROOT, GANSERVE_CLIP_ROOT,
-GANSERVE_ROSINALITY_ROOT and GANSERVE_STYLECLIP_ROOT; only those that the chosen
-scenarios need are required. --quick runs the 256 px settings (and clip) once with
+GANSERVE_ROSINALITY_ROOT, GANSERVE_STYLECLIP_ROOT and GANSERVE_ONESHOT_ROOT; only those
+that the chosen scenarios need are required. The oneshot scenario runs
+bench/official/oneshot_bench.py, which also takes git directories (mirrors) for
+--oneshot-root and --clip-root. --quick runs the 256 px settings (and clip) once with
 --iters 1, for smoke tests.
 """
 
@@ -98,6 +101,13 @@ SCENARIO_NOTES = {
                     "(global_torch networks.py, random weights, TF-converted config-f kwargs), ours "
                     "renders the batch at once. The statistics row maps 1000 z to S (official: GenerateS "
                     "+ GetCodeMS; ours: one statistics step).",
+    "oneshot": "Same steps (OneshotCLIP train_oneshot.py at its defaults, ref_freq 2 so that both iteration "
+               "kinds alternate; the first of each kind is a warm-up). The official keeps CLIP's and LPIPS's "
+               "weights requiring grad, so every backward also fills their weight gradients (the JSON's "
+               "clip_params_given_gradients), encodes the source images and crops with a graph, re-encodes "
+               "the target every search step, runs its LPIPS with dropout active (train mode), computes the "
+               "patch discriminator's block convolutions twice, and reads the target JPEG from disk for "
+               "every real batch; ours does none of these.",
 }
 
 
@@ -109,6 +119,7 @@ def settings(quick):
         ("invert_step", 256, 1, 0),
         ("latent_opt_step", 256, 1, 0), ("latent_opt_step", 1024, 1, 0),
         ("global_stats", 256, 16, 0),
+        ("oneshot", 256, 2, 0), ("oneshot", 1024, 2, 0),
     ]
     out = [dict(scenario=s, resolution=r, batch=b, auto_layer_k=k) for s, r, b, k in all_settings]
     return [s for s in out if s["resolution"] in (None, 256)] if quick else out
@@ -117,6 +128,7 @@ def settings(quick):
 NEEDS = {  # checkout roots each scenario's official code needs
     "nada_step": ("nada", "clip"), "generate": ("nada",), "clip": ("nada", "clip"),
     "invert_step": ("rosinality",), "latent_opt_step": ("styleclip", "clip"), "global_stats": ("styleclip", "clip"),
+    "oneshot": ("oneshot", "clip"),
 }
 
 PEAK_SCRIPT = r"""
@@ -242,10 +254,20 @@ def rows_for(s):
         return [(f"{res} px, relevance step of {b} renders + CLIP", m, m, gflop, why, "time"),
                 ("statistics step, 1000 mapped samples", ["sample_step_1000_s"], ["sample_step_1000_s"], None,
                  "mapping-bound, small", "time")]
+    if sc == "oneshot":
+        return [(f"{res} px: reference-search step", ["reference_search", "median_s"],
+                 ["reference_search", "median_s"], None, None, "time"),
+                (f"{res} px: fine-tuning iteration, reference kind", ["fine_tune_reference", "median_s"],
+                 ["fine_tune_reference", "median_s"], None, None, "time"),
+                (f"{res} px, batch {b}: fine-tuning iteration, random (patch) kind", ["fine_tune_random", "median_s"],
+                 ["fine_tune_random", "median_s"], None, None, "time"),
+                (f"{res} px, batch {b}: default job (1001 + 2001 steps), estimated", ["default_job_estimate_s"],
+                 ["default_job_estimate_s"], None, None, "time")]
     return []
 
 
-GOALS = {"nada_step": ("<= 0.3x", lambda r: r <= 0.3), "generate": (">= 3x images/s", lambda r: r >= 3)}
+GOALS = {"nada_step": ("<= 0.3x", lambda r: r <= 0.3), "generate": (">= 3x images/s", lambda r: r >= 3),
+         "oneshot": ("<= 0.6x", lambda r: r <= 0.6)}
 
 
 def fmt_s(v):
@@ -370,6 +392,8 @@ def main():
     p.add_argument("--rosinality-root", default=env("GANSERVE_ROSINALITY_ROOT"),
                    help="rosinality/stylegan2-pytorch checkout")
     p.add_argument("--styleclip-root", default=env("GANSERVE_STYLECLIP_ROOT"), help="orpatashnik/StyleCLIP checkout")
+    p.add_argument("--oneshot-root", default=env("GANSERVE_ONESHOT_ROOT"),
+                   help="cyclomon/OneshotCLIP checkout or git directory")
     p.add_argument("--ganserve-bench", default=env("GANSERVE_BENCH", os.path.join(REPO, "build", "bench",
                                                                                   "ganserve_bench")))
     p.add_argument("--ganctl", default=env("GANCTL", os.path.join(REPO, "build", "client", "ganctl")))
@@ -377,12 +401,13 @@ def main():
     p.add_argument("--python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
                    help="the interpreter with Debian's torch for the official code and the peak measurement")
     p.add_argument("--scenarios", default="all",
-                   help="comma-separated: nada_step,generate,clip,invert_step,latent_opt_step,global_stats")
+                   help="comma-separated: nada_step,generate,clip,invert_step,latent_opt_step,global_stats,oneshot")
     p.add_argument("--iters", type=int, default=2, help="timed steps per process, after one warm-up")
     p.add_argument("--rounds", type=int, default=2, help="ours/official alternations per setting")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--peak-reps", type=int, default=5)
     p.add_argument("--timeout", type=int, default=3600, help="seconds per process")
+    p.add_argument("--resolutions", help="comma-separated: only the settings at these resolutions (and clip)")
     p.add_argument("--quick", action="store_true", help="256 px settings (and clip), --iters 1, one round")
     p.add_argument("--out", required=True, help="FILE.md; FILE.json is written beside it")
     a = p.parse_args()
@@ -396,11 +421,15 @@ def main():
         if unknown:
             p.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(NEEDS)}")
         chosen = [s for s in chosen if s["scenario"] in wanted]
+    if a.resolutions:
+        keep = {int(x) for x in a.resolutions.split(",") if x.strip()}
+        chosen = [s for s in chosen if s["resolution"] in keep or s["resolution"] is None]
     missing = sorted({r for s in chosen for r in NEEDS[s["scenario"]] if not getattr(a, r + "_root")})
     if missing:
         p.error("the chosen scenarios need " + ", ".join(f"--{r}-root (or GANSERVE_{r.upper()}_ROOT)"
                                                        for r in missing))
-    for tool in (a.ganserve_bench, a.ganctl):
+    tools = [a.ganserve_bench] + ([a.ganctl] if any(s["scenario"] != "oneshot" for s in chosen) else [])
+    for tool in tools:  # the oneshot training never tokenizes: no ganctl
         if not os.access(tool, os.X_OK):
             p.error(f"{tool} is not an executable; build it or pass its path")
 
@@ -413,6 +442,7 @@ def main():
     for r in ("nada", "clip", "rosinality", "styleclip"):
         if getattr(a, r + "_root"):
             roots += [f"--{r}-root", getattr(a, r + "_root")]
+    oneshot_roots = ["--oneshot-root", a.oneshot_root or "", "--clip-root", a.clip_root or ""]
     results = []
     for s in chosen:
         common = ["--scenario", s["scenario"], "--batch", str(s["batch"]), "--iters", str(a.iters),
@@ -422,7 +452,9 @@ def main():
         if s["auto_layer_k"]:
             common += ["--auto-layer-k", str(s["auto_layer_k"])]
         ours_cmd = [a.ganserve_bench] + common
-        theirs_cmd = ([a.python, os.path.join(HERE, "official_bench.py")] + common + roots + ["--ganctl", a.ganctl]
+        script, script_roots = (("oneshot_bench.py", oneshot_roots) if s["scenario"] == "oneshot"
+                                else ("official_bench.py", roots))
+        theirs_cmd = ([a.python, os.path.join(HERE, script)] + common + script_roots + ["--ganctl", a.ganctl]
                       + (["--vocab", a.vocab] if a.vocab else []))
         entry = {"setting": s, "ours": [], "official": []}
         results.append(entry)

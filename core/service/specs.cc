@@ -292,6 +292,34 @@ absl::Status ValidateOneShot(AdaptSpec& s, const ModelRepository& repo, const Mo
   if (s.source_text.empty()) s.source_text = base.domain.empty() ? adapt::NadaOptions{}.source_text : base.domain;
   RETURN_IF_ERROR(CheckText("source_text", s.source_text, false));
 
+  RETURN_IF_ERROR(Range("iterations", s.iterations, 0, 5000, std::to_string(reference.iterations)));
+  if (s.iterations == 0) s.iterations = reference.iterations;
+  RETURN_IF_ERROR(Range("batch_size", s.batch_size, 0, 16, std::to_string(reference.batch_size)));
+  if (s.batch_size == 0) s.batch_size = reference.batch_size;
+  if (s.batch_size < 2) return Invalid("batch_size must be >= 2 for ONE_SHOT: its consistency loss compares pairs");
+  RETURN_IF_ERROR(RangeF("lr_scale", s.lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
+  if (s.lr_scale == 0) s.lr_scale = Defaults::kLrScale;
+  if (!s.mixing.has_value()) s.mixing = reference.mixing;
+  RETURN_IF_ERROR(RangeF("mixing", *s.mixing, 0, 1));
+  RETURN_IF_ERROR(
+      Range("one_shot.reference_steps", s.reference_steps, 0, 5000, std::to_string(reference.reference_steps)));
+  if (s.reference_steps == 0) s.reference_steps = reference.reference_steps;
+  if (s.skip_reference_search) {
+    for (float v : s.w_ref) {
+      if (!std::isfinite(v) || std::fabs(v) > 1e4f) {
+        return Invalid("one_shot.w_ref values must be finite and within [-1e4, 1e4]");
+      }
+    }
+  } else if (!s.w_ref.empty()) {
+    return Invalid("one_shot.w_ref is used only with skip_reference_search (the search starts from w_mean)");
+  }
+  if (!s.lambda_const.has_value()) s.lambda_const = reference.lambda_const;
+  if (!s.lambda_patch.has_value()) s.lambda_patch = reference.lambda_patch;
+  RETURN_IF_ERROR(RangeF("one_shot.lambda_const", *s.lambda_const, 0, 100));
+  RETURN_IF_ERROR(RangeF("one_shot.lambda_patch", *s.lambda_patch, 0, 100));
+  RETURN_IF_ERROR(Range("one_shot.ref_every", s.ref_every, 0, 100, std::to_string(reference.ref_every)));
+  if (s.ref_every == 0) s.ref_every = reference.ref_every;
+  // What the repository must hold: checked after the request's own fields.
   if (s.clip_models.size() > 1) {
     return Invalid(absl::StrCat("ONE_SHOT uses one CLIP model (the paper's ViT-B/32), got ", s.clip_models.size()));
   }
@@ -321,19 +349,6 @@ absl::Status ValidateOneShot(AdaptSpec& s, const ModelRepository& repo, const Mo
   RETURN_IF_ERROR(repo.GetClip(c.name).status());
   RETURN_IF_ERROR(repo.FirstAlexLpips().status());
   RETURN_IF_ERROR(repo.TrainingFilesOf(s.model).status());
-
-  RETURN_IF_ERROR(Range("iterations", s.iterations, 0, 5000, std::to_string(reference.iterations)));
-  if (s.iterations == 0) s.iterations = reference.iterations;
-  RETURN_IF_ERROR(Range("batch_size", s.batch_size, 0, 16, std::to_string(reference.batch_size)));
-  if (s.batch_size == 0) s.batch_size = reference.batch_size;
-  if (s.batch_size < 2) return Invalid("batch_size must be >= 2 for ONE_SHOT: its consistency loss compares pairs");
-  RETURN_IF_ERROR(RangeF("lr_scale", s.lr_scale, 0, 10, absl::StrCat(Defaults::kLrScale)));
-  if (s.lr_scale == 0) s.lr_scale = Defaults::kLrScale;
-  if (!s.mixing.has_value()) s.mixing = reference.mixing;
-  RETURN_IF_ERROR(RangeF("mixing", *s.mixing, 0, 1));
-  RETURN_IF_ERROR(
-      Range("one_shot.reference_steps", s.reference_steps, 0, 5000, std::to_string(reference.reference_steps)));
-  if (s.reference_steps == 0) s.reference_steps = reference.reference_steps;
   if (s.skip_reference_search) {
     ASSIGN_OR_RETURN(auto g, repo.GetGenerator(s.model));
     const int dim = g->config().style_dim;
@@ -341,20 +356,7 @@ absl::Status ValidateOneShot(AdaptSpec& s, const ModelRepository& repo, const Mo
       return Invalid(absl::StrCat("one_shot.skip_reference_search needs w_ref with style_dim = ", dim, " values, got ",
                                   s.w_ref.size()));
     }
-    for (float v : s.w_ref) {
-      if (!std::isfinite(v) || std::fabs(v) > 1e4f) {
-        return Invalid("one_shot.w_ref values must be finite and within [-1e4, 1e4]");
-      }
-    }
-  } else if (!s.w_ref.empty()) {
-    return Invalid("one_shot.w_ref is used only with skip_reference_search (the search starts from w_mean)");
   }
-  if (!s.lambda_const.has_value()) s.lambda_const = reference.lambda_const;
-  if (!s.lambda_patch.has_value()) s.lambda_patch = reference.lambda_patch;
-  RETURN_IF_ERROR(RangeF("one_shot.lambda_const", *s.lambda_const, 0, 100));
-  RETURN_IF_ERROR(RangeF("one_shot.lambda_patch", *s.lambda_patch, 0, 100));
-  RETURN_IF_ERROR(Range("one_shot.ref_every", s.ref_every, 0, 100, std::to_string(reference.ref_every)));
-  if (s.ref_every == 0) s.ref_every = reference.ref_every;
   return absl::OkStatus();
 }
 

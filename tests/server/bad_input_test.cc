@@ -158,6 +158,11 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   gen(
       "broken model", [](auto* r) { r->set_model("broken"); }, C::FAILED_PRECONDITION, "broken");
   gen(
+      "mean_rows_from past n_latent", [](auto* r) { r->set_mean_rows_from(99); }, C::INVALID_ARGUMENT,
+      "mean_rows_from must be in");
+  gen(
+      "negative mean_rows_from", [](auto* r) { r->set_mean_rows_from(-1); }, C::INVALID_ARGUMENT, "mean_rows_from");
+  gen(
       "negative count",
       [](auto* r) {
         r->clear_seeds();
@@ -378,6 +383,76 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
       "NaN lambda_direction", [](auto* r) { r->set_lambda_direction(NAN); }, C::INVALID_ARGUMENT, "lambda_direction");
   adapt(
       "NaN mixing", [](auto* r) { r->set_mixing(NAN); }, C::INVALID_ARGUMENT, "mixing");
+  {
+    // One-shot adaptation (OneshotCLIP): one target image, its own settings only.
+    core::Rgb8Image img;
+    img.width = img.height = 8;
+    img.pixels.assign(8 * 8 * 3, 120);
+    const std::string png = *core::EncodePng(img);
+    auto one_shot = [png](v1::AdaptDomainRequest* r, int images) {
+      r->set_method(v1::ADAPT_METHOD_ONE_SHOT);
+      r->clear_target_text();
+      for (int i = 0; i < images; ++i) r->add_target_images(png);
+    };
+    adapt(
+        "unknown method", [](auto* r) { r->set_method(static_cast<v1::AdaptMethod>(42)); }, C::INVALID_ARGUMENT,
+        "method");
+    adapt(
+        "one-shot settings on a NADA request", [](auto* r) { r->mutable_one_shot()->set_ref_every(2); },
+        C::INVALID_ARGUMENT, "apply to method ONE_SHOT");
+    adapt(
+        "one-shot with two target images", [one_shot](auto* r) { one_shot(r, 2); }, C::INVALID_ARGUMENT,
+        "exactly one target image");
+    adapt(
+        "one-shot with no target image", [one_shot](auto* r) { one_shot(r, 0); }, C::INVALID_ARGUMENT,
+        "exactly one target image");
+    adapt(
+        "one-shot with layer selection",
+        [one_shot](auto* r) {
+          one_shot(r, 1);
+          r->set_auto_layer_k(2);
+        },
+        C::INVALID_ARGUMENT, "applies to method NADA");
+    adapt(
+        "one-shot with a lightweight parameterization",
+        [one_shot](auto* r) {
+          one_shot(r, 1);
+          r->set_parameterization(v1::PARAMETERIZATION_DOMAIN_MODULATION);
+        },
+        C::INVALID_ARGUMENT, "parameterization must be FULL");
+    adapt(
+        "one-shot with batch 1",
+        [one_shot](auto* r) {
+          one_shot(r, 1);
+          r->set_batch_size(1);
+        },
+        C::INVALID_ARGUMENT, "batch_size must be >= 2");
+    adapt(
+        "one-shot w_ref without skipping the search",
+        [one_shot](auto* r) {
+          one_shot(r, 1);
+          r->mutable_one_shot()->add_w_ref(0.5f);
+        },
+        C::INVALID_ARGUMENT, "only with skip_reference_search");
+    adapt(
+        "one-shot NaN lambda_const",
+        [one_shot](auto* r) {
+          one_shot(r, 1);
+          r->mutable_one_shot()->set_lambda_const(NAN);
+        },
+        C::INVALID_ARGUMENT, "lambda_const");
+    adapt(
+        "one-shot reference_steps past the cap",
+        [one_shot](auto* r) {
+          one_shot(r, 1);
+          r->mutable_one_shot()->set_reference_steps(6000);
+        },
+        C::INVALID_ARGUMENT, "reference_steps");
+    // The test repository has no AlexNet LPIPS: named, with where to get it.
+    adapt(
+        "one-shot without the AlexNet LPIPS", [one_shot](auto* r) { one_shot(r, 1); }, C::FAILED_PRECONDITION,
+        "lpips_weights.ckpt");
+  }
 
   auto inv = [&](const char* what, std::string image, std::function<void(v1::InvertImageRequest*)> f, C code,
                  const char* says) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
 #include "core/jobs/sqlite_job_store.h"
 #include "core/service/job_runners.h"
 #include "core/service/request_upgrade.h"
@@ -122,6 +123,34 @@ TEST(SpecJsonTest, RoundTripsEveryJobSpecIncludingBinaryFields) {
   EXPECT_EQ(back->mixing, std::optional<float>(0.0f));
   EXPECT_FALSE(back->lambda_direction.has_value());
   EXPECT_EQ(back->adam_steps, cs::AdamSteps::kPerParameter);
+  // The one-shot settings travel too; at their defaults they leave the hash as it was
+  // before they existed (a retry of an older request still finds its job).
+  const std::string hash_before = cs::SpecHash(a);
+  cs::AdaptSpec os = a;
+  os.method = cs::AdaptMethod::kOneShot;
+  os.skip_reference_search = true;
+  os.w_ref = {0.25f, -1.5f};
+  os.lambda_const = 0.0f;
+  os.ref_every = 3;
+  auto osb = cs::SpecFromJson<cs::AdaptSpec>(cs::SpecToJson(os));
+  ASSERT_TRUE(osb.ok()) << osb.status();
+  EXPECT_EQ(osb->method, cs::AdaptMethod::kOneShot);
+  EXPECT_TRUE(osb->skip_reference_search);
+  EXPECT_EQ(osb->w_ref, os.w_ref);
+  EXPECT_EQ(osb->lambda_const, std::optional<float>(0.0f));
+  EXPECT_FALSE(osb->lambda_patch.has_value());
+  EXPECT_EQ(osb->ref_every, 3);
+  EXPECT_NE(cs::SpecHash(os), hash_before);
+  // A stored request written before the settings existed hashes as the same request.
+  nlohmann::json old = nlohmann::json::parse(cs::SpecToJson(a));
+  for (const char* k :
+       {"method", "reference_steps", "skip_reference_search", "w_ref", "lambda_const", "lambda_patch", "ref_every"}) {
+    ASSERT_TRUE(old.contains(k)) << k;
+    old.erase(k);
+  }
+  auto from_old = cs::SpecFromJson<cs::AdaptSpec>(old.dump());
+  ASSERT_TRUE(from_old.ok()) << from_old.status();
+  EXPECT_EQ(cs::SpecHash(*from_old), hash_before);
   // The hash ignores the idempotency key and nothing else.
   cs::AdaptSpec b = a;
   b.request_id = "k";

@@ -266,6 +266,38 @@ TEST(GeneratorPartialTest, PartialImageIsWhatTheSmallerGeneratorRenders) {
   }
 }
 
+// OneshotCLIP's sampling: rows from mean_rows_from on take the mean latent, the rest
+// the (truncated) w; 0 and n_latent change nothing.
+TEST(GeneratorMeanRowsTest, RowsFromTheIndexTakeTheMeanLatent) {
+  auto g = RandomSmallGenerator(64, 5);
+  ASSERT_NE(g, nullptr);
+  const int n_latent = g->config().n_latent, sd = g->config().style_dim;
+  GenerateParams p = ZParams(2, sd, 6);
+  p.truncation = 0.7f;
+  p.return_wplus = true;
+  auto plain = g->Generate(p);
+  p.mean_rows_from = 4;
+  auto mixed = g->Generate(p);
+  ASSERT_TRUE(plain.ok() && mixed.ok()) << mixed.status();
+  const FloatTensor& mean = g->mean_latent();
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int r = 0; r < n_latent; ++r) {
+      for (int k = 0; k < sd; ++k) {
+        const size_t at = static_cast<size_t>((i * n_latent + r) * sd + k);
+        const float want = r < 4 ? plain->wplus.data[at] : mean.data[static_cast<size_t>(k)];
+        ASSERT_EQ(mixed->wplus.data[at], want) << "image " << i << " row " << r;
+      }
+    }
+  }
+  EXPECT_GT(MaxAbsDiff(mixed->images, plain->images), 1e-3f);
+  p.mean_rows_from = n_latent;
+  auto off = g->Generate(p);
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->images.data, plain->images.data);
+  p.mean_rows_from = -1;
+  EXPECT_TRUE(absl::IsInvalidArgument(g->Generate(p).status()));
+}
+
 TEST(GeneratorPartialTest, PrefixGroupsRenderAsTheUngroupedBatch) {
   auto g = RandomSmallGenerator(64, 4);
   ASSERT_NE(g, nullptr);
