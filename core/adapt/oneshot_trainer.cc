@@ -84,8 +84,9 @@ struct OneshotTrainer::State {
   std::unique_ptr<Adam> head_adam;
 
   // Phase 1.
-  at::Tensor w_mean;  // [1, style_dim]
-  at::Tensor w_ref;   // [1, style_dim]
+  at::Tensor w_mean;           // [1, style_dim], through g's mapping: the search's start and anchor
+  at::Tensor w_mean_sampling;  // the same z through g_ema's mapping: the sampling convention's mean
+  at::Tensor w_ref;            // [1, style_dim]
   std::unique_ptr<Adam> ref_adam;
 
   at::Tensor target;       // [1, 3, R, R] in [-1, 1]
@@ -302,11 +303,12 @@ Generator::Impl OneshotTrainer::State::EmaGenerator() const {
 }
 
 at::Tensor OneshotTrainer::State::ConventionWPlus(const Generator::Impl& g, const at::Tensor& z) const {
-  const at::Tensor w = at::lerp(g.Map(z), w_mean, 1 - kOneshotTruncation);
+  const at::Tensor w = at::lerp(g.Map(z), w_mean_sampling, 1 - kOneshotTruncation);
   at::Tensor wplus = WPlus(w).clone();
   if (kOneshotMixIndex < cfg().n_latent) {
-    wplus.narrow(1, kOneshotMixIndex, cfg().n_latent - kOneshotMixIndex)
-        .copy_(WPlus(w_mean.expand_as(w)).narrow(1, kOneshotMixIndex, cfg().n_latent - kOneshotMixIndex));
+    const int64_t rows = cfg().n_latent - kOneshotMixIndex;
+    wplus.narrow(1, kOneshotMixIndex, rows)
+        .copy_(WPlus(w_mean_sampling.expand_as(w)).narrow(1, kOneshotMixIndex, rows));
   }
   return wplus;
 }
@@ -410,13 +412,17 @@ absl::StatusOr<std::unique_ptr<OneshotTrainer>> OneshotTrainer::Create(OneshotMo
 
     // w_mean: the mean of mean_latent_samples mapped z (in chunks), and w_ref.
     at::Generator mean_gen = at::detail::createCPUGenerator(opt.seed * 1000003ULL + 17);
+    // The official test_sample.py takes the sampling mean from the source's g_ema.
     at::Tensor sum = at::zeros({1, cfg.style_dim}, at::TensorOptions().dtype(at::kFloat).device(dev));
+    at::Tensor sum_ema = sum.clone();
     for (int done = 0; done < opt.mean_latent_samples; done += 1000) {
       const int n = std::min(1000, opt.mean_latent_samples - done);
       const at::Tensor z = at::randn({n, cfg.style_dim}, mean_gen, at::TensorOptions().dtype(at::kFloat)).to(dev);
       sum += src.Map(z).sum(0, true);
+      sum_ema += st->m.g_ema->impl().Map(z).sum(0, true);
     }
     st->w_mean = sum / opt.mean_latent_samples;
+    st->w_mean_sampling = sum_ema / opt.mean_latent_samples;
     st->w_ref = opt.w_ref.empty() ? st->w_mean.clone() : ToTorch(FloatTensor{{1, cfg.style_dim}, opt.w_ref}, dev);
     st->ref_adam = std::make_unique<Adam>(std::vector<at::Tensor>{st->w_ref});
 
@@ -452,6 +458,7 @@ absl::StatusOr<std::map<std::string, float>> OneshotTrainer::Step() {
 
 FloatTensor OneshotTrainer::ReferenceLatent() const { return FromTorch(state_->w_ref.detach().view({-1})); }
 FloatTensor OneshotTrainer::MeanLatent() const { return FromTorch(state_->w_mean.view({-1})); }
+FloatTensor OneshotTrainer::SamplingMeanLatent() const { return FromTorch(state_->w_mean_sampling.view({-1})); }
 
 absl::StatusOr<FloatTensor> OneshotTrainer::Preview(bool source) const {
   const State& s = *state_;

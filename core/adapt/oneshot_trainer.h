@@ -110,9 +110,13 @@ class OneshotTrainer {
   // regularisation steps, and "ref_lpips"/"ref_mse" (alignment) or "const"/"patch".
   absl::StatusOr<std::map<std::string, float>> Step();
 
-  // The reference latent ([style_dim]; the search's current value) and w_mean.
+  // The reference latent ([style_dim]; the search's current value), w_mean (the mean of
+  // the mapped z through g: the search's start) and the same through g_ema (the mean the
+  // sampling convention truncates toward, as the official test_sample.py takes it from
+  // the source's g_ema).
   FloatTensor ReferenceLatent() const;
   FloatTensor MeanLatent() const;
+  FloatTensor SamplingMeanLatent() const;
   // Previews: the fixed grid through the source (`source`) or the EMA generator, the
   // latter followed by the pair (target, EMA generator at w_ref) (during the search:
   // target, source at w_ref).

@@ -198,8 +198,8 @@ class AdaptRunner : public JobRunner {
     }
     if (oneshot_ != nullptr) {
       // OneshotCLIP's sampling convention (its test_sample.py): truncation 0.7 toward the
-      // source's w_mean, and w+ rows from mean_rows_from on at w_mean.
-      const FloatTensor w_mean = oneshot_->MeanLatent();
+      // source g_ema's w_mean, and w+ rows from mean_rows_from on at w_mean.
+      const FloatTensor w_mean = oneshot_->SamplingMeanLatent();
       m["method"] = "one_shot";
       m["domain"] = spec_.target_text.empty() ? "one-shot target image" : spec_.target_text;
       m["default_truncation"] = adapt::kOneshotTruncation;
