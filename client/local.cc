@@ -203,6 +203,7 @@ absl::Status MakeDemoModel(const MakeDemoArgs& a) {
     RETURN_IF_ERROR(core::MakeDirs(ldir.string()));
     auto entries = [](const std::map<std::string, core::FloatTensor>& tensors) {
       std::vector<core::TorchSaveEntry> e;
+      e.reserve(tensors.size());
       for (const auto& [name, t] : tensors) e.push_back({name, t});
       return core::EncodeTorchSave(e);
     };

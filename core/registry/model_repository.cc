@@ -643,8 +643,10 @@ absl::StatusOr<TrainingFiles> ModelRepository::TrainingFilesOf(const std::string
       "model '", name,
       "' has no training checkpoint: fine-tuning needs the checkpoint's g and d beside g_ema (a rosinality training "
       "checkpoint such as 550000.pt, or manifest entries train_g and train_d)");
-  if (absl::EndsWith(path, ".safetensors"))
-    return absl::InvalidArgumentError(absl::StrCat(needs, "; ", path, " holds one state dict"));
+  if (absl::EndsWith(path, ".safetensors")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(needs, "; ", fs::path(path).filename().string(), " holds one state dict"));
+  }
   ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
   std::vector<std::string> missing;
   for (const char* key : {"g", "d"}) {
