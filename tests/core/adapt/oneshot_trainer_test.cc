@@ -9,6 +9,8 @@
 #include <cmath>
 #include <set>
 
+#include "tests/testing/clip_guide.h"
+#include "tests/testing/shared.h"
 #include "tests/testing/tiny_models.h"
 
 namespace ganserve::core::adapt {
@@ -166,6 +168,45 @@ TEST_F(OneshotTrainerTest, ReferenceAlignmentPullsTowardTheTarget) {
   }
   const float first = (mse[0] + mse[1] + mse[2]) / 3, last = (mse[37] + mse[38] + mse[39]) / 3;
   EXPECT_LT(last, 0.7f * first) << "first " << first << " last " << last;
+}
+
+// Patch steps with a CLIP that tells images apart (the shared tiny fixture; random CLIP
+// weights embed every image alike): the discriminator learns to tell the target's
+// patches from the samples' (its logistic loss falls), and the trained generator departs
+// from the frozen source (the consistency term, near zero while they are alike, grows).
+TEST_F(OneshotTrainerTest, DiscriminatorLearnsAndTheDomainsDepart) {
+  const std::string shared = ::ganserve::testing::SharedDir();
+  if (shared.empty()) GTEST_SKIP() << "shared/ fixtures not found: no CLIP fixture to measure consistency with";
+  auto guide = ::ganserve::testing::SharedTinyClipGuide(shared);
+  ASSERT_TRUE(guide.has_value());
+  models_.clip = *guide;
+  auto mean = [](const std::vector<float>& v, size_t a, size_t b) {
+    double s = 0;
+    for (size_t i = a; i < b; ++i) s += v[i];
+    return s / static_cast<double>(b - a);
+  };
+  for (uint64_t seed : {11, 12}) {
+    OneshotOptions o = Opt();
+    o.w_ref.assign(kStyle, 0.0f);
+    o.iterations = 40;
+    o.ref_every = 1000;  // one alignment step, then patch steps
+    o.lr = 0.01f;
+    o.mixing = 0;  // the same latents through both generators
+    o.lambda_patch = 0;
+    o.lambda_const = 50;
+    o.seed = seed;
+    auto t = Make(o);
+    ASSERT_NE(t, nullptr);
+    std::vector<float> d, c;
+    for (int i = 0; i < o.iterations; ++i) {
+      auto l = t->Step();
+      ASSERT_TRUE(l.ok()) << l.status();
+      d.push_back(l->at("adv_d"));
+      if (i > 0) c.push_back(l->at("const"));
+    }
+    EXPECT_LT(mean(d, 30, 40), mean(d, 1, 11) - 0.05) << "seed " << seed;
+    EXPECT_GT(mean(c, 29, 39), mean(c, 0, 10)) << "seed " << seed;
+  }
 }
 
 TEST_F(OneshotTrainerTest, CheckpointResumesBitForBit) {
