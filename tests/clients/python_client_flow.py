@@ -127,6 +127,16 @@ def main():
     missing = sorted(set(s for s in replay if s <= job.last_seq) - set(seqs))
     check(not missing, f"events lost across the drop: {missing}")
 
+    print("--- one-shot adaptation to one image: both phases, then the model serves samples", flush=True)
+    target = client.generate("demo", seeds=[7])[0]
+    job = client.adapt_one_shot("demo", target, output_name="demo-py-os", iterations=3, preview_every=0,
+                                one_shot={"reference_steps": 2})
+    phases = [e.phase for e in job if isinstance(e, events.Progress)]
+    job.wait()
+    check(phases == ["reference_search"] * 2 + ["fine_tune"] * 3, f"one-shot phases {phases}")
+    check(job.result == "demo-py-os", f"one-shot result {job.result!r}")
+    check(len(client.generate("demo-py-os", seeds=[1])) == 1, "the one-shot model did not render")
+
     print("--- generate on the adapted model", flush=True)
     adapted = client.generate("demo-py", seeds=[1])
     check(np.asarray(adapted[0]).tobytes() != np.asarray(base[0]).tobytes(), "the adapted model renders the base")

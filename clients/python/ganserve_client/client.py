@@ -265,6 +265,13 @@ class Client:
         return self._job(self._stub.AdaptDomain, pb.AdaptDomainRequest, fields,
                          lambda request: request.target_images.extend(images))
 
+    def adapt_one_shot(self, model: str, image, *, output_name: Optional[str] = None, **fields) -> Job:
+        """Starts a one-shot adaptation (OneshotCLIP) to the domain of one image (bytes, path
+        or PIL image): a reference search, then a GAN fine-tune; Progress events carry the
+        phase. Settings of the method go in one_shot={...} (e.g. reference_steps)."""
+        return self.adapt(model, target_images=[image], output_name=output_name, method="ADAPT_METHOD_ONE_SHOT",
+                          **fields)
+
     def invert(self, model: str, image, **fields) -> Job:
         """Projects a photo (bytes, path or PIL image) into `model`'s latent space; the
         inversion id is job.result (use it as generate(inversion_id=...) or edit(...))."""

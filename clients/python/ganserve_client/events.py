@@ -25,7 +25,9 @@ class StateChanged:
 
 @dataclasses.dataclass
 class Progress:
-    """Steps done, the latest loss terms by name, the rate and the estimated time left."""
+    """Steps done, the latest loss terms by name, the rate and the estimated time left;
+    `phase` names the step's phase in jobs that have several (one-shot adaptation:
+    "reference_search", then "fine_tune"), else ""."""
     seq: int
     job: pb.Job
     step: int
@@ -33,6 +35,7 @@ class Progress:
     losses: Dict[str, float]
     steps_per_second: float
     eta_seconds: float
+    phase: str = ""
 
 
 @dataclasses.dataclass
@@ -51,7 +54,7 @@ def typed(event: pb.JobEvent):
     if which == "progress":
         p = event.progress
         return Progress(event.seq, event.job, p.step, p.total_steps, dict(p.losses), p.steps_per_second,
-                        p.eta_seconds)
+                        p.eta_seconds, p.phase)
     if which == "preview":
         p = event.preview
         return Preview(event.seq, event.job, p.step, [to_pil(i) for i in p.source], [to_pil(i) for i in p.current])
