@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Times the official OneshotCLIP training (cyclomon/OneshotCLIP) on this machine, beside `ganserve_bench --scenario oneshot`.
+"""Times the official OneshotCLIP training (cyclomon/OneshotCLIP) for `ganserve_bench --scenario oneshot`.
 
 It runs the official train_oneshot.py as a script (its __main__ block builds the models
 and optimizers, then calls its train()) on a copy of the official sources in a temporary
