@@ -1,8 +1,9 @@
 // `ganctl local ...`: runs the core in-process, no server (checkpoint checks, parity
-// runs, the demo model pack).
+// runs, the demo model pack, the toy world's scenes).
 #ifndef GANSERVE_CLIENT_LOCAL_H_
 #define GANSERVE_CLIENT_LOCAL_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,19 @@ struct MakeDemoArgs {
 };
 // Writes a random-initialised generator (safetensors + manifest) into the repository.
 absl::Status MakeDemoModel(const MakeDemoArgs& args);
+
+struct MakeWorldArgs {
+  std::string out;  // folder for the PNGs, captions.jsonl and sheet.png
+  int count = 16;
+  uint64_t seed = 1;
+  std::string style = "any";  // photo | pencil_sketch | painting | any
+  int size = 64;
+  int captions = 5;  // phrasings per image besides the canonical one
+};
+// Writes `count` toy-world scenes (core/toyworld): image i is scene SceneSeed(seed, i)
+// rendered with NoiseSeed(seed, i), as NNNNNN.png, one captions.jsonl line per image
+// (file, canonical caption, captions, attributes) and a contact sheet of the first 64.
+absl::Status MakeWorld(const MakeWorldArgs& args);
 
 struct TokenizeArgs {
   std::string vocab;

@@ -348,6 +348,17 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
     demo.with_clip = !no_clip;
     result = ganserve::client::MakeDemoModel(demo);
   });
+  ganserve::client::MakeWorldArgs world;
+  auto* mkworld =
+      local->add_subcommand("make-world", "write toy-world scenes: PNGs, captions.jsonl and a contact sheet");
+  mkworld->add_option("--out", world.out, "output folder")->required();
+  mkworld->add_option("--count", world.count, "number of scenes")->capture_default_str();
+  mkworld->add_option("--seed", world.seed, "base seed of scenes and textures")->capture_default_str();
+  mkworld->add_option("--style", world.style, "photo | pencil_sketch | painting | any")->capture_default_str();
+  mkworld->add_option("--size", world.size, "image side in pixels, 8-1024")->capture_default_str();
+  mkworld->add_option("--captions", world.captions, "phrasings per image besides the canonical caption")
+      ->capture_default_str();
+  mkworld->callback([&] { result = ganserve::client::MakeWorld(world); });
   ganserve::client::TokenizeArgs tk;
   auto* tokenize = local->add_subcommand("tokenize", "CLIP-tokenize prompts to 77-id lists (JSON)");
   tokenize->add_option("--vocab", tk.vocab, "bpe_simple_vocab_16e6.txt.gz")->required()->check(CLI::ExistingFile);
