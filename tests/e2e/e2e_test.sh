@@ -282,15 +282,7 @@ step "kill -9 during training: the job resumes from its checkpoint after a resta
 "$ganctl" --server "$addr" --timeout 0 adapt --model demo --to "watercolor" --iterations 150 --name demo-water \
   --preview-every 0 --out "$work/crash" > /dev/null 2>&1 &
 client_pid=$!
-crash_job=""
-for _ in $(seq 1 300); do
-  crash_job=$("$ganctl" --server "$addr" --json jobs list --state running 2>/dev/null | python3 -c '
-import json, sys
-jobs = json.load(sys.stdin).get("jobs", [])
-print(jobs[0]["id"] if jobs and int(jobs[0].get("step", 0)) >= 12 else "")' || true)
-  [ -n "$crash_job" ] && break
-  sleep 0.1
-done
+crash_job=$(running_job 12)
 [ -n "$crash_job" ] || fail "training job did not reach step 12"
 kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
 wait "$client_pid" 2>/dev/null || true
@@ -313,15 +305,7 @@ step "kill -9 during an inversion, with a model write cut short: restart resumes
 "$ganctl" --server "$addr" --timeout 0 invert "$work/out/seed2.png" --model demo --steps 400 --preview-every 0 \
   --out "$work/inv_crash" > /dev/null 2>&1 &
 client_pid=$!
-inv_job=""
-for _ in $(seq 1 300); do
-  inv_job=$("$ganctl" --server "$addr" --json jobs list --state running 2>/dev/null | python3 -c '
-import json, sys
-jobs = [j for j in json.load(sys.stdin).get("jobs", []) if j.get("kind") == "JOB_KIND_INVERT"]
-print(jobs[0]["id"] if jobs and int(jobs[0].get("step", 0)) >= 12 else "")' || true)
-  [ -n "$inv_job" ] && break
-  sleep 0.1
-done
+inv_job=$(running_job 12 JOB_KIND_INVERT)
 [ -n "$inv_job" ] || fail "inversion job did not reach step 12"
 kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
 wait "$client_pid" 2>/dev/null || true

@@ -65,3 +65,19 @@ def pixels(path):
 sys.exit(0 if sa == sb and max(abs(x - y) for x, y in zip(a, b)) <= int(sys.argv[3]) else 1)
 PY
 }
+# running_job MIN_STEP [KIND]: waits up to 60 s for a running job (of KIND, e.g.
+# JOB_KIND_INVERT; any when empty) at step MIN_STEP or later on the server at $addr, and
+# prints its id (nothing if none came).
+running_job() {
+  local id=""
+  for _ in $(seq 1 600); do
+    id=$("$ganctl" --server "$addr" --json jobs list --state running 2>/dev/null | python3 -c '
+import json, sys
+min_step, kind = int(sys.argv[1]), sys.argv[2]
+jobs = [j for j in json.load(sys.stdin).get("jobs", []) if not kind or j.get("kind") == kind]
+print(jobs[0]["id"] if jobs and int(jobs[0].get("step", 0)) >= min_step else "")' "$1" "${2:-}" || true)
+    [ -n "$id" ] && break
+    sleep 0.1
+  done
+  echo "$id"
+}

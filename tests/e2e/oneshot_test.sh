@@ -88,15 +88,7 @@ step "cancel a one-shot job mid-run"
 "$ganctl" --server "$addr" --timeout 0 adapt --model demo --one-shot "$work/target/seed7.png" --reference-steps 2 \
   --iterations 500 --name demo-cancel --out "$work/cancel" > /dev/null 2>&1 &
 client_pid=$!
-job=""
-for _ in $(seq 1 300); do
-  job=$("$ganctl" --server "$addr" --json jobs list --state running 2>/dev/null | python3 -c '
-import json, sys
-jobs = json.load(sys.stdin).get("jobs", [])
-print(jobs[0]["id"] if jobs and int(jobs[0].get("step", 0)) >= 3 else "")' || true)
-  [ -n "$job" ] && break
-  sleep 0.1
-done
+job=$(running_job 3)
 [ -n "$job" ] || fail "the job did not reach step 3"
 "$ganctl" --server "$addr" jobs cancel "$job" > /dev/null
 wait "$client_pid" 2>/dev/null || true
@@ -111,15 +103,7 @@ step "kill -9 during the fine-tune: the one-shot job resumes from its checkpoint
 "$ganctl" --server "$addr" --timeout 0 adapt --model demo --one-shot "$work/target/seed7.png" --reference-steps 3 \
   --iterations 30 --preview-every 0 --name demo-crash --out "$work/crash" > /dev/null 2>&1 &
 client_pid=$!
-job=""
-for _ in $(seq 1 600); do
-  job=$("$ganctl" --server "$addr" --json jobs list --state running 2>/dev/null | python3 -c '
-import json, sys
-jobs = json.load(sys.stdin).get("jobs", [])
-print(jobs[0]["id"] if jobs and int(jobs[0].get("step", 0)) >= 8 else "")' || true)
-  [ -n "$job" ] && break
-  sleep 0.1
-done
+job=$(running_job 8)
 [ -n "$job" ] || fail "the job did not reach step 8"
 kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
 wait "$client_pid" 2>/dev/null || true
