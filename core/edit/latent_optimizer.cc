@@ -6,7 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/models/clip/clip_model_impl.h"
+#include "core/edit/clip_loss_impl.h"
 #include "core/models/common/adam.h"
 #include "core/models/common/torch_convert.h"
 #include "core/models/stylegan2/generator_impl.h"
@@ -29,15 +29,7 @@ struct LatentOptimizer::State {
     return gen->impl().RenderWPlus(wplus, noises, gen->domain() ? &gen->domain()->impl() : nullptr);
   }
 
-  // 1 - logit / 100, logit = exp(logit_scale) * cos(image, text), as clip_loss.py.
-  at::Tensor ClipLoss(const at::Tensor& img) const {
-    const int64_t size = img.size(2);
-    at::Tensor x = at::upsample_nearest2d(img, {size * 7, size * 7});
-    x = at::avg_pool2d(x, {size / 32, size / 32});
-    at::Tensor e = clip->impl().EncodeImage(x);
-    e = e / e.norm(2, -1, true);
-    return 1 - std::exp(clip->logit_scale()) * (e * text).sum(-1).mean() / 100;
-  }
+  at::Tensor ClipLoss(const at::Tensor& img) const { return StyleClipLoss(*clip, img, text); }
 };
 
 LatentOptimizer::LatentOptimizer(std::unique_ptr<State> s) : s_(std::move(s)) {}
@@ -53,14 +45,7 @@ absl::StatusOr<std::unique_ptr<LatentOptimizer>> LatentOptimizer::Create(
     return absl::InvalidArgumentError("a generator and a CLIP model are needed");
   }
   const auto& c = generator->config();
-  if (c.resolution < 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("latent optimization needs a generator of at least 32 px (this one has ", c.resolution, ")"));
-  }
-  if (c.resolution * 7 / (c.resolution / 32) != clip->config().image_resolution) {
-    return absl::InvalidArgumentError(absl::StrCat("a ", c.resolution, " px image does not pool to CLIP's ",
-                                                   clip->config().image_resolution, " px input"));
-  }
+  RETURN_IF_ERROR(CheckStyleClipPooling(c.resolution, *clip));
   if (start_wplus.shape != std::vector<int64_t>{1, c.n_latent, c.style_dim}) {
     return absl::InvalidArgumentError(absl::StrCat("the start must be one w+ [1, ", c.n_latent, ", ", c.style_dim,
                                                    "], got ", ShapeString(start_wplus.shape)));
