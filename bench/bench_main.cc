@@ -21,6 +21,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
+#include "core/edit/mapper_trainer.h"
 #include "core/invert/projector.h"
 #include "core/service/render.h"
 #ifndef GANSERVE_BENCH_NO_SERVER
@@ -863,6 +864,49 @@ int BenchLatentOptStep(int resolution, int iters, const std::string& device, nlo
   return 0;
 }
 
+// StyleCLIP's latent mapper: an edit (w + 0.1 * mapper(w) for `batch` w+ latents, then
+// their render, as Edit runs it) and a training step (batch 2, the official: the mapper,
+// a render with its backward, ViT-B/32's CLIP loss and Ranger).
+int BenchMapper(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  namespace ce = ganserve::core::edit;
+  auto gen = RandomGenerator(resolution, device);
+  auto clip = RandomVitB32(device);
+  if (gen == nullptr || clip == nullptr) return 1;
+  ganserve::core::NumpyRandomState rng(11);
+  ganserve::core::FloatTensor text{{512}, rng.Randn(512)};
+  ce::MapperTrainerOptions o;
+  o.steps = iters + 2;
+  o.train_latents = 64;
+  auto trainer = ce::MapperTrainer::Create(gen, clip, text, {}, o);
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());
+    return 1;
+  }
+  sg::GenerateParams p = SeedParams(batch);
+  p.render_images = false;
+  p.return_wplus = true;
+  auto start = gen->Generate(p);
+  if (!start.ok()) return 1;
+  const ce::LatentMapper& mapper = (*trainer)->mapper();
+  auto edit = TimeSteps(iters, [&] {
+    auto w = mapper.Apply(start->wplus, 1.0f);
+    if (!w.ok()) return false;
+    sg::GenerateParams r;
+    r.space = sg::LatentSpace::kWPlus;
+    r.latents = *std::move(w);
+    return gen->Generate(r).ok();
+  });
+  auto residual = TimeSteps(iters, [&] { return mapper.Residual(start->wplus).ok(); });
+  auto train = TimeSteps(iters, [&] { return (*trainer)->Step().ok(); });
+  if (!edit || !residual || !train) return 1;
+  (*out)["edit"] = *edit;
+  (*out)["edit_images_per_s"] = batch / (*edit)["median_s"].get<double>();
+  (*out)["mapper_forward"] = *residual;
+  (*out)["train_step"] = *train;
+  (*out)["train_steps_per_s"] = 1.0 / (*train)["median_s"].get<double>();
+  return 0;
+}
+
 #ifndef GANSERVE_BENCH_NO_SERVER
 // The service's overhead: GenerateSamples of `batch` seeds (PNG) through a real server
 // on loopback, over gRPC and over the HTTP/JSON gateway (base64 PNGs in NDJSON, parsed
@@ -1087,10 +1131,10 @@ int main(int argc, char** argv) {
   app.add_option("--scenario", scenario,
                  "generate | clip | nada_step | edit_global | global_stats | global_stats_agreement | invert_step | "
                  "latent_opt_step | server | device_parity | domain_step | domain_quality | domain_serve | "
-                 "domain_repository | oneshot")
+                 "domain_repository | oneshot | mapper")
       ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "global_stats_agreement",
                              "invert_step", "latent_opt_step", "server", "device_parity", "domain_step",
-                             "domain_quality", "domain_serve", "domain_repository", "oneshot"}));
+                             "domain_quality", "domain_serve", "domain_repository", "oneshot", "mapper"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   int domains = 1000;
@@ -1170,6 +1214,7 @@ int main(int argc, char** argv) {
            : scenario == "domain_serve"      ? BenchDomainServe(resolution, batch, iters, device, &j)
            : scenario == "domain_repository" ? BenchDomainRepository(resolution, domains, device, &j)
            : scenario == "oneshot"           ? BenchOneshot(resolution, batch, iters, device, &j)
+           : scenario == "mapper"            ? BenchMapper(resolution, batch, iters, device, &j)
                                              : BenchGenerate(resolution, batch, iters, device, mode, &j);
   if (scenario == "generate" || scenario == "nada_step" || scenario == "domain_step") {
     j["modconv"] = modconv;

@@ -11,6 +11,7 @@
 #include "core/adapt/oneshot_trainer.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
+#include "core/edit/mapper_trainer.h"
 #include "core/invert/projector.h"
 #include "core/runtime/torch_setup.h"
 #include "core/service/specs.h"
@@ -104,17 +105,19 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   mpromote->add_option("--name", model_name, "the new model's name")->required();
   mpromote->callback([&] { result = ganserve::client::ModelsPromote(conn, promote_snapshot, model_name); });
   std::vector<std::string> import_files;
-  std::string import_domain, import_kind = "generator";
+  std::string import_domain, import_kind = "generator", import_base;
   auto* mimp = models->add_subcommand(
       "import",
       "add a model to the running server: a generator file (.pt, .pkl, .safetensors); a CLIP checkpoint and its "
-      "vocabulary (.txt/.gz); or LPIPS's VGG16 features and linear layers");
+      "vocabulary (.txt/.gz); LPIPS's VGG16 features and linear layers; or an official StyleCLIP mapper (.pt)");
   mimp->add_option("files", import_files)->required()->check(CLI::ExistingFile);
   mimp->add_option("--name", model_name, "the new model's name")->required();
-  mimp->add_option("--kind", import_kind, "generator (default) | clip | lpips");
+  mimp->add_option("--kind", import_kind, "generator (default) | clip | lpips | mapper | arcface");
+  mimp->add_option("--base", import_base, "mapper: the generator it was trained on (its decoder must match)");
   mimp->add_option("--domain", import_domain, "free text for the manifest, e.g. 'photo of a face'");
-  mimp->callback(
-      [&] { result = ganserve::client::ModelsImport(conn, import_files, model_name, import_kind, import_domain); });
+  mimp->callback([&] {
+    result = ganserve::client::ModelsImport(conn, import_files, model_name, import_kind, import_domain, import_base);
+  });
   std::string export_out, export_format = "torch";
   auto* mexp = models->add_subcommand(
       "export", "write a generator as a file the official tools load (rosinality torch.save zip, or safetensors)");
@@ -129,7 +132,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   int page_size = 0;
   int64_t after_seq = 0;
   auto* jlist = jobs->add_subcommand("list", "list jobs, newest first");
-  jlist->add_option("--kind", job_kind, "adapt | invert | edit_stats");
+  jlist->add_option("--kind", job_kind, "adapt | invert | edit_stats | train_mapper");
   jlist->add_option("--state", job_state, "queued | running | succeeded | failed | cancelled");
   jlist->add_option("--page-size", page_size, absl::StrCat("1..500 (default ", cs::Defaults::kListPageSize, ")"));
   jlist->add_option("--page-token", page_token);
@@ -279,7 +282,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   invert->callback([&] { result = ganserve::client::Invert(conn, inv); });
 
   ganserve::client::EditArgs ed;
-  auto* edit = app.add_subcommand("edit", "edit latents with text (StyleCLIP global directions)");
+  auto* edit = app.add_subcommand(
+      "edit", "edit latents with text (StyleCLIP global directions, latent optimization or a trained mapper)");
   edit->add_option("--model", ed.model)->required();
   edit->add_option("--render-model", ed.render_model, "render through this (adapted) model");
   edit->add_option("--seeds", ed.seeds);
@@ -291,7 +295,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
       ->check(CLI::ExistingFile);
   edit->add_option("--direction-space", ed.direction_space, "w | w+ | s")->capture_default_str();
   edit->add_option("--alpha", ed.alphas,
-                   absl::StrCat("strengths, e.g. -4,0,4 (default ", cs::Defaults::kGlobalAlpha, ")"));
+                   absl::StrCat("strengths, e.g. -4,0,4 (default ", cs::Defaults::kGlobalAlpha, "; --mapper: 1)"));
+  edit->add_option("--mapper", ed.mapper, "apply this trained latent mapper (w + 0.1 * alpha * mapper(w))");
   edit->add_option("--beta", ed.beta,
                    absl::StrCat("disentanglement threshold (default ", cs::Defaults::kGlobalBeta, ")"));
   edit->add_flag("--optimize", ed.optimize, "StyleCLIP latent optimization toward --target instead");
@@ -306,6 +311,36 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   edit->add_option("--set", ed.sets, kSetHelp);
   edit->add_option("--out", ed.out);
   edit->callback([&] { result = ganserve::client::Edit(conn, ed); });
+
+  ganserve::client::TrainMapperArgs tm;
+  const ce::MapperTrainerOptions mapper_defaults;
+  auto* tmap = app.add_subcommand("train-mapper", "train a StyleCLIP latent mapper for one text prompt (a job)");
+  tmap->add_option("--model", tm.model, "the base generator")->required();
+  tmap->add_option("--text", tm.text, "what edited images should show, e.g. \"a person with purple hair\"")->required();
+  tmap->add_option("--name", tm.output_name, "the mapper's model name (default MODEL-mapper-TEXT)");
+  tmap->add_option("--type", tm.mapper_type, EnumFlagNames(v1::MapperType_descriptor()) + " (default levels)");
+  tmap->add_flag("--no-coarse", tm.no_coarse, "leave w+ rows 0-3 unmapped");
+  tmap->add_flag("--no-medium", tm.no_medium, "leave w+ rows 4-7 unmapped");
+  tmap->add_flag("--no-fine", tm.no_fine, "leave w+ rows 8- unmapped (the official hair edits)");
+  tmap->add_option("--steps", tm.steps, "training steps" + Default(mapper_defaults.steps));
+  tmap->add_option("--lr", tm.lr, "Ranger learning rate" + Default(mapper_defaults.lr));
+  tmap->add_option("--batch", tm.batch, "latents per step" + Default(mapper_defaults.batch_size));
+  tmap->add_option("--clip-lambda", tm.clip_lambda, "CLIP loss weight" + Default(mapper_defaults.clip_lambda));
+  tmap->add_option("--l2-lambda", tm.latent_l2_lambda, "latent L2 weight" + Default(mapper_defaults.latent_l2_lambda));
+  tmap->add_option("--id-lambda", tm.id_lambda,
+                   absl::StrCat("identity loss weight (official ", mapper_defaults.id_lambda,
+                                "; needs an ArcFace model on the server: sent as 0 when it has none)"));
+  tmap->add_option("--inversion", tm.inversions, "train on these inversions of --model (repeatable)");
+  tmap->add_option("--train-latents", tm.train_latents,
+                   "random training latents without --inversion" + Default(mapper_defaults.train_latents));
+  tmap->add_option("--clip", tm.clip, "CLIP model (default: the server's StyleCLIP default, ViT-B/32)");
+  tmap->add_option("--previews", tm.preview_count, "preview latents" + Default(mapper_defaults.preview_count));
+  tmap->add_option("--seed", tm.seed);
+  tmap->add_option("--max-run-seconds", tm.max_run_seconds, "wall-clock limit (default: the server's)");
+  tmap->add_option("--request-id", tm.request_id, "idempotency key");
+  tmap->add_option("--set", tm.sets, kSetHelp);
+  tmap->add_option("--out", tm.out, "folder for preview grids")->capture_default_str();
+  tmap->callback([&] { result = ganserve::client::TrainMapper(conn, tm); });
 
   auto* local = app.add_subcommand("local", "run the core in-process (no server)");
   local->require_subcommand(1);

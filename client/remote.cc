@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/util.h"
+#include "core/edit/mapper_trainer.h"
 #include "core/io/image_codec.h"
 #include "core/io/npy.h"
 #include "core/models/clip/preprocess.h"
@@ -318,6 +319,7 @@ absl::Status ModelsList(const Connection& c) {
       absl::StrAppend(&text, "  ", EnumFlagName(v1::Parameterization_descriptor(), m.parameterization()), " over ",
                       m.base_model(), " (", m.trained_parameters(), " numbers)");
     }
+    if (m.kind() == v1::MODEL_KIND_MAPPER) absl::StrAppend(&text, "  of ", m.base_model());
     if (m.pinned()) absl::StrAppend(&text, "  pinned");
     if (m.resident_host_bytes() + m.resident_device_bytes() > 0) {
       absl::StrAppend(&text, "  resident ", Mib(m.resident_host_bytes() + m.resident_device_bytes()), " MiB");
@@ -390,10 +392,11 @@ absl::Status ModelsPromote(const Connection& c, const std::string& snapshot, con
 }
 
 absl::Status ModelsImport(const Connection& c, const std::vector<std::string>& paths, const std::string& name,
-                          const std::string& kind, const std::string& domain) {
+                          const std::string& kind, const std::string& domain, const std::string& base_model) {
   v1::ModelKind k;
   if (!v1::ModelKind_Parse("MODEL_KIND_" + absl::AsciiStrToUpper(kind), &k) || k == v1::MODEL_KIND_UNSPECIFIED) {
-    return absl::InvalidArgumentError(absl::StrCat("--kind '", kind, "' is not generator, clip or lpips"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--kind '", kind, "' is not generator, clip, lpips, mapper or arcface"));
   }
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
@@ -411,6 +414,7 @@ absl::Status ModelsImport(const Connection& c, const std::vector<std::string>& p
           chunk.set_name(name);
           chunk.set_kind(k);
           chunk.set_domain(domain);
+          chunk.set_base_model(base_model);
         }
         chunk.set_filename(std::filesystem::path(paths[i]).filename().string());
         chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
@@ -481,7 +485,7 @@ absl::Status JobsList(const Connection& c, const std::string& kind, const std::s
   if (!kind.empty()) {
     v1::JobKind k;
     if (!v1::JobKind_Parse("JOB_KIND_" + absl::AsciiStrToUpper(kind), &k)) {
-      return absl::InvalidArgumentError("--kind must be adapt, invert or edit_stats");
+      return absl::InvalidArgumentError("--kind must be adapt, invert, edit_stats or train_mapper");
     }
     req.set_kind(k);
   }
@@ -719,6 +723,65 @@ absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& a) {
   return absl::OkStatus();
 }
 
+absl::Status TrainMapper(const Connection& c, const TrainMapperArgs& a) {
+  v1::TrainMapperRequest req;
+  req.set_model(a.model);
+  req.set_text(a.text);
+  req.set_output_name(a.output_name);
+  if (!a.mapper_type.empty()) {
+    ASSIGN_OR_RETURN(int v, ParseEnumFlag("--type", a.mapper_type, v1::MapperType_descriptor()));
+    req.set_mapper_type(static_cast<v1::MapperType>(v));
+  }
+  req.set_no_coarse(a.no_coarse);
+  req.set_no_medium(a.no_medium);
+  req.set_no_fine(a.no_fine);
+  req.set_steps(a.steps);
+  req.set_lr(a.lr);
+  req.set_batch_size(a.batch);
+  if (a.clip_lambda.has_value()) req.set_clip_lambda(*a.clip_lambda);
+  if (a.latent_l2_lambda.has_value()) req.set_latent_l2_lambda(*a.latent_l2_lambda);
+  auto stub = v1::GanService::NewStub(Channel(c));
+  if (a.id_lambda.has_value()) {
+    req.set_id_lambda(*a.id_lambda);
+  } else {
+    // The official identity loss needs an ArcFace model on the server; without one it is
+    // turned off here (the server would refuse the official weight) and said so.
+    grpc::ClientContext lc;
+    SetDeadline(c, &lc);
+    v1::ListModelsRequest lr;
+    lr.set_kind(v1::MODEL_KIND_ARCFACE);
+    v1::ListModelsResponse models;
+    RETURN_IF_ERROR(FromGrpc(c, stub->ListModels(&lc, lr, &models)));
+    bool arcface = false;
+    for (const auto& m : models.models()) arcface = arcface || m.state() != v1::MODEL_STATE_FAILED;
+    if (!arcface) {
+      req.set_id_lambda(0);
+      if (!c.json) {
+        std::fprintf(stderr,
+                     "note: id_lambda set to 0: the official %g needs an ArcFace model (model_ir_se50.pth, kind "
+                     "arcface), which the server does not have; pass --id-lambda to send another value\n",
+                     core::edit::MapperTrainerOptions{}.id_lambda);
+      }
+    }
+  }
+  for (const auto& id : a.inversions) req.add_inversion_ids(id);
+  req.set_train_latents(a.train_latents);
+  req.set_clip_model(a.clip);
+  req.set_preview_count(a.preview_count);
+  req.set_seed(a.seed);
+  req.set_max_run_seconds(a.max_run_seconds);
+  req.set_request_id(a.request_id);
+  RETURN_IF_ERROR(ApplySets(a.sets, &req));
+  RETURN_IF_ERROR(core::MakeDirs(a.out));
+  grpc::ClientContext ctx;
+  std::string result;
+  RETURN_IF_ERROR(StreamJob(c, stub->TrainMapper(&ctx, req), &ctx, a.out, &result));
+  if (!result.empty() && !c.json)
+    std::printf("mapper ready: %s (ganctl edit --model %s --mapper %s)\n", result.c_str(), a.model.c_str(),
+                result.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status Invert(const Connection& c, const InvertArgs& a) {
   v1::InvertImageRequest req;
   req.set_model(a.model);
@@ -818,6 +881,10 @@ absl::Status Edit(const Connection& c, const EditArgs& a) {
     d->mutable_direction()->mutable_values()->add_shape(dir.numel());
     d->mutable_direction()->mutable_values()->mutable_data()->Assign(dir.data.begin(), dir.data.end());
     for (float v : alphas) d->add_strengths(v);
+  } else if (!a.mapper.empty()) {
+    auto* m = req.mutable_mapper();
+    m->set_mapper(a.mapper);
+    for (float v : alphas) m->add_strengths(v);
   } else if (a.optimize) {
     auto* l = req.mutable_latent_optimization();
     l->set_target_text(a.target);

@@ -40,7 +40,7 @@ absl::Status ModelsRescan(const Connection& c);
 absl::Status ModelsPromote(const Connection& c, const std::string& snapshot, const std::string& name);
 // Uploads a generator file as model `name` (chunks of 1 MiB with its size and SHA-256).
 absl::Status ModelsImport(const Connection& c, const std::vector<std::string>& paths, const std::string& name,
-                          const std::string& kind, const std::string& domain);
+                          const std::string& kind, const std::string& domain, const std::string& base_model = "");
 // Streams a generator out to `out_path` (written atomically after its SHA-256 checks);
 // format: torch | safetensors.
 absl::Status ModelsExport(const Connection& c, const std::string& name, const std::string& format,
@@ -140,11 +140,31 @@ struct EditArgs {
   float lr = 0;
   std::optional<float> l2_lambda;
   std::string clip;       // CLIP model; empty = the server's StyleCLIP default
+  std::string mapper;     // apply this latent mapper instead (strengths from alphas, default 1)
   float truncation = -1;  // < 0: the model's default
   std::string out = "out";
   std::vector<std::string> sets;
 };
 absl::Status Edit(const Connection& c, const EditArgs& args);
+
+struct TrainMapperArgs {
+  std::string model, text, output_name, clip;
+  std::string mapper_type;  // levels | single; empty = the server's default
+  bool no_coarse = false, no_medium = false, no_fine = false;
+  int steps = 0, batch = 0, train_latents = 0, preview_count = 0;
+  float lr = 0;
+  std::optional<float> clip_lambda, latent_l2_lambda, id_lambda;
+  std::vector<std::string> inversions;
+  int64_t seed = 0;
+  int max_run_seconds = 0;
+  std::string request_id;
+  std::string out = "out";
+  std::vector<std::string> sets;
+};
+// Trains a StyleCLIP latent mapper (a job; progress bar). The server refuses the
+// official identity-loss weight while it has no ArcFace network: unless --id-lambda is
+// given, it is sent as 0 and the command says so.
+absl::Status TrainMapper(const Connection& c, const TrainMapperArgs& args);
 
 }  // namespace ganserve::client
 

@@ -13,6 +13,10 @@
 #                                 from cyclomon/OneshotCLIP (one-shot adaptation)
 #   ffhq                          rosinality's conversion of NVIDIA's FFHQ 1024 config-f
 #                                 generator (Google Drive; needs `gdown`: pip install gdown)
+#   arcface                       TreB1eN's IR-SE-50 ArcFace (model_ir_se50.pth, the identity
+#                                 loss of StyleCLIP; Google Drive as StyleCLIP links it; needs
+#                                 `gdown`). No publisher checksum is known: the server checks
+#                                 every tensor's name and shape when it loads
 set -euo pipefail
 dest=${1:-models}
 mkdir -p "$dest"
@@ -69,4 +73,14 @@ if [ ! -f "$dest/ffhq/stylegan2-ffhq-config-f.pt" ]; then
 fi
 printf '{"kind": "generator", "checkpoint": "stylegan2-ffhq-config-f.pt", "domain": "photo", "default_truncation": 0.7}\n' \
   > "$dest/ffhq/manifest.json"
+mkdir -p "$dest/arcface"
+if [ ! -f "$dest/arcface/model_ir_se50.pth" ]; then
+  if command -v gdown > /dev/null; then
+    gdown --id 1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn -O "$dest/arcface/model_ir_se50.pth"
+  else
+    echo "arcface: install gdown (pip install gdown) or download Google Drive file 1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn"
+    echo "         to $dest/arcface/model_ir_se50.pth by hand, then re-run this script"
+  fi
+fi
+printf '{"kind": "arcface", "checkpoint": "model_ir_se50.pth"}\n' > "$dest/arcface/manifest.json"
 echo "done: start ganserve with --model_repository $dest"

@@ -20,9 +20,9 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 }  // namespace
 
 Scope ScopeOf(const std::string& method) {
-  if (method == "AdaptDomain" || method == "PrepareGlobalDirections" || method == "CancelJob" ||
-      method == "DeleteModel" || method == "ExportModel" || method == "ImportModel" || method == "LoadModel" ||
-      method == "UnloadModel" || method == "RescanRepository" || method == "PromoteSnapshot") {
+  if (method == "AdaptDomain" || method == "PrepareGlobalDirections" || method == "TrainMapper" ||
+      method == "CancelJob" || method == "DeleteModel" || method == "ExportModel" || method == "ImportModel" ||
+      method == "LoadModel" || method == "UnloadModel" || method == "RescanRepository" || method == "PromoteSnapshot") {
     return Scope::kAdmin;
   }
   return Scope::kInference;

@@ -5,7 +5,7 @@
 // '#' starts a comment. Scopes:
 //   inference  GenerateSamples, Edit, InvertImage, GetJob, ListJobs, WatchJob,
 //              ListModels, GetModel
-//   admin      everything: also AdaptDomain, PrepareGlobalDirections, CancelJob,
+//   admin      everything: also AdaptDomain, PrepareGlobalDirections, TrainMapper, CancelJob,
 //              DeleteModel, ExportModel (weights leave the service), ImportModel,
 //              LoadModel, UnloadModel, RescanRepository, PromoteSnapshot
 // Callers send `authorization: Bearer TOKEN` metadata. Health (its own port) and

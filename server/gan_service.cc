@@ -118,6 +118,12 @@ grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::PrepareGlobalDirections(
                 [&] { return ctx_->service().SubmitGlobalStats(api::ToSpec(*req), {api::LegacyRequestHash(*req)}); });
 }
 
+grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::TrainMapper(grpc::CallbackServerContext* call,
+                                                                    const v1::TrainMapperRequest* req) {
+  return JobRpc(ctx_, call, "TrainMapper", req->notify_url(),
+                [&] { return ctx_->service().SubmitMapper(api::ToSpec(*req)); });
+}
+
 grpc::ServerWriteReactor<v1::JobEvent>* GanServiceImpl::WatchJob(grpc::CallbackServerContext* call,
                                                                  const v1::WatchJobRequest* req) {
   auto scope = std::make_unique<RpcScope>(ctx_->metrics, "WatchJob", call);

@@ -21,6 +21,8 @@ class GanServiceImpl final : public v1::GanService::CallbackService {
                                                       const v1::InvertImageRequest* req) override;
   grpc::ServerWriteReactor<v1::JobEvent>* PrepareGlobalDirections(
       grpc::CallbackServerContext* ctx, const v1::PrepareGlobalDirectionsRequest* req) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* TrainMapper(grpc::CallbackServerContext* ctx,
+                                                      const v1::TrainMapperRequest* req) override;
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,

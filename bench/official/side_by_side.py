@@ -21,8 +21,16 @@ The checkout roots may also come from GANSERVE_NADA_ROOT, GANSERVE_CLIP_ROOT,
 GANSERVE_ROSINALITY_ROOT, GANSERVE_STYLECLIP_ROOT and GANSERVE_ONESHOT_ROOT; only those
 that the chosen scenarios need are required. The oneshot scenario runs
 bench/official/oneshot_bench.py, which also takes git directories (mirrors) for
---oneshot-root and --clip-root. --quick runs the 256 px settings (and clip) once with
---iters 1, for smoke tests.
+--oneshot-root and --clip-root. The mapper scenario runs bench/official/mapper_bench.py
+(StyleCLIP's latent mapper: inference.py's edit, the mapper forward, one iteration of
+Coach.train()), which also takes git directories for --styleclip-root and --clip-root
+and, when they are not given, falls back to GANSERVE_STYLECLIP_ROOT / GANSERVE_CLIP_ROOT
+or the mirrors under /work/.mirror, so they are optional for it. --quick runs the 256 px
+settings (and clip) once with --iters 1, for smoke tests; --at-resolution N runs the
+chosen settings at N px instead (e.g. 64 on a small machine):
+
+  /usr/bin/python3 bench/official/side_by_side.py --scenarios mapper --at-resolution 64 \\
+      --iters 2 --rounds 1 --out /tmp/mapper.md
 """
 
 import argparse
@@ -62,7 +70,7 @@ def step_gflop(scenario, res, batch, k):
     """(GFLOP of ganserve's timed unit, or None, and why when None) for the main row."""
     render = GFLOP["render"].get(res)
     vit = GFLOP["vit_image"]
-    if render is None and scenario in ("generate", "invert_step", "latent_opt_step", "global_stats"):
+    if render is None and scenario in ("generate", "invert_step", "latent_opt_step", "global_stats", "mapper"):
         return None, f"no render count at {res} px"
     if scenario == "generate":
         return batch * render, None
@@ -72,6 +80,10 @@ def step_gflop(scenario, res, batch, k):
         if batch != 2:
             return None, "counted at batch 2 only"
         return GFLOP["nada_step"].get(res), None
+    if scenario == "mapper":
+        # The edit: `batch` renders (the mapper itself, 3 x 4 linear 512x512 layers on
+        # n_latent rows, is below 0.05 GFLOP a latent and not counted).
+        return batch * render, None
     if scenario in ("invert_step", "latent_opt_step"):
         # Render + its backward to the latent and noise (the data-gradient pass, one
         # forward's worth; a backward through modulated weights would add one more),
@@ -108,6 +120,15 @@ SCENARIO_NOTES = {
                "the target every search step, runs its LPIPS with dropout active (train mode), computes the "
                "patch discriminator's block convolutions twice, and reads the target JPEG from disk for "
                "every real batch; ours does none of these.",
+    "mapper": "Edit: same work (w + 0.1 mapper(w) for the batch, one render, no gradients; the official is "
+              "inference.py's run_on_batch). Training step (batch 2, StyleCLIP's Coach.train() iteration: "
+              "LevelsMapper, render, CLIP ViT-B/32 loss on the 7x-upsampled and pooled image, latent L2 x 0.8, "
+              "Ranger lr 0.5, id loss off): the official also renders the unedited source image every step (only "
+              "its id loss and image logs use it), runs CLIP's full forward (the prompt through the text tower "
+              "too) and, since neither its decoder nor CLIP is frozen, back-propagates into the generator's and "
+              "both CLIP towers' weights (the JSON's *_params_given_gradients); ours encodes the text once and "
+              "computes only the gradients to w and the mapper. The official batch comes from its DataLoader "
+              "(in-process here, --workers 0).",
 }
 
 
@@ -120,6 +141,7 @@ def settings(quick):
         ("latent_opt_step", 256, 1, 0), ("latent_opt_step", 1024, 1, 0),
         ("global_stats", 256, 16, 0),
         ("oneshot", 256, 2, 0), ("oneshot", 1024, 2, 0),
+        ("mapper", 256, 4, 0), ("mapper", 1024, 4, 0),
     ]
     out = [dict(scenario=s, resolution=r, batch=b, auto_layer_k=k) for s, r, b, k in all_settings]
     return [s for s in out if s["resolution"] in (None, 256)] if quick else out
@@ -129,6 +151,7 @@ NEEDS = {  # checkout roots each scenario's official code needs
     "nada_step": ("nada", "clip"), "generate": ("nada",), "clip": ("nada", "clip"),
     "invert_step": ("rosinality",), "latent_opt_step": ("styleclip", "clip"), "global_stats": ("styleclip", "clip"),
     "oneshot": ("oneshot", "clip"),
+    "mapper": (),  # mapper_bench.py falls back to GANSERVE_*_ROOT or the mirrors; the roots are passed when given
 }
 
 PEAK_SCRIPT = r"""
@@ -263,6 +286,17 @@ def rows_for(s):
                  ["fine_tune_random", "median_s"], None, None, "time"),
                 (f"{res} px, batch {b}: default job (1001 + 2001 steps), estimated", ["default_job_estimate_s"],
                  ["default_job_estimate_s"], None, None, "time")]
+    if sc == "mapper":
+        render, vit = GFLOP["render"].get(res), GFLOP["vit_image"]
+        # Training: ganserve's step at batch 2 renders two images and back-propagates to w
+        # (one forward's worth), CLIP on both and its input gradient: a lower bound.
+        train = 2 * (2 * render + 2 * vit) if render else None
+        return [(f"{res} px: edit of {b} latents (mapper + render)", ["edit", "median_s"], ["edit", "median_s"],
+                 gflop, why, "time"),
+                (f"mapper forward, {b} latents", ["mapper_forward", "median_s"], ["mapper_forward", "median_s"],
+                 None, "small", "time"),
+                (f"{res} px: training step, batch 2", ["train_step", "median_s"], ["train_step", "median_s"],
+                 train, None if render else f"no render count at {res} px", "time")]
     return []
 
 
@@ -375,7 +409,8 @@ def write_report(path, args, machine, peaks, results, finished):
         md.append(f"- {sc}: {SCENARIO_NOTES[sc]}")
     md += ["", "GFLOP per step as counted in bench/official/side_by_side.py (GFLOP table): renders 90.7 / 150.8 "
            f"at 256 / 1024 px, ViT-B/32 image {GFLOP['vit_image']:.2f}, text prompt {GFLOP['text_prompt']:.2f}, "
-           "NADA step 778 / 1259 at batch 2; invert and latent steps 2 x render + 2 x image (a lower bound).", ""]
+           "NADA step 778 / 1259 at batch 2; invert and latent steps 2 x render + 2 x image (a lower bound); mapper "
+           "edit batch x render, mapper training step 2 x (2 x render + 2 x image) (a lower bound).", ""]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(md))
     with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
@@ -401,7 +436,8 @@ def main():
     p.add_argument("--python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
                    help="the interpreter with Debian's torch for the official code and the peak measurement")
     p.add_argument("--scenarios", default="all",
-                   help="comma-separated: nada_step,generate,clip,invert_step,latent_opt_step,global_stats,oneshot")
+                   help="comma-separated: nada_step,generate,clip,invert_step,latent_opt_step,global_stats,oneshot,"
+                        "mapper")
     p.add_argument("--iters", type=int, default=2, help="timed steps per process, after one warm-up")
     p.add_argument("--rounds", type=int, default=2, help="ours/official alternations per setting")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -409,6 +445,9 @@ def main():
     p.add_argument("--timeout", type=int, default=3600, help="seconds per process")
     p.add_argument("--resolutions", help="comma-separated: only the settings at these resolutions (and clip)")
     p.add_argument("--quick", action="store_true", help="256 px settings (and clip), --iters 1, one round")
+    p.add_argument("--at-resolution", type=int,
+                   help="run the chosen settings at this resolution instead (smoke tests; settings that then "
+                        "coincide run once)")
     p.add_argument("--out", required=True, help="FILE.md; FILE.json is written beside it")
     a = p.parse_args()
     if a.quick:
@@ -424,6 +463,13 @@ def main():
     if a.resolutions:
         keep = {int(x) for x in a.resolutions.split(",") if x.strip()}
         chosen = [s for s in chosen if s["resolution"] in keep or s["resolution"] is None]
+    if a.at_resolution:
+        moved = []
+        for s in chosen:
+            s = dict(s, resolution=a.at_resolution if s["resolution"] else None)
+            if s not in moved:
+                moved.append(s)
+        chosen = moved
     missing = sorted({r for s in chosen for r in NEEDS[s["scenario"]] if not getattr(a, r + "_root")})
     if missing:
         p.error("the chosen scenarios need " + ", ".join(f"--{r}-root (or GANSERVE_{r.upper()}_ROOT)"
@@ -443,6 +489,10 @@ def main():
         if getattr(a, r + "_root"):
             roots += [f"--{r}-root", getattr(a, r + "_root")]
     oneshot_roots = ["--oneshot-root", a.oneshot_root or "", "--clip-root", a.clip_root or ""]
+    mapper_roots = []  # mapper_bench.py has its own defaults for the ones not given
+    for r in ("styleclip", "clip"):
+        if getattr(a, r + "_root"):
+            mapper_roots += [f"--{r}-root", getattr(a, r + "_root")]
     results = []
     for s in chosen:
         common = ["--scenario", s["scenario"], "--batch", str(s["batch"]), "--iters", str(a.iters),
@@ -452,8 +502,9 @@ def main():
         if s["auto_layer_k"]:
             common += ["--auto-layer-k", str(s["auto_layer_k"])]
         ours_cmd = [a.ganserve_bench] + common
-        script, script_roots = (("oneshot_bench.py", oneshot_roots) if s["scenario"] == "oneshot"
-                                else ("official_bench.py", roots))
+        script, script_roots = {"oneshot": ("oneshot_bench.py", oneshot_roots),
+                                "mapper": ("mapper_bench.py", mapper_roots)}.get(s["scenario"],
+                                                                                ("official_bench.py", roots))
         theirs_cmd = ([a.python, os.path.join(HERE, script)] + common + script_roots + ["--ganctl", a.ganctl]
                       + (["--vocab", a.vocab] if a.vocab else []))
         entry = {"setting": s, "ours": [], "official": []}

@@ -199,6 +199,40 @@ MemoryFootprint LatentMapper::Footprint() const {
   return c.total();
 }
 
+absl::StatusOr<MapperConfig> MapperConfigFromNames(const std::map<std::string, TensorView>& tensors) {
+  if (tensors.empty()) return absl::InvalidArgumentError("no mapper tensors");
+  bool single = false, levels = false;
+  for (const auto& [k, v] : tensors) {
+    single |= absl::StartsWith(k, "mapping.");
+    levels |= absl::StartsWith(k, "course_mapping.") || absl::StartsWith(k, "medium_mapping.") ||
+              absl::StartsWith(k, "fine_mapping.");
+  }
+  if (single == levels) {
+    return absl::InvalidArgumentError(
+        "the mapper tensors are neither a LevelsMapper's (course_/medium_/fine_mapping) nor a SingleMapper's "
+        "(mapping)");
+  }
+  MapperConfig c;
+  c.type = single ? MapperType::kSingle : MapperType::kLevels;
+  if (levels) {
+    auto has = [&](const char* p) {
+      return std::any_of(tensors.begin(), tensors.end(), [&](const auto& e) { return absl::StartsWith(e.first, p); });
+    };
+    c.coarse = has("course_mapping.");
+    c.medium = has("medium_mapping.");
+    c.fine = has("fine_mapping.");
+  }
+  const std::string prefix = GroupsOf(c).front().prefix;
+  const auto first = tensors.find(prefix + ".mapping.1.weight");
+  if (first == tensors.end() || first->second.shape.size() != 2) {
+    return absl::InvalidArgumentError("the mapper's first layer weight is missing or not a matrix");
+  }
+  c.dim = first->second.shape[1];
+  c.depth = 0;
+  while (tensors.count(absl::StrCat(prefix, ".mapping.", c.depth + 1, ".weight")) != 0) ++c.depth;
+  return c;
+}
+
 absl::StatusOr<OfficialMapperFile> ReadOfficialMapperFile(const std::string& path) {
   ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
   if (f.root == nullptr || f.root->kind != PyValue::Kind::kDict) {
@@ -223,37 +257,7 @@ absl::StatusOr<OfficialMapperFile> ReadOfficialMapperFile(const std::string& pat
     if (absl::StartsWith(k, "decoder.")) out.decoder[k.substr(8)] = v;
   }
   if (out.mapper.empty()) return absl::InvalidArgumentError("the file holds no 'mapper.*' tensors");
-  bool single = false, levels = false;
-  for (const auto& [k, v] : out.mapper) {
-    single |= absl::StartsWith(k, "mapping.");
-    levels |= absl::StartsWith(k, "course_mapping.") || absl::StartsWith(k, "medium_mapping.") ||
-              absl::StartsWith(k, "fine_mapping.");
-  }
-  if (single == levels) {
-    return absl::InvalidArgumentError(
-        "the mapper tensors are neither a LevelsMapper's (course_/medium_/fine_mapping) nor a SingleMapper's "
-        "(mapping)");
-  }
-  MapperConfig& c = out.config;
-  c.type = single ? MapperType::kSingle : MapperType::kLevels;
-  if (levels) {
-    auto has = [&](const char* p) {
-      return std::any_of(out.mapper.begin(), out.mapper.end(),
-                         [&](const auto& e) { return absl::StartsWith(e.first, p); });
-    };
-    c.coarse = has("course_mapping.");
-    c.medium = has("medium_mapping.");
-    c.fine = has("fine_mapping.");
-  }
-  const auto first = out.mapper.find(single ? "mapping.mapping.1.weight"
-                                            : absl::StrCat(GroupsOf(c).front().prefix, ".mapping.1.weight"));
-  if (first == out.mapper.end() || first->second.shape.size() != 2) {
-    return absl::InvalidArgumentError("the mapper's first layer weight is missing or not a matrix");
-  }
-  c.dim = first->second.shape[1];
-  int64_t depth = 0;
-  while (out.mapper.count(absl::StrCat(GroupsOf(c).front().prefix, ".mapping.", depth + 1, ".weight")) != 0) ++depth;
-  c.depth = depth;
+  ASSIGN_OR_RETURN(out.config, MapperConfigFromNames(out.mapper));
   return out;
 }
 

@@ -84,6 +84,10 @@ class LatentMapper {
   std::unique_ptr<Impl> impl_;
 };
 
+// The configuration named tensors form (type, groups, dim, depth); InvalidArgument for
+// names of neither kind or both. FromTensors then checks every tensor.
+absl::StatusOr<MapperConfig> MapperConfigFromNames(const std::map<std::string, TensorView>& tensors);
+
 // An official mapper checkpoint, read.
 struct OfficialMapperFile {
   MapperConfig config;                        // from the tensor names (opts may disagree with them; names win)

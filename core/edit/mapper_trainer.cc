@@ -14,6 +14,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/clip_loss_impl.h"
 #include "core/edit/latent_mapper_impl.h"
+#include "core/models/arcface/arcface_impl.h"
 #include "core/models/common/ranger.h"
 #include "core/models/common/torch_convert.h"
 #include "core/models/stylegan2/generator_impl.h"
@@ -32,6 +33,7 @@ struct MapperTrainer::State {
   MapperTrainerOptions opt;
   std::shared_ptr<const stylegan2::Generator> gen;
   std::shared_ptr<const clip::ClipModel> clip;
+  std::shared_ptr<const arcface::ArcFace> arcface;  // null when id_lambda is 0
   std::unique_ptr<LatentMapper> mapper;
   std::unique_ptr<Ranger> ranger;
   at::Tensor text;     // unit [D]
@@ -67,9 +69,14 @@ int64_t MapperTrainer::step() const { return s_->step; }
 int64_t MapperTrainer::total_steps() const { return s_->opt.steps; }
 const LatentMapper& MapperTrainer::mapper() const { return *s_->mapper; }
 
+absl::Status MapperTrainer::CheckModels(const stylegan2::Generator& generator, const clip::ClipModel& clip) {
+  return CheckStyleClipPooling(generator.config().resolution, clip);
+}
+
 absl::StatusOr<std::unique_ptr<MapperTrainer>> MapperTrainer::Create(
     std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
-    const FloatTensor& text_embedding, const FloatTensor& latents, MapperTrainerOptions o) {
+    const FloatTensor& text_embedding, const FloatTensor& latents, MapperTrainerOptions o,
+    std::shared_ptr<const arcface::ArcFace> arcface) {
   if (generator == nullptr || clip == nullptr)
     return absl::InvalidArgumentError("a generator and a CLIP model are needed");
   const auto& c = generator->config();
@@ -79,8 +86,16 @@ absl::StatusOr<std::unique_ptr<MapperTrainer>> MapperTrainer::Create(
   }
   if (o.steps < 1 || o.batch_size < 1 || !(o.lr > 0) || !std::isfinite(o.lr) || !(o.clip_lambda >= 0) ||
       !(o.latent_l2_lambda >= 0) || !std::isfinite(o.clip_lambda) || !std::isfinite(o.latent_l2_lambda) ||
-      o.preview_count < 0 || !(o.truncation >= 0 && o.truncation <= 1)) {
+      o.preview_count < 0 || !(o.truncation >= 0 && o.truncation <= 1) || !(o.id_lambda >= 0) ||
+      !std::isfinite(o.id_lambda)) {
     return absl::InvalidArgumentError("mapper training options out of range");
+  }
+  if (o.id_lambda > 0 && arcface == nullptr) {
+    return absl::InvalidArgumentError("id_lambda > 0 needs an ArcFace model for the identity loss");
+  }
+  if (o.id_lambda > 0 && c.resolution < 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the identity loss crops a 256 px view: the generator needs at least 64 px, has ", c.resolution));
   }
   const bool random = latents.data.empty();
   if (!random && (latents.shape.size() != 3 || latents.shape[1] != c.n_latent || latents.shape[2] != c.style_dim)) {
@@ -97,6 +112,7 @@ absl::StatusOr<std::unique_ptr<MapperTrainer>> MapperTrainer::Create(
   s->opt = o;
   s->gen = std::move(generator);
   s->clip = std::move(clip);
+  if (o.id_lambda > 0) s->arcface = std::move(arcface);
   ASSIGN_OR_RETURN(s->mapper, LatentMapper::Random(o.mapper, Mix(o.seed, 7), s->gen->device()));
   try {
     const c10::Device dev = s->gen->impl().device;
@@ -133,9 +149,20 @@ absl::StatusOr<std::map<std::string, float>> MapperTrainer::Step() {
   try {
     const at::Tensor w = s.Batch();
     const at::Tensor w_hat = w + kMapperResidualScale * s.mapper->impl().Forward(w);
-    const at::Tensor clip_loss = StyleClipLoss(*s.clip, s.Render(w_hat), s.text);
+    const at::Tensor x_hat = s.Render(w_hat);
+    const at::Tensor clip_loss = StyleClipLoss(*s.clip, x_hat, s.text);
     const at::Tensor l2 = (w_hat - w).pow(2).mean();
-    const at::Tensor loss = s.opt.clip_lambda * clip_loss + s.opt.latent_l2_lambda * l2;
+    at::Tensor loss = s.opt.clip_lambda * clip_loss + s.opt.latent_l2_lambda * l2;
+    if (s.arcface != nullptr) {
+      at::Tensor x;
+      {
+        c10::NoGradGuard ng;
+        x = s.Render(w);
+      }
+      const at::Tensor id = s.arcface->impl().IdLoss(x_hat, x);
+      loss = loss + s.opt.id_lambda * id;
+      out["id"] = id.item<float>();
+    }
     loss.backward();
     s.ranger->Step(s.mapper->impl().params, s.opt.lr);
     s.step += 1;

@@ -15,6 +15,7 @@ const char* JobKindName(JobKind k) {
     case JobKind::kAdapt: return "adapt";
     case JobKind::kInvert: return "invert";
     case JobKind::kEditStats: return "edit_stats";
+    case JobKind::kTrainMapper: return "train_mapper";
     default: return "unspecified";
   }
 }

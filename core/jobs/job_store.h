@@ -15,7 +15,7 @@
 namespace ganserve::core {
 
 // Values match ganserve.v1.JobKind / JobState so the edge can cast.
-enum class JobKind { kUnspecified = 0, kAdapt = 1, kInvert = 2, kEditStats = 3 };
+enum class JobKind { kUnspecified = 0, kAdapt = 1, kInvert = 2, kEditStats = 3, kTrainMapper = 4 };
 enum class JobState { kUnspecified = 0, kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
 
 bool IsTerminal(JobState s);

@@ -81,6 +81,8 @@ const char* ModelKindName(ModelKind k) {
     case ModelKind::kAdaptedGenerator: return "adapted_generator";
     case ModelKind::kClip: return "clip";
     case ModelKind::kLpips: return "lpips";
+    case ModelKind::kMapper: return "mapper";
+    case ModelKind::kArcFace: return "arcface";
     default: return "unspecified";
   }
 }
@@ -160,8 +162,13 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
     info.kind = ModelKind::kClip;
   } else if (kind == "lpips") {
     info.kind = ModelKind::kLpips;
+  } else if (kind == "mapper") {
+    info.kind = ModelKind::kMapper;
+  } else if (kind == "arcface") {
+    info.kind = ModelKind::kArcFace;
   } else {
-    return fail(absl::StrCat("manifest kind '", kind, "' is not one of generator, adapted_generator, clip, lpips"));
+    return fail(absl::StrCat("manifest kind '", kind,
+                             "' is not one of generator, adapted_generator, clip, lpips, mapper, arcface"));
   }
   auto str = [&](const char* key) { return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : ""; };
   info.domain = str("domain");
@@ -198,6 +205,9 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
       return fail(
           absl::StrCat("manifest lpips variant '", info.variant, "' is not ", kLpipsVgg, " or ", kLpipsAlexStargan));
     }
+  }
+  if (info.kind == ModelKind::kMapper && info.base_model.empty()) {
+    return fail("a mapper's manifest names its generator in 'base_model'");
   }
   if (m.contains("snapshot_of")) {
     info.snapshot_job = str("job");
@@ -319,6 +329,20 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       ASSIGN_OR_RETURN(w.lpips, lpips::Lpips::Load(vgg, lin, load_options_.device));
       return w;
     }
+    case ModelKind::kArcFace: {
+      ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "checkpoint"));
+      ASSIGN_OR_RETURN(w.arcface, arcface::ArcFace::Load(path, load_options_.device));
+      return w;
+    }
+    case ModelKind::kMapper: {
+      ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "mapper_file"));
+      ASSIGN_OR_RETURN(auto file, LoadSafetensors(path));
+      ASSIGN_OR_RETURN(edit::MapperConfig config, edit::MapperConfigFromNames(file.tensors));
+      ASSIGN_OR_RETURN(w.mapper, edit::LatentMapper::FromTensors(file.tensors, config, load_options_.device));
+      info->style_dim = static_cast<int>(config.dim);
+      info->trained_parameters = w.mapper->parameter_count();
+      return w;
+    }
     default: return absl::InvalidArgumentError("unknown model kind");
   }
 }
@@ -326,8 +350,12 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
 namespace {
 MemoryFootprint FootprintOf(const ModelRepository::Clip& clip, const std::shared_ptr<const stylegan2::Generator>& g,
                             const std::shared_ptr<const lpips::Lpips>& l,
-                            const std::shared_ptr<const lpips::AlexLpips>& alex) {
+                            const std::shared_ptr<const lpips::AlexLpips>& alex,
+                            const std::shared_ptr<const edit::LatentMapper>& mapper,
+                            const std::shared_ptr<const arcface::ArcFace>& face) {
   MemoryFootprint f;
+  if (mapper != nullptr) f += mapper->Footprint();
+  if (face != nullptr) f += face->Footprint();
   if (g != nullptr) f += g->Footprint();
   if (clip.model != nullptr) f += clip.model->Footprint();
   if (l != nullptr) f += l->Footprint();
@@ -400,7 +428,7 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
         e.weights = *w;
         e.info.state = ModelState::kReady;
         e.info.error.clear();
-        e.info.resident = FootprintOf(w->clip, w->generator, w->lpips, w->alex_lpips);
+        e.info.resident = FootprintOf(w->clip, w->generator, w->lpips, w->alex_lpips, w->mapper, w->arcface);
         e.last_use = ++use_clock_;
         evicted = EvictOverBudget(name);
       } else {
@@ -702,6 +730,39 @@ absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string
   return w.clip;
 }
 
+absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> ModelRepository::FirstArcFace() const {
+  std::vector<std::string> names, failures;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, e] : models_) {
+      if (e.info.kind != ModelKind::kArcFace) continue;
+      if (IsUsable(e.info.state)) {
+        names.push_back(name);
+      } else {
+        failures.push_back(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
+      }
+    }
+  }
+  for (const auto& n : names) {
+    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
+    if (w.ok() && w->arcface != nullptr) return w->arcface;
+    if (!w.ok()) failures.emplace_back(w.status().message());
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the identity loss needs ArcFace IR-SE50 weights (", arcface::kArcFaceWeightsFile,
+      ", TreB1eN's InsightFace) as a repository model of kind arcface (scripts/fetch-weights.sh installs it, or "
+      "ImportModel kind ARCFACE)",
+      failures.empty() ? "; none is installed" : absl::StrCat("; ", absl::StrJoin(failures, "; "))));
+}
+
+absl::StatusOr<std::shared_ptr<const edit::LatentMapper>> ModelRepository::GetMapper(const std::string& name) const {
+  ASSIGN_OR_RETURN(ModelInfo info, Get(name));
+  RETURN_IF_ERROR(CheckKind(info, {ModelKind::kMapper}, "a latent mapper"));
+  ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
+  if (w.mapper == nullptr) return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not a mapper"));
+  return w.mapper;
+}
+
 std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
   std::vector<std::string> names;
   {
@@ -920,10 +981,12 @@ absl::Status ModelRepository::DeleteFolder(const std::string& name) {
                                                       "' is a training snapshot: snapshots expire with their job; "
                                                       "PromoteSnapshot keeps one as a model"));
   }
-  if (it->second.info.kind != ModelKind::kAdaptedGenerator && !it->second.info.imported) {
-    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(it->second.info.kind),
-                                                      " installed with the server; only adapted generators and "
-                                                      "models added by ImportModel can be deleted through the API"));
+  if (it->second.info.kind != ModelKind::kAdaptedGenerator && it->second.info.kind != ModelKind::kMapper &&
+      !it->second.info.imported) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", name, "' is a ", ModelKindName(it->second.info.kind),
+                     " installed with the server; only adapted generators, mappers "
+                     "and models added by ImportModel can be deleted through the API"));
   }
   std::vector<std::string> dependents;
   for (const auto& [n, e] : models_) {

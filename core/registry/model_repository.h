@@ -25,6 +25,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/edit/latent_mapper.h"
+#include "core/models/arcface/arcface.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/tokenizer.h"
 #include "core/models/lpips/alex_lpips.h"
@@ -33,7 +35,18 @@
 
 namespace ganserve::core {
 
-enum class ModelKind { kUnspecified = 0, kGenerator = 1, kAdaptedGenerator = 2, kClip = 3, kLpips = 4 };
+// kMapper: a StyleCLIP latent mapper of one generator (base_model), trained for one
+// prompt (target_text).
+// kArcFace: the IR-SE-50 identity network of StyleCLIP's identity loss.
+enum class ModelKind {
+  kUnspecified = 0,
+  kGenerator = 1,
+  kAdaptedGenerator = 2,
+  kClip = 3,
+  kLpips = 4,
+  kMapper = 5,
+  kArcFace = 6
+};
 // kUnloaded: a valid folder whose weights are not in memory; the first use (or
 // LoadModel) loads it.
 enum class ModelState { kUnspecified = 0, kReady = 1, kFailed = 2, kLoading = 3, kUnloaded = 4 };
@@ -175,6 +188,11 @@ class ModelRepository {
     std::shared_ptr<const clip::Tokenizer> tokenizer;
   };
   absl::StatusOr<Clip> GetClip(const std::string& name) const;
+  // The first usable ArcFace model; FailedPrecondition naming the weights file (and the
+  // installed ones that failed) when there is none.
+  absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> FirstArcFace() const;
+  // A latent mapper (kind kMapper).
+  absl::StatusOr<std::shared_ptr<const edit::LatentMapper>> GetMapper(const std::string& name) const;
   // The first usable VGG16 LPIPS model (by name), loaded; null when the repository has
   // none. AlexNet LPIPS models are never returned.
   std::shared_ptr<const lpips::Lpips> FirstLpips() const;
@@ -239,6 +257,8 @@ class ModelRepository {
     Clip clip;
     std::shared_ptr<const lpips::Lpips> lpips;
     std::shared_ptr<const lpips::AlexLpips> alex_lpips;
+    std::shared_ptr<const edit::LatentMapper> mapper;
+    std::shared_ptr<const arcface::ArcFace> arcface;
   };
   struct Entry {
     ModelInfo info;

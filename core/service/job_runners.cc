@@ -11,6 +11,7 @@
 #include "core/adapt/oneshot_trainer.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
+#include "core/edit/mapper_trainer.h"
 #include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "core/service/specs.h"
@@ -325,6 +326,59 @@ class GlobalStatsRunner : public JobRunner {
   std::string path_, model_, clip_;
 };
 
+// A latent mapper: trained on the base generator, published as a repository model
+// (kind mapper) under its generator.
+class MapperRunner : public JobRunner {
+ public:
+  MapperRunner(ModelRepository* repo, MapperSpec spec, std::string job_id, std::unique_ptr<edit::MapperTrainer> t)
+      : repo_(repo), spec_(std::move(spec)), job_id_(std::move(job_id)), t_(std::move(t)) {}
+  int64_t total_steps() const override { return t_->total_steps(); }
+  int64_t step() const override { return t_->step(); }
+  absl::StatusOr<std::map<std::string, float>> Step() override { return t_->Step(); }
+  absl::StatusOr<FloatTensor> PreviewImages(bool source) override { return t_->Preview(source); }
+  absl::Status SaveCheckpoint(const std::string& path) override { return t_->SaveCheckpoint(path); }
+  absl::Status RestoreCheckpoint(const std::string& path) override { return t_->RestoreCheckpoint(path); }
+  absl::StatusOr<std::string> Finish() override {
+    RETURN_IF_ERROR(
+        repo_->Publish(spec_.output_name, job_id_, [&](const std::string& folder) { return Write(folder); }).status());
+    return spec_.output_name;
+  }
+
+ private:
+  absl::Status Write(const std::string& folder) const {
+    const edit::LatentMapper& m = t_->mapper();
+    const std::filesystem::path dir(folder);
+    RETURN_IF_ERROR(SaveSafetensors((dir / "mapper.safetensors").string(), m.StateDict(),
+                                    {{"base_model", spec_.model}, {"job", job_id_}, {"text", spec_.text}}));
+    MapperSpec record = spec_;
+    record.request_id.clear();
+    nlohmann::json training = nlohmann::json::parse(SpecToJson(record));
+    training.erase("request_id");
+    nlohmann::json groups = nlohmann::json::array();
+    if (m.config().type == edit::MapperType::kLevels) {
+      if (m.config().coarse) groups.push_back("coarse");
+      if (m.config().medium) groups.push_back("medium");
+      if (m.config().fine) groups.push_back("fine");
+    }
+    const nlohmann::json manifest = {{"kind", "mapper"},
+                                     {"base_model", spec_.model},
+                                     {"domain", spec_.text},
+                                     {"target_text", spec_.text},
+                                     {"mapper_type", edit::MapperTypeName(m.config().type)},
+                                     {"groups", groups},
+                                     {"mapper_file", "mapper.safetensors"},
+                                     {"job", job_id_},
+                                     {"trained_parameters", m.parameter_count()},
+                                     {"training", training}};
+    return WriteFileAtomic((dir / "manifest.json").string(), manifest.dump(2) + "\n");
+  }
+
+  ModelRepository* repo_;
+  MapperSpec spec_;
+  std::string job_id_;
+  std::unique_ptr<edit::MapperTrainer> t_;
+};
+
 // A one-shot job: the base's training checkpoint (`g`, `d`; the served `g_ema`), the CLIP
 // model, the AlexNet LPIPS and the target image.
 absl::StatusOr<std::unique_ptr<JobRunner>> MakeOneshotRunner(ModelRepository* repo, AdaptSpec spec,
@@ -420,6 +474,31 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         ASSIGN_OR_RETURN(auto builder, edit::GlobalStatsBuilder::Create(gen, clip.model, GlobalStatsOptionsOf(spec)));
         return std::unique_ptr<JobRunner>(new GlobalStatsRunner(
             std::move(builder), GlobalStatsPath(*repo, spec.model, spec.clip_model), spec.model, spec.clip_model));
+      });
+  engine->RegisterFactory(
+      JobKind::kTrainMapper,
+      [repo, text_cache, data_dir](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
+        ASSIGN_OR_RETURN(MapperSpec spec, StoredSpec<MapperSpec>(job));
+        ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
+        ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo->GetClip(spec.clip_model));
+        ASSIGN_OR_RETURN(FloatTensor text,
+                         text_cache->Encode(spec.clip_model, *clip.model, *clip.tokenizer, {spec.text}));
+        text.shape = {text.shape[1]};
+        // Training latents: the stored inversions' w+, or random ones drawn by the trainer.
+        FloatTensor latents;
+        for (const std::string& id : spec.inversion_ids) {
+          ASSIGN_OR_RETURN(StoredInversion inv, LoadInversionFor(data_dir, id, *repo, spec.model, false));
+          if (latents.data.empty()) latents.shape = {0, inv.wplus.shape[1], inv.wplus.shape[2]};
+          latents.shape[0] += 1;
+          latents.data.insert(latents.data.end(), inv.wplus.data.begin(), inv.wplus.data.end());
+        }
+        const edit::MapperTrainerOptions options = MapperOptionsOf(spec);
+        std::shared_ptr<const arcface::ArcFace> face;
+        if (options.id_lambda > 0) {
+          ASSIGN_OR_RETURN(face, repo->FirstArcFace());
+        }
+        ASSIGN_OR_RETURN(auto trainer, edit::MapperTrainer::Create(gen, clip.model, text, latents, options, face));
+        return std::unique_ptr<JobRunner>(new MapperRunner(repo, std::move(spec), job.id, std::move(trainer)));
       });
 }
 

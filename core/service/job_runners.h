@@ -1,4 +1,5 @@
-// The runners of ganserve's jobs (AdaptDomain, InvertImage, PrepareGlobalDirections):
+// The runners of ganserve's jobs (AdaptDomain, InvertImage, PrepareGlobalDirections,
+// TrainMapper):
 // each turns a stored spec (JSON, see specs.h) into steps on the device executor and
 // stores its result (an adapted model, an inversion, statistics). Registered with the
 // job engine here, so core/jobs never calls out of core.

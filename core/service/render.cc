@@ -75,6 +75,29 @@ absl::StatusOr<EditModels> ResolveEditModels(const EditSpec& spec, const ModelRe
   return m;
 }
 
+// The mapper an edit names, checked against the edit's model: it must have been trained
+// on that generator (render_model may be one adapted from it).
+absl::StatusOr<std::shared_ptr<const edit::LatentMapper>> MapperFor(const EditSpec& spec, const ModelRepository& repo,
+                                                                    const stylegan2::GeneratorConfig& cfg) {
+  const std::string& name = spec.mapper->mapper;
+  ASSIGN_OR_RETURN(ModelInfo info, repo.Get(name));
+  if (info.kind != ModelKind::kMapper) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is a ", ModelKindName(info.kind),
+                                                      ", not a latent mapper (ListModels kind MAPPER)"));
+  }
+  if (info.base_model != spec.model) {
+    return absl::FailedPreconditionError(absl::StrCat("mapper '", name, "' was trained on model '", info.base_model,
+                                                      "', not '", spec.model, "': send model '", info.base_model,
+                                                      "' (and render_model for a model adapted from it)"));
+  }
+  ASSIGN_OR_RETURN(auto m, repo.GetMapper(name));
+  if (m->config().dim != cfg.style_dim) {
+    return absl::FailedPreconditionError(absl::StrCat("mapper '", name, "' works on ", m->config().dim,
+                                                      "-wide latents; model '", spec.model, "' has ", cfg.style_dim));
+  }
+  return m;
+}
+
 // An edit's starting points: seeds, caller latents or an inversion, mapped (with the
 // spec's or the model's truncation) to w+ and, when asked, S.
 struct EditInputs {
@@ -318,9 +341,10 @@ absl::StatusOr<EditPlan> PlanEdit(EditSpec spec, const ModelRepository& repo, co
   const auto& cfg = models.gen->config();
   p.render_model = models.render_model;
   p.render = models.render;
-  p.strengths = global ? spec.global_direction->alphas : spec.direction->strengths;
+  const bool mapper = spec.mapper.has_value();
+  p.strengths = global ? spec.global_direction->alphas : mapper ? spec.mapper->strengths : spec.direction->strengths;
   const int max_inputs = std::max(1, limits.max_images_per_request / static_cast<int>(p.strengths.size()));
-  const bool s_space = global || spec.direction->direction.space == LatentSpace::kS;
+  const bool s_space = global || (!mapper && spec.direction->direction.space == LatentSpace::kS);
   ASSIGN_OR_RETURN(EditInputs in, ResolveEditInputs(spec, repo, data_dir, *models.gen, max_inputs, s_space));
   if (s_space && models.render != models.gen) {
     // S is each layer's style affine of w: take the render model's own affines (NADA
@@ -341,6 +365,14 @@ absl::StatusOr<EditPlan> PlanEdit(EditSpec spec, const ModelRepository& repo, co
     p.base = in.start.s;
     p.direction = std::move(dir.delta_s);
     p.channels_moved = dir.channels_moved;
+  } else if (mapper) {
+    // Each input's own residual: w + strength * 0.1 * mapper(w).
+    ASSIGN_OR_RETURN(auto m, MapperFor(spec, repo, cfg));
+    ASSIGN_OR_RETURN(FloatTensor residual, m->Residual(in.start.wplus));
+    for (float& v : residual.data) v *= edit::kMapperResidualScale;
+    p.space = stylegan2::LatentSpace::kWPlus;
+    p.base = in.start.wplus;
+    p.direction = std::move(residual);
   } else {
     RETURN_IF_ERROR(SetDirection(*spec.direction, cfg, in.start, &p));
   }
@@ -368,11 +400,14 @@ BatchWork PrepareEditBatch(const EditPlan& p, int start, int count) {
   gp.noise_maps = p.noise_maps;
   gp.latents.shape = p.base.shape;
   gp.latents.shape[0] = count;
+  // One direction for every input, or one per input (mapper residuals).
+  const bool per_input = p.direction.numel() == p.base.numel();
   for (int k = start; k < start + count; ++k) {
     const int input = k / ns;
     const float strength = p.strengths[k % ns];
+    const float* dir = p.direction.data.data() + (per_input ? input * row : 0);
     for (int64_t j = 0; j < row; ++j) {
-      gp.latents.data.push_back(p.base.data[input * row + j] + strength * p.direction.data[j]);
+      gp.latents.data.push_back(p.base.data[input * row + j] + strength * dir[j]);
     }
     work.seeds.push_back(p.seeds[input]);
   }
@@ -392,6 +427,10 @@ absl::StatusOr<OptimizePlan> PlanOptimize(EditSpec spec, const ModelRepository& 
   p.options.steps = l.steps;
   p.options.lr = l.lr;
   p.options.l2_lambda = l.l2_lambda.value_or(p.options.l2_lambda);
+  p.options.id_lambda = l.id_lambda;
+  if (l.id_lambda > 0) {
+    ASSIGN_OR_RETURN(p.arcface, repo.FirstArcFace());
+  }
   ASSIGN_OR_RETURN(std::string clip_name, ResolveClipModel(repo, l.clip_model));
   ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo.GetClip(clip_name));
   p.clip = clip.model;
@@ -403,9 +442,9 @@ absl::StatusOr<OptimizePlan> PlanOptimize(EditSpec spec, const ModelRepository& 
   ASSIGN_OR_RETURN(FloatTensor text, res.text_cache->Encode(clip_name, *clip.model, *clip.tokenizer, {l.target_text}));
   p.text_embedding = FloatTensor{{text.shape[1]}, std::move(text.data)};
   // Check the optimiser accepts this generator and CLIP before streaming starts.
-  RETURN_IF_ERROR(
-      edit::LatentOptimizer::Create(p.render, p.clip, InputRow(p.starts, 0), p.text_embedding, p.noise_maps, p.options)
-          .status());
+  RETURN_IF_ERROR(edit::LatentOptimizer::Create(p.render, p.clip, InputRow(p.starts, 0), p.text_embedding, p.noise_maps,
+                                                p.options, p.arcface)
+                      .status());
   p.progress_every = std::max(1, p.options.steps / 20);
   p.encode.format = spec.format;
   p.encode.return_latents = spec.return_latents;
@@ -417,7 +456,7 @@ absl::StatusOr<std::optional<ImageBatchResult>> OptimizeSession::Step() {
   const OptimizePlan& p = *plan_;
   if (opt_ == nullptr) {
     ASSIGN_OR_RETURN(opt_, edit::LatentOptimizer::Create(p.render, p.clip, InputRow(p.starts, input_), p.text_embedding,
-                                                         p.noise_maps, p.options));
+                                                         p.noise_maps, p.options, p.arcface));
   }
   ASSIGN_OR_RETURN(auto losses, opt_->Step());
   EditProgress progress;

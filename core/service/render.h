@@ -130,7 +130,8 @@ struct OptimizePlan {
   std::string render_model;
   std::shared_ptr<const stylegan2::Generator> render;
   std::shared_ptr<const clip::ClipModel> clip;
-  FloatTensor starts;  // [N, n_latent, sd]
+  std::shared_ptr<const arcface::ArcFace> arcface;  // the identity loss's, when id_lambda > 0
+  FloatTensor starts;                               // [N, n_latent, sd]
   std::vector<int64_t> seeds;
   std::vector<FloatTensor> noise_maps;
   FloatTensor text_embedding;  // [embed_dim]

@@ -1,5 +1,7 @@
 #include "core/service/service.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <random>
 
@@ -30,10 +32,16 @@ std::string NewJobId() {
   return absl::StrCat("job-", absl::Hex(rng(), absl::kZeroPad16));
 }
 
-absl::Status ValidateFor(AdaptSpec& s, const ModelRepository& repo) { return s.Validate(repo); }
-absl::Status ValidateFor(InvertSpec& s, const ModelRepository& repo) { return s.Validate(repo); }
-absl::Status ValidateFor(GlobalStatsSpec& s, const ModelRepository& repo) { return s.Validate(repo); }
+absl::Status ValidateFor(AdaptSpec& s, const ModelRepository& repo, const std::string&) { return s.Validate(repo); }
+absl::Status ValidateFor(InvertSpec& s, const ModelRepository& repo, const std::string&) { return s.Validate(repo); }
+absl::Status ValidateFor(GlobalStatsSpec& s, const ModelRepository& repo, const std::string&) {
+  return s.Validate(repo);
+}
+absl::Status ValidateFor(MapperSpec& s, const ModelRepository& repo, const std::string& data_dir) {
+  return s.Validate(repo, data_dir);
+}
 int64_t StepsOf(const AdaptSpec& s, const ModelRepository&) { return s.TotalSteps(); }
+int64_t StepsOf(const MapperSpec& s, const ModelRepository&) { return s.TotalSteps(); }
 int64_t StepsOf(const InvertSpec& s, const ModelRepository&) { return s.TotalSteps(); }
 int64_t StepsOf(const GlobalStatsSpec& s, const ModelRepository& repo) { return s.TotalSteps(repo); }
 
@@ -49,7 +57,7 @@ absl::StatusOr<JobRecord> Service::Submit(Spec spec, JobKind kind, const SubmitO
   const std::string hash = SpecHash(spec);
   ASSIGN_OR_RETURN(std::optional<JobRecord> prior, d_.engine->FindRetry(spec.request_id, hash, options.legacy_hash));
   if (prior) return *std::move(prior);
-  if (absl::Status st = ValidateFor(spec, *d_.repository); !st.ok()) {
+  if (absl::Status st = ValidateFor(spec, *d_.repository, d_.data_dir); !st.ok()) {
     Rejected(st);
     return st;
   }
@@ -77,6 +85,10 @@ absl::StatusOr<JobRecord> Service::SubmitInvert(InvertSpec spec, const SubmitOpt
 }
 absl::StatusOr<JobRecord> Service::SubmitGlobalStats(GlobalStatsSpec spec, const SubmitOptions& options) {
   return Submit(std::move(spec), JobKind::kEditStats, options);
+}
+
+absl::StatusOr<JobRecord> Service::SubmitMapper(MapperSpec spec, const SubmitOptions& options) {
+  return Submit(std::move(spec), JobKind::kTrainMapper, options);
 }
 
 absl::StatusOr<JobRecord> Service::GetJob(const std::string& id) {
@@ -207,13 +219,54 @@ absl::StatusOr<ImportRule> ImportRuleFor(int kind) {
                         {".pth", ".pt", ".ckpt"},
                         ".pth, .pt or .ckpt (torchvision VGG16 and LPIPS's linear layers, or torchvision AlexNet "
                         "and StarGAN v2's lpips_weights.ckpt)"};
+    case ModelKind::kMapper:
+      return ImportRule{1, {".pt", ".pth"}, ".pt or .pth (an official StyleCLIP mapper checkpoint)"};
+    case ModelKind::kArcFace: return ImportRule{1, {".pth", ".pt"}, ".pth or .pt (model_ir_se50.pth)"};
     case ModelKind::kAdaptedGenerator:
       return absl::InvalidArgumentError(
           "adapted generators are made by AdaptDomain; import an exported adapted model as a GENERATOR");
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("kind ", kind, " cannot be imported: use GENERATOR (1), CLIP (3) or LPIPS (4)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kind ", kind, " cannot be imported: use GENERATOR (1), CLIP (3), LPIPS (4), MAPPER (5) or ARCFACE (6)"));
   }
+}
+
+// An official mapper file's decoder.* (rosinality names) against the base generator it
+// is imported for: every tensor of the base (noise buffers and latent_avg aside) present,
+// same shape, equal within 1e-4 of the tensor's largest magnitude (a base converted from
+// another format may round differently).
+absl::Status CheckMapperDecoder(const std::map<std::string, TensorView>& decoder, const stylegan2::Generator& base,
+                                const std::string& base_name) {
+  if (decoder.empty()) {
+    return absl::InvalidArgumentError(
+        "the mapper file has no decoder.* generator, so it cannot be checked against base_model; official mapper "
+        "checkpoints carry the generator they were trained with");
+  }
+  for (const auto& [name, want] : base.StateDict()) {
+    if (name == "latent_avg" || absl::StartsWith(name, "noises.")) continue;
+    auto it = decoder.find(name);
+    if (it == decoder.end()) {
+      return absl::FailedPreconditionError(absl::StrCat("the mapper's generator lacks '", name, "' of base_model '",
+                                                        base_name, "': it was trained on another architecture"));
+    }
+    ASSIGN_OR_RETURN(FloatTensor got, ToFloatTensor(it->second));
+    if (got.shape != want.shape) {
+      return absl::FailedPreconditionError(absl::StrCat("the mapper's generator has '", name, "' of shape ",
+                                                        ShapeString(got.shape), ", base_model '", base_name, "' ",
+                                                        ShapeString(want.shape), ": another generator"));
+    }
+    float scale = 0, diff = 0;
+    for (size_t i = 0; i < want.data.size(); ++i) {
+      scale = std::max(scale, std::fabs(want.data[i]));
+      diff = std::max(diff, std::fabs(want.data[i] - got.data[i]));
+    }
+    if (!(diff <= 1e-4f * scale + 1e-8f)) {
+      return absl::FailedPreconditionError(absl::StrCat("the mapper was trained on another generator than base_model '",
+                                                        base_name, "': its '", name, "' differs by up to ", diff,
+                                                        " (largest magnitude ", scale, ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 bool IsVocabulary(const std::string& filename) {
@@ -267,6 +320,19 @@ absl::StatusOr<ImportTicket> Service::BeginImport(ImportSpec spec) {
   if (d_.repository->Exists(spec.name)) {
     return absl::AlreadyExistsError(absl::StrCat("a model named '", spec.name, "' exists; import under another name"));
   }
+  if (static_cast<ModelKind>(spec.kind) == ModelKind::kMapper) {
+    if (spec.base_model.empty()) {
+      return absl::InvalidArgumentError("a MAPPER import names its generator in base_model");
+    }
+    RETURN_IF_ERROR(ValidateModelName(spec.base_model, "base_model"));
+    ASSIGN_OR_RETURN(ModelInfo base, d_.repository->Get(spec.base_model));
+    if (base.kind != ModelKind::kGenerator) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("base_model '", spec.base_model, "' is a ", ModelKindName(base.kind), ", not a base generator"));
+    }
+  } else if (!spec.base_model.empty()) {
+    return absl::InvalidArgumentError("base_model applies to MAPPER imports only");
+  }
   ImportTicket ticket;
   ticket.spec = std::move(spec);
   std::mt19937_64 rng(std::random_device{}());
@@ -309,6 +375,7 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
         absl::StrCat("the uploaded files are not ", what, " this server can load: ", s.message()));
   };
   nlohmann::json manifest;
+  std::map<std::string, FloatTensor> mapper_tensors;  // MAPPER: written as mapper.safetensors
   switch (static_cast<ModelKind>(spec.kind)) {
     case ModelKind::kGenerator: {
       auto loaded = stylegan2::Generator::Load(named[0], {});
@@ -362,6 +429,37 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
       }
       break;
     }
+    case ModelKind::kArcFace: {
+      auto loaded = arcface::ArcFace::Load(named[0], "cpu");
+      if (!loaded.ok()) return refused("ArcFace IR-SE-50 weights", loaded.status());
+      manifest = {{"kind", "arcface"}, {"checkpoint", ticket.files[0].filename}};
+      break;
+    }
+    case ModelKind::kMapper: {
+      auto file = edit::ReadOfficialMapperFile(named[0]);
+      if (!file.ok()) return refused("a StyleCLIP mapper", file.status());
+      auto mapper = edit::LatentMapper::FromTensors(file->mapper, file->config, "cpu");
+      if (!mapper.ok()) return refused("a StyleCLIP mapper", mapper.status());
+      ASSIGN_OR_RETURN(auto base, d_.repository->GetGenerator(spec.base_model));
+      RETURN_IF_ERROR(CheckMapperDecoder(file->decoder, *base, spec.base_model));
+      mapper_tensors = (*mapper)->StateDict();
+      const std::string text = file->description.empty() ? spec.domain : file->description;
+      nlohmann::json groups = nlohmann::json::array();
+      if (file->config.type == edit::MapperType::kLevels) {
+        if (file->config.coarse) groups.push_back("coarse");
+        if (file->config.medium) groups.push_back("medium");
+        if (file->config.fine) groups.push_back("fine");
+      }
+      manifest = {{"kind", "mapper"},
+                  {"base_model", spec.base_model},
+                  {"target_text", text},
+                  {"domain", text},
+                  {"mapper_type", edit::MapperTypeName(file->config.type)},
+                  {"groups", groups},
+                  {"mapper_file", "mapper.safetensors"},
+                  {"source_file", ticket.files[0].filename}};
+      break;
+    }
     default: return absl::InvalidArgumentError("kind cannot be imported");
   }
   if (!spec.domain.empty()) manifest["domain"] = spec.domain;
@@ -369,6 +467,12 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
   // The staging folder's own (random) name keeps concurrent imports apart.
   const std::string work_id = absl::StrCat("import-", dir.filename().string());
   return d_.repository->Publish(spec.name, work_id, [&](const std::string& folder) {
+    if (!mapper_tensors.empty()) {
+      // Only the mapper is kept: the file's decoder is the base's weights.
+      RETURN_IF_ERROR(SaveSafetensors((std::filesystem::path(folder) / "mapper.safetensors").string(), mapper_tensors,
+                                      {{"base_model", spec.base_model}}));
+      return WriteFileAtomic((std::filesystem::path(folder) / "manifest.json").string(), manifest.dump(2) + "\n");
+    }
     for (const auto& f : ticket.files) {
       std::error_code e;
       std::filesystem::rename(dir / f.filename, std::filesystem::path(folder) / f.filename, e);

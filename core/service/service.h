@@ -58,13 +58,15 @@ inline constexpr size_t kMaxImportDomainChars = 256;
 
 // An upload being received: where its bytes go until ImportModel publishes them. A
 // generator is one file; a CLIP model its checkpoint and its BPE vocabulary; LPIPS the
-// VGG16 features and the linear layers (in either order).
+// VGG16 features and the linear layers (in either order); a mapper an official StyleCLIP
+// mapper checkpoint, whose decoder must be base_model's weights (only the mapper is kept).
 struct ImportSpec {
   std::string name;
   int kind = 0;          // ModelKind
   std::string filename;  // the first file
   int64_t total_bytes = 0;
   std::string domain;
+  std::string base_model;  // mappers: the generator they were trained on
 };
 struct ImportFile {
   std::string filename;
@@ -93,6 +95,7 @@ class Service {
   absl::StatusOr<JobRecord> SubmitAdapt(AdaptSpec spec, const SubmitOptions& options = {});
   absl::StatusOr<JobRecord> SubmitInvert(InvertSpec spec, const SubmitOptions& options = {});
   absl::StatusOr<JobRecord> SubmitGlobalStats(GlobalStatsSpec spec, const SubmitOptions& options = {});
+  absl::StatusOr<JobRecord> SubmitMapper(MapperSpec spec, const SubmitOptions& options = {});
 
   absl::StatusOr<JobRecord> GetJob(const std::string& id);
   absl::StatusOr<ListJobsPage> ListJobs(ListJobsSpec spec);

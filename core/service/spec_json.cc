@@ -96,6 +96,13 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, i
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
                                                 batch_size, preview_every, max_run_seconds, recompute, clamping,
                                                 truncation_cutoff, render_resolution, notify_url)
+NLOHMANN_JSON_SERIALIZE_ENUM(MapperKind, {{MapperKind::kUnspecified, "unspecified"},
+                                          {MapperKind::kLevels, "levels"},
+                                          {MapperKind::kSingle, "single"}})
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MapperSpec, request_id, model, output_name, text, mapper_type,
+                                                no_coarse, no_medium, no_fine, steps, lr, batch_size, clip_lambda,
+                                                latent_l2_lambda, id_lambda, inversion_ids, train_latents, clip_model,
+                                                preview_every, preview_count, seed, max_run_seconds, notify_url)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentInput, space, values)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GenerateSpec, model, seeds, count, base_seed, latents, inversion_id,
                                                 batch_size, truncation, noise, mix_seeds, inject_index, format,
@@ -105,8 +112,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalDirectionSpec, neutral_tex
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentOptimizationSpec, target_text, steps, lr, l2_lambda, id_lambda,
                                                 clip_model)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DirectionSpec, direction, strengths)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MapperEditSpec, mapper, strengths)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EditSpec, model, render_model, seeds, latents, inversion_id, truncation,
-                                                global_direction, latent_optimization, direction, format,
+                                                global_direction, latent_optimization, direction, mapper, format,
                                                 return_latents, noise)
 
 namespace {
@@ -117,6 +125,7 @@ void EncodeBinary(AdaptSpec& s) {
 }
 void EncodeBinary(InvertSpec& s) { s.image = absl::Base64Escape(s.image); }
 void EncodeBinary(GlobalStatsSpec&) {}
+void EncodeBinary(MapperSpec&) {}
 void EncodeBinary(GenerateSpec&) {}
 void EncodeBinary(EditSpec&) {}
 
@@ -135,6 +144,7 @@ bool DecodeBinary(InvertSpec& s) {
   return true;
 }
 bool DecodeBinary(GlobalStatsSpec&) { return true; }
+bool DecodeBinary(MapperSpec&) { return true; }
 bool DecodeBinary(GenerateSpec&) { return true; }
 bool DecodeBinary(EditSpec&) { return true; }
 
@@ -149,6 +159,7 @@ nlohmann::json ToJsonValue(Spec s) {
 std::string SpecToJson(const AdaptSpec& s) { return ToJsonValue(s).dump(); }
 std::string SpecToJson(const InvertSpec& s) { return ToJsonValue(s).dump(); }
 std::string SpecToJson(const GlobalStatsSpec& s) { return ToJsonValue(s).dump(); }
+std::string SpecToJson(const MapperSpec& s) { return ToJsonValue(s).dump(); }
 std::string SpecToJson(const GenerateSpec& s) { return ToJsonValue(s).dump(); }
 std::string SpecToJson(const EditSpec& s) { return ToJsonValue(s).dump(); }
 
@@ -220,10 +231,12 @@ std::string SpecHash(const Spec& spec) {
 template absl::StatusOr<AdaptSpec> SpecFromJson<AdaptSpec>(const std::string&);
 template absl::StatusOr<InvertSpec> SpecFromJson<InvertSpec>(const std::string&);
 template absl::StatusOr<GlobalStatsSpec> SpecFromJson<GlobalStatsSpec>(const std::string&);
+template absl::StatusOr<MapperSpec> SpecFromJson<MapperSpec>(const std::string&);
 template absl::StatusOr<GenerateSpec> SpecFromJson<GenerateSpec>(const std::string&);
 template absl::StatusOr<EditSpec> SpecFromJson<EditSpec>(const std::string&);
 template std::string SpecHash<AdaptSpec>(const AdaptSpec&);
 template std::string SpecHash<InvertSpec>(const InvertSpec&);
 template std::string SpecHash<GlobalStatsSpec>(const GlobalStatsSpec&);
+template std::string SpecHash<MapperSpec>(const MapperSpec&);
 
 }  // namespace ganserve::core::service

@@ -12,6 +12,7 @@
 #include "core/adapt/oneshot_trainer.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
+#include "core/edit/mapper_trainer.h"
 #include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "core/registry/model_repository.h"
@@ -85,6 +86,25 @@ absl::Status CheckJobBasics(const std::string& request_id, const std::string& mo
   if (model.empty()) return Invalid("model is required: name a generator from ListModels");
   RETURN_IF_ERROR(ValidateModelName(model, "model"));
   return repo.GetGenerator(model).status();
+}
+
+// The name a job's result takes: the caller's, or `derived` (cut to 56 characters);
+// ALREADY_EXISTS when a model has it.
+absl::Status CheckOutputName(std::string* output_name, std::string derived, const ModelRepository& repo) {
+  if (output_name->empty()) {
+    if (derived.size() > 56) derived.resize(56);
+    *output_name = std::move(derived);
+    if (repo.Exists(*output_name)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a model named '", *output_name, "' exists; set output_name or delete it first"));
+    }
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(ValidateModelName(*output_name, "output_name"));
+  if (repo.Exists(*output_name)) {
+    return absl::AlreadyExistsError(absl::StrCat("a model named '", *output_name, "' already exists"));
+  }
+  return absl::OkStatus();
 }
 
 // A webhook address: empty, or an absolute http(s) URL with a host, no spaces or
@@ -181,14 +201,16 @@ absl::Status ValidateModelRef(const std::string& name, const char* field) {
 }
 
 absl::Status ValidateModelKindFilter(int kind) {
-  if (kind < 0 || kind > static_cast<int>(ModelKind::kLpips)) return Invalid("unknown kind filter");
+  if (kind < 0 || kind > static_cast<int>(ModelKind::kArcFace)) return Invalid("unknown kind filter");
   return absl::OkStatus();
 }
 
 absl::Status ListJobsSpec::Validate() {
   RETURN_IF_ERROR(Range("page_size", page_size, 0, 500, std::to_string(Defaults::kListPageSize)));
   if (page_size == 0) page_size = Defaults::kListPageSize;
-  if (kind < 0 || kind > 3 || state < 0 || state > 5) return Invalid("unknown kind or state filter");
+  if (kind < 0 || kind > static_cast<int64_t>(JobKind::kTrainMapper) || state < 0 || state > 5) {
+    return Invalid("unknown kind or state filter");
+  }
   if (page_token.size() > 256) return Invalid("page_token is too long");
   return absl::OkStatus();
 }
@@ -472,21 +494,9 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   }
   if (seed < 0) return Invalid("seed must be >= 0");
   if (!Known(preview_format, ImageFormat::kRawFloat)) return Invalid("unknown preview_format");
-  if (output_name.empty()) {
-    const std::string unnamed = method == AdaptMethod::kOneShot ? "oneshot" : "images";
-    output_name = absl::StrCat(model, "-", target_text.empty() ? unnamed : Slug(target_text));
-    if (output_name.size() > 56) output_name.resize(56);
-    if (repo.Exists(output_name)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("a model named '", output_name, "' exists; set output_name or delete it first"));
-    }
-  } else {
-    RETURN_IF_ERROR(ValidateModelName(output_name, "output_name"));
-    if (repo.Exists(output_name)) {
-      return absl::AlreadyExistsError(absl::StrCat("a model named '", output_name, "' already exists"));
-    }
-  }
-  return absl::OkStatus();
+  const std::string unnamed = method == AdaptMethod::kOneShot ? "oneshot" : "images";
+  return CheckOutputName(&output_name, absl::StrCat(model, "-", target_text.empty() ? unnamed : Slug(target_text)),
+                         repo);
 }
 
 absl::Status InvertSpec::Validate(const ModelRepository& repo) {
@@ -543,6 +553,96 @@ absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
                                                  clip_model, "' exist already; set recompute to compute them again"));
   }
   return absl::OkStatus();
+}
+
+absl::Status MapperSpec::Validate(const ModelRepository& repo, const std::string& data_dir) {
+  if (auto info = repo.Get(model); info.ok() && info->kind != ModelKind::kGenerator) {
+    return absl::FailedPreconditionError(absl::StrCat("model '", model, "' is a ", ModelKindName(info->kind),
+                                                      "; a mapper is trained on a base generator"));
+  }
+  RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
+  RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
+  RETURN_IF_ERROR(CheckText("text", text, true));
+  const edit::MapperTrainerOptions reference;
+  if (!Known(mapper_type, MapperKind::kSingle)) return Invalid("unknown mapper_type");
+  if (mapper_type == MapperKind::kUnspecified) mapper_type = MapperKind::kLevels;
+  if (mapper_type == MapperKind::kSingle && (no_coarse || no_medium || no_fine)) {
+    return Invalid("no_coarse, no_medium and no_fine apply to the LEVELS mapper, not SINGLE");
+  }
+  if (no_coarse && no_medium && no_fine) {
+    return Invalid("no_coarse, no_medium and no_fine are all set: the mapper would change nothing");
+  }
+  RETURN_IF_ERROR(Range("steps", steps, 0, 200000, std::to_string(reference.steps)));
+  if (steps == 0) steps = reference.steps;
+  RETURN_IF_ERROR(RangeF("lr", lr, 0, 100, absl::StrCat(reference.lr)));
+  if (lr == 0) lr = static_cast<float>(reference.lr);
+  RETURN_IF_ERROR(Range("batch_size", batch_size, 0, 16, std::to_string(reference.batch_size)));
+  if (batch_size == 0) batch_size = reference.batch_size;
+  if (!clip_lambda.has_value()) clip_lambda = reference.clip_lambda;
+  RETURN_IF_ERROR(RangeF("clip_lambda", *clip_lambda, 0, 100));
+  if (*clip_lambda == 0) return Invalid("clip_lambda is 0: without the CLIP loss the mapper learns no edit");
+  if (!latent_l2_lambda.has_value()) latent_l2_lambda = reference.latent_l2_lambda;
+  RETURN_IF_ERROR(RangeF("latent_l2_lambda", *latent_l2_lambda, 0, 100));
+  if (!id_lambda.has_value()) id_lambda = reference.id_lambda;
+  RETURN_IF_ERROR(RangeF("id_lambda", *id_lambda, 0, 10));
+  if (*id_lambda > 0) {
+    if (absl::Status st = repo.FirstArcFace().status(); !st.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("id_lambda is ", *id_lambda, " (unset means the official ",
+                                                        reference.id_lambda, "): ", st.message(),
+                                                        "; or send id_lambda 0"));
+    }
+  }
+  if (inversion_ids.size() > 1000) return Invalid("inversion_ids: at most 1000");
+  if (!inversion_ids.empty()) {
+    if (train_latents != 0) return Invalid("train_latents counts random latents; leave it 0 with inversion_ids");
+    if (static_cast<int64_t>(inversion_ids.size()) < batch_size) {
+      return Invalid(
+          absl::StrCat("inversion_ids: ", inversion_ids.size(), " latents cannot fill a batch of ", batch_size));
+    }
+    for (size_t i = 0; i < inversion_ids.size(); ++i) {
+      auto inv = LoadInversionFor(data_dir, inversion_ids[i], repo, model, false);
+      if (!inv.ok()) {
+        return absl::Status(inv.status().code(), absl::StrCat("inversion_ids[", i, "]: ", inv.status().message()));
+      }
+    }
+  } else {
+    RETURN_IF_ERROR(Range("train_latents", train_latents, 0, 100000, std::to_string(reference.train_latents)));
+    if (train_latents == 0) train_latents = reference.train_latents;
+    if (train_latents < batch_size) {
+      return Invalid(absl::StrCat("train_latents ", train_latents, " cannot fill a batch of ", batch_size));
+    }
+  }
+  ASSIGN_OR_RETURN(clip_model, ResolveClipModel(repo, clip_model));
+  ASSIGN_OR_RETURN(auto gen, repo.GetGenerator(model));
+  ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo.GetClip(clip_model));
+  if (absl::Status st = edit::MapperTrainer::CheckModels(*gen, *clip.model); !st.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", model, "' and CLIP model '", clip_model, "' do not fit: ", st.message()));
+  }
+  RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 1000000, "the server's interval"));
+  RETURN_IF_ERROR(Range("preview_count", preview_count, 0, 16, std::to_string(reference.preview_count)));
+  if (preview_count == 0) preview_count = reference.preview_count;
+  if (seed < 0) return Invalid("seed must be >= 0");
+  RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, int64_t{7} * 86400, "the server's limit"));
+  return CheckOutputName(&output_name, absl::StrCat(model, "-mapper-", Slug(text)), repo);
+}
+
+edit::MapperTrainerOptions MapperOptionsOf(const MapperSpec& s) {
+  edit::MapperTrainerOptions o;
+  o.mapper.type = s.mapper_type == MapperKind::kSingle ? edit::MapperType::kSingle : edit::MapperType::kLevels;
+  o.mapper.coarse = !s.no_coarse;
+  o.mapper.medium = !s.no_medium;
+  o.mapper.fine = !s.no_fine;
+  o.steps = s.steps;
+  o.lr = s.lr;
+  o.batch_size = s.batch_size;
+  o.clip_lambda = s.clip_lambda.value_or(o.clip_lambda);
+  o.latent_l2_lambda = s.latent_l2_lambda.value_or(o.latent_l2_lambda);
+  o.id_lambda = s.id_lambda.value_or(o.id_lambda);
+  o.train_latents = s.train_latents;
+  o.preview_count = s.preview_count;
+  o.seed = static_cast<uint64_t>(s.seed);
+  return o;
 }
 
 edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s) {
@@ -660,6 +760,7 @@ absl::Status GenerateSpec::ValidateFor(const stylegan2::GeneratorConfig& cfg, co
 int EditSpec::StrengthCount() const {
   if (global_direction.has_value()) return static_cast<int>(global_direction->alphas.size());
   if (direction.has_value()) return static_cast<int>(direction->strengths.size());
+  if (mapper.has_value()) return std::max<int>(1, static_cast<int>(mapper->strengths.size()));
   return 1;
 }
 
@@ -668,8 +769,9 @@ absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limit
   RETURN_IF_ERROR(ValidateModelRef(model, "model"));
   if (render_model.empty()) render_model = model;
   RETURN_IF_ERROR(ValidateModelRef(render_model, "render_model"));
-  const int methods = global_direction.has_value() + latent_optimization.has_value() + direction.has_value();
-  if (methods != 1) return Invalid("give an edit method: direction, global_direction or latent_optimization");
+  const int methods =
+      global_direction.has_value() + latent_optimization.has_value() + direction.has_value() + mapper.has_value();
+  if (methods != 1) return Invalid("give one edit method: direction, global_direction, latent_optimization or mapper");
   if (global_direction.has_value()) {
     GlobalDirectionSpec& g = *global_direction;
     if (g.neutral_text.empty() || g.neutral_text.size() > kMaxText || g.target_text.empty() ||
@@ -698,13 +800,22 @@ absl::Status EditSpec::Validate(const ModelRepository& repo, const Limits& limit
     RETURN_IF_ERROR(RangeF("latent_optimization.l2_lambda", *l.l2_lambda, 0, 10));
     RETURN_IF_ERROR(RangeF("latent_optimization.id_lambda", l.id_lambda, 0, 10));
     if (l.id_lambda > 0) {
-      return absl::FailedPreconditionError(
-          "the identity loss needs ArcFace IR-SE50 weights, which this server does not load; send id_lambda 0");
+      if (absl::Status st = repo.FirstArcFace().status(); !st.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat("latent_optimization.id_lambda is ", l.id_lambda, ": ",
+                                                          st.message(), "; or send id_lambda 0"));
+      }
     }
     if (!l.clip_model.empty()) RETURN_IF_ERROR(ValidateModelName(l.clip_model, "latent_optimization.clip_model"));
     if (noise != NoiseMode::kUnspecified && noise != NoiseMode::kConst) {
       return Invalid("latent optimization keeps the noise fixed: noise must be CONST");
     }
+  } else if (mapper.has_value()) {
+    MapperEditSpec& m = *mapper;
+    if (m.mapper.empty()) return Invalid("mapper.mapper is required: name a mapper model (ListModels kind MAPPER)");
+    RETURN_IF_ERROR(ValidateModelName(m.mapper, "mapper.mapper"));
+    if (m.strengths.size() > 16) return Invalid("mapper.strengths takes at most 16 values");
+    for (float v : m.strengths) RETURN_IF_ERROR(RangeF("mapper.strengths", v, -10, 10));
+    if (m.strengths.empty()) m.strengths.push_back(1.0f);
   } else {
     DirectionSpec& d = *direction;
     if (d.strengths.empty() || d.strengths.size() > 16) return Invalid("direction.strengths needs 1 to 16 values");

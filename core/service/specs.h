@@ -30,6 +30,7 @@ namespace ganserve::core {
 class ModelRepository;
 namespace edit {
 struct GlobalStatsOptions;
+struct MapperTrainerOptions;
 }  // namespace edit
 namespace stylegan2 {
 struct GeneratorConfig;
@@ -211,6 +212,38 @@ struct GlobalStatsSpec {
   int64_t TotalSteps(const ModelRepository& repo) const;
 };
 
+// TrainMapper: a StyleCLIP latent mapper of one base generator for one text prompt.
+enum class MapperKind : int { kUnspecified = 0, kLevels = 1, kSingle = 2 };
+struct MapperSpec {
+  std::string request_id;
+  std::string model;
+  std::string output_name;  // empty = derived from the text
+  std::string text;
+  MapperKind mapper_type = MapperKind::kUnspecified;  // unspecified = LEVELS
+  bool no_coarse = false, no_medium = false, no_fine = false;
+  int64_t steps = 0;
+  float lr = 0;
+  int64_t batch_size = 0;
+  std::optional<float> clip_lambda;
+  std::optional<float> latent_l2_lambda;
+  std::optional<float> id_lambda;          // unset = the official 0.1 (needs an ArcFace model)
+  std::vector<std::string> inversion_ids;  // training latents; empty = random ones
+  int64_t train_latents = 0;
+  std::string clip_model;
+  int64_t preview_every = 0;
+  int64_t preview_count = 0;
+  int64_t seed = 0;
+  int64_t max_run_seconds = 0;
+  std::string notify_url;
+
+  // FAILED_PRECONDITION naming the weights when the identity loss is on (the default)
+  // and the repository has no ArcFace model.
+  absl::Status Validate(const ModelRepository& repo, const std::string& data_dir);
+  int64_t TotalSteps() const { return steps; }
+};
+// The trainer's options of a validated spec (the training latents aside).
+edit::MapperTrainerOptions MapperOptionsOf(const MapperSpec& s);
+
 // GenerateSamples.
 struct GenerateSpec {
   std::string model;
@@ -260,7 +293,13 @@ struct DirectionSpec {
   std::vector<float> strengths;
 };
 
-// Edit: exactly one of the three methods.
+// A trained latent mapper applied to the inputs: w + 0.1 * strength * mapper(w).
+struct MapperEditSpec {
+  std::string mapper;
+  std::vector<float> strengths;  // empty = [1]
+};
+
+// Edit: exactly one of the methods.
 struct EditSpec {
   std::string model;
   std::string render_model;  // empty = model
@@ -271,6 +310,7 @@ struct EditSpec {
   std::optional<GlobalDirectionSpec> global_direction;
   std::optional<LatentOptimizationSpec> latent_optimization;
   std::optional<DirectionSpec> direction;
+  std::optional<MapperEditSpec> mapper;
   ImageFormat format = ImageFormat::kUnspecified;
   bool return_latents = false;
   NoiseMode noise = NoiseMode::kUnspecified;
@@ -326,6 +366,7 @@ edit::GlobalStatsOptions GlobalStatsOptionsOf(const GlobalStatsSpec& s);
 std::string SpecToJson(const AdaptSpec& s);
 std::string SpecToJson(const InvertSpec& s);
 std::string SpecToJson(const GlobalStatsSpec& s);
+std::string SpecToJson(const MapperSpec& s);
 std::string SpecToJson(const GenerateSpec& s);
 std::string SpecToJson(const EditSpec& s);
 template <typename Spec>

@@ -20,6 +20,7 @@ namespace ganserve::server::api {
 core::service::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r);
 core::service::InvertSpec ToSpec(const v1::InvertImageRequest& r);
 core::service::GlobalStatsSpec ToSpec(const v1::PrepareGlobalDirectionsRequest& r);
+core::service::MapperSpec ToSpec(const v1::TrainMapperRequest& r);
 core::service::ListJobsSpec ToSpec(const v1::ListJobsRequest& r);
 core::service::WatchJobSpec ToSpec(const v1::WatchJobRequest& r);
 core::service::GenerateSpec ToSpec(const v1::GenerateSamplesRequest& r);

@@ -1,5 +1,5 @@
 // Translations of the job RPCs: AdaptDomain, InvertImage, PrepareGlobalDirections,
-// ListJobs, WatchJob, the Job snapshot and its events.
+// TrainMapper, ListJobs, WatchJob, the Job snapshot and its events.
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
@@ -89,6 +89,33 @@ cs::GlobalStatsSpec ToSpec(const v1::PrepareGlobalDirectionsRequest& r) {
   s.clamping = static_cast<cs::ChannelClamping>(r.clamping());
   if (r.has_truncation_cutoff()) s.truncation_cutoff = r.truncation_cutoff();
   s.render_resolution = r.render_resolution();
+  s.notify_url = r.notify_url();
+  return s;
+}
+
+cs::MapperSpec ToSpec(const v1::TrainMapperRequest& r) {
+  cs::MapperSpec s;
+  s.request_id = r.request_id();
+  s.model = r.model();
+  s.text = r.text();
+  s.output_name = r.output_name();
+  s.mapper_type = static_cast<cs::MapperKind>(r.mapper_type());
+  s.no_coarse = r.no_coarse();
+  s.no_medium = r.no_medium();
+  s.no_fine = r.no_fine();
+  s.steps = r.steps();
+  s.lr = r.lr();
+  s.batch_size = r.batch_size();
+  if (r.has_clip_lambda()) s.clip_lambda = r.clip_lambda();
+  if (r.has_latent_l2_lambda()) s.latent_l2_lambda = r.latent_l2_lambda();
+  if (r.has_id_lambda()) s.id_lambda = r.id_lambda();
+  s.inversion_ids.assign(r.inversion_ids().begin(), r.inversion_ids().end());
+  s.train_latents = r.train_latents();
+  s.clip_model = r.clip_model();
+  s.preview_every = r.preview_every();
+  s.preview_count = r.preview_count();
+  s.seed = r.seed();
+  s.max_run_seconds = r.max_run_seconds();
   s.notify_url = r.notify_url();
   return s;
 }

@@ -67,6 +67,11 @@ cs::EditSpec ToSpec(const v1::EditRequest& r) {
       s.direction = cs::DirectionSpec{FromProto(d.direction()), {d.strengths().begin(), d.strengths().end()}};
       break;
     }
+    case v1::EditRequest::kMapper: {
+      const auto& m = r.mapper();
+      s.mapper = cs::MapperEditSpec{m.mapper(), {m.strengths().begin(), m.strengths().end()}};
+      break;
+    }
     default: break;
   }
   s.format = static_cast<cs::ImageFormat>(r.format());

@@ -29,6 +29,7 @@ class ImportStream : public grpc::ServerReadReactor<v1::ImportModelChunk> {
       spec.filename = chunk_.filename();
       spec.total_bytes = chunk_.total_bytes();
       spec.domain = chunk_.domain();
+      spec.base_model = chunk_.base_model();
       auto ticket = ctx_->service().BeginImport(std::move(spec));
       if (!ticket.ok()) return End(ticket.status());
       ticket_ = std::move(*ticket);

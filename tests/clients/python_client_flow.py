@@ -156,6 +156,17 @@ def main():
     check(len(edited) == 3, f"edit returned {len(edited)} images")
     check(np.asarray(edited[0]).tobytes() != np.asarray(edited[2]).tobytes(), "strength -2 and +2 rendered alike")
 
+    print("--- a latent mapper trained on the inversion, applied in the adapted domain", flush=True)
+    mapper = client.train_mapper("demo", "a pencil sketch", output_name="demo-py-mapper", steps=2, batch_size=1,
+                                 inversion_ids=[inversion.result], id_lambda=0, clip_model="demo-clip",
+                                 preview_every=0)
+    final = mapper.wait()
+    check(mapper.result == "demo-py-mapper", f"the mapper job ended {final.state}: {final.error_message}")
+    mapped = client.edit("demo", inversion_id=inversion.result, render_model="demo-py",
+                         mapper={"mapper": "demo-py-mapper", "strengths": [0, 1]})
+    check(len(mapped) == 2, f"the mapper edit returned {len(mapped)} images")
+    client.delete_model("demo-py-mapper")
+
     print("--- jobs", flush=True)
     listed = {j.id for j in client.jobs()}
     check(job.id in listed and inversion.id in listed, "jobs() misses the adaptation or the inversion")

@@ -219,6 +219,17 @@ PY
     || fail "latent optimization: $(cat "$work/opt.err")"
   grep -q "optimize input 0 step 4/4" "$work/opt.err" || fail "no optimization progress: $(cat "$work/opt.err")"
   [ -s "$work/opt/edit0.png" ] || fail "latent optimization wrote no image"
+  step "a latent mapper: trained as a job (the identity loss turned off and said so), then edits in the adapted domain"
+  "$ganctl" --server "$addr" --timeout 0 train-mapper --model demo --text "a smiling face" --steps 3 --train-latents 4 \
+    --clip demo-clip --name demo-smile --out "$work/mapper" > "$work/mapper.out" 2> "$work/mapper.err" \
+    || fail "train-mapper: $(cat "$work/mapper.err")"
+  grep -q "id_lambda set to 0" "$work/mapper.err" || fail "train-mapper did not say it turned the identity loss off"
+  grep -q "^mapper ready: demo-smile" "$work/mapper.out" || fail "train-mapper result: $(cat "$work/mapper.out")"
+  "$ganctl" --server "$addr" models list | grep -q "^demo-smile  mapper  ready" || fail "the mapper is not listed"
+  "$ganctl" --server "$addr" edit --model demo --render-model demo-sketch --inversion "$inv" --mapper demo-smile \
+    --alpha=0,1 --out "$work/medit" 2> "$work/medit.err" || fail "mapper edit: $(cat "$work/medit.err")"
+  for f in edit0.png edit1.png; do [ -s "$work/medit/$f" ] || fail "the mapper edit did not write $f"; done
+  "$ganctl" --server "$addr" models delete demo-smile > /dev/null || fail "delete the mapper"
   "$ganctl" --server "$addr" models delete demo-sketch > /dev/null || fail "delete adapted model"
 fi
 

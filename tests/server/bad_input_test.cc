@@ -51,6 +51,10 @@ grpc::Status Prepare(Stub* s, const v1::PrepareGlobalDirectionsRequest& r) {
   grpc::ClientContext c;
   return Drain<v1::JobEvent>(s->PrepareGlobalDirections(&c, r));
 }
+grpc::Status TrainMapper(Stub* s, const v1::TrainMapperRequest& r) {
+  grpc::ClientContext c;
+  return Drain<v1::JobEvent>(s->TrainMapper(&c, r));
+}
 grpc::Status Watch(Stub* s, const v1::WatchJobRequest& r) {
   grpc::ClientContext c;
   return Drain<v1::JobEvent>(s->WatchJob(&c, r));
@@ -525,6 +529,104 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   prep(
       "unknown CLIP model", [](auto* r) { r->set_clip_model("nope"); }, C::NOT_FOUND, "nope");
 
+  auto mapper = [&](const char* what, std::function<void(v1::TrainMapperRequest*)> f, C code, const char* says) {
+    t.push_back({"TrainMapper", what,
+                 [f](Stub* s) {
+                   v1::TrainMapperRequest r;
+                   r.set_model("tiny");
+                   r.set_text("a smiling face");
+                   r.set_id_lambda(0);
+                   f(&r);
+                   return TrainMapper(s, r);
+                 },
+                 code, says});
+  };
+  mapper(
+      "no text", [](auto* r) { r->clear_text(); }, C::INVALID_ARGUMENT, "text is required");
+  mapper(
+      "text of 301 characters", [](auto* r) { r->set_text(std::string(301, 'a')); }, C::INVALID_ARGUMENT, "300");
+  mapper(
+      "unknown mapper_type", [](auto* r) { r->set_mapper_type(static_cast<v1::MapperType>(9)); }, C::INVALID_ARGUMENT,
+      "mapper_type");
+  mapper(
+      "group flags on a SINGLE mapper",
+      [](auto* r) {
+        r->set_mapper_type(v1::MAPPER_TYPE_SINGLE);
+        r->set_no_fine(true);
+      },
+      C::INVALID_ARGUMENT, "LEVELS");
+  mapper(
+      "every group off",
+      [](auto* r) {
+        r->set_no_coarse(true);
+        r->set_no_medium(true);
+        r->set_no_fine(true);
+      },
+      C::INVALID_ARGUMENT, "change nothing");
+  mapper(
+      "steps of 300000", [](auto* r) { r->set_steps(300000); }, C::INVALID_ARGUMENT, "steps");
+  mapper(
+      "negative lr", [](auto* r) { r->set_lr(-1); }, C::INVALID_ARGUMENT, "lr");
+  mapper(
+      "batch of 17", [](auto* r) { r->set_batch_size(17); }, C::INVALID_ARGUMENT, "batch_size");
+  mapper(
+      "clip_lambda 0", [](auto* r) { r->set_clip_lambda(0); }, C::INVALID_ARGUMENT, "clip_lambda");
+  mapper(
+      "NaN latent_l2_lambda", [](auto* r) { r->set_latent_l2_lambda(NAN); }, C::INVALID_ARGUMENT, "latent_l2_lambda");
+  mapper(
+      "the official id_lambda without ArcFace", [](auto* r) { r->clear_id_lambda(); }, C::FAILED_PRECONDITION,
+      "model_ir_se50.pth");
+  mapper(
+      "id_lambda of 20", [](auto* r) { r->set_id_lambda(20); }, C::INVALID_ARGUMENT, "id_lambda");
+  mapper(
+      "an unknown inversion",
+      [](auto* r) {
+        r->add_inversion_ids("inv-0123456789abcdef");
+        r->add_inversion_ids("inv-nope");
+      },
+      C::NOT_FOUND, "inversion_ids[0]");
+  mapper(
+      "a malformed inversion id",
+      [](auto* r) {
+        r->add_inversion_ids("inv-nope");
+        r->add_inversion_ids("inv-nope2");
+      },
+      C::INVALID_ARGUMENT, "not an inversion id");
+  mapper(
+      "train_latents with inversions",
+      [](auto* r) {
+        r->add_inversion_ids("inv-nope");
+        r->add_inversion_ids("inv-nope2");
+        r->set_train_latents(10);
+      },
+      C::INVALID_ARGUMENT, "train_latents");
+  mapper(
+      "too few latents for a batch", [](auto* r) { r->set_train_latents(1); }, C::INVALID_ARGUMENT, "train_latents");
+  mapper(
+      "unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
+  mapper(
+      "output name with a space", [](auto* r) { r->set_output_name("a b"); }, C::INVALID_ARGUMENT, "output_name");
+  mapper(
+      "unknown CLIP model", [](auto* r) { r->set_clip_model("nope"); }, C::NOT_FOUND, "nope");
+  mapper(
+      "negative seed", [](auto* r) { r->set_seed(-1); }, C::INVALID_ARGUMENT, "seed");
+  mapper(
+      "17 previews", [](auto* r) { r->set_preview_count(17); }, C::INVALID_ARGUMENT, "preview_count");
+  edit(
+      "a mapper edit without a mapper", [](auto* r) { r->mutable_mapper(); }, C::INVALID_ARGUMENT, "mapper");
+  edit(
+      "a mapper strength out of range",
+      [](auto* r) {
+        r->mutable_mapper()->set_mapper("m");
+        r->mutable_mapper()->add_strengths(11);
+      },
+      C::INVALID_ARGUMENT, "strengths");
+  edit(
+      "an unknown mapper", [](auto* r) { r->mutable_mapper()->set_mapper("nope"); }, C::NOT_FOUND, "nope");
+  edit(
+      "a generator as the mapper", [](auto* r) { r->mutable_mapper()->set_mapper("tiny"); }, C::FAILED_PRECONDITION,
+      "not a latent mapper");
+
   auto watch = [&](const char* what, std::string id, int64_t after, C code, const char* says) {
     t.push_back({"WatchJob", what,
                  [id, after](Stub* s) {
@@ -770,6 +872,12 @@ std::vector<HttpCase> HttpTable() {
       {"a notify_url on a server without a webhook secret", "POST", "/v1/jobs:invert",
        R"({"model": "tiny", "image": "AAAA", "notifyUrl": "https://example.com/hook"})", 400, "FAILED_PRECONDITION",
        "--webhook_secret_file"},
+      {"a mapper without text", "POST", "/v1/models/tiny:trainMapper", R"({"idLambda": 0})", 400, "INVALID_ARGUMENT",
+       "text is required"},
+      {"a mapper with the official id_lambda", "POST", "/v1/models/tiny:trainMapper", R"({"text": "a smile"})", 400,
+       "FAILED_PRECONDITION", "model_ir_se50.pth"},
+      {"an edit with an unknown mapper", "POST", "/v1/models/tiny:edit",
+       R"({"seeds": [1], "mapper": {"mapper": "nope"}})", 404, "NOT_FOUND", "nope"},
       {"an import line that is not JSON", "POST", "/v1/models:import", "{\"name\": \"x\"}\nnot json\n", 400,
        "INVALID_ARGUMENT", "ImportModelChunk"},
       {"a body over the server's message limit", "POST", gen, std::string((64u << 20) + 16, ' '), 413, "", ""},

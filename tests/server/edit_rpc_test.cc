@@ -1,4 +1,5 @@
-// Edit: direction arithmetic, latent optimization and global directions.
+// Edit: direction arithmetic, latent optimization, global directions and latent mappers
+// (TrainMapper, imported official mappers).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -8,11 +9,15 @@
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
+#include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_writer.h"
+#include "core/edit/latent_mapper.h"
 #include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/service/storage.h"
+#include "core/util/sha256.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
@@ -237,6 +242,210 @@ TEST_F(GanServiceTest, GlobalDirectionEditsAfterPreparingStatistics) {
   bad_prep.set_model("nope");
   PrepareCall(stub.get(), bad_prep, &st);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+std::vector<v1::JobEvent> TrainMapperCall(v1::GanService::Stub* stub, const v1::TrainMapperRequest& req,
+                                          grpc::Status* st) {
+  grpc::ClientContext ctx;
+  return ReadAll<v1::JobEvent>(stub->TrainMapper(&ctx, req), st);
+}
+
+double RawDistance(const v1::Image& a, const v1::Image& b) {
+  double sum = 0;
+  for (int i = 0; i < a.raw().data_size(); ++i) sum += std::pow(a.raw().data(i) - b.raw().data(i), 2);
+  return sum;
+}
+
+// TrainMapper as a job (the identity loss refused without ArcFace, progress with its loss
+// terms, previews, the mapper published as a model), then Edit with it: strength 0 is
+// the unedited image and larger strengths move further.
+TEST_F(GanServiceTest, TrainMapperThenEditWithIt) {
+  auto stub = server_->Stub();
+  v1::TrainMapperRequest req;
+  req.set_model("tiny");
+  req.set_text("a smiling face");
+  req.set_clip_model("clip-demo");
+  req.set_output_name("tiny-mapper-smile");
+  req.set_steps(6);
+  req.set_train_latents(4);
+  req.set_preview_every(3);
+  req.set_preview_count(2);
+  req.set_lr(50);
+  req.set_request_id("mapper-1");
+  grpc::Status st;
+  // The official identity-loss weight needs ArcFace: refused, naming the weights file.
+  TrainMapperCall(stub.get(), req, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("model_ir_se50.pth"), std::string::npos) << st.error_message();
+  req.set_id_lambda(0);
+  auto events = TrainMapperCall(stub.get(), req, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_FALSE(events.empty());
+  const v1::Job& job = events.back().job();
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error_message();
+  EXPECT_EQ(job.kind(), v1::JOB_KIND_TRAIN_MAPPER);
+  EXPECT_EQ(job.result(), "tiny-mapper-smile");
+  EXPECT_EQ(job.step(), 6);
+  int progress = 0, previews = 0;
+  for (const auto& e : events) {
+    if (e.has_progress()) {
+      ++progress;
+      for (const char* term : {"total", "clip", "l2"}) EXPECT_EQ(e.progress().losses().count(term), 1u) << term;
+    }
+    if (e.has_preview()) {
+      ++previews;
+      EXPECT_EQ(e.preview().current_size(), 2);
+    }
+  }
+  EXPECT_EQ(progress, 6);
+  EXPECT_GE(previews, 1);
+  // The same request again is the same job.
+  auto again = TrainMapperCall(stub.get(), req, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(again.back().job().id(), job.id());
+
+  grpc::ClientContext mc;
+  v1::GetModelRequest gm;
+  gm.set_name("tiny-mapper-smile");
+  v1::Model m;
+  ASSERT_TRUE(stub->GetModel(&mc, gm, &m).ok());
+  EXPECT_EQ(m.kind(), v1::MODEL_KIND_MAPPER);
+  EXPECT_EQ(m.base_model(), "tiny");
+  EXPECT_EQ(m.target_text(), "a smiling face");
+
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.add_seeds(11);
+  e.add_seeds(12);
+  e.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  e.set_return_latents(true);
+  e.mutable_mapper()->set_mapper("tiny-mapper-smile");
+  for (float a : {0.0f, 1.0f, 4.0f}) e.mutable_mapper()->add_strengths(a);
+  auto batches = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::vector<v1::Image> images;
+  for (const auto& b : batches) images.insert(images.end(), b.images().begin(), b.images().end());
+  ASSERT_EQ(images.size(), 6u);  // 2 seeds x 3 strengths, seed-major
+  v1::GenerateSamplesRequest gr;
+  gr.set_model("tiny");
+  gr.add_seeds(11);
+  gr.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  auto ref = Generate(stub.get(), gr, &st);
+  ASSERT_TRUE(st.ok());
+  // Strength 0 renders the input (one batch of six here: float rounding of the batch).
+  EXPECT_LT(RawDistance(images[0], ref[0].images(0)), 1e-8);
+  EXPECT_GT(RawDistance(images[1], images[0]), 1e-8);
+  EXPECT_GT(RawDistance(images[2], images[0]), RawDistance(images[1], images[0]));
+  EXPECT_EQ(images[3].seed(), 12);
+  EXPECT_EQ(images[1].latent().values().shape_size(), 3);
+  // The default strength is the official edit (1).
+  v1::EditRequest official = e;
+  official.mutable_mapper()->clear_strengths();
+  auto one = EditCall(stub.get(), official, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_LT(RawDistance(one[0].images(0), images[1]), 1e-8);
+
+  // Refusals: a mapper of another model, a model that is not a mapper, strengths out of
+  // range, a missing mapper.
+  v1::EditRequest bad = e;
+  bad.mutable_mapper()->set_mapper("tiny");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  bad = e;
+  bad.mutable_mapper()->set_strengths(0, 50.0f);
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  bad = e;
+  bad.mutable_mapper()->set_mapper("nope");
+  EditCall(stub.get(), bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  v1::TrainMapperRequest taken = req;
+  taken.set_request_id("mapper-2");
+  TrainMapperCall(stub.get(), taken, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
+
+  // A mapper can be deleted; edits with it then say it is gone.
+  grpc::ClientContext dc;
+  v1::DeleteModelRequest del;
+  del.set_name("tiny-mapper-smile");
+  v1::DeleteModelResponse dr;
+  ASSERT_TRUE(stub->DeleteModel(&dc, del, &dr).ok());
+  EditCall(stub.get(), e, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+}
+
+// An official mapper checkpoint imports for the generator its decoder matches (only the
+// mapper is kept) and edits like a trained one; a decoder of other weights is refused.
+TEST_F(GanServiceTest, ImportsOfficialMapperFilesForTheirGenerator) {
+  auto stub = server_->Stub();
+  auto file = core::LoadSafetensors(server_->repo() + "/tiny/g.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto gen = std::make_optional<std::map<std::string, core::FloatTensor>>();
+  for (const auto& [k, v] : file->tensors) (*gen)[k] = *core::ToFloatTensor(v);
+  core::edit::MapperConfig cfg;
+  cfg.dim = gen->at("style.1.weight").shape[1];
+  cfg.fine = false;
+  auto mapper = core::edit::LatentMapper::Random(cfg, 4, "cpu");
+  ASSERT_TRUE(mapper.ok()) << mapper.status();
+  auto file_of = [&](float decoder_offset) {
+    std::map<std::string, core::FloatTensor> sd;
+    for (const auto& [k, v] : (*mapper)->StateDict()) sd["mapper." + k] = v;
+    for (auto [k, v] : *gen) {
+      for (float& x : v.data) x += decoder_offset;
+      sd["decoder." + k] = v;
+    }
+    return core::EncodeTorchSave({{"state_dict", sd}});
+  };
+  auto import = [&](const std::string& name, const std::string& bytes, grpc::Status* st) {
+    grpc::ClientContext c;
+    v1::Model m;
+    auto w = stub->ImportModel(&c, &m);
+    v1::ImportModelChunk chunk;
+    chunk.set_name(name);
+    chunk.set_kind(v1::MODEL_KIND_MAPPER);
+    chunk.set_base_model("tiny");
+    chunk.set_filename("smile.pt");
+    chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
+    chunk.set_sha256(core::Sha256Hex(bytes));
+    chunk.set_data(bytes);
+    w->Write(chunk);
+    w->WritesDone();
+    *st = w->Finish();
+    return m;
+  };
+  grpc::Status st;
+  import("tiny-other-mapper", file_of(0.5f), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("another generator"), std::string::npos) << st.error_message();
+  const v1::Model m = import("tiny-imported-mapper", file_of(0.0f), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(m.kind(), v1::MODEL_KIND_MAPPER);
+  EXPECT_EQ(m.base_model(), "tiny");
+  EXPECT_FALSE(std::filesystem::exists(server_->repo() + "/tiny-imported-mapper/smile.pt"));
+  v1::EditRequest e;
+  e.set_model("tiny");
+  e.add_seeds(3);
+  e.set_format(v1::IMAGE_FORMAT_RAW_FLOAT);
+  e.set_return_latents(true);
+  e.mutable_mapper()->set_mapper("tiny-imported-mapper");
+  auto out = EditCall(stub.get(), e, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(out.size(), 1u);
+  // The edited w+ is the seed's w+ plus 0.1 * mapper(w+), which the core computes too.
+  v1::GenerateSamplesRequest gr;
+  gr.set_model("tiny");
+  gr.add_seeds(3);
+  gr.set_return_latents(true);
+  auto ref = Generate(stub.get(), gr, &st);
+  ASSERT_TRUE(st.ok());
+  const auto& w = ref[0].images(0).latent().values();
+  core::FloatTensor wplus{{w.shape().begin(), w.shape().end()}, {w.data().begin(), w.data().end()}};
+  auto edited = (*mapper)->Apply(wplus, 1.0f);
+  ASSERT_TRUE(edited.ok());
+  const auto& got = out[0].images(0).latent().values().data();
+  ASSERT_EQ(got.size(), static_cast<int>(edited->data.size()));
+  for (int i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], edited->data[static_cast<size_t>(i)], 1e-5) << i;
 }
 
 // StyleCLIP's CLIP model when a request names none is the configured default (ViT-B/32 in

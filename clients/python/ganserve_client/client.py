@@ -236,11 +236,13 @@ class Client:
     def edit(self, model: str, *, seeds: Optional[Sequence[int]] = None, latents=None, space: str = "w_plus",
              inversion_id: Optional[str] = None, render_model: Optional[str] = None,
              global_direction: Optional[dict] = None, latent_optimization: Optional[dict] = None,
-             direction: Optional[dict] = None, return_latents: bool = False, **fields) -> Samples:
+             direction: Optional[dict] = None, mapper: Optional[dict] = None, return_latents: bool = False,
+             **fields) -> Samples:
         """A StyleCLIP edit. Exactly one method, as a dict of its fields, e.g.
         global_direction={"neutral_text": "a face", "target_text": "a smiling face",
         "alphas": [-3, 0, 3], "beta": 0.1}; direction={"direction": latent(d, "w"),
-        "strengths": [1, 2]}."""
+        "strengths": [1, 2]}; mapper={"mapper": "ffhq-mapper-purple-hair", "strengths": [1]}
+        (a model train_mapper made)."""
         if latents is not None:
             fields["latents"] = latents if isinstance(latents, pb.Latent) else latent(latents, space)
         if direction is not None:
@@ -252,7 +254,7 @@ class Client:
         request = _request(pb.EditRequest, dict(
             model=model, seeds=list(seeds) if seeds is not None else None, inversion_id=inversion_id,
             render_model=render_model, global_direction=global_direction, latent_optimization=latent_optimization,
-            return_latents=return_latents, **fields))
+            mapper=mapper, return_latents=return_latents, **fields))
         return self._images(self._stub.Edit, request)
 
     # --- jobs -----------------------------------------------------------------------
@@ -283,6 +285,12 @@ class Client:
         """Computes the StyleCLIP global-direction statistics edits with global_direction need."""
         return self._job(self._stub.PrepareGlobalDirections, pb.PrepareGlobalDirectionsRequest,
                          dict(model=model, **fields))
+
+    def train_mapper(self, model: str, text: str, **fields) -> Job:
+        """Trains a StyleCLIP latent mapper for `text` on `model`; job.result is the mapper's
+        model name, for edit(mapper={"mapper": name}). The server refuses the official
+        identity-loss weight (0.1) while it has no ArcFace network: send id_lambda=0."""
+        return self._job(self._stub.TrainMapper, pb.TrainMapperRequest, dict(model=model, text=text, **fields))
 
     def job(self, job_id: str) -> Job:
         """A handle on an existing job (iterate it to follow its events from the start)."""

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/models/arcface/random_init.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/util/np_random.h"
@@ -63,6 +64,34 @@ TEST(LatentOptimizerTest, ClipLossFallsAndL2HoldsTheStart) {
   ASSERT_TRUE(held.ok());
   while ((*held)->step() < (*held)->total_steps()) ASSERT_TRUE((*held)->Step().ok());
   EXPECT_LT(Distance((*held)->WPlus(), start), 0.5 * Distance((*free)->WPlus(), start));
+}
+
+// The identity loss: zero where the optimisation starts (the image is its own
+// reference), then reported as the latent moves; refused without an ArcFace.
+TEST(LatentOptimizerTest, IdentityLossStartsAtZeroAndIsReported) {
+  auto gen = Gen(64);
+  auto clip = Clip();
+  auto weights = arcface::RandomArcFaceWeights(3);
+  std::map<std::string, TensorView> views;
+  for (auto& [k, v] : weights) views[k] = ViewOf(std::make_shared<const FloatTensor>(std::move(v)));
+  auto face = arcface::ArcFace::FromTensors(views, "cpu");
+  ASSERT_TRUE(face.ok()) << face.status();
+  std::shared_ptr<const arcface::ArcFace> arc = std::move(*face);
+  LatentOptimizationOptions o;
+  o.steps = 6;
+  o.id_lambda = 0.5f;
+  EXPECT_EQ(LatentOptimizer::Create(gen, clip, StartOf(*gen), Text(), {}, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto opt = LatentOptimizer::Create(gen, clip, StartOf(*gen), Text(), {}, o, arc);
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  std::vector<float> ids;
+  for (int i = 0; i < 6; ++i) {
+    auto l = (*opt)->Step();
+    ASSERT_TRUE(l.ok()) << l.status();
+    ids.push_back(l->at("id"));
+  }
+  EXPECT_NEAR(ids[0], 0.0f, 1e-5);  // step 0 renders the start itself (lr 0 at step 0, too)
+  EXPECT_GT(ids.back(), ids[0]);
 }
 
 TEST(LatentOptimizerTest, RejectsBadInputs) {

@@ -210,6 +210,79 @@ TEST_F(ModelRepositoryTest, BrokenAlexLpipsFoldersSayWhatIsWrong) {
   EXPECT_EQ((*repo)->FirstLpips(), nullptr);
 }
 
+// Latent mappers: a folder with its tensors loads (configuration from the names), is
+// served only as a mapper, counts its memory, can be deleted; a manifest without its
+// generator, or tensors of no mapper, fail with the reason.
+TEST_F(ModelRepositoryTest, MappersLoadUnderTheirGenerator) {
+  edit::MapperConfig cfg;
+  cfg.dim = 16;
+  cfg.fine = false;
+  auto mapper = edit::LatentMapper::Random(cfg, 3, "cpu");
+  ASSERT_TRUE(mapper.ok());
+  fs::create_directories(root_ / "smile");
+  ASSERT_TRUE(SaveSafetensors((root_ / "smile/mapper.safetensors").string(), (*mapper)->StateDict(), {}).ok());
+  std::ofstream(root_ / "smile/manifest.json") << R"({"kind": "mapper", "base_model": "base",
+      "target_text": "a smile", "mapper_file": "mapper.safetensors"})";
+  fs::create_directories(root_ / "orphan");
+  std::ofstream(root_ / "orphan/manifest.json") << R"({"kind": "mapper", "mapper_file": "mapper.safetensors"})";
+  fs::create_directories(root_ / "junk");
+  ASSERT_TRUE(
+      SaveSafetensors((root_ / "junk/mapper.safetensors").string(), {{"x", weights_.begin()->second}}, {}).ok());
+  std::ofstream(root_ / "junk/manifest.json") << R"({"kind": "mapper", "base_model": "base",
+      "mapper_file": "mapper.safetensors"})";
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  (*repo)->LoadAll();
+  auto info = (*repo)->Get("smile");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, ModelState::kReady) << info->error;
+  EXPECT_EQ(info->kind, ModelKind::kMapper);
+  EXPECT_EQ(info->base_model, "base");
+  EXPECT_EQ(info->target_text, "a smile");
+  EXPECT_EQ(info->trained_parameters, (*mapper)->parameter_count());
+  EXPECT_GT(info->resident.host_bytes + info->resident.device_bytes, 0);
+  auto got = (*repo)->GetMapper("smile");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE((*got)->config().fine);
+  EXPECT_EQ((*got)->StateDict().at("course_mapping.mapping.1.weight").data,
+            (*mapper)->StateDict().at("course_mapping.mapping.1.weight").data);
+  EXPECT_EQ((*repo)->GetMapper("base").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*repo)->GetGenerator("smile").status().code(), absl::StatusCode::kFailedPrecondition);
+  auto orphan = (*repo)->Get("orphan");
+  ASSERT_TRUE(orphan.ok());
+  EXPECT_EQ(orphan->state, ModelState::kFailed);
+  EXPECT_NE(orphan->error.find("base_model"), std::string::npos) << orphan->error;
+  auto junk = (*repo)->Get("junk");
+  ASSERT_TRUE(junk.ok());
+  EXPECT_EQ(junk->state, ModelState::kFailed);
+  EXPECT_NE(junk->error.find("LevelsMapper"), std::string::npos) << junk->error;
+  // The generator a mapper names cannot go first; the mapper can.
+  EXPECT_FALSE((*repo)->Delete("base").ok());
+  EXPECT_TRUE((*repo)->Delete("smile").ok());
+  EXPECT_FALSE(fs::exists(root_ / "smile"));
+}
+
+// ArcFace: without one (or with a broken one) the accessor names the weights file and
+// what failed.
+TEST_F(ModelRepositoryTest, ArcFaceAbsenceIsExplained) {
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  (*repo)->LoadAll();
+  auto none = (*repo)->FirstArcFace();
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("model_ir_se50.pth"), std::string::npos) << none.status();
+  fs::create_directories(root_ / "arcface");
+  std::ofstream(root_ / "arcface/manifest.json") << R"({"kind": "arcface", "checkpoint": "model_ir_se50.pth"})";
+  (*repo)->Rescan();
+  auto broken = (*repo)->FirstArcFace();
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(broken.status().message().find("model 'arcface' failed"), std::string::npos) << broken.status();
+  auto info = (*repo)->Get("arcface");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->kind, ModelKind::kArcFace);
+  EXPECT_EQ(info->state, ModelState::kFailed);
+}
+
 TEST_F(ModelRepositoryTest, ModelNames) {
   for (const char* ok : {"a", "ffhq", "ffhq-pencil-sketch", "m.v2_x", "0"}) EXPECT_TRUE(IsValidModelName(ok)) << ok;
   for (const char* bad : {"", "A", "-x", ".hidden", "a/b", "a b", "..", "ü"}) {

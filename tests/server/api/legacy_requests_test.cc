@@ -173,6 +173,34 @@ TEST(SpecJsonTest, RoundTripsEveryJobSpecIncludingBinaryFields) {
   EXPECT_EQ(big->iterations, 4294967596LL);
 }
 
+// TrainMapper's spec: enums by name, loss weights whose zero is meaningful kept apart
+// from unset, the inversion list; the record survives a JSON round trip with its hash.
+TEST(SpecJsonTest, MapperSpecRoundTrips) {
+  cs::MapperSpec m;
+  m.model = "ffhq";
+  m.text = "a person with purple hair";
+  m.mapper_type = cs::MapperKind::kSingle;
+  m.no_fine = true;
+  m.latent_l2_lambda = 0.0f;
+  m.id_lambda = 0.0f;
+  m.inversion_ids = {"inv-1", "inv-2"};
+  m.steps = 123;
+  const std::string json = cs::SpecToJson(m);
+  EXPECT_NE(json.find("\"single\""), std::string::npos) << json;
+  auto back = cs::SpecFromJson<cs::MapperSpec>(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->mapper_type, cs::MapperKind::kSingle);
+  EXPECT_TRUE(back->no_fine);
+  EXPECT_EQ(back->latent_l2_lambda, std::optional<float>(0.0f));
+  EXPECT_FALSE(back->clip_lambda.has_value());
+  EXPECT_EQ(back->inversion_ids, m.inversion_ids);
+  EXPECT_EQ(back->steps, 123);
+  EXPECT_EQ(cs::SpecHash(*back), cs::SpecHash(m));
+  cs::MapperSpec other = m;
+  other.text = "a smiling face";
+  EXPECT_NE(cs::SpecHash(other), cs::SpecHash(m));
+}
+
 TEST(SpecJsonTest, RenderSpecsRoundTripWithOptionalFields) {
   cs::GenerateSpec g;
   g.model = "m";
