@@ -270,7 +270,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   invert->add_option("--noise-regularize", inv.noise_regularize,
                      "noise-map regulariser weight, 0 = off" + Default(projector.noise_regularize));
   invert->add_option("--mse", inv.mse, "MSE weight (default: 0 with LPIPS, 1 without)");
-  invert->add_flag("--aligned", inv.aligned, "the photo is aligned and cropped already (no alignment is built yet)");
+  invert->add_flag("--aligned", inv.aligned, "the photo is aligned and cropped already");
+  invert
+      ->add_option("--landmarks", inv.landmarks,
+                   "FFHQ-align the photo first (e4e's align_face): a text file of the face's 5 points (eyes, nose, "
+                   "mouth corners) or dlib's 68, as x y pairs")
+      ->check(CLI::ExistingFile);
   invert->add_option("--seed", inv.seed);
   invert->add_option("--max-run-seconds", inv.max_run_seconds, "wall-clock limit (default: the server's)");
   invert->add_flag("--pin", inv.pin, "keep the inversion past the server's job retention");

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "client/util.h"
 #include "core/edit/mapper_trainer.h"
@@ -800,6 +801,30 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   if (a.noise_regularize.has_value()) req.set_noise_regularize(*a.noise_regularize);
   req.set_mse(a.mse);
   req.set_aligned(a.aligned);
+  if (!a.landmarks.empty()) {
+    // Any text with the coordinates in order (x y per line, commas or JSON brackets).
+    ASSIGN_OR_RETURN(std::string text, core::ReadFile(a.landmarks, 1 << 20));
+    for (char& ch : text) {
+      if (ch == ',' || ch == '[' || ch == ']') ch = ' ';
+    }
+    std::vector<float> values;
+    for (absl::string_view tok : absl::StrSplit(text, absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty())) {
+      float v = 0;
+      if (!absl::SimpleAtof(tok, &v)) {
+        return absl::InvalidArgumentError(absl::StrCat("--landmarks: '", tok.substr(0, 32), "' is not a number"));
+      }
+      values.push_back(v);
+    }
+    if (values.size() != 10 && values.size() != 136) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--landmarks: ", values.size(), " numbers; give 5 or 68 points as x y pairs"));
+    }
+    for (size_t i = 0; i + 1 < values.size(); i += 2) {
+      auto* p = req.add_landmarks();
+      p->set_x(values[i]);
+      p->set_y(values[i + 1]);
+    }
+  }
   req.set_seed(a.seed);
   req.set_pin(a.pin);
   req.set_max_run_seconds(a.max_run_seconds);

@@ -106,6 +106,7 @@ struct InvertArgs {
   std::optional<float> noise_regularize;
   float mse = 0;
   bool aligned = false;
+  std::string landmarks;  // a text file of x y pairs (5 or 68 points): FFHQ-align the photo
   int64_t seed = 0;
   int max_run_seconds = 0;
   bool pin = false;

@@ -12,6 +12,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/mapper_trainer.h"
+#include "core/invert/face_align.h"
 #include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "core/service/specs.h"
@@ -444,6 +445,13 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         ASSIGN_OR_RETURN(InvertSpec spec, StoredSpec<InvertSpec>(job));
         ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
         ASSIGN_OR_RETURN(Rgb8Image img, DecodeImage(spec.image, RequestImageLimits()));
+        if (!spec.landmarks.empty()) {
+          // FFHQ alignment (e4e's align_face) straight to the model's resolution.
+          invert::FaceAlignOptions align;
+          align.output_size = align.transform_size = gen->config().resolution;
+          ASSIGN_OR_RETURN(invert::AlignedFace face, invert::AlignFace(img, invert::PointsOf(spec.landmarks), align));
+          img = std::move(face.image);
+        }
         // LPIPS when the repository has it (rosinality's loss); else a CLIP model adds an
         // image-embedding loss to MSE: the StyleCLIP default when installed, else the first
         // ready one (this loss is ours, not StyleCLIP's, so any CLIP serves).

@@ -1,5 +1,6 @@
 #include "core/service/specs.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
 #include "core/edit/mapper_trainer.h"
+#include "core/invert/face_align.h"
 #include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "core/registry/model_repository.h"
@@ -504,6 +506,30 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
   if (image.empty()) return Invalid("image is required (PNG or JPEG bytes)");
   RETURN_IF_ERROR(CheckImage("image", image));
+  if (!landmarks.empty()) {
+    if (aligned) return Invalid("landmarks align the photo: an aligned photo takes none (set aligned false)");
+    if (landmarks.size() != 10 && landmarks.size() != 136) {
+      return Invalid(absl::StrCat("landmarks: give 68 points (dlib's order) or 5 (left eye, right eye, nose, left and ",
+                                  "right mouth corner), got ", landmarks.size() / 2.0));
+    }
+    for (float v : landmarks) {
+      if (!std::isfinite(v) || std::fabs(v) > 1e6f) return Invalid("landmarks must be finite pixel coordinates");
+    }
+    auto square = invert::FaceQuad(invert::PointsOf(landmarks));
+    if (!square.ok()) return Invalid(std::string(square.status().message()));
+    ASSIGN_OR_RETURN(Rgb8Image photo, DecodeImage(image, RequestImageLimits()));
+    double x0 = square->quad[0].x, x1 = x0, y0 = square->quad[0].y, y1 = y0;
+    for (const auto& p : square->quad) {
+      x0 = std::min(x0, p.x);
+      x1 = std::max(x1, p.x);
+      y0 = std::min(y0, p.y);
+      y1 = std::max(y1, p.y);
+    }
+    if (x1 <= 0 || y1 <= 0 || x0 >= photo.width || y0 >= photo.height) {
+      return Invalid(
+          absl::StrCat("landmarks: the face they outline lies outside the ", photo.width, "x", photo.height, " photo"));
+    }
+  }
   if (space == LatentSpace::kUnspecified) space = LatentSpace::kWPlus;
   if (space != LatentSpace::kW && space != LatentSpace::kWPlus) return Invalid("space must be W or W_PLUS");
   const invert::ProjectorOptions reference;

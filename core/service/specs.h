@@ -175,6 +175,7 @@ struct InvertSpec {
   std::string model;
   std::string image;  // encoded PNG / JPEG
   bool aligned = false;
+  std::vector<float> landmarks;                   // x0, y0, x1, y1, ...: 5 or 68 points, or none
   LatentSpace space = LatentSpace::kUnspecified;  // W or W+; unspecified = W+
   int64_t steps = 0;
   float lr = 0;

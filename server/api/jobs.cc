@@ -62,6 +62,10 @@ cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
   s.model = r.model();
   s.image = r.image();
   s.aligned = r.aligned();
+  for (const auto& p : r.landmarks()) {
+    s.landmarks.push_back(p.x());
+    s.landmarks.push_back(p.y());
+  }
   s.space = static_cast<cs::LatentSpace>(r.space());
   s.steps = r.steps();
   s.lr = r.lr();

@@ -8,6 +8,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <httplib.h>
 
+#include "absl/strings/escaping.h"
+
 #include <cmath>
 #include <functional>
 #include <future>
@@ -492,6 +494,26 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   inv(
       "negative noise_regularize", png, [](auto* r) { r->set_noise_regularize(-1); }, C::INVALID_ARGUMENT,
       "noise_regularize");
+  auto add_points = [](v1::InvertImageRequest* r, int n, float x) {
+    for (int i = 0; i < n; ++i) {
+      auto* p = r->add_landmarks();
+      p->set_x(x + static_cast<float>(i % 3));
+      p->set_y(2.0f + static_cast<float>(i % 4));
+    }
+  };
+  inv(
+      "three landmarks", png, [&](auto* r) { add_points(r, 3, 2); }, C::INVALID_ARGUMENT, "68 points");
+  inv(
+      "landmarks on an aligned photo", png,
+      [&](auto* r) {
+        add_points(r, 5, 2);
+        r->set_aligned(true);
+      },
+      C::INVALID_ARGUMENT, "aligned");
+  inv(
+      "landmarks outside the photo", png, [&](auto* r) { add_points(r, 5, 9000); }, C::INVALID_ARGUMENT, "outside");
+  inv(
+      "infinite landmarks", png, [&](auto* r) { add_points(r, 5, INFINITY); }, C::INVALID_ARGUMENT, "finite");
 
   auto prep = [&](const char* what, std::function<void(v1::PrepareGlobalDirectionsRequest*)> f, C code,
                   const char* says) {
@@ -848,6 +870,10 @@ struct HttpCase {
 
 std::vector<HttpCase> HttpTable() {
   const std::string gen = "/v1/models/tiny:generate";
+  core::Rgb8Image small;
+  small.width = small.height = 8;
+  small.pixels.assign(8 * 8 * 3, 200);
+  const std::string png64 = absl::Base64Escape(*core::EncodePng(small));
   return {
       {"malformed JSON", "POST", gen, R"({"seeds": [1,)", 400, "INVALID_ARGUMENT", "not a GenerateSamplesRequest"},
       {"an unknown field", "POST", gen, R"({"seeds": [1], "noSuchField": 2})", 400, "INVALID_ARGUMENT", "noSuchField"},
@@ -876,6 +902,9 @@ std::vector<HttpCase> HttpTable() {
        "text is required"},
       {"a mapper with the official id_lambda", "POST", "/v1/models/tiny:trainMapper", R"({"text": "a smile"})", 400,
        "FAILED_PRECONDITION", "model_ir_se50.pth"},
+      {"one landmark", "POST", "/v1/jobs:invert",
+       R"({"model": "tiny", "image": ")" + png64 + R"(", "landmarks": [{"x": 1, "y": 2}]})", 400, "INVALID_ARGUMENT",
+       "68 points"},
       {"an edit with an unknown mapper", "POST", "/v1/models/tiny:edit",
        R"({"seeds": [1], "mapper": {"mapper": "nope"}})", 404, "NOT_FOUND", "nope"},
       {"an import line that is not JSON", "POST", "/v1/models:import", "{\"name\": \"x\"}\nnot json\n", 400,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <functional>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -68,6 +69,54 @@ TEST_F(GanServiceTest, InvertThenRenderTheInversion) {
     EXPECT_EQ(s2.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s2.error_message();
     EXPECT_NE(s2.error_message().find("image"), std::string::npos) << s2.error_message();
   }
+}
+
+// With landmarks the photo is FFHQ-aligned first: the job runs on the aligned crop, and
+// landmarks that outline no face in the photo are refused before any job exists.
+TEST_F(GanServiceTest, InvertAlignsAPhotoFromItsLandmarks) {
+  auto stub = server_->Stub();
+  core::Rgb8Image photo;
+  photo.width = 120;
+  photo.height = 90;
+  for (int i = 0; i < photo.width * photo.height; ++i) {
+    photo.pixels.push_back(static_cast<uint8_t>(i % 251));
+    photo.pixels.push_back(static_cast<uint8_t>((i / 7) % 253));
+    photo.pixels.push_back(static_cast<uint8_t>((i * 3) % 256));
+  }
+  auto png = core::EncodePng(photo);
+  ASSERT_TRUE(png.ok());
+  v1::InvertImageRequest inv;
+  inv.set_model("tiny");
+  inv.set_image(*png);
+  inv.set_steps(3);
+  const float five[5][2] = {{50, 40}, {70, 40}, {60, 50}, {52, 62}, {68, 62}};
+  for (const auto& p : five) {
+    auto* l = inv.add_landmarks();
+    l->set_x(p[0]);
+    l->set_y(p[1]);
+  }
+  grpc::Status st;
+  grpc::ClientContext ctx;
+  auto events = ReadAll<v1::JobEvent>(stub->InvertImage(&ctx, inv), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
+  auto refused = [&](std::function<void(v1::InvertImageRequest*)> f, const char* says) {
+    v1::InvertImageRequest bad = inv;
+    f(&bad);
+    grpc::ClientContext c;
+    grpc::Status s;
+    ReadAll<v1::JobEvent>(stub->InvertImage(&c, bad), &s);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << says;
+    EXPECT_NE(s.error_message().find(says), std::string::npos) << s.error_message();
+  };
+  refused([](auto* r) { r->mutable_landmarks()->RemoveLast(); }, "68 points");
+  refused([](auto* r) { r->set_aligned(true); }, "aligned");
+  refused(
+      [](auto* r) {
+        for (auto& p : *r->mutable_landmarks()) p.set_x(p.x() + 5000);
+      },
+      "outside");
+  refused([](auto* r) { r->mutable_landmarks(0)->set_x(NAN); }, "finite");
 }
 
 }  // namespace

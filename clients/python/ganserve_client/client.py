@@ -276,8 +276,13 @@ class Client:
 
     def invert(self, model: str, image, **fields) -> Job:
         """Projects a photo (bytes, path or PIL image) into `model`'s latent space; the
-        inversion id is job.result (use it as generate(inversion_id=...) or edit(...))."""
+        inversion id is job.result (use it as generate(inversion_id=...) or edit(...)).
+        landmarks=[(x, y), ...] (5 points: eyes, nose, mouth corners; or dlib's 68)
+        FFHQ-aligns the photo first."""
         data = image_bytes(image)
+        if fields.get("landmarks") is not None:
+            fields["landmarks"] = [p if isinstance(p, dict) else {"x": float(p[0]), "y": float(p[1])}
+                                   for p in fields["landmarks"]]
         return self._job(self._stub.InvertImage, pb.InvertImageRequest, dict(model=model, **fields),
                          lambda request: setattr(request, "image", data))
 

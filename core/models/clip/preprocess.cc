@@ -21,6 +21,34 @@ double BilinearFilter(double x) {
   return x < 1.0 ? 1.0 - x : 0.0;
 }
 
+double SincFilter(double x) {
+  if (x == 0.0) return 1.0;
+  x = x * M_PI;
+  return std::sin(x) / x;
+}
+
+double LanczosFilter(double x) {
+  // Truncated sinc, a = 3 (Pillow's LANCZOS, formerly ANTIALIAS).
+  if (-3.0 <= x && x < 3.0) return SincFilter(x) * SincFilter(x / 3);
+  return 0.0;
+}
+
+double FilterSupport(PilFilter f) {
+  switch (f) {
+    case PilFilter::kBicubic: return 2.0;
+    case PilFilter::kLanczos: return 3.0;
+    default: return 1.0;
+  }
+}
+
+double Filter(PilFilter f, double x) {
+  switch (f) {
+    case PilFilter::kBicubic: return BicubicFilter(x);
+    case PilFilter::kLanczos: return LanczosFilter(x);
+    default: return BilinearFilter(x);
+  }
+}
+
 // Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis.
 struct Coeffs {
   int ksize = 0;
@@ -29,8 +57,7 @@ struct Coeffs {
 };
 
 Coeffs Precompute(int in_size, int out_size, PilFilter filter) {
-  const bool bicubic = filter == PilFilter::kBicubic;
-  const double kSupport = bicubic ? 2.0 : 1.0;
+  const double kSupport = FilterSupport(filter);
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = std::max(scale, 1.0);
   const double support = kSupport * filterscale;
@@ -51,7 +78,7 @@ Coeffs Precompute(int in_size, int out_size, PilFilter filter) {
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
       const double t = (x + xmin - center + 0.5) * ss;
-      w[x] = bicubic ? BicubicFilter(t) : BilinearFilter(t);
+      w[x] = Filter(filter, t);
       ww += w[x];
     }
     for (int x = 0; x < xmax; ++x) {

@@ -24,6 +24,7 @@ inline constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 enum class PilFilter {
   kBicubic,   // Image.BICUBIC: CLIP's preprocess
   kBilinear,  // Image.BILINEAR: torchvision Resize's default on PIL images
+  kLanczos,   // Image.LANCZOS (ANTIALIAS): FFHQ face alignment
 };
 
 // Pillow's Image.resize((width, height), filter) for an RGB image.
