@@ -777,9 +777,10 @@ absl::Status TrainMapper(const Connection& c, const TrainMapperArgs& a) {
   grpc::ClientContext ctx;
   std::string result;
   RETURN_IF_ERROR(StreamJob(c, stub->TrainMapper(&ctx, req), &ctx, a.out, &result));
-  if (!result.empty() && !c.json)
+  if (!result.empty() && !c.json) {
     std::printf("mapper ready: %s (ganctl edit --model %s --mapper %s)\n", result.c_str(), a.model.c_str(),
                 result.c_str());
+  }
   return absl::OkStatus();
 }
 

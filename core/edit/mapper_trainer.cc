@@ -77,8 +77,9 @@ absl::StatusOr<std::unique_ptr<MapperTrainer>> MapperTrainer::Create(
     std::shared_ptr<const stylegan2::Generator> generator, std::shared_ptr<const clip::ClipModel> clip,
     const FloatTensor& text_embedding, const FloatTensor& latents, MapperTrainerOptions o,
     std::shared_ptr<const arcface::ArcFace> arcface) {
-  if (generator == nullptr || clip == nullptr)
+  if (generator == nullptr || clip == nullptr) {
     return absl::InvalidArgumentError("a generator and a CLIP model are needed");
+  }
   const auto& c = generator->config();
   RETURN_IF_ERROR(CheckStyleClipPooling(c.resolution, *clip));
   if (text_embedding.numel() != clip->config().embed_dim) {
@@ -225,8 +226,9 @@ absl::Status MapperTrainer::RestoreCheckpoint(const std::string& path) {
     auto it = f.tensors.find(key);
     if (it == f.tensors.end()) return absl::InvalidArgumentError(absl::StrCat("checkpoint lacks ", key));
     ASSIGN_OR_RETURN(at::Tensor v, ToTorchFloat(it->second, dev));
-    if (!v.sizes().equals(like.sizes()))
+    if (!v.sizes().equals(like.sizes())) {
       return absl::InvalidArgumentError(absl::StrCat("checkpoint ", key, " differs"));
+    }
     return v;
   };
   for (size_t i = 0; i < names.size(); ++i) {

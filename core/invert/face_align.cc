@@ -58,12 +58,13 @@ int ReflectEdge(int i, int n) {
 // scipy.ndimage.gaussian_filter1d (truncate 4.0, mode 'reflect') along `axis` (0 = rows
 // of an [h, w, 3] float32 image, 1 = columns), accumulating in double, stored as float32.
 std::vector<float> Gaussian1d(const std::vector<float>& in, int h, int w, double sigma, int axis) {
-  const int radius = static_cast<int>(4.0 * sigma + 0.5);
-  std::vector<double> k(static_cast<size_t>(2 * radius + 1));
+  const int radius = static_cast<int>(std::floor(4.0 * sigma + 0.5));  // SciPy's int(truncate * sigma + 0.5)
+  std::vector<double> k(static_cast<size_t>(radius) * 2 + 1);
   double sum = 0;
-  for (int i = -radius; i <= radius; ++i) {
-    k[static_cast<size_t>(i + radius)] = std::exp(-0.5 / (sigma * sigma) * i * i);
-    sum += k[static_cast<size_t>(i + radius)];
+  for (size_t t = 0; t < k.size(); ++t) {
+    const double d = static_cast<double>(t) - radius;
+    k[t] = std::exp(-0.5 / (sigma * sigma) * (d * d));
+    sum += k[t];
   }
   for (double& v : k) v /= sum;
   std::vector<float> out(in.size());
@@ -77,9 +78,7 @@ std::vector<float> Gaussian1d(const std::vector<float>& in, int h, int w, double
       };
       for (int i = 0; i < n; ++i) {
         double acc = 0;
-        for (int j = -radius; j <= radius; ++j) {
-          acc += k[static_cast<size_t>(j + radius)] * in[at(ReflectEdge(i + j, n))];
-        }
+        for (size_t t = 0; t < k.size(); ++t) acc += k[t] * in[at(ReflectEdge(i + static_cast<int>(t) - radius, n))];
         line[static_cast<size_t>(i)] = acc;
       }
       for (int i = 0; i < n; ++i) out[at(i)] = static_cast<float>(line[static_cast<size_t>(i)]);
@@ -296,8 +295,9 @@ absl::StatusOr<AlignedFace> AlignFace(const Rgb8Image& photo, const std::vector<
   // Transform.
   for (Point& p : quad) p = Add(p, Point{0.5, 0.5});
   img = QuadTransform(img, o.transform_size, quad);
-  if (o.output_size < o.transform_size)
+  if (o.output_size < o.transform_size) {
     img = clip::PilResize(img, o.output_size, o.output_size, clip::PilFilter::kLanczos);
+  }
   out.image = std::move(img);
   return out;
 }

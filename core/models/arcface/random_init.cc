@@ -18,7 +18,8 @@ struct Builder {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     std::vector<float> v = rs->Randn(static_cast<size_t>(n));
-    const auto he = static_cast<float>(std::sqrt(2.0 / static_cast<double>(n / shape[0])));
+    const int64_t fan_in = n / shape[0];
+    const auto he = static_cast<float>(std::sqrt(2.0 / static_cast<double>(fan_in)));
     for (float& x : v) {
       switch (rule) {
         case Rule::kHe: x = x * he; break;
@@ -47,7 +48,7 @@ std::vector<std::pair<std::string, FloatTensor>> RandomArcFaceWeights(NumpyRando
   b.Bn("input_layer.1", 64);
   b.Add("input_layer.2.weight", {64}, Rule::kPrelu);
   b.Bn("output_layer.0", 512);
-  b.Add("output_layer.3.weight", {512, 512 * 7 * 7}, Rule::kHe);
+  b.Add("output_layer.3.weight", {512, int64_t{512} * 7 * 7}, Rule::kHe);
   b.Add("output_layer.3.bias", {512}, Rule::kBias);
   b.Bn("output_layer.4", 512);
   const auto units = IrSe50Units();
