@@ -866,7 +866,8 @@ int BenchLatentOptStep(int resolution, int iters, const std::string& device, nlo
 
 // StyleCLIP's latent mapper: an edit (w + 0.1 * mapper(w) for `batch` w+ latents, then
 // their render, as Edit runs it) and a training step (batch 2, the official: the mapper,
-// a render with its backward, ViT-B/32's CLIP loss and Ranger).
+// a render with its backward, ViT-B/32's CLIP loss, latent L2 and Ranger; no identity
+// loss).
 int BenchMapper(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
   namespace ce = ganserve::core::edit;
   auto gen = RandomGenerator(resolution, device);
@@ -877,6 +878,7 @@ int BenchMapper(int resolution, int batch, int iters, const std::string& device,
   ce::MapperTrainerOptions o;
   o.steps = iters + 2;
   o.train_latents = 64;
+  o.id_lambda = 0;  // no ArcFace here (the official side runs with --id_lambda 0 too)
   auto trainer = ce::MapperTrainer::Create(gen, clip, text, {}, o);
   if (!trainer.ok()) {
     std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());
