@@ -730,20 +730,24 @@ absl::StatusOr<ModelRepository::Clip> ModelRepository::GetClip(const std::string
   return w.clip;
 }
 
-absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> ModelRepository::FirstArcFace() const {
-  std::vector<std::string> names, failures;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [name, e] : models_) {
-      if (e.info.kind != ModelKind::kArcFace) continue;
-      if (IsUsable(e.info.state)) {
-        names.push_back(name);
-      } else {
-        failures.push_back(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
-      }
+std::vector<std::string> ModelRepository::Candidates(const std::function<bool(const ModelInfo&)>& matches,
+                                                     std::vector<std::string>* failures) const {
+  std::vector<std::string> names;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, e] : models_) {
+    if (!matches(e.info)) continue;
+    if (IsUsable(e.info.state)) {
+      names.push_back(name);
+    } else {
+      failures->push_back(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
     }
   }
-  for (const auto& n : names) {
+  return names;
+}
+
+absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> ModelRepository::FirstArcFace() const {
+  std::vector<std::string> failures;
+  for (const auto& n : Candidates([](const ModelInfo& m) { return m.kind == ModelKind::kArcFace; }, &failures)) {
     auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
     if (w.ok() && w->arcface != nullptr) return w->arcface;
     if (!w.ok()) failures.emplace_back(w.status().message());
@@ -781,20 +785,9 @@ std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
 }
 
 absl::StatusOr<std::shared_ptr<const lpips::AlexLpips>> ModelRepository::FirstAlexLpips() const {
-  std::vector<std::string> names;
   std::vector<std::string> failures;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [name, e] : models_) {
-      if (e.info.kind != ModelKind::kLpips || e.info.variant != kLpipsAlexStargan) continue;
-      if (IsUsable(e.info.state)) {
-        names.push_back(name);
-      } else {
-        failures.push_back(absl::StrCat("model '", name, "' failed to load: ", e.info.error));
-      }
-    }
-  }
-  for (const auto& n : names) {
+  const auto alex = [](const ModelInfo& m) { return m.kind == ModelKind::kLpips && m.variant == kLpipsAlexStargan; };
+  for (const auto& n : Candidates(alex, &failures)) {
     auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
     if (w.ok() && w->alex_lpips != nullptr) return w->alex_lpips;
     if (!w.ok()) failures.emplace_back(w.status().message());

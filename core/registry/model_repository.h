@@ -283,6 +283,9 @@ class ModelRepository {
   void Notify(const std::vector<ModelKind>& evicted) const ABSL_LOCKS_EXCLUDED(mu_);
   // Model name -> folder, for every model folder and snapshot on disk.
   std::map<std::string, std::string> ScanFolders() const;
+  // The models `matches` accepts that may load (by name), and why the others failed.
+  std::vector<std::string> Candidates(const std::function<bool(const ModelInfo&)>& matches,
+                                      std::vector<std::string>* failures) const ABSL_LOCKS_EXCLUDED(mu_);
   // Delete without notifying the observer; takes the lock.
   absl::Status DeleteFolder(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   std::string Available() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
