@@ -105,6 +105,18 @@ void WriteSeeds(const std::string& dir) {
   p.set_model("tiny");
   p.set_num_samples(200);
   put_bytes("prepare", 4, gs::SpecToJson(api::ToSpec(p)));
+  v1::TrainMapperRequest m;
+  m.set_model("tiny");
+  m.set_text("a smiling face");
+  m.set_id_lambda(0);
+  m.add_inversion_ids("inv-0123456789abcdef");
+  put_bytes("train_mapper", 5, gs::SpecToJson(api::ToSpec(m)));
+  e.clear_global_direction();
+  e.mutable_mapper()->set_mapper("nope");
+  e.mutable_mapper()->add_strengths(2);
+  put("edit_mapper", 1, e);
+  inv.add_landmarks()->set_x(3);
+  put_bytes("invert_landmarks", 3, gs::SpecToJson(api::ToSpec(inv)));
 }
 
 }  // namespace
@@ -146,7 +158,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   const gc::ModelRepository& repo = *world->repo;
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: {
       v1::GenerateSamplesRequest r;
       if (!r.ParseFromString(bytes)) return 0;
@@ -174,9 +186,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (spec.ok()) (void)spec->Validate(repo);
       break;
     }
-    default: {
+    case 4: {
       auto spec = gs::SpecFromJson<gs::GlobalStatsSpec>(bytes);
       if (spec.ok()) (void)spec->Validate(repo);
+      break;
+    }
+    default: {
+      auto spec = gs::SpecFromJson<gs::MapperSpec>(bytes);
+      if (spec.ok()) (void)spec->Validate(repo, world->data_dir);
       break;
     }
   }
