@@ -103,14 +103,14 @@ struct EditResources {
   GlobalStatsCache* stats = nullptr;
 };
 
-// Direction and global-direction edits: strengths of a direction swept over inputs.
+// Direction, global-direction and mapper edits: strengths of a direction swept over inputs.
 struct EditPlan {
   std::string render_model;
   std::shared_ptr<const stylegan2::Generator> render;
   // Starting points in the edit space: [N, n_latent, sd] (w+) or [N, s_dim] (S).
   FloatTensor base;
   stylegan2::LatentSpace space = stylegan2::LatentSpace::kWPlus;
-  FloatTensor direction;  // one row of the edit space
+  FloatTensor direction;  // one row of the edit space, or one per input (mapper residuals)
   std::vector<float> strengths;
   std::vector<int64_t> seeds;  // per input, -1 when not from a seed
   int total = 0;               // inputs x strengths; image k = input k / S, strength k % S
