@@ -8,7 +8,7 @@
 namespace ganserve::core::arcface {
 namespace {
 
-enum class Rule { kHe, kBnWeight, kBias, kMean, kVar, kPrelu };
+enum class Rule { kHe, kBnWeight, kResidualBnWeight, kBias, kMean, kVar, kPrelu };
 
 struct Builder {
   NumpyRandomState* rs;
@@ -24,6 +24,7 @@ struct Builder {
       switch (rule) {
         case Rule::kHe: x = x * he; break;
         case Rule::kBnWeight: x = 1.0f + 0.1f * x; break;
+        case Rule::kResidualBnWeight: x = 0.1f + 0.01f * x; break;
         case Rule::kBias:
         case Rule::kMean: x = 0.1f * x; break;
         case Rule::kVar: x = 1.0f + 0.1f * std::fabs(x); break;
@@ -32,8 +33,8 @@ struct Builder {
     }
     out.emplace_back(name, FloatTensor{std::move(shape), std::move(v)});
   }
-  void Bn(const std::string& p, int64_t c) {
-    Add(p + ".weight", {c}, Rule::kBnWeight);
+  void Bn(const std::string& p, int64_t c, Rule weight = Rule::kBnWeight) {
+    Add(p + ".weight", {c}, weight);
     Add(p + ".bias", {c}, Rule::kBias);
     Add(p + ".running_mean", {c}, Rule::kMean);
     Add(p + ".running_var", {c}, Rule::kVar);
@@ -63,7 +64,7 @@ std::vector<std::pair<std::string, FloatTensor>> RandomArcFaceWeights(NumpyRando
     b.Add(p + "res_layer.1.weight", {u.depth, u.in, 3, 3}, Rule::kHe);
     b.Add(p + "res_layer.2.weight", {u.depth}, Rule::kPrelu);
     b.Add(p + "res_layer.3.weight", {u.depth, u.depth, 3, 3}, Rule::kHe);
-    b.Bn(p + "res_layer.4", u.depth);
+    b.Bn(p + "res_layer.4", u.depth, Rule::kResidualBnWeight);
     b.Add(p + "res_layer.5.fc1.weight", {u.depth / 16, u.depth, 1, 1}, Rule::kHe);
     b.Add(p + "res_layer.5.fc2.weight", {u.depth, u.depth / 16, 1, 1}, Rule::kHe);
   }

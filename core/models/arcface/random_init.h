@@ -17,8 +17,10 @@ namespace ganserve::core::arcface {
 // Every tensor of Backbone(112, 50, 'ir_se') in its state dict's order (input_layer,
 // output_layer, then body; num_batches_tracked left out), each drawn with one
 // rs->Randn(numel) and shaped by its kind: convolution and linear weights He-scaled
-// (x sqrt(2 / fan_in)), BatchNorm weights 1 + 0.1 x, biases and running means 0.1 x,
-// running variances 1 + 0.1 |x|, PReLU slopes 0.25 + 0.05 x (float32 arithmetic).
+// (x sqrt(2 / fan_in)), BatchNorm weights 1 + 0.1 x except 0.1 + 0.01 x for the BN that
+// closes each residual branch (small branches keep the random network well conditioned,
+// so its outputs do not amplify float rounding), biases and running means 0.1 x, running
+// variances 1 + 0.1 |x|, PReLU slopes 0.25 + 0.05 x (float32 arithmetic).
 std::vector<std::pair<std::string, FloatTensor>> RandomArcFaceWeights(NumpyRandomState* rs);
 std::map<std::string, FloatTensor> RandomArcFaceWeights(uint32_t seed);
 
