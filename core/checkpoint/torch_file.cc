@@ -285,4 +285,14 @@ absl::StatusOr<std::map<std::string, TensorView>> StateDictTensors(const PyRef& 
   return out;
 }
 
+absl::StatusOr<std::map<std::string, TensorView>> LoadStateDictFile(const std::string& path) {
+  absl::StatusOr<TorchFile> f = LoadTorchFile(path);
+  if (!f.ok()) return absl::Status(f.status().code(), absl::StrCat(path, ": ", f.status().message()));
+  PyRef sd = f->root;
+  if (PyRef inner = sd->Get("state_dict"); inner != nullptr) sd = inner;
+  auto tensors = StateDictTensors(sd);
+  if (!tensors.ok()) return absl::Status(tensors.status().code(), absl::StrCat(path, ": ", tensors.status().message()));
+  return tensors;
+}
+
 }  // namespace ganserve::core

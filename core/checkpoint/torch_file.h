@@ -40,6 +40,10 @@ absl::StatusOr<TorchFile> LoadTorchFile(const std::string& path);
 // InvalidArgument if `value` is neither a dict nor an object.
 absl::StatusOr<std::map<std::string, TensorView>> StateDictTensors(const PyRef& value);
 
+// A torch file holding a state dict (or {'state_dict': ...}) as named tensors; errors
+// name the path.
+absl::StatusOr<std::map<std::string, TensorView>> LoadStateDictFile(const std::string& path);
+
 }  // namespace ganserve::core
 
 #endif  // GANSERVE_CORE_CHECKPOINT_TORCH_FILE_H_

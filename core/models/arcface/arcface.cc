@@ -137,13 +137,8 @@ absl::StatusOr<std::unique_ptr<ArcFace>> ArcFace::FromTensors(const std::map<std
 }
 
 absl::StatusOr<std::unique_ptr<ArcFace>> ArcFace::Load(const std::string& path, const std::string& device) {
-  absl::StatusOr<TorchFile> f = LoadTorchFile(path);
-  if (!f.ok()) return absl::Status(f.status().code(), absl::StrCat(path, ": ", f.status().message()));
-  PyRef sd = f->root;
-  if (PyRef inner = sd->Get("state_dict"); inner != nullptr) sd = inner;
-  auto tensors = StateDictTensors(sd);
-  if (!tensors.ok()) return absl::Status(tensors.status().code(), absl::StrCat(path, ": ", tensors.status().message()));
-  return FromTensors(*tensors, device);
+  ASSIGN_OR_RETURN(auto tensors, LoadStateDictFile(path));
+  return FromTensors(tensors, device);
 }
 
 absl::StatusOr<FloatTensor> ArcFace::Embed(const FloatTensor& faces) const {

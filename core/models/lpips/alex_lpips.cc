@@ -7,6 +7,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/checkpoint/torch_file.h"
 #include "core/models/common/torch_convert.h"
 #include "core/models/lpips/lpips_impl.h"
 #include "core/models/stylegan2/config.h"
@@ -91,8 +92,8 @@ absl::StatusOr<std::unique_ptr<AlexLpips>> AlexLpips::FromTensors(const std::map
 
 absl::StatusOr<std::unique_ptr<AlexLpips>> AlexLpips::Load(const std::string& alexnet_path,
                                                            const std::string& weights_path, const std::string& device) {
-  ASSIGN_OR_RETURN(auto alexnet, ReadLpipsStateDict(alexnet_path));
-  ASSIGN_OR_RETURN(auto weights, ReadLpipsStateDict(weights_path));
+  ASSIGN_OR_RETURN(auto alexnet, LoadStateDictFile(alexnet_path));
+  ASSIGN_OR_RETURN(auto weights, LoadStateDictFile(weights_path));
   return FromTensors(alexnet, weights, device);
 }
 

@@ -29,16 +29,6 @@ constexpr int kTapChannels[] = {64, 128, 256, 512, 512};
 
 }  // namespace
 
-absl::StatusOr<std::map<std::string, TensorView>> ReadLpipsStateDict(const std::string& path) {
-  absl::StatusOr<TorchFile> f = LoadTorchFile(path);
-  if (!f.ok()) return absl::Status(f.status().code(), absl::StrCat(path, ": ", f.status().message()));
-  PyRef sd = f->root;
-  if (PyRef inner = sd->Get("state_dict"); inner != nullptr) sd = inner;
-  auto tensors = StateDictTensors(sd);
-  if (!tensors.ok()) return absl::Status(tensors.status().code(), absl::StrCat(path, ": ", tensors.status().message()));
-  return tensors;
-}
-
 at::Tensor Lpips::Impl::Forward(const at::Tensor& a, const at::Tensor& b) const {
   const int64_t n = a.size(0);
   at::Tensor x = at::cat({(a - shift) / scale, (b - shift) / scale}, 0);
@@ -106,8 +96,8 @@ absl::StatusOr<std::unique_ptr<Lpips>> Lpips::FromTensors(const std::map<std::st
 
 absl::StatusOr<std::unique_ptr<Lpips>> Lpips::Load(const std::string& vgg16_path, const std::string& lin_path,
                                                    const std::string& device) {
-  ASSIGN_OR_RETURN(auto vgg, ReadLpipsStateDict(vgg16_path));
-  ASSIGN_OR_RETURN(auto lin, ReadLpipsStateDict(lin_path));
+  ASSIGN_OR_RETURN(auto vgg, LoadStateDictFile(vgg16_path));
+  ASSIGN_OR_RETURN(auto lin, LoadStateDictFile(lin_path));
   return FromTensors(vgg, lin, device);
 }
 

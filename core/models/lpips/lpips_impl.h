@@ -25,10 +25,6 @@ inline at::Tensor ImageScale(c10::Device device) {
   return at::tensor({0.458f, 0.448f, 0.450f}, at::TensorOptions().dtype(at::kFloat)).view({1, 3, 1, 1}).to(device);
 }
 
-// The tensors of a torch checkpoint's state dict (the root, or its "state_dict" entry);
-// errors name the file.
-absl::StatusOr<std::map<std::string, TensorView>> ReadLpipsStateDict(const std::string& path);
-
 // Per-image distances of two image batches through `forward` (a variant's Impl::Forward):
 // the shapes checked ([N, 3, H, W] alike, H, W >= 32), LibTorch errors as a status.
 template <typename Impl>
