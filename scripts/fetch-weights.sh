@@ -32,6 +32,18 @@ fetch() {  # url out [sha256]
   mv "$out.part" "$out"
 }
 
+gdrive() {  # file_id out: a Google Drive file (no published checksum), with gdown when installed
+  local id=$1 out=$2
+  mkdir -p "$(dirname "$out")"
+  [ -f "$out" ] && { echo "have $out"; return; }
+  if command -v gdown > /dev/null; then
+    gdown --id "$id" -O "$out"
+  else
+    echo "$(basename "$(dirname "$out")"): install gdown (pip install gdown) or download Google Drive file $id"
+    echo "  to $out by hand, then re-run this script"
+  fi
+}
+
 vocab_sum=924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
 vocab_url=https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz
 base=https://openaipublic.azureedge.net/clip/models
@@ -62,25 +74,9 @@ fetch https://raw.githubusercontent.com/cyclomon/OneshotCLIP/267c116239a191bcef7
 printf '{"kind": "lpips", "variant": "alex_stargan", "alexnet": "alexnet-owt-7be5be79.pth", "lin": "lpips_weights.ckpt"}\n' \
   > "$dest/lpips-alex/manifest.json"
 
-mkdir -p "$dest/ffhq"
-if [ ! -f "$dest/ffhq/stylegan2-ffhq-config-f.pt" ]; then
-  if command -v gdown > /dev/null; then
-    gdown --id 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT -O "$dest/ffhq/stylegan2-ffhq-config-f.pt"
-  else
-    echo "ffhq: install gdown (pip install gdown) or download Google Drive file 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"
-    echo "      to $dest/ffhq/stylegan2-ffhq-config-f.pt by hand, then re-run this script"
-  fi
-fi
+gdrive 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT "$dest/ffhq/stylegan2-ffhq-config-f.pt"
 printf '{"kind": "generator", "checkpoint": "stylegan2-ffhq-config-f.pt", "domain": "photo", "default_truncation": 0.7}\n' \
   > "$dest/ffhq/manifest.json"
-mkdir -p "$dest/arcface"
-if [ ! -f "$dest/arcface/model_ir_se50.pth" ]; then
-  if command -v gdown > /dev/null; then
-    gdown --id 1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn -O "$dest/arcface/model_ir_se50.pth"
-  else
-    echo "arcface: install gdown (pip install gdown) or download Google Drive file 1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn"
-    echo "         to $dest/arcface/model_ir_se50.pth by hand, then re-run this script"
-  fi
-fi
+gdrive 1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn "$dest/arcface/model_ir_se50.pth"
 printf '{"kind": "arcface", "checkpoint": "model_ir_se50.pth"}\n' > "$dest/arcface/manifest.json"
 echo "done: start ganserve with --model_repository $dest"
