@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "core/models/arcface/arcface.h"
+#include "core/models/arcface/random_init.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/random_init.h"
 #include "core/models/lpips/alex_lpips.h"
@@ -29,6 +31,16 @@ inline std::shared_ptr<const core::stylegan2::Generator> TinyGenerator(int resol
       nullptr, {});
   EXPECT_TRUE(g.ok()) << g.status();
   return g.ok() ? std::shared_ptr<const core::stylegan2::Generator>(std::move(*g)) : nullptr;
+}
+
+// A random ArcFace IR-SE-50 (the real architecture; 43.8M seeded weights).
+inline std::shared_ptr<const core::arcface::ArcFace> RandomArcFace(uint32_t seed) {
+  auto a = core::arcface::ArcFace::FromTensors(
+      core::ViewsOf(
+          std::make_shared<const std::map<std::string, core::FloatTensor>>(core::arcface::RandomArcFaceWeights(seed))),
+      "cpu");
+  EXPECT_TRUE(a.ok()) << a.status();
+  return a.ok() ? std::shared_ptr<const core::arcface::ArcFace>(std::move(*a)) : nullptr;
 }
 
 // A random CLIP of TinyClipConfig (embed 64, 224 px input).

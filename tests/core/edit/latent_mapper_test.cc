@@ -238,6 +238,17 @@ TEST(LatentMapperTest, ReadsTheDecoderAndRefusesFilesWithoutAMapper) {
   std::filesystem::remove_all(dir);
 }
 
+// Options that train on one latent (every batch the same) without L2 or identity loss.
+MapperTrainerOptions OneLatent(int64_t steps) {
+  MapperTrainerOptions o;
+  o.id_lambda = 0;
+  o.steps = steps;
+  o.train_latents = 1;
+  o.batch_size = 1;
+  o.latent_l2_lambda = 0;
+  return o;
+}
+
 // Training on a tiny generator and CLIP: a checkpoint resumes bit for bit, previews
 // render, bad inputs are refused.
 TEST(MapperTrainerTest, TrainsResumesAndRefuses) {
@@ -245,12 +256,7 @@ TEST(MapperTrainerTest, TrainsResumesAndRefuses) {
   auto clip = testing::TinyClip(4);
   NumpyRandomState rng(11);
   const FloatTensor text{{64}, rng.Randn(64)};
-  MapperTrainerOptions o;
-  o.id_lambda = 0;  // no ArcFace here
-  o.steps = 12;
-  o.train_latents = 1;
-  o.batch_size = 1;
-  o.latent_l2_lambda = 0.0f;
+  MapperTrainerOptions o = OneLatent(12);
   o.seed = 3;
   auto t = MapperTrainer::Create(gen, clip, text, FloatTensor{}, o);
   ASSERT_TRUE(t.ok()) << t.status();
@@ -306,12 +312,7 @@ TEST(MapperTrainerTest, ClipTermFalls) {
   auto gen = testing::TinyGenerator(32, 32, 6);
   NumpyRandomState rng(5);
   const FloatTensor text{{c->config().embed_dim}, rng.Randn(static_cast<size_t>(c->config().embed_dim))};
-  MapperTrainerOptions o;
-  o.id_lambda = 0;  // no ArcFace here
-  o.steps = 30;
-  o.train_latents = 1;
-  o.batch_size = 1;
-  o.latent_l2_lambda = 0.0f;
+  MapperTrainerOptions o = OneLatent(30);
   o.lr = 50;  // lr_mul 0.01 makes the official 0.5 a crawl (it trains for 50,000 steps)
   auto t = MapperTrainer::Create(gen, c, text, FloatTensor{}, o);
   ASSERT_TRUE(t.ok()) << t.status();
@@ -334,7 +335,6 @@ TEST(MapperTrainerTest, LatentL2KeepsTheEditSmall) {
   const FloatTensor text{{64}, rng.Randn(64)};
   auto run = [&](float l2) {
     MapperTrainerOptions o;
-    o.id_lambda = 0;
     o.id_lambda = 0;  // no ArcFace here
     o.steps = 10;
     o.train_latents = 6;
@@ -353,19 +353,12 @@ TEST(MapperTrainerTest, LatentL2KeepsTheEditSmall) {
 TEST(MapperTrainerTest, IdentityLossIsReportedAndHoldsTheFace) {
   auto gen = testing::TinyGenerator(64, 32, 6);
   auto clip = testing::TinyClip(4);
-  auto face_weights = arcface::RandomArcFaceWeights(7);
-  std::map<std::string, TensorView> views;
-  for (auto& [k, v] : face_weights) views[k] = ViewOf(std::make_shared<const FloatTensor>(std::move(v)));
-  auto face = arcface::ArcFace::FromTensors(views, "cpu");
-  ASSERT_TRUE(face.ok()) << face.status();
-  std::shared_ptr<const arcface::ArcFace> arc = std::move(*face);
+  auto arc = testing::RandomArcFace(7);
+  ASSERT_NE(arc, nullptr);
   NumpyRandomState rng(11);
   const FloatTensor text{{64}, rng.Randn(64)};
-  MapperTrainerOptions o;
-  o.steps = 8;
-  o.train_latents = 1;
-  o.batch_size = 1;
-  o.latent_l2_lambda = 0;
+  MapperTrainerOptions o = OneLatent(8);
+  o.id_lambda = 0.1f;  // the official weight: refused below without an ArcFace
   EXPECT_EQ(MapperTrainer::Create(gen, clip, text, FloatTensor{}, o).status().code(),
             absl::StatusCode::kInvalidArgument);
   auto small = testing::TinyGenerator(32, 32, 6);

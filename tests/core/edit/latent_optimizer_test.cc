@@ -71,12 +71,8 @@ TEST(LatentOptimizerTest, ClipLossFallsAndL2HoldsTheStart) {
 TEST(LatentOptimizerTest, IdentityLossStartsAtZeroAndIsReported) {
   auto gen = Gen(64);
   auto clip = Clip();
-  auto weights = arcface::RandomArcFaceWeights(3);
-  std::map<std::string, TensorView> views;
-  for (auto& [k, v] : weights) views[k] = ViewOf(std::make_shared<const FloatTensor>(std::move(v)));
-  auto face = arcface::ArcFace::FromTensors(views, "cpu");
-  ASSERT_TRUE(face.ok()) << face.status();
-  std::shared_ptr<const arcface::ArcFace> arc = std::move(*face);
+  auto arc = testing::RandomArcFace(3);
+  ASSERT_NE(arc, nullptr);
   LatentOptimizationOptions o;
   o.steps = 6;
   o.id_lambda = 0.5f;
