@@ -127,10 +127,15 @@ absl::Status CheckNotifyUrl(const std::string& url) {
   return absl::OkStatus();
 }
 
-absl::Status CheckImage(const std::string& field, const std::string& bytes) {
+// An image field decoded under the request limits; errors name the field.
+absl::StatusOr<Rgb8Image> DecodeField(const std::string& field, const std::string& bytes) {
   auto img = DecodeImage(bytes, RequestImageLimits());
   if (!img.ok()) return absl::Status(img.status().code(), absl::StrCat(field, ": ", img.status().message()));
-  return absl::OkStatus();
+  return img;
+}
+
+absl::Status CheckImage(const std::string& field, const std::string& bytes) {
+  return DecodeField(field, bytes).status();
 }
 
 absl::Status CheckFormat(ImageFormat f) {
@@ -505,7 +510,7 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
   RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
   if (image.empty()) return Invalid("image is required (PNG or JPEG bytes)");
-  RETURN_IF_ERROR(CheckImage("image", image));
+  ASSIGN_OR_RETURN(const Rgb8Image photo, DecodeField("image", image));
   if (!landmarks.empty()) {
     if (aligned) return Invalid("landmarks align the photo: an aligned photo takes none (set aligned false)");
     if (landmarks.size() != 10 && landmarks.size() != 136) {
@@ -517,7 +522,6 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
     }
     auto square = invert::FaceQuad(invert::PointsOf(landmarks));
     if (!square.ok()) return Invalid(std::string(square.status().message()));
-    ASSIGN_OR_RETURN(Rgb8Image photo, DecodeImage(image, RequestImageLimits()));
     double x0 = square->quad[0].x, x1 = x0, y0 = square->quad[0].y, y1 = y0;
     for (const auto& p : square->quad) {
       x0 = std::min(x0, p.x);
