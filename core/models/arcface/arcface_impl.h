@@ -7,28 +7,14 @@
 #include <vector>
 
 #include "core/models/arcface/arcface.h"
+#include "core/models/arcface/ir_se.h"
 
 namespace ganserve::core::arcface {
 
-// Eval-mode BatchNorm (running statistics, eps 1e-5), as torch.nn.BatchNorm*d.
-struct BatchNorm {
-  at::Tensor weight, bias, mean, var;  // [C]
-  at::Tensor operator()(const at::Tensor& x) const {
-    return at::batch_norm(x, weight, bias, mean, var, /*training=*/false, 0.1, 1e-5, /*cudnn_enabled=*/true);
-  }
-};
-
-struct Unit {
-  UnitShape shape;
-  BatchNorm bn_in, bn_out, shortcut_bn;
-  at::Tensor conv1, prelu, conv2, se_fc1, se_fc2, shortcut_conv;  // shortcut_conv undefined: subsampling
-};
-
 struct ArcFace::Impl {
   c10::Device device = c10::kCPU;
-  at::Tensor input_conv, input_prelu;
-  BatchNorm input_bn, output_bn2d, output_bn1d;
-  std::vector<Unit> units;
+  IrSeTrunk trunk;
+  BatchNorm output_bn2d, output_bn1d;
   at::Tensor linear_w, linear_b;
   std::vector<at::Tensor> all;  // every tensor, for the footprint
 
