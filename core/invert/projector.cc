@@ -91,10 +91,12 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
                                                              std::shared_ptr<const lpips::Lpips> lpips_model) {
   if (generator == nullptr) return absl::InvalidArgumentError("no generator");
   if (target.width <= 0 || target.height <= 0) return absl::InvalidArgumentError("the image is empty");
-  if (opt.steps < 1 || !(opt.lr > 0) || opt.noise < 0 || !(opt.noise_ramp > 0) || opt.noise_regularize < 0 ||
-      opt.mse < 0 || opt.clip < 0) {
+  const bool started = opt.start_wplus.has_value();
+  if (opt.steps < (started ? 0 : 1) || !(opt.lr > 0) || opt.noise < 0 || !(opt.noise_ramp > 0) ||
+      opt.noise_regularize < 0 || opt.mse < 0 || opt.clip < 0) {
     return absl::InvalidArgumentError("projection options out of range");
   }
+  if (started && !opt.w_plus) return absl::InvalidArgumentError("a projection from a w+ start works in w+");
   auto s = std::make_unique<State>();
   s->opt = opt;
   s->gen = std::move(generator);
@@ -106,33 +108,51 @@ absl::StatusOr<std::unique_ptr<Projector>> Projector::Create(std::shared_ptr<con
   try {
     // rosinality's transforms.Resize(min(size, 256)) + CenterCrop on a PIL image: bilinear.
     Rgb8Image fitted = clip::ResizeAndCenterCrop(target, s->compare_res, clip::PilFilter::kBilinear);
-    FloatTensor t{{1, 3, s->compare_res, s->compare_res}, {}};
-    const size_t plane = static_cast<size_t>(s->compare_res) * s->compare_res;
-    t.data.resize(plane * 3);
-    for (size_t p = 0; p < plane; ++p) {
-      for (int ch = 0; ch < 3; ++ch) t.data[ch * plane + p] = fitted.pixels[p * 3 + ch] / 127.5f - 1.0f;
-    }
-    s->target = ToTorch(t, s->device);
+    s->target = ToTorch(Rgb8ToFloat(fitted), s->device);
     at::Generator rng = at::detail::createCPUGenerator(opt.seed * 7919ULL + 13);
     {
       c10::NoGradGuard ng;
-      at::Tensor z = at::randn({kMeanSamples, c.style_dim}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device);
-      at::Tensor w = s->g().Map(z);
-      s->latent_mean = w.mean(0);
-      s->latent_std = std::sqrt((w - s->latent_mean).pow(2).sum().item<double>() / kMeanSamples);
+      if (!started || opt.steps > 0) {  // the start and the latent noise's scale
+        at::Tensor z = at::randn({kMeanSamples, c.style_dim}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device);
+        at::Tensor w = s->g().Map(z);
+        s->latent_mean = w.mean(0);
+        s->latent_std = std::sqrt((w - s->latent_mean).pow(2).sum().item<double>() / kMeanSamples);
+      }
       if (s->clip != nullptr) {
         const auto& ci = s->clip->impl();
         at::Tensor e = ci.EncodeImage(clip::PreprocessGeneratorOutput(s->target, ci.config.image_resolution));
         s->target_emb = e / e.norm(2, -1, true);
       }
     }
-    at::Tensor init = s->latent_mean.detach().clone().unsqueeze(0);
-    if (opt.w_plus) init = init.unsqueeze(1).repeat({1, c.n_latent, 1});
+    at::Tensor init;
+    if (started) {
+      if (opt.start_wplus->shape != std::vector<int64_t>{1, c.n_latent, c.style_dim}) {
+        return absl::InvalidArgumentError(absl::StrCat("the start w+ has shape ", ShapeString(opt.start_wplus->shape),
+                                                       ", the generator takes [1, ", c.n_latent, ", ", c.style_dim,
+                                                       "]"));
+      }
+      init = ToTorch(*opt.start_wplus, s->device);
+    } else {
+      init = s->latent_mean.detach().clone().unsqueeze(0);
+      if (opt.w_plus) init = init.unsqueeze(1).repeat({1, c.n_latent, 1});
+    }
     s->latent = init.requires_grad_(true);
+    if (!opt.start_noises.empty() && opt.start_noises.size() != static_cast<size_t>(c.num_layers)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the start has ", opt.start_noises.size(), " noise maps, the generator ", c.num_layers));
+    }
     for (int i = 0; i < c.num_layers; ++i) {
       const int64_t r = int64_t{1} << ((i + 5) / 2);
-      s->noises.push_back(
-          at::randn({1, 1, r, r}, rng, at::TensorOptions().dtype(at::kFloat)).to(s->device).requires_grad_(true));
+      at::Tensor n = at::randn({1, 1, r, r}, rng, at::TensorOptions().dtype(at::kFloat));
+      if (!opt.start_noises.empty()) {
+        const FloatTensor& given = opt.start_noises[static_cast<size_t>(i)];
+        if (given.shape != std::vector<int64_t>{1, 1, r, r}) {
+          return absl::InvalidArgumentError(absl::StrCat("start noise map ", i, " has shape ", ShapeString(given.shape),
+                                                         ", expected [1, 1, ", r, ", ", r, "]"));
+        }
+        n = ToTorch(given, c10::kCPU);
+      }
+      s->noises.push_back(n.to(s->device).requires_grad_(true));
     }
     s->adam = std::make_unique<Adam>(s->Params());
   } catch (const c10::Error& e) {

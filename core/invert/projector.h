@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/io/image_codec.h"
@@ -33,6 +35,12 @@ struct ProjectorOptions {
                       // and no LPIPS model (LPIPS replaces it)
   bool w_plus = true;
   uint64_t seed = 0;
+  // Where to start instead of the mean w with random noise maps (an encoder's inversion:
+  // the encoder-then-optimise recipe): a w+ [1, n_latent, style_dim] (needs w_plus) and
+  // noise maps, one [1, 1, r, r] per layer, or none for random ones. With a start,
+  // steps may be 0: the result is then the start itself, measured.
+  std::optional<FloatTensor> start_wplus;
+  std::vector<FloatTensor> start_noises;
 };
 
 struct Inversion {
@@ -44,8 +52,27 @@ struct Inversion {
   std::string loss;                           // "lpips", "lpips+mse", "mse" or "mse+clip"
 };
 
-// Not thread-safe; one job drives it on its device's executor.
-class Projector {
+// A job's inversion of one image, step by step. Not thread-safe; one job drives it on its
+// device's executor.
+class Inverter {
+ public:
+  virtual ~Inverter() = default;
+  // One step; returns its loss terms.
+  virtual absl::StatusOr<std::map<std::string, float>> Step() = 0;
+  virtual int64_t step() const = 0;
+  virtual int64_t total_steps() const = 0;
+  // The phase the next Step() runs ("encode", "refine"); empty for single-phase ones.
+  virtual std::string phase() const { return {}; }
+  // The target as the generator sees it ([1, 3, R, R] in [-1, 1]) and the current
+  // reconstruction.
+  virtual FloatTensor Target() const = 0;
+  virtual absl::StatusOr<FloatTensor> Current() const = 0;
+  virtual absl::StatusOr<Inversion> Result() const = 0;
+  virtual absl::Status SaveCheckpoint(const std::string& path) const = 0;
+  virtual absl::Status RestoreCheckpoint(const std::string& path) = 0;
+};
+
+class Projector : public Inverter {
  public:
   // `clip` and `lpips` may be null. With LPIPS the loss is rosinality's (LPIPS + noise
   // regulariser + mse * MSE); without it MSE plus the CLIP image-embedding term.
@@ -54,19 +81,18 @@ class Projector {
                                                            const Rgb8Image& target, ProjectorOptions options,
                                                            std::shared_ptr<const clip::ClipModel> clip,
                                                            std::shared_ptr<const lpips::Lpips> lpips = nullptr);
-  ~Projector();
+  ~Projector() override;
 
-  absl::StatusOr<std::map<std::string, float>> Step();
-  int64_t step() const;
-  int64_t total_steps() const;
-  // The target as the generator sees it ([1, 3, R, R] in [-1, 1]) and the current
-  // reconstruction (no latent noise).
-  FloatTensor Target() const;
-  absl::StatusOr<FloatTensor> Current() const;
-  absl::StatusOr<Inversion> Result() const;
+  absl::StatusOr<std::map<std::string, float>> Step() override;
+  int64_t step() const override;
+  int64_t total_steps() const override;
+  FloatTensor Target() const override;
+  // The reconstruction without the latent noise.
+  absl::StatusOr<FloatTensor> Current() const override;
+  absl::StatusOr<Inversion> Result() const override;
   // Latent and noise maps (Adam moments restart after a resume).
-  absl::Status SaveCheckpoint(const std::string& path) const;
-  absl::Status RestoreCheckpoint(const std::string& path);
+  absl::Status SaveCheckpoint(const std::string& path) const override;
+  absl::Status RestoreCheckpoint(const std::string& path) override;
 
   struct State;
 

@@ -33,6 +33,16 @@ absl::StatusOr<Rgb8Image> FloatToRgb8(const FloatTensor& batch, int64_t index) {
   return out;
 }
 
+FloatTensor Rgb8ToFloat(const Rgb8Image& image) {
+  FloatTensor t{{1, 3, image.height, image.width}, {}};
+  const size_t plane = static_cast<size_t>(image.width) * static_cast<size_t>(image.height);
+  t.data.resize(plane * 3);
+  for (size_t p = 0; p < plane; ++p) {
+    for (size_t ch = 0; ch < 3; ++ch) t.data[ch * plane + p] = image.pixels[p * 3 + ch] / 127.5f - 1.0f;
+  }
+  return t;
+}
+
 absl::StatusOr<std::string> EncodePng(const Rgb8Image& image) {
   if (image.width <= 0 || image.height <= 0 ||
       image.pixels.size() != static_cast<size_t>(image.width) * image.height * 3) {

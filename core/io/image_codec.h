@@ -23,6 +23,10 @@ struct Rgb8Image {
 // save_image(normalize=True, value_range=(-1, 1)) does: clamp, scale to 255, round.
 absl::StatusOr<Rgb8Image> FloatToRgb8(const FloatTensor& batch, int64_t index);
 
+// An image as a [1, 3, H, W] float batch in [-1, 1] (x / 127.5 - 1, torchvision's ToTensor
+// then Normalize(0.5, 0.5)).
+FloatTensor Rgb8ToFloat(const Rgb8Image& image);
+
 absl::StatusOr<std::string> EncodePng(const Rgb8Image& image);
 // quality 1..100.
 absl::StatusOr<std::string> EncodeJpeg(const Rgb8Image& image, int quality);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "core/models/arcface/arcface.h"
 #include "core/models/arcface/random_init.h"
@@ -15,6 +16,8 @@
 #include "core/models/clip/random_init.h"
 #include "core/models/lpips/alex_lpips.h"
 #include "core/models/lpips/random_init.h"
+#include "core/models/psp/random_init.h"
+#include "core/models/psp/style_encoder.h"
 #include "core/models/stylegan2/discriminator.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
@@ -75,6 +78,45 @@ inline std::shared_ptr<const core::lpips::AlexLpips> TinyAlexLpips(uint32_t seed
       "cpu");
   EXPECT_TRUE(lp.ok()) << lp.status();
   return lp.ok() ? std::shared_ptr<const core::lpips::AlexLpips>(std::move(*lp)) : nullptr;
+}
+
+// The tensors of an e4e encoder (official names, plus "latent_avg") for w+ rows of 512:
+// random IR-SE trunk and heads (seeded), except that every head's EqualLinear weight is
+// zero and the biases make it answer `wplus` [1, styles, 512] for any photo: row 0's bias
+// = wplus[0] - latent_avg[0], row i's = wplus[i] - latent_avg[i] - row 0's. An encoder
+// that is right by construction, to test everything around it.
+inline std::map<std::string, core::FloatTensor> OracleEncoderWeights(const core::FloatTensor& wplus, uint32_t seed) {
+  const int64_t styles = wplus.shape.at(1), d = core::psp::kEncoderStyleDim;
+  EXPECT_EQ(wplus.shape, (std::vector<int64_t>{1, styles, d}));
+  // The draw (~120M numbers, seconds) once per (styles, seed) in a test binary.
+  static std::map<std::pair<int64_t, uint32_t>, std::map<std::string, core::FloatTensor>> drawn;
+  auto& cached = drawn[{styles, seed}];
+  if (cached.empty()) {
+    core::NumpyRandomState rs(seed);
+    for (auto& [k, v] : core::psp::RandomEncoderWeights(&rs, styles)) cached[k] = std::move(v);
+  }
+  std::map<std::string, core::FloatTensor> out = cached;
+  const std::vector<float>& avg = out.at("latent_avg").data;
+  for (int64_t i = 0; i < styles; ++i) {
+    auto& w = out.at("styles." + std::to_string(i) + ".linear.weight").data;
+    std::fill(w.begin(), w.end(), 0.0f);
+    auto& b = out.at("styles." + std::to_string(i) + ".linear.bias").data;
+    for (int64_t k = 0; k < d; ++k) {
+      const float target = wplus.data[static_cast<size_t>(i * d + k)] - avg[static_cast<size_t>(i * d + k)];
+      b[static_cast<size_t>(k)] =
+          i == 0 ? target : target - out.at("styles.0.linear.bias").data[static_cast<size_t>(k)];
+    }
+  }
+  return out;
+}
+
+// An Encoder4Editing from named tensors (e.g. OracleEncoderWeights).
+inline std::shared_ptr<const core::psp::StyleEncoder> EncoderOf(std::map<std::string, core::FloatTensor> tensors) {
+  auto shared = std::make_shared<const std::map<std::string, core::FloatTensor>>(std::move(tensors));
+  const auto views = core::ViewsOf(shared);
+  auto e = core::psp::StyleEncoder::FromTensors(views, views.at("latent_avg"), {}, "cpu");
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? std::shared_ptr<const core::psp::StyleEncoder>(std::move(*e)) : nullptr;
 }
 
 }  // namespace ganserve::testing
