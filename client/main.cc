@@ -109,11 +109,13 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   auto* mimp = models->add_subcommand(
       "import",
       "add a model to the running server: a generator file (.pt, .pkl, .safetensors); a CLIP checkpoint and its "
-      "vocabulary (.txt/.gz); LPIPS's VGG16 features and linear layers; or an official StyleCLIP mapper (.pt)");
+      "vocabulary (.txt/.gz); LPIPS's VGG16 features and linear layers; an official StyleCLIP mapper (.pt); or an "
+      "official e4e / pSp encoder (.pt, e4e_ffhq_encode.pt)");
   mimp->add_option("files", import_files)->required()->check(CLI::ExistingFile);
   mimp->add_option("--name", model_name, "the new model's name")->required();
-  mimp->add_option("--kind", import_kind, "generator (default) | clip | lpips | mapper | arcface");
-  mimp->add_option("--base", import_base, "mapper: the generator it was trained on (its decoder must match)");
+  mimp->add_option("--kind", import_kind, "generator (default) | clip | lpips | mapper | arcface | encoder");
+  mimp->add_option("--base", import_base,
+                   "mapper, encoder: the generator the file was made for (its decoder must match)");
   mimp->add_option("--domain", import_domain, "free text for the manifest, e.g. 'photo of a face'");
   mimp->callback([&] {
     result = ganserve::client::ModelsImport(conn, import_files, model_name, import_kind, import_domain, import_base);
@@ -276,6 +278,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
                    "FFHQ-align the photo first (e4e's align_face): a text file of the face's 5 points (eyes, nose, "
                    "mouth corners) or dlib's 68, as x y pairs")
       ->check(CLI::ExistingFile);
+  invert->add_option("--method", inv.method,
+                     "optimization (the projector; default) | encoder (a pSp / e4e encoder, one forward pass)");
+  invert->add_option("--encoder", inv.encoder,
+                     "the encoder model (implies --method encoder; default: the server's encoder for --model)");
+  invert->add_option("--refine-steps", inv.refine_steps,
+                     "encoder: projector steps from the encoder's w+ (implies --method encoder; default 0)");
   invert->add_option("--seed", inv.seed);
   invert->add_option("--max-run-seconds", inv.max_run_seconds, "wall-clock limit (default: the server's)");
   invert->add_flag("--pin", inv.pin, "keep the inversion past the server's job retention");

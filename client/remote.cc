@@ -397,7 +397,7 @@ absl::Status ModelsImport(const Connection& c, const std::vector<std::string>& p
   v1::ModelKind k;
   if (!v1::ModelKind_Parse("MODEL_KIND_" + absl::AsciiStrToUpper(kind), &k) || k == v1::MODEL_KIND_UNSPECIFIED) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--kind '", kind, "' is not generator, clip, lpips, mapper or arcface"));
+        absl::StrCat("--kind '", kind, "' is not generator, clip, lpips, mapper, arcface or encoder"));
   }
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
@@ -796,6 +796,18 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   } else {
     return absl::InvalidArgumentError("--space must be w or w+");
   }
+  const std::string method = !a.method.empty()                            ? a.method
+                             : (!a.encoder.empty() || a.refine_steps > 0) ? "encoder"
+                                                                          : "optimization";
+  if (method == "encoder") {
+    req.set_method(v1::INVERT_METHOD_ENCODER);
+  } else if (method == "optimization") {
+    req.set_method(v1::INVERT_METHOD_OPTIMIZATION);
+  } else {
+    return absl::InvalidArgumentError("--method must be optimization or encoder");
+  }
+  req.set_encoder(a.encoder);
+  req.set_refine_steps(a.refine_steps);
   req.set_steps(a.steps);
   req.set_preview_every(a.preview_every);
   req.set_lr(a.lr);

@@ -83,6 +83,7 @@ const char* ModelKindName(ModelKind k) {
     case ModelKind::kLpips: return "lpips";
     case ModelKind::kMapper: return "mapper";
     case ModelKind::kArcFace: return "arcface";
+    case ModelKind::kEncoder: return "encoder";
     default: return "unspecified";
   }
 }
@@ -166,9 +167,11 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
     info.kind = ModelKind::kMapper;
   } else if (kind == "arcface") {
     info.kind = ModelKind::kArcFace;
+  } else if (kind == "encoder") {
+    info.kind = ModelKind::kEncoder;
   } else {
     return fail(absl::StrCat("manifest kind '", kind,
-                             "' is not one of generator, adapted_generator, clip, lpips, mapper, arcface"));
+                             "' is not one of generator, adapted_generator, clip, lpips, mapper, arcface, encoder"));
   }
   auto str = [&](const char* key) { return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : ""; };
   info.domain = str("domain");
@@ -206,8 +209,8 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
           absl::StrCat("manifest lpips variant '", info.variant, "' is not ", kLpipsVgg, " or ", kLpipsAlexStargan));
     }
   }
-  if (info.kind == ModelKind::kMapper && info.base_model.empty()) {
-    return fail("a mapper's manifest names its generator in 'base_model'");
+  if ((info.kind == ModelKind::kMapper || info.kind == ModelKind::kEncoder) && info.base_model.empty()) {
+    return fail(absl::StrCat("a ", ModelKindName(info.kind), "'s manifest names its generator in 'base_model'"));
   }
   if (m.contains("snapshot_of")) {
     info.snapshot_job = str("job");
@@ -343,6 +346,13 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       info->trained_parameters = w.mapper->parameter_count();
       return w;
     }
+    case ModelKind::kEncoder: {
+      ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "encoder_file"));
+      ASSIGN_OR_RETURN(w.encoder, psp::StyleEncoder::Load(path, load_options_.device));
+      info->resolution = static_cast<int>(psp::kEncoderInputSize);
+      info->style_dim = static_cast<int>(psp::kEncoderStyleDim);
+      return w;
+    }
     default: return absl::InvalidArgumentError("unknown model kind");
   }
 }
@@ -352,8 +362,10 @@ MemoryFootprint FootprintOf(const ModelRepository::Clip& clip, const std::shared
                             const std::shared_ptr<const lpips::Lpips>& l,
                             const std::shared_ptr<const lpips::AlexLpips>& alex,
                             const std::shared_ptr<const edit::LatentMapper>& mapper,
-                            const std::shared_ptr<const arcface::ArcFace>& face) {
+                            const std::shared_ptr<const arcface::ArcFace>& face,
+                            const std::shared_ptr<const psp::StyleEncoder>& encoder) {
   MemoryFootprint f;
+  if (encoder != nullptr) f += encoder->Footprint();
   if (mapper != nullptr) f += mapper->Footprint();
   if (face != nullptr) f += face->Footprint();
   if (g != nullptr) f += g->Footprint();
@@ -428,7 +440,8 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
         e.weights = *w;
         e.info.state = ModelState::kReady;
         e.info.error.clear();
-        e.info.resident = FootprintOf(w->clip, w->generator, w->lpips, w->alex_lpips, w->mapper, w->arcface);
+        e.info.resident =
+            FootprintOf(w->clip, w->generator, w->lpips, w->alex_lpips, w->mapper, w->arcface, w->encoder);
         e.last_use = ++use_clock_;
         evicted = EvictOverBudget(name);
       } else {
@@ -765,6 +778,32 @@ absl::StatusOr<std::shared_ptr<const edit::LatentMapper>> ModelRepository::GetMa
   ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
   if (w.mapper == nullptr) return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not a mapper"));
   return w.mapper;
+}
+
+absl::StatusOr<std::shared_ptr<const psp::StyleEncoder>> ModelRepository::GetEncoder(const std::string& name) const {
+  ASSIGN_OR_RETURN(ModelInfo info, Get(name));
+  RETURN_IF_ERROR(CheckKind(info, {ModelKind::kEncoder}, "an image encoder"));
+  ASSIGN_OR_RETURN(Weights w, Acquire(name, /*retry_failed=*/false, /*pin=*/false));
+  if (w.encoder == nullptr) return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is not an encoder"));
+  return w.encoder;
+}
+
+absl::StatusOr<std::string> ModelRepository::EncoderFor(const std::string& generator) const {
+  ASSIGN_OR_RETURN(ModelInfo info, Get(generator));
+  std::vector<std::string> bases{generator};
+  if (info.kind == ModelKind::kAdaptedGenerator && !info.base_model.empty()) bases.push_back(info.base_model);
+  std::vector<std::string> failures;
+  for (const std::string& base : bases) {
+    const auto names = Candidates(
+        [&](const ModelInfo& m) { return m.kind == ModelKind::kEncoder && m.base_model == base; }, &failures);
+    if (!names.empty()) return names.front();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "no image encoder for '", absl::StrJoin(bases, "' or its base '"),
+      "': import one (an official e4e or pSp checkpoint, e.g. e4e_ffhq_encode.pt) with ImportModel kind ENCODER and "
+      "base_model '",
+      bases.back(), "' (scripts/fetch-weights.sh e4e), or invert with method OPTIMIZATION",
+      failures.empty() ? "" : absl::StrCat("; ", absl::StrJoin(failures, "; "))));
 }
 
 std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {

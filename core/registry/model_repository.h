@@ -31,6 +31,7 @@
 #include "core/models/clip/tokenizer.h"
 #include "core/models/lpips/alex_lpips.h"
 #include "core/models/lpips/lpips.h"
+#include "core/models/psp/style_encoder.h"
 #include "core/models/stylegan2/generator.h"
 
 namespace ganserve::core {
@@ -38,6 +39,7 @@ namespace ganserve::core {
 // kMapper: a StyleCLIP latent mapper of one generator (base_model), trained for one
 // prompt (target_text).
 // kArcFace: the IR-SE-50 identity network of StyleCLIP's identity loss.
+// kEncoder: a pSp / e4e image encoder into one generator's w+ (base_model).
 enum class ModelKind {
   kUnspecified = 0,
   kGenerator = 1,
@@ -45,7 +47,8 @@ enum class ModelKind {
   kClip = 3,
   kLpips = 4,
   kMapper = 5,
-  kArcFace = 6
+  kArcFace = 6,
+  kEncoder = 7
 };
 // kUnloaded: a valid folder whose weights are not in memory; the first use (or
 // LoadModel) loads it.
@@ -193,6 +196,12 @@ class ModelRepository {
   absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> FirstArcFace() const;
   // A latent mapper (kind kMapper).
   absl::StatusOr<std::shared_ptr<const edit::LatentMapper>> GetMapper(const std::string& name) const;
+  // An image encoder (kind kEncoder).
+  absl::StatusOr<std::shared_ptr<const psp::StyleEncoder>> GetEncoder(const std::string& name) const;
+  // The encoder InvertImage uses for `generator` when the request names none: the first
+  // usable encoder (by name) of the generator or, for an adapted generator, of the
+  // generator it was adapted from. FailedPrecondition saying how to add one otherwise.
+  absl::StatusOr<std::string> EncoderFor(const std::string& generator) const;
   // The first usable VGG16 LPIPS model (by name), loaded; null when the repository has
   // none. AlexNet LPIPS models are never returned.
   std::shared_ptr<const lpips::Lpips> FirstLpips() const;
@@ -259,6 +268,7 @@ class ModelRepository {
     std::shared_ptr<const lpips::AlexLpips> alex_lpips;
     std::shared_ptr<const edit::LatentMapper> mapper;
     std::shared_ptr<const arcface::ArcFace> arcface;
+    std::shared_ptr<const psp::StyleEncoder> encoder;
   };
   struct Entry {
     ModelInfo info;

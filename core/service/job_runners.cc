@@ -12,6 +12,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/edit/global_directions.h"
 #include "core/edit/mapper_trainer.h"
+#include "core/invert/encoder_inversion.h"
 #include "core/invert/face_align.h"
 #include "core/invert/projector.h"
 #include "core/io/image_codec.h"
@@ -276,10 +277,11 @@ class AdaptRunner : public JobRunner {
 
 class InvertRunner : public JobRunner {
  public:
-  InvertRunner(std::unique_ptr<invert::Projector> p, std::string data_dir, std::string id, std::string model, bool pin)
+  InvertRunner(std::unique_ptr<invert::Inverter> p, std::string data_dir, std::string id, std::string model, bool pin)
       : p_(std::move(p)), data_dir_(std::move(data_dir)), id_(std::move(id)), model_(std::move(model)), pin_(pin) {}
   int64_t total_steps() const override { return p_->total_steps(); }
   int64_t step() const override { return p_->step(); }
+  std::string phase() const override { return p_->phase(); }
   absl::StatusOr<std::map<std::string, float>> Step() override { return p_->Step(); }
   absl::StatusOr<FloatTensor> PreviewImages(bool source) override {
     if (source) return p_->Target();
@@ -297,7 +299,7 @@ class InvertRunner : public JobRunner {
   }
 
  private:
-  std::unique_ptr<invert::Projector> p_;
+  std::unique_ptr<invert::Inverter> p_;
   std::string data_dir_, id_, model_;
   bool pin_ = false;
 };
@@ -464,15 +466,21 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         }
         if (auto c = repo->GetClip(clip_name); !clip_name.empty() && c.ok()) clip = c->model;
         invert::ProjectorOptions o;
-        o.steps = spec.steps;
+        o.steps = static_cast<int>(spec.method == InvertMethod::kEncoder ? spec.refine_steps : spec.steps);
         o.lr = spec.lr;
         o.noise_regularize = spec.noise_regularize.value_or(o.noise_regularize);
         o.mse = spec.mse > 0 ? spec.mse : (lpips != nullptr ? 0.0f : 1.0f);
         o.w_plus = spec.space != LatentSpace::kW;
         o.seed = static_cast<uint64_t>(spec.seed);
-        ASSIGN_OR_RETURN(auto projector, invert::Projector::Create(gen, img, o, clip, lpips));
+        std::unique_ptr<invert::Inverter> inverter;
+        if (spec.method == InvertMethod::kEncoder) {
+          ASSIGN_OR_RETURN(auto encoder, repo->GetEncoder(spec.encoder));
+          ASSIGN_OR_RETURN(inverter, invert::EncoderInverter::Create(encoder, gen, img, o, clip, lpips));
+        } else {
+          ASSIGN_OR_RETURN(inverter, invert::Projector::Create(gen, img, o, clip, lpips));
+        }
         return std::unique_ptr<JobRunner>(
-            new InvertRunner(std::move(projector), data_dir, InversionIdForJob(job.id), spec.model, spec.pin));
+            new InvertRunner(std::move(inverter), data_dir, InversionIdForJob(job.id), spec.model, spec.pin));
       });
   engine->RegisterFactory(
       JobKind::kEditStats, [repo](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {

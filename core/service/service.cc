@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_writer.h"
+#include "core/models/psp/style_encoder.h"
 #include "core/service/job_runners.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -222,36 +224,40 @@ absl::StatusOr<ImportRule> ImportRuleFor(int kind) {
     case ModelKind::kMapper:
       return ImportRule{1, {".pt", ".pth"}, ".pt or .pth (an official StyleCLIP mapper checkpoint)"};
     case ModelKind::kArcFace: return ImportRule{1, {".pth", ".pt"}, ".pth or .pt (model_ir_se50.pth)"};
+    case ModelKind::kEncoder:
+      return ImportRule{1, {".pt", ".pth"}, ".pt or .pth (an official e4e or pSp checkpoint, e4e_ffhq_encode.pt)"};
     case ModelKind::kAdaptedGenerator:
       return absl::InvalidArgumentError(
           "adapted generators are made by AdaptDomain; import an exported adapted model as a GENERATOR");
     default:
       return absl::InvalidArgumentError(absl::StrCat(
-          "kind ", kind, " cannot be imported: use GENERATOR (1), CLIP (3), LPIPS (4), MAPPER (5) or ARCFACE (6)"));
+          "kind ", kind,
+          " cannot be imported: use GENERATOR (1), CLIP (3), LPIPS (4), MAPPER (5), ARCFACE (6) or ENCODER (7)"));
   }
 }
 
-// An official mapper file's decoder.* (rosinality names) against the base generator it
-// is imported for: every tensor of the base (noise buffers and latent_avg aside) present,
-// same shape, equal within 1e-4 of the tensor's largest magnitude (a base converted from
-// another format may round differently).
-absl::Status CheckMapperDecoder(const std::map<std::string, TensorView>& decoder, const stylegan2::Generator& base,
-                                const std::string& base_name) {
+// An official checkpoint's decoder.* (rosinality names: a StyleCLIP mapper's, an e4e /
+// pSp encoder's) against the base generator it is imported for: every tensor of the base
+// (noise buffers and latent_avg aside) present, same shape, equal within 1e-4 of the
+// tensor's largest magnitude (a base converted from another format may round differently).
+// `what` names the file's network ("mapper", "encoder").
+absl::Status CheckDecoder(const std::map<std::string, TensorView>& decoder, const stylegan2::Generator& base,
+                          const std::string& base_name, const std::string& what) {
   if (decoder.empty()) {
-    return absl::InvalidArgumentError(
-        "the mapper file has no decoder.* generator, so it cannot be checked against base_model; official mapper "
-        "checkpoints carry the generator they were trained with");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", what, " file has no decoder.* generator, so it cannot be checked against base_model; official ", what,
+        " checkpoints carry the generator they were trained with"));
   }
   for (const auto& [name, want] : base.StateDict()) {
     if (name == "latent_avg" || absl::StartsWith(name, "noises.")) continue;
     auto it = decoder.find(name);
     if (it == decoder.end()) {
-      return absl::FailedPreconditionError(absl::StrCat("the mapper's generator lacks '", name, "' of base_model '",
+      return absl::FailedPreconditionError(absl::StrCat("the ", what, "'s generator lacks '", name, "' of base_model '",
                                                         base_name, "': it was trained on another architecture"));
     }
     ASSIGN_OR_RETURN(FloatTensor got, ToFloatTensor(it->second));
     if (got.shape != want.shape) {
-      return absl::FailedPreconditionError(absl::StrCat("the mapper's generator has '", name, "' of shape ",
+      return absl::FailedPreconditionError(absl::StrCat("the ", what, "'s generator has '", name, "' of shape ",
                                                         ShapeString(got.shape), ", base_model '", base_name, "' ",
                                                         ShapeString(want.shape), ": another generator"));
     }
@@ -261,9 +267,9 @@ absl::Status CheckMapperDecoder(const std::map<std::string, TensorView>& decoder
       diff = std::max(diff, std::fabs(want.data[i] - got.data[i]));
     }
     if (!(diff <= 1e-4f * scale + 1e-8f)) {
-      return absl::FailedPreconditionError(absl::StrCat("the mapper was trained on another generator than base_model '",
-                                                        base_name, "': its '", name, "' differs by up to ", diff,
-                                                        " (largest magnitude ", scale, ")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the ", what, " was trained on another generator than base_model '", base_name, "': its '", name,
+                       "' differs by up to ", diff, " (largest magnitude ", scale, ")"));
     }
   }
   return absl::OkStatus();
@@ -320,9 +326,11 @@ absl::StatusOr<ImportTicket> Service::BeginImport(ImportSpec spec) {
   if (d_.repository->Exists(spec.name)) {
     return absl::AlreadyExistsError(absl::StrCat("a model named '", spec.name, "' exists; import under another name"));
   }
-  if (static_cast<ModelKind>(spec.kind) == ModelKind::kMapper) {
+  const auto kind = static_cast<ModelKind>(spec.kind);
+  if (kind == ModelKind::kMapper || kind == ModelKind::kEncoder) {
     if (spec.base_model.empty()) {
-      return absl::InvalidArgumentError("a MAPPER import names its generator in base_model");
+      return absl::InvalidArgumentError(absl::StrCat("a ", kind == ModelKind::kMapper ? "MAPPER" : "ENCODER",
+                                                     " import names its generator in base_model"));
     }
     RETURN_IF_ERROR(ValidateModelName(spec.base_model, "base_model"));
     ASSIGN_OR_RETURN(ModelInfo base, d_.repository->Get(spec.base_model));
@@ -331,7 +339,7 @@ absl::StatusOr<ImportTicket> Service::BeginImport(ImportSpec spec) {
           absl::StrCat("base_model '", spec.base_model, "' is a ", ModelKindName(base.kind), ", not a base generator"));
     }
   } else if (!spec.base_model.empty()) {
-    return absl::InvalidArgumentError("base_model applies to MAPPER imports only");
+    return absl::InvalidArgumentError("base_model applies to MAPPER and ENCODER imports only");
   }
   ImportTicket ticket;
   ticket.spec = std::move(spec);
@@ -375,7 +383,8 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
         absl::StrCat("the uploaded files are not ", what, " this server can load: ", s.message()));
   };
   nlohmann::json manifest;
-  std::map<std::string, FloatTensor> mapper_tensors;  // MAPPER: written as mapper.safetensors
+  // MAPPER, ENCODER: the network converted out of the official file, written instead of it.
+  std::function<absl::Status(const std::filesystem::path& folder)> write_converted;
   switch (static_cast<ModelKind>(spec.kind)) {
     case ModelKind::kGenerator: {
       auto loaded = stylegan2::Generator::Load(named[0], {});
@@ -441,8 +450,10 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
       auto mapper = edit::LatentMapper::FromTensors(file->mapper, file->config, "cpu");
       if (!mapper.ok()) return refused("a StyleCLIP mapper", mapper.status());
       ASSIGN_OR_RETURN(auto base, d_.repository->GetGenerator(spec.base_model));
-      RETURN_IF_ERROR(CheckMapperDecoder(file->decoder, *base, spec.base_model));
-      mapper_tensors = (*mapper)->StateDict();
+      RETURN_IF_ERROR(CheckDecoder(file->decoder, *base, spec.base_model, "mapper"));
+      write_converted = [tensors = (*mapper)->StateDict(), &spec](const std::filesystem::path& folder) {
+        return SaveSafetensors((folder / "mapper.safetensors").string(), tensors, {{"base_model", spec.base_model}});
+      };
       const std::string text = file->description.empty() ? spec.domain : file->description;
       nlohmann::json groups = nlohmann::json::array();
       if (file->config.type == edit::MapperType::kLevels) {
@@ -460,6 +471,31 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
                   {"source_file", ticket.files[0].filename}};
       break;
     }
+    case ModelKind::kEncoder: {
+      auto file = psp::ReadOfficialEncoderFile(named[0]);
+      if (!file.ok()) return refused("a pSp / e4e encoder", file.status());
+      auto loaded = psp::StyleEncoder::FromTensors(file->encoder, file->latent_avg, file->config, "cpu");
+      if (!loaded.ok()) return refused("a pSp / e4e encoder", loaded.status());
+      std::shared_ptr<const psp::StyleEncoder> encoder = std::move(*loaded);
+      ASSIGN_OR_RETURN(auto base, d_.repository->GetGenerator(spec.base_model));
+      if (encoder->config().styles != base->config().n_latent || base->config().style_dim != psp::kEncoderStyleDim) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the encoder gives w+ [", encoder->config().styles, ", ", psp::kEncoderStyleDim, "]; base_model '",
+            spec.base_model, "' takes [", base->config().n_latent, ", ", base->config().style_dim, "]"));
+      }
+      RETURN_IF_ERROR(CheckDecoder(file->decoder, *base, spec.base_model, "encoder"));
+      write_converted = [encoder, &spec](const std::filesystem::path& folder) {
+        return psp::SaveEncoder((folder / "encoder.safetensors").string(), *encoder, {{"base_model", spec.base_model}});
+      };
+      manifest = {{"kind", "encoder"},
+                  {"base_model", spec.base_model},
+                  {"architecture", std::string(psp::EncoderArchitectureName(encoder->config().architecture))},
+                  {"styles", encoder->config().styles},
+                  {"start_from_latent_avg", encoder->config().start_from_latent_avg},
+                  {"encoder_file", "encoder.safetensors"},
+                  {"source_file", ticket.files[0].filename}};
+      break;
+    }
     default: return absl::InvalidArgumentError("kind cannot be imported");
   }
   if (!spec.domain.empty()) manifest["domain"] = spec.domain;
@@ -467,10 +503,9 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
   // The staging folder's own (random) name keeps concurrent imports apart.
   const std::string work_id = absl::StrCat("import-", dir.filename().string());
   return d_.repository->Publish(spec.name, work_id, [&](const std::string& folder) {
-    if (!mapper_tensors.empty()) {
-      // Only the mapper is kept: the file's decoder is the base's weights.
-      RETURN_IF_ERROR(SaveSafetensors((std::filesystem::path(folder) / "mapper.safetensors").string(), mapper_tensors,
-                                      {{"base_model", spec.base_model}}));
+    if (write_converted) {
+      // Only the converted network is kept: the file's decoder is the base's weights.
+      RETURN_IF_ERROR(write_converted(folder));
       return WriteFileAtomic((std::filesystem::path(folder) / "manifest.json").string(), manifest.dump(2) + "\n");
     }
     for (const auto& f : ticket.files) {

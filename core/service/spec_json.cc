@@ -48,6 +48,9 @@ NLOHMANN_JSON_SERIALIZE_ENUM(LatentSpace, {{LatentSpace::kUnspecified, "unspecif
                                            {LatentSpace::kW, "w"},
                                            {LatentSpace::kWPlus, "w_plus"},
                                            {LatentSpace::kS, "s"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(InvertMethod, {{InvertMethod::kUnspecified, "unspecified"},
+                                            {InvertMethod::kOptimization, "optimization"},
+                                            {InvertMethod::kEncoder, "encoder"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(ImageFormat, {{ImageFormat::kUnspecified, "unspecified"},
                                            {ImageFormat::kPng, "png"},
                                            {ImageFormat::kJpeg, "jpeg"},
@@ -92,7 +95,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 skip_reference_search, w_ref, lambda_const, lambda_patch, ref_every)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds, pin,
-                                                notify_url, landmarks)
+                                                notify_url, landmarks, method, encoder, refine_steps)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
                                                 batch_size, preview_every, max_run_seconds, recompute, clamping,
                                                 truncation_cutoff, render_resolution, notify_url)
@@ -213,7 +216,7 @@ std::string SpecHash(const Spec& spec) {
   // submitted before the upgrade still finds its job.
   for (const char* later : {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain", "notify_url",
                             "method", "reference_steps", "skip_reference_search", "w_ref", "lambda_const",
-                            "lambda_patch", "ref_every", "landmarks"}) {
+                            "lambda_patch", "ref_every", "landmarks", "encoder", "refine_steps"}) {
     if (j.contains(later) && (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified" ||
                               j[later] == "" || j[later] == nlohmann::json::array())) {
       j.erase(later);

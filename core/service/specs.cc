@@ -208,7 +208,7 @@ absl::Status ValidateModelRef(const std::string& name, const char* field) {
 }
 
 absl::Status ValidateModelKindFilter(int kind) {
-  if (kind < 0 || kind > static_cast<int>(ModelKind::kArcFace)) return Invalid("unknown kind filter");
+  if (kind < 0 || kind > static_cast<int>(ModelKind::kEncoder)) return Invalid("unknown kind filter");
   return absl::OkStatus();
 }
 
@@ -506,6 +506,25 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
                          repo);
 }
 
+absl::Status InvertSpec::CheckEncoder(const ModelRepository& repo) {
+  if (encoder.empty()) {
+    ASSIGN_OR_RETURN(encoder, repo.EncoderFor(model));
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(ValidateModelName(encoder, "encoder"));
+  ASSIGN_OR_RETURN(ModelInfo e, repo.Get(encoder));
+  if (e.kind != ModelKind::kEncoder) {
+    return Invalid(absl::StrCat("encoder '", encoder, "' is a ", ModelKindName(e.kind), ", not an encoder"));
+  }
+  ASSIGN_OR_RETURN(ModelInfo g, repo.Get(model));
+  if (e.base_model != model && !(g.kind == ModelKind::kAdaptedGenerator && e.base_model == g.base_model)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("encoder '", encoder, "' encodes into '", e.base_model, "', not into '", model, "'",
+                     g.base_model.empty() ? "" : " or its base '" + g.base_model + "'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckJobBasics(request_id, model, repo));
   RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
@@ -536,9 +555,18 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   }
   if (space == LatentSpace::kUnspecified) space = LatentSpace::kWPlus;
   if (space != LatentSpace::kW && space != LatentSpace::kWPlus) return Invalid("space must be W or W_PLUS");
+  if (!Known(method, InvertMethod::kEncoder)) return Invalid("unknown method (OPTIMIZATION or ENCODER)");
   const invert::ProjectorOptions reference;
-  RETURN_IF_ERROR(Range("steps", steps, 0, 5000, std::to_string(reference.steps)));
-  if (steps == 0) steps = reference.steps;
+  if (method == InvertMethod::kEncoder) {
+    if (steps != 0) return Invalid("steps is the OPTIMIZATION method's; after an ENCODER, refine_steps refines");
+    if (space != LatentSpace::kWPlus) return Invalid("the ENCODER method inverts into W_PLUS (set space W_PLUS)");
+    RETURN_IF_ERROR(Range("refine_steps", refine_steps, 0, 5000, "no refinement"));
+    RETURN_IF_ERROR(CheckEncoder(repo));
+  } else {
+    if (!encoder.empty() || refine_steps != 0) return Invalid("encoder and refine_steps are for method ENCODER");
+    RETURN_IF_ERROR(Range("steps", steps, 0, 5000, std::to_string(reference.steps)));
+    if (steps == 0) steps = reference.steps;
+  }
   RETURN_IF_ERROR(RangeF("lr", lr, 0, 1, absl::StrCat(reference.lr)));
   if (lr == 0) lr = reference.lr;
   if (!noise_regularize.has_value()) noise_regularize = reference.noise_regularize;

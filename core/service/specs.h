@@ -40,6 +40,8 @@ struct GeneratorConfig;
 namespace ganserve::core::service {
 
 enum class LatentSpace : int { kUnspecified = 0, kZ = 1, kW = 2, kWPlus = 3, kS = 4 };
+// How InvertImage inverts (proto InvertMethod); unspecified = optimisation.
+enum class InvertMethod : int { kUnspecified = 0, kOptimization = 1, kEncoder = 2 };
 enum class ImageFormat : int { kUnspecified = 0, kPng = 1, kJpeg = 2, kRawFloat = 3 };
 enum class NoiseMode : int { kUnspecified = 0, kConst = 1, kRandom = 2, kNone = 3 };
 enum class LayerPreset : int {
@@ -186,9 +188,16 @@ struct InvertSpec {
   int64_t max_run_seconds = 0;
   bool pin = false;  // kept past the job retention
   std::string notify_url;
+  InvertMethod method = InvertMethod::kUnspecified;
+  std::string encoder;       // kEncoder: the encoder model (resolved by Validate when empty)
+  int64_t refine_steps = 0;  // kEncoder: projector steps after the encoder
 
+  // Also FAILED_PRECONDITION when the encoder method finds no encoder for the model.
   absl::Status Validate(const ModelRepository& repo);
-  int64_t TotalSteps() const { return steps; }
+  int64_t TotalSteps() const { return method == InvertMethod::kEncoder ? 1 + refine_steps : steps; }
+
+ private:
+  absl::Status CheckEncoder(const ModelRepository& repo);
 };
 
 // PrepareGlobalDirections: StyleCLIP global-direction statistics of one generator.

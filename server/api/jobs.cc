@@ -76,6 +76,9 @@ cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
   s.max_run_seconds = r.max_run_seconds();
   s.pin = r.pin();
   s.notify_url = r.notify_url();
+  s.method = static_cast<cs::InvertMethod>(r.method());
+  s.encoder = r.encoder();
+  s.refine_steps = r.refine_steps();
   return s;
 }
 

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include <unistd.h>
 
@@ -10,12 +12,16 @@
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
+#include "core/checkpoint/safetensors.h"
+#include "core/checkpoint/torch_writer.h"
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/models/stylegan2/random_init.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
+#include "tests/testing/tiny_models.h"
 
 namespace ganserve::testing {
 namespace {
@@ -117,6 +123,108 @@ TEST_F(GanServiceTest, InvertAlignsAPhotoFromItsLandmarks) {
       },
       "outside");
   refused([](auto* r) { r->mutable_landmarks(0)->set_x(NAN); }, "finite");
+}
+
+// The encoder method end to end: an official-layout e4e checkpoint for a 512-wide
+// generator imports (only the encoder is kept), and InvertImage with method ENCODER
+// inverts a generated image into its own w+ in one step (the encoder answers that w+ by
+// construction: testing::OracleEncoderWeights), then refines it when asked. Requests the
+// method cannot serve are refused before any job exists.
+TEST(EncoderInvertTest, ImportsAnE4eCheckpointAndInvertsWithIt) {
+  TestServerOptions opt;
+  std::map<std::string, core::FloatTensor> face;
+  opt.prepare_repo = [&face](const std::string& repo) {
+    face = core::stylegan2::RandomGeneratorWeights(core::stylegan2::MakeConfig(32, 512, 2, 1, 8), 6, 0.1f);
+    std::filesystem::create_directories(repo + "/face");
+    ASSERT_TRUE(core::SaveSafetensors(repo + "/face/g.safetensors", face, {}).ok());
+    std::ofstream(repo + "/face/manifest.json") << R"({"kind": "generator", "checkpoint": "g.safetensors"})";
+  };
+  TestServer server(Root("encoder_invert"), opt);
+  auto stub = server.Stub();
+  grpc::Status st;
+  v1::GenerateSamplesRequest g;
+  g.set_model("face");
+  g.add_seeds(7);
+  g.set_return_latents(true);
+  auto out = Generate(stub.get(), g, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const auto& lat = out[0].images(0).latent().values();
+  const core::FloatTensor wplus{{lat.shape().begin(), lat.shape().end()}, {lat.data().begin(), lat.data().end()}};
+  ASSERT_EQ(wplus.shape, (std::vector<int64_t>{1, 8, 512}));
+
+  v1::InvertImageRequest inv;
+  inv.set_model("face");
+  inv.set_image(out[0].images(0).data());
+  inv.set_method(v1::INVERT_METHOD_ENCODER);
+  auto refused = [&](const v1::InvertImageRequest& r) {
+    grpc::ClientContext c;
+    ReadAll<v1::JobEvent>(stub->InvertImage(&c, r), &st);
+    return st;
+  };
+  EXPECT_EQ(refused(inv).error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("ImportModel kind ENCODER"), std::string::npos) << st.error_message();
+
+  std::map<std::string, core::FloatTensor> sd, enc = OracleEncoderWeights(wplus, 3);
+  const core::FloatTensor avg = enc.at("latent_avg");
+  enc.erase("latent_avg");
+  for (auto& [k, v] : enc) sd["encoder." + k] = std::move(v);
+  for (auto& [k, v] : face) sd["decoder." + k] = std::move(v);
+  Upload up;
+  up.name = "face-e4e";
+  up.kind = v1::MODEL_KIND_ENCODER;
+  up.base_model = "face";
+  up.files.emplace_back("e4e_face.pt", core::EncodeTorchSave({{"state_dict", std::move(sd)}, {"latent_avg", avg}}));
+  v1::Model m;
+  ASSERT_TRUE(Import(stub.get(), up, &m).ok());
+  EXPECT_EQ(m.kind(), v1::MODEL_KIND_ENCODER);
+  EXPECT_EQ(m.base_model(), "face");
+  EXPECT_FALSE(std::filesystem::exists(server.repo() + "/face-e4e/e4e_face.pt")) << "only the encoder is kept";
+
+  for (auto [field, bad] : std::vector<std::pair<const char*, std::function<void(v1::InvertImageRequest*)>>>{
+           {"steps", [](v1::InvertImageRequest* r) { r->set_steps(10); }},
+           {"W_PLUS", [](v1::InvertImageRequest* r) { r->set_space(v1::LATENT_SPACE_W); }},
+           {"refine_steps", [](v1::InvertImageRequest* r) { r->set_refine_steps(5001); }},
+           {"not an encoder", [](v1::InvertImageRequest* r) { r->set_encoder("face"); }},
+           {"for method ENCODER",
+            [](v1::InvertImageRequest* r) { r->set_method(v1::INVERT_METHOD_OPTIMIZATION), r->set_encoder("x"); }}}) {
+    v1::InvertImageRequest r = inv;
+    bad(&r);
+    EXPECT_EQ(refused(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(field), std::string::npos) << st.error_message();
+  }
+
+  for (int refine : {0, 3}) {
+    v1::InvertImageRequest r = inv;
+    r.set_refine_steps(refine);
+    grpc::ClientContext c;
+    auto events = ReadAll<v1::JobEvent>(stub->InvertImage(&c, r), &st);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_FALSE(events.empty());
+    const v1::Job& job = events.back().job();
+    ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error_message();
+    float psnr = 0;
+    std::string phases;
+    for (const auto& e : events) {
+      if (!e.has_progress()) continue;
+      if (e.progress().losses().count("psnr") != 0) psnr = e.progress().losses().at("psnr");
+      phases += e.progress().phase() + " ";
+      EXPECT_EQ(e.progress().total_steps(), 1 + refine);
+    }
+    EXPECT_EQ(phases.rfind("encode ", 0), 0u) << phases;
+    // 8-bit rounding of the target is all that separates the encoder's rendering from it.
+    EXPECT_GT(psnr, 50.0f);
+    v1::GenerateSamplesRequest rg;
+    rg.set_model("face");
+    rg.set_inversion_id(job.result());
+    rg.set_return_latents(true);
+    auto back = Generate(stub.get(), rg, &st);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    const auto& got = back[0].images(0).latent().values().data();
+    ASSERT_EQ(got.size(), static_cast<int>(wplus.data.size()));
+    if (refine == 0) {
+      for (int i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], wplus.data[static_cast<size_t>(i)], 1e-4) << i;
+    }
+  }
 }
 
 }  // namespace

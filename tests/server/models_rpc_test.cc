@@ -157,48 +157,6 @@ TEST_F(GanServiceTest, ExportModelRefusesWhatIsNotAnExportableGenerator) {
   EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
-struct UpFile {
-  UpFile(std::string f, std::string b, int64_t t = -1, std::string s = "")
-      : filename(std::move(f)), bytes(std::move(b)), total(t), sha256(std::move(s)) {}
-  std::string filename, bytes;
-  int64_t total = -1;  // -1: the real size
-  std::string sha256;  // empty: the real digest
-};
-struct Upload {
-  std::string name;
-  int kind = v1::MODEL_KIND_GENERATOR;
-  std::vector<UpFile> files;
-};
-
-grpc::Status Import(v1::GanService::Stub* stub, const Upload& u, v1::Model* m) {
-  grpc::ClientContext ctx;
-  auto w = stub->ImportModel(&ctx, m);
-  bool open = true;
-  for (size_t i = 0; i < u.files.size() && open; ++i) {
-    const UpFile& f = u.files[i];
-    const size_t chunk = f.bytes.size() > (size_t{1} << 20) ? size_t{1} << 20 : 4096;
-    for (size_t off = 0; off == 0 || off < f.bytes.size(); off += chunk) {
-      v1::ImportModelChunk c;
-      if (off == 0) {
-        if (i == 0) {
-          c.set_name(u.name);
-          c.set_kind(static_cast<v1::ModelKind>(u.kind));
-        }
-        c.set_filename(f.filename);
-        c.set_total_bytes(f.total >= 0 ? f.total : static_cast<int64_t>(f.bytes.size()));
-        c.set_sha256(f.sha256.empty() ? core::Sha256Hex(f.bytes) : f.sha256);
-      }
-      c.set_data(f.bytes.data() + off, std::min(chunk, f.bytes.size() - off));
-      if (!w->Write(c)) {
-        open = false;
-        break;
-      }
-    }
-  }
-  w->WritesDone();
-  return w->Finish();
-}
-
 Upload Up(std::string name, std::string filename, std::string bytes, int kind = v1::MODEL_KIND_GENERATOR,
           int64_t total = -1, std::string sha256 = "") {
   Upload u;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "core/jobs/sqlite_job_store.h"
+#include "core/util/sha256.h"
 
 namespace ganserve::testing {
 
@@ -67,6 +68,36 @@ std::vector<v1::ImageBatch> Generate(v1::GanService::Stub* stub, const v1::Gener
 std::vector<v1::ImageBatch> EditCall(v1::GanService::Stub* stub, const v1::EditRequest& req, grpc::Status* st) {
   grpc::ClientContext ctx;
   return ReadAll<v1::ImageBatch>(stub->Edit(&ctx, req), st);
+}
+
+grpc::Status Import(v1::GanService::Stub* stub, const Upload& u, v1::Model* m) {
+  grpc::ClientContext ctx;
+  auto w = stub->ImportModel(&ctx, m);
+  bool open = true;
+  for (size_t i = 0; i < u.files.size() && open; ++i) {
+    const UpFile& f = u.files[i];
+    const size_t chunk = f.bytes.size() > (size_t{1} << 20) ? size_t{1} << 20 : 4096;
+    for (size_t off = 0; off == 0 || off < f.bytes.size(); off += chunk) {
+      v1::ImportModelChunk c;
+      if (off == 0) {
+        if (i == 0) {
+          c.set_name(u.name);
+          c.set_kind(static_cast<v1::ModelKind>(u.kind));
+          c.set_base_model(u.base_model);
+        }
+        c.set_filename(f.filename);
+        c.set_total_bytes(f.total >= 0 ? f.total : static_cast<int64_t>(f.bytes.size()));
+        c.set_sha256(f.sha256.empty() ? core::Sha256Hex(f.bytes) : f.sha256);
+      }
+      c.set_data(f.bytes.data() + off, std::min(chunk, f.bytes.size() - off));
+      if (!w->Write(c)) {
+        open = false;
+        break;
+      }
+    }
+  }
+  w->WritesDone();
+  return w->Finish();
 }
 
 }  // namespace ganserve::testing

@@ -40,6 +40,23 @@ std::vector<v1::ImageBatch> Generate(v1::GanService::Stub* stub, const v1::Gener
                                      grpc::Status* status);
 std::vector<v1::ImageBatch> EditCall(v1::GanService::Stub* stub, const v1::EditRequest& req, grpc::Status* st);
 
+// One file of an ImportModel upload; total and sha256 may be set wrong on purpose.
+struct UpFile {
+  UpFile(std::string f, std::string b, int64_t t = -1, std::string s = "")
+      : filename(std::move(f)), bytes(std::move(b)), total(t), sha256(std::move(s)) {}
+  std::string filename, bytes;
+  int64_t total = -1;  // -1: the real size
+  std::string sha256;  // empty: the real digest
+};
+struct Upload {
+  std::string name;
+  int kind = v1::MODEL_KIND_GENERATOR;
+  std::vector<UpFile> files;
+  std::string base_model;  // MAPPER, ENCODER
+};
+// Streams an upload in chunks of at most 1 MiB; `m` gets the new model.
+grpc::Status Import(v1::GanService::Stub* stub, const Upload& u, v1::Model* m);
+
 }  // namespace ganserve::testing
 
 #endif  // GANSERVE_TESTS_SERVER_SERVICE_FIXTURE_H_

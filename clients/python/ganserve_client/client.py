@@ -278,8 +278,15 @@ class Client:
         """Projects a photo (bytes, path or PIL image) into `model`'s latent space; the
         inversion id is job.result (use it as generate(inversion_id=...) or edit(...)).
         landmarks=[(x, y), ...] (5 points: eyes, nose, mouth corners; or dlib's 68)
-        FFHQ-aligns the photo first."""
+        FFHQ-aligns the photo first. method="encoder" inverts with a pSp / e4e encoder
+        (encoder=NAME, else the server's encoder for the model) in one forward pass, then
+        refine_steps=N projector steps if asked; also implied by encoder or refine_steps."""
         data = image_bytes(image)
+        method = fields.pop("method", None)
+        if method is None and (fields.get("encoder") or fields.get("refine_steps")):
+            method = "encoder"
+        if method is not None:
+            fields["method"] = method if method.startswith("INVERT_METHOD_") else "INVERT_METHOD_" + method.upper()
         if fields.get("landmarks") is not None:
             fields["landmarks"] = [p if isinstance(p, dict) else {"x": float(p[0]), "y": float(p[1])}
                                    for p in fields["landmarks"]]
