@@ -17,6 +17,16 @@
 #                                 loss of StyleCLIP; Google Drive as StyleCLIP links it; needs
 #                                 `gdown`). No publisher checksum is known: the server checks
 #                                 every tensor's name and shape when it loads
+#   ffhq-e4e                      encoder4editing's FFHQ encoder (e4e_ffhq_encode.pt, Google
+#                                 Drive as its README links it; needs `gdown`), for ffhq
+#   ffhq-mapper-NAME              StyleCLIP's 14 pretrained latent mappers of ffhq (afro,
+#                                 angry, beyonce, bobcut, bowlcut, curly_hair, depp,
+#                                 hilary_clinton, mohawk, purple_hair, surprised, taylor_swift,
+#                                 trump, zuckerberg; Google Drive as StyleCLIP's utils.py lists
+#                                 them; needs `gdown`)
+# The Google Drive files have no published checksum; the server checks every tensor's name
+# and shape when it loads them (an import through ImportModel also checks the decoder
+# against the base generator).
 set -euo pipefail
 dest=${1:-models}
 mkdir -p "$dest"
@@ -79,4 +89,29 @@ printf '{"kind": "generator", "checkpoint": "stylegan2-ffhq-config-f.pt", "domai
   > "$dest/ffhq/manifest.json"
 gdrive 1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn "$dest/arcface/model_ir_se50.pth"
 printf '{"kind": "arcface", "checkpoint": "model_ir_se50.pth"}\n' > "$dest/arcface/manifest.json"
+gdrive 1cUv_reLE6k3604or78EranS7XzuVMWeO "$dest/ffhq-e4e/e4e_ffhq_encode.pt"
+printf '{"kind": "encoder", "base_model": "ffhq", "encoder_file": "e4e_ffhq_encode.pt"}\n' > "$dest/ffhq-e4e/manifest.json"
+
+# StyleCLIP's pretrained mappers: file name, Google Drive id, the prompt (StyleCLIP's
+# mapper notebook's names).
+while IFS='|' read -r name id text; do
+  gdrive "$id" "$dest/ffhq-mapper-${name//_/-}/$name.pt"
+  printf '{"kind": "mapper", "base_model": "ffhq", "mapper_file": "%s.pt", "target_text": "%s"}\n' "$name" "$text" \
+    > "$dest/ffhq-mapper-${name//_/-}/manifest.json"
+done <<'EOF_MAPPERS'
+afro|1i5vAqo4z0I-Yon3FNft_YZOq7ClWayQJ|afro
+angry|1g82HEH0jFDrcbCtn3M22gesWKfzWV_ma|angry
+beyonce|1KJTc-h02LXs4zqCyo7pzCp0iWeO6T9fz|Beyonce
+bobcut|1IvyqjZzKS-vNdq_OhwapAcwrxgLAY8UF|bobcut
+bowlcut|1xwdxI2YCewSt05dEHgkpmmzoauPjEnnZ|bowlcut
+curly_hair|1xZ7fFB12Ci6rUbUfaHPpo44xUFzpWQ6M|curly hair
+depp|1FPiJkvFPG_y-bFanxLLP91wUKuy-l3IV|Jhonny Depp
+hilary_clinton|1X7U2zj2lt0KFifIsTfOOzVZXqYyCWVll|Hilary Clinton
+mohawk|1oMMPc8iQZ7dhyWavZ7VNWLwzf9aX4C09|mohawk
+purple_hair|14H0CGXWxePrrKIYmZnDD2Ccs65EEww75|purple hair
+surprised|1F-mPrhO-UeWrV1QYMZck63R43aLtPChI|surprised
+taylor_swift|10jHuHsKKJxuf3N0vgQbX_SMEQgFHDrZa|Taylor Swift
+trump|14v8D0uzy4tOyfBU3ca9T0AzTt3v-dNyh|trump
+zuckerberg|1NjDcMUL8G-pO3i_9N6EPpQNXeMc3Ar1r|Mark Zuckerberg
+EOF_MAPPERS
 echo "done: start ganserve with --model_repository $dest"

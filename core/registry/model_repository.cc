@@ -339,9 +339,16 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
     }
     case ModelKind::kMapper: {
       ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "mapper_file"));
-      ASSIGN_OR_RETURN(auto file, LoadSafetensors(path));
-      ASSIGN_OR_RETURN(edit::MapperConfig config, edit::MapperConfigFromNames(file.tensors));
-      ASSIGN_OR_RETURN(w.mapper, edit::LatentMapper::FromTensors(file.tensors, config, load_options_.device));
+      edit::MapperConfig config;
+      if (absl::EndsWith(path, ".safetensors")) {
+        ASSIGN_OR_RETURN(auto file, LoadSafetensors(path));
+        ASSIGN_OR_RETURN(config, edit::MapperConfigFromNames(file.tensors));
+        ASSIGN_OR_RETURN(w.mapper, edit::LatentMapper::FromTensors(file.tensors, config, load_options_.device));
+      } else {  // an official checkpoint as published (fetch-weights installs them so)
+        ASSIGN_OR_RETURN(auto file, edit::ReadOfficialMapperFile(path));
+        config = file.config;
+        ASSIGN_OR_RETURN(w.mapper, edit::LatentMapper::FromTensors(file.mapper, config, load_options_.device));
+      }
       info->style_dim = static_cast<int>(config.dim);
       info->trained_parameters = w.mapper->parameter_count();
       return w;

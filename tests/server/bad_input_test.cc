@@ -514,6 +514,37 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
       "landmarks outside the photo", png, [&](auto* r) { add_points(r, 5, 9000); }, C::INVALID_ARGUMENT, "outside");
   inv(
       "infinite landmarks", png, [&](auto* r) { add_points(r, 5, INFINITY); }, C::INVALID_ARGUMENT, "finite");
+  // The encoder method takes refine_steps, not steps.
+  auto encoder_method = [](v1::InvertImageRequest* r) {
+    r->set_method(v1::INVERT_METHOD_ENCODER);
+    r->set_steps(0);
+  };
+  inv(
+      "an unknown method", png, [](auto* r) { r->set_method(static_cast<v1::InvertMethod>(9)); }, C::INVALID_ARGUMENT,
+      "method");
+  inv("the encoder method without an encoder for the model", png, encoder_method, C::FAILED_PRECONDITION,
+      "ImportModel kind ENCODER");
+  inv(
+      "negative refine_steps", png,
+      [encoder_method](auto* r) {
+        encoder_method(r);
+        r->set_refine_steps(-1);
+      },
+      C::INVALID_ARGUMENT, "refine_steps");
+  inv(
+      "an encoder name that is not a model name", png,
+      [encoder_method](auto* r) {
+        encoder_method(r);
+        r->set_encoder("../up");
+      },
+      C::INVALID_ARGUMENT, "encoder");
+  inv(
+      "an unknown encoder", png,
+      [encoder_method](auto* r) {
+        encoder_method(r);
+        r->set_encoder("nope");
+      },
+      C::NOT_FOUND, "nope");
 
   auto prep = [&](const char* what, std::function<void(v1::PrepareGlobalDirectionsRequest*)> f, C code,
                   const char* says) {
@@ -905,6 +936,9 @@ std::vector<HttpCase> HttpTable() {
       {"one landmark", "POST", "/v1/jobs:invert",
        R"({"model": "tiny", "image": ")" + png64 + R"(", "landmarks": [{"x": 1, "y": 2}]})", 400, "INVALID_ARGUMENT",
        "68 points"},
+      {"the encoder method without an encoder", "POST", "/v1/jobs:invert",
+       R"({"model": "tiny", "image": ")" + png64 + R"(", "method": "INVERT_METHOD_ENCODER"})", 400,
+       "FAILED_PRECONDITION", "ImportModel kind ENCODER"},
       {"an edit with an unknown mapper", "POST", "/v1/models/tiny:edit",
        R"({"seeds": [1], "mapper": {"mapper": "nope"}})", 404, "NOT_FOUND", "nope"},
       {"an import line that is not JSON", "POST", "/v1/models:import", "{\"name\": \"x\"}\nnot json\n", 400,

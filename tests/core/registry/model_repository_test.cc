@@ -262,6 +262,57 @@ TEST_F(ModelRepositoryTest, MappersLoadUnderTheirGenerator) {
   EXPECT_FALSE(fs::exists(root_ / "smile"));
 }
 
+// An official mapper checkpoint as published (how fetch-weights installs them) loads as
+// the mapper its tensor names describe.
+TEST_F(ModelRepositoryTest, OfficialMapperFilesLoadAsPublished) {
+  const fs::path official = fs::path(GANSERVE_SOURCE_DIR) / "tests/fixtures/latent_mapper/levels_no_fine.pt";
+  fs::create_directories(root_ / "purple");
+  fs::copy_file(official, root_ / "purple/purple_hair.pt");
+  std::ofstream(root_ / "purple/manifest.json") << R"({"kind": "mapper", "base_model": "base",
+      "target_text": "purple hair", "mapper_file": "purple_hair.pt"})";
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  (*repo)->LoadAll();
+  auto got = (*repo)->GetMapper("purple");
+  ASSERT_TRUE(got.ok()) << got.status();
+  auto file = edit::ReadOfficialMapperFile(official.string());
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ((*got)->config().fine, file->config.fine);
+  EXPECT_FALSE((*got)->config().fine);
+  EXPECT_EQ((*got)->config().dim, file->config.dim);
+}
+
+// Encoders: found for their generator and for generators adapted from it; without one
+// the lookup says how to add one.
+TEST_F(ModelRepositoryTest, EncodersAreFoundThroughTheBaseChain) {
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  (*repo)->LoadAll();
+  auto none = (*repo)->EncoderFor("base");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("ImportModel kind ENCODER"), std::string::npos) << none.status();
+  fs::create_directories(root_ / "base-e4e");
+  std::ofstream(root_ / "base-e4e/manifest.json")
+      << R"({"kind": "encoder", "base_model": "base", "encoder_file": "e4e.safetensors"})";
+  fs::create_directories(root_ / "stray");
+  std::ofstream(root_ / "stray/manifest.json") << R"({"kind": "encoder", "encoder_file": "e4e.safetensors"})";
+  ASSERT_TRUE(PublishAdapted(**repo, "sketch").ok());
+  (*repo)->Rescan();
+  EXPECT_EQ(*(*repo)->EncoderFor("base"), "base-e4e");
+  EXPECT_EQ(*(*repo)->EncoderFor("sketch"), "base-e4e");
+  auto info = (*repo)->Get("base-e4e");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->kind, ModelKind::kEncoder);
+  // Its weights file is missing: using it fails with the reason.
+  auto load = (*repo)->GetEncoder("base-e4e");
+  EXPECT_EQ(load.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*repo)->GetEncoder("base").status().code(), absl::StatusCode::kFailedPrecondition);
+  auto stray = (*repo)->Get("stray");
+  ASSERT_TRUE(stray.ok());
+  EXPECT_EQ(stray->state, ModelState::kFailed);
+  EXPECT_NE(stray->error.find("base_model"), std::string::npos) << stray->error;
+}
+
 // ArcFace: without one (or with a broken one) the accessor names the weights file and
 // what failed.
 TEST_F(ModelRepositoryTest, ArcFaceAbsenceIsExplained) {

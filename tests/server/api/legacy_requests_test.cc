@@ -201,6 +201,39 @@ TEST(SpecJsonTest, MapperSpecRoundTrips) {
   EXPECT_NE(cs::SpecHash(other), cs::SpecHash(m));
 }
 
+// The encoder fields round-trip; at their defaults they leave the digest of requests
+// stored before them alone, set they change it.
+TEST(SpecJsonTest, InvertSpecEncoderFieldsRoundTrip) {
+  cs::InvertSpec inv;
+  inv.model = "ffhq";
+  inv.image = "\x89PNG";
+  inv.steps = 1000;
+  const std::string before = cs::SpecHash(inv);
+  const std::string old_json = cs::SpecToJson(inv);
+  EXPECT_NE(old_json.find("\"method\":\"unspecified\""), std::string::npos) << old_json;
+  inv.method = cs::InvertMethod::kEncoder;
+  inv.encoder = "ffhq-e4e";
+  inv.refine_steps = 50;
+  inv.steps = 0;
+  const std::string json = cs::SpecToJson(inv);
+  EXPECT_NE(json.find("\"encoder\""), std::string::npos) << json;
+  auto back = cs::SpecFromJson<cs::InvertSpec>(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->method, cs::InvertMethod::kEncoder);
+  EXPECT_EQ(back->encoder, "ffhq-e4e");
+  EXPECT_EQ(back->refine_steps, 50);
+  EXPECT_EQ(back->TotalSteps(), 51);
+  EXPECT_NE(cs::SpecHash(*back), before);
+  // A request stored before these fields existed (no keys) reads back as optimisation.
+  nlohmann::json legacy = nlohmann::json::parse(old_json);
+  for (const char* k : {"method", "encoder", "refine_steps"}) legacy.erase(k);
+  auto old = cs::SpecFromJson<cs::InvertSpec>(legacy.dump());
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->method, cs::InvertMethod::kUnspecified);
+  EXPECT_EQ(old->TotalSteps(), 1000);
+  EXPECT_EQ(cs::SpecHash(*old), before);
+}
+
 TEST(SpecJsonTest, RenderSpecsRoundTripWithOptionalFields) {
   cs::GenerateSpec g;
   g.model = "m";
