@@ -22,7 +22,10 @@
 #include "core/edit/global_directions.h"
 #include "core/edit/latent_optimizer.h"
 #include "core/edit/mapper_trainer.h"
+#include "core/invert/encoder_inversion.h"
 #include "core/invert/projector.h"
+#include "core/models/psp/random_init.h"
+#include "core/models/psp/style_encoder.h"
 #include "core/service/render.h"
 #ifndef GANSERVE_BENCH_NO_SERVER
 #include <google/protobuf/util/json_util.h>
@@ -909,6 +912,46 @@ int BenchMapper(int resolution, int batch, int iters, const std::string& device,
   return 0;
 }
 
+// Inversion by encoder (e4e): `batch` random 256 px photos through the encoder alone
+// ("encode"), and one photo's whole ENCODER inversion ("invert": the encoder, the render
+// with the stored noise maps at `resolution` and the PSNR, as the job's step runs it).
+int BenchEncoder(int resolution, int batch, int iters, const std::string& device, nlohmann::json* out) {
+  namespace ci = ganserve::core::invert;
+  namespace cp = ganserve::core::psp;
+  auto gen = RandomGenerator(resolution, device);
+  if (gen == nullptr) return 1;
+  ganserve::core::NumpyRandomState rs(12);
+  auto weights = std::make_shared<std::map<std::string, ganserve::core::FloatTensor>>();
+  for (auto& [k, v] : cp::RandomEncoderWeights(&rs, cp::StyleCountFor(resolution))) (*weights)[k] = std::move(v);
+  const auto views = ganserve::core::ViewsOf(weights);
+  auto loaded = cp::StyleEncoder::FromTensors(views, views.at("latent_avg"), {}, device);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
+    return 1;
+  }
+  std::shared_ptr<const cp::StyleEncoder> encoder = std::move(*loaded);
+  weights.reset();
+  const int64_t side = cp::kEncoderInputSize;
+  ganserve::core::FloatTensor photos{{batch, 3, side, side}, rs.Randn(static_cast<size_t>(batch * 3 * side * side))};
+  for (float& v : photos.data) v = std::clamp(v * 0.5f, -1.0f, 1.0f);
+  auto photo = ganserve::core::FloatToRgb8(photos, 0);
+  if (!photo.ok()) return 1;
+  auto encode = TimeSteps(iters, [&] { return encoder->Encode(photos).ok(); });
+  ci::ProjectorOptions none;
+  none.steps = 0;
+  auto invert = TimeSteps(iters, [&] {
+    auto inv = ci::EncoderInverter::Create(encoder, gen, *photo, none, nullptr);
+    return inv.ok() && (*inv)->Step().ok() && (*inv)->Result().ok();
+  });
+  if (!encode || !invert) return 1;
+  (*out)["encode"] = *encode;
+  (*out)["encode_images_per_s"] = batch / (*encode)["median_s"].get<double>();
+  (*out)["invert"] = *invert;
+  (*out)["encoder_parameters_m"] =
+      static_cast<double>(encoder->Footprint().host_bytes + encoder->Footprint().device_bytes) / 4e6;
+  return 0;
+}
+
 #ifndef GANSERVE_BENCH_NO_SERVER
 // The service's overhead: GenerateSamples of `batch` seeds (PNG) through a real server
 // on loopback, over gRPC and over the HTTP/JSON gateway (base64 PNGs in NDJSON, parsed
@@ -1133,10 +1176,10 @@ int main(int argc, char** argv) {
   app.add_option("--scenario", scenario,
                  "generate | clip | nada_step | edit_global | global_stats | global_stats_agreement | invert_step | "
                  "latent_opt_step | server | device_parity | domain_step | domain_quality | domain_serve | "
-                 "domain_repository | oneshot | mapper")
+                 "domain_repository | oneshot | mapper | encoder")
       ->check(CLI::IsMember({"generate", "clip", "nada_step", "edit_global", "global_stats", "global_stats_agreement",
                              "invert_step", "latent_opt_step", "server", "device_parity", "domain_step",
-                             "domain_quality", "domain_serve", "domain_repository", "oneshot", "mapper"}));
+                             "domain_quality", "domain_serve", "domain_repository", "oneshot", "mapper", "encoder"}));
   int auto_layer_k = 0;
   app.add_option("--auto-layer-k", auto_layer_k, "nada_step: layers to select (0: no selection)");
   int domains = 1000;
@@ -1217,6 +1260,7 @@ int main(int argc, char** argv) {
            : scenario == "domain_repository" ? BenchDomainRepository(resolution, domains, device, &j)
            : scenario == "oneshot"           ? BenchOneshot(resolution, batch, iters, device, &j)
            : scenario == "mapper"            ? BenchMapper(resolution, batch, iters, device, &j)
+           : scenario == "encoder"           ? BenchEncoder(resolution, batch, iters, device, &j)
                                              : BenchGenerate(resolution, batch, iters, device, mode, &j);
   if (scenario == "generate" || scenario == "nada_step" || scenario == "domain_step") {
     j["modconv"] = modconv;

@@ -25,7 +25,9 @@ bench/official/oneshot_bench.py, which also takes git directories (mirrors) for
 (StyleCLIP's latent mapper: inference.py's edit, the mapper forward, one iteration of
 Coach.train()), which also takes git directories for --styleclip-root and --clip-root
 and, when they are not given, falls back to GANSERVE_STYLECLIP_ROOT / GANSERVE_CLIP_ROOT
-or the mirrors under /work/.mirror, so they are optional for it. --quick runs the 256 px
+or the mirrors under /work/.mirror, so they are optional for it; the encoder scenario
+runs bench/official/encoder_bench.py (encoder4editing's encoder and inference) the same
+way with --e4e-root and --styleclip-root. --quick runs the 256 px
 settings (and clip) once with --iters 1, for smoke tests; --at-resolution N runs the
 chosen settings at N px instead (e.g. 64 on a small machine):
 
@@ -129,6 +131,10 @@ SCENARIO_NOTES = {
               "both CLIP towers' weights (the JSON's *_params_given_gradients); ours encodes the text once and "
               "computes only the gradients to w and the mapper. The official batch comes from its DataLoader "
               "(in-process here, --workers 0).",
+    "encoder": "Encode: the same network (e4e's Encoder4Editing, IR-SE-50 + 18 or 14 style heads, on 256 px "
+               "images, no gradients). Inversion of one photo: the official is inference.py's run_on_batch "
+               "(encoder, latent_avg, render with the stored noise maps, pooled to 256 px); ours is the job's "
+               "encode step (encoder, latent_avg, the same render, PSNR against the photo).",
 }
 
 
@@ -142,6 +148,7 @@ def settings(quick):
         ("global_stats", 256, 16, 0),
         ("oneshot", 256, 2, 0), ("oneshot", 1024, 2, 0),
         ("mapper", 256, 4, 0), ("mapper", 1024, 4, 0),
+        ("encoder", 256, 1, 0), ("encoder", 1024, 1, 0),
     ]
     out = [dict(scenario=s, resolution=r, batch=b, auto_layer_k=k) for s, r, b, k in all_settings]
     return [s for s in out if s["resolution"] in (None, 256)] if quick else out
@@ -152,6 +159,7 @@ NEEDS = {  # checkout roots each scenario's official code needs
     "invert_step": ("rosinality",), "latent_opt_step": ("styleclip", "clip"), "global_stats": ("styleclip", "clip"),
     "oneshot": ("oneshot", "clip"),
     "mapper": (),  # mapper_bench.py falls back to GANSERVE_*_ROOT or the mirrors; the roots are passed when given
+    "encoder": (),  # encoder_bench.py likewise (e4e, and StyleCLIP for the pure-PyTorch op package)
 }
 
 PEAK_SCRIPT = r"""
@@ -286,6 +294,11 @@ def rows_for(s):
                  ["fine_tune_random", "median_s"], None, None, "time"),
                 (f"{res} px, batch {b}: default job (1001 + 2001 steps), estimated", ["default_job_estimate_s"],
                  ["default_job_estimate_s"], None, None, "time")]
+    if sc == "encoder":
+        return [(f"encoder forward, batch {b} at 256 px", ["encode", "median_s"], ["encode", "median_s"], None,
+                 "not counted", "time"),
+                (f"{res} px: inversion of one photo (encoder + render)", ["invert", "median_s"],
+                 ["invert", "median_s"], None, "not counted", "time")]
     if sc == "mapper":
         render, vit = GFLOP["render"].get(res), GFLOP["vit_image"]
         # Training: ganserve's step at batch 2 renders two images and back-propagates to w
@@ -427,6 +440,8 @@ def main():
     p.add_argument("--rosinality-root", default=env("GANSERVE_ROSINALITY_ROOT"),
                    help="rosinality/stylegan2-pytorch checkout")
     p.add_argument("--styleclip-root", default=env("GANSERVE_STYLECLIP_ROOT"), help="orpatashnik/StyleCLIP checkout")
+    p.add_argument("--e4e-root", default=env("GANSERVE_E4E_ROOT"),
+                   help="omertov/encoder4editing checkout or git directory (encoder; optional)")
     p.add_argument("--oneshot-root", default=env("GANSERVE_ONESHOT_ROOT"),
                    help="cyclomon/OneshotCLIP checkout or git directory")
     p.add_argument("--ganserve-bench", default=env("GANSERVE_BENCH", os.path.join(REPO, "build", "bench",
@@ -437,7 +452,7 @@ def main():
                    help="the interpreter with Debian's torch for the official code and the peak measurement")
     p.add_argument("--scenarios", default="all",
                    help="comma-separated: nada_step,generate,clip,invert_step,latent_opt_step,global_stats,oneshot,"
-                        "mapper")
+                        "mapper,encoder")
     p.add_argument("--iters", type=int, default=2, help="timed steps per process, after one warm-up")
     p.add_argument("--rounds", type=int, default=2, help="ours/official alternations per setting")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -493,6 +508,10 @@ def main():
     for r in ("styleclip", "clip"):
         if getattr(a, r + "_root"):
             mapper_roots += [f"--{r}-root", getattr(a, r + "_root")]
+    encoder_roots = []  # encoder_bench.py has its own defaults for the ones not given
+    for r in ("e4e", "styleclip"):
+        if getattr(a, r + "_root"):
+            encoder_roots += [f"--{r}-root", getattr(a, r + "_root")]
     results = []
     for s in chosen:
         common = ["--scenario", s["scenario"], "--batch", str(s["batch"]), "--iters", str(a.iters),
@@ -503,7 +522,8 @@ def main():
             common += ["--auto-layer-k", str(s["auto_layer_k"])]
         ours_cmd = [a.ganserve_bench] + common
         script, script_roots = {"oneshot": ("oneshot_bench.py", oneshot_roots),
-                                "mapper": ("mapper_bench.py", mapper_roots)}.get(s["scenario"],
+                                "mapper": ("mapper_bench.py", mapper_roots),
+                                "encoder": ("encoder_bench.py", encoder_roots)}.get(s["scenario"],
                                                                                 ("official_bench.py", roots))
         theirs_cmd = ([a.python, os.path.join(HERE, script)] + common + script_roots + ["--ganctl", a.ganctl]
                       + (["--vocab", a.vocab] if a.vocab else []))
