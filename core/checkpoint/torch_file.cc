@@ -295,4 +295,26 @@ absl::StatusOr<std::map<std::string, TensorView>> LoadStateDictFile(const std::s
   return tensors;
 }
 
+std::map<std::string, TensorView> WrappedStateDict::Under(const std::string& prefix) const {
+  std::map<std::string, TensorView> out;
+  const std::string p = prefix + ".";
+  for (const auto& [k, v] : tensors) {
+    if (k.compare(0, p.size(), p) == 0) out[k.substr(p.size())] = v;
+  }
+  return out;
+}
+
+absl::StatusOr<WrappedStateDict> LoadWrappedStateDict(const std::string& path, const std::string& what) {
+  ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
+  if (f.root == nullptr || f.root->kind != PyValue::Kind::kDict) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is a dict {'state_dict', 'opts', ...}"));
+  }
+  WrappedStateDict out;
+  out.root = f.root;
+  const PyRef sd = f.root->Get("state_dict") != nullptr ? f.root->Get("state_dict") : f.root;
+  ASSIGN_OR_RETURN(out.tensors, StateDictTensors(sd));
+  if (const PyRef opts = f.root->Get("opts"); opts != nullptr && opts->kind == PyValue::Kind::kDict) out.opts = opts;
+  return out;
+}
+
 }  // namespace ganserve::core

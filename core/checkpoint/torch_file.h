@@ -44,6 +44,18 @@ absl::StatusOr<std::map<std::string, TensorView>> StateDictTensors(const PyRef& 
 // name the path.
 absl::StatusOr<std::map<std::string, TensorView>> LoadStateDictFile(const std::string& path);
 
+// A checkpoint of the pSp framework's codebases (StyleCLIP's mappers, e4e / pSp encoders):
+// a dict {'state_dict': {...}, 'opts': {...}, ...}, or a bare state dict.
+struct WrappedStateDict {
+  PyRef root;                                 // the file's dict
+  PyRef opts;                                 // root['opts'] when it is a dict, else null
+  std::map<std::string, TensorView> tensors;  // root['state_dict'], or the root itself
+  // The tensors named "prefix.*", without the prefix.
+  std::map<std::string, TensorView> Under(const std::string& prefix) const;
+};
+// InvalidArgument naming `what` ("a mapper checkpoint") when the file holds no dict.
+absl::StatusOr<WrappedStateDict> LoadWrappedStateDict(const std::string& path, const std::string& what);
+
 }  // namespace ganserve::core
 
 #endif  // GANSERVE_CORE_CHECKPOINT_TORCH_FILE_H_

@@ -234,14 +234,9 @@ absl::StatusOr<MapperConfig> MapperConfigFromNames(const std::map<std::string, T
 }
 
 absl::StatusOr<OfficialMapperFile> ReadOfficialMapperFile(const std::string& path) {
-  ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
-  if (f.root == nullptr || f.root->kind != PyValue::Kind::kDict) {
-    return absl::InvalidArgumentError("a mapper checkpoint is a dict {'state_dict', 'opts'}");
-  }
-  const PyRef sd = f.root->Get("state_dict") != nullptr ? f.root->Get("state_dict") : f.root;
-  ASSIGN_OR_RETURN(auto all, StateDictTensors(sd));
+  ASSIGN_OR_RETURN(WrappedStateDict f, LoadWrappedStateDict(path, "a mapper checkpoint"));
   OfficialMapperFile out;
-  if (const PyRef opts = f.root->Get("opts"); opts != nullptr && opts->kind == PyValue::Kind::kDict) {
+  if (const PyRef& opts = f.opts; opts != nullptr) {
     if (const PyRef d = opts->Get("description"); d != nullptr && d->IsString()) out.description = d->s;
     if (const PyRef s = opts->Get("work_in_stylespace"); s != nullptr && s->kind == PyValue::Kind::kBool) {
       out.stylespace = s->b;
@@ -252,10 +247,8 @@ absl::StatusOr<OfficialMapperFile> ReadOfficialMapperFile(const std::string& pat
         "this mapper works in StyleSpace (work_in_stylespace); only w+ mappers (LevelsMapper, SingleMapper) are "
         "supported");
   }
-  for (auto& [k, v] : all) {
-    if (absl::StartsWith(k, "mapper.")) out.mapper[k.substr(7)] = v;
-    if (absl::StartsWith(k, "decoder.")) out.decoder[k.substr(8)] = v;
-  }
+  out.mapper = f.Under("mapper");
+  out.decoder = f.Under("decoder");
   if (out.mapper.empty()) return absl::InvalidArgumentError("the file holds no 'mapper.*' tensors");
   ASSIGN_OR_RETURN(out.config, MapperConfigFromNames(out.mapper));
   return out;

@@ -252,21 +252,14 @@ absl::Status SaveEncoder(const std::string& path, const StyleEncoder& encoder,
 }
 
 absl::StatusOr<OfficialEncoderFile> ReadOfficialEncoderFile(const std::string& path) {
-  ASSIGN_OR_RETURN(TorchFile f, LoadTorchFile(path));
-  if (f.root == nullptr || f.root->kind != PyValue::Kind::kDict) {
-    return absl::InvalidArgumentError("a pSp / e4e checkpoint is a dict {'state_dict', 'opts', 'latent_avg'}");
-  }
-  const PyRef sd = f.root->Get("state_dict") != nullptr ? f.root->Get("state_dict") : f.root;
-  ASSIGN_OR_RETURN(auto all, StateDictTensors(sd));
+  ASSIGN_OR_RETURN(WrappedStateDict f, LoadWrappedStateDict(path, "a pSp / e4e checkpoint"));
   OfficialEncoderFile out;
-  for (auto& [k, v] : all) {
-    if (absl::StartsWith(k, "encoder.")) out.encoder[k.substr(8)] = v;
-    if (absl::StartsWith(k, "decoder.")) out.decoder[k.substr(8)] = v;
-  }
+  out.encoder = f.Under("encoder");
+  out.decoder = f.Under("decoder");
   if (out.encoder.empty()) return absl::InvalidArgumentError("the file holds no 'encoder.*' tensors");
   std::string type = "Encoder4Editing";  // e4e's checkpoints; pSp's name theirs
   bool start_from_avg = true;
-  if (const PyRef opts = f.root->Get("opts"); opts != nullptr && opts->kind == PyValue::Kind::kDict) {
+  if (const PyRef& opts = f.opts; opts != nullptr) {
     if (const PyRef t = opts->Get("encoder_type"); t != nullptr && t->IsString()) type = t->s;
     if (const PyRef s = opts->Get("start_from_latent_avg"); s != nullptr && s->kind == PyValue::Kind::kBool) {
       start_from_avg = s->b;
