@@ -320,7 +320,9 @@ absl::Status ModelsList(const Connection& c) {
       absl::StrAppend(&text, "  ", EnumFlagName(v1::Parameterization_descriptor(), m.parameterization()), " over ",
                       m.base_model(), " (", m.trained_parameters(), " numbers)");
     }
-    if (m.kind() == v1::MODEL_KIND_MAPPER) absl::StrAppend(&text, "  of ", m.base_model());
+    if (m.kind() == v1::MODEL_KIND_MAPPER || m.kind() == v1::MODEL_KIND_ENCODER) {
+      absl::StrAppend(&text, "  of ", m.base_model());
+    }
     if (m.pinned()) absl::StrAppend(&text, "  pinned");
     if (m.resident_host_bytes() + m.resident_device_bytes() > 0) {
       absl::StrAppend(&text, "  resident ", Mib(m.resident_host_bytes() + m.resident_device_bytes()), " MiB");
