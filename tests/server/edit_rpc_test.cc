@@ -17,7 +17,6 @@
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/service/storage.h"
-#include "core/util/sha256.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
@@ -397,21 +396,14 @@ TEST_F(GanServiceTest, ImportsOfficialMapperFilesForTheirGenerator) {
     }
     return core::EncodeTorchSave({{"state_dict", sd}});
   };
-  auto import = [&](const std::string& name, const std::string& bytes, grpc::Status* st) {
-    grpc::ClientContext c;
+  auto import = [&](const std::string& name, std::string bytes, grpc::Status* st) {
+    Upload up;
+    up.name = name;
+    up.kind = v1::MODEL_KIND_MAPPER;
+    up.base_model = "tiny";
+    up.files.emplace_back("smile.pt", std::move(bytes));
     v1::Model m;
-    auto w = stub->ImportModel(&c, &m);
-    v1::ImportModelChunk chunk;
-    chunk.set_name(name);
-    chunk.set_kind(v1::MODEL_KIND_MAPPER);
-    chunk.set_base_model("tiny");
-    chunk.set_filename("smile.pt");
-    chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
-    chunk.set_sha256(core::Sha256Hex(bytes));
-    chunk.set_data(bytes);
-    w->Write(chunk);
-    w->WritesDone();
-    *st = w->Finish();
+    *st = Import(stub.get(), up, &m);
     return m;
   };
   grpc::Status st;
