@@ -23,7 +23,7 @@ FROM debian:bookworm-slim AS runtime-base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgrpc++1.51 libprotobuf32 libabsl20220623 \
       libspdlog1.10 libprometheus-cpp-core1.0 libsqlite3-0 libpq5 libspng0 libturbojpeg0 libutf8proc2 zlib1g \
-      libcpp-httplib0.11 \
+      libcpp-httplib0.11 libdlib19.1 \
       libopenblas0-openmp ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/ganserve ganserve \

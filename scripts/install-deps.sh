@@ -19,6 +19,9 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libpq-dev libspng-dev zlib1g-dev libturbojpeg0-dev libssl-dev
   libcli11-dev nlohmann-json3-dev libutf8proc-dev libcpp-httplib-dev libcurl4-openssl-dev
+  # Face detection and landmarks (FFHQ alignment); its libdlib-data brings dlib's 68-point
+  # shape predictor (/usr/share/dlib), which fetch-weights.sh installs as a model.
+  libdlib-dev
   # Go stubs from the proto (tests/proto).
   protoc-gen-go protoc-gen-go-grpc
   # Optimized BLAS: LibTorch takes libblas.so.3 from the alternatives system and the
