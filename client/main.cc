@@ -113,7 +113,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
       "official e4e / pSp encoder (.pt, e4e_ffhq_encode.pt)");
   mimp->add_option("files", import_files)->required()->check(CLI::ExistingFile);
   mimp->add_option("--name", model_name, "the new model's name")->required();
-  mimp->add_option("--kind", import_kind, "generator (default) | clip | lpips | mapper | arcface | encoder");
+  mimp->add_option("--kind", import_kind,
+                   "generator (default) | clip | lpips | mapper | arcface | encoder | landmarks");
   mimp->add_option("--base", import_base,
                    "mapper, encoder: the generator the file was made for (its decoder must match)");
   mimp->add_option("--domain", import_domain, "free text for the manifest, e.g. 'photo of a face'");
@@ -278,6 +279,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
                    "FFHQ-align the photo first (e4e's align_face): a text file of the face's 5 points (eyes, nose, "
                    "mouth corners) or dlib's 68, as x y pairs")
       ->check(CLI::ExistingFile);
+  invert->add_flag("--align", inv.align,
+                   "FFHQ-align the photo first with the face and landmarks the server finds (dlib; the largest face; "
+                   "needs a landmarks model: scripts/fetch-weights.sh dlib-landmarks)");
   invert->add_option("--method", inv.method,
                      "optimization (the projector; default) | encoder (a pSp / e4e encoder, one forward pass)");
   invert->add_option("--encoder", inv.encoder,

@@ -399,7 +399,7 @@ absl::Status ModelsImport(const Connection& c, const std::vector<std::string>& p
   v1::ModelKind k;
   if (!v1::ModelKind_Parse("MODEL_KIND_" + absl::AsciiStrToUpper(kind), &k) || k == v1::MODEL_KIND_UNSPECIFIED) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--kind '", kind, "' is not generator, clip, lpips, mapper, arcface or encoder"));
+        absl::StrCat("--kind '", kind, "' is not generator, clip, lpips, mapper, arcface, encoder or landmarks"));
   }
   auto stub = v1::GanService::NewStub(Channel(c));
   grpc::ClientContext ctx;
@@ -816,6 +816,7 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   if (a.noise_regularize.has_value()) req.set_noise_regularize(*a.noise_regularize);
   req.set_mse(a.mse);
   req.set_aligned(a.aligned);
+  req.set_align(a.align);
   if (!a.landmarks.empty()) {
     // Any text with the coordinates in order (x y per line, commas or JSON brackets).
     ASSIGN_OR_RETURN(std::string text, core::ReadFile(a.landmarks, 1 << 20));

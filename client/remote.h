@@ -107,6 +107,7 @@ struct InvertArgs {
   float mse = 0;
   bool aligned = false;
   std::string landmarks;  // a text file of x y pairs (5 or 68 points): FFHQ-align the photo
+  bool align = false;     // the server finds the landmarks (its landmarks model), then aligns
   std::string method;     // optimization | encoder; empty = encoder when encoder or refine_steps is set
   std::string encoder;    // the encoder model; empty = the server's pick for the model
   int refine_steps = 0;

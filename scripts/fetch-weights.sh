@@ -19,6 +19,10 @@
 #                                 every tensor's name and shape when it loads
 #   ffhq-e4e                      encoder4editing's FFHQ encoder (e4e_ffhq_encode.pt, Google
 #                                 Drive as its README links it; needs `gdown`), for ffhq
+#   dlib-landmarks                dlib's 68-point shape predictor with its face detector
+#                                 (InvertImage align): copied from Debian's libdlib-data
+#                                 (/usr/share/dlib, installed with libdlib-dev) when present,
+#                                 else dlib.net's bz2; SHA-256 checked either way
 #   ffhq-mapper-NAME              StyleCLIP's 14 pretrained latent mappers of ffhq (afro,
 #                                 angry, beyonce, bobcut, bowlcut, curly_hair, depp,
 #                                 hilary_clinton, mohawk, purple_hair, surprised, taylor_swift,
@@ -83,6 +87,20 @@ fetch https://raw.githubusercontent.com/cyclomon/OneshotCLIP/267c116239a191bcef7
   8b641b3c88a60383027f5e3d9b14d0e8687a1b09aeeb4950ec5951813954a36a
 printf '{"kind": "lpips", "variant": "alex_stargan", "alexnet": "alexnet-owt-7be5be79.pth", "lin": "lpips_weights.ckpt"}\n' \
   > "$dest/lpips-alex/manifest.json"
+
+# dlib's shape predictor: the same bytes in Debian's libdlib-data and dlib.net's archive.
+landmarks_sum=fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f
+landmarks_out="$dest/dlib-landmarks/shape_predictor_68_face_landmarks.dat"
+mkdir -p "$dest/dlib-landmarks"
+if [ ! -f "$landmarks_out" ] && [ -f /usr/share/dlib/shape_predictor_68_face_landmarks.dat ]; then
+  cp /usr/share/dlib/shape_predictor_68_face_landmarks.dat "$landmarks_out.part" && mv "$landmarks_out.part" "$landmarks_out"
+fi
+if [ ! -f "$landmarks_out" ]; then
+  fetch https://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2 "$landmarks_out.bz2"
+  bunzip2 -f "$landmarks_out.bz2"
+fi
+echo "$landmarks_sum  $landmarks_out" | sha256sum -c --quiet || { echo "dlib-landmarks: checksum mismatch"; exit 1; }
+printf '{"kind": "landmarks", "predictor": "shape_predictor_68_face_landmarks.dat"}\n' > "$dest/dlib-landmarks/manifest.json"
 
 gdrive 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT "$dest/ffhq/stylegan2-ffhq-config-f.pt"
 printf '{"kind": "generator", "checkpoint": "stylegan2-ffhq-config-f.pt", "domain": "photo", "default_truncation": 0.7}\n' \

@@ -206,9 +206,9 @@ void Metrics::OnRepositoryState(const core::RepositoryState& state) {
     auto it = state.models.find(s);
     models_loaded_->Add({{"state", core::ModelStateName(s)}}).Set(it == state.models.end() ? 0 : it->second);
   }
-  for (core::ModelKind k :
-       {core::ModelKind::kGenerator, core::ModelKind::kAdaptedGenerator, core::ModelKind::kClip,
-        core::ModelKind::kLpips, core::ModelKind::kMapper, core::ModelKind::kArcFace, core::ModelKind::kEncoder}) {
+  for (core::ModelKind k : {core::ModelKind::kGenerator, core::ModelKind::kAdaptedGenerator, core::ModelKind::kClip,
+                            core::ModelKind::kLpips, core::ModelKind::kMapper, core::ModelKind::kArcFace,
+                            core::ModelKind::kEncoder, core::ModelKind::kLandmarks}) {
     auto it = state.resident.find(k);
     const core::MemoryFootprint f = it == state.resident.end() ? core::MemoryFootprint{} : it->second;
     model_resident_->Add({{"kind", core::ModelKindName(k)}, {"memory", "host"}}).Set(static_cast<double>(f.host_bytes));

@@ -84,6 +84,7 @@ const char* ModelKindName(ModelKind k) {
     case ModelKind::kMapper: return "mapper";
     case ModelKind::kArcFace: return "arcface";
     case ModelKind::kEncoder: return "encoder";
+    case ModelKind::kLandmarks: return "landmarks";
     default: return "unspecified";
   }
 }
@@ -169,9 +170,12 @@ ModelInfo ModelRepository::ScanOne(const std::string& name, const std::string& f
     info.kind = ModelKind::kArcFace;
   } else if (kind == "encoder") {
     info.kind = ModelKind::kEncoder;
+  } else if (kind == "landmarks") {
+    info.kind = ModelKind::kLandmarks;
   } else {
     return fail(absl::StrCat("manifest kind '", kind,
-                             "' is not one of generator, adapted_generator, clip, lpips, mapper, arcface, encoder"));
+                             "' is not one of generator, adapted_generator, clip, lpips, mapper, arcface, encoder, "
+                             "landmarks"));
   }
   auto str = [&](const char* key) { return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : ""; };
   info.domain = str("domain");
@@ -360,6 +364,11 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       info->style_dim = static_cast<int>(psp::kEncoderStyleDim);
       return w;
     }
+    case ModelKind::kLandmarks: {
+      ASSIGN_OR_RETURN(std::string path, FileIn(dir, m, "predictor"));
+      ASSIGN_OR_RETURN(w.landmarker, invert::FaceLandmarker::Load(path));
+      return w;
+    }
     default: return absl::InvalidArgumentError("unknown model kind");
   }
 }
@@ -370,8 +379,10 @@ MemoryFootprint FootprintOf(const ModelRepository::Clip& clip, const std::shared
                             const std::shared_ptr<const lpips::AlexLpips>& alex,
                             const std::shared_ptr<const edit::LatentMapper>& mapper,
                             const std::shared_ptr<const arcface::ArcFace>& face,
-                            const std::shared_ptr<const psp::StyleEncoder>& encoder) {
+                            const std::shared_ptr<const psp::StyleEncoder>& encoder,
+                            const std::shared_ptr<const invert::FaceLandmarker>& landmarker) {
   MemoryFootprint f;
+  if (landmarker != nullptr) f.host_bytes += landmarker->footprint_bytes();
   if (encoder != nullptr) f += encoder->Footprint();
   if (mapper != nullptr) f += mapper->Footprint();
   if (face != nullptr) f += face->Footprint();
@@ -447,8 +458,8 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::Acquire(const std::str
         e.weights = *w;
         e.info.state = ModelState::kReady;
         e.info.error.clear();
-        e.info.resident =
-            FootprintOf(w->clip, w->generator, w->lpips, w->alex_lpips, w->mapper, w->arcface, w->encoder);
+        e.info.resident = FootprintOf(w->clip, w->generator, w->lpips, w->alex_lpips, w->mapper, w->arcface, w->encoder,
+                                      w->landmarker);
         e.last_use = ++use_clock_;
         evicted = EvictOverBudget(name);
       } else {
@@ -777,6 +788,20 @@ absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> ModelRepository::FirstAr
       ", TreB1eN's InsightFace) as a repository model of kind arcface (scripts/fetch-weights.sh installs it, or "
       "ImportModel kind ARCFACE)",
       failures.empty() ? "; none is installed" : absl::StrCat("; ", absl::StrJoin(failures, "; "))));
+}
+
+absl::StatusOr<std::shared_ptr<const invert::FaceLandmarker>> ModelRepository::FirstLandmarker() const {
+  std::vector<std::string> failures;
+  for (const auto& n : Candidates([](const ModelInfo& m) { return m.kind == ModelKind::kLandmarks; }, &failures)) {
+    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
+    if (w.ok() && w->landmarker != nullptr) return w->landmarker;
+    if (!w.ok()) failures.emplace_back(w.status().message());
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("face detection needs dlib's 68-point shape predictor (", invert::kLandmarksPredictorFile,
+                   ") as a repository model of kind landmarks (scripts/fetch-weights.sh dlib-landmarks installs it, or "
+                   "ImportModel kind LANDMARKS); or send the face's landmarks",
+                   failures.empty() ? "; none is installed" : absl::StrCat("; ", absl::StrJoin(failures, "; "))));
 }
 
 absl::StatusOr<std::shared_ptr<const edit::LatentMapper>> ModelRepository::GetMapper(const std::string& name) const {

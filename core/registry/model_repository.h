@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/edit/latent_mapper.h"
+#include "core/invert/face_landmarks.h"
 #include "core/models/arcface/arcface.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/tokenizer.h"
@@ -40,6 +41,7 @@ namespace ganserve::core {
 // prompt (target_text).
 // kArcFace: the IR-SE-50 identity network of StyleCLIP's identity loss.
 // kEncoder: a pSp / e4e image encoder into one generator's w+ (base_model).
+// kLandmarks: dlib's face detector with a 68-point shape predictor (FFHQ alignment).
 enum class ModelKind {
   kUnspecified = 0,
   kGenerator = 1,
@@ -48,7 +50,8 @@ enum class ModelKind {
   kLpips = 4,
   kMapper = 5,
   kArcFace = 6,
-  kEncoder = 7
+  kEncoder = 7,
+  kLandmarks = 8
 };
 // kUnloaded: a valid folder whose weights are not in memory; the first use (or
 // LoadModel) loads it.
@@ -194,6 +197,9 @@ class ModelRepository {
   // The first usable ArcFace model; FailedPrecondition naming the weights file (and the
   // installed ones that failed) when there is none.
   absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> FirstArcFace() const;
+  // The first usable face landmarker (kind kLandmarks); FailedPrecondition naming the
+  // predictor file (and the installed ones that failed) when there is none.
+  absl::StatusOr<std::shared_ptr<const invert::FaceLandmarker>> FirstLandmarker() const;
   // A latent mapper (kind kMapper).
   absl::StatusOr<std::shared_ptr<const edit::LatentMapper>> GetMapper(const std::string& name) const;
   // An image encoder (kind kEncoder).
@@ -269,6 +275,7 @@ class ModelRepository {
     std::shared_ptr<const edit::LatentMapper> mapper;
     std::shared_ptr<const arcface::ArcFace> arcface;
     std::shared_ptr<const psp::StyleEncoder> encoder;
+    std::shared_ptr<const invert::FaceLandmarker> landmarker;
   };
   struct Entry {
     ModelInfo info;

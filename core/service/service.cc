@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_writer.h"
+#include "core/invert/face_landmarks.h"
 #include "core/models/psp/style_encoder.h"
 #include "core/service/job_runners.h"
 #include "core/util/file_util.h"
@@ -226,13 +227,15 @@ absl::StatusOr<ImportRule> ImportRuleFor(int kind) {
     case ModelKind::kArcFace: return ImportRule{1, {".pth", ".pt"}, ".pth or .pt (model_ir_se50.pth)"};
     case ModelKind::kEncoder:
       return ImportRule{1, {".pt", ".pth"}, ".pt or .pth (an official e4e or pSp checkpoint, e4e_ffhq_encode.pt)"};
+    case ModelKind::kLandmarks: return ImportRule{1, {".dat"}, ".dat (dlib's shape_predictor_68_face_landmarks.dat)"};
     case ModelKind::kAdaptedGenerator:
       return absl::InvalidArgumentError(
           "adapted generators are made by AdaptDomain; import an exported adapted model as a GENERATOR");
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "kind ", kind,
-          " cannot be imported: use GENERATOR (1), CLIP (3), LPIPS (4), MAPPER (5), ARCFACE (6) or ENCODER (7)"));
+          " cannot be imported: use GENERATOR (1), CLIP (3), LPIPS (4), MAPPER (5), ARCFACE (6), ENCODER (7) or "
+          "LANDMARKS (8)"));
   }
 }
 
@@ -442,6 +445,12 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
       auto loaded = arcface::ArcFace::Load(named[0], "cpu");
       if (!loaded.ok()) return refused("ArcFace IR-SE-50 weights", loaded.status());
       manifest = {{"kind", "arcface"}, {"checkpoint", ticket.files[0].filename}};
+      break;
+    }
+    case ModelKind::kLandmarks: {
+      auto loaded = invert::FaceLandmarker::Load(named[0]);
+      if (!loaded.ok()) return refused("a dlib 68-point shape predictor", loaded.status());
+      manifest = {{"kind", "landmarks"}, {"predictor", ticket.files[0].filename}};
       break;
     }
     case ModelKind::kMapper: {

@@ -95,7 +95,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 skip_reference_search, w_ref, lambda_const, lambda_patch, ref_every)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
                                                 noise_regularize, mse, preview_every, seed, max_run_seconds, pin,
-                                                notify_url, landmarks, method, encoder, refine_steps)
+                                                notify_url, landmarks, method, encoder, refine_steps, align)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
                                                 batch_size, preview_every, max_run_seconds, recompute, clamping,
                                                 truncation_cutoff, render_resolution, notify_url)
@@ -216,7 +216,7 @@ std::string SpecHash(const Spec& spec) {
   // submitted before the upgrade still finds its job.
   for (const char* later : {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain", "notify_url",
                             "method", "reference_steps", "skip_reference_search", "w_ref", "lambda_const",
-                            "lambda_patch", "ref_every", "landmarks", "encoder", "refine_steps"}) {
+                            "lambda_patch", "ref_every", "landmarks", "encoder", "refine_steps", "align"}) {
     if (j.contains(later) && (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified" ||
                               j[later] == "" || j[later] == nlohmann::json::array())) {
       j.erase(later);

@@ -15,6 +15,7 @@
 #include "core/edit/latent_optimizer.h"
 #include "core/edit/mapper_trainer.h"
 #include "core/invert/face_align.h"
+#include "core/invert/face_landmarks.h"
 #include "core/invert/projector.h"
 #include "core/io/image_codec.h"
 #include "core/registry/model_repository.h"
@@ -530,6 +531,16 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(CheckNotifyUrl(notify_url));
   if (image.empty()) return Invalid("image is required (PNG or JPEG bytes)");
   ASSIGN_OR_RETURN(const Rgb8Image photo, DecodeField("image", image));
+  if (align) {
+    if (aligned) return Invalid("align detects the face to align the photo: an aligned photo takes neither");
+    if (!landmarks.empty()) return Invalid("align detects the landmarks: send landmarks or align, not both");
+    ASSIGN_OR_RETURN(auto landmarker, repo.FirstLandmarker());
+    ASSIGN_OR_RETURN(const invert::DetectedFace face, landmarker->Largest(photo));
+    for (const auto& p : face.landmarks) {
+      landmarks.push_back(static_cast<float>(p.x));
+      landmarks.push_back(static_cast<float>(p.y));
+    }
+  }
   if (!landmarks.empty()) {
     if (aligned) return Invalid("landmarks align the photo: an aligned photo takes none (set aligned false)");
     if (landmarks.size() != 10 && landmarks.size() != 136) {

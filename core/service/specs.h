@@ -177,7 +177,8 @@ struct InvertSpec {
   std::string model;
   std::string image;  // encoded PNG / JPEG
   bool aligned = false;
-  std::vector<float> landmarks;                   // x0, y0, x1, y1, ...: 5 or 68 points, or none
+  std::vector<float> landmarks;  // x0, y0, x1, y1, ...: 5 or 68 points, or none
+  bool align = false;            // detect the landmarks (Validate fills `landmarks` with the largest face's)
   LatentSpace space = LatentSpace::kUnspecified;  // W or W+; unspecified = W+
   int64_t steps = 0;
   float lr = 0;
@@ -192,7 +193,8 @@ struct InvertSpec {
   std::string encoder;       // kEncoder: the encoder model (resolved by Validate when empty)
   int64_t refine_steps = 0;  // kEncoder: projector steps after the encoder
 
-  // Also FAILED_PRECONDITION when the encoder method finds no encoder for the model.
+  // Also FAILED_PRECONDITION when the encoder method finds no encoder for the model, or
+  // `align` finds no landmarks model.
   absl::Status Validate(const ModelRepository& repo);
   int64_t TotalSteps() const { return method == InvertMethod::kEncoder ? 1 + refine_steps : steps; }
 

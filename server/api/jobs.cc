@@ -79,6 +79,7 @@ cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
   s.method = static_cast<cs::InvertMethod>(r.method());
   s.encoder = r.encoder();
   s.refine_steps = r.refine_steps();
+  s.align = r.align();
   return s;
 }
 

@@ -514,6 +514,23 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
       "landmarks outside the photo", png, [&](auto* r) { add_points(r, 5, 9000); }, C::INVALID_ARGUMENT, "outside");
   inv(
       "infinite landmarks", png, [&](auto* r) { add_points(r, 5, INFINITY); }, C::INVALID_ARGUMENT, "finite");
+  inv(
+      "align with landmarks", png,
+      [&](auto* r) {
+        add_points(r, 5, 2);
+        r->set_align(true);
+      },
+      C::INVALID_ARGUMENT, "not both");
+  inv(
+      "align on an aligned photo", png,
+      [](auto* r) {
+        r->set_align(true);
+        r->set_aligned(true);
+      },
+      C::INVALID_ARGUMENT, "aligned photo");
+  inv(
+      "align without a landmarks model", png, [](auto* r) { r->set_align(true); }, C::FAILED_PRECONDITION,
+      "ImportModel kind LANDMARKS");
   // The encoder method takes refine_steps, not steps.
   auto encoder_method = [](v1::InvertImageRequest* r) {
     r->set_method(v1::INVERT_METHOD_ENCODER);

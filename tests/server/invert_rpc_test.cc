@@ -14,10 +14,12 @@
 #include <grpcpp/generic/generic_stub.h>
 #include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/torch_writer.h"
+#include "core/invert/face_landmarks.h"
 #include "core/io/image_codec.h"
 #include "core/jobs/sqlite_job_store.h"
 #include "core/models/stylegan2/generator.h"
 #include "core/models/stylegan2/random_init.h"
+#include "core/util/file_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/service_fixture.h"
 #include "tests/testing/shared.h"
@@ -123,6 +125,102 @@ TEST_F(GanServiceTest, InvertAlignsAPhotoFromItsLandmarks) {
       },
       "outside");
   refused([](auto* r) { r->mutable_landmarks(0)->set_x(NAN); }, "finite");
+  refused([](auto* r) { r->set_align(true); }, "not both");
+  // No landmarks model in this repository: align says which file to install.
+  v1::InvertImageRequest detect = inv;
+  detect.clear_landmarks();
+  detect.set_align(true);
+  grpc::ClientContext c;
+  ReadAll<v1::JobEvent>(stub->InvertImage(&c, detect), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("shape_predictor_68_face_landmarks.dat"), std::string::npos) << st.error_message();
+}
+
+// align: dlib's 68-point predictor imported as a LANDMARKS model finds the face of a real
+// photo, and the job inverts the same aligned crop as a request that sends those
+// landmarks itself (same seed, same latent). A photo without a face is refused before
+// any job exists, and so is a file that is no predictor.
+TEST_F(GanServiceTest, InvertAlignsAtTheFaceTheLandmarksModelFinds) {
+  const char* predictor = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
+  auto photo = core::ReadFile(std::string(GANSERVE_BINARY_DIR) + "/test_fixtures/face/astronaut.png");
+  if (!std::filesystem::exists(predictor)) GTEST_SKIP() << predictor << " is missing (Debian's libdlib-data)";
+  if (!photo.ok()) GTEST_SKIP() << "no face photo (tests/fixtures/face_photo.sh): " << photo.status();
+  auto stub = server_->Stub();
+  v1::Model m;
+  auto bogus = Import(stub.get(), Upload{"not-landmarks", v1::MODEL_KIND_LANDMARKS, {{"sp.dat", "not dlib"}}, ""}, &m);
+  EXPECT_EQ(bogus.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bogus.error_message();
+  EXPECT_NE(bogus.error_message().find("not a dlib shape predictor"), std::string::npos) << bogus.error_message();
+  auto dat = core::ReadFile(predictor);
+  ASSERT_TRUE(dat.ok()) << dat.status();
+  grpc::Status st = Import(
+      stub.get(),
+      Upload{"dlib-landmarks", v1::MODEL_KIND_LANDMARKS, {{"shape_predictor_68_face_landmarks.dat", *dat}}, ""}, &m);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(m.kind(), v1::MODEL_KIND_LANDMARKS);
+
+  auto invert = [&](const v1::InvertImageRequest& r) {
+    grpc::ClientContext c;
+    auto events = ReadAll<v1::JobEvent>(stub->InvertImage(&c, r), &st);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    if (events.empty()) return v1::Job();
+    EXPECT_EQ(events.back().job().state(), v1::JOB_STATE_SUCCEEDED) << events.back().job().error_message();
+    return events.back().job();
+  };
+  auto latent = [&](const std::string& inversion) {
+    v1::GenerateSamplesRequest g;
+    g.set_model("tiny");
+    g.set_inversion_id(inversion);
+    g.set_return_latents(true);
+    auto out = Generate(stub.get(), g, &st);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    const auto& v = out.at(0).images(0).latent().values().data();
+    return std::vector<float>(v.begin(), v.end());
+  };
+  v1::InvertImageRequest inv;
+  inv.set_model("tiny");
+  inv.set_image(*photo);
+  inv.set_steps(2);
+  inv.set_seed(3);
+  inv.set_align(true);
+  const v1::Job detected = invert(inv);
+  ASSERT_FALSE(detected.result().empty());
+
+  auto decoded = core::DecodeImage(*photo);
+  ASSERT_TRUE(decoded.ok());
+  auto landmarker = core::invert::FaceLandmarker::Load(predictor);
+  ASSERT_TRUE(landmarker.ok()) << landmarker.status();
+  auto face = (*landmarker)->Largest(*decoded);
+  ASSERT_TRUE(face.ok()) << face.status();
+  v1::InvertImageRequest sent = inv;
+  sent.set_align(false);
+  for (const auto& p : face->landmarks) {
+    auto* l = sent.add_landmarks();
+    l->set_x(static_cast<float>(p.x));
+    l->set_y(static_cast<float>(p.y));
+  }
+  const v1::Job given = invert(sent);
+  const std::vector<float> a = latent(detected.result()), b = latent(given.result());
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  float worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+  EXPECT_LE(worst, 1e-4f) << "the detected landmarks align as the same landmarks sent";
+
+  core::Rgb8Image flat;
+  flat.width = 200;
+  flat.height = 160;
+  flat.pixels.assign(200 * 160 * 3, 77);
+  v1::InvertImageRequest faceless = inv;
+  faceless.set_image(*core::EncodePng(flat));
+  grpc::ClientContext c;
+  ReadAll<v1::JobEvent>(stub->InvertImage(&c, faceless), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("no face found"), std::string::npos) << st.error_message();
+  v1::InvertImageRequest both = inv;
+  both.set_aligned(true);
+  grpc::ClientContext c2;
+  ReadAll<v1::JobEvent>(stub->InvertImage(&c2, both), &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
 }
 
 // The encoder method end to end: an official-layout e4e checkpoint for a 512-wide

@@ -278,7 +278,8 @@ class Client:
         """Projects a photo (bytes, path or PIL image) into `model`'s latent space; the
         inversion id is job.result (use it as generate(inversion_id=...) or edit(...)).
         landmarks=[(x, y), ...] (5 points: eyes, nose, mouth corners; or dlib's 68)
-        FFHQ-aligns the photo first. method="encoder" inverts with a pSp / e4e encoder
+        FFHQ-aligns the photo first; align=True has the server find them (its landmarks
+        model, dlib's detector; the largest face). method="encoder" inverts with a pSp / e4e encoder
         (encoder=NAME, else the server's encoder for the model) in one forward pass, then
         refine_steps=N projector steps if asked; also implied by encoder or refine_steps."""
         data = image_bytes(image)

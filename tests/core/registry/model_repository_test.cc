@@ -334,6 +334,37 @@ TEST_F(ModelRepositoryTest, ArcFaceAbsenceIsExplained) {
   EXPECT_EQ(info->state, ModelState::kFailed);
 }
 
+// A landmarks folder names dlib's predictor file; its absence, a broken folder and a
+// working one (Debian's file, linked in) each answer FirstLandmarker as documented.
+TEST_F(ModelRepositoryTest, LandmarksModelsLoadAndTheirAbsenceIsExplained) {
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  (*repo)->LoadAll();
+  auto none = (*repo)->FirstLandmarker();
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("shape_predictor_68_face_landmarks.dat"), std::string::npos) << none.status();
+  fs::create_directories(root_ / "a-broken");
+  std::ofstream(root_ / "a-broken/manifest.json") << R"({"kind": "landmarks", "predictor": "sp.dat"})";
+  std::ofstream(root_ / "a-broken/sp.dat") << "not dlib";
+  (*repo)->Rescan();
+  auto broken = (*repo)->FirstLandmarker();
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(broken.status().message().find("not a dlib shape predictor"), std::string::npos) << broken.status();
+  const fs::path debian = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
+  if (!fs::exists(debian)) GTEST_SKIP() << debian << " is missing (Debian's libdlib-data)";
+  fs::create_directories(root_ / "dlib");
+  fs::create_symlink(debian, root_ / "dlib/sp.dat");
+  std::ofstream(root_ / "dlib/manifest.json") << R"({"kind": "landmarks", "predictor": "sp.dat"})";
+  (*repo)->Rescan();
+  auto found = (*repo)->FirstLandmarker();
+  ASSERT_TRUE(found.ok()) << found.status();
+  auto info = (*repo)->Get("dlib");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->kind, ModelKind::kLandmarks);
+  EXPECT_EQ(info->state, ModelState::kReady);
+  EXPECT_EQ(info->resident.host_bytes, static_cast<int64_t>(fs::file_size(debian)));
+}
+
 TEST_F(ModelRepositoryTest, ModelNames) {
   for (const char* ok : {"a", "ffhq", "ffhq-pencil-sketch", "m.v2_x", "0"}) EXPECT_TRUE(IsValidModelName(ok)) << ok;
   for (const char* bad : {"", "A", "-x", ".hidden", "a/b", "a b", "..", "ü"}) {
