@@ -776,13 +776,23 @@ std::vector<std::string> ModelRepository::Candidates(const std::function<bool(co
   return names;
 }
 
+template <typename T>
+std::shared_ptr<const T> ModelRepository::FirstLoaded(const std::function<bool(const ModelInfo&)>& matches,
+                                                      std::shared_ptr<const T> Weights::*member,
+                                                      std::vector<std::string>* failures) const {
+  for (const auto& n : Candidates(matches, failures)) {
+    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
+    if (w.ok() && (*w).*member != nullptr) return (*w).*member;
+    if (!w.ok()) failures->emplace_back(w.status().message());
+  }
+  return nullptr;
+}
+
 absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> ModelRepository::FirstArcFace() const {
   std::vector<std::string> failures;
-  for (const auto& n : Candidates([](const ModelInfo& m) { return m.kind == ModelKind::kArcFace; }, &failures)) {
-    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
-    if (w.ok() && w->arcface != nullptr) return w->arcface;
-    if (!w.ok()) failures.emplace_back(w.status().message());
-  }
+  const auto arcface =
+      FirstLoaded([](const ModelInfo& m) { return m.kind == ModelKind::kArcFace; }, &Weights::arcface, &failures);
+  if (arcface != nullptr) return arcface;
   return absl::FailedPreconditionError(absl::StrCat(
       "the identity loss needs ArcFace IR-SE50 weights (", arcface::kArcFaceWeightsFile,
       ", TreB1eN's InsightFace) as a repository model of kind arcface (scripts/fetch-weights.sh installs it, or "
@@ -792,11 +802,9 @@ absl::StatusOr<std::shared_ptr<const arcface::ArcFace>> ModelRepository::FirstAr
 
 absl::StatusOr<std::shared_ptr<const invert::FaceLandmarker>> ModelRepository::FirstLandmarker() const {
   std::vector<std::string> failures;
-  for (const auto& n : Candidates([](const ModelInfo& m) { return m.kind == ModelKind::kLandmarks; }, &failures)) {
-    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
-    if (w.ok() && w->landmarker != nullptr) return w->landmarker;
-    if (!w.ok()) failures.emplace_back(w.status().message());
-  }
+  const auto landmarker =
+      FirstLoaded([](const ModelInfo& m) { return m.kind == ModelKind::kLandmarks; }, &Weights::landmarker, &failures);
+  if (landmarker != nullptr) return landmarker;
   return absl::FailedPreconditionError(
       absl::StrCat("face detection needs dlib's 68-point shape predictor (", invert::kLandmarksPredictorFile,
                    ") as a repository model of kind landmarks (scripts/fetch-weights.sh dlib-landmarks installs it, or "
@@ -858,11 +866,7 @@ std::shared_ptr<const lpips::Lpips> ModelRepository::FirstLpips() const {
 absl::StatusOr<std::shared_ptr<const lpips::AlexLpips>> ModelRepository::FirstAlexLpips() const {
   std::vector<std::string> failures;
   const auto alex = [](const ModelInfo& m) { return m.kind == ModelKind::kLpips && m.variant == kLpipsAlexStargan; };
-  for (const auto& n : Candidates(alex, &failures)) {
-    auto w = Acquire(n, /*retry_failed=*/false, /*pin=*/false);
-    if (w.ok() && w->alex_lpips != nullptr) return w->alex_lpips;
-    if (!w.ok()) failures.emplace_back(w.status().message());
-  }
+  if (auto found = FirstLoaded(alex, &Weights::alex_lpips, &failures); found != nullptr) return found;
   return absl::FailedPreconditionError(absl::StrCat(
       "no usable AlexNet LPIPS model (OneshotCLIP's perceptual loss) in the model repository: it needs "
       "torchvision's AlexNet (alexnet-owt-7be5be79.pth) and StarGAN v2's LPIPS weights (lpips_weights.ckpt) in a "

@@ -292,6 +292,12 @@ class ModelRepository {
   // The entry's weights, loading them first when needed. `retry_failed` loads a FAILED
   // model again; `pin` pins it.
   absl::StatusOr<Weights> Acquire(const std::string& name, bool retry_failed, bool pin) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The `member` weights of the first usable model `matches` accepts that loads; null,
+  // with why the others did not in `failures`, when none does.
+  template <typename T>
+  std::shared_ptr<const T> FirstLoaded(const std::function<bool(const ModelInfo&)>& matches,
+                                       std::shared_ptr<const T> Weights::*member,
+                                       std::vector<std::string>* failures) const ABSL_LOCKS_EXCLUDED(mu_);
   // Unloads LRU unpinned models (never `keep`) while over a budget. Returns the kinds evicted.
   std::vector<ModelKind> EvictOverBudget(const std::string& keep) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool OverBudget() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
