@@ -2,11 +2,28 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace ganserve::core {
+
+absl::Status LeaseLost(const std::string& job_id, int64_t epoch) {
+  return absl::AbortedError(absl::StrCat("lease lost: job ", job_id, " is no longer held at epoch ", epoch,
+                                         " (its lease expired and the job was requeued or taken over)"));
+}
+
+bool IsLeaseLost(const absl::Status& s) { return absl::IsAborted(s) && absl::StartsWith(s.message(), "lease lost: "); }
+
+std::string KindFilterSql(const std::vector<JobKind>& kinds) {
+  if (kinds.empty()) return "";
+  std::vector<std::string> values;
+  values.reserve(kinds.size());
+  for (JobKind k : kinds) values.push_back(std::to_string(static_cast<int>(k)));
+  return absl::StrCat(" AND kind IN (", absl::StrJoin(values, ","), ")");
+}
 
 bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
 

@@ -47,7 +47,20 @@ struct JobRecord {
   int64_t max_run_seconds = 0;  // 0 = the engine's default
   int64_t preview_every = 0;    // steps between previews; 0 = the engine's default
   int queue_position = 0;       // 1-based while queued; computed by the engine, not stored
+  // Leases (replicas sharing a store claim jobs: ClaimNext). lease_epoch is the fencing
+  // token: it moves on at every claim and every reap, and a write that carries it (> 0)
+  // lands only while the job still has it. worker: who holds the lease; until
+  // lease_expires_ms (the store's clock); attempt: how many claims the job has had.
+  int64_t lease_epoch = 0;
+  std::string worker;
+  int64_t lease_expires_ms = 0;
+  int attempt = 0;
 };
+
+// Aborted: the write of `job_id` at `epoch` came after its lease moved on (its holder
+// must stop the job and publish nothing).
+absl::Status LeaseLost(const std::string& job_id, int64_t epoch);
+bool IsLeaseLost(const absl::Status& s);
 
 // One stored event; the payload is opaque (the edge's serialised JobEvent).
 struct JobEventRecord {
@@ -88,6 +101,15 @@ struct PageKey {
 absl::StatusOr<std::optional<PageKey>> ParsePageToken(const std::string& token);
 // Rows fetched newest first with LIMIT page_size + 1, as a page and its next token.
 ListJobsPage MakePage(std::vector<JobRecord> rows, int page_size);
+// The lease columns reads return after the written ones (the order ReadJob expects).
+inline constexpr char kLeaseColumnsSql[] = "lease_epoch, worker, lease_expires_ms, attempt";
+// " AND kind IN (...)" for ClaimNext's kinds; empty for any kind.
+std::string KindFilterSql(const std::vector<JobKind>& kinds);
+// Leases: the error a reaped job ends with after max_attempts claims (the code ABORTED),
+// and the longest retry backoff as a multiple of the base.
+inline constexpr int kLeaseBackoffMaxShift = 6;
+inline constexpr char kLeaseAttemptsExhausted[] =
+    "its worker stopped renewing its lease on every attempt (max_attempts reached); not retried";
 
 // Implementations are thread-safe.
 class JobStore {
@@ -100,7 +122,8 @@ class JobStore {
   virtual absl::StatusOr<JobRecord> GetJob(const std::string& id) = 0;
   // The job created with this idempotency key, if any.
   virtual absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) = 0;
-  // Overwrites the job's mutable fields (not id, kind, request). NotFound if absent.
+  // Overwrites the job's mutable fields (not id, kind, request, lease). NotFound if
+  // absent; LeaseLost when job.lease_epoch > 0 and the stored job has another epoch.
   virtual absl::Status UpdateJob(const JobRecord& job) = 0;
   // Replaces a job's stored request and its encoding (format upgrades). NotFound if absent.
   virtual absl::Status RewriteRequest(const std::string& id, const std::string& request,
@@ -114,7 +137,8 @@ class JobStore {
   virtual absl::StatusOr<std::vector<JobRecord>> ListRequestsNotEncodedAs(const std::string& encoding) = 0;
 
   // Appends an event and stores `job` (whose last_seq it sets) in one transaction;
-  // returns the new seq (last_seq + 1). NotFound if the job does not exist.
+  // returns the new seq (last_seq + 1). NotFound if the job does not exist; LeaseLost
+  // (nothing written) as UpdateJob.
   virtual absl::StatusOr<int64_t> AppendEvent(JobRecord& job, const std::string& type, const std::string& payload,
                                               int64_t time_ms) = 0;
   // Events with seq > after_seq, ascending, at most `limit`.
@@ -127,6 +151,31 @@ class JobStore {
   // The smallest seq still stored for the job (0 when it has none); events below it
   // were pruned.
   virtual absl::StatusOr<int64_t> FirstSeq(const std::string& job_id) = 0;
+
+  // Leases. Replicas that share one store claim jobs instead of each owning all of them;
+  // every time below is the store's clock (the database server's), never a replica's.
+  //
+  // Claims the oldest QUEUED job (of `kinds`; empty = any) whose retry backoff is over:
+  // it becomes RUNNING with lease_epoch and attempt one higher, held by `worker` until
+  // now + lease_seconds. Concurrent claimers never get the same job. nullopt when no job
+  // is claimable.
+  virtual absl::StatusOr<std::optional<JobRecord>> ClaimNext(const std::string& worker, double lease_seconds,
+                                                             const std::vector<JobKind>& kinds) = 0;
+  // Extends the lease its holder has at `epoch` to now + lease_seconds; returns the job
+  // as stored (cancel_requested tells the holder to stop). LeaseLost when the job is no
+  // longer RUNNING at that epoch; NotFound.
+  virtual absl::StatusOr<JobRecord> Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) = 0;
+  // Sets cancel_requested on a QUEUED or RUNNING job without touching its other fields
+  // (whoever holds it sees the request at its next heartbeat); returns the job as
+  // stored. NotFound.
+  virtual absl::StatusOr<JobRecord> RequestCancel(const std::string& id) = 0;
+  // RUNNING jobs whose lease expired (their holder died, hung or lost the store): back to
+  // QUEUED, claimable after backoff_seconds * 2^(attempt - 1) (at most 64x), or FAILED
+  // (ABORTED, saying why) once they have had max_attempts claims. Either way their epoch
+  // moves on, so the old holder's writes are refused. Returns the jobs as stored now; one
+  // replica reaps at a time (the others get an empty list meanwhile). Jobs run without a
+  // lease (lease_expires_ms 0) are never reaped.
+  virtual absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) = 0;
 };
 
 }  // namespace ganserve::core

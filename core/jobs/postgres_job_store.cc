@@ -50,6 +50,16 @@ CREATE TABLE job_events (
   PRIMARY KEY (job_id, seq)
 );
 )sql",
+    // Leases: claims with a fencing epoch, expiry on the database's clock, retries.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0,
+  ADD COLUMN worker TEXT NOT NULL DEFAULT '',
+  ADD COLUMN lease_expires_ms BIGINT NOT NULL DEFAULT 0,
+  ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0,
+  ADD COLUMN run_after_ms BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX jobs_queued ON jobs(create_time_ms, id) WHERE state = 1;
+CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
+)sql",
 };
 
 static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion, "add a migration with each version");
@@ -58,11 +68,20 @@ static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion, "add a
 constexpr int64_t kMigrationLock = 0x67616e7365727665;  // "ganserve"
 // Held for a server's lifetime by the one server that runs the database's jobs.
 constexpr int64_t kOwnerLock = 0x67616e6f776e6572;  // "ganowner"
+// Held by the replica that reaps expired leases, for one transaction.
+constexpr int64_t kReaperLock = 0x67616e7265617072;  // "ganreapr"
 
 constexpr const char* kJobColumns =
     "id, kind, state, request_id, request_hash, model, request, step, total_steps, losses, eta_seconds, "
     "create_time_ms, start_time_ms, end_time_ms, result, error_code, error_message, cancel_requested, last_seq, "
     "max_run_seconds, preview_every, request_encoding";
+// What reads return: the written columns, then the lease.
+const std::string& ReadColumns() {
+  static const auto* const columns = new std::string(absl::StrCat(kJobColumns, ", ", kLeaseColumnsSql));
+  return *columns;
+}
+// The database server's clock in Unix milliseconds.
+constexpr const char* kNowMs = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 using Param = PostgresJobStore::Param;
 Param Text(std::string v) { return {std::move(v), false, false}; }
@@ -121,6 +140,10 @@ struct PostgresJobStore::Rows {
     j.max_run_seconds = Int(r, 19);
     j.preview_every = Int(r, 20);
     j.request_encoding = Text(r, 21);
+    j.lease_epoch = Int(r, 22);
+    j.worker = Text(r, 23);
+    j.lease_expires_ms = Int(r, 24);
+    j.attempt = static_cast<int>(Int(r, 25));
     return j;
   }
 };
@@ -276,10 +299,14 @@ absl::Status PostgresJobStore::CreateJob(const JobRecord& j) {
 
 absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::Query(const std::string& where_sql,
                                                                const std::vector<Param>& params) {
-  ASSIGN_OR_RETURN(auto rows, Exec(absl::StrCat("SELECT ", kJobColumns, " FROM jobs ", where_sql), params));
+  ASSIGN_OR_RETURN(auto rows, Exec(absl::StrCat("SELECT ", ReadColumns(), " FROM jobs ", where_sql), params));
+  return Records(*rows);
+}
+
+std::vector<JobRecord> PostgresJobStore::Records(const Rows& rows) {
   std::vector<JobRecord> out;
-  out.reserve(static_cast<size_t>(rows->count()));
-  for (int i = 0; i < rows->count(); ++i) out.push_back(rows->Job(i));
+  out.reserve(static_cast<size_t>(rows.count()));
+  for (int i = 0; i < rows.count(); ++i) out.push_back(rows.Job(i));
   return out;
 }
 
@@ -298,16 +325,95 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::FindByRequestId(const
 }
 
 absl::Status PostgresJobStore::UpdateLocked(const JobRecord& j) {
-  ASSIGN_OR_RETURN(auto rows,
-                   Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
-                        "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
-                        "cancel_requested=$11, last_seq=$12 WHERE id=$13 RETURNING id",
-                        {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
-                         Text(LossesToJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
-                         Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
-                         Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq), Text(j.id)}));
-  if (rows->count() == 0) return absl::NotFoundError(absl::StrCat("no job with id '", j.id, "'"));
+  ASSIGN_OR_RETURN(
+      auto rows, Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
+                      "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
+                      "cancel_requested=$11, last_seq=$12 WHERE id=$13 "
+                      "AND ($14::BIGINT = 0 OR lease_epoch = $14::BIGINT) RETURNING id",
+                      {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
+                       Text(LossesToJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
+                       Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
+                       Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq), Text(j.id), Int(j.lease_epoch)}));
+  if (rows->count() == 0) return Missing(j.id, j.lease_epoch);
   return absl::OkStatus();
+}
+
+absl::Status PostgresJobStore::Missing(const std::string& id, int64_t epoch) {
+  ASSIGN_OR_RETURN(auto rows, Exec("SELECT 1 FROM jobs WHERE id = $1", {Text(id)}));
+  if (rows->count() > 0) return LeaseLost(id, epoch);
+  return absl::NotFoundError(absl::StrCat("no job with id '", id, "'"));
+}
+
+absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::ClaimNext(const std::string& worker, double lease_seconds,
+                                                                     const std::vector<JobKind>& kinds) {
+  absl::MutexLock lock(&mu_);
+  // The row lock of the subquery, skipping rows other claimers hold, makes each claim
+  // take a different job.
+  ASSIGN_OR_RETURN(
+      auto rows,
+      Exec(absl::StrCat("UPDATE jobs SET state = 2, lease_epoch = lease_epoch + 1, attempt = attempt + 1, "
+                        "worker = $1, lease_expires_ms = ",
+                        kNowMs, " + $2::BIGINT WHERE id = (SELECT id FROM jobs WHERE state = 1 AND run_after_ms <= ",
+                        kNowMs, KindFilterSql(kinds),
+                        " ORDER BY create_time_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ", ReadColumns()),
+           {Text(worker), Int(static_cast<int64_t>(lease_seconds * 1000))}));
+  if (rows->count() == 0) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(rows->Job(0));
+}
+
+absl::StatusOr<JobRecord> PostgresJobStore::Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto rows,
+                   Exec(absl::StrCat("UPDATE jobs SET lease_expires_ms = ", kNowMs,
+                                     " + $3::BIGINT WHERE id = $1 AND lease_epoch = $2::BIGINT AND state = 2 "
+                                     "RETURNING ",
+                                     ReadColumns()),
+                        {Text(id), Int(epoch), Int(static_cast<int64_t>(lease_seconds * 1000))}));
+  if (rows->count() == 0) return Missing(id, epoch);
+  return rows->Job(0);
+}
+
+absl::StatusOr<JobRecord> PostgresJobStore::RequestCancel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto rows, Exec(absl::StrCat("UPDATE jobs SET cancel_requested = TRUE WHERE id = $1 AND state IN "
+                                                "(1, 2) RETURNING ",
+                                                ReadColumns()),
+                                   {Text(id)}));
+  if (rows->count() > 0) return rows->Job(0);
+  ASSIGN_OR_RETURN(auto found, Query("WHERE id = $1", {Text(id)}));
+  if (found.empty()) return absl::NotFoundError(absl::StrCat("no job with id '", id, "'"));
+  return found[0];
+}
+
+absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::ReapExpiredLeases(int max_attempts, double backoff_seconds) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN").status());
+  auto fail = [&](absl::Status s) {
+    (void)Exec("ROLLBACK");
+    return s;
+  };
+  auto turn = Exec("SELECT pg_try_advisory_xact_lock($1)", {Int(kReaperLock)});
+  if (!turn.ok()) return fail(turn.status());
+  if ((*turn)->Text(0, 0) != "t") {  // another replica is reaping
+    (void)Exec("ROLLBACK");
+    return std::vector<JobRecord>();
+  }
+  const std::string give_up = "attempt >= $1::INTEGER";
+  auto rows = Exec(
+      absl::StrCat("UPDATE jobs SET lease_epoch = lease_epoch + 1, worker = '', lease_expires_ms = 0, state = CASE "
+                   "WHEN ",
+                   give_up, " THEN 4 ELSE 1 END, run_after_ms = CASE WHEN ", give_up, " THEN run_after_ms ELSE ",
+                   kNowMs, " + $2::BIGINT * (1 << LEAST(GREATEST(attempt - 1, 0), ", kLeaseBackoffMaxShift,
+                   ")) END, end_time_ms = CASE WHEN ", give_up, " THEN ", kNowMs,
+                   " ELSE end_time_ms END, error_code = CASE WHEN ", give_up,
+                   " THEN 10 ELSE error_code END, error_message = CASE WHEN ", give_up,
+                   " THEN $3 ELSE error_message END WHERE state = 2 AND lease_expires_ms > 0 AND lease_expires_ms < ",
+                   kNowMs, " RETURNING ", ReadColumns()),
+      {Int(max_attempts), Int(static_cast<int64_t>(backoff_seconds * 1000)), Text(kLeaseAttemptsExhausted)});
+  if (!rows.ok()) return fail(rows.status());
+  std::vector<JobRecord> out = Records(**rows);
+  RETURN_IF_ERROR(Exec("COMMIT").status());
+  return out;
 }
 
 absl::Status PostgresJobStore::UpdateJob(const JobRecord& j) {
@@ -361,9 +467,10 @@ absl::StatusOr<int64_t> PostgresJobStore::AppendEvent(JobRecord& job, const std:
     return s;
   };
   // The row lock orders concurrent writers: seqs are gapless and commit in order.
-  auto cur = Exec("SELECT last_seq FROM jobs WHERE id = $1 FOR UPDATE", {Text(job.id)});
+  auto cur = Exec("SELECT last_seq, lease_epoch FROM jobs WHERE id = $1 FOR UPDATE", {Text(job.id)});
   if (!cur.ok()) return fail(cur.status());
   if ((*cur)->count() == 0) return fail(absl::NotFoundError(absl::StrCat("no job with id '", job.id, "'")));
+  if (job.lease_epoch > 0 && (*cur)->Int(0, 1) != job.lease_epoch) return fail(LeaseLost(job.id, job.lease_epoch));
   const int64_t seq = (*cur)->Int(0, 0) + 1;
   if (auto r = Exec("INSERT INTO job_events (job_id, seq, time_ms, type, payload) VALUES ($1,$2,$3,$4,$5)",
                     {Text(job.id), Int(seq), Int(time_ms), Text(type), Bytes(payload)});

@@ -22,7 +22,7 @@ namespace ganserve::core {
 // Thread-safe: one connection, serialised by a mutex, re-established after it breaks.
 class PostgresJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // `conninfo`: a libpq connection string or URI ("postgresql://user@host/db"; "" or
   // "postgresql://" takes everything from the PG* environment variables).
@@ -51,6 +51,11 @@ class PostgresJobStore : public JobStore {
                                                          int limit) override;
   absl::StatusOr<int64_t> FirstSeq(const std::string& job_id) override;
   absl::StatusOr<PruneStats> PruneEvents(int64_t ended_before_ms) override;
+  absl::StatusOr<std::optional<JobRecord>> ClaimNext(const std::string& worker, double lease_seconds,
+                                                     const std::vector<JobKind>& kinds) override;
+  absl::StatusOr<JobRecord> Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) override;
+  absl::StatusOr<JobRecord> RequestCancel(const std::string& id) override;
+  absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
 
   // A parameter of a statement: text, or bytes sent as bytea.
   struct Param {
@@ -70,6 +75,9 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> Query(const std::string& where_sql, const std::vector<Param>& params)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UpdateLocked(const JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a write that changed no row: LeaseLost when the job exists, else NotFound.
+  absl::Status Missing(const std::string& id, int64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static std::vector<JobRecord> Records(const Rows& rows);
 
   std::string conninfo_;
   absl::Mutex mu_;

@@ -55,6 +55,15 @@ ALTER TABLE jobs ADD COLUMN preview_every INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN request_encoding TEXT NOT NULL DEFAULT 'proto-v1';
 CREATE INDEX jobs_request_encoding ON jobs(request_encoding);
 )sql",
+    // Leases: claims with a fencing epoch, expiry on the store's clock, retries.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expires_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN run_after_ms INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
+)sql",
 };
 
 static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a migration with each version");
@@ -63,9 +72,13 @@ constexpr const char* kJobColumns =
     "id, kind, state, request_id, request_hash, model, request, step, total_steps, losses, eta_seconds, "
     "create_time_ms, start_time_ms, end_time_ms, result, error_code, error_message, cancel_requested, last_seq, "
     "max_run_seconds, preview_every, request_encoding";
+// The store's clock in Unix milliseconds.
+constexpr const char* kNowMs = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+
+}  // namespace
 
 // RAII prepared statement.
-class Stmt {
+class SqliteJobStore::Stmt {
  public:
   Stmt(sqlite3* db, const std::string& sql) : db_(db) {
     rc_ = sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr);
@@ -122,6 +135,10 @@ class Stmt {
   int rc_;
 };
 
+namespace {
+
+using Stmt = SqliteJobStore::Stmt;
+
 JobRecord ReadJob(const Stmt& s) {
   JobRecord j;
   j.id = s.Text(0);
@@ -146,6 +163,10 @@ JobRecord ReadJob(const Stmt& s) {
   j.max_run_seconds = s.Int(19);
   j.preview_every = s.Int(20);
   j.request_encoding = s.Text(21);
+  j.lease_epoch = s.Int(22);
+  j.worker = s.Text(23);
+  j.lease_expires_ms = s.Int(24);
+  j.attempt = static_cast<int>(s.Int(25));
   return j;
 }
 
@@ -244,7 +265,7 @@ absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
 
 absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::Query(const std::string& where_sql,
                                                              const std::vector<std::string>& args) {
-  Stmt s(db_, absl::StrCat("SELECT ", kJobColumns, " FROM jobs ", where_sql));
+  Stmt s(db_, absl::StrCat("SELECT ", kJobColumns, ", ", kLeaseColumnsSql, " FROM jobs ", where_sql));
   RETURN_IF_ERROR(s.status());
   for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
   std::vector<JobRecord> out;
@@ -271,7 +292,8 @@ absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::FindByRequestId(const s
 absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
   Stmt s(db_,
          "UPDATE jobs SET state=?, step=?, total_steps=?, losses=?, eta_seconds=?, start_time_ms=?, end_time_ms=?, "
-         "result=?, error_code=?, error_message=?, cancel_requested=?, last_seq=? WHERE id=?");
+         "result=?, error_code=?, error_message=?, cancel_requested=?, last_seq=? WHERE id=?13 "
+         "AND (?14 = 0 OR lease_epoch = ?14)");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(j.state));
   s.Bind(2, j.step);
@@ -286,9 +308,88 @@ absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
   s.Bind(11, static_cast<int64_t>(j.cancel_requested));
   s.Bind(12, j.last_seq);
   s.Bind(13, j.id);
+  s.Bind(14, j.lease_epoch);
   RETURN_IF_ERROR(s.StepDone());
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("no job with id '", j.id, "'"));
+  if (sqlite3_changes(db_) == 0) return Missing(j.id, j.lease_epoch);
   return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::Missing(const std::string& id, int64_t epoch) {
+  Stmt s(db_, "SELECT 1 FROM jobs WHERE id = ?");
+  s.Bind(1, id);
+  if (s.Step() == SQLITE_ROW) return LeaseLost(id, epoch);
+  return absl::NotFoundError(absl::StrCat("no job with id '", id, "'"));
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::Returning(const std::string& sql,
+                                                                 const std::function<void(Stmt&)>& bind) {
+  Stmt s(db_, absl::StrCat(sql, " RETURNING ", kJobColumns, ", ", kLeaseColumnsSql));
+  RETURN_IF_ERROR(s.status());
+  bind(s);
+  std::vector<JobRecord> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadJob(s));
+  if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_)));
+  return out;
+}
+
+absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::ClaimNext(const std::string& worker, double lease_seconds,
+                                                                   const std::vector<JobKind>& kinds) {
+  absl::MutexLock lock(&mu_);
+  // One statement: SQLite writes one at a time, so no two claimers take the same row.
+  ASSIGN_OR_RETURN(
+      auto rows,
+      Returning(absl::StrCat("UPDATE jobs SET state = 2, lease_epoch = lease_epoch + 1, attempt = attempt + 1, "
+                             "worker = ?1, lease_expires_ms = ",
+                             kNowMs, " + ?2 WHERE id = (SELECT id FROM jobs WHERE state = 1 AND run_after_ms <= ",
+                             kNowMs, KindFilterSql(kinds), " ORDER BY create_time_ms, id LIMIT 1)"),
+                [&](Stmt& s) {
+                  s.Bind(1, worker);
+                  s.Bind(2, static_cast<int64_t>(lease_seconds * 1000));
+                }));
+  if (rows.empty()) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(std::move(rows[0]));
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto rows, Returning(absl::StrCat("UPDATE jobs SET lease_expires_ms = ", kNowMs,
+                                                     " + ?3 WHERE id = ?1 AND lease_epoch = ?2 AND state = 2"),
+                                        [&](Stmt& s) {
+                                          s.Bind(1, id);
+                                          s.Bind(2, epoch);
+                                          s.Bind(3, static_cast<int64_t>(lease_seconds * 1000));
+                                        }));
+  if (rows.empty()) return Missing(id, epoch);
+  return rows[0];
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::RequestCancel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto rows, Returning("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND state IN (1, 2)",
+                                        [&](Stmt& s) { s.Bind(1, id); }));
+  if (!rows.empty()) return rows[0];
+  ASSIGN_OR_RETURN(auto found, Query("WHERE id = ?", {id}));
+  if (found.empty()) return absl::NotFoundError(absl::StrCat("no job with id '", id, "'"));
+  return found[0];
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ReapExpiredLeases(int max_attempts, double backoff_seconds) {
+  absl::MutexLock lock(&mu_);
+  const std::string give_up = "attempt >= ?1";
+  return Returning(
+      absl::StrCat(
+          "UPDATE jobs SET lease_epoch = lease_epoch + 1, worker = '', lease_expires_ms = 0, state = CASE WHEN ",
+          give_up, " THEN 4 ELSE 1 END, run_after_ms = CASE WHEN ", give_up, " THEN run_after_ms ELSE ", kNowMs,
+          " + ?2 * (1 << MIN(MAX(attempt - 1, 0), ", kLeaseBackoffMaxShift, ")) END, end_time_ms = CASE WHEN ", give_up,
+          " THEN ", kNowMs, " ELSE end_time_ms END, error_code = CASE WHEN ", give_up,
+          " THEN 10 ELSE error_code END, error_message = CASE WHEN ", give_up,
+          " THEN ?3 ELSE error_message END WHERE state = 2 AND lease_expires_ms > 0 AND lease_expires_ms < ", kNowMs),
+      [&](Stmt& s) {
+        s.Bind(1, static_cast<int64_t>(max_attempts));
+        s.Bind(2, static_cast<int64_t>(backoff_seconds * 1000));
+        s.Bind(3, std::string(kLeaseAttemptsExhausted));
+      });
 }
 
 absl::Status SqliteJobStore::RewriteRequest(const std::string& id, const std::string& request,
@@ -346,9 +447,10 @@ absl::StatusOr<int64_t> SqliteJobStore::AppendEvent(JobRecord& job, const std::s
     Exec("ROLLBACK").IgnoreError();
     return s;
   };
-  Stmt cur(db_, "SELECT last_seq FROM jobs WHERE id = ?");
+  Stmt cur(db_, "SELECT last_seq, lease_epoch FROM jobs WHERE id = ?");
   cur.Bind(1, job.id);
   if (cur.Step() != SQLITE_ROW) return fail(absl::NotFoundError(absl::StrCat("no job with id '", job.id, "'")));
+  if (job.lease_epoch > 0 && cur.Int(1) != job.lease_epoch) return fail(LeaseLost(job.id, job.lease_epoch));
   const int64_t seq = cur.Int(0) + 1;
   Stmt ins(db_, "INSERT INTO job_events (job_id, seq, time_ms, type, payload) VALUES (?,?,?,?,?)");
   ins.Bind(1, job.id);

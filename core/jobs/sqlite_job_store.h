@@ -2,6 +2,7 @@
 #ifndef GANSERVE_CORE_JOBS_SQLITE_JOB_STORE_H_
 #define GANSERVE_CORE_JOBS_SQLITE_JOB_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,7 +19,7 @@ namespace ganserve::core {
 // against other processes). Schema changes are numbered migrations applied at Open.
 class SqliteJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // FailedPrecondition if the file was written by a newer ganserve (higher schema).
@@ -41,6 +42,13 @@ class SqliteJobStore : public JobStore {
                                                          int limit) override;
   absl::StatusOr<int64_t> FirstSeq(const std::string& job_id) override;
   absl::StatusOr<PruneStats> PruneEvents(int64_t ended_before_ms) override;
+  absl::StatusOr<std::optional<JobRecord>> ClaimNext(const std::string& worker, double lease_seconds,
+                                                     const std::vector<JobKind>& kinds) override;
+  absl::StatusOr<JobRecord> Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) override;
+  absl::StatusOr<JobRecord> RequestCancel(const std::string& id) override;
+  absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
+
+  class Stmt;  // a prepared statement (defined in the .cc)
 
  private:
   explicit SqliteJobStore(sqlite3* db) : db_(db) {}
@@ -49,6 +57,11 @@ class SqliteJobStore : public JobStore {
   absl::Status UpdateLocked(const JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<JobRecord>> Query(const std::string& where_sql, const std::vector<std::string>& args)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An UPDATE whose changed rows come back as records; `bind` binds its parameters.
+  absl::StatusOr<std::vector<JobRecord>> Returning(const std::string& sql, const std::function<void(Stmt&)>& bind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a write that changed no row: LeaseLost when the job exists, else NotFound.
+  absl::Status Missing(const std::string& id, int64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_GUARDED_BY(mu_);

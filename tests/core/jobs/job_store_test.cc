@@ -7,11 +7,14 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "core/jobs/postgres_job_store.h"
 #include "core/jobs/retention.h"
 #include "core/jobs/sqlite_job_store.h"
@@ -58,6 +61,18 @@ class JobStoreContract : public ::testing::TestWithParam<std::string> {
     auto s = SqliteJobStore::Open(path_);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::unique_ptr<JobStore>(std::move(*s)) : nullptr;
+  }
+  // Runs one SQL statement on the store's database, whichever it is.
+  void PostgresOrSqlite(const std::string& sql) {
+    if (GetParam() == "postgres") {
+      PostgresExec(sql);
+      return;
+    }
+    sqlite3* db;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
   }
   JobRecord Job(const std::string& id, int64_t t, JobKind kind = JobKind::kAdapt) {
     JobRecord j;
@@ -334,6 +349,181 @@ TEST_P(JobStoreContract, ConcurrentOpensMigrateOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 4);
   ASSERT_TRUE(store_ == nullptr || store_->CreateJob(Job("after", 1)).ok());
+}
+
+// Claims take queued jobs oldest first, one claim per job, with the fencing epoch, the
+// attempt and the holder set; a kind filter leaves other kinds queued.
+TEST_P(JobStoreContract, ClaimsTakeQueuedJobsOnceOldestFirst) {
+  ASSERT_TRUE(store_->CreateJob(Job("c", 3000)).ok());
+  ASSERT_TRUE(store_->CreateJob(Job("a", 1000)).ok());
+  ASSERT_TRUE(store_->CreateJob(Job("b", 2000, JobKind::kInvert)).ok());
+  JobRecord done = Job("old", 500);
+  done.state = JobState::kSucceeded;
+  ASSERT_TRUE(store_->CreateJob(done).ok());
+  auto inv = store_->ClaimNext("w1", 60, {JobKind::kInvert});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  ASSERT_TRUE(inv->has_value());
+  EXPECT_EQ((*inv)->id, "b");
+  std::vector<std::string> order;
+  for (;;) {
+    auto c = store_->ClaimNext("w2", 60, {});
+    ASSERT_TRUE(c.ok()) << c.status();
+    if (!c->has_value()) break;
+    const JobRecord& j = **c;
+    order.push_back(j.id);
+    EXPECT_EQ(j.state, JobState::kRunning);
+    EXPECT_EQ(j.lease_epoch, 1);
+    EXPECT_EQ(j.attempt, 1);
+    EXPECT_EQ(j.worker, "w2");
+    EXPECT_GT(j.lease_expires_ms, 0);
+    EXPECT_EQ(j.request, std::string("\0\1binary", 8));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "c"}));
+  auto stored = store_->GetJob("a");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->worker, "w2");
+  EXPECT_EQ(stored->lease_epoch, 1);
+}
+
+// A holder whose lease expired is fenced off: after the reap (and the next claim) its
+// heartbeat, updates and events at the old epoch are refused and change nothing, while
+// the new holder's land. Jobs run without a lease are never reaped.
+TEST_P(JobStoreContract, AnExpiredLeaseFencesItsOldHolder) {
+  ASSERT_TRUE(store_->CreateJob(Job("j", 1000)).ok());
+  JobRecord unleased = Job("unleased", 2000);
+  unleased.state = JobState::kRunning;
+  ASSERT_TRUE(store_->CreateJob(unleased).ok());
+  auto first = store_->ClaimNext("a", 0.05, {JobKind::kAdapt});
+  ASSERT_TRUE(first.ok() && first->has_value());
+  JobRecord mine = **first;
+  EXPECT_EQ(mine.id, "j");
+  mine.step = 3;
+  ASSERT_TRUE(store_->UpdateJob(mine).ok());
+  ASSERT_TRUE(store_->AppendEvent(mine, "progress", "p1", 1).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto reaped = store_->ReapExpiredLeases(3, 0);
+  ASSERT_TRUE(reaped.ok()) << reaped.status();
+  ASSERT_EQ(reaped->size(), 1u) << "only the leased job";
+  EXPECT_EQ((*reaped)[0].id, "j");
+  EXPECT_EQ((*reaped)[0].state, JobState::kQueued);
+  EXPECT_EQ((*reaped)[0].worker, "");
+  EXPECT_EQ((*reaped)[0].lease_epoch, 2);
+  // Fenced at once, before anyone claims it again.
+  mine.step = 4;
+  EXPECT_TRUE(IsLeaseLost(store_->UpdateJob(mine))) << store_->UpdateJob(mine);
+  auto late = store_->Heartbeat("j", mine.lease_epoch, 60);
+  EXPECT_TRUE(IsLeaseLost(late.status())) << late.status();
+  auto second = store_->ClaimNext("b", 60, {});
+  ASSERT_TRUE(second.ok() && second->has_value());
+  JobRecord theirs = **second;
+  EXPECT_EQ(theirs.id, "j");
+  EXPECT_EQ(theirs.lease_epoch, 3);
+  EXPECT_EQ(theirs.attempt, 2);
+  EXPECT_EQ(theirs.step, 3) << "the new holder starts from what the old one stored";
+  const int64_t seq_before = theirs.last_seq;
+  auto stray = store_->AppendEvent(mine, "progress", "stray", 2);
+  EXPECT_TRUE(IsLeaseLost(stray.status())) << stray.status();
+  auto events = store_->ListEvents("j", 0, 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u) << "the stray event was not written";
+  EXPECT_EQ((*events)[0].payload, "p1");
+  theirs.step = 5;
+  ASSERT_TRUE(store_->UpdateJob(theirs).ok());
+  auto seq = store_->AppendEvent(theirs, "progress", "p2", 3);
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, seq_before + 1);
+  EXPECT_EQ(store_->GetJob("j")->step, 5);
+  EXPECT_EQ(store_->GetJob("unleased")->state, JobState::kRunning);
+  // Writes without an epoch (a server that runs every job itself) are not fenced.
+  JobRecord plain = *store_->GetJob("unleased");
+  plain.step = 9;
+  EXPECT_TRUE(store_->UpdateJob(plain).ok());
+  EXPECT_EQ(store_->Heartbeat("nope", 1, 60).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Heartbeats keep a lease alive past its first expiry and carry a cancellation request
+// made through the store (another replica's Cancel).
+TEST_P(JobStoreContract, HeartbeatsKeepTheLeaseAndCarryCancellation) {
+  ASSERT_TRUE(store_->CreateJob(Job("j", 1000)).ok());
+  auto claim = store_->ClaimNext("a", 0.5, {});
+  ASSERT_TRUE(claim.ok() && claim->has_value());
+  const int64_t epoch = (*claim)->lease_epoch;
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    auto hb = store_->Heartbeat("j", epoch, 0.5);
+    ASSERT_TRUE(hb.ok()) << hb.status();
+    EXPECT_FALSE(hb->cancel_requested);
+  }
+  auto reaped = store_->ReapExpiredLeases(3, 0);
+  ASSERT_TRUE(reaped.ok());
+  EXPECT_TRUE(reaped->empty()) << "a renewed lease is not reaped";
+  auto cancel = store_->RequestCancel("j");
+  ASSERT_TRUE(cancel.ok()) << cancel.status();
+  EXPECT_TRUE(cancel->cancel_requested);
+  EXPECT_EQ(cancel->lease_epoch, epoch) << "a cancel request leaves the lease alone";
+  auto hb = store_->Heartbeat("j", epoch, 0.5);
+  ASSERT_TRUE(hb.ok()) << hb.status();
+  EXPECT_TRUE(hb->cancel_requested);
+  EXPECT_EQ(store_->RequestCancel("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A job whose holders keep vanishing is retried after a growing backoff, then failed
+// with the reason once it has had max_attempts claims.
+TEST_P(JobStoreContract, ExpiredLeasesRetryWithBackoffThenFail) {
+  ASSERT_TRUE(store_->CreateJob(Job("j", 1000)).ok());
+  auto expire = [&](const char* worker) {
+    auto c = store_->ClaimNext(worker, 0.02, {});
+    EXPECT_TRUE(c.ok() && c->has_value()) << worker;
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  };
+  expire("a");
+  auto r1 = store_->ReapExpiredLeases(2, 30);  // the next try after 30 s
+  ASSERT_TRUE(r1.ok());
+  ASSERT_EQ(r1->size(), 1u);
+  EXPECT_EQ((*r1)[0].state, JobState::kQueued);
+  auto early = store_->ClaimNext("b", 60, {});
+  ASSERT_TRUE(early.ok());
+  EXPECT_FALSE(early->has_value()) << "claimable only after the backoff";
+  PostgresOrSqlite("UPDATE jobs SET run_after_ms = 0");
+  expire("b");
+  auto r2 = store_->ReapExpiredLeases(2, 30);
+  ASSERT_TRUE(r2.ok());
+  ASSERT_EQ(r2->size(), 1u);
+  const JobRecord& failed = (*r2)[0];
+  EXPECT_EQ(failed.state, JobState::kFailed);
+  EXPECT_EQ(failed.attempt, 2);
+  EXPECT_EQ(failed.error_code, 10);  // ABORTED
+  EXPECT_NE(failed.error_message.find("max_attempts"), std::string::npos) << failed.error_message;
+  EXPECT_GT(failed.end_time_ms, 0);
+  auto none = store_->ClaimNext("c", 60, {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+// Replicas claiming at once, each on its own connection: every job is claimed exactly
+// once.
+TEST_P(JobStoreContract, ConcurrentClaimersTakeEachJobOnce) {
+  constexpr int kJobs = 40;
+  for (int i = 0; i < kJobs; ++i) ASSERT_TRUE(store_->CreateJob(Job("j" + std::to_string(100 + i), 1000 + i)).ok());
+  std::vector<std::unique_ptr<JobStore>> replicas;
+  for (int i = 0; i < 4; ++i) replicas.push_back(Reopen());
+  absl::Mutex mu;
+  std::map<std::string, int> claims;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 4; ++r) {
+    threads.emplace_back([&, r] {
+      for (;;) {
+        auto c = replicas[r]->ClaimNext("r" + std::to_string(r), 60, {});
+        ASSERT_TRUE(c.ok()) << c.status();
+        if (!c->has_value()) return;
+        absl::MutexLock lock(&mu);
+        ++claims[(*c)->id];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(claims.size(), static_cast<size_t>(kJobs));
+  for (const auto& [id, n] : claims) EXPECT_EQ(n, 1) << id;
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContract, ::testing::Values("sqlite", "postgres"),
