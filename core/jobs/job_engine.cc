@@ -31,6 +31,17 @@ const char* TypeName(JobEvent::Type t) {
   return "state";
 }
 
+JobEvent::Type TypeOf(const std::string& name) {
+  for (auto t : {JobEvent::Type::kProgress, JobEvent::Type::kPreview, JobEvent::Type::kHeartbeat}) {
+    if (name == TypeName(t)) return t;
+  }
+  return JobEvent::Type::kState;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 absl::StatusOr<std::vector<EncodedImage>> EncodeAll(const FloatTensor& batch) {
   std::vector<EncodedImage> out;
   if (batch.shape.size() != 4) return out;
@@ -57,6 +68,16 @@ std::string JobEngine::CheckpointPath(const std::string& id) const {
 
 absl::Status JobEngine::Start() {
   RETURN_IF_ERROR(MakeDirs(options_.checkpoint_dir));
+  if (options_.leases.enabled) {
+    if (options_.leases.worker.empty()) return absl::InvalidArgumentError("leases need a worker name");
+    if (options_.leases.renew_seconds >= options_.leases.lease_seconds) {
+      return absl::InvalidArgumentError("the lease renewal period must be shorter than the lease");
+    }
+    thread_ = std::thread([this] { ClaimLoop(); });
+    heartbeat_thread_ = std::thread([this] { Heartbeats(); });
+    lease_thread_ = std::thread([this] { RenewLeases(); });
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(std::vector<JobRecord> open, store_->ListUnfinished());
   for (JobRecord& job : open) {
     if (job.state == JobState::kRunning && !std::filesystem::exists(CheckpointPath(job.id))) {
@@ -65,7 +86,7 @@ absl::Status JobEngine::Start() {
       job.error_code = static_cast<int>(absl::StatusCode::kAborted);
       job.error_message =
           "the server restarted while this job was running, before its first checkpoint; submit it again";
-      Emit(job, JobEvent::Type::kState);
+      Emit(job, JobEvent::Type::kState).IgnoreError();
       continue;
     }
     absl::MutexLock lock(&mu_);
@@ -83,6 +104,7 @@ void JobEngine::Shutdown() {
   }
   if (thread_.joinable()) thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  if (lease_thread_.joinable()) lease_thread_.join();
 }
 
 size_t JobEngine::queue_depth() const {
@@ -118,21 +140,37 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
-    if (queue_.size() >= options_.max_queued) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the job queue is full (", options_.max_queued, " waiting); retry later"));
-    }
+  }
+  size_t queued = 0;
+  if (options_.leases.enabled) {  // the queue is the store's, shared by every replica
+    ListJobsQuery q;
+    q.state = JobState::kQueued;
+    q.page_size = static_cast<int>(options_.max_queued);
+    ASSIGN_OR_RETURN(ListJobsPage page, store_->ListJobs(q));
+    queued = page.jobs.size();
+  } else {
+    absl::MutexLock lock(&mu_);
+    queued = queue_.size();
+  }
+  if (queued >= options_.max_queued) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the job queue is full (", options_.max_queued, " waiting); retry later"));
   }
   job.state = JobState::kQueued;
   job.create_time_ms = NowMs();
   RETURN_IF_ERROR(store_->CreateJob(job));
   // The QUEUED event goes out before the scheduler can see the job, so it is seq 1.
-  Emit(job, JobEvent::Type::kState);
+  Emit(job, JobEvent::Type::kState).IgnoreError();
   size_t depth;
   {
     absl::MutexLock lock(&mu_);
-    queue_.push_back(job.id);
-    depth = queue_.size();
+    if (options_.leases.enabled) {
+      wake_ = true;
+      depth = queued + 1;
+    } else {
+      queue_.push_back(job.id);
+      depth = queue_.size();
+    }
   }
   if (options_.observer != nullptr) options_.observer->OnJobsQueued(depth);
   return Get(job.id);
@@ -150,6 +188,19 @@ absl::StatusOr<JobRecord> JobEngine::Get(const std::string& id) {
 absl::StatusOr<JobRecord> JobEngine::Cancel(const std::string& id) {
   ASSIGN_OR_RETURN(JobRecord job, store_->GetJob(id));
   if (IsTerminal(job.state)) return job;
+  if (options_.leases.enabled) {
+    // Atomic against claims: a queued job ends here; a running one, wherever it runs, at
+    // its holder's next lease renewal (at once when it runs here).
+    ASSIGN_OR_RETURN(JobRecord now, store_->RequestCancel(id));
+    {
+      absl::MutexLock lock(&mu_);
+      if (running_id_ == id) cancel_running_ = true;
+    }
+    if (job.state == JobState::kQueued && now.state == JobState::kCancelled) {
+      Emit(now, JobEvent::Type::kState).IgnoreError();
+    }
+    return now;
+  }
   bool dequeued = false;
   {
     absl::MutexLock lock(&mu_);
@@ -167,14 +218,18 @@ absl::StatusOr<JobRecord> JobEngine::Cancel(const std::string& id) {
     job.state = JobState::kCancelled;
     job.end_time_ms = NowMs();
   }
-  Emit(job, JobEvent::Type::kState);
+  Emit(job, JobEvent::Type::kState).IgnoreError();
   return job;
 }
 
 int64_t JobEngine::Subscribe(const std::string& job_id, Listener listener) {
+  int64_t stored_seq = 0;
+  if (options_.leases.enabled) {  // the caller replays up to here from the store
+    if (auto job = store_->GetJob(job_id); job.ok()) stored_seq = job->last_seq;
+  }
   absl::MutexLock lock(&mu_);
   const int64_t token = next_token_++;
-  listeners_[token] = {job_id, std::move(listener)};
+  listeners_[token] = {job_id, std::move(listener), stored_seq};
   return token;
 }
 
@@ -183,7 +238,7 @@ void JobEngine::Unsubscribe(int64_t token) {
   listeners_.erase(token);
 }
 
-void JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
+absl::Status JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
   ev.type = type;
   ev.time_ms = NowMs();
   // Events of one job may come from two threads (the scheduler and a CancelJob call):
@@ -196,7 +251,7 @@ void JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
     ev.job = job;
     ev.job.last_seq = ev.seq;
     auto seq = store_->AppendEvent(job, TypeName(type), encoder_(ev), ev.time_ms);
-    if (!seq.ok()) return;  // the store is the source of truth; a failed write is not fanned out
+    if (!seq.ok()) return seq.status();  // the store is the source of truth: a failed write is not fanned out
     ev.seq = *seq;
   } else {
     ev.seq = job.last_seq;
@@ -211,27 +266,146 @@ void JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [token, l] : listeners_) {
-      if (l.first == job.id) targets.push_back(l.second);
+      if (l.job_id == job.id) targets.push_back(l.listener);
     }
   }
   for (const auto& l : targets) l(ev);
+  return absl::OkStatus();
 }
 
 void JobEngine::Heartbeats() {
-  while (true) {
+  // With leases the thread also tails the store for other replicas' events, more often.
+  const double tick = options_.leases.enabled ? std::min(options_.heartbeat_seconds, options_.leases.poll_seconds)
+                                              : options_.heartbeat_seconds;
+  const int64_t ticks_per_beat = std::max<int64_t>(1, std::llround(options_.heartbeat_seconds / tick));
+  for (int64_t n = 1;; ++n) {
     std::vector<std::string> ids;
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(options_.heartbeat_seconds))) return;
-      for (const auto& [token, l] : listeners_) ids.push_back(l.first);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(tick))) return;
+    }
+    if (options_.leases.enabled) TailStoredEvents();
+    if (n % ticks_per_beat != 0) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [token, l] : listeners_) ids.push_back(l.job_id);
     }
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     for (const auto& id : ids) {
       auto job = store_->GetJob(id);
-      if (job.ok()) Emit(*job, JobEvent::Type::kHeartbeat);
+      if (job.ok()) Emit(*job, JobEvent::Type::kHeartbeat).IgnoreError();
     }
+  }
+}
+
+void JobEngine::TailStoredEvents() {
+  std::map<std::string, int64_t> after;  // job -> the lowest cursor of its subscribers
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [token, sub] : listeners_) {
+      if (sub.job_id == running_id_) continue;  // its events go out live from here
+      auto it = after.find(sub.job_id);
+      if (it == after.end() || sub.stored_seq < it->second) after[sub.job_id] = sub.stored_seq;
+    }
+  }
+  for (const auto& [id, from] : after) {
+    auto events = store_->ListEvents(id, from, 1000);
+    if (!events.ok() || events->empty()) continue;
+    for (const JobEventRecord& rec : *events) {
+      JobEvent ev;
+      ev.type = TypeOf(rec.type);
+      ev.seq = rec.seq;
+      ev.time_ms = rec.time_ms;
+      ev.stored = rec.payload;
+      std::vector<std::pair<int64_t, Listener>> targets;
+      {
+        absl::MutexLock lock(&mu_);
+        for (auto& [token, sub] : listeners_) {
+          if (sub.job_id != id || sub.stored_seq >= rec.seq) continue;
+          sub.stored_seq = rec.seq;
+          targets.emplace_back(token, sub.listener);
+        }
+      }
+      for (const auto& [token, l] : targets) l(ev);
+    }
+  }
+}
+
+void JobEngine::RenewLeases() {
+  const Options::Leases& leases = options_.leases;
+  std::string renewing;
+  auto last_renewal = std::chrono::steady_clock::now();
+  while (true) {
+    std::string id;
+    int64_t epoch = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(leases.renew_seconds))) return;
+      id = running_id_;
+      epoch = running_epoch_;
+    }
+    if (id.empty()) continue;
+    if (id != renewing) {  // a new claim: the claim itself was the last renewal
+      renewing = id;
+      last_renewal = std::chrono::steady_clock::now();
+    }
+    auto beat = store_->Heartbeat(id, epoch, leases.lease_seconds);
+    absl::MutexLock lock(&mu_);
+    if (running_id_ != id || running_epoch_ != epoch) continue;
+    if (beat.ok()) {
+      last_renewal = std::chrono::steady_clock::now();
+      if (beat->cancel_requested) cancel_running_ = true;
+    } else if (IsLeaseLost(beat.status())) {
+      lease_lost_ = true;
+    } else if (SecondsSince(last_renewal) > leases.lease_seconds) {
+      // The store did not answer for a whole lease: another replica may hold the job by
+      // now, so this one stops it (its writes would be refused anyway).
+      spdlog::warn("job {}: the lease could not be renewed for {} s ({}); stopping it here", id, leases.lease_seconds,
+                   beat.status().ToString());
+      lease_lost_ = true;
+    }
+  }
+}
+
+void JobEngine::ClaimLoop() {
+  const Options::Leases& leases = options_.leases;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wake_; };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(leases.poll_seconds));
+      if (stopping_) return;
+      wake_ = false;
+    }
+    auto reaped = store_->ReapExpiredLeases(leases.max_attempts, leases.retry_backoff_seconds);
+    if (!reaped.ok()) spdlog::warn("reaping expired job leases failed: {}", reaped.status().ToString());
+    for (JobRecord& j : reaped.ok() ? *reaped : std::vector<JobRecord>()) {
+      spdlog::warn("job {}: its worker's lease expired after attempt {}; {}", j.id, j.attempt,
+                   j.state == JobState::kQueued ? "queued again" : "failed");
+      Emit(j, JobEvent::Type::kState).IgnoreError();
+    }
+    auto claimed = store_->ClaimNext(leases.worker, leases.lease_seconds, leases.kinds);
+    if (!claimed.ok()) {
+      spdlog::warn("claiming a job failed: {}", claimed.status().ToString());
+      continue;
+    }
+    if (!claimed->has_value()) continue;
+    JobRecord job = **std::move(claimed);
+    {
+      absl::MutexLock lock(&mu_);
+      running_id_ = job.id;
+      running_epoch_ = job.lease_epoch;
+      cancel_running_ = job.cancel_requested;
+      lease_lost_ = false;
+    }
+    RunJob(std::move(job));
+    absl::MutexLock lock(&mu_);
+    running_id_.clear();
+    running_epoch_ = 0;
+    wake_ = true;  // look for the next job at once
   }
 }
 
@@ -276,13 +450,20 @@ void JobEngine::RunJob(JobRecord job) {
     job.error_code = static_cast<int>(s.code());
     job.error_message = std::string(s.message());
     job.eta_seconds = 0;
-    Emit(job, JobEvent::Type::kState);
+    Emit(job, JobEvent::Type::kState).IgnoreError();
+  };
+  // With leases: a write refused because the lease moved on ends the job here, silently
+  // (its new holder publishes).
+  auto lost = [&](const absl::Status& s) {
+    if (!IsLeaseLost(s)) return false;
+    spdlog::warn("job {}: {}; stopping it here without publishing", job.id, std::string(s.message()));
+    return true;
   };
   auto factory = factories_.find(job.kind);
   if (factory == factories_.end()) return fail(absl::UnimplementedError("no runner for this job kind"));
   job.state = JobState::kRunning;
   if (job.start_time_ms == 0) job.start_time_ms = NowMs();
-  Emit(job, JobEvent::Type::kState);
+  if (lost(Emit(job, JobEvent::Type::kState))) return;
 
   std::unique_ptr<JobRunner> runner;
   const std::string ckpt = CheckpointPath(job.id);
@@ -296,6 +477,8 @@ void JobEngine::RunJob(JobRecord job) {
   job.step = runner->step();
   if (job.step > 0) {
     spdlog::info("job {} resuming from its checkpoint at step {} of {}", job.id, job.step, job.total_steps);
+  } else if (job.attempt > 1) {
+    spdlog::info("job {} (attempt {}) starts over: no checkpoint of it on this replica", job.id, job.attempt);
   } else {
     spdlog::info("job {} ({}) started: {} steps", job.id, JobKindName(job.kind), job.total_steps);
   }
@@ -306,15 +489,19 @@ void JobEngine::RunJob(JobRecord job) {
   const int64_t preview_every = job.preview_every > 0 ? job.preview_every : options_.preview_every;
   bool source_sent = false;
   while (runner->step() < runner->total_steps()) {
-    bool cancel, stop;
+    bool cancel, stop, gone;
     {
       absl::MutexLock lock(&mu_);
       cancel = cancel_running_;
       stop = stopping_;
+      gone = lease_lost_;
     }
+    if (gone) return (void)lost(LeaseLost(job.id, job.lease_epoch));
     if (stop) {
-      // Leave the job RUNNING with a fresh checkpoint: the next start resumes it.
+      // Leave the job RUNNING with a fresh checkpoint: the next start resumes it. With
+      // leases, the lease ends now, so another replica takes the job over at once.
       RunOnExecutor([&] { return runner->SaveCheckpoint(ckpt); }).IgnoreError();
+      if (options_.leases.enabled) store_->Heartbeat(job.id, job.lease_epoch, 0).IgnoreError();
       return;
     }
     if (cancel) {
@@ -322,7 +509,7 @@ void JobEngine::RunJob(JobRecord job) {
       job.cancel_requested = true;
       job.end_time_ms = NowMs();
       job.eta_seconds = 0;
-      Emit(job, JobEvent::Type::kState);
+      if (lost(Emit(job, JobEvent::Type::kState))) return;
       std::filesystem::remove(ckpt);
       return;
     }
@@ -360,7 +547,7 @@ void JobEngine::RunJob(JobRecord job) {
     progress.losses = losses;
     progress.steps_per_second = static_cast<float>(rate);
     progress.phase = phase;
-    Emit(job, JobEvent::Type::kProgress, progress);
+    if (lost(Emit(job, JobEvent::Type::kProgress, progress))) return;
 
     if (preview_every > 0 && (job.step % preview_every == 0 || job.step == job.total_steps)) {
       JobEvent preview;
@@ -375,13 +562,17 @@ void JobEngine::RunJob(JobRecord job) {
       });
       if (ps.ok()) {
         source_sent = true;
-        Emit(job, JobEvent::Type::kPreview, preview);
+        if (lost(Emit(job, JobEvent::Type::kPreview, preview))) return;
       }
     }
     if (options_.checkpoint_every > 0 && job.step % options_.checkpoint_every == 0 && job.step < job.total_steps) {
       absl::Status cs = RunOnExecutor([&] { return runner->SaveCheckpoint(ckpt); });
       if (!cs.ok()) return fail(cs);
     }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (lease_lost_) return (void)lost(LeaseLost(job.id, job.lease_epoch));
   }
   std::string result;
   absl::Status fin = RunOnExecutor([&]() -> absl::Status {
@@ -395,7 +586,7 @@ void JobEngine::RunJob(JobRecord job) {
   job.result = result;
   job.end_time_ms = NowMs();
   job.eta_seconds = 0;
-  Emit(job, JobEvent::Type::kState);
+  if (lost(Emit(job, JobEvent::Type::kState))) return;
 }
 
 }  // namespace ganserve::core

@@ -41,6 +41,9 @@ struct JobEvent {
   float steps_per_second = 0;                                 // kProgress
   std::string phase;                                          // kProgress: the runner's phase, if it has phases
   std::vector<EncodedImage> preview_source, preview_current;  // kPreview
+  // An event another replica wrote, read back from the store: the encoder's bytes as
+  // stored (only seq and type are set besides).
+  std::string stored;
 };
 
 // The work of one job. Every method but the constructor runs on the device executor's
@@ -88,6 +91,19 @@ class JobEngine {
     double heartbeat_seconds = 15;
     int default_max_run_seconds = 6 * 3600;
     JobObserver* observer = nullptr;  // not owned; may be null
+    // Replicas sharing one store: jobs are claimed from it under leases instead of run
+    // by the engine they were submitted to (README "Scaling out").
+    struct Leases {
+      bool enabled = false;
+      std::string worker;         // this replica's name in the store
+      double lease_seconds = 60;  // a claim's lease, renewed while the job runs
+      double renew_seconds = 10;  // renewal period of the running job's lease
+      double poll_seconds = 1;    // claims, reaps and other replicas' events
+      int max_attempts = 3;       // claims a job may have before it fails
+      double retry_backoff_seconds = 10;
+      std::vector<JobKind> kinds;  // the kinds this replica claims; empty = all
+    };
+    Leases leases;
   };
   // Serialises an event for the store (the edge's wire format).
   using Encoder = std::function<std::string(const JobEvent&)>;
@@ -99,10 +115,13 @@ class JobEngine {
 
   void RegisterFactory(JobKind kind, RunnerFactory factory);
   // Recovers unfinished jobs (queued ones run again, running ones resume from their
-  // checkpoint or end FAILED with the reason) and starts the scheduler thread.
+  // checkpoint or end FAILED with the reason) and starts the scheduler thread. With
+  // leases: recovers nothing (the store's reaper requeues jobs whose holder vanished)
+  // and starts claiming.
   absl::Status Start();
   // Stops after the current step (the job stays RUNNING in the store, with its
-  // checkpoint, so the next start resumes it) and joins the thread.
+  // checkpoint, so the next start resumes it; with leases, its lease is released so
+  // another replica takes it over) and joins the thread.
   void Shutdown();
 
   // Creates and queues a job (job.id, kind, model, request, request_id, request_hash,
@@ -116,12 +135,15 @@ class JobEngine {
   // it is neither; nullopt when the id is empty or unused.
   absl::StatusOr<std::optional<JobRecord>> FindRetry(const std::string& request_id, const std::string& request_hash,
                                                      const std::string& legacy_hash = "");
-  // Idempotent. Queued jobs end CANCELLED at once; a running job within one step.
+  // Idempotent. Queued jobs end CANCELLED at once; a running job within one step (with
+  // leases, on another replica: within one lease renewal and one step).
   absl::StatusOr<JobRecord> Cancel(const std::string& id);
-  // The current snapshot, with the live queue position.
+  // The current snapshot, with the live queue position (0 with leases: the queue is
+  // the store's).
   absl::StatusOr<JobRecord> Get(const std::string& id);
 
-  // Live events of one job from now on (heartbeats included). Returns a token for
+  // Live events of one job from now on (heartbeats included; with leases also those
+  // other replicas store, within poll_seconds, as JobEvent::stored). Returns a token for
   // Unsubscribe. Listeners run on engine threads and must not block.
   int64_t Subscribe(const std::string& job_id, Listener listener);
   void Unsubscribe(int64_t token);
@@ -130,9 +152,22 @@ class JobEngine {
 
  private:
   struct Running;
+  struct Subscription {
+    std::string job_id;
+    Listener listener;
+    int64_t stored_seq = 0;  // with leases: the newest stored event it has been given
+  };
   void Loop();
+  // With leases: reaps, claims and runs, waking on Submit or every poll_seconds.
+  void ClaimLoop();
+  // With leases: renews the running job's lease; a lost lease or a cancel request made
+  // on another replica reaches the running job through the flags it checks every step.
+  void RenewLeases();
+  // With leases: hands subscribers the events other replicas stored.
+  void TailStoredEvents();
   void RunJob(JobRecord job);
-  void Emit(JobRecord& job, JobEvent::Type type, JobEvent ev = {});
+  // LeaseLost when the job's lease moved on (nothing was written or fanned out).
+  absl::Status Emit(JobRecord& job, JobEvent::Type type, JobEvent ev = {});
   void Heartbeats();
   absl::Status RunOnExecutor(const std::function<absl::Status()>& fn);
   std::string CheckpointPath(const std::string& id) const;
@@ -147,12 +182,16 @@ class JobEngine {
   mutable absl::Mutex mu_;
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   std::string running_id_ ABSL_GUARDED_BY(mu_);
+  int64_t running_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_running_ ABSL_GUARDED_BY(mu_) = false;
+  bool lease_lost_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;  // a job was submitted: claim now
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<int64_t, std::pair<std::string, Listener>> listeners_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Subscription> listeners_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
   std::thread heartbeat_thread_;
+  std::thread lease_thread_;
 };
 
 }  // namespace ganserve::core

@@ -122,7 +122,8 @@ class JobStore {
   virtual absl::StatusOr<JobRecord> GetJob(const std::string& id) = 0;
   // The job created with this idempotency key, if any.
   virtual absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) = 0;
-  // Overwrites the job's mutable fields (not id, kind, request, lease). NotFound if
+  // Overwrites the job's mutable fields (not id, kind, request, lease; cancel_requested
+  // is only ever set, never cleared, so a request made meanwhile survives). NotFound if
   // absent; LeaseLost when job.lease_epoch > 0 and the stored job has another epoch.
   virtual absl::Status UpdateJob(const JobRecord& job) = 0;
   // Replaces a job's stored request and its encoding (format upgrades). NotFound if absent.
@@ -165,9 +166,10 @@ class JobStore {
   // as stored (cancel_requested tells the holder to stop). LeaseLost when the job is no
   // longer RUNNING at that epoch; NotFound.
   virtual absl::StatusOr<JobRecord> Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) = 0;
-  // Sets cancel_requested on a QUEUED or RUNNING job without touching its other fields
-  // (whoever holds it sees the request at its next heartbeat); returns the job as
-  // stored. NotFound.
+  // Cancellation through the store, atomic against claims: a QUEUED job ends CANCELLED
+  // at once; a RUNNING one gets cancel_requested (whoever holds it sees the request at
+  // its next heartbeat); other fields stay. Returns the job as stored (a finished job
+  // unchanged). NotFound.
   virtual absl::StatusOr<JobRecord> RequestCancel(const std::string& id) = 0;
   // RUNNING jobs whose lease expired (their holder died, hung or lost the store): back to
   // QUEUED, claimable after backoff_seconds * 2^(attempt - 1) (at most 64x), or FAILED

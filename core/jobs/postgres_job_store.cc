@@ -328,7 +328,7 @@ absl::Status PostgresJobStore::UpdateLocked(const JobRecord& j) {
   ASSIGN_OR_RETURN(
       auto rows, Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
                       "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
-                      "cancel_requested=$11, last_seq=$12 WHERE id=$13 "
+                      "cancel_requested=(cancel_requested OR $11::BOOLEAN), last_seq=$12 WHERE id=$13 "
                       "AND ($14::BIGINT = 0 OR lease_epoch = $14::BIGINT) RETURNING id",
                       {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
                        Text(LossesToJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
@@ -375,8 +375,11 @@ absl::StatusOr<JobRecord> PostgresJobStore::Heartbeat(const std::string& id, int
 
 absl::StatusOr<JobRecord> PostgresJobStore::RequestCancel(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(auto rows, Exec(absl::StrCat("UPDATE jobs SET cancel_requested = TRUE WHERE id = $1 AND state IN "
-                                                "(1, 2) RETURNING ",
+  ASSIGN_OR_RETURN(auto rows, Exec(absl::StrCat("UPDATE jobs SET cancel_requested = TRUE, end_time_ms = CASE WHEN "
+                                                "state = 1 THEN ",
+                                                kNowMs,
+                                                " ELSE end_time_ms END, state = CASE WHEN state = 1 THEN 5 ELSE "
+                                                "state END WHERE id = $1 AND state IN (1, 2) RETURNING ",
                                                 ReadColumns()),
                                    {Text(id)}));
   if (rows->count() > 0) return rows->Job(0);

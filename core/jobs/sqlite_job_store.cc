@@ -292,7 +292,7 @@ absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::FindByRequestId(const s
 absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
   Stmt s(db_,
          "UPDATE jobs SET state=?, step=?, total_steps=?, losses=?, eta_seconds=?, start_time_ms=?, end_time_ms=?, "
-         "result=?, error_code=?, error_message=?, cancel_requested=?, last_seq=? WHERE id=?13 "
+         "result=?, error_code=?, error_message=?, cancel_requested=(cancel_requested OR ?11), last_seq=? WHERE id=?13 "
          "AND (?14 = 0 OR lease_epoch = ?14)");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(j.state));
@@ -366,7 +366,11 @@ absl::StatusOr<JobRecord> SqliteJobStore::Heartbeat(const std::string& id, int64
 
 absl::StatusOr<JobRecord> SqliteJobStore::RequestCancel(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(auto rows, Returning("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND state IN (1, 2)",
+  ASSIGN_OR_RETURN(auto rows, Returning(absl::StrCat("UPDATE jobs SET cancel_requested = 1, end_time_ms = CASE WHEN "
+                                                     "state = 1 THEN ",
+                                                     kNowMs,
+                                                     " ELSE end_time_ms END, state = CASE WHEN state = 1 THEN 5 "
+                                                     "ELSE state END WHERE id = ?1 AND state IN (1, 2)"),
                                         [&](Stmt& s) { s.Bind(1, id); }));
   if (!rows.empty()) return rows[0];
   ASSIGN_OR_RETURN(auto found, Query("WHERE id = ?", {id}));

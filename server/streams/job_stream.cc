@@ -89,7 +89,12 @@ class JobStreamReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
     token_ = ctx_->app->engine().Subscribe(job.id, [weak](const core::JobEvent& e) {
       auto s = weak.lock();
       if (s == nullptr) return;
-      v1::JobEvent pe = api::ToProtoEvent(e);
+      v1::JobEvent pe;
+      if (e.stored.empty()) {
+        pe = api::ToProtoEvent(e);
+      } else if (!pe.ParseFromString(e.stored)) {  // another replica's, as stored
+        return;
+      }
       absl::MutexLock lock(&s->mu);
       if (s->replaying) {
         s->pending.push_back(std::move(pe));

@@ -464,6 +464,23 @@ TEST_P(JobStoreContract, HeartbeatsKeepTheLeaseAndCarryCancellation) {
   auto hb = store_->Heartbeat("j", epoch, 0.5);
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_TRUE(hb->cancel_requested);
+  // The holder's next write does not clear the request.
+  JobRecord holder = **claim;
+  holder.step = 2;
+  ASSERT_TRUE(store_->UpdateJob(holder).ok());
+  EXPECT_TRUE(store_->GetJob("j")->cancel_requested);
+  // A queued job ends CANCELLED at once: no claim can take it afterwards.
+  ASSERT_TRUE(store_->CreateJob(Job("q", 2000)).ok());
+  auto queued = store_->RequestCancel("q");
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_EQ(queued->state, JobState::kCancelled);
+  EXPECT_GT(queued->end_time_ms, 0);
+  auto none = store_->ClaimNext("b", 60, {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto again = store_->RequestCancel("q");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->end_time_ms, queued->end_time_ms) << "a finished job is left as it is";
   EXPECT_EQ(store_->RequestCancel("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
