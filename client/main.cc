@@ -50,7 +50,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   app.require_subcommand(1);
   app.fallthrough();  // --server/--timeout/--json may follow the subcommand
   Connection conn;
-  app.add_option("--server", conn.server, "ganserve address HOST:PORT")
+  app.add_option("--server", conn.server,
+                 "ganserve address HOST:PORT, or a gRPC target of several replicas (dns:///SERVICE:PORT, "
+                 "ipv4:HOST:PORT,HOST:PORT): calls go round-robin")
       ->envname("GANCTL_SERVER")
       ->capture_default_str();
   app.add_option("--timeout", conn.timeout_seconds, "seconds per call (0: none)")->capture_default_str();

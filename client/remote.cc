@@ -75,6 +75,9 @@ std::shared_ptr<grpc::Channel> Channel(const Connection& c) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
+  // A target with several addresses (dns:/// of a headless Service, ipv4:A,B,C) spreads
+  // calls over the replicas.
+  args.SetLoadBalancingPolicyName("round_robin");
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!c.tls_ca.empty() || !c.tls_cert.empty()) {
     grpc::SslCredentialsOptions ssl;

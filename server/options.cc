@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace ganserve::server {
@@ -73,8 +74,43 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
   app.add_option("--auth_tokens_file", o.auth_tokens_file, "bearer tokens, one 'TOKEN SCOPE[,SCOPE]' per line")
       ->envname("GANSERVE_AUTH_TOKENS_FILE");
   app.add_option("--job_store", o.app.job_store,
-                 "sqlite (DATA_DIR/jobs.db) or postgresql://user@host/db (one server per database for now)")
+                 "sqlite (DATA_DIR/jobs.db) or postgresql://user@host/db (replicas sharing it claim jobs under "
+                 "leases)")
       ->envname("GANSERVE_JOB_STORE")
+      ->capture_default_str();
+  app.add_option("--roles", o.roles,
+                 "inference (GenerateSamples, Edit), training (runs jobs) or both, comma-separated; one role needs "
+                 "a postgresql:// job store")
+      ->envname("GANSERVE_ROLES")
+      ->check(CLI::IsMember({"inference", "training", "inference,training", "training,inference"}))
+      ->capture_default_str();
+  auto& leases = o.app.leases;
+  app.add_option("--worker_id", leases.worker, "this replica's name in a shared job store (default: HOSTNAME-PID)")
+      ->envname("GANSERVE_WORKER_ID");
+  app.add_option("--lease_seconds", leases.lease_seconds,
+                 "a claimed job's lease in a shared job store: past it without renewal, another replica takes over")
+      ->envname("GANSERVE_LEASE_SECONDS")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--lease_renew_seconds", leases.renew_seconds, "renewal period of a running job's lease")
+      ->envname("GANSERVE_LEASE_RENEW_SECONDS")
+      ->check(CLI::Range(0.05, 600.0))
+      ->capture_default_str();
+  app.add_option("--job_poll_seconds", leases.poll_seconds,
+                 "shared job store: seconds between looks for claimable jobs, expired leases and other replicas' "
+                 "events")
+      ->envname("GANSERVE_JOB_POLL_SECONDS")
+      ->check(CLI::Range(0.01, 60.0))
+      ->capture_default_str();
+  app.add_option("--job_max_attempts", leases.max_attempts,
+                 "claims a job may have (its replica vanishing each time) before it fails")
+      ->envname("GANSERVE_JOB_MAX_ATTEMPTS")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--job_retry_backoff_seconds", leases.retry_backoff_seconds,
+                 "wait before a job whose lease expired may be claimed again, doubled per attempt (at most 64x)")
+      ->envname("GANSERVE_JOB_RETRY_BACKOFF_SECONDS")
+      ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   app.add_option("--data_dir", o.app.data_dir, "job store, inversions and checkpoints")
       ->envname("GANSERVE_DATA_DIR")
@@ -192,6 +228,13 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
     out.message = os.str() + es.str();
   }
   if (!out.exit) {
+    o.app.inference_role = absl::StrContains(o.roles, "inference");
+    o.app.training_role = absl::StrContains(o.roles, "training");
+    if (o.app.leases.renew_seconds >= o.app.leases.lease_seconds) {
+      out.exit = true;
+      out.exit_code = 2;
+      out.message = "--lease_renew_seconds must be shorter than --lease_seconds\n";
+    }
     o.app.residency.device_budget_bytes = o.model_memory_budget_mb << 20;
     o.app.residency.host_budget_bytes = o.model_host_memory_budget_mb << 20;
     o.app.residency.preload = core::ParsePreload(o.preload_models).value_or(core::ResidencyOptions::Preload::kAll);

@@ -37,6 +37,8 @@ struct ServerOptions {
   core::service::ApplicationOptions app;
   std::string log_level = "info";   // trace debug info warn error
   std::string log_format = "text";  // text | json
+  // inference, training or both (comma-separated): sets app.inference_role / training_role.
+  std::string roles = "inference,training";
   // LibTorch intra-op threads; 0 = the CPUs available to the process (cgroup-aware).
   int threads = 0;
   // glibc keeps freed host memory for reuse (faster CPU inference, RSS stays at its peak).

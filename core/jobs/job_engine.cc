@@ -143,11 +143,8 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
   }
   size_t queued = 0;
   if (options_.leases.enabled) {  // the queue is the store's, shared by every replica
-    ListJobsQuery q;
-    q.state = JobState::kQueued;
-    q.page_size = static_cast<int>(options_.max_queued);
-    ASSIGN_OR_RETURN(ListJobsPage page, store_->ListJobs(q));
-    queued = page.jobs.size();
+    ASSIGN_OR_RETURN(const int64_t n, store_->CountQueued());
+    queued = static_cast<size_t>(n);
   } else {
     absl::MutexLock lock(&mu_);
     queued = queue_.size();
@@ -159,7 +156,9 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
   job.state = JobState::kQueued;
   job.create_time_ms = NowMs();
   RETURN_IF_ERROR(store_->CreateJob(job));
-  // The QUEUED event goes out before the scheduler can see the job, so it is seq 1.
+  // The QUEUED event goes out before the scheduler can see the job, so it is seq 1. With
+  // leases another replica may claim the job first: then its RUNNING event is seq 1 and
+  // this write (at epoch 0) is refused rather than turning the job back to QUEUED.
   Emit(job, JobEvent::Type::kState).IgnoreError();
   size_t depth;
   {
@@ -380,6 +379,9 @@ void JobEngine::ClaimLoop() {
       if (stopping_) return;
       wake_ = false;
     }
+    if (auto queued = store_->CountQueued(); queued.ok() && options_.observer != nullptr) {
+      options_.observer->OnJobsQueued(static_cast<size_t>(*queued));  // the shared queue, as every replica sees it
+    }
     auto reaped = store_->ReapExpiredLeases(leases.max_attempts, leases.retry_backoff_seconds);
     if (!reaped.ok()) spdlog::warn("reaping expired job leases failed: {}", reaped.status().ToString());
     for (JobRecord& j : reaped.ok() ? *reaped : std::vector<JobRecord>()) {
@@ -387,6 +389,7 @@ void JobEngine::ClaimLoop() {
                    j.state == JobState::kQueued ? "queued again" : "failed");
       Emit(j, JobEvent::Type::kState).IgnoreError();
     }
+    if (!leases.claims) continue;
     auto claimed = store_->ClaimNext(leases.worker, leases.lease_seconds, leases.kinds);
     if (!claimed.ok()) {
       spdlog::warn("claiming a job failed: {}", claimed.status().ToString());

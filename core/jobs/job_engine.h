@@ -102,6 +102,7 @@ class JobEngine {
       int max_attempts = 3;       // claims a job may have before it fails
       double retry_backoff_seconds = 10;
       std::vector<JobKind> kinds;  // the kinds this replica claims; empty = all
+      bool claims = true;          // false: it claims none (an inference-only replica)
     };
     Leases leases;
   };

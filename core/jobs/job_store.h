@@ -50,7 +50,9 @@ struct JobRecord {
   // Leases (replicas sharing a store claim jobs: ClaimNext). lease_epoch is the fencing
   // token: it moves on at every claim and every reap, and a write that carries it (> 0)
   // lands only while the job still has it. worker: who holds the lease; until
-  // lease_expires_ms (the store's clock); attempt: how many claims the job has had.
+  // lease_expires_ms (the store's clock); attempt: how many claims the job has had. A
+  // write at epoch 0 (a job's submitter, or a server that runs every job itself) lands
+  // only while the job was never claimed.
   int64_t lease_epoch = 0;
   std::string worker;
   int64_t lease_expires_ms = 0;
@@ -124,7 +126,7 @@ class JobStore {
   virtual absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) = 0;
   // Overwrites the job's mutable fields (not id, kind, request, lease; cancel_requested
   // is only ever set, never cleared, so a request made meanwhile survives). NotFound if
-  // absent; LeaseLost when job.lease_epoch > 0 and the stored job has another epoch.
+  // absent; LeaseLost when the stored job has another epoch than job.lease_epoch.
   virtual absl::Status UpdateJob(const JobRecord& job) = 0;
   // Replaces a job's stored request and its encoding (format upgrades). NotFound if absent.
   virtual absl::Status RewriteRequest(const std::string& id, const std::string& request,
@@ -178,6 +180,8 @@ class JobStore {
   // replica reaps at a time (the others get an empty list meanwhile). Jobs run without a
   // lease (lease_expires_ms 0) are never reaped.
   virtual absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) = 0;
+  // How many jobs are QUEUED (the shared queue's depth).
+  virtual absl::StatusOr<int64_t> CountQueued() = 0;
 };
 
 }  // namespace ganserve::core

@@ -66,8 +66,6 @@ static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion, "add a
 
 // Serialises schema migrations of concurrently starting replicas.
 constexpr int64_t kMigrationLock = 0x67616e7365727665;  // "ganserve"
-// Held for a server's lifetime by the one server that runs the database's jobs.
-constexpr int64_t kOwnerLock = 0x67616e6f776e6572;  // "ganowner"
 // Held by the replica that reaps expired leases, for one transaction.
 constexpr int64_t kReaperLock = 0x67616e7265617072;  // "ganreapr"
 
@@ -178,25 +176,6 @@ absl::Status PostgresJobStore::Connect() {
                        "SET statement_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'; "
                        "SET client_min_messages = warning");
   PQclear(r);
-  if (sole_owner_) {
-    // A reconnect lost the session's lock: take it again or stop writing.
-    PGresult* lock = PQexec(conn_, absl::StrCat("SELECT pg_try_advisory_lock(", kOwnerLock, ")").c_str());
-    const bool held = PQresultStatus(lock) == PGRES_TUPLES_OK && std::string(PQgetvalue(lock, 0, 0)) == "t";
-    PQclear(lock);
-    if (!held) return absl::UnavailableError("another ganserve took over this PostgreSQL job store");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PostgresJobStore::ClaimSoleOwner() {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(auto rows, Exec("SELECT pg_try_advisory_lock($1)", {Int(kOwnerLock)}));
-  if (rows->Text(0, 0) != "t") {
-    return absl::FailedPreconditionError(
-        "another ganserve runs the jobs of this PostgreSQL job store; until replicas claim jobs with leases, "
-        "one server per database (give each its own database)");
-  }
-  sole_owner_ = true;
   return absl::OkStatus();
 }
 
@@ -329,7 +308,7 @@ absl::Status PostgresJobStore::UpdateLocked(const JobRecord& j) {
       auto rows, Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
                       "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
                       "cancel_requested=(cancel_requested OR $11::BOOLEAN), last_seq=$12 WHERE id=$13 "
-                      "AND ($14::BIGINT = 0 OR lease_epoch = $14::BIGINT) RETURNING id",
+                      "AND lease_epoch = $14::BIGINT RETURNING id",
                       {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
                        Text(LossesToJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
                        Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
@@ -473,7 +452,7 @@ absl::StatusOr<int64_t> PostgresJobStore::AppendEvent(JobRecord& job, const std:
   auto cur = Exec("SELECT last_seq, lease_epoch FROM jobs WHERE id = $1 FOR UPDATE", {Text(job.id)});
   if (!cur.ok()) return fail(cur.status());
   if ((*cur)->count() == 0) return fail(absl::NotFoundError(absl::StrCat("no job with id '", job.id, "'")));
-  if (job.lease_epoch > 0 && (*cur)->Int(0, 1) != job.lease_epoch) return fail(LeaseLost(job.id, job.lease_epoch));
+  if ((*cur)->Int(0, 1) != job.lease_epoch) return fail(LeaseLost(job.id, job.lease_epoch));
   const int64_t seq = (*cur)->Int(0, 0) + 1;
   if (auto r = Exec("INSERT INTO job_events (job_id, seq, time_ms, type, payload) VALUES ($1,$2,$3,$4,$5)",
                     {Text(job.id), Int(seq), Int(time_ms), Text(type), Bytes(payload)});
@@ -529,6 +508,12 @@ absl::StatusOr<PruneStats> PostgresJobStore::PruneEvents(int64_t ended_before_ms
 absl::StatusOr<int64_t> PostgresJobStore::FirstSeq(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(auto rows, Exec("SELECT COALESCE(MIN(seq), 0) FROM job_events WHERE job_id = $1", {Text(job_id)}));
+  return rows->Int(0, 0);
+}
+
+absl::StatusOr<int64_t> PostgresJobStore::CountQueued() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto rows, Exec("SELECT COUNT(*) FROM jobs WHERE state = 1"));
   return rows->Int(0, 0);
 }
 

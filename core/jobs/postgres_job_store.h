@@ -31,12 +31,6 @@ class PostgresJobStore : public JobStore {
   static absl::StatusOr<std::unique_ptr<PostgresJobStore>> Open(const std::string& conninfo);
   ~PostgresJobStore() override;
 
-  // Makes this store the database's only job-running owner (a session advisory lock,
-  // taken again after a reconnect): the job engine recovers and runs every unfinished
-  // job, which only one server may do until jobs are claimed with leases.
-  // FailedPrecondition when another server holds it.
-  absl::Status ClaimSoleOwner();
-
   absl::Status CreateJob(const JobRecord& job) override;
   absl::StatusOr<JobRecord> GetJob(const std::string& id) override;
   absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& request_id) override;
@@ -56,6 +50,7 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<JobRecord> Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) override;
   absl::StatusOr<JobRecord> RequestCancel(const std::string& id) override;
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
+  absl::StatusOr<int64_t> CountQueued() override;
 
   // A parameter of a statement: text, or bytes sent as bytea.
   struct Param {
@@ -82,7 +77,6 @@ class PostgresJobStore : public JobStore {
   std::string conninfo_;
   absl::Mutex mu_;
   pg_conn* conn_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool sole_owner_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ganserve::core

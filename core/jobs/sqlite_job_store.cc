@@ -293,7 +293,7 @@ absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
   Stmt s(db_,
          "UPDATE jobs SET state=?, step=?, total_steps=?, losses=?, eta_seconds=?, start_time_ms=?, end_time_ms=?, "
          "result=?, error_code=?, error_message=?, cancel_requested=(cancel_requested OR ?11), last_seq=? WHERE id=?13 "
-         "AND (?14 = 0 OR lease_epoch = ?14)");
+         "AND lease_epoch = ?14");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(j.state));
   s.Bind(2, j.step);
@@ -454,7 +454,7 @@ absl::StatusOr<int64_t> SqliteJobStore::AppendEvent(JobRecord& job, const std::s
   Stmt cur(db_, "SELECT last_seq, lease_epoch FROM jobs WHERE id = ?");
   cur.Bind(1, job.id);
   if (cur.Step() != SQLITE_ROW) return fail(absl::NotFoundError(absl::StrCat("no job with id '", job.id, "'")));
-  if (job.lease_epoch > 0 && cur.Int(1) != job.lease_epoch) return fail(LeaseLost(job.id, job.lease_epoch));
+  if (cur.Int(1) != job.lease_epoch) return fail(LeaseLost(job.id, job.lease_epoch));
   const int64_t seq = cur.Int(0) + 1;
   Stmt ins(db_, "INSERT INTO job_events (job_id, seq, time_ms, type, payload) VALUES (?,?,?,?,?)");
   ins.Bind(1, job.id);
@@ -522,6 +522,14 @@ absl::StatusOr<int64_t> SqliteJobStore::FirstSeq(const std::string& job_id) {
   Stmt s(db_, "SELECT COALESCE(MIN(seq), 0) FROM job_events WHERE job_id = ?");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, job_id);
+  if (s.Step() != SQLITE_ROW) return absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_)));
+  return s.Int(0);
+}
+
+absl::StatusOr<int64_t> SqliteJobStore::CountQueued() {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_, "SELECT COUNT(*) FROM jobs WHERE state = 1");
+  RETURN_IF_ERROR(s.status());
   if (s.Step() != SQLITE_ROW) return absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_)));
   return s.Int(0);
 }

@@ -47,6 +47,7 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<JobRecord> Heartbeat(const std::string& id, int64_t epoch, double lease_seconds) override;
   absl::StatusOr<JobRecord> RequestCancel(const std::string& id) override;
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
+  absl::StatusOr<int64_t> CountQueued() override;
 
   class Stmt;  // a prepared statement (defined in the .cc)
 

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -29,15 +32,29 @@ class RepositorySnapshots : public JobArtifacts {
 
 }  // namespace
 
+namespace {
+// HOSTNAME-PID: a Kubernetes pod's name, and unique among processes on one machine.
+std::string DefaultWorkerName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof(host), "ganserve");
+  return absl::StrCat(host, "-", getpid());
+}
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Application>> Application::Create(const ApplicationOptions& o) {
   std::unique_ptr<Application> app(new Application());
   RETURN_IF_ERROR(MakeDirs(o.data_dir));
+  const bool shared = absl::StartsWith(o.job_store, "postgresql://") || absl::StartsWith(o.job_store, "postgres://");
+  if (!o.inference_role && !o.training_role) return absl::InvalidArgumentError("give a replica at least one role");
+  if (!o.training_role && !shared) {
+    return absl::InvalidArgumentError(
+        "a replica without the training role needs a shared job store (--job_store postgresql://...) whose other "
+        "replicas run the jobs; with sqlite this server runs every job itself");
+  }
   if (o.job_store.empty() || o.job_store == "sqlite") {
     ASSIGN_OR_RETURN(app->store_, SqliteJobStore::Open((std::filesystem::path(o.data_dir) / "jobs.db").string()));
-  } else if (absl::StartsWith(o.job_store, "postgresql://") || absl::StartsWith(o.job_store, "postgres://")) {
-    ASSIGN_OR_RETURN(std::unique_ptr<PostgresJobStore> pg, PostgresJobStore::Open(o.job_store));
-    RETURN_IF_ERROR(pg->ClaimSoleOwner());
-    app->store_ = std::move(pg);
+  } else if (shared) {
+    ASSIGN_OR_RETURN(app->store_, PostgresJobStore::Open(o.job_store));
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--job_store must be 'sqlite' or a postgresql:// URL, not '", o.job_store, "'"));
@@ -77,6 +94,12 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   eng.checkpoint_every = o.checkpoint_every;
   eng.max_queued = static_cast<size_t>(o.max_training_queue);
   eng.observer = o.job_observer;
+  if (shared) {  // replicas share the jobs: each claims them under leases
+    eng.leases = o.leases;
+    eng.leases.enabled = true;
+    eng.leases.claims = o.training_role;
+    if (eng.leases.worker.empty()) eng.leases.worker = DefaultWorkerName();
+  }
   app->engine_ = std::make_unique<JobEngine>(eng, app->store_.get(), app->executor_.get(), o.event_encoder);
   RegisterJobRunners(app->engine_.get(), app->repository_.get(), app->text_cache_.get(), o.data_dir);
 
@@ -89,6 +112,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   deps.observer = o.service_observer;
   deps.limits = o.limits;
   deps.data_dir = o.data_dir;
+  deps.inference = o.inference_role;
   app->service_ = std::make_unique<Service>(std::move(deps));
   app->snapshots_ = std::make_unique<RepositorySnapshots>(app->repository_.get());
   app->inversions_ = std::make_unique<StoredInversions>(o.data_dir);

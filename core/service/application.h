@@ -52,6 +52,12 @@ struct ApplicationOptions {
   int max_coalesced_images = RenderBatcher::Options{}.max_images;
   // Threads that encode rendered images and plan requests, beside the device's thread.
   int host_threads = HostPool::Options{}.threads;
+  // What this replica does: serves GenerateSamples / Edit (inference) and runs jobs
+  // (training: with a PostgreSQL job store it claims them under leases, as `leases`
+  // says; the worker name defaults to HOSTNAME-PID).
+  bool inference_role = true;
+  bool training_role = true;
+  JobEngine::Options::Leases leases;
   // Training checkpoint interval in steps (0 = never).
   int checkpoint_every = JobEngine::Options{}.checkpoint_every;
   // What finished jobs leave behind: events kept this long, passes this often.

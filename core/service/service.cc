@@ -531,13 +531,22 @@ void Service::AbortImport(const ImportTicket& ticket) {
   if (!ticket.staging_dir.empty()) std::filesystem::remove_all(ticket.staging_dir, ec);
 }
 
+absl::Status Service::CheckInferenceRole() const {
+  if (d_.inference) return absl::OkStatus();
+  return absl::UnavailableError(
+      "this replica runs jobs only (--roles training): send GenerateSamples and Edit to a replica with the inference "
+      "role");
+}
+
 absl::StatusOr<GeneratePlan> Service::PlanGenerate(GenerateSpec spec) {
+  RETURN_IF_ERROR(CheckInferenceRole());
   auto plan = service::PlanGenerate(std::move(spec), *d_.repository, d_.limits, d_.data_dir);
   if (!plan.ok()) Rejected(plan.status());
   return plan;
 }
 
 absl::StatusOr<EditPlan> Service::PlanEdit(EditSpec spec) {
+  RETURN_IF_ERROR(CheckInferenceRole());
   auto plan = service::PlanEdit(std::move(spec), *d_.repository, d_.limits, d_.data_dir,
                                 EditResources{d_.text_cache, d_.stats_cache});
   if (!plan.ok()) Rejected(plan.status());

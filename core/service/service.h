@@ -43,6 +43,9 @@ struct ServiceDeps {
   ServiceObserver* observer = nullptr;             // may be null
   Limits limits;
   std::string data_dir;
+  // False on a replica with the training role only: GenerateSamples and Edit are
+  // refused (UNAVAILABLE, so a router tries another replica).
+  bool inference = true;
 };
 
 // The webhook address (notify_url) a stored job request names; "" when it names none or
@@ -131,6 +134,8 @@ class Service {
   absl::StatusOr<GeneratePlan> PlanGenerate(GenerateSpec spec);
   // Direction and global-direction edits.
   absl::StatusOr<EditPlan> PlanEdit(EditSpec spec);
+  // UNAVAILABLE on a replica without the inference role.
+  absl::Status CheckInferenceRole() const;
   // Latent-optimization edits.
   absl::StatusOr<OptimizePlan> PlanOptimize(EditSpec spec);
 

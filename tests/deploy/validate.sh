@@ -20,7 +20,7 @@ fi
 
 rendered=()
 if command -v kubectl > /dev/null; then
-  for overlay in cpu gpu; do
+  for overlay in cpu gpu scale-out; do
     kubectl kustomize "$deploy/overlays/$overlay" > "$work/$overlay.yaml" || fail "kustomize $overlay"
     echo "kustomize $overlay: $(grep -c '^kind:' "$work/$overlay.yaml") objects"
     rendered+=("$work/$overlay.yaml")
@@ -28,16 +28,43 @@ if command -v kubectl > /dev/null; then
   grep -q 'nvidia.com/gpu: 1' "$work/gpu.yaml" || fail "the gpu overlay asks for no GPU"
   grep -q 'nvidia.com/gpu' "$work/cpu.yaml" && fail "the cpu overlay asks for a GPU"
   grep -q 'GANSERVE_AUTH_TOKENS_FILE' "$work/gpu.yaml" || fail "the gpu overlay lacks the security component"
+  python3 - "$work/scale-out.yaml" <<'PY' || fail "scale-out overlay"
+import sys
+text = open(sys.argv[1]).read()
+docs = text.split("\n---\n")
+def doc(kind, name):
+    for d in docs:
+        if f"kind: {kind}\n" in d and f"  name: {name}\n" in d:
+            return d
+    sys.exit(f"no {kind} {name}")
+deploy = doc("Deployment", "ganserve")
+for want in ("replicas: 3", "type: RollingUpdate", "key: uri", "name: ganserve-db-app", "fieldPath: metadata.name",
+             "nvidia.com/gpu: 1", "GANSERVE_AUTH_TOKENS_FILE"):
+    if want not in deploy and want not in text:
+        sys.exit(f"the Deployment lacks {want!r}")
+if "clusterIP: None" not in doc("Service", "ganserve-headless"):
+    sys.exit("the headless Service is not headless")
+if "ReadWriteMany" not in doc("PersistentVolumeClaim", "ganserve-data"):
+    sys.exit("replicas need a ReadWriteMany volume")
+if "ganserve_jobs_queued" not in doc("ScaledObject", "ganserve"):
+    sys.exit("the ScaledObject does not scale on the queue")
+doc("Cluster", "ganserve-db")
+for line in text.splitlines():
+    if "GANSERVE_MAX_CONNECTION_AGE_SECONDS" in line and '"0"' in line:
+        sys.exit("connections never recycled")
+print("scale-out: 3 replicas, rolling, headless Service, RWX volume, CloudNativePG cluster, KEDA on the queue")
+PY
 else
   skipped+=("kubectl kustomize and schema validation (kubectl not installed)")
 fi
 
 if [ "${#rendered[@]}" -gt 0 ]; then
   node_dir=$work/node
-  if [ ! -d "$node_dir/node_modules/kubernetes-models" ] && command -v npm > /dev/null; then
+  if [ ! -d "$node_dir/node_modules/@kubernetes-models/keda" ] && command -v npm > /dev/null; then
     mkdir -p "$node_dir"
     (cd "$node_dir" && npm install --silent --no-audit --no-fund kubernetes-models@5.1.0 \
-      @kubernetes-models/prometheus-operator@6.0.0 js-yaml@4.1.0 > "$work/npm.log" 2>&1) || true
+      @kubernetes-models/prometheus-operator@6.0.0 @kubernetes-models/keda@2.0.0 \
+      @kubernetes-models/cloudnative-pg@2.0.0 js-yaml@4.1.0 > "$work/npm.log" 2>&1) || true
   fi
   if [ -d "$node_dir/node_modules/kubernetes-models" ] && command -v node > /dev/null; then
     cp "$src/tests/deploy/validate_k8s.mjs" "$node_dir/"

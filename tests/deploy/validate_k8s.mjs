@@ -1,6 +1,6 @@
 // Validates rendered Kubernetes objects (multi-document YAML on stdin) against the
-// Kubernetes and Prometheus Operator schemas of npm's kubernetes-models. Exit 1 naming
-// each invalid object. Usage: kubectl kustomize deploy/overlays/gpu | node validate_k8s.mjs
+// Kubernetes, Prometheus Operator, KEDA and CloudNativePG schemas of npm's kubernetes-models.
+// Exit 1 naming each invalid object. Usage: kubectl kustomize deploy/overlays/gpu | node validate_k8s.mjs
 import { readFileSync } from "node:fs";
 import yaml from "js-yaml";
 
@@ -9,6 +9,8 @@ const modules = {
   "apps/v1": "kubernetes-models/apps/v1",
   "policy/v1": "kubernetes-models/policy/v1",
   "monitoring.coreos.com/v1": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
+  "keda.sh/v1alpha1": "@kubernetes-models/keda/keda.sh/v1alpha1",
+  "postgresql.cnpg.io/v1": "@kubernetes-models/cloudnative-pg/postgresql.cnpg.io/v1",
 };
 
 const docs = yaml.loadAll(readFileSync(0, "utf8")).filter((d) => d);

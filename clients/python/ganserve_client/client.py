@@ -150,7 +150,9 @@ class Client:
     def __init__(self, address: str = "localhost:50051", *, token: Optional[str] = None,
                  tls: Union[bool, str, bytes, pathlib.Path] = False, timeout: Optional[float] = 60.0,
                  options: Sequence = ()):
-        opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        # A target of several replicas (dns:///service:50051, ipv4:a:p,b:p) spreads calls.
+        opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20),
+                ("grpc.lb_policy_name", "round_robin")]
         opts += list(options)
         if tls is False or tls is None:
             self._channel = grpc.insecure_channel(address, options=opts)

@@ -47,7 +47,9 @@ class CuttableStore : public JobStore {
   absl::StatusOr<std::vector<JobEventRecord>> ListEvents(const std::string& id, int64_t after, int limit) override {
     return Up() ? store_->ListEvents(id, after, limit) : Down();
   }
-  absl::StatusOr<PruneStats> PruneEvents(int64_t before) override { return Up() ? store_->PruneEvents(before) : Down(); }
+  absl::StatusOr<PruneStats> PruneEvents(int64_t before) override {
+    return Up() ? store_->PruneEvents(before) : Down();
+  }
   absl::StatusOr<int64_t> FirstSeq(const std::string& id) override { return Up() ? store_->FirstSeq(id) : Down(); }
   absl::StatusOr<std::optional<JobRecord>> ClaimNext(const std::string& w, double lease,
                                                      const std::vector<JobKind>& kinds) override {
@@ -62,6 +64,7 @@ class CuttableStore : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff) override {
     return Up() ? store_->ReapExpiredLeases(max_attempts, backoff) : Down();
   }
+  absl::StatusOr<int64_t> CountQueued() override { return Up() ? store_->CountQueued() : Down(); }
 
  private:
   bool Up() const { return !cut.load(); }
@@ -246,6 +249,25 @@ TEST_F(JobReplicasTest, EachJobRunsOnceOnSomeReplica) {
     EXPECT_EQ(ledger_.runs[id].size(), 1u) << id << " ran more than once";
   }
   EXPECT_GE(workers.size(), 2u) << "one replica ran every job while the others idled";
+}
+
+// Many instant jobs: claims race the submitter's own QUEUED write, which must never turn
+// a job another replica already claimed (or finished) back into a queued one.
+TEST_F(JobReplicasTest, QuickJobsRacingTheirSubmitterRunOnce) {
+  JobEngine* engines[] = {&Start("a", 1, 0), &Start("b", 1, 0), &Start("c", 1, 0)};
+  constexpr int kJobs = 200;
+  for (int i = 0; i < kJobs; ++i) ASSERT_TRUE(engines[i % 3]->Submit(NewJob("q" + std::to_string(i))).ok());
+  for (int i = 0; i < kJobs; ++i) {
+    const std::string id = "q" + std::to_string(i);
+    EXPECT_EQ(WaitTerminal(id).state, JobState::kSucceeded) << id;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a rerun would start by now
+  absl::MutexLock lock(&ledger_.mu);
+  for (int i = 0; i < kJobs; ++i) {
+    const std::string id = "q" + std::to_string(i);
+    EXPECT_EQ(ledger_.runs[id].size(), 1u) << id << " ran on " << ledger_.runs[id].size() << " replicas";
+    EXPECT_EQ(reader_->GetJob(id)->attempt, 1) << id;
+  }
 }
 
 // A watcher attached to a replica that does not run the job gets the events the runner

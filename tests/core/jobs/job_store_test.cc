@@ -360,6 +360,7 @@ TEST_P(JobStoreContract, ClaimsTakeQueuedJobsOnceOldestFirst) {
   JobRecord done = Job("old", 500);
   done.state = JobState::kSucceeded;
   ASSERT_TRUE(store_->CreateJob(done).ok());
+  EXPECT_EQ(*store_->CountQueued(), 3);
   auto inv = store_->ClaimNext("w1", 60, {JobKind::kInvert});
   ASSERT_TRUE(inv.ok()) << inv.status();
   ASSERT_TRUE(inv->has_value());
@@ -379,6 +380,7 @@ TEST_P(JobStoreContract, ClaimsTakeQueuedJobsOnceOldestFirst) {
     EXPECT_EQ(j.request, std::string("\0\1binary", 8));
   }
   EXPECT_EQ(order, (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(*store_->CountQueued(), 0);
   auto stored = store_->GetJob("a");
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->worker, "w2");
@@ -434,10 +436,16 @@ TEST_P(JobStoreContract, AnExpiredLeaseFencesItsOldHolder) {
   EXPECT_EQ(*seq, seq_before + 1);
   EXPECT_EQ(store_->GetJob("j")->step, 5);
   EXPECT_EQ(store_->GetJob("unleased")->state, JobState::kRunning);
-  // Writes without an epoch (a server that runs every job itself) are not fenced.
+  // Writes at epoch 0 (a server that runs every job itself, a job's submitter) land on
+  // jobs never claimed, and only there: a submitter's late QUEUED write cannot turn a
+  // claimed job back.
   JobRecord plain = *store_->GetJob("unleased");
   plain.step = 9;
   EXPECT_TRUE(store_->UpdateJob(plain).ok());
+  JobRecord submitter = Job("j", 1000);
+  EXPECT_TRUE(IsLeaseLost(store_->UpdateJob(submitter))) << store_->UpdateJob(submitter);
+  EXPECT_TRUE(IsLeaseLost(store_->AppendEvent(submitter, "state", "queued", 4).status()));
+  EXPECT_EQ(store_->GetJob("j")->state, JobState::kRunning);
   EXPECT_EQ(store_->Heartbeat("nope", 1, 60).status().code(), absl::StatusCode::kNotFound);
 }
 
