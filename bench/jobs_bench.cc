@@ -88,8 +88,9 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
     o.leases.enabled = true;
     o.leases.worker = "r" + std::to_string(i);
     o.leases.poll_seconds = poll;
-    r.engine = std::make_unique<JobEngine>(o, r.store.get(), r.executor.get(),
-                                           [](const JobEvent& e) { return std::string(64, 'e') + std::to_string(e.seq); });
+    r.engine = std::make_unique<JobEngine>(o, r.store.get(), r.executor.get(), [](const JobEvent& e) {
+      return std::string(64, 'e') + std::to_string(e.seq);
+    });
     r.engine->RegisterFactory(JobKind::kAdapt, [steps](const JobRecord&) {
       return absl::StatusOr<std::unique_ptr<JobRunner>>(std::make_unique<NoopRunner>(steps));
     });

@@ -193,16 +193,27 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore::Rows>> PostgresJobStore::Exec(c
     formats.push_back(p.binary ? 1 : 0);
   }
   auto rows = std::make_unique<Rows>();
-  // Without parameters: the simple protocol, which also runs several statements (migrations).
-  rows->res.reset(params.empty() ? PQexec(conn_, sql.c_str())
-                                 : PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                                                values.data(), lengths.data(), formats.data(), /*resultFormat=*/0));
-  const ExecStatusType st = rows->res == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(rows->res.get());
+  auto run = [&] {
+    // Without parameters: the simple protocol, which also runs several statements (migrations).
+    rows->res.reset(params.empty() ? PQexec(conn_, sql.c_str())
+                                   : PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                                  values.data(), lengths.data(), formats.data(), /*resultFormat=*/0));
+    return rows->res == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(rows->res.get());
+  };
+  ExecStatusType st = run();
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && PQstatus(conn_) != CONNECTION_OK && !in_transaction_) {
+    // The connection broke while idle (the server restarted, or terminated it): a
+    // statement outside a transaction runs once more on a new connection.
+    if (Connect().ok()) st = run();
+  }
+  if (sql == "BEGIN") in_transaction_ = st == PGRES_COMMAND_OK;
+  if (sql == "COMMIT" || sql == "ROLLBACK") in_transaction_ = false;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return rows;
   const char* state = rows->res == nullptr ? nullptr : PQresultErrorField(rows->res.get(), PG_DIAG_SQLSTATE);
   const std::string message = PQerrorMessage(conn_);
   if (state != nullptr && std::string(state) == "23505") return absl::AlreadyExistsError(message);
   if (PQstatus(conn_) != CONNECTION_OK) {
+    in_transaction_ = false;  // the server rolled it back
     return absl::UnavailableError(absl::StrCat("the PostgreSQL job store connection broke: ", message));
   }
   return absl::InternalError(absl::StrCat("job store: ", message));

@@ -77,6 +77,7 @@ class PostgresJobStore : public JobStore {
   std::string conninfo_;
   absl::Mutex mu_;
   pg_conn* conn_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool in_transaction_ ABSL_GUARDED_BY(mu_) = false;  // between BEGIN and COMMIT / ROLLBACK
 };
 
 }  // namespace ganserve::core

@@ -722,10 +722,17 @@ absl::StatusOr<TrainingFiles> ModelRepository::TrainingFilesOf(const std::string
 }
 
 absl::StatusOr<ModelInfo> ModelRepository::Get(const std::string& name) const {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it != models_.end()) return it->second.info;
+  }
+  // Published meanwhile by another process on the same folder (replicas sharing a
+  // volume): registered on first use.
+  const fs::path folder = fs::path(root_) / name;
+  if (IsValidModelName(name) && fs::exists(folder / "manifest.json")) return Register(name, folder.string());
   absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "' (", Available(), ")"));
-  return it->second.info;
+  return absl::NotFoundError(absl::StrCat("no model named '", name, "' (", Available(), ")"));
 }
 
 namespace {
@@ -905,7 +912,7 @@ absl::StatusOr<ModelInfo> ModelRepository::Unload(const std::string& name) {
   return Get(name);
 }
 
-absl::StatusOr<ModelInfo> ModelRepository::Register(const std::string& name, const std::string& folder) {
+absl::StatusOr<ModelInfo> ModelRepository::Register(const std::string& name, const std::string& folder) const {
   ModelInfo info = ScanOne(name, folder);
   {
     absl::MutexLock lock(&mu_);

@@ -288,7 +288,7 @@ class ModelRepository {
   // Loads the weights (an adapted generator's base through GetGenerator).
   absl::StatusOr<Weights> LoadWeights(const std::string& folder, ModelInfo* info) const;
   // Records (or replaces) a model folder as UNLOADED.
-  absl::StatusOr<ModelInfo> Register(const std::string& name, const std::string& folder);
+  absl::StatusOr<ModelInfo> Register(const std::string& name, const std::string& folder) const;
   // The entry's weights, loading them first when needed. `retry_failed` loads a FAILED
   // model again; `pin` pins it.
   absl::StatusOr<Weights> Acquire(const std::string& name, bool retry_failed, bool pin) const ABSL_LOCKS_EXCLUDED(mu_);

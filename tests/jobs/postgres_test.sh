@@ -73,6 +73,13 @@ adapt_bg() {
     --request-id "$2" --name "demo-$2" --out "$work/out-$2" > "$work/$2.out" 2>&1 &
 }
 job_of() { sql "SELECT id FROM jobs WHERE request_id = '$1'"; }
+# submitted REQUEST_ID: the id of the job adapt_bg submitted (waits up to 20 s).
+submitted() {
+  local j=""
+  for _ in $(seq 1 100); do j=$(job_of "$1"); [ -n "$j" ] && break; sleep 0.2; done
+  [ -n "$j" ] || { echo "FAIL: no job for $1: $(tail -3 "$work/$1.out")" >&2; exit 1; }
+  echo "$j"
+}
 # wait_sql QUERY EXPECTED SECONDS WHAT
 wait_sql() {
   for _ in $(seq 1 $(( $3 * 5 ))); do [ "$(sql "$1")" = "$2" ] && return 0; sleep 0.2; done
@@ -95,7 +102,7 @@ step "idempotent resubmit to another replica"
 
 step "a watcher on one replica follows a job running on another; kill -9 of its holder mid-job"
 adapt_bg 1 killed 60
-id=$(for _ in $(seq 1 50); do j=$(job_of killed); [ -n "$j" ] && echo "$j" && break; sleep 0.2; done)
+id=$(submitted killed)
 wait_sql "SELECT step >= 8 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
 holder=$(sql "SELECT substr(worker, 8) FROM jobs WHERE id = '$id'")
 watcher=$(( holder % 3 + 1 ))
@@ -118,7 +125,7 @@ replica "$holder"  # back to three
 
 step "kill -STOP past the lease: another replica takes over, the stopped one publishes nothing"
 adapt_bg 2 paused 60
-id=$(for _ in $(seq 1 50); do j=$(job_of paused); [ -n "$j" ] && echo "$j" && break; sleep 0.2; done)
+id=$(submitted paused)
 wait_sql "SELECT step >= 6 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
 holder=$(sql "SELECT substr(worker, 8) FROM jobs WHERE id = '$id'")
 kill -STOP "${pids[$holder]}"
@@ -132,7 +139,7 @@ gapless "$id"
 
 step "the database drops every connection mid-job: nothing is lost"
 adapt_bg 3 dropped 40
-id=$(for _ in $(seq 1 50); do j=$(job_of dropped); [ -n "$j" ] && echo "$j" && break; sleep 0.2; done)
+id=$(submitted dropped)
 wait_sql "SELECT step >= 4 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
 sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()" > /dev/null
 wait_sql "SELECT state FROM jobs WHERE id = '$id'" 3 120 "the job did not survive the dropped connections"
@@ -140,7 +147,7 @@ gapless "$id"
 
 step "cancel on one replica stops the job where it runs"
 adapt_bg 1 cancelled 400
-id=$(for _ in $(seq 1 50); do j=$(job_of cancelled); [ -n "$j" ] && echo "$j" && break; sleep 0.2; done)
+id=$(submitted cancelled)
 wait_sql "SELECT step >= 2 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
 holder=$(sql "SELECT substr(worker, 8) FROM jobs WHERE id = '$id'")
 other=$(( holder % 3 + 1 ))

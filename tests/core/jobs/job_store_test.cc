@@ -551,6 +551,23 @@ TEST_P(JobStoreContract, ConcurrentClaimersTakeEachJobOnce) {
   for (const auto& [id, n] : claims) EXPECT_EQ(n, 1) << id;
 }
 
+// The server dropping every connection (a restart, pg_terminate_backend): the next
+// statement outside a transaction runs on a new connection instead of failing.
+TEST_P(JobStoreContract, ADroppedConnectionIsReplaced) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "PostgreSQL connections only";
+  ASSERT_TRUE(store_->CreateJob(Job("j", 1000)).ok());
+  PostgresExec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = "
+      "current_database()");
+  auto job = store_->GetJob("j");
+  ASSERT_TRUE(job.ok()) << job.status();
+  PostgresExec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = "
+      "current_database()");
+  JobRecord j = *job;
+  EXPECT_TRUE(store_->AppendEvent(j, "state", "after", 1).ok()) << "BEGIN on a new connection";
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContract, ::testing::Values("sqlite", "postgres"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 

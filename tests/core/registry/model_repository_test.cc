@@ -365,6 +365,21 @@ TEST_F(ModelRepositoryTest, LandmarksModelsLoadAndTheirAbsenceIsExplained) {
   EXPECT_EQ(info->resident.host_bytes, static_cast<int64_t>(fs::file_size(debian)));
 }
 
+// Replicas sharing one model folder: a model another process published after this
+// repository's scan is found on first use.
+TEST_F(ModelRepositoryTest, AModelPublishedByAnotherProcessIsFoundOnFirstUse) {
+  auto repo = ModelRepository::Create(root_.string(), {});
+  ASSERT_TRUE(repo.ok());
+  (*repo)->LoadAll();
+  EXPECT_EQ((*repo)->Get("later").status().code(), absl::StatusCode::kNotFound);
+  fs::create_directories(root_ / "later");
+  fs::copy(root_ / "base", root_ / "later", fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  auto found = (*repo)->GetGenerator("later");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ((*repo)->Get("later")->kind, ModelKind::kGenerator);
+  EXPECT_EQ((*repo)->Get("../base").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(ModelRepositoryTest, ModelNames) {
   for (const char* ok : {"a", "ffhq", "ffhq-pencil-sketch", "m.v2_x", "0"}) EXPECT_TRUE(IsValidModelName(ok)) << ok;
   for (const char* bad : {"", "A", "-x", ".hidden", "a/b", "a b", "..", "ü"}) {
