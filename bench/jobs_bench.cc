@@ -97,16 +97,17 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
     if (!r.engine->Start().ok()) return 1;
     rs.push_back(std::move(r));
   }
+  const std::string run = "r" + std::to_string(getpid()) + "-";  // ids unique in a reused database
   auto submit = [&](int replica, const std::string& id) {
     JobRecord rec;
-    rec.id = id;
+    rec.id = run + id;
     rec.kind = JobKind::kAdapt;
     rec.model = "m";
     return rs[replica].engine->Submit(rec).status();
   };
   auto wait_end = [&](const std::string& id) {
     for (;;) {
-      auto rec = rs[0].store->GetJob(id);
+      auto rec = rs[0].store->GetJob(run + id);
       if (rec.ok() && IsTerminal(rec->state)) return *rec;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -123,7 +124,7 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
   std::atomic<int64_t> delivered{0};
   const int watched = std::max(1, std::min(jobs, 10));
   for (int w = 0; w < watchers; ++w) {
-    rs[w % replicas].engine->Subscribe("b" + std::to_string(w % watched), [&](const JobEvent& e) {
+    rs[w % replicas].engine->Subscribe(run + "b" + std::to_string(w % watched), [&](const JobEvent& e) {
       if (e.type != JobEvent::Type::kHeartbeat) delivered.fetch_add(1);
     });
   }
@@ -147,6 +148,8 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
   std::this_thread::sleep_for(std::chrono::duration<double>(3 * poll + 0.2));
   const double watch_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& r : rs) r.engine->Shutdown();
+  int64_t expected = 0;  // every stored event of a watched job, once per watcher of it
+  for (int w = 0; w < watchers; ++w) expected += wait_end("b" + std::to_string(w % watched)).last_seq;
   std::sort(workers.begin(), workers.end());
   const auto distinct = std::unique(workers.begin(), workers.end()) - workers.begin();
   nlohmann::json out = {{"store", store_kind == "sqlite" ? "sqlite" : "postgresql"},
@@ -163,6 +166,7 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
                         {"backlog_wait_ms_p95", Percentile(wait_ms, 0.95)},
                         {"replicas_that_ran_jobs", distinct},
                         {"events_delivered", delivered.load()},
+                        {"events_stored_for_watchers", expected},
                         {"events_per_second_to_watchers", static_cast<double>(delivered.load()) / watch_s}};
   std::printf("%s\n", out.dump().c_str());
   std::filesystem::remove_all(dir);

@@ -264,8 +264,12 @@ absl::Status JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
   std::vector<Listener> targets;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [token, l] : listeners_) {
-      if (l.job_id == job.id) targets.push_back(l.listener);
+    for (auto& [token, l] : listeners_) {
+      if (l.job_id != job.id) continue;
+      targets.push_back(l.listener);
+      // Given live right after what it has: the store tail need not hand it over again
+      // (after a gap, other replicas' events in between still come from the store).
+      if (type != JobEvent::Type::kHeartbeat && ev.seq == l.stored_seq + 1) l.stored_seq = ev.seq;
     }
   }
   for (const auto& l : targets) l(ev);
