@@ -78,9 +78,10 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
                  "leases)")
       ->envname("GANSERVE_JOB_STORE")
       ->capture_default_str();
-  app.add_option("--roles", o.roles,
-                 "inference (GenerateSamples, Edit), training (runs jobs) or both, comma-separated; one role needs "
-                 "a postgresql:// job store")
+  app.add_option(
+         "--roles", o.roles,
+         "inference (GenerateSamples, Edit), training (runs jobs) or both, comma-separated; inference alone needs "
+         "a postgresql:// job store")
       ->envname("GANSERVE_ROLES")
       ->check(CLI::IsMember({"inference", "training", "inference,training", "training,inference"}))
       ->capture_default_str();

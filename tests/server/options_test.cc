@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "absl/status/status.h"
+#include "core/service/application.h"
 #include "server/status_util.h"
 
 namespace ganserve::server {
@@ -25,6 +26,33 @@ TEST(OptionsTest, DefaultsAndFlags) {
   EXPECT_EQ(p.options.app.device, "cpu");
   EXPECT_EQ(p.options.threads, 3);
   EXPECT_EQ(p.options.app.data_dir, "./data");
+}
+
+// Replica roles and leases; a replica without the training role needs a shared job store.
+TEST(OptionsTest, RolesAndLeases) {
+  auto both = Parse({});
+  ASSERT_FALSE(both.exit) << both.message;
+  EXPECT_TRUE(both.options.app.inference_role);
+  EXPECT_TRUE(both.options.app.training_role);
+  EXPECT_EQ(both.options.app.leases.lease_seconds, core::JobEngine::Options::Leases{}.lease_seconds);
+  auto training = Parse({"--roles", "training", "--lease_seconds", "30", "--worker_id", "pod-7"});
+  ASSERT_FALSE(training.exit) << training.message;
+  EXPECT_FALSE(training.options.app.inference_role);
+  EXPECT_TRUE(training.options.app.training_role);
+  EXPECT_EQ(training.options.app.leases.lease_seconds, 30);
+  EXPECT_EQ(training.options.app.leases.worker, "pod-7");
+  EXPECT_TRUE(Parse({"--roles", "gpu"}).exit);
+  auto renew = Parse({"--lease_seconds", "5", "--lease_renew_seconds", "5"});
+  EXPECT_TRUE(renew.exit);
+  EXPECT_NE(renew.message.find("--lease_renew_seconds"), std::string::npos) << renew.message;
+  // An inference-only server on SQLite: nobody would run its jobs.
+  core::service::ApplicationOptions o = Parse({"--roles", "inference"}).options.app;
+  EXPECT_FALSE(o.training_role);
+  o.data_dir = ::testing::TempDir() + "/roles_app";
+  o.model_repository = o.data_dir + "/models";
+  auto app = core::service::Application::Create(o);
+  ASSERT_FALSE(app.ok());
+  EXPECT_NE(app.status().message().find("shared job store"), std::string::npos) << app.status();
 }
 
 TEST(OptionsTest, EnvironmentTwinsFillUnsetFlags) {
