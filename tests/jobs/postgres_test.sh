@@ -85,6 +85,14 @@ wait_sql() {
   for _ in $(seq 1 $(( $3 * 5 ))); do [ "$(sql "$1")" = "$2" ] && return 0; sleep 0.2; done
   fail "$4: '$1' gave '$(sql "$1")', not '$2'"
 }
+# start_job REPLICA REQUEST_ID ITERATIONS MIN_STEP: an adaptation submitted there and
+# past MIN_STEP; sets id (the job) and holder (the number of the replica running it).
+start_job() {
+  adapt_bg "$1" "$2" "$3"
+  id=$(submitted "$2")
+  wait_sql "SELECT step >= $4 FROM jobs WHERE id = '$id'" t 60 "job $2 never got going"
+  holder=$(sql "SELECT substr(worker, 8) FROM jobs WHERE id = '$id'")
+}
 gapless() {  # JOB: events 1..N without holes
   [ "$(sql "SELECT count(*) = max(seq) AND min(seq) = 1 FROM job_events WHERE job_id = '$1'")" = t ] \
     || fail "job $1 has gaps in its events"
@@ -101,10 +109,7 @@ step "idempotent resubmit to another replica"
 [ "$(sql "SELECT count(*) FROM jobs")" = 6 ] || fail "a resubmitted request made a new job"
 
 step "a watcher on one replica follows a job running on another; kill -9 of its holder mid-job"
-adapt_bg 1 killed 60
-id=$(submitted killed)
-wait_sql "SELECT step >= 8 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
-holder=$(sql "SELECT substr(worker, 8) FROM jobs WHERE id = '$id'")
+start_job 1 killed 60 8
 watcher=$(( holder % 3 + 1 ))
 "$ganctl" --server "${addrs[$watcher]}" --timeout 0 --json jobs watch "$id" > "$work/watch.json" 2>&1 &
 watch_pid=$!
@@ -124,10 +129,7 @@ gapless "$id"
 replica "$holder"  # back to three
 
 step "kill -STOP past the lease: another replica takes over, the stopped one publishes nothing"
-adapt_bg 2 paused 60
-id=$(submitted paused)
-wait_sql "SELECT step >= 6 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
-holder=$(sql "SELECT substr(worker, 8) FROM jobs WHERE id = '$id'")
+start_job 2 paused 60 6
 kill -STOP "${pids[$holder]}"
 wait_sql "SELECT worker <> 'replica$holder' AND worker <> '' FROM jobs WHERE id = '$id'" t 30 "nobody took over"
 kill -CONT "${pids[$holder]}"
@@ -138,18 +140,13 @@ grep -q "job $id: lease lost" "$work/replica$holder.log" \
 gapless "$id"
 
 step "the database drops every connection mid-job: nothing is lost"
-adapt_bg 3 dropped 40
-id=$(submitted dropped)
-wait_sql "SELECT step >= 4 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
+start_job 3 dropped 40 4
 sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()" > /dev/null
 wait_sql "SELECT state FROM jobs WHERE id = '$id'" 3 120 "the job did not survive the dropped connections"
 gapless "$id"
 
 step "cancel on one replica stops the job where it runs"
-adapt_bg 1 cancelled 400
-id=$(submitted cancelled)
-wait_sql "SELECT step >= 2 FROM jobs WHERE id = '$id'" t 60 "the job never got going"
-holder=$(sql "SELECT substr(worker, 8) FROM jobs WHERE id = '$id'")
+start_job 1 cancelled 400 2
 other=$(( holder % 3 + 1 ))
 "$ganctl" --server "${addrs[$other]}" jobs cancel "$id" > /dev/null || fail "cancel on replica $other failed"
 wait_sql "SELECT state FROM jobs WHERE id = '$id'" 5 5 "the job did not stop within a few lease renewals"
