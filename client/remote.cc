@@ -100,7 +100,10 @@ void SetDeadline(const Connection& c, grpc::ClientContext* ctx) {
 
 absl::Status FromGrpc(const Connection& c, const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && absl::StrContains(s.error_message(), "failed to connect")) {
+  // pick_first says "failed to connect to all addresses", round_robin "connections to all
+  // backends failing".
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && (absl::StrContains(s.error_message(), "failed to connect") ||
+                                                          absl::StrContains(s.error_message(), "to all backends"))) {
     return absl::UnavailableError(absl::StrCat("cannot reach ganserve at ", c.server, " (is it running?)"));
   }
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
