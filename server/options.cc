@@ -113,6 +113,19 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_JOB_RETRY_BACKOFF_SECONDS")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
+  app.add_option("--artifact_store", o.artifact_store,
+                 "shared files of replicas (checkpoints, adapted models, inversions, statistics): "
+                 "s3://bucket[/prefix] with AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or "
+                 "a folder; empty = local folders only")
+      ->envname("GANSERVE_ARTIFACT_STORE");
+  app.add_option("--artifact_cache_dir", o.artifact_cache_dir,
+                 "local copies of shared files, by content (default DATA_DIR/artifact-cache)")
+      ->envname("GANSERVE_ARTIFACT_CACHE_DIR");
+  app.add_option("--artifact_cache_mb", o.artifact_cache_mb,
+                 "size of --artifact_cache_dir in MiB; least recently used files go past it (0 = no limit)")
+      ->envname("GANSERVE_ARTIFACT_CACHE_MB")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
   app.add_option("--data_dir", o.app.data_dir, "job store, inversions and checkpoints")
       ->envname("GANSERVE_DATA_DIR")
       ->capture_default_str();
@@ -231,10 +244,13 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
   if (!out.exit) {
     o.app.inference_role = absl::StrContains(o.roles, "inference");
     o.app.training_role = absl::StrContains(o.roles, "training");
-    if (o.app.leases.renew_seconds >= o.app.leases.lease_seconds) {
+    core::JobEngine::Options::Leases leases = o.app.leases;
+    leases.enabled = true;
+    if (leases.worker.empty()) leases.worker = "-";  // defaulted later
+    if (absl::Status st = leases.Validate(); !st.ok()) {
       out.exit = true;
       out.exit_code = 2;
-      out.message = "--lease_renew_seconds must be shorter than --lease_seconds\n";
+      out.message = absl::StrCat(st.message(), "\n");
     }
     o.app.residency.device_budget_bytes = o.model_memory_budget_mb << 20;
     o.app.residency.host_budget_bytes = o.model_host_memory_budget_mb << 20;

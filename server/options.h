@@ -33,6 +33,14 @@ struct ServerOptions {
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;
   // Bearer tokens with scopes (server/auth.h); empty = no token checks.
   std::string auth_tokens_file;
+  // Shared files of replicas that share no folder (README "Scaling out"): checkpoints,
+  // adapted models, inversions, statistics. s3://bucket[/prefix] (endpoint, region and
+  // keys from the AWS_* environment) or a folder; empty = none (the local folders only).
+  std::string artifact_store;
+  // Downloads from it, by content, on local disk (default DATA_DIR/artifact-cache);
+  // least recently used files go past the size.
+  std::string artifact_cache_dir;
+  int64_t artifact_cache_mb = 20480;
   // Data and model folders, device, queues, request limits: the core's settings.
   core::service::ApplicationOptions app;
   std::string log_level = "info";   // trace debug info warn error

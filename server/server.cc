@@ -7,10 +7,14 @@
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/service/application.h"
+#include "core/storage/artifact_cache.h"
+#include "core/storage/artifact_store.h"
+#include "core/storage/shared_files.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "server/api/api.h"
@@ -60,6 +64,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const
 
 struct GanServer::State {
   absl::Notification loaded;
+  absl::Notification stopping;  // ends the readiness checks
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
   absl::Notification finished;
@@ -88,6 +93,21 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     ASSIGN_OR_RETURN(w.secret, ReadWebhookSecret(options.webhook_secret_file));
     s->webhooks_ = std::make_unique<Webhooks>(std::move(w), metrics, metrics);
     app.job_observer = s->webhooks_.get();
+  }
+  if (!options.artifact_store.empty()) {
+    ASSIGN_OR_RETURN(s->artifact_store_, core::storage::OpenArtifactStore(options.artifact_store));
+    const std::string cache_dir = options.artifact_cache_dir.empty()
+                                      ? (std::filesystem::path(options.app.data_dir) / "artifact-cache").string()
+                                      : options.artifact_cache_dir;
+    s->artifact_cache_ = std::make_unique<core::storage::ArtifactCache>(s->artifact_store_.get(), cache_dir,
+                                                                        options.artifact_cache_mb << 20);
+    s->shared_files_ = core::storage::NewSharedFiles(s->artifact_store_.get(), s->artifact_cache_.get());
+    if (absl::Status st = s->shared_files_->Check(); !st.ok()) {
+      spdlog::warn("artifact store {} does not answer yet: {}", s->shared_files_->url(), st.ToString());
+    }
+    app.shared = s->shared_files_.get();
+    spdlog::info("shared files in {} (local copies in {}, up to {} MiB)", s->shared_files_->url(), cache_dir,
+                 options.artifact_cache_mb);
   }
   app.service_observer = metrics;
   app.retention_observer = metrics;
@@ -203,15 +223,42 @@ absl::StatusOr<std::unique_ptr<GanServer>> GanServer::Start(const ServerOptions&
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     spdlog::info("model repository scanned in {:.2f} s: {} resident, {} load on first use, {} failed", secs, ready,
                  unloaded, failed);
-    absl::MutexLock lock(&self->state_->mu);
-    if (!self->state_->shut_down) {
-      self->SetHealth("readiness", true);
-      self->SetHealth("", true);
-      self->state_->ready = true;
+    {
+      absl::MutexLock lock(&self->state_->mu);
+      if (!self->state_->shut_down) {
+        self->SetHealth("readiness", true);
+        self->SetHealth("", true);
+        self->state_->ready = true;
+      }
     }
     self->state_->loaded.Notify();
   });
+  const bool shared_store = !absl::StartsWith(options.app.job_store, "sqlite") && !options.app.job_store.empty();
+  if (shared_store || s->shared_files_ != nullptr) {
+    s->readiness_ = std::thread([self] { self->FollowDependencies(); });
+  }
   return s;
+}
+
+void GanServer::FollowDependencies() {
+  state_->loaded.WaitForNotification();
+  bool up = true;
+  while (!state_->stopping.WaitForNotificationWithTimeout(kDependencyCheckPeriod)) {
+    const absl::Status st = app_->CheckDependencies();
+    absl::MutexLock lock(&state_->mu);
+    if (state_->shut_down) return;
+    if (st.ok() != up) {
+      up = st.ok();
+      if (up) {
+        spdlog::info("the job store and the artifact store answer again: ready");
+      } else {
+        spdlog::warn("not ready: {}", st.ToString());
+      }
+      SetHealth("readiness", up);
+      SetHealth("", up);
+      state_->ready = up;
+    }
+  }
 }
 
 void GanServer::SetHealth(const std::string& service, bool serving) {
@@ -238,6 +285,8 @@ void GanServer::Shutdown(absl::Duration grace) {
   spdlog::info("shutting down: draining calls for up to {}", absl::FormatDuration(grace));
   if (context_ != nullptr) context_->shutting_down = true;
   if (loader_.joinable()) loader_.join();
+  state_->stopping.Notify();
+  if (readiness_.joinable()) readiness_.join();
   // Job streams would never end by themselves: close them so callers re-attach elsewhere.
   if (streams_ != nullptr) streams_->CloseAll();
   // HTTP callers go through the gRPC server: stop taking them first.

@@ -15,6 +15,13 @@ namespace grpc {
 class Server;
 }
 
+namespace ganserve::core {
+class SharedFiles;
+}  // namespace ganserve::core
+namespace ganserve::core::storage {
+class ArtifactCache;
+class ArtifactStore;
+}  // namespace ganserve::core::storage
 namespace ganserve::core::service {
 class Application;
 }  // namespace ganserve::core::service
@@ -31,7 +38,8 @@ struct ServiceContext;
 
 // Start() returns once the ports are bound; models load in the background and the
 // health services `readiness` and "" turn SERVING when they are done (`liveness` is
-// SERVING from the start). Not copyable; Shutdown is idempotent and thread-safe.
+// SERVING from the start). With a PostgreSQL job store or an artifact store, readiness
+// then follows whether they answer (checked every few seconds). Not copyable; Shutdown is idempotent and thread-safe.
 class GanServer {
  public:
   static absl::StatusOr<std::unique_ptr<GanServer>> Start(const ServerOptions& options);
@@ -58,10 +66,18 @@ class GanServer {
 
  private:
   GanServer();
+  // Readiness follows the shared job store and artifact store (their checks, every
+  // kDependencyCheckPeriod) until shutdown.
+  void FollowDependencies();
+  static constexpr absl::Duration kDependencyCheckPeriod = absl::Seconds(5);
   int port_ = 0;
   int metrics_port_ = 0;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<Webhooks> webhooks_;  // outlives the application, whose jobs call it
+  // The shared files (--artifact_store) and what they stand on; outlive the application.
+  std::unique_ptr<core::storage::ArtifactStore> artifact_store_;
+  std::unique_ptr<core::storage::ArtifactCache> artifact_cache_;
+  std::unique_ptr<core::SharedFiles> shared_files_;
   std::unique_ptr<core::service::Application> app_;
   std::unique_ptr<TokenAuth> auth_;
   std::unique_ptr<grpc::Server> health_server_;
@@ -72,6 +88,7 @@ class GanServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpGateway> http_;
   std::thread loader_;
+  std::thread readiness_;  // follows the job store and the artifact store
   struct State;
   std::unique_ptr<State> state_;
 };

@@ -66,13 +66,26 @@ std::string JobEngine::CheckpointPath(const std::string& id) const {
   return (std::filesystem::path(options_.checkpoint_dir) / (id + ".ckpt.safetensors")).string();
 }
 
+absl::Status JobEngine::Options::Leases::Validate() const {
+  if (!enabled) return absl::OkStatus();
+  if (worker.empty()) return absl::InvalidArgumentError("leases need a worker name (--worker_id)");
+  if (!(lease_seconds > 0) || !(renew_seconds > 0) || !(poll_seconds > 0)) {
+    return absl::InvalidArgumentError("--lease_seconds, --lease_renew_seconds and --job_poll_seconds must be > 0");
+  }
+  if (renew_seconds >= lease_seconds) {
+    return absl::InvalidArgumentError(absl::StrCat("--lease_renew_seconds (", renew_seconds,
+                                                   ") must be shorter than --lease_seconds (", lease_seconds,
+                                                   "): a lease must be renewed before it expires"));
+  }
+  if (max_attempts < 1) return absl::InvalidArgumentError("--job_max_attempts must be >= 1");
+  if (retry_backoff_seconds < 0) return absl::InvalidArgumentError("--job_retry_backoff_seconds must be >= 0");
+  return absl::OkStatus();
+}
+
 absl::Status JobEngine::Start() {
   RETURN_IF_ERROR(MakeDirs(options_.checkpoint_dir));
+  RETURN_IF_ERROR(options_.leases.Validate());
   if (options_.leases.enabled) {
-    if (options_.leases.worker.empty()) return absl::InvalidArgumentError("leases need a worker name");
-    if (options_.leases.renew_seconds >= options_.leases.lease_seconds) {
-      return absl::InvalidArgumentError("the lease renewal period must be shorter than the lease");
-    }
     thread_ = std::thread([this] { ClaimLoop(); });
     heartbeat_thread_ = std::thread([this] { Heartbeats(); });
     lease_thread_ = std::thread([this] { RenewLeases(); });
@@ -80,7 +93,8 @@ absl::Status JobEngine::Start() {
   }
   ASSIGN_OR_RETURN(std::vector<JobRecord> open, store_->ListUnfinished());
   for (JobRecord& job : open) {
-    if (job.state == JobState::kRunning && !std::filesystem::exists(CheckpointPath(job.id))) {
+    if (job.state == JobState::kRunning && !std::filesystem::exists(CheckpointPath(job.id)) &&
+        (options_.shared == nullptr || job.checkpoint.empty())) {
       job.state = JobState::kFailed;
       job.end_time_ms = NowMs();
       job.error_code = static_cast<int>(absl::StatusCode::kAborted);
@@ -449,6 +463,41 @@ void JobEngine::Loop() {
   }
 }
 
+absl::Status JobEngine::SaveCheckpoint(JobRecord& job, JobRunner& runner, const std::string& path) {
+  RETURN_IF_ERROR(RunOnExecutor([&] { return runner.SaveCheckpoint(path); }));
+  if (options_.shared == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::string> sha = options_.shared->PutBlob(path);
+  if (!sha.ok()) {
+    spdlog::warn(
+        "job {}: the checkpoint at step {} did not reach {}: {}; the job goes on (a replica taking it over "
+        "resumes from the previous one)",
+        job.id, job.step, options_.shared->url(), sha.status().ToString());
+    return absl::OkStatus();
+  }
+  // The file is whole in the store before the record points at it. Serialised with the
+  // event writes (they write the whole record), on the newest seq.
+  absl::MutexLock emit_lock(&emit_mu_);
+  if (auto cur = store_->GetJob(job.id); cur.ok()) job.last_seq = cur->last_seq;
+  const std::string previous = job.checkpoint;
+  job.checkpoint = *sha;
+  absl::Status st = store_->UpdateJob(job);
+  if (st.ok()) return st;
+  job.checkpoint = previous;
+  if (IsLeaseLost(st)) return st;
+  spdlog::warn("job {}: the pointer to its checkpoint at step {} was not stored: {}; the job goes on", job.id, job.step,
+               st.ToString());
+  return absl::OkStatus();
+}
+
+void JobEngine::FetchCheckpoint(const JobRecord& job, const std::string& path) {
+  if (options_.shared == nullptr || job.checkpoint.empty()) return;
+  absl::Status st = options_.shared->GetBlob(job.checkpoint, path);
+  if (!st.ok()) {
+    spdlog::warn("job {}: cannot fetch its checkpoint {} from {}: {}", job.id, job.checkpoint.substr(0, 12),
+                 options_.shared->url(), st.ToString());
+  }
+}
+
 void JobEngine::RunJob(JobRecord job) {
   auto fail = [&](const absl::Status& s) {
     spdlog::warn("job {} failed: {}", job.id, s.ToString());
@@ -474,6 +523,7 @@ void JobEngine::RunJob(JobRecord job) {
 
   std::unique_ptr<JobRunner> runner;
   const std::string ckpt = CheckpointPath(job.id);
+  FetchCheckpoint(job, ckpt);
   absl::Status made = RunOnExecutor([&]() -> absl::Status {
     ASSIGN_OR_RETURN(runner, factory->second(job));
     if (std::filesystem::exists(ckpt)) RETURN_IF_ERROR(runner->RestoreCheckpoint(ckpt));
@@ -507,7 +557,7 @@ void JobEngine::RunJob(JobRecord job) {
     if (stop) {
       // Leave the job RUNNING with a fresh checkpoint: the next start resumes it. With
       // leases, the lease ends now, so another replica takes the job over at once.
-      RunOnExecutor([&] { return runner->SaveCheckpoint(ckpt); }).IgnoreError();
+      if (lost(SaveCheckpoint(job, *runner, ckpt))) return;
       if (options_.leases.enabled) store_->Heartbeat(job.id, job.lease_epoch, 0).IgnoreError();
       return;
     }
@@ -573,7 +623,8 @@ void JobEngine::RunJob(JobRecord job) {
       }
     }
     if (options_.checkpoint_every > 0 && job.step % options_.checkpoint_every == 0 && job.step < job.total_steps) {
-      absl::Status cs = RunOnExecutor([&] { return runner->SaveCheckpoint(ckpt); });
+      absl::Status cs = SaveCheckpoint(job, *runner, ckpt);
+      if (lost(cs)) return;
       if (!cs.ok()) return fail(cs);
     }
   }

@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/jobs/job_store.h"
 #include "core/runtime/device_executor.h"
+#include "core/util/shared_files.h"
 #include "core/util/tensor_data.h"
 
 namespace ganserve::core {
@@ -91,6 +92,10 @@ class JobEngine {
     double heartbeat_seconds = 15;
     int default_max_run_seconds = 6 * 3600;
     JobObserver* observer = nullptr;  // not owned; may be null
+    // Not owned; may be null. When set, every checkpoint is uploaded there too and the
+    // job's record points at it (JobRecord::checkpoint, under the lease's fence), so a
+    // replica that takes the job over resumes from it without a shared folder.
+    SharedFiles* shared = nullptr;
     // Replicas sharing one store: jobs are claimed from it under leases instead of run
     // by the engine they were submitted to (README "Scaling out").
     struct Leases {
@@ -103,6 +108,8 @@ class JobEngine {
       double retry_backoff_seconds = 10;
       std::vector<JobKind> kinds;  // the kinds this replica claims; empty = all
       bool claims = true;          // false: it claims none (an inference-only replica)
+      // InvalidArgument naming the flag's rule that these break (when enabled).
+      absl::Status Validate() const;
     };
     Leases leases;
   };
@@ -172,6 +179,13 @@ class JobEngine {
   void Heartbeats();
   absl::Status RunOnExecutor(const std::function<absl::Status()>& fn);
   std::string CheckpointPath(const std::string& id) const;
+  // Saves the runner's checkpoint; with shared files also uploads it and points the
+  // record at it. LeaseLost when the pointer's write was fenced off; an upload or a
+  // pointer write that fails otherwise is logged and skipped (the previous pointer
+  // stays, the job goes on).
+  absl::Status SaveCheckpoint(JobRecord& job, JobRunner& runner, const std::string& path);
+  // With shared files: the job's shared checkpoint at `path` unless the file there is it.
+  void FetchCheckpoint(const JobRecord& job, const std::string& path);
 
   const Options options_;
   JobStore* const store_;

@@ -57,6 +57,9 @@ struct JobRecord {
   std::string worker;
   int64_t lease_expires_ms = 0;
   int attempt = 0;
+  // SHA-256 of the job's newest checkpoint in the shared files (SharedFiles blob), when
+  // the engine keeps them there; written by UpdateJob under the same fence.
+  std::string checkpoint;
 };
 
 // Aborted: the write of `job_id` at `epoch` came after its lease moved on (its holder
@@ -103,8 +106,8 @@ struct PageKey {
 absl::StatusOr<std::optional<PageKey>> ParsePageToken(const std::string& token);
 // Rows fetched newest first with LIMIT page_size + 1, as a page and its next token.
 ListJobsPage MakePage(std::vector<JobRecord> rows, int page_size);
-// The lease columns reads return after the written ones (the order ReadJob expects).
-inline constexpr char kLeaseColumnsSql[] = "lease_epoch, worker, lease_expires_ms, attempt";
+// The columns reads return after the inserted ones (the order ReadJob expects).
+inline constexpr char kLeaseColumnsSql[] = "lease_epoch, worker, lease_expires_ms, attempt, checkpoint";
 // " AND kind IN (...)" for ClaimNext's kinds; empty for any kind.
 std::string KindFilterSql(const std::vector<JobKind>& kinds);
 // Leases: the error a reaped job ends with after max_attempts claims (the code ABORTED),

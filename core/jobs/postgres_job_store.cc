@@ -60,6 +60,10 @@ ALTER TABLE jobs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0,
 CREATE INDEX jobs_queued ON jobs(create_time_ms, id) WHERE state = 1;
 CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
 )sql",
+    // Checkpoints in shared files: the digest of the newest.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion, "add a migration with each version");
@@ -142,6 +146,7 @@ struct PostgresJobStore::Rows {
     j.worker = Text(r, 23);
     j.lease_expires_ms = Int(r, 24);
     j.attempt = static_cast<int>(Int(r, 25));
+    j.checkpoint = Text(r, 26);
     return j;
   }
 };
@@ -315,15 +320,15 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::FindByRequestId(const
 }
 
 absl::Status PostgresJobStore::UpdateLocked(const JobRecord& j) {
-  ASSIGN_OR_RETURN(
-      auto rows, Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
-                      "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
-                      "cancel_requested=(cancel_requested OR $11::BOOLEAN), last_seq=$12 WHERE id=$13 "
-                      "AND lease_epoch = $14::BIGINT RETURNING id",
-                      {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
-                       Text(LossesToJson(j.losses)), Text(absl::StrCat(j.eta_seconds)), Int(j.start_time_ms),
-                       Int(j.end_time_ms), Text(j.result), Int(j.error_code), Text(j.error_message),
-                       Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq), Text(j.id), Int(j.lease_epoch)}));
+  ASSIGN_OR_RETURN(auto rows, Exec("UPDATE jobs SET state=$1, step=$2, total_steps=$3, losses=$4, eta_seconds=$5, "
+                                   "start_time_ms=$6, end_time_ms=$7, result=$8, error_code=$9, error_message=$10, "
+                                   "cancel_requested=(cancel_requested OR $11::BOOLEAN), last_seq=$12, checkpoint=$15 "
+                                   "WHERE id=$13 AND lease_epoch = $14::BIGINT RETURNING id",
+                                   {Int(static_cast<int64_t>(j.state)), Int(j.step), Int(j.total_steps),
+                                    Text(LossesToJson(j.losses)), Text(absl::StrCat(j.eta_seconds)),
+                                    Int(j.start_time_ms), Int(j.end_time_ms), Text(j.result), Int(j.error_code),
+                                    Text(j.error_message), Text(j.cancel_requested ? "true" : "false"), Int(j.last_seq),
+                                    Text(j.id), Int(j.lease_epoch), Text(j.checkpoint)}));
   if (rows->count() == 0) return Missing(j.id, j.lease_epoch);
   return absl::OkStatus();
 }

@@ -22,7 +22,7 @@ namespace ganserve::core {
 // Thread-safe: one connection, serialised by a mutex, re-established after it breaks.
 class PostgresJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // `conninfo`: a libpq connection string or URI ("postgresql://user@host/db"; "" or
   // "postgresql://" takes everything from the PG* environment variables).

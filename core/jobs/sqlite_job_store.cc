@@ -64,6 +64,10 @@ ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN run_after_ms INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
 )sql",
+    // Checkpoints in shared files: the digest of the newest.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a migration with each version");
@@ -167,6 +171,7 @@ JobRecord ReadJob(const Stmt& s) {
   j.worker = s.Text(23);
   j.lease_expires_ms = s.Int(24);
   j.attempt = static_cast<int>(s.Int(25));
+  j.checkpoint = s.Text(26);
   return j;
 }
 
@@ -290,10 +295,11 @@ absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::FindByRequestId(const s
 }
 
 absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
-  Stmt s(db_,
-         "UPDATE jobs SET state=?, step=?, total_steps=?, losses=?, eta_seconds=?, start_time_ms=?, end_time_ms=?, "
-         "result=?, error_code=?, error_message=?, cancel_requested=(cancel_requested OR ?11), last_seq=? WHERE id=?13 "
-         "AND lease_epoch = ?14");
+  Stmt s(
+      db_,
+      "UPDATE jobs SET state=?, step=?, total_steps=?, losses=?, eta_seconds=?, start_time_ms=?, end_time_ms=?, "
+      "result=?, error_code=?, error_message=?, cancel_requested=(cancel_requested OR ?11), last_seq=?, checkpoint=?15 "
+      "WHERE id=?13 AND lease_epoch = ?14");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(j.state));
   s.Bind(2, j.step);
@@ -309,6 +315,7 @@ absl::Status SqliteJobStore::UpdateLocked(const JobRecord& j) {
   s.Bind(12, j.last_seq);
   s.Bind(13, j.id);
   s.Bind(14, j.lease_epoch);
+  s.Bind(15, j.checkpoint);
   RETURN_IF_ERROR(s.StepDone());
   if (sqlite3_changes(db_) == 0) return Missing(j.id, j.lease_epoch);
   return absl::OkStatus();

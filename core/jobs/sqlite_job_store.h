@@ -19,7 +19,7 @@ namespace ganserve::core {
 // against other processes). Schema changes are numbered migrations applied at Open.
 class SqliteJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // FailedPrecondition if the file was written by a newer ganserve (higher schema).

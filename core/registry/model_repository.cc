@@ -4,8 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <regex>
 #include <set>
+
+#include <spdlog/spdlog.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -731,6 +734,10 @@ absl::StatusOr<ModelInfo> ModelRepository::Get(const std::string& name) const {
   // volume): registered on first use.
   const fs::path folder = fs::path(root_) / name;
   if (IsValidModelName(name) && fs::exists(folder / "manifest.json")) return Register(name, folder.string());
+  if (shared_ != nullptr && IsValidModelName(name)) {
+    absl::StatusOr<ModelInfo> fetched = FetchShared(name);
+    if (!absl::IsNotFound(fetched.status())) return fetched;
+  }
   absl::MutexLock lock(&mu_);
   return absl::NotFoundError(absl::StrCat("no model named '", name, "' (", Available(), ")"));
 }
@@ -912,6 +919,35 @@ absl::StatusOr<ModelInfo> ModelRepository::Unload(const std::string& name) {
   return Get(name);
 }
 
+namespace {
+std::string SharedModelSet(const std::string& name) { return absl::StrCat("models/", name); }
+}  // namespace
+
+absl::StatusOr<ModelInfo> ModelRepository::FetchShared(const std::string& name) const {
+  absl::StatusOr<bool> there = shared_->HasSet(SharedModelSet(name));
+  if (!there.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot look for model '", name, "' in ", shared_->url(), ": ", there.status().message()));
+  }
+  if (!*there) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const fs::path tmp = fs::path(root_) / absl::StrCat(".tmp-fetch-", name, "-", absl::Hex(rng()));
+  const fs::path dest = fs::path(root_) / name;
+  std::error_code ec;
+  if (absl::Status st = shared_->GetSet(SharedModelSet(name), tmp.string()); !st.ok()) {
+    fs::remove_all(tmp, ec);
+    return absl::UnavailableError(
+        absl::StrCat("model '", name, "' is in ", shared_->url(), " but did not download: ", st.message()));
+  }
+  fs::rename(tmp, dest, ec);
+  fs::remove_all(tmp, ec);  // left when another call placed it first
+  if (!fs::exists(dest / "manifest.json")) {
+    return absl::UnavailableError(absl::StrCat("model '", name, "' downloaded but cannot be placed in ", root_));
+  }
+  spdlog::info("model '{}' fetched from {}", name, shared_->url());
+  return Register(name, dest.string());
+}
+
 absl::StatusOr<ModelInfo> ModelRepository::Register(const std::string& name, const std::string& folder) const {
   ModelInfo info = ScanOne(name, folder);
   {
@@ -1029,17 +1065,41 @@ bool ModelRepository::Exists(const std::string& name) const {
 absl::StatusOr<ModelInfo> ModelRepository::Publish(const std::string& name, const std::string& work_id,
                                                    const std::function<absl::Status(const std::string&)>& write) {
   if (!IsValidModelName(name)) return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a model name"));
-  if (Exists(name)) {
+  auto taken = [&] {
     return absl::AlreadyExistsError(
         absl::StrCat("a model named '", name, "' appeared meanwhile; the result was not saved. Use another name"));
+  };
+  if (Exists(name)) return taken();
+  if (shared_ != nullptr) {
+    absl::StatusOr<bool> there = shared_->HasSet(SharedModelSet(name));
+    if (!there.ok()) return there.status();
+    if (*there) return taken();
   }
-  RETURN_IF_ERROR(
-      WriteThenRename(fs::path(root_) / (".tmp-" + work_id), fs::path(root_) / name, /*replace=*/false, write));
+  // With shared files the set is stored before the folder appears here: a model any
+  // replica lists is one every replica can fetch.
+  RETURN_IF_ERROR(WriteThenRename(fs::path(root_) / (".tmp-" + work_id), fs::path(root_) / name, /*replace=*/false,
+                                  [&](const std::string& out) -> absl::Status {
+                                    RETURN_IF_ERROR(write(out));
+                                    if (shared_ == nullptr) return absl::OkStatus();
+                                    absl::Status st = shared_->PutSet(SharedModelSet(name), out, {});
+                                    if (st.ok()) return st;
+                                    return absl::UnavailableError(absl::StrCat("the model could not be stored in ",
+                                                                               shared_->url(), ": ", st.message()));
+                                  }));
   return Add(name);
 }
 
 absl::Status ModelRepository::Delete(const std::string& name) {
+  // A model only the shared files hold is fetched first, so the same rules apply.
+  if (shared_ != nullptr) RETURN_IF_ERROR(Get(name).status());
   absl::Status st = DeleteFolder(name);
+  if (st.ok() && shared_ != nullptr) {
+    if (absl::Status gone = shared_->DeleteSet(SharedModelSet(name)); !gone.ok()) {
+      Notify({});
+      return absl::UnavailableError(absl::StrCat("model '", name, "' was removed from this replica but its copy in ",
+                                                 shared_->url(), " remains (", gone.message(), "); delete it again"));
+    }
+  }
   if (st.ok()) Notify({});
   return st;
 }

@@ -12,6 +12,12 @@
 //     {"kind": "lpips", "variant": "alex_stargan", "alexnet": "alexnet-owt-7be5be79.pth",
 //      "lin": "lpips_weights.ckpt"}
 //   An lpips manifest without "variant" is the VGG16 one ("variant": "vgg").
+//
+// With shared files (replicas that share no folder, README "Scaling out"): what the
+// service makes (Publish: adapted models, promoted snapshots, imports) is also stored
+// there as the set "models/<name>"; a name this replica does not have is fetched from
+// there on first use (Get); Delete removes the set first. Models installed with the
+// server (base generators, CLIP, ...) come with each replica's image or volume.
 #ifndef GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 #define GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 
@@ -34,6 +40,7 @@
 #include "core/models/lpips/lpips.h"
 #include "core/models/psp/style_encoder.h"
 #include "core/models/stylegan2/generator.h"
+#include "core/util/shared_files.h"
 
 namespace ganserve::core {
 
@@ -251,6 +258,12 @@ class ModelRepository {
   absl::StatusOr<ModelInfo> PromoteSnapshot(const std::string& snapshot, const std::string& name);
 
   const std::string& root() const { return root_; }
+
+  // The deployment's shared files (not owned; null = none, the single-machine default):
+  // models as the class comment says; inversions and statistics beside them
+  // (core/service/storage.h). Set before use.
+  void SetSharedFiles(SharedFiles* shared) { shared_ = shared; }
+  SharedFiles* shared_files() const { return shared_; }
   const ResidencyOptions& residency() const { return residency_; }
 
   // The CLIP model StyleCLIP's methods use when a request names none (its statistics,
@@ -313,7 +326,12 @@ class ModelRepository {
   absl::Status DeleteFolder(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   std::string Available() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // With shared files: `name` fetched into <root>/<name> and registered; NotFound when
+  // the shared files lack it too.
+  absl::StatusOr<ModelInfo> FetchShared(const std::string& name) const;
+
   const std::string root_;
+  SharedFiles* shared_ = nullptr;
   const stylegan2::LoadOptions load_options_;
   const clip::ClipPrecision clip_precision_;
   const ResidencyOptions residency_;

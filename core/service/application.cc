@@ -72,6 +72,8 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   ASSIGN_OR_RETURN(app->repository_, ModelRepository::Create(o.model_repository, load, clip_precision, o.residency,
                                                              o.repository_observer));
   app->repository_->SetStyleClipDefault(o.styleclip_clip_model);
+  app->repository_->SetSharedFiles(o.shared);
+  app->shared_ = o.shared;
 
   DeviceExecutor::Options exec;
   exec.name = o.device;
@@ -94,6 +96,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   eng.checkpoint_every = o.checkpoint_every;
   eng.max_queued = static_cast<size_t>(o.max_training_queue);
   eng.observer = o.job_observer;
+  eng.shared = o.shared;
   if (shared) {  // replicas share the jobs: each claims them under leases
     eng.leases = o.leases;
     eng.leases.enabled = true;
@@ -115,7 +118,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   deps.inference = o.inference_role;
   app->service_ = std::make_unique<Service>(std::move(deps));
   app->snapshots_ = std::make_unique<RepositorySnapshots>(app->repository_.get());
-  app->inversions_ = std::make_unique<StoredInversions>(o.data_dir);
+  app->inversions_ = std::make_unique<StoredInversions>(o.data_dir, o.shared);
   app->retention_ =
       std::make_unique<RetentionLoop>(app->store_.get(), eng.checkpoint_dir, o.retention, o.retention_observer,
                                       std::vector<JobArtifacts*>{app->snapshots_.get(), app->inversions_.get()});
@@ -133,6 +136,19 @@ int Application::LoadModelsAndStartJobs() {
   if (absl::Status st = engine_->Start(); !st.ok()) spdlog::error("job engine did not start: {}", st.ToString());
   retention_->Start();
   return ready;
+}
+
+absl::Status Application::CheckDependencies() {
+  if (absl::Status st = store_->CountQueued().status(); !st.ok()) {
+    return absl::UnavailableError(absl::StrCat("the job store does not answer: ", st.message()));
+  }
+  if (shared_ != nullptr) {
+    if (absl::Status st = shared_->Check(); !st.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("the artifact store ", shared_->url(), " does not answer: ", st.message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Application::Shutdown() {

@@ -58,6 +58,9 @@ struct ApplicationOptions {
   bool inference_role = true;
   bool training_role = true;
   JobEngine::Options::Leases leases;
+  // Where checkpoints, adapted models, inversions and statistics go so that every
+  // replica reaches them (not owned; null = only the local folders).
+  SharedFiles* shared = nullptr;
   // Training checkpoint interval in steps (0 = never).
   int checkpoint_every = JobEngine::Options{}.checkpoint_every;
   // What finished jobs leave behind: events kept this long, passes this often.
@@ -88,6 +91,10 @@ class Application {
   // start); queued device work is answered UNAVAILABLE; threads are joined.
   void Shutdown();
 
+  // OK when what this replica shares with others answers: the job store and the
+  // shared files; else the first failure, saying which.
+  absl::Status CheckDependencies();
+
   Service& service() { return *service_; }
   JobEngine& engine() { return *engine_; }
   JobStore& store() { return *store_; }
@@ -113,6 +120,7 @@ class Application {
   std::unique_ptr<JobArtifacts> snapshots_;
   std::unique_ptr<JobArtifacts> inversions_;
   std::unique_ptr<RetentionLoop> retention_;
+  SharedFiles* shared_ = nullptr;
   bool shut_down_ = false;
 };
 

@@ -277,8 +277,14 @@ class AdaptRunner : public JobRunner {
 
 class InvertRunner : public JobRunner {
  public:
-  InvertRunner(std::unique_ptr<invert::Inverter> p, std::string data_dir, std::string id, std::string model, bool pin)
-      : p_(std::move(p)), data_dir_(std::move(data_dir)), id_(std::move(id)), model_(std::move(model)), pin_(pin) {}
+  InvertRunner(const ModelRepository* repo, std::unique_ptr<invert::Inverter> p, std::string data_dir, std::string id,
+               std::string model, bool pin)
+      : repo_(repo),
+        p_(std::move(p)),
+        data_dir_(std::move(data_dir)),
+        id_(std::move(id)),
+        model_(std::move(model)),
+        pin_(pin) {}
   int64_t total_steps() const override { return p_->total_steps(); }
   int64_t step() const override { return p_->step(); }
   std::string phase() const override { return p_->phase(); }
@@ -295,10 +301,12 @@ class InvertRunner : public JobRunner {
     ASSIGN_OR_RETURN(std::string path, InversionPath(data_dir_, id_));
     RETURN_IF_ERROR(invert::SaveInversion(path, inv, model_));
     if (pin_) RETURN_IF_ERROR(WriteFileAtomic(InversionPinPath(path), "kept past the job retention\n"));
+    RETURN_IF_ERROR(ShareInversion(*repo_, data_dir_, id_));
     return id_;
   }
 
  private:
+  const ModelRepository* const repo_;
   std::unique_ptr<invert::Inverter> p_;
   std::string data_dir_, id_, model_;
   bool pin_ = false;
@@ -306,8 +314,13 @@ class InvertRunner : public JobRunner {
 
 class GlobalStatsRunner : public JobRunner {
  public:
-  GlobalStatsRunner(std::unique_ptr<edit::GlobalStatsBuilder> b, std::string path, std::string model, std::string clip)
-      : b_(std::move(b)), path_(std::move(path)), model_(std::move(model)), clip_(std::move(clip)) {}
+  GlobalStatsRunner(const ModelRepository* repo, std::unique_ptr<edit::GlobalStatsBuilder> b, std::string model,
+                    std::string clip)
+      : repo_(repo),
+        b_(std::move(b)),
+        path_(GlobalStatsPath(*repo, model, clip)),
+        model_(std::move(model)),
+        clip_(std::move(clip)) {}
   int64_t total_steps() const override { return b_->total_steps(); }
   int64_t step() const override { return b_->step(); }
   absl::StatusOr<std::map<std::string, float>> Step() override { return b_->Step(); }
@@ -321,10 +334,12 @@ class GlobalStatsRunner : public JobRunner {
     ASSIGN_OR_RETURN(edit::GlobalStats s, b_->Result());
     RETURN_IF_ERROR(MakeDirs(std::filesystem::path(path_).parent_path().string()));
     RETURN_IF_ERROR(edit::SaveGlobalStats(path_, s, model_, clip_));
+    RETURN_IF_ERROR(ShareGlobalStats(*repo_, model_, clip_));
     return absl::StrCat(model_, "/", clip_);
   }
 
  private:
+  const ModelRepository* const repo_;
   std::unique_ptr<edit::GlobalStatsBuilder> b_;
   std::string path_, model_, clip_;
 };
@@ -480,7 +495,7 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
           ASSIGN_OR_RETURN(inverter, invert::Projector::Create(gen, img, o, clip, lpips));
         }
         return std::unique_ptr<JobRunner>(
-            new InvertRunner(std::move(inverter), data_dir, InversionIdForJob(job.id), spec.model, spec.pin));
+            new InvertRunner(repo, std::move(inverter), data_dir, InversionIdForJob(job.id), spec.model, spec.pin));
       });
   engine->RegisterFactory(
       JobKind::kEditStats, [repo](const JobRecord& job) -> absl::StatusOr<std::unique_ptr<JobRunner>> {
@@ -488,8 +503,7 @@ void RegisterJobRunners(JobEngine* engine, ModelRepository* repo, clip::TextEmbe
         ASSIGN_OR_RETURN(auto gen, repo->GetGenerator(spec.model));
         ASSIGN_OR_RETURN(ModelRepository::Clip clip, repo->GetClip(spec.clip_model));
         ASSIGN_OR_RETURN(auto builder, edit::GlobalStatsBuilder::Create(gen, clip.model, GlobalStatsOptionsOf(spec)));
-        return std::unique_ptr<JobRunner>(new GlobalStatsRunner(
-            std::move(builder), GlobalStatsPath(*repo, spec.model, spec.clip_model), spec.model, spec.clip_model));
+        return std::unique_ptr<JobRunner>(new GlobalStatsRunner(repo, std::move(builder), spec.model, spec.clip_model));
       });
   engine->RegisterFactory(
       JobKind::kTrainMapper,

@@ -617,7 +617,8 @@ absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(edit::CheckRenderResolution(gen->config(), GlobalStatsOptionsOf(*this)));
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 1000000, "the server's interval"));
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, int64_t{7} * 86400, "the server's limit"));
-  if (!recompute && std::filesystem::exists(GlobalStatsPath(repo, model, clip_model))) {
+  ASSIGN_OR_RETURN(bool have, HaveGlobalStats(repo, model, clip_model));
+  if (!recompute && have) {
     return absl::AlreadyExistsError(absl::StrCat("global-direction statistics for model '", model, "' with CLIP '",
                                                  clip_model, "' exist already; set recompute to compute them again"));
   }

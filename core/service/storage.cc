@@ -44,13 +44,66 @@ std::string GlobalStatsPath(const ModelRepository& repo, const std::string& mode
   return (std::filesystem::path(repo.root()) / model / "global_directions" / (clip + ".safetensors")).string();
 }
 
+namespace {
+
+std::string StatsSet(const std::string& model, const std::string& clip) {
+  return absl::StrCat("global_directions/", model, "/", clip);
+}
+std::string InversionSet(const std::string& id) { return absl::StrCat("inversions/", id); }
+
+// Fetches set `name` into `dir` when `path` (one of its files) is missing here: false
+// when the shared files lack it too (or there are none).
+absl::StatusOr<bool> FetchIfMissing(const ModelRepository& repo, const std::string& name, const std::string& dir,
+                                    const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return true;
+  SharedFiles* shared = repo.shared_files();
+  if (shared == nullptr) return false;
+  absl::Status st = shared->GetSet(name, dir);
+  if (absl::IsNotFound(st)) return false;
+  if (!st.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot fetch ", name, " from ", shared->url(), ": ", st.message()));
+  }
+  return std::filesystem::exists(path, ec);
+}
+
+absl::Status Share(const ModelRepository& repo, const std::string& name, const std::string& dir,
+                   const std::vector<std::string>& files) {
+  SharedFiles* shared = repo.shared_files();
+  if (shared == nullptr) return absl::OkStatus();
+  absl::Status st = shared->PutSet(name, dir, files);
+  if (st.ok()) return st;
+  return absl::UnavailableError(absl::StrCat("cannot store ", name, " in ", shared->url(), ": ", st.message()));
+}
+
+}  // namespace
+
+absl::Status ShareGlobalStats(const ModelRepository& repo, const std::string& model, const std::string& clip) {
+  const std::filesystem::path path = GlobalStatsPath(repo, model, clip);
+  return Share(repo, StatsSet(model, clip), path.parent_path().string(), {path.filename().string()});
+}
+
+absl::StatusOr<bool> HaveGlobalStats(const ModelRepository& repo, const std::string& model, const std::string& clip) {
+  const std::filesystem::path path = GlobalStatsPath(repo, model, clip);
+  return FetchIfMissing(repo, StatsSet(model, clip), path.parent_path().string(), path.string());
+}
+
+absl::Status ShareInversion(const ModelRepository& repo, const std::string& data_dir, const std::string& id) {
+  ASSIGN_OR_RETURN(std::string path, InversionPath(data_dir, id));
+  std::vector<std::string> files = {std::filesystem::path(path).filename().string()};
+  const std::filesystem::path pin = InversionPinPath(path);
+  if (std::filesystem::exists(pin)) files.push_back(pin.filename().string());
+  return Share(repo, InversionSet(id), InversionsDir(data_dir), files);
+}
+
 absl::StatusOr<std::shared_ptr<const edit::GlobalStats>> GlobalStatsCache::Get(const ModelRepository& repo,
                                                                                const std::string& model,
                                                                                const std::string& clip) {
   const std::string path = GlobalStatsPath(repo, model, clip);
+  ASSIGN_OR_RETURN(bool have, HaveGlobalStats(repo, model, clip));
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
+  if (!have || ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("model '", model, "' has no global-direction statistics for CLIP model '", clip,
                      "' yet: compute them once with PrepareGlobalDirections (ganctl prepare-global --model ", model,
@@ -105,6 +158,9 @@ std::vector<std::string> StoredInversions::JobsWithArtifacts() {
 int64_t StoredInversions::ExpireArtifacts(const std::string& job_id) {
   auto path = InversionPath(data_dir_, InversionIdForJob(job_id));
   if (!path.ok()) return 0;
+  if (shared_ != nullptr) {
+    if (absl::Status st = shared_->DeleteSet(InversionSet(InversionIdForJob(job_id))); !st.ok()) return 0;
+  }
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(*path, ec);
   if (ec || !std::filesystem::remove(*path, ec)) return 0;
@@ -115,7 +171,8 @@ absl::StatusOr<StoredInversion> LoadInversionFor(const std::string& data_dir, co
                                                  const ModelRepository& repo, const std::string& model,
                                                  bool with_noise) {
   ASSIGN_OR_RETURN(std::string path, InversionPath(data_dir, id));
-  if (!std::filesystem::exists(path)) {
+  ASSIGN_OR_RETURN(bool have, FetchIfMissing(repo, InversionSet(id), InversionsDir(data_dir), path));
+  if (!have) {
     return absl::NotFoundError(absl::StrCat("no inversion '", id, "' (ids come from InvertImage)"));
   }
   std::string inv_model;

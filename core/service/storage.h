@@ -6,6 +6,12 @@
 //                                                              measure: deleting or replacing
 //                                                              the model drops them too)
 // Adapted models are published by ModelRepository::Publish.
+//
+// With shared files (ModelRepository::shared_files, README "Scaling out") each of these
+// is also a set there, written by the job that makes it and fetched by a replica that
+// lacks it on first use:
+//   inversions/<inv-id>                 the inversion and its pin marker
+//   global_directions/<model>/<clip>    the statistics file
 #ifndef GANSERVE_CORE_SERVICE_STORAGE_H_
 #define GANSERVE_CORE_SERVICE_STORAGE_H_
 
@@ -30,6 +36,10 @@ namespace ganserve::core::service {
 absl::StatusOr<std::string> ResolveClipModel(const ModelRepository& repo, const std::string& requested);
 
 std::string GlobalStatsPath(const ModelRepository& repo, const std::string& model, const std::string& clip);
+// Stores the statistics file in the shared files (OK without them).
+absl::Status ShareGlobalStats(const ModelRepository& repo, const std::string& model, const std::string& clip);
+// Whether the statistics exist, on this replica or (fetched now) in the shared files.
+absl::StatusOr<bool> HaveGlobalStats(const ModelRepository& repo, const std::string& model, const std::string& clip);
 
 // Loaded statistics by file, reloaded when the file changes. Thread-safe.
 class GlobalStatsCache {
@@ -58,16 +68,20 @@ absl::StatusOr<std::string> InversionPath(const std::string& data_dir, const std
 // file <inv-id>.pinned beside it.
 std::string InversionPinPath(const std::string& inversion_path);
 
-// Unpinned inversions expire with their job.
+// Stores the inversion (and its pin marker) in the shared files (OK without them).
+absl::Status ShareInversion(const ModelRepository& repo, const std::string& data_dir, const std::string& id);
+
+// Unpinned inversions expire with their job (their shared copy too).
 class StoredInversions : public JobArtifacts {
  public:
-  explicit StoredInversions(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  StoredInversions(std::string data_dir, SharedFiles* shared) : data_dir_(std::move(data_dir)), shared_(shared) {}
   const char* what() const override { return "inversions"; }
   std::vector<std::string> JobsWithArtifacts() override;
   int64_t ExpireArtifacts(const std::string& job_id) override;
 
  private:
   const std::string data_dir_;
+  SharedFiles* const shared_;
 };
 
 // A stored inversion ready to render through `model` (the model it was made with, or

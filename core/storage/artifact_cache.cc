@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <system_error>
 #include <vector>
@@ -20,19 +19,6 @@ bool IsSha256(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return absl::ascii_isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
          });
-}
-
-// SHA-256 of a file, read in 1 MiB pieces.
-absl::StatusOr<std::string> FileSha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  Sha256 h;
-  std::string buf(1 << 20, '\0');
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h.Update(absl::string_view(buf.data(), static_cast<size_t>(in.gcount())));
-  }
-  return h.FinalHex();
 }
 
 }  // namespace
@@ -101,7 +87,7 @@ absl::StatusOr<std::string> ArtifactCache::Fetch(const std::string& key, const s
     fs::remove(tmp, ec);
     return st;
   }
-  absl::StatusOr<std::string> got = FileSha256(tmp);
+  absl::StatusOr<std::string> got = FileSha256Hex(tmp);
   if (!got.ok() || *got != sha256) {
     fs::remove(tmp, ec);
     return absl::DataLossError(

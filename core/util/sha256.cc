@@ -3,6 +3,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
 namespace ganserve::core {
 namespace {
 
@@ -22,6 +26,19 @@ std::string Hex(const unsigned char* digest, unsigned int n) {
 std::string Sha256Hex(absl::string_view data) {
   Sha256 h;
   h.Update(data);
+  return h.FinalHex();
+}
+
+absl::StatusOr<std::string> FileSha256Hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  Sha256 h;
+  std::string buf(size_t{1} << 20, '\0');
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h.Update(absl::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("read error in ", path));
   return h.FinalHex();
 }
 

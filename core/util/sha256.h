@@ -4,11 +4,14 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace ganserve::core {
 
 std::string Sha256Hex(absl::string_view data);
+// Of a file, read in 1 MiB pieces; NotFound when it cannot be read.
+absl::StatusOr<std::string> FileSha256Hex(const std::string& path);
 // HMAC-SHA256 (RFC 2104) of `data` under `key`: the 32 raw bytes, or as lowercase hex.
 std::string HmacSha256(absl::string_view key, absl::string_view data);
 std::string HmacSha256Hex(absl::string_view key, absl::string_view data);

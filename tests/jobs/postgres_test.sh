@@ -4,12 +4,16 @@
 #  1. the job store contract (jobs_test, the same tests as SQLite's),
 #  2. ganserve with --job_store postgresql:// on the demo pack: an adaptation, a restart
 #     that still lists it;
-#  3. three replicas on the database (leases of 2 s): jobs run once each, spread over
-#     the replicas; an idempotent resubmit elsewhere; a watcher on one replica follows a
-#     job on another; kill -9 of a job's replica (another resumes it from its checkpoint
-#     and the model renders elsewhere); kill -STOP past the lease (the stopped replica,
-#     resumed, publishes nothing); every database connection dropped mid-job; cancel on
-#     another replica. Every job's events stay gapless.
+#  3. three replicas on the database (leases of 2 s) that share no folder: each has its
+#     own data and model folders, and checkpoints, adapted models and inversions go
+#     through an S3 store (s3rver on loopback; without node/npm the replicas share the
+#     folders instead): jobs run once each, spread over the replicas; an idempotent
+#     resubmit elsewhere; a watcher on one replica follows a job on another; kill -9 of a
+#     job's replica (another resumes it from its checkpoint, downloaded, and the model
+#     renders on a third); kill -STOP past the lease (the stopped replica, resumed,
+#     publishes nothing); every database connection dropped mid-job; the object store
+#     killed and restarted mid-job (readiness follows it, the job finishes, its model
+#     renders elsewhere); cancel on another replica. Every job's events stay gapless.
 # The cluster is removed afterwards. Exit 77 (skipped) without pg_virtualenv or a server.
 # Usage: postgres_test.sh BUILD_DIR
 set -euo pipefail
@@ -50,15 +54,29 @@ for _ in $(seq 1 100); do "$ganctl" --server "$addr" health > /dev/null 2>&1 && 
 kill "$server_pid"; wait "$server_pid" 2> /dev/null || true
 server_pid=""
 
-# Three replicas on the database, sharing the model folder and the data folder (as on a
-# shared volume: checkpoints), with short leases.
+# Three replicas on the database with short leases, sharing no folder: each has its own
+# data folder and a copy of the base models; the rest goes through the object store.
 step "3 replicas: each job runs once, anywhere"
 psql -qc "DELETE FROM jobs" > /dev/null
+source "$(dirname "$0")/../storage/s3rver.sh"
+own_folders=0
+if s3rver_install "$build"; then
+  s3rver_start "$work/s3"
+  own_folders=1
+else
+  echo "note: without s3rver the replicas share the model and data folders (as on a shared volume)"
+fi
+"$ganctl" local make-demo --out "$work/base-models" --resolution 32 > /dev/null 2>&1
 declare -a pids addrs
-trap 'for p in "${pids[@]}"; do kill -CONT "$p" 2> /dev/null; kill -9 "$p" 2> /dev/null; done; cleanup' EXIT
+trap 'for p in "${pids[@]}"; do kill -CONT "$p" 2> /dev/null; kill -9 "$p" 2> /dev/null; done; s3rver_stop; cleanup' EXIT
 replica() {  # N
-  "$build/server/ganserve" --listen 127.0.0.1:0 --metrics_listen "" --data_dir "$work/shared" \
-    --model_repository "$work/models" --device cpu --job_store postgresql:// --worker_id "replica$1" \
+  local data="$work/shared" models="$work/models" shared_files=()
+  if [ "$own_folders" = 1 ]; then
+    data="$work/data$1" models="$work/models$1" shared_files=(--artifact_store s3://ganserve/replicas)
+    [ -d "$models" ] || cp -r "$work/base-models" "$models"
+  fi
+  "$build/server/ganserve" --listen 127.0.0.1:0 --metrics_listen "" --data_dir "$data" "${shared_files[@]}" \
+    --model_repository "$models" --device cpu --job_store postgresql:// --worker_id "replica$1" \
     --lease_seconds 2 --lease_renew_seconds 0.25 --job_poll_seconds 0.2 --job_retry_backoff_seconds 0 \
     --checkpoint_every 5 2> "$work/replica$1.log" &
   pids[$1]=$!
@@ -124,9 +142,14 @@ grep -q "job $id resuming from its checkpoint at step [1-9]" "$work/replica$new.
 wait "$watch_pid" || fail "the watcher on replica $watcher failed: $(tail -3 "$work/watch.json")"
 grep -q "SUCCEEDED" "$work/watch.json" || fail "the watcher did not see the end: $(tail -2 "$work/watch.json")"
 gapless "$id"
-"$ganctl" --server "${addrs[$watcher]}" generate --model demo-killed --seeds 1 --out "$work/render" > /dev/null \
-  || fail "the adapted model does not render on replica $watcher"
-replica "$holder"  # back to three
+replica "$holder"  # back to three; it died before the model existed
+"$ganctl" --server "${addrs[$holder]}" generate --model demo-killed --seeds 1 --out "$work/render" > /dev/null \
+  || fail "the adapted model does not render on replica $holder"
+if [ "$own_folders" = 1 ]; then
+  grep -q "model 'demo-killed' fetched from s3://ganserve/replicas" "$work/replica$holder.log" \
+    || fail "replica $holder did not fetch the model from the object store"
+  [ ! -e "$work/data$new/checkpoints/$id.ckpt.safetensors" ] || fail "the finished job left its checkpoint"
+fi
 
 step "kill -STOP past the lease: another replica takes over, the stopped one publishes nothing"
 start_job 2 paused 60 6
@@ -144,6 +167,27 @@ start_job 3 dropped 40 4
 sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()" > /dev/null
 wait_sql "SELECT state FROM jobs WHERE id = '$id'" 3 120 "the job did not survive the dropped connections"
 gapless "$id"
+
+if [ "$own_folders" = 1 ]; then
+  step "the object store dies mid-job and comes back: readiness follows it, nothing is lost"
+  start_job 2 s3restart 300 4
+  s3rver_stop
+  for _ in $(seq 1 75); do "$ganctl" --server "${addrs[1]}" health > /dev/null 2>&1 || break; sleep 0.2; done
+  "$ganctl" --server "${addrs[1]}" health > /dev/null 2>&1 && fail "replica 1 stayed ready without its object store"
+  sleep 2  # a checkpoint or two fails to upload meanwhile
+  s3rver_start "$work/s3" "$s3rver_port"
+  wait_sql "SELECT state FROM jobs WHERE id = '$id'" 3 180 "the job did not survive the object store's restart"
+  grep -q "job $id: the checkpoint at step [0-9]* did not reach s3://" "$work/replica$holder.log" \
+    || fail "no checkpoint upload failed during the outage (the job ended too soon?)"
+  for _ in $(seq 1 75); do "$ganctl" --server "${addrs[1]}" health > /dev/null 2>&1 && break; sleep 0.2; done
+  "$ganctl" --server "${addrs[1]}" health > /dev/null 2>&1 || fail "replica 1 did not turn ready again"
+  other=$(( holder % 3 + 1 ))
+  "$ganctl" --server "${addrs[$other]}" generate --model demo-s3restart --seeds 1 --out "$work/render2" > /dev/null \
+    || fail "the model made across the restart does not render on replica $other"
+  grep -q "model 'demo-s3restart' fetched from" "$work/replica$other.log" \
+    || fail "replica $other did not fetch the model from the object store"
+  gapless "$id"
+fi
 
 step "cancel on one replica stops the job where it runs"
 start_job 1 cancelled 400 2

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/jobs/job_engine.h"
 #include "core/jobs/sqlite_job_store.h"
+#include "core/storage/shared_files.h"
 
 namespace ganserve::core {
 namespace {
@@ -137,8 +138,19 @@ class JobReplicasTest : public ::testing::Test {
     for (auto& r : replicas_) r.engine.reset();
   }
 
+  // Replicas share no folder: each has its own checkpoint folder, and checkpoints
+  // travel through shared files in an artifact store (a local folder here) when
+  // `with_shared_files`.
+  void ShareNoFolder(bool with_shared_files) {
+    own_folders_ = true;
+    if (!with_shared_files) return;
+    artifacts_ = storage::NewLocalArtifactStore(dir_ + "/artifacts");
+    cache_ = std::make_unique<storage::ArtifactCache>(artifacts_.get(), dir_ + "/cache", 0);
+    shared_ = storage::NewSharedFiles(artifacts_.get(), cache_.get());
+  }
+
   // A replica named `worker` claiming `kinds` (empty = all). Checkpoints go to one
-  // folder all replicas share, as on a shared volume.
+  // folder all replicas share, as on a shared volume (unless ShareNoFolder).
   JobEngine& Start(const std::string& worker, int64_t steps, int sleep_ms, std::vector<JobKind> kinds = {}) {
     Replica r;
     auto store = SqliteJobStore::Open(dir_ + "/jobs.db");
@@ -146,7 +158,8 @@ class JobReplicasTest : public ::testing::Test {
     r.store = std::make_unique<CuttableStore>(std::move(*store));
     r.executor = std::make_unique<DeviceExecutor>(DeviceExecutor::Options{});
     JobEngine::Options o;
-    o.checkpoint_dir = dir_ + "/ckpt";
+    o.checkpoint_dir = own_folders_ ? dir_ + "/ckpt-" + worker : dir_ + "/ckpt";
+    o.shared = shared_.get();
     o.checkpoint_every = 2;
     o.preview_every = 0;
     o.max_queued = 64;
@@ -177,6 +190,10 @@ class JobReplicasTest : public ::testing::Test {
     return *replicas_.back().engine;
   }
   CuttableStore& StoreOf(size_t i) { return *replicas_[i].store; }
+  bool own_folders_ = false;
+  std::unique_ptr<storage::ArtifactStore> artifacts_;
+  std::unique_ptr<storage::ArtifactCache> cache_;
+  std::unique_ptr<SharedFiles> shared_;
 
   static JobRecord NewJob(const std::string& id, JobKind kind = JobKind::kAdapt) {
     JobRecord j;
@@ -361,6 +378,45 @@ TEST_F(JobReplicasTest, ShutdownHandsTheRunningJobOver) {
   EXPECT_EQ(done.result, "b");
   absl::MutexLock lock(&ledger_.mu);
   EXPECT_GE(ledger_.restored["h"], 3);
+}
+
+// Without a shared folder, checkpoints travel through the shared files: the record
+// points at the newest (its digest) and the replica taking the job over downloads it.
+TEST_F(JobReplicasTest, WithoutASharedFolderTheCheckpointTravelsThroughSharedFiles) {
+  ShareNoFolder(/*with_shared_files=*/true);
+  Start("a", 60, 30, {JobKind::kAdapt});
+  ASSERT_TRUE(replicas_[0].engine->Submit(NewJob("s")).ok());
+  JobRecord mid = WaitFor("s", [](const JobRecord& j) { return j.worker == "a" && j.step >= 5; });
+  ASSERT_EQ(mid.checkpoint.size(), 64u) << "the record points at a checkpoint";
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/artifacts/" + storage::BlobKey(mid.checkpoint)));
+  StoreOf(0).cut = true;
+  Start("b", 60, 5);
+  JobRecord done = WaitTerminal("s");
+  StoreOf(0).cut = false;
+  EXPECT_EQ(done.state, JobState::kSucceeded) << done.error_message;
+  EXPECT_EQ(done.result, "b");
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/ckpt/s.ckpt.safetensors"));
+  absl::MutexLock lock(&ledger_.mu);
+  EXPECT_GE(ledger_.restored["s"], 4) << "b resumed from a's checkpoint, fetched from the shared files";
+  EXPECT_EQ(cache_->downloads(), 1);
+}
+
+// The same without shared files: nothing to resume from, the job starts over (what the
+// test above would see if the checkpoint did not travel).
+TEST_F(JobReplicasTest, WithoutASharedFolderOrSharedFilesATakenOverJobStartsOver) {
+  ShareNoFolder(/*with_shared_files=*/false);
+  Start("a", 40, 30, {JobKind::kAdapt});
+  ASSERT_TRUE(replicas_[0].engine->Submit(NewJob("o")).ok());
+  WaitFor("o", [](const JobRecord& j) { return j.worker == "a" && j.step >= 5; });
+  StoreOf(0).cut = true;
+  Start("b", 40, 5);
+  JobRecord done = WaitTerminal("o");
+  StoreOf(0).cut = false;
+  EXPECT_EQ(done.state, JobState::kSucceeded) << done.error_message;
+  EXPECT_TRUE(done.checkpoint.empty());
+  absl::MutexLock lock(&ledger_.mu);
+  EXPECT_EQ(ledger_.restored.count("o"), 0u);
+  EXPECT_EQ(ledger_.steps_by["o/b"], 40);
 }
 
 }  // namespace

@@ -400,6 +400,7 @@ TEST_P(JobStoreContract, AnExpiredLeaseFencesItsOldHolder) {
   JobRecord mine = **first;
   EXPECT_EQ(mine.id, "j");
   mine.step = 3;
+  mine.checkpoint = std::string(64, 'a');  // the digest of its checkpoint at step 3
   ASSERT_TRUE(store_->UpdateJob(mine).ok());
   ASSERT_TRUE(store_->AppendEvent(mine, "progress", "p1", 1).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
@@ -412,6 +413,7 @@ TEST_P(JobStoreContract, AnExpiredLeaseFencesItsOldHolder) {
   EXPECT_EQ((*reaped)[0].lease_epoch, 2);
   // Fenced at once, before anyone claims it again.
   mine.step = 4;
+  mine.checkpoint = std::string(64, 'b');
   EXPECT_TRUE(IsLeaseLost(store_->UpdateJob(mine))) << store_->UpdateJob(mine);
   auto late = store_->Heartbeat("j", mine.lease_epoch, 60);
   EXPECT_TRUE(IsLeaseLost(late.status())) << late.status();
@@ -422,6 +424,7 @@ TEST_P(JobStoreContract, AnExpiredLeaseFencesItsOldHolder) {
   EXPECT_EQ(theirs.lease_epoch, 3);
   EXPECT_EQ(theirs.attempt, 2);
   EXPECT_EQ(theirs.step, 3) << "the new holder starts from what the old one stored";
+  EXPECT_EQ(theirs.checkpoint, std::string(64, 'a')) << "and resumes from its checkpoint, not the fenced-off one";
   const int64_t seq_before = theirs.last_seq;
   auto stray = store_->AppendEvent(mine, "progress", "stray", 2);
   EXPECT_TRUE(IsLeaseLost(stray.status())) << stray.status();

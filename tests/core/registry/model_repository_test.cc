@@ -15,6 +15,7 @@
 #include "core/checkpoint/torch_writer.h"
 #include "core/invert/projector.h"
 #include "core/models/stylegan2/random_init.h"
+#include "core/storage/shared_files.h"
 #include "tests/testing/checkpoint_fixtures.h"
 
 namespace ganserve::core {
@@ -501,6 +502,55 @@ TEST_F(RepositoryFixtureTest, RepositoryServesLpipsAndTheProjectorUsesIt) {
   EXPECT_EQ(inv->loss, "lpips");
   EXPECT_GE(inv->lpips, 0.0f);
   fs::remove_all(root);
+}
+
+// Replicas that share no folder: what one publishes reaches the others through the
+// shared files, fetched on first use; a delete removes the shared copy too.
+TEST_F(ModelRepositoryTest, PublishedModelsReachAReplicaWithoutTheFolder) {
+  auto store = storage::NewLocalArtifactStore((root_ / "artifacts").string());
+  storage::ArtifactCache cache(store.get(), (root_ / "cache").string(), 0);
+  auto shared = storage::NewSharedFiles(store.get(), &cache);
+  // Replica b has its own folder with the same base model.
+  const fs::path b_root = root_ / "replica-b";
+  fs::create_directories(b_root);
+  fs::copy(root_ / "base", b_root / "base");
+  auto a = ModelRepository::Create(root_.string(), {});
+  auto b = ModelRepository::Create(b_root.string(), {});
+  ASSERT_TRUE(a.ok() && b.ok());
+  (*a)->SetSharedFiles(shared.get());
+  (*b)->SetSharedFiles(shared.get());
+  ASSERT_EQ((*a)->LoadAll(), 1);
+  ASSERT_EQ((*b)->LoadAll(), 1);
+  ASSERT_TRUE(PublishAdapted(**a, "sketch").ok());
+  EXPECT_TRUE(*shared->HasSet("models/sketch"));
+
+  auto on_b = (*b)->Get("sketch");
+  ASSERT_TRUE(on_b.ok()) << on_b.status();
+  EXPECT_EQ(on_b->kind, ModelKind::kAdaptedGenerator);
+  EXPECT_TRUE(fs::exists(b_root / "sketch/delta.safetensors"));
+  auto ga = (*a)->GetGenerator("sketch");
+  auto gb = (*b)->GetGenerator("sketch");
+  ASSERT_TRUE(ga.ok() && gb.ok()) << gb.status();
+  stylegan2::GenerateParams p;
+  p.latents = FloatTensor{{1, 16}, std::vector<float>(16, 0.3f)};
+  EXPECT_EQ((*ga)->Generate(p)->images.data, (*gb)->Generate(p)->images.data) << "the same weights on both";
+
+  // A name taken on another replica is taken here too.
+  auto c = ModelRepository::Create((root_ / "replica-c").string(), {});
+  ASSERT_TRUE(c.ok());
+  (*c)->SetSharedFiles(shared.get());
+  bool wrote = false;
+  auto taken = (*c)->Publish("sketch", "job-c", [&](const std::string&) {
+    wrote = true;
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(wrote);
+
+  ASSERT_TRUE((*b)->Delete("sketch").ok());
+  EXPECT_FALSE(*shared->HasSet("models/sketch"));
+  EXPECT_EQ((*c)->Get("sketch").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*b)->Get("unknown").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
