@@ -13,12 +13,15 @@ s3rver_port=""
 s3rver_install() {
   command -v node > /dev/null && command -v npm > /dev/null || { echo "skipped: node/npm not installed"; return 77; }
   local tools="$1/npm-s3rver"
-  if [ ! -x "$tools/node_modules/.bin/s3rver" ]; then
-    mkdir -p "$tools"
+  mkdir -p "$tools"
+  # Tests running at once install it once: the others wait for the lock.
+  if ! (
+    flock 9
+    [ -x "$tools/node_modules/.bin/s3rver" ] && exit 0
     cp "$s3rver_here/package.json" "$s3rver_here/package-lock.json" "$tools/"
-    if ! (cd "$tools" && timeout 300 npm ci --no-audit --no-fund --silent > install.log 2>&1); then
-      echo "skipped: npm could not install s3rver"; tail -5 "$tools/install.log"; return 77
-    fi
+    cd "$tools" && timeout 300 npm ci --no-audit --no-fund --silent > install.log 2>&1
+  ) 9> "$tools.lock"; then
+    echo "skipped: npm could not install s3rver"; tail -5 "$tools/install.log"; return 77
   fi
   s3rver_bin="$tools/node_modules/.bin/s3rver"
 }
