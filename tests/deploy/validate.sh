@@ -44,15 +44,18 @@ for want in ("replicas: 3", "type: RollingUpdate", "key: uri", "name: ganserve-d
         sys.exit(f"the Deployment lacks {want!r}")
 if "clusterIP: None" not in doc("Service", "ganserve-headless"):
     sys.exit("the headless Service is not headless")
-if "ReadWriteMany" not in doc("PersistentVolumeClaim", "ganserve-data"):
-    sys.exit("replicas need a ReadWriteMany volume")
+for want in ("GANSERVE_ARTIFACT_STORE", "name: ganserve-s3", "AWS_SECRET_ACCESS_KEY", "volumeClaimTemplate:"):
+    if want not in deploy:
+        sys.exit(f"the Deployment lacks {want!r} (replicas share files through the object store)")
+if "kind: PersistentVolumeClaim\n" in text:
+    sys.exit("the replicas must not share a volume")
 if "ganserve_jobs_queued" not in doc("ScaledObject", "ganserve"):
     sys.exit("the ScaledObject does not scale on the queue")
 doc("Cluster", "ganserve-db")
 for line in text.splitlines():
     if "GANSERVE_MAX_CONNECTION_AGE_SECONDS" in line and '"0"' in line:
         sys.exit("connections never recycled")
-print("scale-out: 3 replicas, rolling, headless Service, RWX volume, CloudNativePG cluster, KEDA on the queue")
+print("scale-out: 3 replicas, rolling, headless Service, S3 shared files, own volumes, CloudNativePG, KEDA")
 PY
 else
   skipped+=("kubectl kustomize and schema validation (kubectl not installed)")
