@@ -191,6 +191,14 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
 
 absl::StatusOr<JobRecord> JobEngine::Get(const std::string& id) {
   ASSIGN_OR_RETURN(JobRecord job, store_->GetJob(id));
+  if (options_.leases.enabled) {
+    // The queue is the store's: claims take the oldest queued job first.
+    if (job.state == JobState::kQueued) {
+      absl::StatusOr<int64_t> before = store_->CountQueuedBefore(job.create_time_ms, job.id);
+      if (before.ok()) job.queue_position = static_cast<int>(*before) + 1;
+    }
+    return job;
+  }
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < queue_.size(); ++i) {
     if (queue_[i] == id && job.state == JobState::kQueued) job.queue_position = static_cast<int>(i) + 1;

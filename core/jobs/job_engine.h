@@ -146,8 +146,8 @@ class JobEngine {
   // Idempotent. Queued jobs end CANCELLED at once; a running job within one step (with
   // leases, on another replica: within one lease renewal and one step).
   absl::StatusOr<JobRecord> Cancel(const std::string& id);
-  // The current snapshot, with the live queue position (0 with leases: the queue is
-  // the store's).
+  // The current snapshot, with the live queue position (with leases: in the store's
+  // queue, oldest first; a job retried after a lost lease may wait out its backoff).
   absl::StatusOr<JobRecord> Get(const std::string& id);
 
   // Live events of one job from now on (heartbeats included; with leases also those

@@ -185,6 +185,9 @@ class JobStore {
   virtual absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) = 0;
   // How many jobs are QUEUED (the shared queue's depth).
   virtual absl::StatusOr<int64_t> CountQueued() = 0;
+  // How many QUEUED jobs are older than the job created at `create_time_ms` with `id`
+  // (claims take the oldest first, so its queue position is this + 1).
+  virtual absl::StatusOr<int64_t> CountQueuedBefore(int64_t create_time_ms, const std::string& id) = 0;
 };
 
 }  // namespace ganserve::core

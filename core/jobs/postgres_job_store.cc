@@ -533,4 +533,12 @@ absl::StatusOr<int64_t> PostgresJobStore::CountQueued() {
   return rows->Int(0, 0);
 }
 
+absl::StatusOr<int64_t> PostgresJobStore::CountQueuedBefore(int64_t create_time_ms, const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto rows,
+                   Exec("SELECT COUNT(*) FROM jobs WHERE state = 1 AND (create_time_ms, id) < ($1::BIGINT, $2)",
+                        {Int(create_time_ms), Text(id)}));
+  return rows->Int(0, 0);
+}
+
 }  // namespace ganserve::core

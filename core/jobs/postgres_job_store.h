@@ -51,6 +51,7 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<JobRecord> RequestCancel(const std::string& id) override;
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
   absl::StatusOr<int64_t> CountQueued() override;
+  absl::StatusOr<int64_t> CountQueuedBefore(int64_t create_time_ms, const std::string& id) override;
 
   // A parameter of a statement: text, or bytes sent as bytea.
   struct Param {

@@ -541,4 +541,15 @@ absl::StatusOr<int64_t> SqliteJobStore::CountQueued() {
   return s.Int(0);
 }
 
+absl::StatusOr<int64_t> SqliteJobStore::CountQueuedBefore(int64_t create_time_ms, const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_,
+         "SELECT COUNT(*) FROM jobs WHERE state = 1 AND (create_time_ms < ?1 OR (create_time_ms = ?1 AND id < ?2))");
+  RETURN_IF_ERROR(s.status());
+  s.Bind(1, create_time_ms);
+  s.Bind(2, id);
+  if (s.Step() != SQLITE_ROW) return absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_)));
+  return s.Int(0);
+}
+
 }  // namespace ganserve::core

@@ -76,8 +76,7 @@ class StoreFiles : public SharedFiles {
 
   absl::Status DeleteBlob(const std::string& sha256) override { return store_->Delete(BlobKey(sha256)); }
 
-  absl::Status PutSet(const std::string& name, const std::string& dir,
-                      const std::vector<std::string>& files) override {
+  absl::Status PutSet(const std::string& name, const std::string& dir, const std::vector<std::string>& files) override {
     if (absl::Status st = ValidateArtifactKey(SetKey(name)); !st.ok()) return st;
     std::vector<std::string> rels = files;
     std::error_code ec;

@@ -66,6 +66,9 @@ class CuttableStore : public JobStore {
     return Up() ? store_->ReapExpiredLeases(max_attempts, backoff) : Down();
   }
   absl::StatusOr<int64_t> CountQueued() override { return Up() ? store_->CountQueued() : Down(); }
+  absl::StatusOr<int64_t> CountQueuedBefore(int64_t t, const std::string& id) override {
+    return Up() ? store_->CountQueuedBefore(t, id) : Down();
+  }
 
  private:
   bool Up() const { return !cut.load(); }
@@ -266,6 +269,26 @@ TEST_F(JobReplicasTest, EachJobRunsOnceOnSomeReplica) {
     EXPECT_EQ(ledger_.runs[id].size(), 1u) << id << " ran more than once";
   }
   EXPECT_GE(workers.size(), 2u) << "one replica ran every job while the others idled";
+}
+
+// Queue positions come from the shared queue, on any replica: the oldest waits least.
+TEST_F(JobReplicasTest, QueuePositionsAreTheSharedQueues) {
+  JobEngine& runner = Start("runner", 1000, 10, {JobKind::kAdapt});
+  JobEngine& front = Start("front", 1000, 10, {JobKind::kInvert});
+  ASSERT_TRUE(runner.Submit(NewJob("busy")).ok());
+  WaitFor("busy", [](const JobRecord& j) { return j.worker == "runner"; });
+  for (const char* id : {"q1", "q2", "q3"}) {
+    ASSERT_TRUE(front.Submit(NewJob(id)).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // distinct creation times
+  }
+  EXPECT_EQ(front.Get("q1")->queue_position, 1);
+  EXPECT_EQ(runner.Get("q2")->queue_position, 2);
+  EXPECT_EQ(front.Get("q3")->queue_position, 3);
+  EXPECT_EQ(front.Get("busy")->queue_position, 0) << "running";
+  ASSERT_TRUE(front.Cancel("q1").ok());
+  EXPECT_EQ(front.Get("q3")->queue_position, 2);
+  for (const char* id : {"busy", "q2", "q3"}) ASSERT_TRUE(front.Cancel(id).ok());
+  WaitTerminal("busy");
 }
 
 // Many instant jobs: claims race the submitter's own QUEUED write, which must never turn

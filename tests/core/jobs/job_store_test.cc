@@ -361,10 +361,16 @@ TEST_P(JobStoreContract, ClaimsTakeQueuedJobsOnceOldestFirst) {
   done.state = JobState::kSucceeded;
   ASSERT_TRUE(store_->CreateJob(done).ok());
   EXPECT_EQ(*store_->CountQueued(), 3);
+  // Queue positions: older queued jobs come first; finished ones do not count.
+  EXPECT_EQ(*store_->CountQueuedBefore(1000, "a"), 0);
+  EXPECT_EQ(*store_->CountQueuedBefore(2000, "b"), 1);
+  EXPECT_EQ(*store_->CountQueuedBefore(3000, "c"), 2);
+  EXPECT_EQ(*store_->CountQueuedBefore(2000, "a0"), 1) << "same time: by id";
   auto inv = store_->ClaimNext("w1", 60, {JobKind::kInvert});
   ASSERT_TRUE(inv.ok()) << inv.status();
   ASSERT_TRUE(inv->has_value());
   EXPECT_EQ((*inv)->id, "b");
+  EXPECT_EQ(*store_->CountQueuedBefore(3000, "c"), 1) << "a claimed job leaves the queue";
   std::vector<std::string> order;
   for (;;) {
     auto c = store_->ClaimNext("w2", 60, {});

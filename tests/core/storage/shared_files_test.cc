@@ -36,9 +36,7 @@ class FlakyStore : public ArtifactStore {
     return inner_->PutFile(key, path);
   }
   absl::StatusOr<std::string> Get(const std::string& key) override { return inner_->Get(key); }
-  absl::Status GetFile(const std::string& key, const std::string& path) override {
-    return inner_->GetFile(key, path);
-  }
+  absl::Status GetFile(const std::string& key, const std::string& path) override { return inner_->GetFile(key, path); }
   absl::StatusOr<int64_t> Size(const std::string& key) override {
     if (!reachable) return absl::UnavailableError("connection refused");
     return inner_->Size(key);
@@ -163,10 +161,9 @@ TEST_F(SharedFilesTest, AFailedUploadLeavesNoSet) {
 // A pointer that names a path outside the folder is refused, not followed.
 TEST_F(SharedFilesTest, APointerLeavingTheFolderIsRefused) {
   const std::string sha = *files_->PutBlob(Write("payload", "x"));
-  ASSERT_TRUE(store_
-                  ->Put(SetKey("models/evil"),
-                        "{\"files\": {\"../../outside\": {\"sha256\": \"" + sha + "\", \"size\": 1}}}")
-                  .ok());
+  ASSERT_TRUE(
+      store_->Put(SetKey("models/evil"), "{\"files\": {\"../../outside\": {\"sha256\": \"" + sha + "\", \"size\": 1}}}")
+          .ok());
   EXPECT_EQ(files_->GetSet("models/evil", root_ + "/b/evil").code(), absl::StatusCode::kDataLoss);
   EXPECT_FALSE(fs::exists(root_ + "/outside"));
   ASSERT_TRUE(store_->Put(SetKey("models/junk"), "not json").ok());
