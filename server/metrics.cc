@@ -185,6 +185,8 @@ void Metrics::OnRetentionPass(const core::RetentionStats& stats) {
     retention_bytes_->Add({{"what", what}}).Increment(static_cast<double>(a.bytes));
     retention_items_->Add({{"what", what}}).Increment(static_cast<double>(a.jobs));
   }
+  retention_bytes_->Add({{"what", "shared_blobs"}}).Increment(static_cast<double>(stats.shared_blobs.bytes));
+  retention_items_->Add({{"what", "shared_blobs"}}).Increment(static_cast<double>(stats.shared_blobs.blobs));
 }
 
 void Metrics::RecordRejected(const std::string& reason) { rejected_->Add({{"reason", reason}}).Increment(); }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <set>
 #include <system_error>
 #include <utility>
 
@@ -14,7 +15,7 @@ namespace ganserve::core {
 
 absl::StatusOr<RetentionStats> RunRetentionPass(JobStore& store, const std::string& checkpoint_dir, int64_t now_ms,
                                                 const RetentionOptions& options,
-                                                const std::vector<JobArtifacts*>& artifacts) {
+                                                const std::vector<JobArtifacts*>& artifacts, SharedFiles* shared) {
   RetentionStats out;
   if (options.job_retention_hours > 0) {
     ASSIGN_OR_RETURN(out.events, store.PruneEvents(now_ms - options.job_retention_hours * 3600 * 1000));
@@ -48,16 +49,30 @@ absl::StatusOr<RetentionStats> RunRetentionPass(JobStore& store, const std::stri
       stats.bytes += kind->ExpireArtifacts(id);
     }
   }
+  if (shared != nullptr) {
+    ASSIGN_OR_RETURN(std::vector<JobRecord> open, store.ListUnfinished());
+    std::set<std::string> in_use;
+    for (const JobRecord& j : open) {
+      if (!j.checkpoint.empty()) in_use.insert(j.checkpoint);
+    }
+    absl::StatusOr<SharedFiles::Collected> got = shared->CollectUnreferenced(in_use);
+    if (got.ok()) {
+      out.shared_blobs = *got;
+    } else {
+      spdlog::warn("collecting unreferenced blobs in {} failed: {}", shared->url(), got.status().ToString());
+    }
+  }
   return out;
 }
 
 RetentionLoop::RetentionLoop(JobStore* store, std::string checkpoint_dir, RetentionOptions options,
-                             RetentionObserver* observer, std::vector<JobArtifacts*> artifacts)
+                             RetentionObserver* observer, std::vector<JobArtifacts*> artifacts, SharedFiles* shared)
     : store_(store),
       checkpoint_dir_(std::move(checkpoint_dir)),
       options_(options),
       observer_(observer),
-      artifacts_(std::move(artifacts)) {}
+      artifacts_(std::move(artifacts)),
+      shared_(shared) {}
 
 RetentionLoop::~RetentionLoop() { Stop(); }
 
@@ -76,7 +91,7 @@ void RetentionLoop::Stop() {
 void RetentionLoop::Run() {
   while (true) {
     const int64_t now_ms = absl::ToUnixMillis(absl::Now());
-    auto stats = RunRetentionPass(*store_, checkpoint_dir_, now_ms, options_, artifacts_);
+    auto stats = RunRetentionPass(*store_, checkpoint_dir_, now_ms, options_, artifacts_, shared_);
     if (!stats.ok()) {
       spdlog::warn("retention pass failed: {}", stats.status().ToString());
     } else {
@@ -87,6 +102,10 @@ void RetentionLoop::Run() {
       }
       for (const auto& [what, a] : stats->artifacts) {
         if (a.jobs > 0) spdlog::info("retention: deleted the {} of {} jobs ({} bytes)", what, a.jobs, a.bytes);
+      }
+      if (stats->shared_blobs.blobs > 0) {
+        spdlog::info("retention: collected {} unreferenced shared blobs ({} bytes)", stats->shared_blobs.blobs,
+                     stats->shared_blobs.bytes);
       }
       if (observer_ != nullptr) observer_->OnRetentionPass(*stats);
     }

@@ -3,6 +3,7 @@
 // retention period ago, keeping each job's row and its terminal event (GetJob and
 // WatchJob still answer; WatchJob from an earlier seq says the events were discarded),
 // and deletes training checkpoints that no unfinished job needs (failed jobs leave them).
+// With shared files, blobs nothing references any more are collected too.
 #ifndef GANSERVE_CORE_JOBS_RETENTION_H_
 #define GANSERVE_CORE_JOBS_RETENTION_H_
 
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/jobs/job_store.h"
+#include "core/util/shared_files.h"
 
 namespace ganserve::core {
 
@@ -36,6 +38,8 @@ struct RetentionStats {
     int64_t bytes = 0;
   };
   std::map<std::string, Artifacts> artifacts;
+  // Shared files' blobs collected (SharedFiles::CollectUnreferenced).
+  SharedFiles::Collected shared_blobs;
 };
 
 // Files kept per job that expire with the job's events (training snapshots, inversions).
@@ -59,16 +63,19 @@ class RetentionObserver {
 
 // One pass at `now_ms`: events of jobs that ended before now - retention, the files
 // "<job id>.ckpt.safetensors" in `checkpoint_dir` whose job has finished or is unknown,
-// and the `artifacts` of jobs that ended before now - retention or are unknown.
+// and the `artifacts` of jobs that ended before now - retention or are unknown; with
+// `shared`, its blobs that neither a set nor an unfinished job's checkpoint names (a
+// failure there is logged; the pass goes on).
 absl::StatusOr<RetentionStats> RunRetentionPass(JobStore& store, const std::string& checkpoint_dir, int64_t now_ms,
                                                 const RetentionOptions& options,
-                                                const std::vector<JobArtifacts*>& artifacts = {});
+                                                const std::vector<JobArtifacts*>& artifacts = {},
+                                                SharedFiles* shared = nullptr);
 
 // Runs RunRetentionPass on its own thread every interval until Stop (or destruction).
 class RetentionLoop {
  public:
   RetentionLoop(JobStore* store, std::string checkpoint_dir, RetentionOptions options, RetentionObserver* observer,
-                std::vector<JobArtifacts*> artifacts = {});
+                std::vector<JobArtifacts*> artifacts = {}, SharedFiles* shared = nullptr);
   ~RetentionLoop();
   void Start();
   // Wakes the thread and joins it. Idempotent.
@@ -81,6 +88,7 @@ class RetentionLoop {
   const RetentionOptions options_;
   RetentionObserver* const observer_;
   const std::vector<JobArtifacts*> artifacts_;
+  SharedFiles* const shared_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

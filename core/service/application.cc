@@ -119,9 +119,9 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   app->service_ = std::make_unique<Service>(std::move(deps));
   app->snapshots_ = std::make_unique<RepositorySnapshots>(app->repository_.get());
   app->inversions_ = std::make_unique<StoredInversions>(o.data_dir, o.shared);
-  app->retention_ =
-      std::make_unique<RetentionLoop>(app->store_.get(), eng.checkpoint_dir, o.retention, o.retention_observer,
-                                      std::vector<JobArtifacts*>{app->snapshots_.get(), app->inversions_.get()});
+  app->retention_ = std::make_unique<RetentionLoop>(
+      app->store_.get(), eng.checkpoint_dir, o.retention, o.retention_observer,
+      std::vector<JobArtifacts*>{app->snapshots_.get(), app->inversions_.get()}, o.shared);
   return app;
 }
 

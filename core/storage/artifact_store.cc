@@ -1,5 +1,7 @@
 #include "core/storage/artifact_store.h"
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <random>
 #include <system_error>
@@ -64,12 +66,9 @@ class LocalStore : public ArtifactStore {
     }
     return absl::OkStatus();
   }
-  absl::StatusOr<int64_t> Size(const std::string& key) override {
+  absl::StatusOr<ArtifactEntry> Stat(const std::string& key) override {
     if (absl::Status st = ValidateArtifactKey(key); !st.ok()) return st;
-    std::error_code ec;
-    const auto size = fs::file_size(Path(key), ec);
-    if (ec) return absl::NotFoundError(absl::StrCat("no artifact ", key));
-    return static_cast<int64_t>(size);
+    return Entry(key);
   }
   absl::Status Delete(const std::string& key) override {
     if (absl::Status st = ValidateArtifactKey(key); !st.ok()) return st;
@@ -77,23 +76,38 @@ class LocalStore : public ArtifactStore {
     fs::remove(Path(key), ec);
     return ec ? absl::UnavailableError(absl::StrCat("cannot delete ", key, ": ", ec.message())) : absl::OkStatus();
   }
-  absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) override {
-    std::vector<std::string> keys;
+  absl::StatusOr<std::vector<ArtifactEntry>> ListEntries(const std::string& prefix) override {
+    std::vector<ArtifactEntry> entries;
     std::error_code ec;
-    if (!fs::is_directory(root_)) return keys;
+    if (!fs::is_directory(root_)) return entries;
     for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::recursive_directory_iterator();
          it.increment(ec)) {
       if (!it->is_regular_file()) continue;
       std::string key = fs::relative(it->path(), root_).generic_string();
       if (absl::StrContains(key, ".tmp-")) continue;  // a write in progress
-      if (absl::StartsWith(key, prefix)) keys.push_back(std::move(key));
+      if (!absl::StartsWith(key, prefix)) continue;
+      absl::StatusOr<ArtifactEntry> e = Entry(key);
+      if (e.ok()) entries.push_back(*std::move(e));  // else deleted meanwhile
     }
     if (ec) return absl::UnavailableError(absl::StrCat("cannot list ", root_, ": ", ec.message()));
-    std::sort(keys.begin(), keys.end());
-    return keys;
+    std::sort(entries.begin(), entries.end(),
+              [](const ArtifactEntry& a, const ArtifactEntry& b) { return a.key < b.key; });
+    return entries;
   }
 
  private:
+  absl::StatusOr<ArtifactEntry> Entry(const std::string& key) const {
+    std::error_code ec;
+    ArtifactEntry e;
+    e.key = key;
+    e.size = static_cast<int64_t>(fs::file_size(Path(key), ec));
+    if (ec) return absl::NotFoundError(absl::StrCat("no artifact ", key));
+    const auto written = fs::last_write_time(Path(key), ec);
+    if (ec) return absl::NotFoundError(absl::StrCat("no artifact ", key));
+    // C++17 has no file_clock::to_sys: shift by the two clocks' current readings.
+    e.modified = absl::Now() + absl::FromChrono(written - fs::file_time_type::clock::now());
+    return e;
+  }
   std::string Path(const std::string& key) const { return (fs::path(root_) / key).string(); }
   const std::string root_;
 };
@@ -121,21 +135,38 @@ class S3Store : public ArtifactStore {
     if (!bytes.ok()) return bytes.status();
     return WriteFileAtomic(path, *bytes);
   }
-  absl::StatusOr<int64_t> Size(const std::string& key) override {
+  absl::StatusOr<ArtifactEntry> Stat(const std::string& key) override {
     if (absl::Status st = ValidateArtifactKey(key); !st.ok()) return st;
-    return client_.Size(key);
+    return client_.Stat(key);
   }
   absl::Status Delete(const std::string& key) override {
     if (absl::Status st = ValidateArtifactKey(key); !st.ok()) return st;
     return client_.Delete(key);
   }
-  absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) override { return client_.List(prefix); }
+  absl::StatusOr<std::vector<ArtifactEntry>> ListEntries(const std::string& prefix) override {
+    return client_.ListEntries(prefix);
+  }
 
  private:
   S3Client client_;
 };
 
 }  // namespace
+
+absl::StatusOr<int64_t> ArtifactStore::Size(const std::string& key) {
+  absl::StatusOr<ArtifactEntry> e = Stat(key);
+  if (!e.ok()) return e.status();
+  return e->size;
+}
+
+absl::StatusOr<std::vector<std::string>> ArtifactStore::List(const std::string& prefix) {
+  absl::StatusOr<std::vector<ArtifactEntry>> entries = ListEntries(prefix);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> keys;
+  keys.reserve(entries->size());
+  for (ArtifactEntry& e : *entries) keys.push_back(std::move(e.key));
+  return keys;
+}
 
 absl::Status ValidateArtifactKey(const std::string& key) {
   if (key.empty() || key.size() > 1024) return absl::InvalidArgumentError("an artifact key has 1..1024 characters");

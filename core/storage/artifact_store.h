@@ -14,8 +14,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace ganserve::core::storage {
+
+struct ArtifactEntry {
+  std::string key;
+  int64_t size = 0;
+  absl::Time modified;  // when it was last written
+};
 
 class ArtifactStore {
  public:
@@ -29,12 +36,16 @@ class ArtifactStore {
   virtual absl::StatusOr<std::string> Get(const std::string& key) = 0;
   // Downloads to `path` atomically (a temporary file renamed into place).
   virtual absl::Status GetFile(const std::string& key, const std::string& path) = 0;
+  // Size and time of writing; NotFound when absent.
+  virtual absl::StatusOr<ArtifactEntry> Stat(const std::string& key) = 0;
   // Size in bytes, NotFound when absent.
-  virtual absl::StatusOr<int64_t> Size(const std::string& key) = 0;
+  absl::StatusOr<int64_t> Size(const std::string& key);
   // Idempotent: deleting an absent key is OK.
   virtual absl::Status Delete(const std::string& key) = 0;
-  // Keys under `prefix` (a key prefix, not only a folder), sorted.
-  virtual absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) = 0;
+  // Entries under `prefix` (a key prefix, not only a folder), sorted by key.
+  virtual absl::StatusOr<std::vector<ArtifactEntry>> ListEntries(const std::string& prefix) = 0;
+  // Their keys.
+  absl::StatusOr<std::vector<std::string>> List(const std::string& prefix);
 };
 
 // InvalidArgument naming the problem when `key` is not a valid artifact key.

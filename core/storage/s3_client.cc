@@ -286,12 +286,27 @@ absl::StatusOr<std::string> S3Client::Get(const std::string& key) {
 }
 
 absl::StatusOr<int64_t> S3Client::Size(const std::string& key) {
+  absl::StatusOr<ArtifactEntry> e = Stat(key);
+  if (!e.ok()) return e.status();
+  return e->size;
+}
+
+absl::StatusOr<ArtifactEntry> S3Client::Stat(const std::string& key) {
   auto r = Send("HEAD", key, {}, "");
   if (!r.ok()) return r.status();
   if (absl::Status st = StatusOf(*r, "head " + key); !st.ok()) return st;
-  int64_t size = 0;
-  if (!absl::SimpleAtoi(r->headers["content-length"], &size)) return absl::UnavailableError("HEAD: no Content-Length");
-  return size;
+  ArtifactEntry e;
+  e.key = key;
+  if (!absl::SimpleAtoi(r->headers["content-length"], &e.size))
+    return absl::UnavailableError("HEAD: no Content-Length");
+  // An HTTP date (RFC 9110): "Wed, 02 Dec 2026 00:39:49 GMT".
+  std::string err;
+  if (!absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", r->headers["last-modified"], absl::UTCTimeZone(), &e.modified,
+                       &err)) {
+    return absl::UnavailableError(
+        absl::StrCat("HEAD ", key, ": unreadable Last-Modified '", r->headers["last-modified"], "'"));
+  }
+  return e;
 }
 
 absl::Status S3Client::Delete(const std::string& key) {
@@ -302,7 +317,15 @@ absl::Status S3Client::Delete(const std::string& key) {
 }
 
 absl::StatusOr<std::vector<std::string>> S3Client::List(const std::string& prefix) {
+  absl::StatusOr<std::vector<ArtifactEntry>> entries = ListEntries(prefix);
+  if (!entries.ok()) return entries.status();
   std::vector<std::string> keys;
+  for (ArtifactEntry& e : *entries) keys.push_back(std::move(e.key));
+  return keys;
+}
+
+absl::StatusOr<std::vector<ArtifactEntry>> S3Client::ListEntries(const std::string& prefix) {
+  std::vector<ArtifactEntry> entries;
   std::string token;
   for (;;) {
     std::vector<std::pair<std::string, std::string>> q = {{"list-type", "2"}, {"prefix", options_.prefix + prefix}};
@@ -310,17 +333,31 @@ absl::StatusOr<std::vector<std::string>> S3Client::List(const std::string& prefi
     auto r = Send("GET", "", q, "");
     if (!r.ok()) return r.status();
     if (absl::Status st = StatusOf(*r, "list " + prefix); !st.ok()) return st;
-    for (absl::string_view chunk : absl::StrSplit(r->body, "<Key>")) {
-      const size_t end = chunk.find("</Key>");
-      if (end == absl::string_view::npos) continue;
-      std::string key(chunk.substr(0, end));
-      if (absl::StartsWith(key, options_.prefix)) keys.push_back(key.substr(options_.prefix.size()));
+    bool first = true;
+    for (absl::string_view chunk : absl::StrSplit(r->body, "<Contents>")) {
+      if (first) {  // what precedes the first entry
+        first = false;
+        continue;
+      }
+      const std::string entry(chunk.substr(0, chunk.find("</Contents>")));
+      std::string key = XmlValue(entry, "Key");
+      if (!absl::StartsWith(key, options_.prefix)) continue;
+      ArtifactEntry e;
+      e.key = key.substr(options_.prefix.size());
+      std::string err;
+      if (!absl::SimpleAtoi(XmlValue(entry, "Size"), &e.size) ||
+          !absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", XmlValue(entry, "LastModified"), absl::UTCTimeZone(), &e.modified,
+                           &err)) {
+        return absl::UnavailableError(absl::StrCat("list ", prefix, ": unreadable entry for ", e.key));
+      }
+      entries.push_back(std::move(e));
     }
     token = XmlValue(r->body, "NextContinuationToken");
     if (XmlValue(r->body, "IsTruncated") != "true" || token.empty()) break;
   }
-  std::sort(keys.begin(), keys.end());
-  return keys;
+  std::sort(entries.begin(), entries.end(),
+            [](const ArtifactEntry& a, const ArtifactEntry& b) { return a.key < b.key; });
+  return entries;
 }
 
 }  // namespace ganserve::core::storage

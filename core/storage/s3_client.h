@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/storage/artifact_store.h"
 #include "core/storage/sigv4.h"
 
 namespace ganserve::core::storage {
@@ -50,8 +51,12 @@ class S3Client {
   absl::Status PutFile(const std::string& key, const std::string& path);
   absl::StatusOr<std::string> Get(const std::string& key);
   absl::StatusOr<int64_t> Size(const std::string& key);
+  // Size and Last-Modified (HEAD).
+  absl::StatusOr<ArtifactEntry> Stat(const std::string& key);
   absl::Status Delete(const std::string& key);
   absl::StatusOr<std::vector<std::string>> List(const std::string& prefix);
+  // Keys (relative to the prefix) with Size and LastModified, sorted by key.
+  absl::StatusOr<std::vector<ArtifactEntry>> ListEntries(const std::string& prefix);
   // Creates the bucket (OK when it exists and is ours).
   absl::Status CreateBucket();
 

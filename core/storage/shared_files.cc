@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/file_util.h"
 #include "core/util/sha256.h"
+#include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace ganserve::core::storage {
@@ -45,7 +46,8 @@ bool IsSafeRelative(const std::string& rel) {
 
 class StoreFiles : public SharedFiles {
  public:
-  StoreFiles(ArtifactStore* store, ArtifactCache* cache) : store_(store), cache_(cache) {}
+  StoreFiles(ArtifactStore* store, ArtifactCache* cache, SharedFilesOptions options)
+      : store_(store), cache_(cache), options_(options) {}
 
   std::string url() const override { return store_->url(); }
 
@@ -56,8 +58,10 @@ class StoreFiles : public SharedFiles {
     const auto size = static_cast<int64_t>(fs::file_size(path, ec));
     if (ec) return absl::NotFoundError(absl::StrCat("cannot read ", path));
     const std::string key = BlobKey(*sha);
-    absl::StatusOr<int64_t> stored = store_->Size(key);
-    if (stored.ok() && *stored == size) return sha;  // content-addressed: already there
+    absl::StatusOr<ArtifactEntry> stored = store_->Stat(key);
+    if (stored.ok() && stored->size == size && absl::Now() - stored->modified < options_.collect_after / 2) {
+      return sha;  // content-addressed: already there, and far from collection
+    }
     if (!stored.ok() && !absl::IsNotFound(stored.status())) return stored.status();
     if (absl::Status st = store_->PutFile(key, path); !st.ok()) return st;
     return sha;
@@ -134,6 +138,42 @@ class StoreFiles : public SharedFiles {
     return store_->Delete(SetKey(name));
   }
 
+  absl::StatusOr<Collected> CollectUnreferenced(const std::set<std::string>& in_use) override {
+    std::set<std::string> named = in_use;
+    absl::StatusOr<std::vector<ArtifactEntry>> sets = store_->ListEntries("sets/");
+    if (!sets.ok()) return sets.status();
+    for (const ArtifactEntry& set : *sets) {
+      if (!absl::EndsWith(set.key, ".json")) continue;
+      absl::StatusOr<std::string> text = store_->Get(set.key);
+      if (absl::IsNotFound(text.status())) continue;  // deleted meanwhile
+      if (!text.ok()) return text.status();
+      const nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
+      if (!doc.is_object() || !doc.contains("files") || !doc["files"].is_object()) {
+        return absl::DataLossError(absl::StrCat(set.key, " is not a file set; nothing was collected"));
+      }
+      for (const auto& [rel, entry] : doc["files"].items()) {
+        if (entry.is_object() && entry.contains("sha256") && entry["sha256"].is_string()) {
+          named.insert(entry["sha256"].get<std::string>());
+        }
+      }
+    }
+    absl::StatusOr<std::vector<ArtifactEntry>> blobs = store_->ListEntries(BlobKey(""));
+    if (!blobs.ok()) return blobs.status();
+    Collected out;
+    const absl::Time cutoff = absl::Now() - options_.collect_after;
+    for (const ArtifactEntry& blob : *blobs) {
+      const std::string sha = blob.key.substr(BlobKey("").size());
+      if (named.count(sha) > 0 || blob.modified > cutoff) continue;
+      // Written again since the listing (a PutBlob refreshing it): keep.
+      absl::StatusOr<ArtifactEntry> now = store_->Stat(blob.key);
+      if (!now.ok() || now->modified > cutoff) continue;
+      RETURN_IF_ERROR(store_->Delete(blob.key));
+      ++out.blobs;
+      out.bytes += blob.size;
+    }
+    return out;
+  }
+
   absl::Status Check() override {
     absl::StatusOr<int64_t> probe = store_->Size("sets/.readiness-probe");
     if (probe.ok() || absl::IsNotFound(probe.status())) return absl::OkStatus();
@@ -143,6 +183,7 @@ class StoreFiles : public SharedFiles {
  private:
   ArtifactStore* const store_;
   ArtifactCache* const cache_;
+  const SharedFilesOptions options_;
 };
 
 }  // namespace
@@ -150,8 +191,8 @@ class StoreFiles : public SharedFiles {
 std::string BlobKey(const std::string& sha256) { return absl::StrCat("blobs/sha256/", sha256); }
 std::string SetKey(const std::string& name) { return absl::StrCat("sets/", name, ".json"); }
 
-std::unique_ptr<SharedFiles> NewSharedFiles(ArtifactStore* store, ArtifactCache* cache) {
-  return std::make_unique<StoreFiles>(store, cache);
+std::unique_ptr<SharedFiles> NewSharedFiles(ArtifactStore* store, ArtifactCache* cache, SharedFilesOptions options) {
+  return std::make_unique<StoreFiles>(store, cache, options);
 }
 
 }  // namespace ganserve::core::storage

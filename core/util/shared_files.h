@@ -14,6 +14,8 @@
 #ifndef GANSERVE_CORE_UTIL_SHARED_FILES_H_
 #define GANSERVE_CORE_UTIL_SHARED_FILES_H_
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,16 @@ class SharedFiles {
 
   // Whether the store answers (readiness).
   virtual absl::Status Check() = 0;
+
+  // Deletes the blobs that no set names and `in_use` lacks (the checkpoints unfinished
+  // jobs point at) and that were written longer ago than the store's collection age (so
+  // a blob being published meanwhile is never taken). Nothing is deleted when a set's
+  // pointer cannot be read.
+  struct Collected {
+    int64_t blobs = 0;
+    int64_t bytes = 0;
+  };
+  virtual absl::StatusOr<Collected> CollectUnreferenced(const std::set<std::string>& in_use) = 0;
 };
 
 }  // namespace ganserve::core

@@ -72,6 +72,19 @@ TEST_P(ArtifactStoreContract, ListsByKeyPrefixSorted) {
   auto jobs = store_->List(Key("jobs/"));
   ASSERT_TRUE(jobs.ok()) << jobs.status();
   EXPECT_EQ(*jobs, (std::vector<std::string>{Key("jobs/j1/step-16"), Key("jobs/j1/step-8"), Key("jobs/j2/step-4")}));
+  // Entries carry the size and when they were written (the server's clock: within a
+  // few minutes of ours).
+  auto entries = store_->ListEntries(Key("jobs/"));
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_EQ(entries->size(), 3u);
+  EXPECT_EQ((*entries)[0].key, Key("jobs/j1/step-16"));
+  EXPECT_EQ((*entries)[0].size, 15);
+  EXPECT_LT(absl::AbsDuration((*entries)[0].modified - absl::Now()), absl::Minutes(5));
+  auto stat = store_->Stat(Key("jobs/j2/step-4"));
+  ASSERT_TRUE(stat.ok()) << stat.status();
+  EXPECT_EQ(stat->size, 14);
+  EXPECT_LT(absl::AbsDuration(stat->modified - absl::Now()), absl::Minutes(5));
+  EXPECT_LT(absl::AbsDuration(stat->modified - (*entries)[2].modified), absl::Seconds(2));
   auto j1 = store_->List(Key("jobs/j1/step-1"));
   ASSERT_TRUE(j1.ok());
   EXPECT_EQ(*j1, (std::vector<std::string>{Key("jobs/j1/step-16")}));

@@ -37,12 +37,14 @@ class FlakyStore : public ArtifactStore {
   }
   absl::StatusOr<std::string> Get(const std::string& key) override { return inner_->Get(key); }
   absl::Status GetFile(const std::string& key, const std::string& path) override { return inner_->GetFile(key, path); }
-  absl::StatusOr<int64_t> Size(const std::string& key) override {
+  absl::StatusOr<ArtifactEntry> Stat(const std::string& key) override {
     if (!reachable) return absl::UnavailableError("connection refused");
-    return inner_->Size(key);
+    return inner_->Stat(key);
   }
   absl::Status Delete(const std::string& key) override { return inner_->Delete(key); }
-  absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) override { return inner_->List(prefix); }
+  absl::StatusOr<std::vector<ArtifactEntry>> ListEntries(const std::string& prefix) override {
+    return inner_->ListEntries(prefix);
+  }
 
  private:
   bool Take() {
@@ -175,6 +177,44 @@ TEST_F(SharedFilesTest, CheckSaysWhetherTheStoreAnswers) {
   store_->reachable = false;
   EXPECT_EQ(files_->Check().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(files_->HasSet("models/a").status().code(), absl::StatusCode::kUnavailable);
+}
+
+// Collection takes old blobs that nothing names, and nothing else: not those a set or
+// an unfinished job's checkpoint names, nor young ones (a publication in progress).
+TEST_F(SharedFilesTest, CollectsOldUnreferencedBlobsOnly) {
+  auto files = NewSharedFiles(store_.get(), cache_.get(), SharedFilesOptions{absl::Hours(1)});
+  auto age = [&](const std::string& sha, absl::Duration by) {
+    fs::last_write_time(root_ + "/store/" + BlobKey(sha), fs::file_time_type::clock::now() - absl::ToChronoSeconds(by));
+  };
+  Write("set/named.bin", "named by a set");
+  ASSERT_TRUE(files->PutSet("models/m", root_ + "/set", {}).ok());
+  const std::string named = Sha256Hex("named by a set");
+  const std::string ckpt = *files->PutBlob(Write("ckpt", "an unfinished job's checkpoint"));
+  const std::string orphan = *files->PutBlob(Write("orphan", "a finished job's checkpoint"));
+  const std::string young = *files->PutBlob(Write("young", "being published right now"));
+  for (const std::string& sha : {named, ckpt, orphan}) age(sha, absl::Hours(2));
+  auto got = files->CollectUnreferenced({ckpt});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->blobs, 1);
+  EXPECT_EQ(got->bytes, static_cast<int64_t>(std::string("a finished job's checkpoint").size()));
+  EXPECT_FALSE(fs::exists(root_ + "/store/" + BlobKey(orphan)));
+  for (const std::string& sha : {named, ckpt, young}) EXPECT_TRUE(fs::exists(root_ + "/store/" + BlobKey(sha)));
+  // The set gone, its file goes too.
+  ASSERT_TRUE(files->DeleteSet("models/m").ok());
+  EXPECT_EQ(files->CollectUnreferenced({ckpt})->blobs, 1);
+  // Content stored long ago is uploaded again when published anew, so it is young while
+  // its new pointer is written.
+  const int before = store_->uploads.load();
+  age(ckpt, absl::Minutes(45));
+  ASSERT_EQ(*files->PutBlob(root_ + "/ckpt"), ckpt);
+  EXPECT_EQ(store_->uploads.load(), before + 1);
+  ASSERT_EQ(*files->PutBlob(root_ + "/ckpt"), ckpt);
+  EXPECT_EQ(store_->uploads.load(), before + 1) << "fresh: not again";
+  // An unreadable pointer stops the collection: nothing is taken while unsure.
+  age(young, absl::Hours(2));
+  ASSERT_TRUE(store_->Put(SetKey("models/junk"), "not json").ok());
+  EXPECT_EQ(files->CollectUnreferenced({}).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(fs::exists(root_ + "/store/" + BlobKey(young)));
 }
 
 }  // namespace
