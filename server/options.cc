@@ -126,6 +126,11 @@ ParsedOptions ParseServerOptions(int argc, const char* const* argv) {
       ->envname("GANSERVE_ARTIFACT_CACHE_MB")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();
+  app.add_option("--shared_sync_seconds", o.app.shared_sync_seconds,
+                 "with --artifact_store: seconds between looks for models other replicas published or deleted")
+      ->envname("GANSERVE_SHARED_SYNC_SECONDS")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   app.add_option("--data_dir", o.app.data_dir, "job store, inversions and checkpoints")
       ->envname("GANSERVE_DATA_DIR")
       ->capture_default_str();

@@ -1,5 +1,6 @@
 #include "core/registry/model_repository.h"
 
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -920,10 +921,20 @@ absl::StatusOr<ModelInfo> ModelRepository::Unload(const std::string& name) {
 }
 
 namespace {
-std::string SharedModelSet(const std::string& name) { return absl::StrCat("models/", name); }
+constexpr char kSharedModels[] = "models/";
+std::string SharedModelSet(const std::string& name) { return absl::StrCat(kSharedModels, name); }
+// Marks a model folder as a copy of a shared model (dropped when the set goes).
+constexpr char kSharedMarker[] = ".shared";
+absl::Status MarkShared(const fs::path& folder) {
+  return WriteFileAtomic((folder / kSharedMarker).string(), "a copy of a model in the shared files\n");
+}
 }  // namespace
 
 absl::StatusOr<ModelInfo> ModelRepository::FetchShared(const std::string& name) const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (publishing_.count(name) > 0) return absl::NotFoundError(absl::StrCat("model '", name, "' is being published"));
+  }
   absl::StatusOr<bool> there = shared_->HasSet(SharedModelSet(name));
   if (!there.ok()) {
     return absl::UnavailableError(
@@ -934,7 +945,9 @@ absl::StatusOr<ModelInfo> ModelRepository::FetchShared(const std::string& name) 
   const fs::path tmp = fs::path(root_) / absl::StrCat(".tmp-fetch-", name, "-", absl::Hex(rng()));
   const fs::path dest = fs::path(root_) / name;
   std::error_code ec;
-  if (absl::Status st = shared_->GetSet(SharedModelSet(name), tmp.string()); !st.ok()) {
+  absl::Status st = shared_->GetSet(SharedModelSet(name), tmp.string());
+  if (st.ok()) st = MarkShared(tmp);
+  if (!st.ok()) {
     fs::remove_all(tmp, ec);
     return absl::UnavailableError(
         absl::StrCat("model '", name, "' is in ", shared_->url(), " but did not download: ", st.message()));
@@ -1076,17 +1089,78 @@ absl::StatusOr<ModelInfo> ModelRepository::Publish(const std::string& name, cons
     if (*there) return taken();
   }
   // With shared files the set is stored before the folder appears here: a model any
-  // replica lists is one every replica can fetch.
-  RETURN_IF_ERROR(WriteThenRename(fs::path(root_) / (".tmp-" + work_id), fs::path(root_) / name, /*replace=*/false,
-                                  [&](const std::string& out) -> absl::Status {
-                                    RETURN_IF_ERROR(write(out));
-                                    if (shared_ == nullptr) return absl::OkStatus();
-                                    absl::Status st = shared_->PutSet(SharedModelSet(name), out, {});
-                                    if (st.ok()) return st;
-                                    return absl::UnavailableError(absl::StrCat("the model could not be stored in ",
-                                                                               shared_->url(), ": ", st.message()));
-                                  }));
+  // replica lists is one every replica can fetch. Meanwhile this replica does not fetch
+  // it from there itself.
+  if (shared_ != nullptr) {
+    absl::MutexLock lock(&mu_);
+    if (!publishing_.insert(name).second) return taken();
+  }
+  absl::Status written =
+      WriteThenRename(fs::path(root_) / (".tmp-" + work_id), fs::path(root_) / name, /*replace=*/false,
+                      [&](const std::string& out) -> absl::Status {
+                        RETURN_IF_ERROR(write(out));
+                        if (shared_ == nullptr) return absl::OkStatus();
+                        absl::Status st = shared_->PutSet(SharedModelSet(name), out, {});
+                        if (!st.ok()) {
+                          return absl::UnavailableError(
+                              absl::StrCat("the model could not be stored in ", shared_->url(), ": ", st.message()));
+                        }
+                        return MarkShared(out);
+                      });
+  if (shared_ != nullptr) {
+    absl::MutexLock lock(&mu_);
+    publishing_.erase(name);
+  }
+  RETURN_IF_ERROR(written);
   return Add(name);
+}
+
+ModelRepository::ScanResult ModelRepository::SyncShared() {
+  ScanResult r;
+  if (shared_ == nullptr) return r;
+  absl::StatusOr<std::vector<std::string>> sets = shared_->ListSets(kSharedModels);
+  if (!sets.ok()) {
+    spdlog::warn("cannot list the models in {}: {}", shared_->url(), sets.status().ToString());
+    return r;
+  }
+  std::set<std::string> remote;
+  for (const std::string& set : *sets) remote.insert(set.substr(std::strlen(kSharedModels)));
+  std::vector<std::string> gone;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [n, e] : models_) {
+      if (remote.count(n) == 0 && publishing_.count(n) == 0 && e.info.state != ModelState::kLoading &&
+          fs::exists(fs::path(e.folder) / kSharedMarker)) {
+        gone.push_back(n);
+      }
+    }
+  }
+  for (const std::string& n : gone) {
+    // Rename first (atomic), then remove; in-flight work keeps the weights it holds.
+    const fs::path dir = fs::path(root_) / n, trash = fs::path(root_) / (".deleted-" + n);
+    std::error_code ec;
+    fs::remove_all(trash, ec);
+    fs::rename(dir, trash, ec);
+    if (ec) continue;
+    fs::remove_all(trash, ec);
+    {
+      absl::MutexLock lock(&mu_);
+      models_.erase(n);
+    }
+    spdlog::info("model '{}' was deleted from {}: dropped here too", n, shared_->url());
+    r.removed.push_back(n);
+  }
+  for (const std::string& n : remote) {
+    if (!IsValidModelName(n) || Exists(n)) continue;
+    absl::StatusOr<ModelInfo> got = FetchShared(n);
+    if (got.ok()) {
+      r.added.push_back(n);
+    } else if (!absl::IsNotFound(got.status())) {
+      spdlog::warn("model '{}' in {} was not fetched: {}", n, shared_->url(), got.status().ToString());
+    }
+  }
+  if (!r.removed.empty()) Notify({});
+  return r;
 }
 
 absl::Status ModelRepository::Delete(const std::string& name) {

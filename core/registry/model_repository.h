@@ -16,14 +16,16 @@
 // With shared files (replicas that share no folder, README "Scaling out"): what the
 // service makes (Publish: adapted models, promoted snapshots, imports) is also stored
 // there as the set "models/<name>"; a name this replica does not have is fetched from
-// there on first use (Get); Delete removes the set first. Models installed with the
-// server (base generators, CLIP, ...) come with each replica's image or volume.
+// there on first use (Get) or by SyncShared; Delete removes the set too, and SyncShared
+// on the other replicas drops their copies. Models installed with the server (base
+// generators, CLIP, ...) come with each replica's image or volume.
 #ifndef GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 #define GANSERVE_CORE_REGISTRY_MODEL_REPOSITORY_H_
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -185,6 +187,10 @@ class ModelRepository {
     std::vector<std::string> added, removed;
   };
   ScanResult Rescan();
+  // With shared files: fetches the models other replicas stored that this one lacks, and
+  // drops its copies of models deleted there (only copies of shared models: folders it
+  // fetched or published, marked by a ".shared" file). Names added and removed.
+  ScanResult SyncShared();
   // Removes the hidden work folders a crash left behind (".tmp-*": a model being
   // written; ".deleted-*": one being deleted). Call before any job can write, i.e. at start-up. Returns how many.
   int RemoveStaleWorkFolders();
@@ -327,7 +333,7 @@ class ModelRepository {
   std::string Available() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // With shared files: `name` fetched into <root>/<name> and registered; NotFound when
-  // the shared files lack it too.
+  // the shared files lack it too (or this replica is publishing it right now).
   absl::StatusOr<ModelInfo> FetchShared(const std::string& name) const;
 
   const std::string root_;
@@ -340,6 +346,8 @@ class ModelRepository {
   mutable absl::Mutex mu_;
   mutable absl::CondVar load_done_;
   mutable std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  // Names Publish is writing (stored in the shared files, not yet in the root).
+  std::set<std::string> publishing_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t use_clock_ ABSL_GUARDED_BY(mu_) = 0;
   mutable uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
   std::string styleclip_default_ ABSL_GUARDED_BY(mu_);

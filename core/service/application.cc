@@ -74,6 +74,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Create(const Applicati
   app->repository_->SetStyleClipDefault(o.styleclip_clip_model);
   app->repository_->SetSharedFiles(o.shared);
   app->shared_ = o.shared;
+  app->shared_sync_seconds_ = o.shared_sync_seconds;
 
   DeviceExecutor::Options exec;
   exec.name = o.device;
@@ -133,6 +134,13 @@ int Application::LoadModelsAndStartJobs() {
     spdlog::warn("removed {} half-written model folder(s) left by an interrupted job", stale);
   }
   const int ready = repository_->LoadAll();
+  if (shared_ != nullptr) {
+    const auto synced = repository_->SyncShared();
+    if (!synced.added.empty()) {
+      spdlog::info("fetched {} model(s) other replicas published to {}", synced.added.size(), shared_->url());
+    }
+    sync_thread_ = std::thread([this, period = shared_sync_seconds_] { SyncSharedModels(period); });
+  }
   if (absl::Status st = engine_->Start(); !st.ok()) spdlog::error("job engine did not start: {}", st.ToString());
   retention_->Start();
   return ready;
@@ -151,9 +159,15 @@ absl::Status Application::CheckDependencies() {
   return absl::OkStatus();
 }
 
+void Application::SyncSharedModels(int period_seconds) {
+  while (!stop_sync_.WaitForNotificationWithTimeout(absl::Seconds(period_seconds))) repository_->SyncShared();
+}
+
 void Application::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  stop_sync_.Notify();
+  if (sync_thread_.joinable()) sync_thread_.join();
   if (retention_ != nullptr) retention_->Stop();
   if (engine_ != nullptr) engine_->Shutdown();
   if (executor_ != nullptr) executor_->Shutdown();

@@ -7,8 +7,10 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "core/jobs/job_engine.h"
 #include "core/jobs/job_store.h"
 #include "core/jobs/retention.h"
@@ -61,6 +63,9 @@ struct ApplicationOptions {
   // Where checkpoints, adapted models, inversions and statistics go so that every
   // replica reaches them (not owned; null = only the local folders).
   SharedFiles* shared = nullptr;
+  // Seconds between looks at the shared models (ModelRepository::SyncShared: fetch what
+  // other replicas published, drop what they deleted).
+  int shared_sync_seconds = 30;
   // Training checkpoint interval in steps (0 = never).
   int checkpoint_every = JobEngine::Options{}.checkpoint_every;
   // What finished jobs leave behind: events kept this long, passes this often.
@@ -121,6 +126,11 @@ class Application {
   std::unique_ptr<JobArtifacts> inversions_;
   std::unique_ptr<RetentionLoop> retention_;
   SharedFiles* shared_ = nullptr;
+  int shared_sync_seconds_ = 30;
+  // With shared files: ModelRepository::SyncShared every shared_sync_seconds.
+  void SyncSharedModels(int period_seconds);
+  std::thread sync_thread_;
+  absl::Notification stop_sync_;
   bool shut_down_ = false;
 };
 

@@ -133,6 +133,18 @@ class StoreFiles : public SharedFiles {
     return size.status();
   }
 
+  absl::StatusOr<std::vector<std::string>> ListSets(const std::string& prefix) override {
+    constexpr absl::string_view kDir = "sets/", kExt = ".json";  // as SetKey writes them
+    absl::StatusOr<std::vector<std::string>> keys = store_->List(absl::StrCat(kDir, prefix));
+    if (!keys.ok()) return keys.status();
+    std::vector<std::string> names;
+    for (const std::string& key : *keys) {
+      if (!absl::EndsWith(key, kExt)) continue;
+      names.push_back(key.substr(kDir.size(), key.size() - kDir.size() - kExt.size()));
+    }
+    return names;
+  }
+
   absl::Status DeleteSet(const std::string& name) override {
     if (absl::Status st = ValidateArtifactKey(SetKey(name)); !st.ok()) return st;
     return store_->Delete(SetKey(name));

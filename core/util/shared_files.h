@@ -46,6 +46,8 @@ class SharedFiles {
   // right content are kept). NotFound when nothing is named so.
   virtual absl::Status GetSet(const std::string& name, const std::string& dir) = 0;
   virtual absl::StatusOr<bool> HasSet(const std::string& name) = 0;
+  // Names of the sets under `prefix` ("models/" -> {"models/a", "models/b"}), sorted.
+  virtual absl::StatusOr<std::vector<std::string>> ListSets(const std::string& prefix) = 0;
   // Removes the name (its files stay until they are collected). Idempotent.
   virtual absl::Status DeleteSet(const std::string& name) = 0;
 

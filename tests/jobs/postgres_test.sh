@@ -72,7 +72,8 @@ trap 'for p in "${pids[@]}"; do kill -CONT "$p" 2> /dev/null; kill -9 "$p" 2> /d
 replica() {  # N
   local data="$work/shared" models="$work/models" shared_files=()
   if [ "$own_folders" = 1 ]; then
-    data="$work/data$1" models="$work/models$1" shared_files=(--artifact_store s3://ganserve/replicas)
+    data="$work/data$1" models="$work/models$1"
+    shared_files=(--artifact_store s3://ganserve/replicas --shared_sync_seconds 1)
     [ -d "$models" ] || cp -r "$work/base-models" "$models"
   fi
   "$build/server/ganserve" --listen 127.0.0.1:0 --metrics_listen "" --data_dir "$data" "${shared_files[@]}" \
@@ -186,6 +187,16 @@ if [ "$own_folders" = 1 ]; then
     || fail "the model made across the restart does not render on replica $other"
   grep -q "model 'demo-s3restart' fetched from" "$work/replica$other.log" \
     || fail "replica $other did not fetch the model from the object store"
+
+  step "a model deleted on one replica goes from the others"
+  "$ganctl" --server "${addrs[$other]}" models delete demo-s3restart > /dev/null || fail "delete on replica $other"
+  for r in 1 2 3; do
+    for _ in $(seq 1 50); do grep -q "model 'demo-s3restart' was deleted from" "$work/replica$r.log" && break; sleep 0.2; done
+    [ "$r" = "$other" ] && continue
+    grep -q "model 'demo-s3restart' was deleted from" "$work/replica$r.log" || fail "replica $r kept the deleted model"
+    "$ganctl" --server "${addrs[$r]}" generate --model demo-s3restart --seeds 1 --out "$work/gone" > /dev/null 2>&1 \
+      && fail "replica $r still renders the deleted model"
+  done
   gapless "$id"
 fi
 

@@ -547,9 +547,21 @@ TEST_F(ModelRepositoryTest, PublishedModelsReachAReplicaWithoutTheFolder) {
   EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_FALSE(wrote);
 
+  // SyncShared brings what others published without a request naming it.
+  EXPECT_FALSE((*c)->Exists("sketch"));
+  auto synced = (*c)->SyncShared();
+  EXPECT_EQ(synced.added, std::vector<std::string>{"sketch"});
+  EXPECT_TRUE((*c)->Exists("sketch"));
+
   ASSERT_TRUE((*b)->Delete("sketch").ok());
   EXPECT_FALSE(*shared->HasSet("models/sketch"));
-  EXPECT_EQ((*c)->Get("sketch").status().code(), absl::StatusCode::kNotFound);
+  // The other replicas drop their copies at their next sync; what they hold goes on.
+  EXPECT_EQ((*a)->SyncShared().removed, std::vector<std::string>{"sketch"});
+  EXPECT_EQ((*c)->SyncShared().removed, std::vector<std::string>{"sketch"});
+  EXPECT_EQ((*a)->Get("sketch").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(root_ / "sketch"));
+  EXPECT_TRUE((*ga)->Generate(p).ok());
+  EXPECT_TRUE((*a)->Get("base").ok()) << "installed models are not shared copies: never dropped";
   EXPECT_EQ((*b)->Get("unknown").status().code(), absl::StatusCode::kNotFound);
 }
 

@@ -129,6 +129,9 @@ TEST_F(SharedFilesTest, SetsRoundTripWithFolders) {
   EXPECT_EQ(*ReadFile(got + "/delta.safetensors"), "delta");
   EXPECT_EQ(*ReadFile(got + "/global_directions/clip.safetensors"), "stats");
   EXPECT_EQ(files_->GetSet("models/other", got).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(files_->PutSet("models/sketch2", root_ + "/model", {}).ok());
+  ASSERT_TRUE(files_->PutSet("modelsx/y", root_ + "/model", {}).ok());
+  EXPECT_EQ(*files_->ListSets("models/"), (std::vector<std::string>{"models/sketch", "models/sketch2"}));
 
   // Only the files named: one inversion out of a folder of many.
   Write("inversions/inv-1.safetensors", "one");
