@@ -658,6 +658,7 @@ absl::Status Adapt(const Connection& c, const AdaptArgs& a) {
   req.set_snapshot_every(a.snapshot_every);
   req.set_auto_layer_k(a.auto_layer_k);
   req.set_request_id(a.request_id);
+  req.set_priority(a.priority);
   req.set_lr_scale(a.lr_scale);
   if (a.mixing.has_value()) req.set_mixing(*a.mixing);
   req.set_auto_layer_iters(a.auto_layer_iters);
@@ -716,6 +717,7 @@ absl::Status PrepareGlobal(const Connection& c, const PrepareGlobalArgs& a) {
   req.set_batch_size(a.batch);
   req.set_recompute(a.recompute);
   req.set_request_id(a.request_id);
+  req.set_priority(a.priority);
   if (!a.clamping.empty()) {
     ASSIGN_OR_RETURN(int v, ParseEnumFlag("--clamping", a.clamping, v1::ChannelClamping_descriptor()));
     req.set_clamping(static_cast<v1::ChannelClamping>(v));
@@ -780,6 +782,7 @@ absl::Status TrainMapper(const Connection& c, const TrainMapperArgs& a) {
   req.set_seed(a.seed);
   req.set_max_run_seconds(a.max_run_seconds);
   req.set_request_id(a.request_id);
+  req.set_priority(a.priority);
   RETURN_IF_ERROR(ApplySets(a.sets, &req));
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   grpc::ClientContext ctx;
@@ -851,6 +854,7 @@ absl::Status Invert(const Connection& c, const InvertArgs& a) {
   req.set_pin(a.pin);
   req.set_max_run_seconds(a.max_run_seconds);
   req.set_request_id(a.request_id);
+  req.set_priority(a.priority);
   RETURN_IF_ERROR(ApplySets(a.sets, &req));
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   auto stub = v1::GanService::NewStub(Channel(c));

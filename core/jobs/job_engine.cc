@@ -1,5 +1,6 @@
 #include "core/jobs/job_engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -104,7 +105,12 @@ absl::Status JobEngine::Start() {
       continue;
     }
     absl::MutexLock lock(&mu_);
-    queue_.push_back(job.id);  // queued jobs run; running ones resume from their checkpoint
+    // Queued jobs run; the one that was running resumes from its checkpoint, first.
+    if (job.state == JobState::kRunning) {
+      queue_.push_front({job.id, job.priority});
+    } else {
+      Enqueue(job);
+    }
   }
   thread_ = std::thread([this] { Loop(); });
   heartbeat_thread_ = std::thread([this] { Heartbeats(); });
@@ -119,6 +125,11 @@ void JobEngine::Shutdown() {
   if (thread_.joinable()) thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   if (lease_thread_.joinable()) lease_thread_.join();
+}
+
+void JobEngine::Enqueue(const JobRecord& job) {
+  auto after = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.priority < job.priority; });
+  queue_.insert(after, {job.id, job.priority});
 }
 
 size_t JobEngine::queue_depth() const {
@@ -181,7 +192,7 @@ absl::StatusOr<JobRecord> JobEngine::Submit(JobRecord job, bool* existed) {
       wake_ = true;
       depth = queued + 1;
     } else {
-      queue_.push_back(job.id);
+      Enqueue(job);
       depth = queue_.size();
     }
   }
@@ -194,14 +205,14 @@ absl::StatusOr<JobRecord> JobEngine::Get(const std::string& id) {
   if (options_.leases.enabled) {
     // The queue is the store's: claims take the oldest queued job first.
     if (job.state == JobState::kQueued) {
-      absl::StatusOr<int64_t> before = store_->CountQueuedBefore(job.create_time_ms, job.id);
+      absl::StatusOr<int64_t> before = store_->CountQueuedBefore(job);
       if (before.ok()) job.queue_position = static_cast<int>(*before) + 1;
     }
     return job;
   }
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < queue_.size(); ++i) {
-    if (queue_[i] == id && job.state == JobState::kQueued) job.queue_position = static_cast<int>(i) + 1;
+    if (queue_[i].id == id && job.state == JobState::kQueued) job.queue_position = static_cast<int>(i) + 1;
   }
   return job;
 }
@@ -226,7 +237,7 @@ absl::StatusOr<JobRecord> JobEngine::Cancel(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-      if (*it == id) {
+      if (it->id == id) {
         queue_.erase(it);
         dequeued = true;
         break;
@@ -458,7 +469,7 @@ void JobEngine::Loop() {
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
-      id = queue_.front();
+      id = queue_.front().id;
       queue_.pop_front();
       running_id_ = id;
       cancel_running_ = false;

@@ -195,7 +195,14 @@ class JobEngine {
 
   absl::Mutex emit_mu_;  // orders the store writes of events
   mutable absl::Mutex mu_;
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  // Without leases: the queued jobs in claim order (higher priority first, then as
+  // submitted).
+  struct Queued {
+    std::string id;
+    int priority = 0;
+  };
+  void Enqueue(const JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   std::string running_id_ ABSL_GUARDED_BY(mu_);
   int64_t running_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_running_ ABSL_GUARDED_BY(mu_) = false;

@@ -60,6 +60,8 @@ struct JobRecord {
   // SHA-256 of the job's newest checkpoint in the shared files (SharedFiles blob), when
   // the engine keeps them there; written by UpdateJob under the same fence.
   std::string checkpoint;
+  // Claim order among queued jobs: higher first, then oldest first.
+  int priority = 0;
 };
 
 // Aborted: the write of `job_id` at `epoch` came after its lease moved on (its holder
@@ -107,6 +109,8 @@ absl::StatusOr<std::optional<PageKey>> ParsePageToken(const std::string& token);
 // Rows fetched newest first with LIMIT page_size + 1, as a page and its next token.
 ListJobsPage MakePage(std::vector<JobRecord> rows, int page_size);
 // The columns reads return after the inserted ones (the order ReadJob expects).
+// The order claims take queued jobs in (and queue positions count).
+inline constexpr char kClaimOrderSql[] = "priority DESC, create_time_ms, id";
 inline constexpr char kLeaseColumnsSql[] = "lease_epoch, worker, lease_expires_ms, attempt, checkpoint";
 // " AND kind IN (...)" for ClaimNext's kinds; empty for any kind.
 std::string KindFilterSql(const std::vector<JobKind>& kinds);
@@ -185,9 +189,9 @@ class JobStore {
   virtual absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) = 0;
   // How many jobs are QUEUED (the shared queue's depth).
   virtual absl::StatusOr<int64_t> CountQueued() = 0;
-  // How many QUEUED jobs are older than the job created at `create_time_ms` with `id`
-  // (claims take the oldest first, so its queue position is this + 1).
-  virtual absl::StatusOr<int64_t> CountQueuedBefore(int64_t create_time_ms, const std::string& id) = 0;
+  // How many QUEUED jobs a claim takes before `job` (kClaimOrderSql: its queue position
+  // is this + 1).
+  virtual absl::StatusOr<int64_t> CountQueuedBefore(const JobRecord& job) = 0;
 };
 
 }  // namespace ganserve::core

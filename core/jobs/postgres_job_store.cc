@@ -64,6 +64,11 @@ CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
     R"sql(
 ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
 )sql",
+    // Priorities: claims take the highest first.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_claim_order ON jobs(priority DESC, create_time_ms, id) WHERE state = 1;
+)sql",
 };
 
 static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion, "add a migration with each version");
@@ -76,7 +81,7 @@ constexpr int64_t kReaperLock = 0x67616e7265617072;  // "ganreapr"
 constexpr const char* kJobColumns =
     "id, kind, state, request_id, request_hash, model, request, step, total_steps, losses, eta_seconds, "
     "create_time_ms, start_time_ms, end_time_ms, result, error_code, error_message, cancel_requested, last_seq, "
-    "max_run_seconds, preview_every, request_encoding";
+    "max_run_seconds, preview_every, request_encoding, priority";
 // What reads return: the written columns, then the lease.
 const std::string& ReadColumns() {
   static const auto* const columns = new std::string(absl::StrCat(kJobColumns, ", ", kLeaseColumnsSql));
@@ -142,11 +147,12 @@ struct PostgresJobStore::Rows {
     j.max_run_seconds = Int(r, 19);
     j.preview_every = Int(r, 20);
     j.request_encoding = Text(r, 21);
-    j.lease_epoch = Int(r, 22);
-    j.worker = Text(r, 23);
-    j.lease_expires_ms = Int(r, 24);
-    j.attempt = static_cast<int>(Int(r, 25));
-    j.checkpoint = Text(r, 26);
+    j.priority = static_cast<int>(Int(r, 22));
+    j.lease_epoch = Int(r, 23);
+    j.worker = Text(r, 24);
+    j.lease_expires_ms = Int(r, 25);
+    j.attempt = static_cast<int>(Int(r, 26));
+    j.checkpoint = Text(r, 27);
     return j;
   }
 };
@@ -260,31 +266,32 @@ absl::Status PostgresJobStore::Migrate() {
 
 absl::Status PostgresJobStore::CreateJob(const JobRecord& j) {
   absl::MutexLock lock(&mu_);
-  auto r =
-      Exec(absl::StrCat("INSERT INTO jobs (", kJobColumns,
-                        ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)"),
-           {Text(j.id),
-            Int(static_cast<int64_t>(j.kind)),
-            Int(static_cast<int64_t>(j.state)),
-            NullableText(j.request_id),
-            Text(j.request_hash),
-            Text(j.model),
-            Bytes(j.request),
-            Int(j.step),
-            Int(j.total_steps),
-            Text(LossesToJson(j.losses)),
-            Text(absl::StrCat(j.eta_seconds)),
-            Int(j.create_time_ms),
-            Int(j.start_time_ms),
-            Int(j.end_time_ms),
-            Text(j.result),
-            Int(j.error_code),
-            Text(j.error_message),
-            Text(j.cancel_requested ? "true" : "false"),
-            Int(j.last_seq),
-            Int(j.max_run_seconds),
-            Int(j.preview_every),
-            Text(j.request_encoding)});
+  auto r = Exec(
+      absl::StrCat("INSERT INTO jobs (", kJobColumns,
+                   ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)"),
+      {Text(j.id),
+       Int(static_cast<int64_t>(j.kind)),
+       Int(static_cast<int64_t>(j.state)),
+       NullableText(j.request_id),
+       Text(j.request_hash),
+       Text(j.model),
+       Bytes(j.request),
+       Int(j.step),
+       Int(j.total_steps),
+       Text(LossesToJson(j.losses)),
+       Text(absl::StrCat(j.eta_seconds)),
+       Int(j.create_time_ms),
+       Int(j.start_time_ms),
+       Int(j.end_time_ms),
+       Text(j.result),
+       Int(j.error_code),
+       Text(j.error_message),
+       Text(j.cancel_requested ? "true" : "false"),
+       Int(j.last_seq),
+       Int(j.max_run_seconds),
+       Int(j.preview_every),
+       Text(j.request_encoding),
+       Int(j.priority)});
   if (absl::IsAlreadyExists(r.status())) {
     return absl::AlreadyExistsError(
         absl::StrCat("a job with id ", j.id, " or request_id '", j.request_id, "' already exists"));
@@ -349,8 +356,8 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::ClaimNext(const std::
       Exec(absl::StrCat("UPDATE jobs SET state = 2, lease_epoch = lease_epoch + 1, attempt = attempt + 1, "
                         "worker = $1, lease_expires_ms = ",
                         kNowMs, " + $2::BIGINT WHERE id = (SELECT id FROM jobs WHERE state = 1 AND run_after_ms <= ",
-                        kNowMs, KindFilterSql(kinds),
-                        " ORDER BY create_time_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ", ReadColumns()),
+                        kNowMs, KindFilterSql(kinds), " ORDER BY ", kClaimOrderSql,
+                        " LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ", ReadColumns()),
            {Text(worker), Int(static_cast<int64_t>(lease_seconds * 1000))}));
   if (rows->count() == 0) return std::optional<JobRecord>();
   return std::optional<JobRecord>(rows->Job(0));
@@ -533,11 +540,12 @@ absl::StatusOr<int64_t> PostgresJobStore::CountQueued() {
   return rows->Int(0, 0);
 }
 
-absl::StatusOr<int64_t> PostgresJobStore::CountQueuedBefore(int64_t create_time_ms, const std::string& id) {
+absl::StatusOr<int64_t> PostgresJobStore::CountQueuedBefore(const JobRecord& job) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(auto rows,
-                   Exec("SELECT COUNT(*) FROM jobs WHERE state = 1 AND (create_time_ms, id) < ($1::BIGINT, $2)",
-                        {Int(create_time_ms), Text(id)}));
+  // kClaimOrderSql as a row comparison.
+  ASSIGN_OR_RETURN(auto rows, Exec("SELECT COUNT(*) FROM jobs WHERE state = 1 AND (-priority, create_time_ms, id) < "
+                                   "(-$1::INTEGER, $2::BIGINT, $3)",
+                                   {Int(job.priority), Int(job.create_time_ms), Text(job.id)}));
   return rows->Int(0, 0);
 }
 

@@ -22,7 +22,7 @@ namespace ganserve::core {
 // Thread-safe: one connection, serialised by a mutex, re-established after it breaks.
 class PostgresJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // `conninfo`: a libpq connection string or URI ("postgresql://user@host/db"; "" or
   // "postgresql://" takes everything from the PG* environment variables).
@@ -51,7 +51,7 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<JobRecord> RequestCancel(const std::string& id) override;
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
   absl::StatusOr<int64_t> CountQueued() override;
-  absl::StatusOr<int64_t> CountQueuedBefore(int64_t create_time_ms, const std::string& id) override;
+  absl::StatusOr<int64_t> CountQueuedBefore(const JobRecord& job) override;
 
   // A parameter of a statement: text, or bytes sent as bytea.
   struct Param {

@@ -68,6 +68,11 @@ CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
     R"sql(
 ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
 )sql",
+    // Priorities: claims take the highest first.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_claim_order ON jobs(priority DESC, create_time_ms, id) WHERE state = 1;
+)sql",
 };
 
 static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a migration with each version");
@@ -75,7 +80,7 @@ static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a m
 constexpr const char* kJobColumns =
     "id, kind, state, request_id, request_hash, model, request, step, total_steps, losses, eta_seconds, "
     "create_time_ms, start_time_ms, end_time_ms, result, error_code, error_message, cancel_requested, last_seq, "
-    "max_run_seconds, preview_every, request_encoding";
+    "max_run_seconds, preview_every, request_encoding, priority";
 // The store's clock in Unix milliseconds.
 constexpr const char* kNowMs = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
@@ -167,11 +172,12 @@ JobRecord ReadJob(const Stmt& s) {
   j.max_run_seconds = s.Int(19);
   j.preview_every = s.Int(20);
   j.request_encoding = s.Text(21);
-  j.lease_epoch = s.Int(22);
-  j.worker = s.Text(23);
-  j.lease_expires_ms = s.Int(24);
-  j.attempt = static_cast<int>(s.Int(25));
-  j.checkpoint = s.Text(26);
+  j.priority = static_cast<int>(s.Int(22));
+  j.lease_epoch = s.Int(23);
+  j.worker = s.Text(24);
+  j.lease_expires_ms = s.Int(25);
+  j.attempt = static_cast<int>(s.Int(26));
+  j.checkpoint = s.Text(27);
   return j;
 }
 
@@ -236,7 +242,7 @@ absl::Status SqliteJobStore::Migrate() {
 absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   absl::MutexLock lock(&mu_);
   Stmt s(db_,
-         absl::StrCat("INSERT INTO jobs (", kJobColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+         absl::StrCat("INSERT INTO jobs (", kJobColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   RETURN_IF_ERROR(s.status());
   s.Bind(1, j.id);
   s.Bind(2, static_cast<int64_t>(j.kind));
@@ -260,6 +266,7 @@ absl::Status SqliteJobStore::CreateJob(const JobRecord& j) {
   s.Bind(20, j.max_run_seconds);
   s.Bind(21, j.preview_every);
   s.Bind(22, j.request_encoding);
+  s.Bind(23, static_cast<int64_t>(j.priority));
   absl::Status st = s.StepDone();
   if (absl::IsAlreadyExists(st)) {
     return absl::AlreadyExistsError(
@@ -349,7 +356,7 @@ absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::ClaimNext(const std::st
       Returning(absl::StrCat("UPDATE jobs SET state = 2, lease_epoch = lease_epoch + 1, attempt = attempt + 1, "
                              "worker = ?1, lease_expires_ms = ",
                              kNowMs, " + ?2 WHERE id = (SELECT id FROM jobs WHERE state = 1 AND run_after_ms <= ",
-                             kNowMs, KindFilterSql(kinds), " ORDER BY create_time_ms, id LIMIT 1)"),
+                             kNowMs, KindFilterSql(kinds), " ORDER BY ", kClaimOrderSql, " LIMIT 1)"),
                 [&](Stmt& s) {
                   s.Bind(1, worker);
                   s.Bind(2, static_cast<int64_t>(lease_seconds * 1000));
@@ -541,13 +548,14 @@ absl::StatusOr<int64_t> SqliteJobStore::CountQueued() {
   return s.Int(0);
 }
 
-absl::StatusOr<int64_t> SqliteJobStore::CountQueuedBefore(int64_t create_time_ms, const std::string& id) {
+absl::StatusOr<int64_t> SqliteJobStore::CountQueuedBefore(const JobRecord& job) {
   absl::MutexLock lock(&mu_);
-  Stmt s(db_,
-         "SELECT COUNT(*) FROM jobs WHERE state = 1 AND (create_time_ms < ?1 OR (create_time_ms = ?1 AND id < ?2))");
+  // kClaimOrderSql as a row comparison.
+  Stmt s(db_, "SELECT COUNT(*) FROM jobs WHERE state = 1 AND (-priority, create_time_ms, id) < (?1, ?2, ?3)");
   RETURN_IF_ERROR(s.status());
-  s.Bind(1, create_time_ms);
-  s.Bind(2, id);
+  s.Bind(1, -static_cast<int64_t>(job.priority));
+  s.Bind(2, job.create_time_ms);
+  s.Bind(3, job.id);
   if (s.Step() != SQLITE_ROW) return absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_)));
   return s.Int(0);
 }

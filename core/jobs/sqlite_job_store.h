@@ -19,7 +19,7 @@ namespace ganserve::core {
 // against other processes). Schema changes are numbered migrations applied at Open.
 class SqliteJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion.
   // FailedPrecondition if the file was written by a newer ganserve (higher schema).
@@ -48,7 +48,7 @@ class SqliteJobStore : public JobStore {
   absl::StatusOr<JobRecord> RequestCancel(const std::string& id) override;
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
   absl::StatusOr<int64_t> CountQueued() override;
-  absl::StatusOr<int64_t> CountQueuedBefore(int64_t create_time_ms, const std::string& id) override;
+  absl::StatusOr<int64_t> CountQueuedBefore(const JobRecord& job) override;
 
   class Stmt;  // a prepared statement (defined in the .cc)
 

@@ -73,6 +73,7 @@ absl::StatusOr<JobRecord> Service::Submit(Spec spec, JobKind kind, const SubmitO
   job.request = SpecToJson(spec);
   job.request_encoding = kSpecJsonEncoding;
   job.max_run_seconds = spec.max_run_seconds;
+  job.priority = static_cast<int>(spec.priority);
   job.preview_every = spec.preview_every;
   job.total_steps = StepsOf(spec, *d_.repository);
   auto submitted = d_.engine->Submit(std::move(job));

@@ -90,22 +90,23 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptSpec, request_id, model, ou
                                                 auto_layer_k, auto_layer_iters, auto_layer_batch, layer_mapping,
                                                 layer_preset, lambda_global, lambda_manifold, lambda_direction,
                                                 adam_steps, preview_every, preview_count, seed, max_run_seconds,
-                                                preview_format, snapshot_every, delta_dtype, parameterization,
+                                                priority, preview_format, snapshot_every, delta_dtype, parameterization,
                                                 lambda_indomain, notify_url, method, reference_steps,
                                                 skip_reference_search, w_ref, lambda_const, lambda_patch, ref_every)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InvertSpec, request_id, model, image, aligned, space, steps, lr,
-                                                noise_regularize, mse, preview_every, seed, max_run_seconds, pin,
-                                                notify_url, landmarks, method, encoder, refine_steps, align)
+                                                noise_regularize, mse, preview_every, seed, max_run_seconds, priority,
+                                                pin, notify_url, landmarks, method, encoder, refine_steps, align)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GlobalStatsSpec, request_id, model, clip_model, num_samples, num_images,
-                                                batch_size, preview_every, max_run_seconds, recompute, clamping,
-                                                truncation_cutoff, render_resolution, notify_url)
+                                                batch_size, preview_every, max_run_seconds, priority, recompute,
+                                                clamping, truncation_cutoff, render_resolution, notify_url)
 NLOHMANN_JSON_SERIALIZE_ENUM(MapperKind, {{MapperKind::kUnspecified, "unspecified"},
                                           {MapperKind::kLevels, "levels"},
                                           {MapperKind::kSingle, "single"}})
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MapperSpec, request_id, model, output_name, text, mapper_type,
                                                 no_coarse, no_medium, no_fine, steps, lr, batch_size, clip_lambda,
                                                 latent_l2_lambda, id_lambda, inversion_ids, train_latents, clip_model,
-                                                preview_every, preview_count, seed, max_run_seconds, notify_url)
+                                                preview_every, preview_count, seed, max_run_seconds, priority,
+                                                notify_url)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LatentInput, space, values)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GenerateSpec, model, seeds, count, base_seed, latents, inversion_id,
                                                 batch_size, truncation, noise, mix_seeds, inject_index, format,
@@ -216,7 +217,7 @@ std::string SpecHash(const Spec& spec) {
   // submitted before the upgrade still finds its job.
   for (const char* later : {"snapshot_every", "pin", "delta_dtype", "parameterization", "lambda_indomain", "notify_url",
                             "method", "reference_steps", "skip_reference_search", "w_ref", "lambda_const",
-                            "lambda_patch", "ref_every", "landmarks", "encoder", "refine_steps", "align"}) {
+                            "lambda_patch", "ref_every", "landmarks", "encoder", "refine_steps", "align", "priority"}) {
     if (j.contains(later) && (j[later].is_null() || j[later] == 0 || j[later] == false || j[later] == "unspecified" ||
                               j[later] == "" || j[later] == nlohmann::json::array())) {
       j.erase(later);

@@ -83,6 +83,9 @@ struct Defaults {
   static constexpr float kGlobalAlpha = 4.0f;  // global-direction strength (the reference notebook's)
   static constexpr float kGlobalBeta = 0.15f;  // disentanglement threshold (the reference notebook's)
   static constexpr int kListPageSize = 50;
+  // Job priorities: queued jobs are claimed highest first, then oldest first.
+  static constexpr int kMinPriority = -10;
+  static constexpr int kMaxPriority = 10;
   // Most snapshots one adaptation job may keep (each is a full delta on disk).
   static constexpr int64_t kMaxSnapshots = 50;
   static constexpr float kLrScale = 1.0f;
@@ -145,6 +148,7 @@ struct AdaptSpec {
   int64_t preview_count = 0;
   int64_t seed = 0;
   int64_t max_run_seconds = 0;
+  int64_t priority = 0;  // claim order, higher first (Defaults::kMin/MaxPriority)
   ImageFormat preview_format = ImageFormat::kUnspecified;
   int64_t snapshot_every = 0;  // 0 = no snapshots
   DeltaDtype delta_dtype = DeltaDtype::kUnspecified;
@@ -187,7 +191,8 @@ struct InvertSpec {
   int64_t preview_every = 0;
   int64_t seed = 0;
   int64_t max_run_seconds = 0;
-  bool pin = false;  // kept past the job retention
+  int64_t priority = 0;  // claim order, higher first (Defaults::kMin/MaxPriority)
+  bool pin = false;      // kept past the job retention
   std::string notify_url;
   InvertMethod method = InvertMethod::kUnspecified;
   std::string encoder;       // kEncoder: the encoder model (resolved by Validate when empty)
@@ -212,6 +217,7 @@ struct GlobalStatsSpec {
   int64_t batch_size = 0;
   int64_t preview_every = 0;
   int64_t max_run_seconds = 0;
+  int64_t priority = 0;  // claim order, higher first (Defaults::kMin/MaxPriority)
   bool recompute = false;
   ChannelClamping clamping = ChannelClamping::kUnspecified;
   std::optional<int64_t> truncation_cutoff;  // unset = every w+ row
@@ -246,6 +252,7 @@ struct MapperSpec {
   int64_t preview_count = 0;
   int64_t seed = 0;
   int64_t max_run_seconds = 0;
+  int64_t priority = 0;  // claim order, higher first (Defaults::kMin/MaxPriority)
   std::string notify_url;
 
   // FAILED_PRECONDITION naming the weights when the identity loss is on (the default)

@@ -39,6 +39,7 @@ cs::AdaptSpec ToSpec(const v1::AdaptDomainRequest& r) {
   s.preview_count = r.preview_count();
   s.seed = r.seed();
   s.max_run_seconds = r.max_run_seconds();
+  s.priority = r.priority();
   s.preview_format = static_cast<cs::ImageFormat>(r.preview_format());
   s.snapshot_every = r.snapshot_every();
   s.delta_dtype = static_cast<cs::DeltaDtype>(r.delta_dtype());
@@ -74,6 +75,7 @@ cs::InvertSpec ToSpec(const v1::InvertImageRequest& r) {
   s.preview_every = r.preview_every();
   s.seed = r.seed();
   s.max_run_seconds = r.max_run_seconds();
+  s.priority = r.priority();
   s.pin = r.pin();
   s.notify_url = r.notify_url();
   s.method = static_cast<cs::InvertMethod>(r.method());
@@ -93,6 +95,7 @@ cs::GlobalStatsSpec ToSpec(const v1::PrepareGlobalDirectionsRequest& r) {
   s.batch_size = r.batch_size();
   s.preview_every = r.preview_every();
   s.max_run_seconds = r.max_run_seconds();
+  s.priority = r.priority();
   s.recompute = r.recompute();
   s.clamping = static_cast<cs::ChannelClamping>(r.clamping());
   if (r.has_truncation_cutoff()) s.truncation_cutoff = r.truncation_cutoff();
@@ -124,6 +127,7 @@ cs::MapperSpec ToSpec(const v1::TrainMapperRequest& r) {
   s.preview_count = r.preview_count();
   s.seed = r.seed();
   s.max_run_seconds = r.max_run_seconds();
+  s.priority = r.priority();
   s.notify_url = r.notify_url();
   return s;
 }
@@ -153,6 +157,7 @@ void ToProto(const core::JobRecord& j, v1::Job* out) {
   out->set_error_message(j.error_message);
   out->set_model(j.model);
   out->set_cancel_requested(j.cancel_requested && !core::IsTerminal(j.state));
+  out->set_priority(j.priority);
   out->set_queue_position(j.queue_position);
 }
 

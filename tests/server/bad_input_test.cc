@@ -325,6 +325,8 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   adapt(
       "negative batch", [](auto* r) { r->set_batch_size(-1); }, C::INVALID_ARGUMENT, "batch_size");
   adapt(
+      "priority past 10", [](auto* r) { r->set_priority(11); }, C::INVALID_ARGUMENT, "priority");
+  adapt(
       "NaN lr_scale", [](auto* r) { r->set_lr_scale(NAN); }, C::INVALID_ARGUMENT, "lr_scale");
   adapt(
       "unknown model", [](auto* r) { r->set_model("nope"); }, C::NOT_FOUND, "nope");
@@ -487,6 +489,8 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   inv(
       "NaN lr", png, [](auto* r) { r->set_lr(NAN); }, C::INVALID_ARGUMENT, "lr");
   inv(
+      "priority below -10", png, [](auto* r) { r->set_priority(-11); }, C::INVALID_ARGUMENT, "priority");
+  inv(
       "space S (not supported for inversion)", png, [](auto* r) { r->set_space(v1::LATENT_SPACE_S); },
       C::INVALID_ARGUMENT, "space");
   inv(
@@ -577,6 +581,8 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
   prep(
       "odd batch size", [](auto* r) { r->set_batch_size(3); }, C::INVALID_ARGUMENT, "batch_size");
   prep(
+      "priority past 10", [](auto* r) { r->set_priority(12); }, C::INVALID_ARGUMENT, "priority");
+  prep(
       "truncation_cutoff 0", [](auto* r) { r->set_truncation_cutoff(0); }, C::INVALID_ARGUMENT, "truncation_cutoff");
   prep(
       "render_resolution not a power of two", [](auto* r) { r->set_render_resolution(12); }, C::INVALID_ARGUMENT,
@@ -637,6 +643,8 @@ std::vector<Case> Table(const std::shared_ptr<grpc::Channel>& channel) {
       "steps of 300000", [](auto* r) { r->set_steps(300000); }, C::INVALID_ARGUMENT, "steps");
   mapper(
       "negative lr", [](auto* r) { r->set_lr(-1); }, C::INVALID_ARGUMENT, "lr");
+  mapper(
+      "priority of 1000", [](auto* r) { r->set_priority(1000); }, C::INVALID_ARGUMENT, "priority");
   mapper(
       "batch of 17", [](auto* r) { r->set_batch_size(17); }, C::INVALID_ARGUMENT, "batch_size");
   mapper(

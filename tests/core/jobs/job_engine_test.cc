@@ -171,6 +171,30 @@ TEST_F(JobEngineTest, CancelQueuedAndRunning) {
   EXPECT_EQ(again->state, JobState::kCancelled);
 }
 
+// Queued jobs wait in priority order (equal ones as submitted), and run in it.
+TEST_F(JobEngineTest, HigherPrioritiesRunFirst) {
+  Open(0, 30, 10);  // two may wait
+  ASSERT_TRUE(engine_->Submit(NewJob("running")).ok());
+  WaitRunning("running");
+  std::vector<std::string> started;
+  absl::Mutex mu;
+  JobRecord urgent = NewJob("urgent");
+  urgent.priority = 7;
+  for (const JobRecord& j : {NewJob("first"), urgent}) {
+    ASSERT_TRUE(engine_->Submit(j).ok());
+    engine_->Subscribe(j.id, [&mu, &started, id = j.id](const JobEvent& e) {
+      absl::MutexLock l(&mu);
+      if (e.type == JobEvent::Type::kState && e.job.state == JobState::kRunning) started.push_back(id);
+    });
+  }
+  EXPECT_EQ(engine_->Get("urgent")->queue_position, 1);
+  EXPECT_EQ(engine_->Get("first")->queue_position, 2);
+  EXPECT_EQ(engine_->Get("urgent")->priority, 7);
+  WaitTerminal("first");
+  absl::MutexLock l(&mu);
+  EXPECT_EQ(started, (std::vector<std::string>{"urgent", "first"}));
+}
+
 TEST_F(JobEngineTest, IdempotentRequestIdsAndQueueLimit) {
   Open(0, 100, 10);
   bool existed = false;

@@ -66,8 +66,8 @@ class CuttableStore : public JobStore {
     return Up() ? store_->ReapExpiredLeases(max_attempts, backoff) : Down();
   }
   absl::StatusOr<int64_t> CountQueued() override { return Up() ? store_->CountQueued() : Down(); }
-  absl::StatusOr<int64_t> CountQueuedBefore(int64_t t, const std::string& id) override {
-    return Up() ? store_->CountQueuedBefore(t, id) : Down();
+  absl::StatusOr<int64_t> CountQueuedBefore(const JobRecord& job) override {
+    return Up() ? store_->CountQueuedBefore(job) : Down();
   }
 
  private:
@@ -287,7 +287,12 @@ TEST_F(JobReplicasTest, QueuePositionsAreTheSharedQueues) {
   EXPECT_EQ(front.Get("busy")->queue_position, 0) << "running";
   ASSERT_TRUE(front.Cancel("q1").ok());
   EXPECT_EQ(front.Get("q3")->queue_position, 2);
-  for (const char* id : {"busy", "q2", "q3"}) ASSERT_TRUE(front.Cancel(id).ok());
+  JobRecord urgent = NewJob("urgent");
+  urgent.priority = 3;
+  ASSERT_TRUE(front.Submit(urgent).ok());
+  EXPECT_EQ(runner.Get("urgent")->queue_position, 1) << "a higher priority goes first";
+  EXPECT_EQ(front.Get("q3")->queue_position, 3);
+  for (const char* id : {"busy", "q2", "q3", "urgent"}) ASSERT_TRUE(front.Cancel(id).ok());
   WaitTerminal("busy");
 }
 

@@ -362,15 +362,15 @@ TEST_P(JobStoreContract, ClaimsTakeQueuedJobsOnceOldestFirst) {
   ASSERT_TRUE(store_->CreateJob(done).ok());
   EXPECT_EQ(*store_->CountQueued(), 3);
   // Queue positions: older queued jobs come first; finished ones do not count.
-  EXPECT_EQ(*store_->CountQueuedBefore(1000, "a"), 0);
-  EXPECT_EQ(*store_->CountQueuedBefore(2000, "b"), 1);
-  EXPECT_EQ(*store_->CountQueuedBefore(3000, "c"), 2);
-  EXPECT_EQ(*store_->CountQueuedBefore(2000, "a0"), 1) << "same time: by id";
+  EXPECT_EQ(*store_->CountQueuedBefore(Job("a", 1000)), 0);
+  EXPECT_EQ(*store_->CountQueuedBefore(Job("b", 2000)), 1);
+  EXPECT_EQ(*store_->CountQueuedBefore(Job("c", 3000)), 2);
+  EXPECT_EQ(*store_->CountQueuedBefore(Job("a0", 2000)), 1) << "same time: by id";
   auto inv = store_->ClaimNext("w1", 60, {JobKind::kInvert});
   ASSERT_TRUE(inv.ok()) << inv.status();
   ASSERT_TRUE(inv->has_value());
   EXPECT_EQ((*inv)->id, "b");
-  EXPECT_EQ(*store_->CountQueuedBefore(3000, "c"), 1) << "a claimed job leaves the queue";
+  EXPECT_EQ(*store_->CountQueuedBefore(Job("c", 3000)), 1) << "a claimed job leaves the queue";
   std::vector<std::string> order;
   for (;;) {
     auto c = store_->ClaimNext("w2", 60, {});
@@ -391,6 +391,29 @@ TEST_P(JobStoreContract, ClaimsTakeQueuedJobsOnceOldestFirst) {
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->worker, "w2");
   EXPECT_EQ(stored->lease_epoch, 1);
+}
+
+// Higher priorities are claimed first, whatever their age; equal ones oldest first.
+TEST_P(JobStoreContract, ClaimsTakeHigherPrioritiesFirst) {
+  JobRecord low = Job("low", 500);
+  low.priority = -3;
+  for (JobRecord j : {Job("old", 1000), Job("new", 3000), low}) ASSERT_TRUE(store_->CreateJob(j).ok());
+  JobRecord urgent = Job("urgent", 4000);
+  urgent.priority = 5;
+  ASSERT_TRUE(store_->CreateJob(urgent).ok());
+  EXPECT_EQ(store_->GetJob("urgent")->priority, 5);
+  EXPECT_EQ(*store_->CountQueuedBefore(urgent), 0);
+  EXPECT_EQ(*store_->CountQueuedBefore(Job("old", 1000)), 1);
+  EXPECT_EQ(*store_->CountQueuedBefore(Job("new", 3000)), 2);
+  EXPECT_EQ(*store_->CountQueuedBefore(low), 3) << "the oldest, but the lowest priority";
+  std::vector<std::string> order;
+  for (;;) {
+    auto c = store_->ClaimNext("w", 60, {});
+    ASSERT_TRUE(c.ok()) << c.status();
+    if (!c->has_value()) break;
+    order.push_back((*c)->id);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"urgent", "old", "new", "low"}));
 }
 
 // A holder whose lease expired is fenced off: after the reap (and the next claim) its
