@@ -90,6 +90,7 @@ absl::Status JobEngine::Start() {
     thread_ = std::thread([this] { ClaimLoop(); });
     heartbeat_thread_ = std::thread([this] { Heartbeats(); });
     lease_thread_ = std::thread([this] { RenewLeases(); });
+    if (store_->announces_changes()) announce_thread_ = std::thread([this] { FollowAnnouncements(); });
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(std::vector<JobRecord> open, store_->ListUnfinished());
@@ -125,6 +126,7 @@ void JobEngine::Shutdown() {
   if (thread_.joinable()) thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   if (lease_thread_.joinable()) lease_thread_.join();
+  if (announce_thread_.joinable()) announce_thread_.join();
 }
 
 void JobEngine::Enqueue(const JobRecord& job) {
@@ -309,20 +311,38 @@ absl::Status JobEngine::Emit(JobRecord& job, JobEvent::Type type, JobEvent ev) {
   return absl::OkStatus();
 }
 
+void JobEngine::FollowAnnouncements() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    if (!store_->AwaitChange(options_.leases.poll_seconds)) continue;
+    absl::MutexLock lock(&mu_);
+    wake_ = true;
+    tail_now_ = true;
+  }
+}
+
 void JobEngine::Heartbeats() {
-  // With leases the thread also tails the store for other replicas' events, more often.
+  // With leases the thread also tails the store for other replicas' events, more often
+  // (and at once when the store announces a change).
   const double tick = options_.leases.enabled ? std::min(options_.heartbeat_seconds, options_.leases.poll_seconds)
                                               : options_.heartbeat_seconds;
-  const int64_t ticks_per_beat = std::max<int64_t>(1, std::llround(options_.heartbeat_seconds / tick));
-  for (int64_t n = 1;; ++n) {
+  auto last_beat = std::chrono::steady_clock::now();
+  for (;;) {
     std::vector<std::string> ids;
     {
       absl::MutexLock lock(&mu_);
-      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(tick))) return;
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || tail_now_; };
+      mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Seconds(tick));
+      if (stopping_) return;
+      tail_now_ = false;
     }
     if (options_.leases.enabled) TailStoredEvents();
-    if (n % ticks_per_beat != 0) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < last_beat + std::chrono::duration<double>(options_.heartbeat_seconds)) continue;
+    last_beat = now;
     {
       absl::MutexLock lock(&mu_);
       for (const auto& [token, l] : listeners_) ids.push_back(l.job_id);

@@ -173,6 +173,8 @@ class JobEngine {
   void RenewLeases();
   // With leases: hands subscribers the events other replicas stored.
   void TailStoredEvents();
+  // With leases on a store that announces changes: claims and event reads at once.
+  void FollowAnnouncements();
   void RunJob(JobRecord job);
   // LeaseLost when the job's lease moved on (nothing was written or fanned out).
   absl::Status Emit(JobRecord& job, JobEvent::Type type, JobEvent ev = {});
@@ -207,13 +209,15 @@ class JobEngine {
   int64_t running_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_running_ ABSL_GUARDED_BY(mu_) = false;
   bool lease_lost_ ABSL_GUARDED_BY(mu_) = false;
-  bool wake_ ABSL_GUARDED_BY(mu_) = false;  // a job was submitted: claim now
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;      // a job was submitted: claim now
+  bool tail_now_ ABSL_GUARDED_BY(mu_) = false;  // the store announced a change: read events now
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, Subscription> listeners_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
   std::thread heartbeat_thread_;
   std::thread lease_thread_;
+  std::thread announce_thread_;
 };
 
 }  // namespace ganserve::core

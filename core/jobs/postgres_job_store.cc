@@ -1,6 +1,11 @@
 #include "core/jobs/postgres_job_store.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -68,6 +73,20 @@ ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_claim_order ON jobs(priority DESC, create_time_ms, id) WHERE state = 1;
+)sql",
+    // Announcements (LISTEN ganserve_jobs): a job created or requeued, an event stored.
+    // Notifications are sent at commit, identical ones of a transaction folded into one.
+    R"sql(
+CREATE OR REPLACE FUNCTION ganserve_announce() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('ganserve_jobs', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_created AFTER INSERT ON jobs FOR EACH STATEMENT EXECUTE FUNCTION ganserve_announce();
+CREATE TRIGGER jobs_requeued AFTER UPDATE OF state ON jobs FOR EACH ROW WHEN (NEW.state = 1)
+  EXECUTE FUNCTION ganserve_announce();
+CREATE TRIGGER job_events_stored AFTER INSERT ON job_events FOR EACH STATEMENT EXECUTE FUNCTION ganserve_announce();
 )sql",
 };
 
@@ -167,8 +186,57 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(const s
 }
 
 PostgresJobStore::~PostgresJobStore() {
+  {
+    absl::MutexLock lock(&listen_mu_);
+    if (listen_conn_ != nullptr) PQfinish(listen_conn_);
+  }
   absl::MutexLock lock(&mu_);
   if (conn_ != nullptr) PQfinish(conn_);
+}
+
+bool PostgresJobStore::AwaitChange(double timeout_seconds) {
+  absl::MutexLock lock(&listen_mu_);
+  const auto wait = std::chrono::duration<double>(std::max(0.0, timeout_seconds));
+  if (listen_conn_ == nullptr || PQstatus(listen_conn_) != CONNECTION_OK) {
+    if (listen_conn_ != nullptr) PQfinish(listen_conn_);
+    listen_conn_ = PQconnectdb(conninfo_.c_str());
+    PGresult* r = PQstatus(listen_conn_) == CONNECTION_OK ? PQexec(listen_conn_, "LISTEN ganserve_jobs") : nullptr;
+    const bool listening = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!listening) {
+      PQfinish(listen_conn_);
+      listen_conn_ = nullptr;
+      std::this_thread::sleep_for(wait);  // the database is away: the caller polls meanwhile
+      return false;
+    }
+    return true;  // what happened while no one listened is unknown: re-read
+  }
+  auto drain = [this] {
+    bool any = false;
+    while (PGnotify* n = PQnotifies(listen_conn_)) {
+      any = true;
+      PQfreemem(n);
+    }
+    return any;
+  };
+  if (PQconsumeInput(listen_conn_) == 0) {
+    PQfinish(listen_conn_);
+    listen_conn_ = nullptr;
+    return true;
+  }
+  if (drain()) return true;
+  const int fd = PQsocket(listen_conn_);
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  const int ready =
+      ::poll(&p, 1, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()));
+  if (ready <= 0) return false;
+  if (PQconsumeInput(listen_conn_) == 0) {
+    PQfinish(listen_conn_);
+    listen_conn_ = nullptr;
+    return true;
+  }
+  return drain();
 }
 
 absl::Status PostgresJobStore::Connect() {

@@ -22,7 +22,7 @@ namespace ganserve::core {
 // Thread-safe: one connection, serialised by a mutex, re-established after it breaks.
 class PostgresJobStore : public JobStore {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // `conninfo`: a libpq connection string or URI ("postgresql://user@host/db"; "" or
   // "postgresql://" takes everything from the PG* environment variables).
@@ -52,6 +52,10 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
   absl::StatusOr<int64_t> CountQueued() override;
   absl::StatusOr<int64_t> CountQueuedBefore(const JobRecord& job) override;
+  // LISTEN on a connection of its own; triggers NOTIFY on job inserts, requeues and
+  // events.
+  bool announces_changes() const override { return true; }
+  bool AwaitChange(double timeout_seconds) override;
 
   // A parameter of a statement: text, or bytes sent as bytea.
   struct Param {
@@ -78,6 +82,9 @@ class PostgresJobStore : public JobStore {
   std::string conninfo_;
   absl::Mutex mu_;
   pg_conn* conn_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // AwaitChange's own connection (LISTEN holds it).
+  absl::Mutex listen_mu_;
+  pg_conn* listen_conn_ ABSL_GUARDED_BY(listen_mu_) = nullptr;
   bool in_transaction_ ABSL_GUARDED_BY(mu_) = false;  // between BEGIN and COMMIT / ROLLBACK
 };
 

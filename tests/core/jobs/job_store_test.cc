@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -585,6 +586,43 @@ TEST_P(JobStoreContract, ConcurrentClaimersTakeEachJobOnce) {
 
 // The server dropping every connection (a restart, pg_terminate_backend): the next
 // statement outside a transaction runs on a new connection instead of failing.
+// Replicas hear of each other's changes at once (LISTEN/NOTIFY on PostgreSQL): a job
+// created, an event stored, a job requeued; silence otherwise. SQLite announces nothing.
+TEST_P(JobStoreContract, ChangesAreAnnouncedToOtherConnections) {
+  if (!store_->announces_changes()) {
+    EXPECT_FALSE(store_->AwaitChange(0.01));
+    GTEST_SKIP() << "this store has no announcements (callers poll)";
+  }
+  std::unique_ptr<JobStore> other = Reopen();
+  ASSERT_NE(other, nullptr);
+  for (int i = 0; i < 10 && other->AwaitChange(0.05); ++i) {
+  }  // the first call makes the link (and says so)
+  EXPECT_FALSE(other->AwaitChange(0.2)) << "nothing happened";
+  auto announced_within = [&](const std::function<void()>& change) {
+    std::thread writer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      change();
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool heard = other->AwaitChange(10);
+    writer.join();
+    while (other->AwaitChange(0.05)) {
+    }
+    return heard ? std::chrono::steady_clock::now() - t0 : std::chrono::hours(1);
+  };
+  EXPECT_LT(announced_within([&] { ASSERT_TRUE(store_->CreateJob(Job("j", 1000)).ok()); }), std::chrono::seconds(5));
+  JobRecord j = *store_->GetJob("j");
+  EXPECT_LT(announced_within([&] { ASSERT_TRUE(store_->AppendEvent(j, "state", "queued", 1).ok()); }),
+            std::chrono::seconds(5));
+  auto claimed = store_->ClaimNext("w", 0.05, {});
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (other->AwaitChange(0.05)) {
+  }
+  EXPECT_LT(announced_within([&] { ASSERT_TRUE(store_->ReapExpiredLeases(3, 0).ok()); }), std::chrono::seconds(5))
+      << "a requeued job is announced";
+}
+
 TEST_P(JobStoreContract, ADroppedConnectionIsReplaced) {
   if (GetParam() != "postgres") GTEST_SKIP() << "PostgreSQL connections only";
   ASSERT_TRUE(store_->CreateJob(Job("j", 1000)).ok());
