@@ -67,11 +67,14 @@ struct Replica {
   std::unique_ptr<JobEngine> engine;
 };
 
-int Run(const std::string& store_kind, int replicas, int jobs, int steps, int watchers, double poll) {
+int Run(const std::string& store_kind, int replicas, int jobs, int steps, int watchers, double poll,
+        bool announcements) {
   const std::string dir = std::filesystem::temp_directory_path() / ("ganserve_jobs_bench_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::vector<Replica> rs;
-  for (int i = 0; i < replicas; ++i) {
+  // One more that claims nothing (an inference-only replica): jobs submitted there are
+  // claimed by another replica, which hears of them from the store.
+  for (int i = 0; i <= replicas; ++i) {
     Replica r;
     auto store = OpenStore(store_kind, dir);
     if (!store.ok()) {
@@ -88,6 +91,8 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
     o.leases.enabled = true;
     o.leases.worker = "r" + std::to_string(i);
     o.leases.poll_seconds = poll;
+    o.leases.claims = i < replicas;
+    o.leases.announcements = announcements;
     r.engine = std::make_unique<JobEngine>(o, r.store.get(), r.executor.get(), [](const JobEvent& e) {
       return std::string(64, 'e') + std::to_string(e.seq);
     });
@@ -119,6 +124,14 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
     if (!submit(k % replicas, id).ok()) return 1;
     const JobRecord rec = wait_end(id);
     idle_ms.push_back(static_cast<double>(rec.start_time_ms - rec.create_time_ms));
+  }
+  // Claim latency of a job submitted to the replica that claims nothing.
+  std::vector<double> remote_ms;
+  for (int k = 0; k < 20; ++k) {
+    const std::string id = "remote" + std::to_string(k);
+    if (!submit(replicas, id).ok()) return 1;
+    const JobRecord rec = wait_end(id);
+    remote_ms.push_back(static_cast<double>(rec.start_time_ms - rec.create_time_ms));
   }
   // Watchers: `watchers` subscriptions spread over the replicas and over the first jobs.
   std::atomic<int64_t> delivered{0};
@@ -158,10 +171,13 @@ int Run(const std::string& store_kind, int replicas, int jobs, int steps, int wa
                         {"steps_per_job", steps},
                         {"watchers", watchers},
                         {"poll_seconds", poll},
+                        {"announcements", announcements && rs[0].store->announces_changes()},
                         {"submit_per_second", jobs / submit_s},
                         {"jobs_per_second", jobs / total_s},
                         {"idle_claim_latency_ms_p50", Percentile(idle_ms, 0.5)},
                         {"idle_claim_latency_ms_p95", Percentile(idle_ms, 0.95)},
+                        {"claim_latency_from_another_replica_ms_p50", Percentile(remote_ms, 0.5)},
+                        {"claim_latency_from_another_replica_ms_p95", Percentile(remote_ms, 0.95)},
                         {"backlog_wait_ms_p50", Percentile(wait_ms, 0.5)},
                         {"backlog_wait_ms_p95", Percentile(wait_ms, 0.95)},
                         {"replicas_that_ran_jobs", distinct},
@@ -181,6 +197,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   std::string store = "sqlite";
   int replicas = 3, jobs = 300, steps = 10, watchers = 100;
   double poll = 0.05;
+  bool announcements = true;
   app.add_option("--store", store, "sqlite (one file, one machine) or a postgresql:// URL")->capture_default_str();
   app.add_option("--replicas", replicas, "job engines, each with its own store connection")
       ->check(CLI::Range(1, 64))
@@ -191,6 +208,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   app.add_option("--poll", poll, "--job_poll_seconds of the replicas")->capture_default_str();
+  app.add_option("--announcements", announcements, "follow the store's announcements (PostgreSQL NOTIFY)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return ganserve::core::Run(store, replicas, jobs, steps, watchers, poll);
+  return ganserve::core::Run(store, replicas, jobs, steps, watchers, poll, announcements);
 }

@@ -90,7 +90,8 @@ absl::Status JobEngine::Start() {
     thread_ = std::thread([this] { ClaimLoop(); });
     heartbeat_thread_ = std::thread([this] { Heartbeats(); });
     lease_thread_ = std::thread([this] { RenewLeases(); });
-    if (store_->announces_changes()) announce_thread_ = std::thread([this] { FollowAnnouncements(); });
+    if (options_.leases.announcements && options_.leases.claims && store_->announces_changes())
+      announce_thread_ = std::thread([this] { FollowAnnouncements(); });
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(std::vector<JobRecord> open, store_->ListUnfinished());
@@ -320,13 +321,11 @@ void JobEngine::FollowAnnouncements() {
     if (!store_->AwaitChange(options_.leases.poll_seconds)) continue;
     absl::MutexLock lock(&mu_);
     wake_ = true;
-    tail_now_ = true;
   }
 }
 
 void JobEngine::Heartbeats() {
-  // With leases the thread also tails the store for other replicas' events, more often
-  // (and at once when the store announces a change).
+  // With leases the thread also tails the store for other replicas' events, more often.
   const double tick = options_.leases.enabled ? std::min(options_.heartbeat_seconds, options_.leases.poll_seconds)
                                               : options_.heartbeat_seconds;
   auto last_beat = std::chrono::steady_clock::now();
@@ -334,10 +333,8 @@ void JobEngine::Heartbeats() {
     std::vector<std::string> ids;
     {
       absl::MutexLock lock(&mu_);
-      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || tail_now_; };
-      mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Seconds(tick));
-      if (stopping_) return;
-      tail_now_ = false;
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(tick))) return;
     }
     if (options_.leases.enabled) TailStoredEvents();
     const auto now = std::chrono::steady_clock::now();
@@ -426,8 +423,23 @@ void JobEngine::RenewLeases() {
   }
 }
 
+void JobEngine::LookAfterTheQueue() {
+  if (auto queued = store_->CountQueued(); queued.ok() && options_.observer != nullptr) {
+    options_.observer->OnJobsQueued(static_cast<size_t>(*queued));  // the shared queue, as every replica sees it
+  }
+  auto reaped = store_->ReapExpiredLeases(options_.leases.max_attempts, options_.leases.retry_backoff_seconds);
+  if (!reaped.ok()) spdlog::warn("reaping expired job leases failed: {}", reaped.status().ToString());
+  for (JobRecord& j : reaped.ok() ? *reaped : std::vector<JobRecord>()) {
+    spdlog::warn("job {}: its worker's lease expired after attempt {}; {}", j.id, j.attempt,
+                 j.state == JobState::kQueued ? "queued again" : "failed");
+    Emit(j, JobEvent::Type::kState).IgnoreError();
+  }
+}
+
 void JobEngine::ClaimLoop() {
   const Options::Leases& leases = options_.leases;
+  const auto poll = std::chrono::duration<double>(leases.poll_seconds);
+  auto last_look = std::chrono::steady_clock::now() - poll;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -436,15 +448,12 @@ void JobEngine::ClaimLoop() {
       if (stopping_) return;
       wake_ = false;
     }
-    if (auto queued = store_->CountQueued(); queued.ok() && options_.observer != nullptr) {
-      options_.observer->OnJobsQueued(static_cast<size_t>(*queued));  // the shared queue, as every replica sees it
-    }
-    auto reaped = store_->ReapExpiredLeases(leases.max_attempts, leases.retry_backoff_seconds);
-    if (!reaped.ok()) spdlog::warn("reaping expired job leases failed: {}", reaped.status().ToString());
-    for (JobRecord& j : reaped.ok() ? *reaped : std::vector<JobRecord>()) {
-      spdlog::warn("job {}: its worker's lease expired after attempt {}; {}", j.id, j.attempt,
-                   j.state == JobState::kQueued ? "queued again" : "failed");
-      Emit(j, JobEvent::Type::kState).IgnoreError();
+    // The queue's depth and the reaper once per poll period, however often a job
+    // submitted or announced wakes the loop for a claim.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_look >= poll) {
+      last_look = now;
+      LookAfterTheQueue();
     }
     if (!leases.claims) continue;
     auto claimed = store_->ClaimNext(leases.worker, leases.lease_seconds, leases.kinds);

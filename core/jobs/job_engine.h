@@ -108,6 +108,7 @@ class JobEngine {
       double retry_backoff_seconds = 10;
       std::vector<JobKind> kinds;  // the kinds this replica claims; empty = all
       bool claims = true;          // false: it claims none (an inference-only replica)
+      bool announcements = true;   // follow the store's announcements (when it has them)
       // InvalidArgument naming the flag's rule that these break (when enabled).
       absl::Status Validate() const;
     };
@@ -168,12 +169,15 @@ class JobEngine {
   void Loop();
   // With leases: reaps, claims and runs, waking on Submit or every poll_seconds.
   void ClaimLoop();
+  // With leases, once per poll period: the shared queue's depth to the observer, and the
+  // reaper (expired leases requeued or failed).
+  void LookAfterTheQueue();
   // With leases: renews the running job's lease; a lost lease or a cancel request made
   // on another replica reaches the running job through the flags it checks every step.
   void RenewLeases();
   // With leases: hands subscribers the events other replicas stored.
   void TailStoredEvents();
-  // With leases on a store that announces changes: claims and event reads at once.
+  // With leases on a store that announces claimable work: claims at once.
   void FollowAnnouncements();
   void RunJob(JobRecord job);
   // LeaseLost when the job's lease moved on (nothing was written or fanned out).
@@ -209,8 +213,7 @@ class JobEngine {
   int64_t running_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_running_ ABSL_GUARDED_BY(mu_) = false;
   bool lease_lost_ ABSL_GUARDED_BY(mu_) = false;
-  bool wake_ ABSL_GUARDED_BY(mu_) = false;      // a job was submitted: claim now
-  bool tail_now_ ABSL_GUARDED_BY(mu_) = false;  // the store announced a change: read events now
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;  // a job was submitted or announced: claim now
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, Subscription> listeners_ ABSL_GUARDED_BY(mu_);

@@ -193,9 +193,9 @@ class JobStore {
   // is this + 1).
   virtual absl::StatusOr<int64_t> CountQueuedBefore(const JobRecord& job) = 0;
 
-  // Announcements of what other connections changed (a job created or requeued, an
-  // event stored), so replicas sharing a store need not wait for their next poll. Only a
-  // wake-up: the store's tables stay the truth, and callers keep polling.
+  // Announcements of work other connections made claimable (a job created or requeued),
+  // so replicas sharing a store need not wait for their next poll. Only a wake-up: the
+  // store's tables stay the truth, and callers keep polling.
   virtual bool announces_changes() const { return false; }
   // Blocks up to `timeout_seconds`: true when a change was announced (or the listening
   // link was made anew: re-read), false on timeout. Unsupported stores: false at once.

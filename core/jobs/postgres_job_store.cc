@@ -74,8 +74,10 @@ ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_claim_order ON jobs(priority DESC, create_time_ms, id) WHERE state = 1;
 )sql",
-    // Announcements (LISTEN ganserve_jobs): a job created or requeued, an event stored.
+    // Announcements (LISTEN ganserve_jobs): a job created or requeued, i.e. work to claim.
     // Notifications are sent at commit, identical ones of a transaction folded into one.
+    // Not per event: every NOTIFY serialises commits on the notification queue, and the
+    // event stream of a busy job would wake every replica for every step.
     R"sql(
 CREATE OR REPLACE FUNCTION ganserve_announce() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -84,9 +86,8 @@ BEGIN
 END
 $$;
 CREATE TRIGGER jobs_created AFTER INSERT ON jobs FOR EACH STATEMENT EXECUTE FUNCTION ganserve_announce();
-CREATE TRIGGER jobs_requeued AFTER UPDATE OF state ON jobs FOR EACH ROW WHEN (NEW.state = 1)
+CREATE TRIGGER jobs_requeued AFTER UPDATE OF state ON jobs FOR EACH ROW WHEN (NEW.state = 1 AND OLD.state <> 1)
   EXECUTE FUNCTION ganserve_announce();
-CREATE TRIGGER job_events_stored AFTER INSERT ON job_events FOR EACH STATEMENT EXECUTE FUNCTION ganserve_announce();
 )sql",
 };
 

@@ -52,8 +52,7 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> ReapExpiredLeases(int max_attempts, double backoff_seconds) override;
   absl::StatusOr<int64_t> CountQueued() override;
   absl::StatusOr<int64_t> CountQueuedBefore(const JobRecord& job) override;
-  // LISTEN on a connection of its own; triggers NOTIFY on job inserts, requeues and
-  // events.
+  // LISTEN on a connection of its own; triggers NOTIFY on job inserts and requeues.
   bool announces_changes() const override { return true; }
   bool AwaitChange(double timeout_seconds) override;
 
