@@ -90,8 +90,9 @@ absl::Status JobEngine::Start() {
     thread_ = std::thread([this] { ClaimLoop(); });
     heartbeat_thread_ = std::thread([this] { Heartbeats(); });
     lease_thread_ = std::thread([this] { RenewLeases(); });
-    if (options_.leases.announcements && options_.leases.claims && store_->announces_changes())
+    if (options_.leases.announcements && options_.leases.claims && store_->announces_changes()) {
       announce_thread_ = std::thread([this] { FollowAnnouncements(); });
+    }
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(std::vector<JobRecord> open, store_->ListUnfinished());

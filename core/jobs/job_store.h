@@ -109,6 +109,13 @@ absl::StatusOr<std::optional<PageKey>> ParsePageToken(const std::string& token);
 // Rows fetched newest first with LIMIT page_size + 1, as a page and its next token.
 ListJobsPage MakePage(std::vector<JobRecord> rows, int page_size);
 // The columns reads return after the inserted ones (the order ReadJob expects).
+// Schema migrations both stores write alike (each store lists them in its order).
+// Checkpoints in shared files: the digest of the newest.
+inline constexpr char kCheckpointMigrationSql[] = "ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';";
+// Priorities: claims take the highest first.
+inline constexpr char kPriorityMigrationSql[] =
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE INDEX jobs_claim_order ON jobs(priority DESC, create_time_ms, id) WHERE state = 1;";
 // The order claims take queued jobs in (and queue positions count).
 inline constexpr char kClaimOrderSql[] = "priority DESC, create_time_ms, id";
 inline constexpr char kLeaseColumnsSql[] = "lease_epoch, worker, lease_expires_ms, attempt, checkpoint";

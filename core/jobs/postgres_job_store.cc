@@ -65,15 +65,8 @@ ALTER TABLE jobs ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0,
 CREATE INDEX jobs_queued ON jobs(create_time_ms, id) WHERE state = 1;
 CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
 )sql",
-    // Checkpoints in shared files: the digest of the newest.
-    R"sql(
-ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
-)sql",
-    // Priorities: claims take the highest first.
-    R"sql(
-ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX jobs_claim_order ON jobs(priority DESC, create_time_ms, id) WHERE state = 1;
-)sql",
+    kCheckpointMigrationSql,
+    kPriorityMigrationSql,
     // Announcements (LISTEN ganserve_jobs): a job created or requeued, i.e. work to claim.
     // Notifications are sent at commit, identical ones of a transaction folded into one.
     // Not per event: every NOTIFY serialises commits on the notification queue, and the

@@ -64,15 +64,8 @@ ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN run_after_ms INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_leases ON jobs(lease_expires_ms) WHERE state = 2;
 )sql",
-    // Checkpoints in shared files: the digest of the newest.
-    R"sql(
-ALTER TABLE jobs ADD COLUMN checkpoint TEXT NOT NULL DEFAULT '';
-)sql",
-    // Priorities: claims take the highest first.
-    R"sql(
-ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX jobs_claim_order ON jobs(priority DESC, create_time_ms, id) WHERE state = 1;
-)sql",
+    kCheckpointMigrationSql,
+    kPriorityMigrationSql,
 };
 
 static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion, "add a migration with each version");

@@ -297,8 +297,9 @@ absl::StatusOr<ArtifactEntry> S3Client::Stat(const std::string& key) {
   if (absl::Status st = StatusOf(*r, "head " + key); !st.ok()) return st;
   ArtifactEntry e;
   e.key = key;
-  if (!absl::SimpleAtoi(r->headers["content-length"], &e.size))
+  if (!absl::SimpleAtoi(r->headers["content-length"], &e.size)) {
     return absl::UnavailableError("HEAD: no Content-Length");
+  }
   // An HTTP date (RFC 9110): "Wed, 02 Dec 2026 00:39:49 GMT".
   std::string err;
   if (!absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", r->headers["last-modified"], absl::UTCTimeZone(), &e.modified,
