@@ -68,7 +68,7 @@ else
 fi
 "$ganctl" local make-demo --out "$work/base-models" --resolution 32 > /dev/null 2>&1
 declare -a pids addrs
-trap 'for p in "${pids[@]}"; do kill -CONT "$p" 2> /dev/null; kill -9 "$p" 2> /dev/null; done; s3rver_stop; cleanup' EXIT
+trap 'for p in "${pids[@]}"; do kill -CONT "$p" 2> /dev/null || true; kill -9 "$p" 2> /dev/null || true; done; s3rver_stop; cleanup' EXIT
 replica() {  # N
   local data="$work/shared" models="$work/models" shared_files=()
   if [ "$own_folders" = 1 ]; then
