@@ -234,7 +234,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
                         "CLIP model NAME[:WEIGHT], weight 0 allowed (repeatable; default: all, weight " +
                             absl::StrCat(cs::Defaults::kClipWeight) + ")");
   adapt_cmd->add_option("--max-run-seconds", adapt.max_run_seconds, "wall-clock limit (default: the server's)");
-  adapt_cmd->add_option("--priority", adapt.priority, "claim order among queued jobs: higher first, -10..10");
+  adapt_cmd->add_option("--priority", adapt.priority,
+                        "claim order among queued jobs: higher first (0 = default; the server states the range)");
   adapt_cmd->add_option("--request-id", adapt.request_id, "idempotency key");
   adapt_cmd->add_option("--set", adapt.sets, kSetHelp);
   adapt_cmd->callback([&] { result = ganserve::client::Adapt(conn, adapt); });
@@ -262,7 +263,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   prep->add_option("--render-resolution", pg.render_resolution,
                    "stop the relevance renders at this size, e.g. 256 of a 1024 px model (default: full images, the "
                    "reference)");
-  prep->add_option("--priority", pg.priority, "claim order among queued jobs: higher first, -10..10");
+  prep->add_option("--priority", pg.priority,
+                   "claim order among queued jobs: higher first (0 = default; the server states the range)");
   prep->add_option("--request-id", pg.request_id, "idempotency key");
   prep->add_option("--set", pg.sets, kSetHelp);
   prep->add_option("--out", pg.out, "folder for preview grids")->capture_default_str();
@@ -295,7 +297,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   invert->add_option("--seed", inv.seed);
   invert->add_option("--max-run-seconds", inv.max_run_seconds, "wall-clock limit (default: the server's)");
   invert->add_flag("--pin", inv.pin, "keep the inversion past the server's job retention");
-  invert->add_option("--priority", inv.priority, "claim order among queued jobs: higher first, -10..10");
+  invert->add_option("--priority", inv.priority,
+                     "claim order among queued jobs: higher first (0 = default; the server states the range)");
   invert->add_option("--request-id", inv.request_id, "idempotency key");
   invert->add_option("--set", inv.sets, kSetHelp);
   invert->add_option("--space", inv.space, "w | w+")->capture_default_str();
@@ -359,7 +362,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   tmap->add_option("--previews", tm.preview_count, "preview latents" + Default(mapper_defaults.preview_count));
   tmap->add_option("--seed", tm.seed);
   tmap->add_option("--max-run-seconds", tm.max_run_seconds, "wall-clock limit (default: the server's)");
-  tmap->add_option("--priority", tm.priority, "claim order among queued jobs: higher first, -10..10");
+  tmap->add_option("--priority", tm.priority,
+                   "claim order among queued jobs: higher first (0 = default; the server states the range)");
   tmap->add_option("--request-id", tm.request_id, "idempotency key");
   tmap->add_option("--set", tm.sets, kSetHelp);
   tmap->add_option("--out", tm.out, "folder for preview grids")->capture_default_str();

@@ -92,7 +92,7 @@ struct AdaptArgs {
   float lambda_global = 0, lambda_manifold = 0;
   int preview_count = 0;
   int max_run_seconds = 0;
-  int priority = 0;  // claim order: higher first, -10..10
+  int priority = 0;  // claim order among queued jobs: higher first
   std::string request_id;
   std::string out = "out";
   std::vector<std::string> sets;
@@ -115,7 +115,7 @@ struct InvertArgs {
   int64_t seed = 0;
   int max_run_seconds = 0;
   bool pin = false;
-  int priority = 0;  // claim order: higher first, -10..10
+  int priority = 0;  // claim order among queued jobs: higher first
   std::string request_id;
   std::string out = "out";
   std::vector<std::string> sets;
@@ -129,7 +129,7 @@ struct PrepareGlobalArgs {
   std::string clamping;  // cumulative | independent; empty = the server's default
   std::optional<int> truncation_cutoff;
   int render_resolution = 0;
-  int priority = 0;  // claim order: higher first, -10..10
+  int priority = 0;  // claim order among queued jobs: higher first
   std::string request_id;
   std::string out = "out";
   std::vector<std::string> sets;
@@ -165,7 +165,7 @@ struct TrainMapperArgs {
   std::vector<std::string> inversions;
   int64_t seed = 0;
   int max_run_seconds = 0;
-  int priority = 0;  // claim order: higher first, -10..10
+  int priority = 0;  // claim order among queued jobs: higher first
   std::string request_id;
   std::string out = "out";
   std::vector<std::string> sets;

@@ -493,7 +493,7 @@ absl::Status AdaptSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(Range("preview_count", preview_count, 0, 16, std::to_string(reference.preview_count)));
   if (preview_count == 0) preview_count = reference.preview_count;
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, 86400, "the server's limit"));
-  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "0"));
+  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "the default"));
   RETURN_IF_ERROR(Range("snapshot_every", snapshot_every, 0, iterations, "no snapshots"));
   if (!Known(delta_dtype, DeltaDtype::kBFloat16)) return Invalid("unknown delta_dtype");
   if (snapshot_every > 0 && (iterations - 1) / snapshot_every > Defaults::kMaxSnapshots) {
@@ -588,7 +588,7 @@ absl::Status InvertSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 5000, "the server's interval"));
   if (seed < 0) return Invalid("seed must be >= 0");
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, 86400, "the server's limit"));
-  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "0"));
+  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "the default"));
   return absl::OkStatus();
 }
 
@@ -619,7 +619,7 @@ absl::Status GlobalStatsSpec::Validate(const ModelRepository& repo) {
   RETURN_IF_ERROR(edit::CheckRenderResolution(gen->config(), GlobalStatsOptionsOf(*this)));
   RETURN_IF_ERROR(Range("preview_every", preview_every, 0, 1000000, "the server's interval"));
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, int64_t{7} * 86400, "the server's limit"));
-  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "0"));
+  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "the default"));
   ASSIGN_OR_RETURN(bool have, HaveGlobalStats(repo, model, clip_model));
   if (!recompute && have) {
     return absl::AlreadyExistsError(absl::StrCat("global-direction statistics for model '", model, "' with CLIP '",
@@ -697,7 +697,7 @@ absl::Status MapperSpec::Validate(const ModelRepository& repo, const std::string
   if (preview_count == 0) preview_count = reference.preview_count;
   if (seed < 0) return Invalid("seed must be >= 0");
   RETURN_IF_ERROR(Range("max_run_seconds", max_run_seconds, 0, int64_t{7} * 86400, "the server's limit"));
-  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "0"));
+  RETURN_IF_ERROR(Range("priority", priority, Defaults::kMinPriority, Defaults::kMaxPriority, "the default"));
   return CheckOutputName(&output_name, absl::StrCat(model, "-mapper-", Slug(text)), repo);
 }
 
