@@ -85,6 +85,10 @@ absl::Status ShareGlobalStats(const ModelRepository& repo, const std::string& mo
 
 absl::StatusOr<bool> HaveGlobalStats(const ModelRepository& repo, const std::string& model, const std::string& clip) {
   const std::filesystem::path path = GlobalStatsPath(repo, model, clip);
+  // Statistics go beside their model: none without it here (a folder made for them
+  // alone would block fetching the model itself).
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(repo.root()) / model / "manifest.json", ec)) return false;
   return FetchIfMissing(repo, StatsSet(model, clip), path.parent_path().string(), path.string());
 }
 

@@ -200,6 +200,20 @@ if [ "$own_folders" = 1 ]; then
   gapless "$id"
 fi
 
+step "an inversion made on one replica renders on the others"
+"$ganctl" --server "${addrs[1]}" generate --model demo --seeds 3 --out "$work/photo" > /dev/null || fail "generate"
+"$ganctl" --server "ipv4:${addrs[1]},${addrs[2]},${addrs[3]}" --timeout 0 invert "$work/photo/seed3.png" \
+  --model demo --steps 10 --preview-every 0 --out "$work/inv" > "$work/inv.out" 2> "$work/inv.err" \
+  || fail "invert: $(cat "$work/inv.err")"
+inv=$(grep '^inv-' "$work/inv.out")
+[ -n "$inv" ] || fail "invert printed no inversion id"
+for r in 1 2 3; do
+  "$ganctl" --server "${addrs[$r]}" generate --model demo --inversion "$inv" --out "$work/inv$r" > /dev/null 2>&1 \
+    || fail "inversion $inv does not render on replica $r"
+done
+[ "$own_folders" = 1 ] && [ "$(ls "$work"/data*/inversions/"$inv".safetensors | wc -l)" -lt 3 ] \
+  && fail "the inversion did not reach every replica's data folder"
+
 step "cancel on one replica stops the job where it runs"
 start_job 1 cancelled 400 2
 other=$(( holder % 3 + 1 ))
