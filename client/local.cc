@@ -231,7 +231,9 @@ absl::Status MakeWorld(const MakeWorldArgs& a) {
   if (a.count < 1 || a.count > 100000) return absl::InvalidArgumentError("--count must be in [1, 100000]");
   if (a.size < 8 || a.size > 1024) return absl::InvalidArgumentError("--size must be in [8, 1024]");
   if (a.captions < 0 || a.captions > 64) return absl::InvalidArgumentError("--captions must be in [0, 64]");
+  if (a.max_shapes < 1 || a.max_shapes > 2) return absl::InvalidArgumentError("--max-shapes must be 1 or 2");
   tw::SceneOptions options;
+  options.max_shapes = a.max_shapes;
   if (a.style != "any") {
     const std::optional<tw::Style> style = tw::StyleFromName(a.style);
     if (!style) return absl::InvalidArgumentError("--style must be photo, pencil_sketch, painting or any");

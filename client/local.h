@@ -52,7 +52,8 @@ struct MakeWorldArgs {
   uint64_t seed = 1;
   std::string style = "any";  // photo | pencil_sketch | painting | any
   int size = 64;
-  int captions = 5;  // phrasings per image besides the canonical one
+  int captions = 5;    // phrasings per image besides the canonical one
+  int max_shapes = 2;  // 1: single-shape scenes only
 };
 // Writes `count` toy-world scenes (core/toyworld): image i is scene SceneSeed(seed, i)
 // rendered with NoiseSeed(seed, i), as NNNNNN.png, one captions.jsonl line per image

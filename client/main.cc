@@ -420,6 +420,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): CLI11 e
   mkworld->add_option("--size", world.size, "image side in pixels, 8-1024")->capture_default_str();
   mkworld->add_option("--captions", world.captions, "phrasings per image besides the canonical caption")
       ->capture_default_str();
+  mkworld->add_option("--max-shapes", world.max_shapes, "1: scenes of one shape only; 2: one or two")
+      ->capture_default_str();
   mkworld->callback([&] { result = ganserve::client::MakeWorld(world); });
   ganserve::client::TokenizeArgs tk;
   auto* tokenize = local->add_subcommand("tokenize", "CLIP-tokenize prompts to 77-id lists (JSON)");

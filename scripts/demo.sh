@@ -3,9 +3,12 @@
 # ganserve on localhost (SQLite job store, local model repository, CPU) and drives it
 # with ganctl, writing PNGs under demo-out/.
 #
-# Without real weights in models/ it writes the built-in demo pack: a small generator
-# with RANDOM weights. Its pictures mean nothing; they show that the pipeline works.
-# scripts/fetch-weights.sh documents how to get the official weights.
+# Without weights in models/ it installs the built-in toy pack (assets/toy-pack, made by
+# scripts/train-toy-pack.sh): a 64 px generator trained on procedural "photos" of one
+# coloured shape and a small CLIP trained on the same world in three styles, so what the
+# pictures should show can be judged at a glance (docs/toy-world.md). The run ends with
+# one before/after sheet: demo-out/sheet.png. scripts/fetch-weights.sh documents the
+# official weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -18,10 +21,11 @@ port=${GANSERVE_DEMO_PORT:-50051}
 ganctl="build/client/ganctl --server 127.0.0.1:$port"
 
 if ! ls "$models"/*/manifest.json > /dev/null 2>&1; then
-  echo "== no models in $models: writing the built-in demo pack: a 64 px generator and a small CLIP,"
-  echo "   both with RANDOM weights, and a synthetic vocabulary. The images mean nothing; they show the"
-  echo "   pipeline working. scripts/fetch-weights.sh explains how to get the official weights."
-  build/client/ganctl local make-demo --out "$models" --name demo --resolution 64
+  echo "== no models in $models: installing the built-in toy pack (assets/toy-pack): a 64 px generator"
+  echo "   trained on procedural photos of one coloured shape, and a small CLIP trained on the same"
+  echo "   world as photos, pencil sketches and paintings (docs/toy-world.md)"
+  mkdir -p "$models"
+  cp -r assets/toy-pack/. "$models/"
 fi
 
 echo "== starting ganserve on 127.0.0.1:$port (log: $data/ganserve.log)"
@@ -43,41 +47,67 @@ echo "== models"
 $ganctl models list
 model=$($ganctl --json models list | python3 -c '
 import json, sys
-ms = [m for m in json.load(sys.stdin).get("models", []) if m.get("state") == "MODEL_STATE_READY"
+ms = [m["name"] for m in json.load(sys.stdin).get("models", []) if m.get("state") == "MODEL_STATE_READY"
       and m.get("kind") in ("MODEL_KIND_GENERATOR", "MODEL_KIND_ADAPTED_GENERATOR")]
-print(ms[0]["name"] if ms else "")')
+print("toy" if "toy" in ms else (ms[0] if ms else ""))')
 [ -n "$model" ] || { echo "no ready generator in $models"; exit 1; }
 
 echo "== the same API over HTTP/JSON (console: http://127.0.0.1:$http_port/, OpenAPI: /v1/openapi.json)"
 curl -s "http://127.0.0.1:$http_port/v1/models/$model:generate" -d '{"seeds": [1], "format": "IMAGE_FORMAT_PNG"}' \
   | python3 -c 'import json, sys; b = json.loads(sys.stdin.readline()); print(f"   POST /v1/models/{sys.argv[1]}:generate ->", len(b["images"]), "image(s),", b["images"][0]["width"], "px")' "$model"
 
-echo "== sampling '$model': seeds 1-16, truncation 0.7"
 rm -rf "$out"
-$ganctl --timeout 600 generate --model "$model" --seeds 1-16 --truncation 0.7 --out "$out/samples"
+seeds=1-8
+if [ "$model" = toy ]; then
+  clip=toy-clip
+  neutral="a circle" target="a square" alphas=0,3,6
+else
+  # StyleCLIP's CLIP is ViT-B/32 (fetch-weights.sh names it clip-vit-b-32).
+  clip=clip-vit-b-32
+  neutral="a face" target="a smiling face" alphas=-4,0,4
+fi
 
-echo "== domain adaptation (StyleGAN-NADA): '$model', photo -> pencil sketch, 30 steps"
+echo "== sampling '$model': seeds $seeds, truncation 0.7"
+$ganctl --timeout 600 generate --model "$model" --seeds $seeds --truncation 0.7 --out "$out/samples"
+
+echo "== domain adaptation (StyleGAN-NADA, the defaults): '$model', photo -> pencil sketch"
 adapted="$model-sketch-$(date +%s)"
-$ganctl --timeout 0 adapt --model "$model" --from photo --to "pencil sketch" --iterations 30 --preview-every 10 \
+$ganctl --timeout 0 adapt --model "$model" --from photo --to "pencil sketch" --preview-every 100 \
   --name "$adapted" --out "$out/adapt"
 echo "== sampling the adapted model '$adapted' (same seeds)"
-$ganctl --timeout 600 generate --model "$adapted" --seeds 1-16 --truncation 0.7 --out "$out/adapted"
-echo "== inverting a picture (samples/seed3.png) into '$model', then rendering it in the adapted domain"
-inv=$($ganctl --timeout 0 invert "$out/samples/seed3.png" --model "$model" --steps 100 --preview-every 50 \
+$ganctl --timeout 600 generate --model "$adapted" --seeds $seeds --truncation 0.7 --out "$out/adapted"
+
+echo "== a procedural photo the generator never saw (toy world, seed 31), inverted into '$model',"
+echo "   then rendered in the adapted domain"
+build/client/ganctl local make-world --out "$out/world" --count 1 --seed 31 --style photo --max-shapes 1 \
+  --captions 0 2> /dev/null
+photo=$out/world/000000.png
+[ "$model" = toy ] || photo=$out/samples/seed3.png
+inv=$($ganctl --timeout 0 invert "$photo" --model "$model" --steps 300 --preview-every 100 \
   --out "$out/invert" | grep '^inv-')
 $ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/adapted"
-echo "== text editing (StyleCLIP global directions): statistics for '$model' (small sample counts for the demo),"
-echo "   then the inverted picture edited toward 'a smiling face' and rendered in the adapted domain"
-# StyleCLIP's CLIP is ViT-B/32 (fetch-weights.sh names it clip-vit-b-32); the demo pack has demo-clip.
-clip=clip-vit-b-32
-[ -f "$models/$clip/manifest.json" ] || clip=demo-clip
-$ganctl --timeout 0 prepare-global --model "$model" --clip "$clip" --samples 2000 --images 4 --batch 8 \
+
+echo "== text editing (StyleCLIP global directions): statistics for '$model' with $clip (small sample"
+echo "   counts for the demo), then the inversion edited from '$neutral' toward '$target'"
+$ganctl --timeout 0 prepare-global --model "$model" --clip "$clip" --samples 2000 --images 8 --batch 8 \
   --out "$out/stats" || echo "   (statistics exist already)"
-$ganctl edit --model "$model" --render-model "$adapted" --inversion "$inv" --neutral "a face" \
-  --target "a smiling face" --alpha=-4,0,4 --beta 0.01 --clip "$clip" --out "$out/edit"
+$ganctl edit --model "$model" --inversion "$inv" --neutral "$neutral" --target "$target" \
+  --alpha="$alphas" --beta 0.1 --clip "$clip" --out "$out/edit"
+$ganctl edit --model "$model" --render-model "$adapted" --inversion "$inv" --neutral "$neutral" \
+  --target "$target" --alpha="$alphas" --beta 0.1 --clip "$clip" --out "$out/edit-adapted"
+
+echo "== the before/after sheet: $out/sheet.png"
+tiles() { for s in $(seq 1 8); do printf '%s ' "$1/seed$s.png"; done; }
+python3 scripts/demo_sheet.py "$out/sheet.png" \
+  "1. base '$model', seeds 1-8: what it was trained on (toy: one coloured shape, photo-like)=$(tiles "$out/samples")" \
+  "2. adapted to 'pencil sketch', same seeds: same shapes and colours as grey-paper sketches=$(tiles "$out/adapted")" \
+  "3. unseen photo | its inversion | the inversion rendered as a sketch=$photo $out/invert/reconstruction.png $(ls "$out"/invert/adapted/*.png | head -1)" \
+  "4. edit '$neutral' -> '$target' (alpha $alphas), base then sketch: the shape changes=$(ls "$out"/edit/edit*.png | sort -V | tr '\n' ' ') $(ls "$out"/edit-adapted/edit*.png | sort -V | tr '\n' ' ')"
+echo "   row 1: the generator's own samples; row 2: the same seeds after adaptation (the domain changes,"
+echo "   the content stays); row 3: a photo it never saw, reconstructed, then as a sketch; row 4: the text"
+echo "   edit at growing strength, in the base domain then in the sketch domain"
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'
-echo "== done: $out/samples/grid.png (base), $out/adapted/grid.png (adapted), previews in $out/adapt/,"
-echo "   inversion in $out/invert/ (before_after.png, latent.npy; adapted rendering in invert/adapted/),"
-echo "   text edit strip in $out/edit/strip0.png"
+echo "== done: $out/sheet.png (the whole story on one page); samples/, adapted/, adapt/ (previews),"
+echo "   invert/ (latent.npy, reconstruction.png), edit/ and edit-adapted/ (strips)"

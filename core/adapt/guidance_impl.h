@@ -70,6 +70,30 @@ inline void WriteSynthesisWeights(const std::function<at::Tensor(const std::stri
   for (size_t j = 0; j < g->to_rgbs.size(); ++j) rgb(g->to_rgbs[j], absl::StrCat("to_rgbs.", j));
 }
 
+// WriteSynthesisWeights and the mapping network's scaled weights (the equalized-lr
+// constant 1/sqrt(style_dim) and the mapping's learning-rate multiplier): the whole
+// generator from raw tensors, differentiable in them.
+inline void WriteGeneratorWeights(const std::function<at::Tensor(const std::string&)>& raw,
+                                  stylegan2::Generator::Impl* g) {
+  const auto& c = g->config;
+  WriteSynthesisWeights(raw, c.style_dim, g);
+  const double sd = c.style_dim, lr = c.lr_mlp;
+  for (size_t k = 0; k < g->map_weight.size(); ++k) {
+    g->map_weight[k] = raw(absl::StrCat("style.", k + 1, ".weight")) * ((1.0 / std::sqrt(sd)) * lr);
+    g->map_bias[k] = raw(absl::StrCat("style.", k + 1, ".bias")) * lr;
+  }
+}
+
+// Generator parameters (what rosinality's named_parameters() yields and an EMA averages):
+// the state dict without the noise buffers and blur kernels.
+inline bool IsGeneratorParameter(const std::string& name) {
+  return !absl::StartsWith(name, "noises.") && !absl::EndsWith(name, "kernel");
+}
+
+// Adam's decays and learning rate under StyleGAN2's lazy regularisation: betas
+// (0 ** r, 0.99 ** r), lr * r, r = every / (every + 1).
+inline double LazyRatio(int every) { return static_cast<double>(every) / (every + 1); }
+
 inline at::Tensor NormalizeRows(const at::Tensor& x) { return x / x.norm(2, -1, true); }
 
 // Fresh noise maps [batch, 1, r, r] for every noise input of `config`, drawn from `gen`

@@ -39,16 +39,6 @@ std::vector<std::string> TrainedUnits(int n_convs) {
   return u;
 }
 
-// Generator parameters (what named_parameters() yields and the EMA averages): the state
-// dict without the noise buffers and blur kernels.
-bool IsGeneratorParameter(const std::string& name) {
-  return !absl::StartsWith(name, "noises.") && !absl::EndsWith(name, "kernel");
-}
-
-// Adam's second-moment decay and first-moment decay under StyleGAN2's lazy
-// regularisation: betas (0 ** r, 0.99 ** r), lr * r, r = every / (every + 1).
-double LazyRatio(int every) { return static_cast<double>(every) / (every + 1); }
-
 // A safetensors map entry for a tensor.
 void Put(std::map<std::string, FloatTensor>* out, const std::string& key, const at::Tensor& t) {
   (*out)[key] = FromTorch(t.detach());
@@ -293,12 +283,7 @@ std::map<std::string, float> OneshotTrainer::State::FineTuneStep(int64_t i) {
 
 Generator::Impl OneshotTrainer::State::EmaGenerator() const {
   Generator::Impl g = m.g_ema->impl();
-  WriteSynthesisWeights([this](const std::string& n) { return ema.at(n); }, cfg().style_dim, &g);
-  const double sd = cfg().style_dim, lr = cfg().lr_mlp;
-  for (size_t k = 0; k < g.map_weight.size(); ++k) {
-    g.map_weight[k] = ema.at(absl::StrCat("style.", k + 1, ".weight")) * ((1.0 / std::sqrt(sd)) * lr);
-    g.map_bias[k] = ema.at(absl::StrCat("style.", k + 1, ".bias")) * lr;
-  }
+  WriteGeneratorWeights([this](const std::string& n) { return ema.at(n); }, &g);
   return g;
 }
 

@@ -325,6 +325,7 @@ absl::StatusOr<ModelRepository::Weights> ModelRepository::LoadWeights(const std:
       ASSIGN_OR_RETURN(std::string vocab, FileIn(dir, m, "vocab"));
       ASSIGN_OR_RETURN(w.clip.model, clip::ClipModel::Load(path, load_options_.device, nullptr, clip_precision_));
       ASSIGN_OR_RETURN(w.clip.tokenizer, clip::Tokenizer::Load(vocab));
+      RETURN_IF_ERROR(w.clip.tokenizer->CheckModelVocabulary(w.clip.model->config().vocab_size));
       info->resolution = w.clip.model->config().image_resolution;
       return w;
     }

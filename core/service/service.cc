@@ -408,6 +408,9 @@ absl::StatusOr<ModelInfo> Service::PublishImport(const ImportTicket& ticket) {
       if (!model.ok()) return refused("a CLIP model", model.status());
       auto tok = clip::Tokenizer::Load((dir / vocab.filename).string());
       if (!tok.ok()) return refused("a CLIP vocabulary", tok.status());
+      if (absl::Status fit = (*tok)->CheckModelVocabulary((*model)->config().vocab_size); !fit.ok()) {
+        return refused("a CLIP vocabulary", fit);
+      }
       manifest = {{"kind", "clip"}, {"checkpoint", ckpt.filename}, {"vocab", vocab.filename}};
       break;
     }

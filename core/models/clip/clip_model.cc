@@ -188,6 +188,59 @@ const char* ClipPrecisionName(ClipPrecision p) {
   return "?";
 }
 
+absl::Status FillClipImpl(const std::function<absl::StatusOr<at::Tensor>(const std::string&)>& get,
+                          ClipModel::Impl* impl) {
+  const ClipConfig& config = impl->config;
+  // Matmul weights in the compute precision (the reference's convert_weights set).
+  auto get_w = [&](const std::string& k) -> absl::StatusOr<at::Tensor> {
+    ASSIGN_OR_RETURN(at::Tensor t, get(k));
+    return t.to(impl->dtype);
+  };
+  auto block = [&](const std::string& p) -> absl::StatusOr<Block> {
+    Block b;
+    ASSIGN_OR_RETURN(b.ln1_w, get(p + "ln_1.weight"));
+    ASSIGN_OR_RETURN(b.ln1_b, get(p + "ln_1.bias"));
+    ASSIGN_OR_RETURN(b.in_w, get_w(p + "attn.in_proj_weight"));
+    ASSIGN_OR_RETURN(b.in_b, get_w(p + "attn.in_proj_bias"));
+    ASSIGN_OR_RETURN(b.out_w, get_w(p + "attn.out_proj.weight"));
+    ASSIGN_OR_RETURN(b.out_b, get_w(p + "attn.out_proj.bias"));
+    ASSIGN_OR_RETURN(b.ln2_w, get(p + "ln_2.weight"));
+    ASSIGN_OR_RETURN(b.ln2_b, get(p + "ln_2.bias"));
+    ASSIGN_OR_RETURN(b.fc_w, get_w(p + "mlp.c_fc.weight"));
+    ASSIGN_OR_RETURN(b.fc_b, get_w(p + "mlp.c_fc.bias"));
+    ASSIGN_OR_RETURN(b.proj_w, get_w(p + "mlp.c_proj.weight"));
+    ASSIGN_OR_RETURN(b.proj_b, get_w(p + "mlp.c_proj.bias"));
+    return b;
+  };
+  ASSIGN_OR_RETURN(impl->conv1, get_w("visual.conv1.weight"));
+  ASSIGN_OR_RETURN(impl->class_emb, get("visual.class_embedding"));
+  ASSIGN_OR_RETURN(impl->vis_pos, get("visual.positional_embedding"));
+  ASSIGN_OR_RETURN(impl->ln_pre_w, get("visual.ln_pre.weight"));
+  ASSIGN_OR_RETURN(impl->ln_pre_b, get("visual.ln_pre.bias"));
+  ASSIGN_OR_RETURN(impl->ln_post_w, get("visual.ln_post.weight"));
+  ASSIGN_OR_RETURN(impl->ln_post_b, get("visual.ln_post.bias"));
+  ASSIGN_OR_RETURN(impl->vis_proj, get_w("visual.proj"));
+  for (int i = 0; i < config.vision_layers; ++i) {
+    ASSIGN_OR_RETURN(Block b, block(absl::StrCat("visual.transformer.resblocks.", i, ".")));
+    impl->vis_blocks.push_back(std::move(b));
+  }
+  for (int i = 0; i < config.transformer_layers; ++i) {
+    ASSIGN_OR_RETURN(Block b, block(absl::StrCat("transformer.resblocks.", i, ".")));
+    impl->txt_blocks.push_back(std::move(b));
+  }
+  ASSIGN_OR_RETURN(impl->tok_emb, get("token_embedding.weight"));
+  ASSIGN_OR_RETURN(impl->txt_pos, get("positional_embedding"));
+  ASSIGN_OR_RETURN(impl->ln_final_w, get("ln_final.weight"));
+  ASSIGN_OR_RETURN(impl->ln_final_b, get("ln_final.bias"));
+  ASSIGN_OR_RETURN(impl->txt_proj, get_w("text_projection"));
+  ASSIGN_OR_RETURN(at::Tensor scale, get("logit_scale"));
+  impl->logit_scale = scale.item<float>();
+  impl->causal_mask = at::full({config.context_length, config.context_length}, -INFINITY,
+                               at::TensorOptions().dtype(at::kFloat).device(impl->device))
+                          .triu(1);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map<std::string, TensorView>& tensors,
                                                                   const std::string& device, ClipPrecision precision) {
   ASSIGN_OR_RETURN(ClipConfig config, InferClipConfig(tensors));
@@ -208,54 +261,7 @@ absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::FromTensors(const std::map
   try {
     // Normal (not inference) tensors: the NADA losses backpropagate through CLIP.
     c10::NoGradGuard no_grad;
-    auto get = [&](const std::string& k) -> absl::StatusOr<at::Tensor> { return ToTorchFloat(tensors.at(k), dev); };
-    // Matmul weights in the compute precision (the reference's convert_weights set).
-    auto get_w = [&](const std::string& k) -> absl::StatusOr<at::Tensor> {
-      ASSIGN_OR_RETURN(at::Tensor t, get(k));
-      return t.to(impl->dtype);
-    };
-    auto block = [&](const std::string& p) -> absl::StatusOr<Block> {
-      Block b;
-      ASSIGN_OR_RETURN(b.ln1_w, get(p + "ln_1.weight"));
-      ASSIGN_OR_RETURN(b.ln1_b, get(p + "ln_1.bias"));
-      ASSIGN_OR_RETURN(b.in_w, get_w(p + "attn.in_proj_weight"));
-      ASSIGN_OR_RETURN(b.in_b, get_w(p + "attn.in_proj_bias"));
-      ASSIGN_OR_RETURN(b.out_w, get_w(p + "attn.out_proj.weight"));
-      ASSIGN_OR_RETURN(b.out_b, get_w(p + "attn.out_proj.bias"));
-      ASSIGN_OR_RETURN(b.ln2_w, get(p + "ln_2.weight"));
-      ASSIGN_OR_RETURN(b.ln2_b, get(p + "ln_2.bias"));
-      ASSIGN_OR_RETURN(b.fc_w, get_w(p + "mlp.c_fc.weight"));
-      ASSIGN_OR_RETURN(b.fc_b, get_w(p + "mlp.c_fc.bias"));
-      ASSIGN_OR_RETURN(b.proj_w, get_w(p + "mlp.c_proj.weight"));
-      ASSIGN_OR_RETURN(b.proj_b, get_w(p + "mlp.c_proj.bias"));
-      return b;
-    };
-    ASSIGN_OR_RETURN(impl->conv1, get_w("visual.conv1.weight"));
-    ASSIGN_OR_RETURN(impl->class_emb, get("visual.class_embedding"));
-    ASSIGN_OR_RETURN(impl->vis_pos, get("visual.positional_embedding"));
-    ASSIGN_OR_RETURN(impl->ln_pre_w, get("visual.ln_pre.weight"));
-    ASSIGN_OR_RETURN(impl->ln_pre_b, get("visual.ln_pre.bias"));
-    ASSIGN_OR_RETURN(impl->ln_post_w, get("visual.ln_post.weight"));
-    ASSIGN_OR_RETURN(impl->ln_post_b, get("visual.ln_post.bias"));
-    ASSIGN_OR_RETURN(impl->vis_proj, get_w("visual.proj"));
-    for (int i = 0; i < config.vision_layers; ++i) {
-      ASSIGN_OR_RETURN(Block b, block(absl::StrCat("visual.transformer.resblocks.", i, ".")));
-      impl->vis_blocks.push_back(std::move(b));
-    }
-    for (int i = 0; i < config.transformer_layers; ++i) {
-      ASSIGN_OR_RETURN(Block b, block(absl::StrCat("transformer.resblocks.", i, ".")));
-      impl->txt_blocks.push_back(std::move(b));
-    }
-    ASSIGN_OR_RETURN(impl->tok_emb, get("token_embedding.weight"));
-    ASSIGN_OR_RETURN(impl->txt_pos, get("positional_embedding"));
-    ASSIGN_OR_RETURN(impl->ln_final_w, get("ln_final.weight"));
-    ASSIGN_OR_RETURN(impl->ln_final_b, get("ln_final.bias"));
-    ASSIGN_OR_RETURN(impl->txt_proj, get_w("text_projection"));
-    ASSIGN_OR_RETURN(at::Tensor scale, get("logit_scale"));
-    impl->logit_scale = scale.item<float>();
-    impl->causal_mask = at::full({config.context_length, config.context_length}, -INFINITY,
-                                 at::TensorOptions().dtype(at::kFloat).device(dev))
-                            .triu(1);
+    RETURN_IF_ERROR(FillClipImpl([&](const std::string& k) { return ToTorchFloat(tensors.at(k), dev); }, impl.get()));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "building CLIP failed");
   }

@@ -6,8 +6,11 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "core/models/clip/clip_model.h"
 
 namespace ganserve::core::clip {
@@ -71,6 +74,13 @@ struct ClipModel::Impl {
     return at::matmul(h.index({rows, eot}), txt_proj).to(at::kFloat);
   }
 };
+
+// Sets every tensor of `impl` (whose config, device and dtype are set) from state-dict
+// tensors in OpenAI's key names: `get(key)` returns the float32 tensor on impl's device;
+// matmul weights are converted to impl->dtype. With leaves that require grad (training)
+// the encoders are differentiable in them. Errors of `get` are returned as they are.
+absl::Status FillClipImpl(const std::function<absl::StatusOr<at::Tensor>(const std::string&)>& get,
+                          ClipModel::Impl* impl);
 
 // Differentiable preprocessing of generator output for CLIP losses, as
 // StyleGAN-NADA does it: (x + 1) / 2, bicubic resize to the CLIP resolution

@@ -16,7 +16,9 @@
 namespace ganserve::core::clip {
 namespace {
 
-constexpr int kNumMerges = 49152 - 256 - 2;  // 48894 lines after the header
+// The reference reads the first 48894 merge lines after the header (its file has more);
+// a smaller vocabulary in the same format (the toy world's) uses all of its lines.
+constexpr int kMaxMerges = 49152 - 256 - 2;
 
 std::string Utf8(int32_t cp) {
   utf8proc_uint8_t buf[4];
@@ -181,10 +183,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromText(const std::string
   if (lines.empty() || !absl::StrContains(lines[0], "#version:")) {
     return absl::InvalidArgumentError("not a CLIP BPE vocabulary (missing '#version:' header)");
   }
-  if (lines.size() < static_cast<size_t>(kNumMerges) + 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("vocabulary has ", lines.size() - 1, " merge lines, CLIP needs ", kNumMerges));
+  // Merge lines: up to kMaxMerges, stopping at the first empty line (the file's end).
+  int merges = 0;
+  while (merges < kMaxMerges && static_cast<size_t>(merges) + 1 < lines.size() &&
+         !lines[static_cast<size_t>(merges) + 1].empty() && lines[static_cast<size_t>(merges) + 1] != "\r") {
+    ++merges;
   }
+  if (merges == 0) return absl::InvalidArgumentError("vocabulary has no merge lines after its header");
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   // bytes_to_unicode: printable bytes map to themselves, the rest to 256 + n.
   std::vector<int32_t> cs(256, -1);
@@ -209,7 +214,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromText(const std::string
   for (int b = 0; b < 256; ++b) t->byte_encoder_[b] = Utf8(cs[b]);
   for (int b : order) t->decoder_.push_back(t->byte_encoder_[b]);
   for (int b : order) t->decoder_.push_back(t->byte_encoder_[b] + "</w>");
-  for (int i = 0; i < kNumMerges; ++i) {
+  for (int i = 0; i < merges; ++i) {
     absl::string_view line = lines[static_cast<size_t>(i) + 1];
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::vector<absl::string_view> parts = absl::StrSplit(line, ' ');
@@ -220,6 +225,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromText(const std::string
   t->decoder_.push_back("<|startoftext|>");
   t->decoder_.push_back("<|endoftext|>");
   for (size_t i = 0; i < t->decoder_.size(); ++i) t->encoder_[t->decoder_[i]] = static_cast<int>(i);
+  t->sot_ = t->encoder_.at("<|startoftext|>");
+  t->eot_ = t->encoder_.at("<|endoftext|>");
   return t;
 }
 
@@ -274,14 +281,21 @@ absl::StatusOr<std::vector<int>> Tokenizer::Encode(const std::string& text) cons
   return ids;
 }
 
+absl::Status Tokenizer::CheckModelVocabulary(int model_vocab) const {
+  if (static_cast<size_t>(model_vocab) == decoder_.size()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("the vocabulary has ", decoder_.size(),
+                                                 " tokens but the CLIP model's token embedding has ", model_vocab,
+                                                 " rows: they do not belong together"));
+}
+
 absl::StatusOr<std::vector<int>> Tokenizer::Tokenize(const std::string& text, bool truncate, int context_length) const {
   if (context_length < 2) return absl::InvalidArgumentError("context_length must be >= 2");
   ASSIGN_OR_RETURN(std::vector<int> ids, Encode(text));
   std::vector<int> out;
   out.reserve(static_cast<size_t>(context_length));
-  out.push_back(kSotToken);
+  out.push_back(sot_);
   out.insert(out.end(), ids.begin(), ids.end());
-  out.push_back(kEotToken);
+  out.push_back(eot_);
   if (static_cast<int>(out.size()) > context_length) {
     if (!truncate) {
       std::string shown = text.size() > 60 ? text.substr(0, 57) + "..." : text;
@@ -290,7 +304,7 @@ absl::StatusOr<std::vector<int>> Tokenizer::Tokenize(const std::string& text, bo
                                                      " (shorten it or allow truncation)"));
     }
     out.resize(static_cast<size_t>(context_length));
-    out.back() = kEotToken;
+    out.back() = eot_;
   }
   out.resize(static_cast<size_t>(context_length), 0);
   return out;

@@ -22,6 +22,7 @@
 
 namespace ganserve::core::clip {
 
+// Start and end tokens of OpenAI's vocabulary (Tokenizer::sot()/eot() of any other).
 inline constexpr int kSotToken = 49406;
 inline constexpr int kEotToken = 49407;
 inline constexpr int kContextLength = 77;
@@ -29,8 +30,9 @@ inline constexpr int kContextLength = 77;
 // Thread-safe (the BPE cache is guarded).
 class Tokenizer {
  public:
-  // Reads the gzip'd merges file (or a plain-text one). InvalidArgument if it is not a
-  // CLIP BPE vocabulary (wrong header, too few merges).
+  // Reads the gzip'd merges file (or a plain-text one): OpenAI's (its first 48894 merges)
+  // or a smaller one in the same format (all of its merges). InvalidArgument if it is
+  // not a CLIP BPE vocabulary (no '#version:' header, no merges, a malformed line).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(const std::string& vocab_path);
   // From the decompressed file contents (tests, fuzzers).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromText(const std::string& text);
@@ -45,7 +47,13 @@ class Tokenizer {
   // Inverse of Encode (spaces at word ends, as the reference decode does).
   std::string Decode(const std::vector<int>& ids) const;
 
+  // Bytes, bytes with </w>, merges, then the start and end tokens (49408 for OpenAI's).
   size_t vocab_size() const { return decoder_.size(); }
+  int sot() const { return sot_; }
+  int eot() const { return eot_; }
+  // InvalidArgument unless a model whose token embedding has `model_vocab` rows was
+  // trained with this vocabulary's size (a vocabulary and a model that do not belong together).
+  absl::Status CheckModelVocabulary(int model_vocab) const;
 
  private:
   Tokenizer() = default;
@@ -55,6 +63,7 @@ class Tokenizer {
   std::unordered_map<std::string, int> encoder_;
   std::vector<std::string> decoder_;
   std::unordered_map<std::string, int> ranks_;  // "a b" -> merge rank
+  int sot_ = kSotToken, eot_ = kEotToken;
   mutable absl::Mutex mu_;
   mutable std::unordered_map<std::string, std::vector<std::string>> cache_ ABSL_GUARDED_BY(mu_);
 };

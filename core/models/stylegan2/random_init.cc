@@ -7,6 +7,18 @@
 namespace ganserve::core::stylegan2 {
 
 GeneratorConfig MakeConfig(int resolution, int style_dim, int n_mlp, int cm, int max_channels) {
+  const std::map<int, int> table = {{4, 512},        {8, 512},       {16, 512},      {32, 512},      {64, 256 * cm},
+                                    {128, 128 * cm}, {256, 64 * cm}, {512, 32 * cm}, {1024, 16 * cm}};
+  std::map<int, int> channels;
+  for (int r = 4; r <= resolution; r *= 2) {
+    int ch = table.count(r) ? table.at(r) : 16 * cm;
+    if (max_channels > 0) ch = std::min(ch, max_channels);
+    channels[r] = ch;
+  }
+  return MakeConfigWithChannels(resolution, style_dim, n_mlp, channels);
+}
+
+GeneratorConfig MakeConfigWithChannels(int resolution, int style_dim, int n_mlp, const std::map<int, int>& channels) {
   GeneratorConfig c;
   c.resolution = resolution;
   c.style_dim = style_dim;
@@ -15,13 +27,7 @@ GeneratorConfig MakeConfig(int resolution, int style_dim, int n_mlp, int cm, int
   while ((1 << log_size) < resolution) ++log_size;
   c.n_latent = 2 * log_size - 2;
   c.num_layers = 2 * (log_size - 2) + 1;
-  const std::map<int, int> table = {{4, 512},        {8, 512},       {16, 512},      {32, 512},      {64, 256 * cm},
-                                    {128, 128 * cm}, {256, 64 * cm}, {512, 32 * cm}, {1024, 16 * cm}};
-  for (int r = 4; r <= resolution; r *= 2) {
-    int ch = table.count(r) ? table.at(r) : 16 * cm;
-    if (max_channels > 0) ch = std::min(ch, max_channels);
-    c.channels[r] = ch;
-  }
+  for (int r = 4; r <= resolution; r *= 2) c.channels[r] = channels.at(r);
   auto add = [&](std::string module, int latent, int in, int out, int k, bool up, bool demod) {
     c.style_layers.push_back({std::move(module), latent, in, out, k, up, demod, c.s_dim});
     c.s_dim += in;

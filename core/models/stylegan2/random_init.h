@@ -17,6 +17,9 @@ namespace ganserve::core::stylegan2 {
 // with the official width table (512 up to 32 px, then 256*cm, 128*cm, 64*cm, 32*cm,
 // 16*cm), optionally capped at `max_channels` (0 = no cap) for small demo models.
 GeneratorConfig MakeConfig(int resolution, int style_dim, int n_mlp, int channel_multiplier, int max_channels = 0);
+// The same architecture with the width of each resolution given (4 ... resolution; throws
+// std::out_of_range for a missing one): the toy world's reduced generator.
+GeneratorConfig MakeConfigWithChannels(int resolution, int style_dim, int n_mlp, const std::map<int, int>& channels);
 
 // State dict with rosinality's initialisation: conv and linear weights ~ N(0, 1)
 // (mapping weights / lr_mul), modulation biases 1, other biases and noise strengths 0,

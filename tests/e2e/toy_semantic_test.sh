@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The shipped toy pack (assets/toy-pack) measured end to end through the real server:
+#  1. its CLIP classifies held-out procedural scenes zero-shot (shape, colour, style);
+#  2. the generator's samples look like the world (confident shape and colour, not sketches);
+#  3. adapt --from photo --to "pencil sketch" with the defaults turns the same seeds into
+#     sketches that keep their shape and colour, and the pictures lose saturation;
+#  4. adapt --from red --to blue moves the hue statistics from red toward blue;
+#  5. a global-direction edit "a circle" -> "a square" raises P(square) monotonically
+#     with alpha;
+#  6. an inversion of a procedural scene the generator never saw reconstructs it.
+# Thresholds are those of docs/toy-world.md; the figures are printed as JSON lines.
+# Usage: toy_semantic_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1
+src=$2
+ganserve=$build/server/ganserve
+ganctl=$build/client/ganctl
+toy=$build/tools/toytrain/ganserve-toytrain
+source "$(dirname "$0")/lib.sh"
+pack=$src/assets/toy-pack
+clip="$pack/toy-clip/clip.safetensors"
+vocab="$pack/toy-clip/vocab.txt"
+[ -f "$pack/toy/manifest.json" ] || fail "no toy pack at $pack"
+
+# classify OUT.jsonl PNG...: the toy CLIP's zero-shot classes of each PNG.
+classify() {
+  local out=$1
+  shift
+  "$toy" --threads 2 classify --clip "$clip" --vocab "$vocab" "$@" > "$out" || fail "classify"
+}
+
+step "1. zero-shot accuracy on 600 held-out scenes"
+"$toy" --threads 2 evaluate --clip "$clip" --vocab "$vocab" --seed 90210 --count 600 > "$work/zero_shot.json" \
+  || fail "evaluate"
+python3 - "$work/zero_shot.json" <<'PY' || fail "zero-shot accuracy"
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(json.dumps({"zero_shot": r}))
+for k in ("shape_accuracy", "colour_accuracy", "style_accuracy"):
+    assert r[k] >= 0.95, f"{k} {r[k]:.3f} < 0.95"
+PY
+
+mkdir -p "$work/models"
+cp -r "$pack"/. "$work/models/"
+"$ganserve" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 --data_dir "$work/data" \
+  --model_repository "$work/models" --device cpu 2> "$work/server.log" &
+server_pid=$!
+port=$(server_port "$work/server.log")
+g="$ganctl --server 127.0.0.1:$port"
+for _ in $(seq 1 100); do $g health > /dev/null 2>&1 && break; sleep 0.2; done
+
+step "2. samples of seeds 1-64 (truncation 0.7)"
+$g generate --model toy --seeds 1-64 --truncation 0.7 --out "$work/base" 2> /dev/null || fail "generate"
+classify "$work/base.jsonl" "$work"/base/seed{1..64}.png
+python3 - "$work/base.jsonl" <<'PY' || fail "samples"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+both = sum(r["shape"]["p"] >= 0.5 and r["colour"]["p"] >= 0.5 for r in rows) / len(rows)
+sketch = sum(r["style"]["best"] == "pencil_sketch" for r in rows) / len(rows)
+print(json.dumps({"samples": {"confident_shape_and_colour": both, "sketch": sketch}}))
+assert both >= 0.8, f"confident shape and colour {both:.2f} < 0.8"
+assert sketch <= 0.1, f"sketches {sketch:.2f} > 0.1"
+PY
+
+# saturation PNG...: mean HSV saturation of the pictures.
+stats() {
+  python3 - "$@" <<'PY'
+import colorsys, json, sys
+from PIL import Image
+out = []
+for p in sys.argv[1:]:
+    px = list(Image.open(p).convert("RGB").getdata())
+    hsv = [colorsys.rgb_to_hsv(r / 255, g / 255, b / 255) for r, g, b in px]
+    sat = sum(s for _, s, _ in hsv) / len(hsv)
+    vivid = [h for h, s, v in hsv if s > 0.35 and v > 0.25]
+    red = sum(h < 1 / 24 or h > 23 / 24 for h in vivid) / len(px)
+    blue = sum(7 / 12 - 1 / 24 < h < 7 / 12 + 1 / 12 for h in vivid) / len(px)
+    out.append({"saturation": sat, "red": red, "blue": blue})
+print(json.dumps(out))
+PY
+}
+
+step "3. adapt photo -> pencil sketch (defaults)"
+$g --timeout 0 adapt --model toy --from photo --to "pencil sketch" --name toy-sketch --out "$work/adapt" \
+  > /dev/null 2> "$work/adapt.err" || fail "adapt: $(tail -3 "$work/adapt.err")"
+$g generate --model toy-sketch --seeds 1-64 --truncation 0.7 --out "$work/sketch" 2> /dev/null || fail "generate"
+classify "$work/sketch.jsonl" "$work"/sketch/seed{1..64}.png
+stats "$work"/base/seed{1..64}.png > "$work/base_stats.json"
+stats "$work"/sketch/seed{1..64}.png > "$work/sketch_stats.json"
+python3 - "$work/base.jsonl" "$work/sketch.jsonl" "$work/base_stats.json" "$work/sketch_stats.json" <<'PY' \
+  || fail "photo -> pencil sketch"
+import json, sys
+base = [json.loads(l) for l in open(sys.argv[1])]
+after = [json.loads(l) for l in open(sys.argv[2])]
+bs, as_ = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
+sketch = sum(r["style"]["best"] == "pencil_sketch" for r in after) / len(after)
+kept = sum(a["shape"]["best"] == b["shape"]["best"] and a["colour"]["best"] == b["colour"]["best"]
+           for a, b in zip(after, base)) / len(base)
+sat_b = sum(s["saturation"] for s in bs) / len(bs)
+sat_a = sum(s["saturation"] for s in as_) / len(as_)
+print(json.dumps({"photo_to_sketch": {"sketch": sketch, "shape_and_colour_kept": kept,
+                                      "saturation_before": sat_b, "saturation_after": sat_a}}))
+assert sketch >= 0.8, f"sketches {sketch:.2f} < 0.8"
+assert kept >= 0.7, f"shape and colour kept {kept:.2f} < 0.7"
+assert sat_a < 0.8 * sat_b, f"saturation {sat_b:.3f} -> {sat_a:.3f}: not lower"
+PY
+
+step "4. adapt red -> blue (defaults)"
+$g --timeout 0 adapt --model toy --from red --to blue --name toy-blue --out "$work/adapt-blue" \
+  > /dev/null 2> "$work/adapt-blue.err" || fail "adapt red -> blue: $(tail -3 "$work/adapt-blue.err")"
+$g generate --model toy-blue --seeds 1-64 --truncation 0.7 --out "$work/blue" 2> /dev/null || fail "generate"
+stats "$work"/blue/seed{1..64}.png > "$work/blue_stats.json"
+python3 - "$work/base_stats.json" "$work/blue_stats.json" <<'PY' || fail "red -> blue"
+import json, sys
+b, a = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+mean = lambda xs, k: sum(x[k] for x in xs) / len(xs)
+r = {"red_before": mean(b, "red"), "red_after": mean(a, "red"), "blue_before": mean(b, "blue"),
+     "blue_after": mean(a, "blue")}
+print(json.dumps({"red_to_blue": r}))
+assert r["red_after"] < 0.5 * r["red_before"], "red pixels did not drop by half"
+assert r["blue_after"] > 1.5 * r["blue_before"], "blue pixels did not grow by half"
+PY
+
+step "5. global directions: 'a circle' -> 'a square', alpha sweep"
+$g --timeout 0 prepare-global --model toy --clip toy-clip --samples 2000 --images 8 --batch 8 --out "$work/stats" \
+  > /dev/null 2> "$work/prep.err" || fail "prepare-global: $(tail -3 "$work/prep.err")"
+# Seeds whose sample is a circle.
+circles=$(python3 - "$work/base.jsonl" <<'PY'
+import json, os, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(",".join(os.path.basename(r["file"])[4:-4] for r in rows if r["shape"]["best"] == "circle")[:60])
+PY
+)
+[ -n "$circles" ] || fail "no circle among the samples"
+$g edit --model toy --seeds "$circles" --truncation 0.7 --neutral "a circle" --target "a square" --alpha=0,2,4,6 \
+  --beta 0.1 --clip toy-clip --out "$work/edit" 2> "$work/edit.err" > /dev/null || fail "edit: $(tail -3 "$work/edit.err")"
+classify "$work/edit.jsonl" $(ls "$work"/edit/edit*.png | sort -V)
+python3 - "$work/edit.jsonl" 4 <<'PY' || fail "circle -> square"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+k = int(sys.argv[2])
+n = len(rows) // k
+p = [sum(rows[i * k + j]["shape"]["all"]["square"] for i in range(n)) / n for j in range(k)]
+print(json.dumps({"circle_to_square": {"seeds": n, "p_square_by_alpha": dict(zip([0, 2, 4, 6], p))}}))
+assert all(b > a for a, b in zip(p, p[1:])), f"P(square) not increasing with alpha: {p}"
+assert p[-1] > 0.5, f"P(square) at the largest alpha {p[-1]:.2f} <= 0.5"
+PY
+
+step "6. inversion of a scene the generator never saw"
+"$ganctl" local make-world --out "$work/world" --count 1 --seed 4242 --style photo --max-shapes 1 --captions 0 \
+  2> /dev/null || fail "make-world"
+$g --timeout 0 invert "$work/world/000000.png" --model toy --out "$work/invert" > "$work/invert.out" \
+  2> "$work/invert.err" || fail "invert: $(tail -3 "$work/invert.err")"
+python3 - "$work/world/000000.png" "$work/invert/reconstruction.png" <<'PY' || fail "inversion"
+import json, math, sys
+from PIL import Image
+a = list(Image.open(sys.argv[1]).convert("RGB").getdata())
+b = list(Image.open(sys.argv[2]).convert("RGB").resize((64, 64)).getdata())
+mse = sum((x - y) ** 2 for p, q in zip(a, b) for x, y in zip(p, q)) / (3 * len(a))
+psnr = 10 * math.log10(255 ** 2 / max(mse, 1e-9))
+print(json.dumps({"inversion": {"psnr_db": psnr}}))
+assert psnr >= 20, f"PSNR {psnr:.1f} dB < 20"
+PY
+echo "PASS"
