@@ -98,7 +98,7 @@ $ganctl edit --model "$model" --render-model "$adapted" --inversion "$inv" --neu
 
 echo "== the before/after sheet: $out/sheet.png"
 tiles() { for s in $(seq 1 8); do printf '%s ' "$1/seed$s.png"; done; }
-python3 scripts/demo_sheet.py "$out/sheet.png" \
+/usr/bin/python3 scripts/demo_sheet.py "$out/sheet.png" \
   "1. base '$model', seeds 1-8: what it was trained on (toy: one coloured shape, photo-like)=$(tiles "$out/samples")" \
   "2. adapted to 'pencil sketch', same seeds: same shapes and colours as grey-paper sketches=$(tiles "$out/adapted")" \
   "3. unseen photo | its inversion | the inversion rendered as a sketch=$photo $out/invert/reconstruction.png $(ls "$out"/invert/adapted/*.png | head -1)" \

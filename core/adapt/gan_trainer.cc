@@ -166,9 +166,9 @@ int64_t GanTrainer::images_seen() const { return state_->images; }
 const GanTrainerOptions& GanTrainer::options() const { return state_->opt; }
 
 absl::StatusOr<std::unique_ptr<GanTrainer>> GanTrainer::Create(const stylegan2::GeneratorConfig& config,
-                                                              const std::map<std::string, FloatTensor>& generator,
-                                                              const std::map<std::string, FloatTensor>& discriminator,
-                                                              const GanTrainerOptions& opt) {
+                                                               const std::map<std::string, FloatTensor>& generator,
+                                                               const std::map<std::string, FloatTensor>& discriminator,
+                                                               const GanTrainerOptions& opt) {
   if (opt.batch_size < 2 || opt.batch_size > 1024) return absl::InvalidArgumentError("batch_size must be in [2, 1024]");
   if (!(opt.g_lr > 0 && opt.g_lr < 1) || !(opt.d_lr > 0 && opt.d_lr < 1)) {
     return absl::InvalidArgumentError("learning rates must be in (0, 1)");
@@ -215,8 +215,7 @@ absl::StatusOr<std::unique_ptr<GanTrainer>> GanTrainer::Create(const stylegan2::
       if (!absl::EndsWith(name, "kernel")) st->d_names.push_back(name);
     }
     st->g_adam = std::make_unique<Adam>(st->g_leaves, 0.0, 0.99);
-    st->d_adam =
-        std::make_unique<Adam>(st->DiscriminatorParams(), 0.0, std::pow(0.99, LazyRatio(opt.d_reg_every)));
+    st->d_adam = std::make_unique<Adam>(st->DiscriminatorParams(), 0.0, std::pow(0.99, LazyRatio(opt.d_reg_every)));
     st->RebuildTrain();
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "setting up GAN training failed");
@@ -254,7 +253,7 @@ std::map<std::string, FloatTensor> GanTrainer::DiscriminatorWeights() const {
   return out;
 }
 
-absl::StatusOr<FloatTensor> GanTrainer::Sample(const FloatTensor& z, float truncation) const {
+absl::StatusOr<FloatTensor> GanTrainer::Sample(const FloatTensor& z, float truncation, bool ema) const {
   const State& s = *state_;
   if (z.shape.size() != 2 || z.shape[1] != s.cfg().style_dim || z.shape[0] < 1) {
     return absl::InvalidArgumentError(absl::StrCat("z must be [N, ", s.cfg().style_dim, "]"));
@@ -262,7 +261,10 @@ absl::StatusOr<FloatTensor> GanTrainer::Sample(const FloatTensor& z, float trunc
   try {
     c10::NoGradGuard ng;
     Generator::Impl g = s.base->impl();
-    WriteGeneratorWeights([&s](const std::string& n) { return s.ema.at(n); }, &g);
+    std::map<std::string, at::Tensor> trained;
+    for (size_t i = 0; i < s.g_names.size(); ++i) trained[s.g_names[i]] = s.g_leaves[i].detach();
+    const auto& weights = ema ? s.ema : trained;
+    WriteGeneratorWeights([&weights](const std::string& n) { return weights.at(n); }, &g);
     at::Generator mean_gen = at::detail::createCPUGenerator(0);
     const at::Tensor w_mean =
         g.Map(at::randn({4096, s.cfg().style_dim}, mean_gen, at::TensorOptions().dtype(at::kFloat)).to(s.device))

@@ -71,9 +71,10 @@ class GanTrainer {
   std::map<std::string, FloatTensor> GeneratorWeights(bool ema) const;
   std::map<std::string, FloatTensor> DiscriminatorWeights() const;
 
-  // Images of the EMA generator for z [N, style_dim] with w truncated toward the mean of
-  // 4096 mapped z by `truncation` (1 = none), constant noise: [N, 3, R, R].
-  absl::StatusOr<FloatTensor> Sample(const FloatTensor& z, float truncation) const;
+  // Images of the EMA generator (or the trained one) for z [N, style_dim] with w
+  // truncated toward the mean of 4096 mapped z by `truncation` (1 = none), constant
+  // noise: [N, 3, R, R].
+  absl::StatusOr<FloatTensor> Sample(const FloatTensor& z, float truncation, bool ema = true) const;
 
   // Every tensor (both generators, the discriminator, both Adam states) and the counters,
   // as safetensors written atomically; Restore needs a trainer of the same shapes.

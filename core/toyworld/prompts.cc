@@ -70,7 +70,8 @@ bool Holds(const Claim& claim, const Scene& scene) {
   if (claim.style.has_value() && *claim.style != scene.style) return false;
   if (!claim.kind.has_value() && !claim.colour.has_value()) return true;
   return std::any_of(scene.shapes.begin(), scene.shapes.end(), [&](const Shape& s) {
-    return (!claim.kind.has_value() || *claim.kind == s.kind) && (!claim.colour.has_value() || *claim.colour == s.colour);
+    return (!claim.kind.has_value() || *claim.kind == s.kind) &&
+           (!claim.colour.has_value() || *claim.colour == s.colour);
   });
 }
 

@@ -45,8 +45,7 @@ struct ClaimedCaption {
 //  - with probability 0.25 such a phrase put into one of `templates` (prompt templates
 //    with "{}" where the phrase goes, e.g. StyleGAN-NADA's), so the encoder learns the
 //    texts directional losses feed it.
-ClaimedCaption DrawTrainingCaption(const Scene& scene, const std::vector<std::string>& templates,
-                                   std::mt19937_64& rng);
+ClaimedCaption DrawTrainingCaption(const Scene& scene, const std::vector<std::string>& templates, std::mt19937_64& rng);
 
 // Zero-shot class prompts: "a circle", "a red shape", "a pencil sketch" (class order of
 // AllShapeKinds / AllColours / AllStyles).

@@ -62,9 +62,10 @@ assert both >= 0.8, f"confident shape and colour {both:.2f} < 0.8"
 assert sketch <= 0.1, f"sketches {sketch:.2f} > 0.1"
 PY
 
-# saturation PNG...: mean HSV saturation of the pictures.
+# stats PNG...: per picture, the mean HSV saturation and the shares of vivid red and blue
+# pixels (Debian's Python: PIL).
 stats() {
-  python3 - "$@" <<'PY'
+  /usr/bin/python3 - "$@" <<'PY'
 import colorsys, json, sys
 from PIL import Image
 out = []
@@ -128,7 +129,7 @@ $g --timeout 0 prepare-global --model toy --clip toy-clip --samples 2000 --image
 circles=$(python3 - "$work/base.jsonl" <<'PY'
 import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(",".join(os.path.basename(r["file"])[4:-4] for r in rows if r["shape"]["best"] == "circle")[:60])
+print(",".join([os.path.basename(r["file"])[4:-4] for r in rows if r["shape"]["best"] == "circle"][:12]))
 PY
 )
 [ -n "$circles" ] || fail "no circle among the samples"
@@ -151,7 +152,7 @@ step "6. inversion of a scene the generator never saw"
   2> /dev/null || fail "make-world"
 $g --timeout 0 invert "$work/world/000000.png" --model toy --out "$work/invert" > "$work/invert.out" \
   2> "$work/invert.err" || fail "invert: $(tail -3 "$work/invert.err")"
-python3 - "$work/world/000000.png" "$work/invert/reconstruction.png" <<'PY' || fail "inversion"
+/usr/bin/python3 - "$work/world/000000.png" "$work/invert/reconstruction.png" <<'PY' || fail "inversion"
 import json, math, sys
 from PIL import Image
 a = list(Image.open(sys.argv[1]).convert("RGB").getdata())

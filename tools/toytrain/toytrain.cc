@@ -31,11 +31,11 @@
 #include "core/models/clip/random_init.h"
 #include "core/models/clip/tokenizer.h"
 #include "core/models/stylegan2/random_init.h"
-#include "core/train/clip_trainer.h"
 #include "core/runtime/torch_setup.h"
 #include "core/toyworld/prompts.h"
 #include "core/toyworld/scenes.h"
 #include "core/toyworld/toy_models.h"
+#include "core/train/clip_trainer.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -96,7 +96,7 @@ struct ClipArgs {
   std::string vocab;
   std::string out;
   uint64_t seed = 1;
-  int64_t steps = 3000;
+  int64_t steps = 1500;
   int batch = 128;
   int pool = 20000;
   int heldout = 600;
@@ -194,22 +194,24 @@ absl::Status TrainClip(const ClipArgs& a) {
 struct GanArgs {
   std::string out;
   uint64_t seed = 1;
-  int64_t steps = 4000;
+  int64_t steps = 2500;
   int batch = 32;
   int pool = 20000;
   float lr = 0.0025f;
-  float r1 = 0.05f;
+  float r1 = 1.0f;
   int snapshot_every = 250;
   std::string resume;
+  std::string preview;  // with resume: write sample grids to PREVIEW-{ema,g}-psi{0.7,1}.png and stop
 };
 
-absl::Status WriteSampleGrid(const core::adapt::GanTrainer& trainer, const std::string& path, int style_dim) {
+absl::Status WriteSampleGrid(const core::adapt::GanTrainer& trainer, const std::string& path, int style_dim,
+                             float truncation = 0.7f, bool ema = true) {
   std::mt19937_64 rng(7);
   FloatTensor z;
   z.shape = {32, style_dim};
   std::normal_distribution<float> normal;
   for (int i = 0; i < 32 * style_dim; ++i) z.data.push_back(normal(rng));
-  ASSIGN_OR_RETURN(FloatTensor images, trainer.Sample(z, 0.7f));
+  ASSIGN_OR_RETURN(FloatTensor images, trainer.Sample(z, truncation, ema));
   std::vector<Rgb8Image> tiles;
   for (int64_t i = 0; i < images.shape[0]; ++i) {
     ASSIGN_OR_RETURN(Rgb8Image t, core::FloatToRgb8(images, i));
@@ -226,18 +228,29 @@ absl::Status TrainGan(const GanArgs& a) {
   opt.g_lr = opt.d_lr = a.lr;
   opt.r1 = a.r1;
   opt.seed = a.seed;
-  ASSIGN_OR_RETURN(
-      auto trainer,
-      core::adapt::GanTrainer::Create(
-          cfg, core::stylegan2::RandomGeneratorWeights(cfg, static_cast<uint32_t>(a.seed)),
-          core::stylegan2::RandomDiscriminatorWeights(core::stylegan2::MakeDiscriminatorConfig(cfg),
-                                                      static_cast<uint32_t>(a.seed + 1)),
-          opt));
+  ASSIGN_OR_RETURN(auto trainer,
+                   core::adapt::GanTrainer::Create(
+                       cfg, core::stylegan2::RandomGeneratorWeights(cfg, static_cast<uint32_t>(a.seed)),
+                       core::stylegan2::RandomDiscriminatorWeights(core::stylegan2::MakeDiscriminatorConfig(cfg),
+                                                                   static_cast<uint32_t>(a.seed + 1)),
+                       opt));
   RETURN_IF_ERROR(core::MakeDirs(a.out));
   const std::string ckpt = (fs::path(a.out) / "training.safetensors").string();
   if (!a.resume.empty()) {
     RETURN_IF_ERROR(trainer->RestoreCheckpoint(a.resume));
     std::fprintf(stderr, "resumed from %s at step %lld\n", a.resume.c_str(), static_cast<long long>(trainer->step()));
+  }
+  if (!a.preview.empty()) {
+    const Pool reals = RenderPool(a.seed, 32, tw::ToyGeneratorScenes(), cfg.resolution);
+    ASSIGN_OR_RETURN(Rgb8Image grid, core::MakeGrid(reals.images, 8));
+    RETURN_IF_ERROR(WritePng(a.preview + "-reals.png", grid));
+    for (const bool ema : {true, false}) {
+      for (const float psi : {0.7f, 1.0f}) {
+        RETURN_IF_ERROR(WriteSampleGrid(*trainer, absl::StrCat(a.preview, ema ? "-ema" : "-g", "-psi", psi, ".png"),
+                                        cfg.style_dim, psi, ema));
+      }
+    }
+    return absl::OkStatus();
   }
   const Pool pool = RenderPool(a.seed, a.pool, tw::ToyGeneratorScenes(), cfg.resolution);
   const auto start = std::chrono::steady_clock::now();
@@ -274,6 +287,12 @@ absl::Status TrainGan(const GanArgs& a) {
                                         {{"format", "ganserve-stylegan2-discriminator"}}));
   std::fprintf(stderr, "wrote the generator, its training copy and the discriminator to %s (%.0f s)\n", a.out.c_str(),
                Seconds(start));
+  std::printf("%s\n", nlohmann::json{{"steps", trainer->step()},
+                                     {"images", trainer->images_seen()},
+                                     {"batch", a.batch},
+                                     {"seconds_this_run", Seconds(start)}}
+                          .dump()
+                          .c_str());
   return absl::OkStatus();
 }
 
@@ -360,6 +379,8 @@ int main(int argc, char** argv) {
   gan->add_option("--r1", ga.r1)->capture_default_str();
   gan->add_option("--snapshot-every", ga.snapshot_every)->capture_default_str();
   gan->add_option("--resume", ga.resume, "a training.safetensors to continue from")->check(CLI::ExistingFile);
+  gan->add_option("--preview", ga.preview,
+                  "with --resume: write sample grids (EMA and trained, psi 0.7 and 1) and stop");
   gan->callback([&] { job = [&] { return TrainGan(ga); }; });
 
   ClassifyArgs cl;

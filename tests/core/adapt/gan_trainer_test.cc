@@ -104,11 +104,11 @@ TEST(GanTrainerTest, RefusesBadInput) {
   EXPECT_EQ(GanTrainer::Create(s.config, s.g, s.d, opt).status().code(), absl::StatusCode::kInvalidArgument);
   opt.batch_size = 2;
   auto other = sg::MakeConfigWithChannels(8, 16, 2, {{4, 16}, {8, 8}});
-  EXPECT_EQ(GanTrainer::Create(s.config, s.g, sg::RandomDiscriminatorWeights(sg::MakeDiscriminatorConfig(other), 1),
-                               opt)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      GanTrainer::Create(s.config, s.g, sg::RandomDiscriminatorWeights(sg::MakeDiscriminatorConfig(other), 1), opt)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   auto trainer = GanTrainer::Create(s.config, s.g, s.d, opt);
   ASSERT_TRUE(trainer.ok());
   EXPECT_EQ((*trainer)->Step(Reals(3)).status().code(), absl::StatusCode::kInvalidArgument);

@@ -101,8 +101,7 @@ TEST(ClipTrainerTest, RefusesBatchesItCannotLearnFrom) {
   auto vocab = clip::LearnBpeVocabulary({"red blue", "red blue"}, 20);
   auto tok = clip::Tokenizer::FromText(*vocab);
   ASSERT_TRUE(tok.ok());
-  auto trainer =
-      ClipTrainer::Create(clip::RandomClipWeights(Tiny(static_cast<int>((*tok)->vocab_size())), 1), {});
+  auto trainer = ClipTrainer::Create(clip::RandomClipWeights(Tiny(static_cast<int>((*tok)->vocab_size())), 1), {});
   ASSERT_TRUE(trainer.ok());
   Batch b = MakeBatch(**tok);
   std::vector<uint8_t> none(b.truth.size(), 0);
