@@ -194,11 +194,11 @@ absl::Status TrainClip(const ClipArgs& a) {
 struct GanArgs {
   std::string out;
   uint64_t seed = 1;
-  int64_t steps = 2500;
+  int64_t steps = 2200;
   int batch = 32;
   int pool = 20000;
-  float lr = 0.0025f;
-  float r1 = 1.0f;
+  float lr = 0.002f;  // rosinality's train.py
+  float r1 = 10.0f;   // rosinality's train.py; gamma 0.05 and 1 let D win (losses ~0.05-0.2) and G wash out
   int snapshot_every = 250;
   std::string resume;
   std::string preview;  // with resume: write sample grids to PREVIEW-{ema,g}-psi{0.7,1}.png and stop

@@ -13,7 +13,7 @@ namespace {
 
 namespace sg = stylegan2;
 
-struct Setup {
+struct Models {
   sg::GeneratorConfig config = sg::MakeConfigWithChannels(16, 16, 2, {{4, 16}, {8, 8}, {16, 8}});
   std::map<std::string, FloatTensor> g = sg::RandomGeneratorWeights(config, 3);
   std::map<std::string, FloatTensor> d = sg::RandomDiscriminatorWeights(sg::MakeDiscriminatorConfig(config), 4);
@@ -34,7 +34,7 @@ FloatTensor Reals(int batch) {
 }
 
 TEST(GanTrainerTest, StepsUpdateBothNetworksAndTheEma) {
-  Setup s;
+  Models s;
   GanTrainerOptions opt;
   opt.batch_size = 4;
   opt.d_reg_every = 2;
@@ -73,7 +73,7 @@ TEST(GanTrainerTest, StepsUpdateBothNetworksAndTheEma) {
 }
 
 TEST(GanTrainerTest, ResumeRepeatsTheSameSteps) {
-  Setup s;
+  Models s;
   GanTrainerOptions opt;
   opt.batch_size = 2;
   opt.d_reg_every = 2;
@@ -98,7 +98,7 @@ TEST(GanTrainerTest, ResumeRepeatsTheSameSteps) {
 }
 
 TEST(GanTrainerTest, RefusesBadInput) {
-  Setup s;
+  Models s;
   GanTrainerOptions opt;
   opt.batch_size = 1;
   EXPECT_EQ(GanTrainer::Create(s.config, s.g, s.d, opt).status().code(), absl::StatusCode::kInvalidArgument);

@@ -58,14 +58,17 @@ TEST(ClipTrainerTest, LearnsToMatchImagesAndCaptions) {
   ASSERT_TRUE(tok.ok());
   const clip::ClipConfig cfg = Tiny(static_cast<int>((*tok)->vocab_size()));
   ClipTrainerOptions opt;
-  opt.lr = 3e-3f;
-  opt.warmup_steps = 5;
-  opt.total_steps = 60;
-  auto trainer = ClipTrainer::Create(clip::RandomClipWeights(cfg, 1), opt);
+  opt.lr = 2e-3f;
+  opt.weight_decay = 0;
+  opt.warmup_steps = 10;
+  opt.total_steps = 150;
+  auto weights = clip::RandomClipWeights(cfg, 1);
+  weights["logit_scale"].data = {static_cast<float>(std::log(1 / 0.07))};  // CLIP's initial temperature
+  auto trainer = ClipTrainer::Create(weights, opt);
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   const Batch b = MakeBatch(**tok);
   float first = 0, last = 0, accuracy = 0;
-  for (int i = 0; i < 60; ++i) {
+  for (int i = 0; i < 150; ++i) {
     auto losses = (*trainer)->Step(b.images, b.tokens, b.truth);
     ASSERT_TRUE(losses.ok()) << losses.status();
     if (i == 0) first = losses->at("loss");

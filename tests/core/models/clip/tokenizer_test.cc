@@ -78,7 +78,11 @@ TEST_F(TokenizerTest, SpecialTokensAndInvalidUtf8) {
 
 TEST(TokenizerFileTest, RejectsWhatIsNotAVocabulary) {
   EXPECT_EQ(Tokenizer::FromText("hello").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Tokenizer::FromText("#version: 0.2\na b\n").status().code(), absl::StatusCode::kInvalidArgument);
+  // A vocabulary may hold fewer merges than OpenAI's (the toy world's), but not none and
+  // no malformed line.
+  EXPECT_TRUE(Tokenizer::FromText("#version: 0.2\na b\n").ok());
+  EXPECT_EQ(Tokenizer::FromText("#version: 0.2\n").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Tokenizer::FromText("#version: 0.2\na b c\n").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Tokenizer::Load("/nonexistent/vocab.gz").status().code(), absl::StatusCode::kNotFound);
 }
 
