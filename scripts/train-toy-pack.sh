@@ -32,8 +32,9 @@ $tool gan --out "$work/gan" --seed "$seed" ${GAN_STEPS:+--steps "$GAN_STEPS"} 2>
 echo "== the pack: $pack"
 rm -rf "$pack.new"
 mkdir -p "$pack.new/toy" "$pack.new/toy-clip"
-cp "$work/gan/generator.safetensors" "$work/gan/generator_train.safetensors" \
-  "$work/gan/discriminator.safetensors" "$pack.new/toy/"
+# The EMA generator is also one-shot adaptation's trainable start (train_g): the pack stays
+# under 20 MB without the trained copy, which stays in $work/gan.
+cp "$work/gan/generator.safetensors" "$work/gan/discriminator.safetensors" "$pack.new/toy/"
 cp "$work/clip/clip.safetensors" "$work/vocab.txt" "$pack.new/toy-clip/"
 python3 - "$pack.new" "$seed" "$commit" "$work/gan.json" "$work/clip-eval.json" <<'PY'
 import json, sys
@@ -41,7 +42,7 @@ pack, seed, commit, gan_json, clip_json = sys.argv[1:]
 gan_run, clip_run = json.load(open(gan_json)), json.load(open(clip_json))
 made = {"script": "scripts/train-toy-pack.sh", "seed": int(seed), "commit": commit}
 gen = {"kind": "generator", "checkpoint": "generator.safetensors",
-       "train_g": "generator_train.safetensors", "train_d": "discriminator.safetensors",
+       "train_g": "generator.safetensors", "train_d": "discriminator.safetensors",
        "domain": "photo", "default_truncation": 0.7,
        "trained_by": dict(made, steps=gan_run["steps"], images=gan_run["images"],
                           data="toy-world photo scenes of one shape (core/toyworld)")}
