@@ -77,13 +77,13 @@ $ganctl --timeout 0 adapt --model "$model" --from photo --to "pencil sketch" --p
 echo "== sampling the adapted model '$adapted' (same seeds)"
 $ganctl --timeout 600 generate --model "$adapted" --seeds $seeds --truncation 0.7 --out "$out/adapted"
 
-echo "== a procedural photo the generator never saw (toy world, seed 31), inverted into '$model',"
+echo "== a procedural photo the generator never saw (toy world, seed 4242), inverted into '$model',"
 echo "   then rendered in the adapted domain"
-build/client/ganctl local make-world --out "$out/world" --count 1 --seed 31 --style photo --max-shapes 1 \
+build/client/ganctl local make-world --out "$out/world" --count 1 --seed 4242 --style photo --max-shapes 1 \
   --captions 0 2> /dev/null
 photo=$out/world/000000.png
 [ "$model" = toy ] || photo=$out/samples/seed3.png
-inv=$($ganctl --timeout 0 invert "$photo" --model "$model" --steps 300 --preview-every 100 \
+inv=$($ganctl --timeout 0 invert "$photo" --model "$model" --preview-every 250 \
   --out "$out/invert" | grep '^inv-')
 $ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/adapted"
 
@@ -101,11 +101,12 @@ tiles() { for s in $(seq 1 8); do printf '%s ' "$1/seed$s.png"; done; }
 /usr/bin/python3 scripts/demo_sheet.py "$out/sheet.png" \
   "1. base '$model', seeds 1-8: what it was trained on (toy: one coloured shape, photo-like)=$(tiles "$out/samples")" \
   "2. adapted to 'pencil sketch', same seeds: same shapes and colours as grey-paper sketches=$(tiles "$out/adapted")" \
-  "3. unseen photo | its inversion | the inversion rendered as a sketch=$photo $out/invert/reconstruction.png $(ls "$out"/invert/adapted/*.png | head -1)" \
-  "4. edit '$neutral' -> '$target' (alpha $alphas), base then sketch: the shape changes=$(ls "$out"/edit/edit*.png | sort -V | tr '\n' ' ') $(ls "$out"/edit-adapted/edit*.png | sort -V | tr '\n' ' ')"
+  "3. unseen photo | its inversion | the inversion rendered as a sketch=$photo $out/invert/reconstruction.png $(ls "$out"/invert/adapted/*.png | grep -v grid.png | head -1)" \
+  "4. edit '$neutral' -> '$target' (alpha $alphas), base then sketch=$(ls "$out"/edit/edit*.png | sort -V | tr '\n' ' ') $(ls "$out"/edit-adapted/edit*.png | sort -V | tr '\n' ' ')"
 echo "   row 1: the generator's own samples; row 2: the same seeds after adaptation (the domain changes,"
 echo "   the content stays); row 3: a photo it never saw, reconstructed, then as a sketch; row 4: the text"
-echo "   edit at growing strength, in the base domain then in the sketch domain"
+echo "   edit at growing strength, in the base domain then in the sketch domain (the toy CLIP's sense of"
+echo "   shape is weak yet, docs/toy-world.md: expect a small change)"
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'
