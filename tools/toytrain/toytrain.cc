@@ -133,6 +133,9 @@ absl::StatusOr<nlohmann::json> ZeroShot(const core::clip::ClipModel& model, cons
 }
 
 absl::Status TrainClip(const ClipArgs& a) {
+  if (a.steps < 1 || a.batch < 2 || a.pool < 1 || a.heldout < 1) {
+    return absl::InvalidArgumentError("--steps and --pool and --heldout must be >= 1, --batch >= 2");
+  }
   ASSIGN_OR_RETURN(auto tok, core::clip::Tokenizer::Load(a.vocab));
   const core::clip::ClipConfig cfg = tw::ToyClipConfig(static_cast<int>(tok->vocab_size()));
   core::train::ClipTrainerOptions opt;
@@ -222,6 +225,9 @@ absl::Status WriteSampleGrid(const core::adapt::GanTrainer& trainer, const std::
 }
 
 absl::Status TrainGan(const GanArgs& a) {
+  if (a.steps < 1 || a.pool < 1 || a.snapshot_every < 1) {
+    return absl::InvalidArgumentError("--steps, --pool and --snapshot-every must be >= 1");
+  }
   const auto cfg = tw::ToyGeneratorConfig();
   core::adapt::GanTrainerOptions opt;
   opt.batch_size = a.batch;
@@ -331,6 +337,7 @@ struct EvaluateArgs {
 };
 
 absl::Status Evaluate(const EvaluateArgs& a) {
+  if (a.count < 1) return absl::InvalidArgumentError("--count must be >= 1");
   ASSIGN_OR_RETURN(auto model, core::clip::ClipModel::Load(a.clip, "cpu"));
   ASSIGN_OR_RETURN(auto tok, core::clip::Tokenizer::Load(a.vocab));
   const Pool held = RenderPool(a.seed, a.count, {}, model->config().image_resolution);
