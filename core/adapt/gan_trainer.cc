@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/adapt/guidance_impl.h"
 #include "core/adapt/oneshot_losses.h"
+#include "core/adapt/training_state_impl.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/models/common/adam.h"
 #include "core/models/common/torch_convert.h"
@@ -280,27 +281,16 @@ absl::StatusOr<FloatTensor> GanTrainer::Sample(const FloatTensor& z, float trunc
 
 absl::Status GanTrainer::SaveCheckpoint(const std::string& path) const {
   const State& s = *state_;
-  std::map<std::string, FloatTensor> t;
-  auto put = [&t](const std::string& key, const at::Tensor& v) { t[key] = FromTorch(v.detach()); };
-  auto adam = [&](const std::string& prefix, const std::vector<std::string>& names, const Adam& a) {
-    for (size_t i = 0; i < names.size(); ++i) {
-      put(absl::StrCat(prefix, "_m/", names[i]), a.m()[i]);
-      put(absl::StrCat(prefix, "_v/", names[i]), a.v()[i]);
-    }
-  };
+  TrainingState t;
+  t.metadata = {{"format", kCheckpointFormat}, {"step", std::to_string(s.step)}, {"images", std::to_string(s.images)}};
   for (size_t i = 0; i < s.g_names.size(); ++i) {
-    put("g/" + s.g_names[i], s.g_leaves[i]);
-    put("ema/" + s.g_names[i], s.ema.at(s.g_names[i]));
+    t.Put("g/" + s.g_names[i], s.g_leaves[i]);
+    t.Put("ema/" + s.g_names[i], s.ema.at(s.g_names[i]));
   }
-  for (const auto& n : s.d_names) put("d/" + n, s.d_raw.at(n));
-  adam("g_adam", s.g_names, *s.g_adam);
-  adam("d_adam", s.d_names, *s.d_adam);
-  return SaveSafetensors(path, t,
-                         {{"format", kCheckpointFormat},
-                          {"step", std::to_string(s.step)},
-                          {"images", std::to_string(s.images)},
-                          {"g_adam_steps", std::to_string(s.g_adam->steps())},
-                          {"d_adam_steps", std::to_string(s.d_adam->steps())}});
+  for (const auto& n : s.d_names) t.Put("d/" + n, s.d_raw.at(n));
+  t.PutAdam("g_adam", s.g_names, *s.g_adam);
+  t.PutAdam("d_adam", s.d_names, *s.d_adam);
+  return SaveSafetensors(path, t.tensors, t.metadata);
 }
 
 absl::Status GanTrainer::RestoreCheckpoint(const std::string& path) {
@@ -313,39 +303,16 @@ absl::Status GanTrainer::RestoreCheckpoint(const std::string& path) {
   }
   try {
     c10::NoGradGuard ng;
-    auto read = [&](const std::string& key, const at::Tensor& like) -> absl::StatusOr<at::Tensor> {
-      auto it = f.tensors.find(key);
-      if (it == f.tensors.end()) return absl::InvalidArgumentError(absl::StrCat(path, ": missing ", key));
-      ASSIGN_OR_RETURN(at::Tensor v, ToTorchFloat(it->second, s.device));
-      if (!v.sizes().equals(like.sizes())) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " does not fit this model"));
-      }
-      return v;
-    };
-    auto adam = [&](const std::string& prefix, const std::vector<std::string>& names, Adam* a) -> absl::Status {
-      std::vector<at::Tensor> m, v;
-      for (size_t i = 0; i < names.size(); ++i) {
-        ASSIGN_OR_RETURN(at::Tensor mi, read(absl::StrCat(prefix, "_m/", names[i]), a->m()[i]));
-        ASSIGN_OR_RETURN(at::Tensor vi, read(absl::StrCat(prefix, "_v/", names[i]), a->v()[i]));
-        m.push_back(mi);
-        v.push_back(vi);
-      }
-      int64_t steps = 0;
-      if (!absl::SimpleAtoi(f.metadata[prefix + "_steps"], &steps)) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": missing ", prefix, "_steps"));
-      }
-      a->SetState(std::move(m), std::move(v), steps);
-      return absl::OkStatus();
-    };
+    TrainingStateReader r(std::move(f), path, s.device);
     for (size_t i = 0; i < s.g_names.size(); ++i) {
-      ASSIGN_OR_RETURN(s.g_leaves[i], read("g/" + s.g_names[i], s.g_leaves[i]));
-      ASSIGN_OR_RETURN(s.ema[s.g_names[i]], read("ema/" + s.g_names[i], s.ema.at(s.g_names[i])));
+      ASSIGN_OR_RETURN(s.g_leaves[i], r.Read("g/" + s.g_names[i], s.g_leaves[i]));
+      ASSIGN_OR_RETURN(s.ema[s.g_names[i]], r.Read("ema/" + s.g_names[i], s.ema.at(s.g_names[i])));
     }
     for (const auto& n : s.d_names) {
-      ASSIGN_OR_RETURN(s.d_raw[n], read("d/" + n, s.d_raw.at(n)));
+      ASSIGN_OR_RETURN(s.d_raw[n], r.Read("d/" + n, s.d_raw.at(n)));
     }
-    RETURN_IF_ERROR(adam("g_adam", s.g_names, s.g_adam.get()));
-    RETURN_IF_ERROR(adam("d_adam", s.d_names, s.d_adam.get()));
+    RETURN_IF_ERROR(r.ReadAdam("g_adam", s.g_names, s.g_adam.get()));
+    RETURN_IF_ERROR(r.ReadAdam("d_adam", s.d_names, s.d_adam.get()));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "restoring the GAN training checkpoint failed");
   }

@@ -14,6 +14,7 @@
 #include "core/adapt/guidance_impl.h"
 #include "core/adapt/oneshot_augment.h"
 #include "core/adapt/oneshot_losses.h"
+#include "core/adapt/training_state_impl.h"
 #include "core/checkpoint/safetensors.h"
 #include "core/models/clip/preprocess.h"
 #include "core/models/common/adam.h"
@@ -37,11 +38,6 @@ std::vector<std::string> TrainedUnits(int n_convs) {
   std::vector<std::string> u = {"input", "conv1"};
   for (int i = 0; i < n_convs; ++i) u.push_back(absl::StrCat("convs.", i));
   return u;
-}
-
-// A safetensors map entry for a tensor.
-void Put(std::map<std::string, FloatTensor>* out, const std::string& key, const at::Tensor& t) {
-  (*out)[key] = FromTorch(t.detach());
 }
 
 }  // namespace
@@ -471,30 +467,19 @@ std::map<std::string, FloatTensor> OneshotTrainer::Delta() const {
 
 absl::Status OneshotTrainer::SaveCheckpoint(const std::string& path) const {
   const State& s = *state_;
-  std::map<std::string, FloatTensor> t;
-  std::map<std::string, std::string> meta{{"format", kCheckpointFormat},
-                                          {"step", std::to_string(s.step)},
-                                          {"g_adam_steps", std::to_string(s.g_adam->steps())},
-                                          {"d_adam_steps", std::to_string(s.d_adam->steps())},
-                                          {"head_adam_steps", std::to_string(s.head_adam->steps())},
-                                          {"ref_adam_steps", std::to_string(s.ref_adam->steps())}};
-  auto adam = [&](const std::string& prefix, const std::vector<std::string>& names, const Adam& a) {
-    for (size_t i = 0; i < names.size(); ++i) {
-      Put(&t, absl::StrCat(prefix, "_m/", names[i]), a.m()[i]);
-      Put(&t, absl::StrCat(prefix, "_v/", names[i]), a.v()[i]);
-    }
-  };
-  for (size_t i = 0; i < s.g_names.size(); ++i) Put(&t, "g/" + s.g_names[i], s.g_leaves[i]);
-  adam("g_adam", s.g_names, *s.g_adam);
-  for (const auto& n : s.d_names) Put(&t, "d/" + n, s.d_raw.at(n));
-  adam("d_adam", s.d_names, *s.d_adam);
-  Put(&t, "head/weight", s.head_weight);
-  Put(&t, "head/bias", s.head_bias);
-  adam("head_adam", {"weight", "bias"}, *s.head_adam);
-  for (const auto& [n, e] : s.ema) Put(&t, "ema/" + n, e);
-  Put(&t, "w_ref", s.w_ref);
-  adam("ref_adam", {"w_ref"}, *s.ref_adam);
-  return SaveSafetensors(path, t, meta);
+  TrainingState t;
+  t.metadata = {{"format", kCheckpointFormat}, {"step", std::to_string(s.step)}};
+  for (size_t i = 0; i < s.g_names.size(); ++i) t.Put("g/" + s.g_names[i], s.g_leaves[i]);
+  t.PutAdam("g_adam", s.g_names, *s.g_adam);
+  for (const auto& n : s.d_names) t.Put("d/" + n, s.d_raw.at(n));
+  t.PutAdam("d_adam", s.d_names, *s.d_adam);
+  t.Put("head/weight", s.head_weight);
+  t.Put("head/bias", s.head_bias);
+  t.PutAdam("head_adam", {"weight", "bias"}, *s.head_adam);
+  for (const auto& [n, e] : s.ema) t.Put("ema/" + n, e);
+  t.Put("w_ref", s.w_ref);
+  t.PutAdam("ref_adam", {"w_ref"}, *s.ref_adam);
+  return SaveSafetensors(path, t.tensors, t.metadata);
 }
 
 absl::Status OneshotTrainer::RestoreCheckpoint(const std::string& path) {
@@ -506,46 +491,23 @@ absl::Status OneshotTrainer::RestoreCheckpoint(const std::string& path) {
   }
   try {
     c10::NoGradGuard ng;
-    auto read = [&](const std::string& key, const at::Tensor& like) -> absl::StatusOr<at::Tensor> {
-      auto it = f.tensors.find(key);
-      if (it == f.tensors.end()) return absl::InvalidArgumentError(absl::StrCat(path, ": missing ", key));
-      ASSIGN_OR_RETURN(at::Tensor v, ToTorchFloat(it->second, s.device));
-      if (!v.sizes().equals(like.sizes())) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " does not fit this model"));
-      }
-      return v;
-    };
-    auto adam = [&](const std::string& prefix, const std::vector<std::string>& names, Adam* a) -> absl::Status {
-      std::vector<at::Tensor> m, v;
-      for (size_t i = 0; i < names.size(); ++i) {
-        ASSIGN_OR_RETURN(at::Tensor mi, read(absl::StrCat(prefix, "_m/", names[i]), a->m()[i]));
-        ASSIGN_OR_RETURN(at::Tensor vi, read(absl::StrCat(prefix, "_v/", names[i]), a->v()[i]));
-        m.push_back(mi);
-        v.push_back(vi);
-      }
-      int64_t steps = 0;
-      if (!absl::SimpleAtoi(f.metadata[prefix + "_steps"], &steps)) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": missing ", prefix, "_steps"));
-      }
-      a->SetState(std::move(m), std::move(v), steps);
-      return absl::OkStatus();
-    };
+    TrainingStateReader r(std::move(f), path, s.device);
     for (size_t i = 0; i < s.g_names.size(); ++i) {
-      ASSIGN_OR_RETURN(s.g_leaves[i], read("g/" + s.g_names[i], s.g_leaves[i]));
+      ASSIGN_OR_RETURN(s.g_leaves[i], r.Read("g/" + s.g_names[i], s.g_leaves[i]));
     }
-    RETURN_IF_ERROR(adam("g_adam", s.g_names, s.g_adam.get()));
+    RETURN_IF_ERROR(r.ReadAdam("g_adam", s.g_names, s.g_adam.get()));
     for (const auto& n : s.d_names) {
-      ASSIGN_OR_RETURN(s.d_raw[n], read("d/" + n, s.d_raw.at(n)));
+      ASSIGN_OR_RETURN(s.d_raw[n], r.Read("d/" + n, s.d_raw.at(n)));
     }
-    RETURN_IF_ERROR(adam("d_adam", s.d_names, s.d_adam.get()));
-    ASSIGN_OR_RETURN(s.head_weight, read("head/weight", s.head_weight));
-    ASSIGN_OR_RETURN(s.head_bias, read("head/bias", s.head_bias));
-    RETURN_IF_ERROR(adam("head_adam", {"weight", "bias"}, s.head_adam.get()));
+    RETURN_IF_ERROR(r.ReadAdam("d_adam", s.d_names, s.d_adam.get()));
+    ASSIGN_OR_RETURN(s.head_weight, r.Read("head/weight", s.head_weight));
+    ASSIGN_OR_RETURN(s.head_bias, r.Read("head/bias", s.head_bias));
+    RETURN_IF_ERROR(r.ReadAdam("head_adam", {"weight", "bias"}, s.head_adam.get()));
     for (auto& [n, e] : s.ema) {
-      ASSIGN_OR_RETURN(e, read("ema/" + n, e));
+      ASSIGN_OR_RETURN(e, r.Read("ema/" + n, e));
     }
-    ASSIGN_OR_RETURN(s.w_ref, read("w_ref", s.w_ref));
-    RETURN_IF_ERROR(adam("ref_adam", {"w_ref"}, s.ref_adam.get()));
+    ASSIGN_OR_RETURN(s.w_ref, r.Read("w_ref", s.w_ref));
+    RETURN_IF_ERROR(r.ReadAdam("ref_adam", {"w_ref"}, s.ref_adam.get()));
   } catch (const c10::Error& e) {
     return TorchErrorStatus(e, "restoring the one-shot checkpoint failed");
   }
