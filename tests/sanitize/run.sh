@@ -86,8 +86,14 @@ for v in "${variants[@]}"; do
     grep -E "^\[  (PASSED|FAILED)|tests ran|SUMMARY|WARNING: ThreadSanitizer" "$out/$v-$t.log" | head -20 || true
     if [ "$rc" != 0 ]; then
       echo "$v $t FAILED (exit $rc); the first report:"
-      grep -E -m 1 -A 30 "ERROR: AddressSanitizer|WARNING: ThreadSanitizer|runtime error|FAILED" "$out/$v-$t.log" \
-        || tail -30 "$out/$v-$t.log"
+      # A sanitizer report, else the failed assertions with their messages.
+      if ! grep -E -m 1 -A 30 "ERROR: AddressSanitizer|WARNING: ThreadSanitizer|runtime error" "$out/$v-$t.log"; then
+        if grep -q -E ": Failure$" "$out/$v-$t.log"; then
+          grep -E -A 8 ": Failure$" "$out/$v-$t.log" | head -60 || true
+        else
+          tail -30 "$out/$v-$t.log"
+        fi
+      fi
       status=1
     fi
   done

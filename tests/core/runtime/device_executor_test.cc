@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,37 +47,57 @@ class Recorder : public ExecutorObserver {
 };
 
 // A full queue's answer carries a retry delay: the running task's expected rest (from
-// the class's recent run times) plus the queued tasks of higher classes.
+// the class's recent run times) plus the queued tasks of higher classes. The bounds come
+// from clock readings around each step, so a slow or loaded machine (sanitizers, parallel
+// tests) widens them instead of failing the test.
 TEST(DeviceExecutorTest, FullQueueCarriesARetryDelayFromTheRunningWork) {
   DeviceExecutor exec({"test", {1, 1, 1}, nullptr});
   absl::Notification ran;
+  absl::Time task_start, task_end;
+  const absl::Time submitted = absl::Now();
   ASSERT_TRUE(exec.Submit(WorkClass::kInteractive,
                           [&](bool) {
+                            task_start = absl::Now();
                             absl::SleepFor(absl::Milliseconds(300));
+                            task_end = absl::Now();
                             ran.Notify();
                           })
                   .ok());
   ran.WaitForNotification();
-  absl::SleepFor(absl::Milliseconds(20));  // the executor records the run time after the task
   Gate gate;
-  gate.Hold(&exec);  // an interactive task runs; expected ~0.3 s
+  const absl::Time hold_begin = absl::Now();
+  gate.Hold(&exec);  // the executor recorded the first run time before taking this task
+  const absl::Time hold_end = absl::Now();
   ASSERT_TRUE(exec.Submit(WorkClass::kInteractive, [](bool) {}).ok());
   ASSERT_TRUE(exec.Submit(WorkClass::kBatch, [](bool) {}).ok());
+  const absl::Time i_begin = absl::Now();
   absl::Status interactive = exec.Submit(WorkClass::kInteractive, [](bool) {});
+  const absl::Time i_end = absl::Now();
   absl::Status batch = exec.Submit(WorkClass::kBatch, [](bool) {});
+  const absl::Time b_end = absl::Now();
   gate.Release();
   ASSERT_TRUE(absl::IsResourceExhausted(interactive)) << interactive;
   ASSERT_TRUE(absl::IsResourceExhausted(batch)) << batch;
   EXPECT_NE(interactive.message().find("retry in about"), std::string::npos) << interactive;
   std::optional<absl::Duration> di = RetryAfter(interactive), db = RetryAfter(batch);
   ASSERT_TRUE(di.has_value() && db.has_value());
-  // The running task's rest: at most its expected 0.3 s (plus rounding to 1 ms), at
-  // least the 50 ms floor.
-  EXPECT_GE(*di, absl::Milliseconds(50));
-  EXPECT_LE(*di, absl::Milliseconds(400));
-  // The batch class waits for the queued interactive task too (~0.3 s more).
-  EXPECT_GE(*db - *di, absl::Milliseconds(250));
-  EXPECT_LE(*db - *di, absl::Milliseconds(450));
+  // The recorded run time of the 300 ms task lies between the task's own duration and
+  // the span from its submission to the gate task's start.
+  const absl::Duration mean_lo = task_end - task_start, mean_hi = hold_end - submitted;
+  // The gate task started within [hold_begin, hold_end]; each refusal was computed
+  // within its call.
+  auto delay = [](absl::Duration s) {
+    return absl::Milliseconds(
+        std::ceil(absl::ToDoubleMilliseconds(std::clamp(s, absl::Milliseconds(50), absl::Seconds(60)))));
+  };
+  const absl::Duration slack = absl::Milliseconds(1);
+  // Interactive: the running task's rest.
+  EXPECT_GE(*di, delay(mean_lo - (i_end - hold_begin)) - slack);
+  EXPECT_LE(*di, delay(mean_hi - (i_begin - hold_end)) + slack);
+  // Batch: the running task's rest plus the one queued interactive task.
+  EXPECT_GE(*db, delay(2 * mean_lo - (b_end - hold_begin)) - slack);
+  EXPECT_LE(*db, delay(2 * mean_hi - (i_end - hold_end)) + slack);
+  EXPECT_GE(mean_lo, absl::Milliseconds(300));
   exec.Shutdown();  // the gate task has returned before the gate goes away
 }
 
