@@ -9,11 +9,53 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/models/clip/clip_model_impl.h"
+#include "core/models/clip/random_init.h"
 #include "core/models/common/adam.h"
 #include "core/models/common/torch_convert.h"
+#include "core/util/np_random.h"
 #include "core/util/status_macros.h"
 
 namespace ganserve::core::train {
+
+std::map<std::string, FloatTensor> InitialClipWeights(const clip::ClipConfig& c, uint32_t seed) {
+  std::map<std::string, FloatTensor> w = clip::RandomClipWeights(c, seed);  // every key, shape and layer norm
+  NumpyRandomState rng(seed);
+  auto normal = [&](const std::string& name, double std) {
+    for (float& v : w.at(name).data) v = static_cast<float>(std * rng.Gauss());
+  };
+  auto uniform = [&](const std::string& name, double bound) {
+    for (float& v : w.at(name).data) v = static_cast<float>(bound * (2 * rng.RandomSample() - 1));
+  };
+  const double tw = c.transformer_width, vw = c.vision_width;
+  normal("token_embedding.weight", 0.02);
+  normal("positional_embedding", 0.01);
+  const double proj_std = std::pow(tw, -0.5) * std::pow(2.0 * c.transformer_layers, -0.5);
+  for (int i = 0; i < c.transformer_layers; ++i) {
+    const std::string b = absl::StrCat("transformer.resblocks.", i, ".");
+    normal(b + "attn.in_proj_weight", std::pow(tw, -0.5));
+    normal(b + "attn.out_proj.weight", proj_std);
+    normal(b + "mlp.c_fc.weight", std::pow(2 * tw, -0.5));
+    normal(b + "mlp.c_proj.weight", proj_std);
+    uniform(b + "mlp.c_fc.bias", std::pow(tw, -0.5));  // biases keep PyTorch's defaults
+    uniform(b + "mlp.c_proj.bias", std::pow(4 * tw, -0.5));
+  }
+  normal("text_projection", std::pow(tw, -0.5));
+  normal("visual.class_embedding", std::pow(vw, -0.5));
+  normal("visual.positional_embedding", std::pow(vw, -0.5));
+  normal("visual.proj", std::pow(vw, -0.5));
+  uniform("visual.conv1.weight", std::pow(3.0 * c.vision_patch_size * c.vision_patch_size, -0.5));
+  for (int i = 0; i < c.vision_layers; ++i) {
+    const std::string b = absl::StrCat("visual.transformer.resblocks.", i, ".");
+    uniform(b + "attn.in_proj_weight", std::sqrt(6.0 / (vw + 3 * vw)));
+    uniform(b + "attn.out_proj.weight", std::pow(vw, -0.5));
+    uniform(b + "mlp.c_fc.weight", std::pow(vw, -0.5));
+    uniform(b + "mlp.c_fc.bias", std::pow(vw, -0.5));
+    uniform(b + "mlp.c_proj.weight", std::pow(4 * vw, -0.5));
+    uniform(b + "mlp.c_proj.bias", std::pow(4 * vw, -0.5));
+  }
+  w.at("logit_scale").data = {static_cast<float>(std::log(1 / 0.07))};
+  return w;
+}
 
 struct ClipTrainer::State {
   ClipTrainerOptions opt;

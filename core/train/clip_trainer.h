@@ -33,6 +33,16 @@ struct ClipTrainerOptions {
   std::string device = "cpu";
 };
 
+// Starting weights for training `config` from scratch, drawn as OpenAI's CLIP draws them
+// (model.py). Text tower, by CLIP.initialize_parameters: token embedding N(0, 0.02),
+// positional N(0, 0.01), attention in-projection N(0, w^-1/2), attention and MLP
+// out-projections N(0, w^-1/2 (2 L)^-1/2), MLP in-projection N(0, (2 w)^-1/2), text
+// projection N(0, w^-1/2). ViT: class and positional embeddings and projection
+// N(0, w^-1/2). Everything else keeps PyTorch's layer defaults: Linear weights and biases
+// and the patch Conv2d uniform in +-fan_in^-1/2, the attention in-projection
+// Xavier-uniform, attention biases 0, layer norms 1 and 0; temperature 1/0.07.
+std::map<std::string, FloatTensor> InitialClipWeights(const clip::ClipConfig& config, uint32_t seed);
+
 class ClipTrainer {
  public:
   // `weights`: a complete state dict of `config` (logit_scale included).

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -28,7 +29,6 @@
 #include "core/models/clip/bpe_learner.h"
 #include "core/models/clip/clip_model.h"
 #include "core/models/clip/preprocess.h"
-#include "core/models/clip/random_init.h"
 #include "core/models/clip/tokenizer.h"
 #include "core/models/stylegan2/random_init.h"
 #include "core/runtime/torch_setup.h"
@@ -101,6 +101,9 @@ struct ClipArgs {
   int pool = 20000;
   int heldout = 600;
   float lr = 1e-3f;
+  // Batches are made of groups of this many scenes that share the style and a colour, so
+  // that telling a group's captions apart takes the shapes (1: every scene drawn alone).
+  int group = 4;
 };
 
 // Zero-shot accuracy of `model` on `pool` for each attribute (single-shape scenes only
@@ -132,9 +135,15 @@ absl::StatusOr<nlohmann::json> ZeroShot(const core::clip::ClipModel& model, cons
   return out;
 }
 
+// A scene's look without its shapes' kinds: the style and the first shape's colour.
+std::pair<int, int> LookOf(const tw::Scene& s) {
+  return {static_cast<int>(s.style), s.shapes.empty() ? -1 : static_cast<int>(s.shapes[0].colour)};
+}
+
 absl::Status TrainClip(const ClipArgs& a) {
-  if (a.steps < 1 || a.batch < 2 || a.pool < 1 || a.heldout < 1) {
-    return absl::InvalidArgumentError("--steps and --pool and --heldout must be >= 1, --batch >= 2");
+  if (a.steps < 1 || a.batch < 2 || a.pool < 1 || a.heldout < 1 || a.group < 1 || a.group > a.batch) {
+    return absl::InvalidArgumentError(
+        "--steps and --pool and --heldout must be >= 1, --batch >= 2, --group in [1, --batch]");
   }
   ASSIGN_OR_RETURN(auto tok, core::clip::Tokenizer::Load(a.vocab));
   const core::clip::ClipConfig cfg = tw::ToyClipConfig(static_cast<int>(tok->vocab_size()));
@@ -142,10 +151,11 @@ absl::Status TrainClip(const ClipArgs& a) {
   opt.lr = a.lr;
   opt.total_steps = a.steps;
   opt.warmup_steps = static_cast<int>(std::min<int64_t>(200, std::max<int64_t>(1, a.steps / 10)));
-  auto weights = core::clip::RandomClipWeights(cfg, static_cast<uint32_t>(a.seed));
-  weights["logit_scale"].data = {static_cast<float>(std::log(1 / 0.07))};  // CLIP's initial temperature
+  const auto weights = core::train::InitialClipWeights(cfg, static_cast<uint32_t>(a.seed));
   ASSIGN_OR_RETURN(auto trainer, core::train::ClipTrainer::Create(weights, opt));
   const Pool pool = RenderPool(a.seed, a.pool, {}, cfg.image_resolution);
+  std::map<std::pair<int, int>, std::vector<size_t>> by_look;
+  for (size_t i = 0; i < pool.scenes.size(); ++i) by_look[LookOf(pool.scenes[i])].push_back(i);
   const std::vector<std::string>& templates = core::adapt::ImagenetTemplates();
   const auto start = std::chrono::steady_clock::now();
   const int r = cfg.image_resolution;
@@ -157,8 +167,14 @@ absl::Status TrainClip(const ClipArgs& a) {
     std::vector<const tw::Scene*> scenes;
     std::vector<std::vector<int>> tokens;
     std::vector<tw::Claim> claims;
+    const std::vector<size_t>* look = nullptr;
     for (int b = 0; b < a.batch; ++b) {
-      const size_t i = static_cast<size_t>((rng() >> 11) % pool.images.size());
+      size_t i = static_cast<size_t>((rng() >> 11) % pool.images.size());
+      if (b % a.group == 0) {
+        look = &by_look[LookOf(pool.scenes[i])];
+      } else {
+        i = (*look)[static_cast<size_t>((rng() >> 11) % look->size())];
+      }
       const FloatTensor x = core::clip::NormalizeForClip(pool.images[i]);
       images.data.insert(images.data.end(), x.data.begin(), x.data.end());
       scenes.push_back(&pool.scenes[i]);
@@ -373,6 +389,8 @@ int main(int argc, char** argv) {
   clip->add_option("--pool", ca.pool, "training scenes")->capture_default_str();
   clip->add_option("--heldout", ca.heldout, "held-out scenes measured at the end")->capture_default_str();
   clip->add_option("--lr", ca.lr)->capture_default_str();
+  clip->add_option("--group", ca.group, "scenes per group sharing style and a colour (1: drawn alone)")
+      ->capture_default_str();
   clip->callback([&] { job = [&] { return TrainClip(ca); }; });
 
   GanArgs ga;

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "core/models/clip/bpe_learner.h"
 #include "core/models/clip/random_init.h"
@@ -62,9 +64,7 @@ TEST(ClipTrainerTest, LearnsToMatchImagesAndCaptions) {
   opt.weight_decay = 0;
   opt.warmup_steps = 10;
   opt.total_steps = 150;
-  auto weights = clip::RandomClipWeights(cfg, 1);
-  weights["logit_scale"].data = {static_cast<float>(std::log(1 / 0.07))};  // CLIP's initial temperature
-  auto trainer = ClipTrainer::Create(weights, opt);
+  auto trainer = ClipTrainer::Create(InitialClipWeights(cfg, 1), opt);
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   const Batch b = MakeBatch(**tok);
   float first = 0, last = 0, accuracy = 0;
@@ -98,6 +98,55 @@ TEST(ClipTrainerTest, LearnsToMatchImagesAndCaptions) {
   };
   EXPECT_GT(dot(0, 0), dot(0, 1));
   EXPECT_GT(dot(7, 1), dot(7, 0));
+}
+
+double Std(const FloatTensor& t) {
+  double s = 0, s2 = 0;
+  for (float v : t.data) {
+    s += v;
+    s2 += static_cast<double>(v) * v;
+  }
+  const double n = static_cast<double>(t.data.size());
+  return std::sqrt(s2 / n - (s / n) * (s / n));
+}
+
+double MaxAbs(const FloatTensor& t) {
+  double m = 0;
+  for (float v : t.data) m = std::max(m, std::abs(static_cast<double>(v)));
+  return m;
+}
+
+// The scales of OpenAI's initialisation (w = 64, two text layers). A sample std of n
+// values has a relative standard error of about (2 n)^-1/2: allowed 4 of them.
+TEST(ClipTrainerTest, InitialWeightsFollowClipsScales) {
+  clip::ClipConfig cfg = Tiny(100);
+  cfg.transformer_layers = 2;
+  const auto w = InitialClipWeights(cfg, 3);
+  const auto reference = clip::RandomClipWeights(cfg, 3);
+  ASSERT_EQ(w.size(), reference.size());
+  for (const auto& [k, t] : reference) EXPECT_EQ(w.at(k).shape, t.shape) << k;
+  auto near = [&](const std::string& key, double want) {
+    const FloatTensor& t = w.at(key);
+    return std::abs(Std(t) / want - 1) < 4 / std::sqrt(2.0 * static_cast<double>(t.data.size()));
+  };
+  const std::string t0 = "transformer.resblocks.0.", v0 = "visual.transformer.resblocks.0.";
+  EXPECT_PRED2(near, "token_embedding.weight", 0.02);
+  EXPECT_PRED2(near, t0 + "attn.in_proj_weight", 0.125);
+  EXPECT_PRED2(near, t0 + "attn.out_proj.weight", 0.125 / 2);
+  EXPECT_PRED2(near, t0 + "mlp.c_fc.weight", std::pow(128, -0.5));
+  EXPECT_PRED2(near, "text_projection", std::pow(64, -0.5));
+  // Uniform draws: within their bound, with the uniform's std.
+  const double conv = std::pow(3 * 4 * 4, -0.5), xavier = std::sqrt(6.0 / (64 + 192));
+  EXPECT_LE(MaxAbs(w.at("visual.conv1.weight")), conv);
+  EXPECT_LE(MaxAbs(w.at(v0 + "attn.in_proj_weight")), xavier);
+  EXPECT_PRED2(near, v0 + "attn.in_proj_weight", xavier / std::sqrt(3.0));
+  EXPECT_PRED2(near, v0 + "mlp.c_proj.weight", std::pow(256, -0.5) / std::sqrt(3.0));
+  EXPECT_EQ(MaxAbs(w.at(v0 + "attn.in_proj_bias")), 0);
+  EXPECT_EQ(w.at(v0 + "ln_1.weight").data.front(), 1.0f);
+  EXPECT_FLOAT_EQ(w.at("logit_scale").data.front(), std::log(1 / 0.07));
+  // One seed, one draw.
+  EXPECT_EQ(InitialClipWeights(cfg, 3).at("visual.proj").data, w.at("visual.proj").data);
+  EXPECT_NE(InitialClipWeights(cfg, 4).at("visual.proj").data, w.at("visual.proj").data);
 }
 
 TEST(ClipTrainerTest, RefusesBatchesItCannotLearnFrom) {
