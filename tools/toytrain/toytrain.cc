@@ -96,14 +96,14 @@ struct ClipArgs {
   std::string vocab;
   std::string out;
   uint64_t seed = 1;
-  int64_t steps = 1500;
+  int64_t steps = 4000;
   int batch = 128;
   int pool = 20000;
   int heldout = 600;
-  float lr = 1e-3f;
+  float lr = 5e-4f;
   // Batches are made of groups of this many scenes that share the style and a colour, so
   // that telling a group's captions apart takes the shapes (1: every scene drawn alone).
-  int group = 4;
+  int group = 8;
 };
 
 // Zero-shot accuracy of `model` on `pool` for each attribute (single-shape scenes only
