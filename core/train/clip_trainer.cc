@@ -156,8 +156,9 @@ absl::StatusOr<std::map<std::string, float>> ClipTrainer::Step(const FloatTensor
       return absl::InvalidArgumentError(absl::StrCat("every token row must hold ", c.context_length, " ids"));
     }
     for (int id : row) {
-      if (id < 0 || id >= c.vocab_size)
+      if (id < 0 || id >= c.vocab_size) {
         return absl::InvalidArgumentError(absl::StrCat("token id ", id, " is out of range"));
+      }
       ids.push_back(id);
     }
   }

@@ -9,11 +9,12 @@
 #     with alpha;
 #  6. an inversion of a procedural scene the generator never saw reconstructs it.
 # The figures are printed as JSON lines. Asserted: what the shipped pack reaches of the
-# targets in docs/toy-world.md (colour and style zero-shot >= 95 %, samples <= 10 %
-# sketches, saturation down after photo -> sketch, red -> blue hue shares, P(square) higher
-# at the largest alpha than at 0, inversion PSNR >= 20 dB). Printed only, as the pack does
-# not reach them yet (docs/toy-world.md): shape zero-shot >= 95 %, confident samples >= 80 %,
-# >= 80 % sketches keeping shape and colour, a monotonic edit sweep.
+# targets in docs/toy-world.md (colour and style zero-shot >= 95 %, shape >= 90 %; samples
+# >= 80 % confident in shape and colour and <= 10 % sketches; >= 80 % sketches after
+# photo -> sketch and saturation down; red -> blue hue shares; P(square) higher at every
+# alpha > 0 than at 0; inversion PSNR >= 20 dB). Printed only, as the pack does not reach
+# them yet (docs/toy-world.md): shape zero-shot >= 95 %, >= 70 % of the sketches keeping
+# their seed's shape and colour, a monotonic edit sweep.
 # Usage: toy_semantic_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -43,6 +44,7 @@ r = json.load(open(sys.argv[1]))
 print(json.dumps({"zero_shot": r}))
 for k in ("colour_accuracy", "style_accuracy"):
     assert r[k] >= 0.95, f"{k} {r[k]:.3f} < 0.95"
+assert r["shape_accuracy"] >= 0.9, f"shape_accuracy {r['shape_accuracy']:.3f} < 0.9"
 PY
 
 mkdir -p "$work/models"
@@ -64,6 +66,7 @@ both = sum(r["shape"]["p"] >= 0.5 and r["colour"]["p"] >= 0.5 for r in rows) / l
 sketch = sum(r["style"]["best"] == "pencil_sketch" for r in rows) / len(rows)
 print(json.dumps({"samples": {"confident_shape_and_colour": both, "sketch": sketch}}))
 assert sketch <= 0.1, f"sketches {sketch:.2f} > 0.1"
+assert both >= 0.8, f"confident in shape and colour {both:.2f} < 0.8"
 PY
 
 # stats PNG...: per picture, the mean HSV saturation and the shares of vivid red and blue
@@ -106,6 +109,7 @@ sat_a = sum(s["saturation"] for s in as_) / len(as_)
 print(json.dumps({"photo_to_sketch": {"sketch": sketch, "shape_and_colour_kept": kept,
                                       "saturation_before": sat_b, "saturation_after": sat_a}}))
 assert sat_a < 0.8 * sat_b, f"saturation {sat_b:.3f} -> {sat_a:.3f}: not lower"
+assert sketch >= 0.8, f"sketches after adaptation {sketch:.2f} < 0.8"
 PY
 
 step "4. adapt red -> blue (defaults)"
@@ -145,7 +149,7 @@ k = int(sys.argv[2])
 n = len(rows) // k
 p = [sum(rows[i * k + j]["shape"]["all"]["square"] for i in range(n)) / n for j in range(k)]
 print(json.dumps({"circle_to_square": {"seeds": n, "p_square_by_alpha": dict(zip([0, 2, 4, 6], p))}}))
-assert p[-1] > p[0], f"P(square) not higher at the largest alpha: {p}"
+assert all(x > p[0] for x in p[1:]), f"P(square) not higher at every alpha > 0: {p}"
 PY
 
 step "6. inversion of a scene the generator never saw"

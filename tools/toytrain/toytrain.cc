@@ -282,7 +282,7 @@ absl::Status TrainGan(const GanArgs& a) {
     std::mt19937_64 rng(a.seed * 1000003ULL + static_cast<uint64_t>(step));
     FloatTensor reals;
     reals.shape = {a.batch, 3, r, r};
-    reals.data.reserve(static_cast<size_t>(a.batch * 3 * r * r));
+    reals.data.reserve(static_cast<size_t>(a.batch) * 3 * r * r);
     for (int b = 0; b < a.batch; ++b) {
       const FloatTensor x = core::Rgb8ToFloat(pool.images[static_cast<size_t>((rng() >> 11) % pool.images.size())]);
       reals.data.insert(reals.data.end(), x.data.begin(), x.data.end());

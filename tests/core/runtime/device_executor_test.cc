@@ -144,7 +144,7 @@ TEST(DeviceExecutorTest, HigherClassesRunFirstAndEachClassIsFifo) {
   gate.Hold(&exec);
   absl::Mutex mu;
   std::vector<std::string> order;
-  auto record = [&](std::string name) {
+  auto record = [&](const std::string& name) {
     return [&, name](bool cancelled) {
       EXPECT_FALSE(cancelled);
       absl::MutexLock lock(&mu);
@@ -211,6 +211,7 @@ TEST(DeviceExecutorTest, TasksRunOnOneThread) {
   absl::Notification done;
   std::vector<std::thread> posters;
   std::atomic<int> left{40};
+  posters.reserve(4);
   for (int t = 0; t < 4; ++t) {
     posters.emplace_back([&] {
       for (int i = 0; i < 10; ++i) {
