@@ -39,7 +39,8 @@ struct ClaimedCaption {
 };
 
 // A training caption for `scene`, one of:
-//  - a full caption (Captions(): style and every shape) with probability 0.4;
+//  - a full caption (Captions(): style and every shape) with probability 0.4, and always
+//    for a scene without shapes ("a pencil sketch of nothing");
 //  - a partial phrase naming some of style, kind and colour (of one shape): "a red
 //    shape", "circle", "a pencil sketch", "a painting of a star", "photo of a blue square";
 //  - with probability 0.25 such a phrase put into one of `templates` (prompt templates
@@ -53,8 +54,10 @@ std::vector<std::string> ShapePrompts();
 std::vector<std::string> ColourPrompts();
 std::vector<std::string> StylePrompts();
 
-// Every text DrawTrainingCaption and the class prompts can produce for `templates`
-// (the corpus a vocabulary is learned from).
+// Every text DrawTrainingCaption and the class prompts can produce for `templates` for
+// scenes with shapes (the corpus a vocabulary is learned from). The captions of empty
+// scenes are left out so that the shipped vocabulary stays the one learned before they
+// existed; byte-level BPE spells their words ("nothing", "empty") from smaller pieces.
 std::vector<std::string> Corpus(const std::vector<std::string>& templates);
 
 }  // namespace ganserve::core::toyworld

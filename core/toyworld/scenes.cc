@@ -524,7 +524,7 @@ std::string ShapePhrase(const Shape& s) { return absl::StrCat(Name(s.colour), " 
 
 // Noun phrases for the scene's shapes, canonical first.
 std::vector<std::string> ObjectForms(const Scene& scene) {
-  if (scene.shapes.empty()) return {"an empty background"};
+  if (scene.shapes.empty()) return {"nothing", "an empty background", "no shape"};
   if (scene.shapes.size() == 1) {
     const std::string p = ShapePhrase(scene.shapes[0]);
     return {WithArticle(p), "one " + p, "a single " + p};
@@ -698,6 +698,7 @@ Scene RandomScene(uint64_t seed, const SceneOptions& options) {
   scene.background.kind = kBackgrounds[draw.Below(kBackgrounds.size())];
   scene.background.tone = kTones[draw.Below(kTones.size())];
   const int count = draw.Range(lo, hi);
+  if (options.empty_probability > 0 && draw.Chance(options.empty_probability)) return scene;
   for (int i = 0; i < count; ++i) {
     Shape s;
     if (i == 1 && draw.Chance(options.identical_pair_probability)) {

@@ -57,7 +57,7 @@ struct Background {
 };
 
 struct Scene {
-  std::vector<Shape> shapes;  // 1 or 2, drawn in order (the second on top)
+  std::vector<Shape> shapes;  // 0 (an empty scene), 1 or 2, drawn in order (the second on top)
   Style style = Style::kPhoto;
   Background background;
 };
@@ -72,6 +72,12 @@ struct SceneOptions {
   // Chance that a two-shape scene holds two identical shapes (same kind and colour),
   // the scenes captioned "two blue squares".
   double identical_pair_probability = 0.25;
+  // Chance that a scene holds no shape at all: the background (photo, painting) or bare
+  // paper (sketch), captioned "a pencil sketch of nothing", "an empty background in a
+  // photo". A CLIP that has seen such scenes does not take blank paper for a sketch of a
+  // shape. At 0 (the default) nothing is drawn for it, so seeds give the scenes they gave
+  // before the option existed.
+  double empty_probability = 0;
 };
 
 // A scene drawn from `seed`: style, kinds and colours uniformly from the allowed values,

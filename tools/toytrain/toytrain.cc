@@ -8,6 +8,7 @@
 //   gan       train the generator adversarially on "photo" scenes of one shape
 //   classify  zero-shot classify PNGs (shape, colour, style) with a trained CLIP: JSON lines
 //   evaluate  held-out zero-shot accuracy of a CLIP model: JSON
+//   direction StyleGAN-NADA's directional cosine of (source, target) image pairs
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
@@ -25,6 +26,7 @@
 #include "core/adapt/gan_trainer.h"
 #include "core/adapt/text_templates.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/edit/global_directions.h"
 #include "core/io/image_codec.h"
 #include "core/models/clip/bpe_learner.h"
 #include "core/models/clip/clip_model.h"
@@ -104,6 +106,11 @@ struct ClipArgs {
   // Batches are made of groups of this many scenes that share the style and a colour, so
   // that telling a group's captions apart takes the shapes (1: every scene drawn alone).
   int group = 8;
+  // Share of training scenes without any shape ("a pencil sketch of nothing").
+  double empty = 0;
+  // Start from these weights (a clip.safetensors of the same configuration) instead of
+  // InitialClipWeights: fine-tuning.
+  std::string init;
 };
 
 // Zero-shot accuracy of `model` on `pool` for each attribute (single-shape scenes only
@@ -141,9 +148,10 @@ std::pair<int, int> LookOf(const tw::Scene& s) {
 }
 
 absl::Status TrainClip(const ClipArgs& a) {
-  if (a.steps < 1 || a.batch < 2 || a.pool < 1 || a.heldout < 1 || a.group < 1 || a.group > a.batch) {
+  if (a.steps < 1 || a.batch < 2 || a.pool < 1 || a.heldout < 1 || a.group < 1 || a.group > a.batch ||
+      !(a.empty >= 0 && a.empty < 1)) {
     return absl::InvalidArgumentError(
-        "--steps and --pool and --heldout must be >= 1, --batch >= 2, --group in [1, --batch]");
+        "--steps and --pool and --heldout must be >= 1, --batch >= 2, --group in [1, --batch], --empty in [0, 1)");
   }
   ASSIGN_OR_RETURN(auto tok, core::clip::Tokenizer::Load(a.vocab));
   const core::clip::ClipConfig cfg = tw::ToyClipConfig(static_cast<int>(tok->vocab_size()));
@@ -151,9 +159,20 @@ absl::Status TrainClip(const ClipArgs& a) {
   opt.lr = a.lr;
   opt.total_steps = a.steps;
   opt.warmup_steps = static_cast<int>(std::min<int64_t>(200, std::max<int64_t>(1, a.steps / 10)));
-  const auto weights = core::train::InitialClipWeights(cfg, static_cast<uint32_t>(a.seed));
+  std::map<std::string, FloatTensor> weights;
+  if (a.init.empty()) {
+    weights = core::train::InitialClipWeights(cfg, static_cast<uint32_t>(a.seed));
+  } else {
+    ASSIGN_OR_RETURN(core::SafetensorsFile init, core::LoadSafetensors(a.init));
+    for (const auto& [name, view] : init.tensors) {
+      ASSIGN_OR_RETURN(weights[name], core::ToFloatTensor(view));
+    }
+    std::fprintf(stderr, "starting from %s\n", a.init.c_str());
+  }
   ASSIGN_OR_RETURN(auto trainer, core::train::ClipTrainer::Create(weights, opt));
-  const Pool pool = RenderPool(a.seed, a.pool, {}, cfg.image_resolution);
+  tw::SceneOptions scenes;
+  scenes.empty_probability = a.empty;
+  const Pool pool = RenderPool(a.seed, a.pool, scenes, cfg.image_resolution);
   std::map<std::pair<int, int>, std::vector<size_t>> by_look;
   for (size_t i = 0; i < pool.scenes.size(); ++i) by_look[LookOf(pool.scenes[i])].push_back(i);
   const std::vector<std::string>& templates = core::adapt::ImagenetTemplates();
@@ -345,6 +364,70 @@ absl::Status Classify(const ClassifyArgs& a) {
   return absl::OkStatus();
 }
 
+struct DirectionArgs {
+  std::string clip;
+  std::string vocab;
+  std::string from;
+  std::string to;
+  std::vector<std::string> pngs;
+};
+
+// Unit rows.
+FloatTensor UnitRows(FloatTensor t) {
+  const int64_t d = t.shape.back();
+  for (size_t r = 0; r * d < t.data.size(); ++r) {
+    double n = 0;
+    for (int64_t j = 0; j < d; ++j) n += double(t.data[r * d + j]) * t.data[r * d + j];
+    const float inv = 1.0f / static_cast<float>(std::max(std::sqrt(n), 1e-12));
+    for (int64_t j = 0; j < d; ++j) t.data[r * d + j] *= inv;
+  }
+  return t;
+}
+
+// StyleGAN-NADA's directional CLIP loss, read back: for each (source, target) pair of
+// images, the cosine between the image-embedding shift and the text direction from `from`
+// to `to` (both under the 79 templates). 1 - cosine is what adaptation minimises, so this
+// shows which of several candidate pictures a CLIP pulls the generator toward.
+absl::Status Direction(const DirectionArgs& a) {
+  if (a.pngs.empty() || a.pngs.size() % 2 != 0) return absl::InvalidArgumentError("give PNGs in source/target pairs");
+  ASSIGN_OR_RETURN(auto model, core::clip::ClipModel::Load(a.clip, "cpu"));
+  ASSIGN_OR_RETURN(auto tok, core::clip::Tokenizer::Load(a.vocab));
+  std::vector<FloatTensor> texts;
+  for (const std::string& t : {a.from, a.to}) {
+    std::vector<std::vector<int>> ids;
+    for (const std::string& line : core::adapt::ApplyTemplates(t)) {
+      ASSIGN_OR_RETURN(std::vector<int> row, tok->Tokenize(line, /*truncate=*/true, model->config().context_length));
+      ids.push_back(std::move(row));
+    }
+    ASSIGN_OR_RETURN(FloatTensor e, model->EncodeText(ids));
+    texts.push_back(std::move(e));
+  }
+  const FloatTensor dt = core::edit::TextDirection(texts[0], texts[1]);
+  FloatTensor images;
+  const int r = model->config().image_resolution;
+  images.shape = {static_cast<int64_t>(a.pngs.size()), 3, r, r};
+  for (const std::string& p : a.pngs) {
+    ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(p, 64u << 20));
+    ASSIGN_OR_RETURN(Rgb8Image img, core::DecodeImage(bytes));
+    const FloatTensor x = core::clip::NormalizeForClip(img);
+    images.data.insert(images.data.end(), x.data.begin(), x.data.end());
+  }
+  ASSIGN_OR_RETURN(FloatTensor e, model->EncodeImage(images));
+  e = UnitRows(std::move(e));
+  const int64_t d = e.shape.back();
+  for (size_t i = 0; i + 1 < a.pngs.size(); i += 2) {
+    FloatTensor shift;
+    shift.shape = {1, d};
+    for (int64_t j = 0; j < d; ++j) shift.data.push_back(e.data[(i + 1) * d + j] - e.data[i * d + j]);
+    shift = UnitRows(std::move(shift));
+    double cosine = 0;
+    for (int64_t j = 0; j < d; ++j) cosine += double(shift.data[j]) * dt.data[j];
+    std::printf("%s\n",
+                nlohmann::json{{"source", a.pngs[i]}, {"target", a.pngs[i + 1]}, {"cosine", cosine}}.dump().c_str());
+  }
+  return absl::OkStatus();
+}
+
 struct EvaluateArgs {
   std::string clip;
   std::string vocab;
@@ -389,6 +472,10 @@ int main(int argc, char** argv) {
   clip->add_option("--pool", ca.pool, "training scenes")->capture_default_str();
   clip->add_option("--heldout", ca.heldout, "held-out scenes measured at the end")->capture_default_str();
   clip->add_option("--lr", ca.lr)->capture_default_str();
+  clip->add_option("--empty", ca.empty, "share of training scenes without any shape")->capture_default_str();
+  clip->add_option("--init", ca.init,
+                   "start from this clip.safetensors (fine-tuning) instead of a fresh initialisation")
+      ->check(CLI::ExistingFile);
   clip->add_option("--group", ca.group, "scenes per group sharing style and a colour (1: drawn alone)")
       ->capture_default_str();
   clip->callback([&] { job = [&] { return TrainClip(ca); }; });
@@ -414,6 +501,16 @@ int main(int argc, char** argv) {
   classify->add_option("--vocab", cl.vocab)->required()->check(CLI::ExistingFile);
   classify->add_option("pngs", cl.pngs)->required();
   classify->callback([&] { job = [&] { return Classify(cl); }; });
+
+  DirectionArgs di;
+  auto* direction = app.add_subcommand(
+      "direction", "StyleGAN-NADA's directional CLIP cosine of (source, target) PNG pairs: one JSON line each");
+  direction->add_option("--clip", di.clip)->required()->check(CLI::ExistingFile);
+  direction->add_option("--vocab", di.vocab)->required()->check(CLI::ExistingFile);
+  direction->add_option("--from", di.from, "source domain text")->required();
+  direction->add_option("--to", di.to, "target domain text")->required();
+  direction->add_option("pngs", di.pngs, "source1 target1 source2 target2 ...")->required();
+  direction->callback([&] { job = [&] { return Direction(di); }; });
 
   EvaluateArgs ev;
   auto* evaluate = app.add_subcommand("evaluate", "zero-shot accuracy on held-out scenes: JSON");

@@ -75,5 +75,19 @@ TEST(PromptsTest, CorpusHoldsCaptionsPromptsAndTemplatedPhrases) {
   EXPECT_TRUE(all.count("an orange shape"));
 }
 
+// A caption of an empty scene claims exactly that: true of empty scenes of its style only,
+// while a bare style phrase ("a pencil sketch") stays true of every sketch.
+TEST(ClaimTest, EmptyScenesHaveTheirOwnCaptions) {
+  const Scene empty{{}, Style::kPencilSketch, {}};
+  std::mt19937_64 rng(3);
+  const ClaimedCaption c = DrawTrainingCaption(empty, {}, rng);
+  EXPECT_TRUE(Holds(c.claim, empty)) << c.text;
+  Scene circle = empty;
+  circle.shapes.push_back(Shape{ShapeKind::kCircle, ColourName::kRed});
+  EXPECT_FALSE(Holds(c.claim, circle)) << c.text;
+  EXPECT_FALSE(Holds(c.claim, Scene{{}, Style::kPhoto, {}})) << c.text;
+  EXPECT_TRUE(Holds(Claim{Style::kPencilSketch, std::nullopt, std::nullopt, ""}, empty));
+}
+
 }  // namespace
 }  // namespace ganserve::core::toyworld

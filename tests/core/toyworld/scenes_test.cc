@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/sha256.h"
 
@@ -231,6 +232,36 @@ TEST(ToyWorldScenes, OptionsRestrictTheWorld) {
   }
   options.min_shapes = options.max_shapes = 1;
   for (int i = 0; i < 20; ++i) EXPECT_EQ(RandomScene(SceneSeed(8, i), options).shapes.size(), 1u);
+}
+
+// Empty scenes come at about the asked rate, render as bare background or paper, and are
+// captioned as holding nothing; at rate 0 the option draws nothing, so seeds keep their scenes.
+TEST(ToyWorldScenes, EmptyScenesAtTheAskedRate) {
+  SceneOptions options;
+  options.empty_probability = 0.25;
+  int empty = 0;
+  for (int i = 0; i < 400; ++i) {
+    const Scene s = RandomScene(SceneSeed(5, i), options);
+    if (!s.shapes.empty()) continue;
+    ++empty;
+    if (empty > 12) continue;
+    for (const std::string& c : Captions(s, i, 6)) {
+      EXPECT_TRUE(absl::StrContains(c, "nothing") || absl::StrContains(c, "empty") || absl::StrContains(c, "no shape"))
+          << c;
+    }
+    const Rgb8Image image = RenderScene(s, 32, i);
+    const auto [lo, hi] = std::minmax_element(image.pixels.begin(), image.pixels.end());
+    EXPECT_GT(*hi, 0);  // something is drawn: paper or background
+    if (s.style == Style::kPencilSketch) {
+      EXPECT_GT(*lo, 150);  // bare paper, no graphite
+    }
+  }
+  EXPECT_GT(empty, 70);  // 100 expected; binomial sd 8.7
+  EXPECT_LT(empty, 130);
+  const Scene before = RandomScene(SceneSeed(5, 3));
+  options.empty_probability = 0;
+  EXPECT_EQ(RenderScene(RandomScene(SceneSeed(5, 3), options), 16).pixels, RenderScene(before, 16).pixels);
+  EXPECT_EQ(Describe(Scene{{}, Style::kPencilSketch, {}}), "a pencil sketch of nothing");
 }
 
 TEST(ToyWorldScenes, ShapesLieInsideTheFrameAndApart) {
