@@ -12,8 +12,10 @@
 # its own folder of the pack, whose manifest names the script, seed, commit and steps
 # that made it. Intermediate files go under $GANSERVE_TOY_WORK (build/toy-training), the
 # pack to $GANSERVE_TOY_PACK (assets/toy-pack). CLIP_STEPS / CLIP_TUNE_STEPS / GAN_STEPS
-# change the step counts (the defaults made the shipped pack); PACK_ONLY=1 skips the training and
-# packs each part's last run from the work folder. docs/toy-world.md has the times.
+# change the step counts (the defaults made the shipped pack); GAN_RESUME=1 continues the
+# last generator run from its checkpoint (to the same weights a run from scratch reaches);
+# PACK_ONLY=1 skips the training and packs each part's last run from the work folder.
+# docs/toy-world.md has the times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed=${1:-1}
@@ -94,7 +96,8 @@ for part in "${parts[@]}"; do
     gan)
       if [ -z "${PACK_ONLY:-}" ]; then
         echo "== generator, seed $seed"
-        $tool gan --out "$work/gan" --seed "$seed" ${GAN_STEPS:+--steps "$GAN_STEPS"} 2> >(tee "$work/gan.log" >&2) \
+        $tool gan --out "$work/gan" --seed "$seed" ${GAN_STEPS:+--steps "$GAN_STEPS"} \
+          ${GAN_RESUME:+--resume "$work/gan/training.safetensors"} 2> >(tee "$work/gan.log" >&2) \
           | tee "$work/gan.json"
         echo "$commit $seed" > "$work/gan.made"
       fi

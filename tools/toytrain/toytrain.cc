@@ -232,7 +232,7 @@ absl::Status TrainClip(const ClipArgs& a) {
 struct GanArgs {
   std::string out;
   uint64_t seed = 1;
-  int64_t steps = 2200;
+  int64_t steps = 3300;
   int batch = 32;
   int pool = 20000;
   float lr = 0.002f;  // rosinality's train.py
