@@ -100,13 +100,14 @@ echo "== the before/after sheet: $out/sheet.png"
 tiles() { for s in $(seq 1 8); do printf '%s ' "$1/seed$s.png"; done; }
 /usr/bin/python3 scripts/demo_sheet.py "$out/sheet.png" \
   "1. base '$model', seeds 1-8: what it was trained on (toy: one coloured shape, photo-like)=$(tiles "$out/samples")" \
-  "2. adapted to 'pencil sketch', same seeds: same shapes and colours as grey-paper sketches=$(tiles "$out/adapted")" \
+  "2. adapted to 'pencil sketch', same seeds: should be the same shapes and colours as grey-paper sketches=$(tiles "$out/adapted")" \
   "3. unseen photo | its inversion | the inversion rendered as a sketch=$photo $out/invert/reconstruction.png $(ls "$out"/invert/adapted/*.png | grep -v grid.png | head -1)" \
   "4. edit '$neutral' -> '$target' (alpha $alphas), base then sketch=$(ls "$out"/edit/edit*.png | sort -V | tr '\n' ' ') $(ls "$out"/edit-adapted/edit*.png | sort -V | tr '\n' ' ')"
-echo "   row 1: the generator's own samples; row 2: the same seeds after adaptation (the domain changes,"
-echo "   the content stays); row 3: a photo it never saw, reconstructed, then as a sketch; row 4: the text"
-echo "   edit at growing strength, in the base domain then in the sketch domain (on sampled circles the"
-echo "   CLIP's P(square) goes from 0.08 to 0.85 at alpha 2: docs/toy-world.md)"
+echo "   row 1: the generator's own samples; row 2: the same seeds after adaptation (the domain should"
+echo "   change and the content stay; with the toy pack the content fades to near-blank paper, the open"
+echo "   problem of docs/toy-world.md); row 3: a photo it never saw, reconstructed, then as a sketch;"
+echo "   row 4: the text edit at growing strength, in the base domain then in the sketch domain (on"
+echo "   sampled circles the CLIP's P(square) goes from 0.08 to 0.90 at alpha 2: docs/toy-world.md)"
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'
