@@ -8,13 +8,16 @@
 #  4. adapt --from red --to blue moves the hue statistics from red toward blue;
 #  5. a global-direction edit "a circle" -> "a square" raises P(square) monotonically
 #     with alpha;
-#  6. an inversion of a procedural scene the generator never saw reconstructs it.
+#  6. an inversion of a procedural scene the generator never saw reconstructs it;
+#  7. the CLIP's directional loss prefers the world's sketches and outlines to blank paper
+#     (bench/toy_sketch_probe.sh), so a blank adaptation is the generator's failure.
 # The figures are printed as JSON lines. Asserted: what the shipped pack reaches of the
 # targets in docs/toy-world.md (colour and style zero-shot >= 95 %, shape >= 93 %, as
 # 95.5 % leaves too little room for kernels that round differently on other CPUs; samples
 # >= 80 % confident in shape and colour and <= 10 % sketches; after photo -> sketch
 # <= 20 % still photos and saturation down; red -> blue hue shares; P(square) higher at
-# every alpha > 0 than at 0; inversion PSNR >= 20 dB). Printed only, as the pack does not
+# every alpha > 0 than at 0; inversion PSNR >= 20 dB; directional cosine of sketches and
+# outlines above blank paper's by 0.2 and 0.1). Printed only, as the pack does not
 # reach them yet (docs/toy-world.md): >= 80 % sketches after photo -> sketch with >= 70 %
 # keeping their seed's shape and colour, a monotonic edit sweep.
 # Usage: toy_semantic_test.sh BUILD_DIR SOURCE_DIR
@@ -177,5 +180,14 @@ mse = sum((x - y) ** 2 for p, q in zip(a, b) for x, y in zip(p, q)) / (3 * len(a
 psnr = 10 * math.log10(255 ** 2 / max(mse, 1e-9))
 print(json.dumps({"inversion": {"psnr_db": psnr}}))
 assert psnr >= 20, f"PSNR {psnr:.1f} dB < 20"
+PY
+step "7. where StyleGAN-NADA's directional loss points for photo -> pencil sketch"
+probe=$(bash "$src/bench/toy_sketch_probe.sh" "$build" "$pack/toy-clip") || fail "toy_sketch_probe.sh"
+python3 - "$probe" <<'PY' || fail "directional cosines"
+import json, sys
+c = json.loads(sys.argv[1])["directional_cosine"]
+print(json.dumps(c))
+assert c["sketch"] > c["blank"] + 0.2, f"the world's sketches not preferred to blank paper: {c}"
+assert c["outline"] > c["blank"] + 0.1, f"outlines not preferred to blank paper: {c}"
 PY
 echo "PASS"
