@@ -7,7 +7,7 @@
 #     and the pictures lose saturation;
 #  4. adapt --from red --to blue moves the hue statistics from red toward blue;
 #  5. a global-direction edit "a circle" -> "a square" raises P(square) monotonically
-#     with alpha;
+#     with alpha up to 3 (it falls back a little beyond);
 #  6. an inversion of a procedural scene the generator never saw reconstructs it;
 #  7. the CLIP's directional loss prefers the world's sketches and outlines to blank paper
 #     (bench/toy_sketch_probe.sh), so a blank adaptation is the generator's failure.
@@ -16,10 +16,11 @@
 # 95.5 % leaves too little room for kernels that round differently on other CPUs; samples
 # >= 80 % confident in shape and colour and <= 10 % sketches; after photo -> sketch
 # <= 20 % still photos and saturation down; red -> blue hue shares; P(square) higher at
-# every alpha > 0 than at 0; inversion PSNR >= 20 dB; directional cosine of sketches and
-# outlines above blank paper's by 0.2 and 0.1). Printed only, as the pack does not
-# reach them yet (docs/toy-world.md): >= 80 % sketches after photo -> sketch with >= 70 %
-# keeping their seed's shape and colour, a monotonic edit sweep.
+# every alpha > 0 than at 0 and rising over alpha 0, 1, 2, 3; inversion PSNR >= 20 dB;
+# directional cosine of sketches and outlines above blank paper's by 0.2 and 0.1).
+# Printed only, as the pack does not reach them yet (docs/toy-world.md): >= 80 % sketches
+# after photo -> sketch with >= 70 % keeping their seed's shape and colour, an edit sweep
+# still rising beyond alpha 3.
 # Usage: toy_semantic_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -153,17 +154,21 @@ print(",".join([os.path.basename(r["file"])[4:-4] for r in rows if r["shape"]["b
 PY
 )
 [ -n "$circles" ] || fail "no circle among the samples"
-$g edit --model toy --seeds "$circles" --truncation 0.7 --neutral "a circle" --target "a square" --alpha=0,2,4,6 \
+$g edit --model toy --seeds "$circles" --truncation 0.7 --neutral "a circle" --target "a square" --alpha=0,1,2,3,4,6 \
   --beta 0.1 --clip toy-clip --out "$work/edit" 2> "$work/edit.err" > /dev/null || fail "edit: $(tail -3 "$work/edit.err")"
 classify "$work/edit.jsonl" $(ls "$work"/edit/edit*.png | sort -V)
-python3 - "$work/edit.jsonl" 4 <<'PY' || fail "circle -> square"
+python3 - "$work/edit.jsonl" <<'PY' || fail "circle -> square"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-k = int(sys.argv[2])
+alphas = [0, 1, 2, 3, 4, 6]
+k = len(alphas)
 n = len(rows) // k
 p = [sum(rows[i * k + j]["shape"]["all"]["square"] for i in range(n)) / n for j in range(k)]
-print(json.dumps({"circle_to_square": {"seeds": n, "p_square_by_alpha": dict(zip([0, 2, 4, 6], p))}}))
+print(json.dumps({"circle_to_square": {"seeds": n, "p_square_by_alpha": dict(zip(alphas, p))}}))
 assert all(x > p[0] for x in p[1:]), f"P(square) not higher at every alpha > 0: {p}"
+# Rising up to alpha 3, where it saturates (0.90 -> 0.93 measured): a step there may
+# level off by classification noise, not fall.
+assert p[0] < p[1] < p[2] and p[3] > p[2] - 0.03, f"P(square) not rising with alpha up to 3: {p}"
 PY
 
 step "6. inversion of a scene the generator never saw"
