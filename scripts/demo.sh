@@ -77,18 +77,22 @@ $ganctl --timeout 0 adapt --model "$model" --from photo --to "pencil sketch" --p
 echo "== sampling the adapted model '$adapted' (same seeds)"
 $ganctl --timeout 600 generate --model "$adapted" --seeds $seeds --truncation 0.7 --out "$out/adapted"
 
-echo "== a procedural photo the generator never saw (toy world, seed 4242), inverted into '$model',"
-echo "   then rendered in the adapted domain"
-build/client/ganctl local make-world --out "$out/world" --count 1 --seed 4242 --style photo --max-shapes 1 \
+echo "== procedural photos the generator never saw (toy world, seed 4242: scenes 0 and 5, a small star"
+echo "   and a large circle), inverted into '$model', then rendered in the adapted domain"
+build/client/ganctl local make-world --out "$out/world" --count 6 --seed 4242 --style photo --max-shapes 1 \
   --captions 0 2> /dev/null
-photo=$out/world/000000.png
-[ "$model" = toy ] || photo=$out/samples/seed3.png
-inv=$($ganctl --timeout 0 invert "$photo" --model "$model" --preview-every 250 \
-  --out "$out/invert" | grep '^inv-')
-$ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/adapted"
+photos=("$out/world/000000.png" "$out/world/000005.png")
+[ "$model" = toy ] || photos=("$out/samples/seed3.png")
+row3=""
+for i in "${!photos[@]}"; do
+  inv=$($ganctl --timeout 0 invert "${photos[$i]}" --model "$model" --preview-every 250 \
+    --out "$out/invert/$i" | grep '^inv-')
+  $ganctl generate --model "$adapted" --inversion "$inv" --out "$out/invert/$i/adapted"
+  row3+="${photos[$i]} $out/invert/$i/reconstruction.png $(ls "$out/invert/$i"/adapted/*.png | grep -v grid.png | head -1) "
+done
 
 echo "== text editing (StyleCLIP global directions): statistics for '$model' with $clip (small sample"
-echo "   counts for the demo), then the inversion edited from '$neutral' toward '$target'"
+echo "   counts for the demo), then the last inversion edited from '$neutral' toward '$target'"
 $ganctl --timeout 0 prepare-global --model "$model" --clip "$clip" --samples 2000 --images 8 --batch 8 \
   --out "$out/stats" || echo "   (statistics exist already)"
 $ganctl edit --model "$model" --inversion "$inv" --neutral "$neutral" --target "$target" \
@@ -101,15 +105,16 @@ tiles() { for s in $(seq 1 8); do printf '%s ' "$1/seed$s.png"; done; }
 /usr/bin/python3 scripts/demo_sheet.py "$out/sheet.png" \
   "1. base '$model', seeds 1-8: what it was trained on (toy: one coloured shape, photo-like)=$(tiles "$out/samples")" \
   "2. adapted to 'pencil sketch', same seeds: should be the same shapes and colours as grey-paper sketches=$(tiles "$out/adapted")" \
-  "3. unseen photo | its inversion | the inversion rendered as a sketch=$photo $out/invert/reconstruction.png $(ls "$out"/invert/adapted/*.png | grep -v grid.png | head -1)" \
+  "3. unseen photo | its inversion | the inversion rendered as a sketch (toy: the small star is missed)=$row3" \
   "4. edit '$neutral' -> '$target' (alpha $alphas), base then sketch=$(ls "$out"/edit/edit*.png | sort -V | tr '\n' ' ') $(ls "$out"/edit-adapted/edit*.png | sort -V | tr '\n' ' ')"
 echo "   row 1: the generator's own samples; row 2: the same seeds after adaptation (the domain should"
-echo "   change and the content stay; with the toy pack the content fades to near-blank paper, the open"
-echo "   problem of docs/toy-world.md); row 3: a photo it never saw, reconstructed, then as a sketch;"
+echo "   change and the content stay; with the toy pack the content fades to speckled paper, the open"
+echo "   problem of docs/toy-world.md); row 3: photos it never saw, reconstructed, then as sketches (the"
+echo "   toy generator draws rounded shapes of middling size: the small star is missed, the circle found);"
 echo "   row 4: the text edit at growing strength, in the base domain then in the sketch domain (on"
 echo "   sampled circles the CLIP's P(square) goes from 0.08 to 0.90 at alpha 2: docs/toy-world.md)"
 
 echo "== metrics (first lines)"
 python3 -c 'import urllib.request; print("\n".join(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode().splitlines()[:6]))'
 echo "== done: $out/sheet.png (the whole story on one page); samples/, adapted/, adapt/ (previews),"
-echo "   invert/ (latent.npy, reconstruction.png), edit/ and edit-adapted/ (strips)"
+echo "   invert/N/ (latent.npy, reconstruction.png), edit/ and edit-adapted/ (strips)"

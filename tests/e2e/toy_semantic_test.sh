@@ -8,7 +8,7 @@
 #  4. adapt --from red --to blue moves the hue statistics from red toward blue;
 #  5. a global-direction edit "a circle" -> "a square" raises P(square) monotonically
 #     with alpha up to 3 (it falls back a little beyond);
-#  6. an inversion of a procedural scene the generator never saw reconstructs it;
+#  6. inversions of procedural scenes the generator never saw reconstruct their shapes;
 #  7. the CLIP's directional loss prefers the world's sketches and outlines to blank paper
 #     (bench/toy_sketch_probe.sh), so a blank adaptation is the generator's failure.
 # The figures are printed as JSON lines. Asserted: what the shipped pack reaches of the
@@ -16,7 +16,8 @@
 # 95.5 % leaves too little room for kernels that round differently on other CPUs; samples
 # >= 80 % confident in shape and colour and <= 10 % sketches; after photo -> sketch
 # <= 20 % still photos and saturation down; red -> blue hue shares; P(square) higher at
-# every alpha > 0 than at 0 and rising over alpha 0, 1, 2, 3; inversion PSNR >= 20 dB;
+# every alpha > 0 than at 0 and rising over alpha 0, 1, 2, 3; at least 3 of 6 unseen photos
+# inverted at least 3 dB above their mean colour's PSNR;
 # directional cosine of sketches and outlines above blank paper's by 0.2 and 0.1).
 # Printed only, as the pack does not reach them yet (docs/toy-world.md): >= 80 % sketches
 # after photo -> sketch with >= 70 % keeping their seed's shape and colour, an edit sweep
@@ -171,20 +172,37 @@ assert all(x > p[0] for x in p[1:]), f"P(square) not higher at every alpha > 0: 
 assert p[0] < p[1] < p[2] and p[3] > p[2] - 0.03, f"P(square) not rising with alpha up to 3: {p}"
 PY
 
-step "6. inversion of a scene the generator never saw"
-"$ganctl" local make-world --out "$work/world" --count 1 --seed 4242 --style photo --max-shapes 1 --captions 0 \
+step "6. inversion of six scenes the generator never saw"
+# Each reconstruction is compared with the best constant image (the photo's mean colour):
+# a reconstruction that only finds the backdrop scores about as well as that, so the
+# PSNR alone (about 22 dB either way on these backdrops) would not tell a shape found from
+# one missed.
+"$ganctl" local make-world --out "$work/world" --count 6 --seed 4242 --style photo --max-shapes 1 --captions 0 \
   2> /dev/null || fail "make-world"
-$g --timeout 0 invert "$work/world/000000.png" --model toy --out "$work/invert" > "$work/invert.out" \
-  2> "$work/invert.err" || fail "invert: $(tail -3 "$work/invert.err")"
-/usr/bin/python3 - "$work/world/000000.png" "$work/invert/reconstruction.png" <<'PY' || fail "inversion"
+for i in 0 1 2 3 4 5; do
+  $g --timeout 0 invert "$work/world/00000$i.png" --model toy --out "$work/invert/$i" > "$work/invert.out" \
+    2> "$work/invert.err" || fail "invert: $(tail -3 "$work/invert.err")"
+done
+/usr/bin/python3 - "$work/world" "$work/invert" <<'PY' || fail "inversion"
 import json, math, sys
 from PIL import Image
-a = list(Image.open(sys.argv[1]).convert("RGB").getdata())
-b = list(Image.open(sys.argv[2]).convert("RGB").resize((64, 64)).getdata())
-mse = sum((x - y) ** 2 for p, q in zip(a, b) for x, y in zip(p, q)) / (3 * len(a))
-psnr = 10 * math.log10(255 ** 2 / max(mse, 1e-9))
-print(json.dumps({"inversion": {"psnr_db": psnr}}))
-assert psnr >= 20, f"PSNR {psnr:.1f} dB < 20"
+world, inv = sys.argv[1:]
+def psnr(mse):
+    return 10 * math.log10(255 ** 2 / max(mse, 1e-9))
+rows = []
+for i in range(6):
+    a = list(Image.open(f"{world}/00000{i}.png").convert("RGB").getdata())
+    b = list(Image.open(f"{inv}/{i}/reconstruction.png").convert("RGB").resize((64, 64)).getdata())
+    mean = [sum(p[c] for p in a) / len(a) for c in range(3)]
+    mse = sum((x - y) ** 2 for p, q in zip(a, b) for x, y in zip(p, q)) / (3 * len(a))
+    flat = sum((x - m) ** 2 for p in a for x, m in zip(p, mean)) / (3 * len(a))
+    rows.append({"psnr_db": round(psnr(mse), 2), "mean_colour_psnr_db": round(psnr(flat), 2),
+                 "gain_db": round(psnr(mse) - psnr(flat), 2)})
+found = sum(r["gain_db"] >= 3 for r in rows)
+print(json.dumps({"inversion": {"scenes": rows, "found": found}}))
+# Measured: the three large shapes gain 6-9 dB over their mean colour, the three small
+# stars 1.4 dB at most (the generator draws rounded shapes of middling size).
+assert found >= 3, f"only {found} of 6 inversions beat their photo's mean colour by 3 dB: {rows}"
 PY
 step "7. where StyleGAN-NADA's directional loss points for photo -> pencil sketch"
 probe=$(bash "$src/bench/toy_sketch_probe.sh" "$build" "$pack/toy-clip") || fail "toy_sketch_probe.sh"
