@@ -6,6 +6,8 @@
 #   sketch       the world's own pencil sketch of the scene
 #   outline      the shape's outline in graphite on paper, no fill
 #   pale         the shape filled with a 30 % tint of its colour on paper, no outline
+#   grey         the shape filled with flat mid-grey on paper, no outline
+#   grey_outline the same with the graphite outline
 #   on_paper     the photo's shape, unchanged, on paper
 #   blank        paper alone
 # and, when given, pairs of generator samples before and after an adaptation.
@@ -42,7 +44,7 @@ for i in range(16):
     def edge(x, y):
         return mask[x][y] and any(not mask[x + dx][y + dy] for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))
                                   if 0 <= x + dx < n and 0 <= y + dy < n)
-    for name in ("outline", "pale", "on_paper", "blank"):
+    for name in ("outline", "pale", "on_paper", "blank", "grey", "grey_outline"):
         out = Image.new("RGB", (n, n))
         q = out.load()
         for x in range(n):
@@ -53,7 +55,9 @@ for i in range(16):
                     p = tuple(int(0.3 * s + 0.7 * c) for s, c in zip(mean, p))
                 if name == "on_paper" and mask[x][y]:
                     p = px[x, y]
-                if name == "outline" and edge(x, y):
+                if name in ("grey", "grey_outline") and mask[x][y]:
+                    p = (160 + v, 160 + v, 160 + v)
+                if name in ("outline", "grey_outline") and edge(x, y):
                     p = (90 + v, 90 + v, 95 + v)
                 q[x, y] = p
         out.save(f"{work}/{name}{i}.png")
@@ -62,7 +66,7 @@ pairs=()
 for i in $(seq 0 15); do
   photo=$work/photo/$(printf %06d "$i").png
   pairs+=("$photo" "$work/pencil_sketch/$(printf %06d "$i").png")
-  for c in outline pale on_paper blank; do pairs+=("$photo" "$work/$c$i.png"); done
+  for c in outline pale on_paper blank grey grey_outline; do pairs+=("$photo" "$work/$c$i.png"); done
   if [ -n "$adapted" ]; then pairs+=("$base/seed$((i + 1)).png" "$adapted/seed$((i + 1)).png"); fi
 done
 "$build/tools/toytrain/ganserve-toytrain" --threads 2 direction --clip "$clip/clip.safetensors" \
@@ -70,7 +74,7 @@ done
 python3 - "$work/cos.jsonl" "${adapted:+adapted}" <<'PY'
 import json, sys
 cos = [json.loads(l)["cosine"] for l in open(sys.argv[1])]
-names = ["sketch", "outline", "pale", "on_paper", "blank"] + ([sys.argv[2]] if sys.argv[2] else [])
+names = ["sketch", "outline", "pale", "on_paper", "blank", "grey", "grey_outline"] + ([sys.argv[2]] if sys.argv[2] else [])
 k = len(names)
 print(json.dumps({"directional_cosine": {n: round(sum(cos[j::k]) / len(cos[j::k]), 3) for j, n in enumerate(names)}}))
 PY
