@@ -1,6 +1,7 @@
 # Shared by the e2e scripts (source it after setting -euo pipefail): a work folder
 # removed on exit together with the server the script started (its PID in server_pid),
-# and the fail/step helpers. fail prints the server log's tail.
+# and the fail/step helpers. fail prints the server log's tail; step prints the seconds
+# since the script began, so a run that nears its ctest timeout shows where the time went.
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -9,7 +10,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
-step() { echo "--- $*"; }
+step() { echo "--- $* (at ${SECONDS} s)"; }
 # server_port LOG: the gRPC port a starting ganserve reports in LOG (waits up to 10 s).
 server_port() {
   local port=""

@@ -213,4 +213,4 @@ print(json.dumps(c))
 assert c["sketch"] > c["blank"] + 0.2, f"the world's sketches not preferred to blank paper: {c}"
 assert c["outline"] > c["blank"] + 0.1, f"outlines not preferred to blank paper: {c}"
 PY
-echo "PASS"
+echo "PASS (${SECONDS} s)"
